@@ -1,0 +1,28 @@
+/* PeerNet: an actor runtime carrying reliable UDP.
+ *
+ * Including this header is enough to use the library. Each header it
+ * includes documents its own threading, ownership and errors.
+ */
+#ifndef PEERNET_PEERNET_H
+#define PEERNET_PEERNET_H
+
+#include "peernet/error.h"
+#include "peernet/runtime.h"
+#include "peernet/stats.h"
+
+#define PEERNET_VERSION_MAJOR 0
+#define PEERNET_VERSION_MINOR 1
+#define PEERNET_VERSION_PATCH 0
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Library version as "MAJOR.MINOR.PATCH"; static. Any thread. */
+PN_API const char *pn_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,101 @@
+/* PeerNet statistics: plain-struct snapshots of the runtime, its workers and
+ * its live actors.
+ *
+ * Threading: pn_snapshot_take() may be called from any thread, including a
+ * handler, at any time. Counters are read without stopping the workers, so a
+ * snapshot is consistent per counter, not across counters.
+ * Ownership: the snapshot belongs to the caller until pn_snapshot_free().
+ */
+#ifndef PEERNET_STATS_H
+#define PEERNET_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "peernet/error.h"
+#include "peernet/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum pn_actor_state {
+  PN_ACTOR_IDLE = 0,     /* empty mailbox, not scheduled */
+  PN_ACTOR_RUNNABLE = 1, /* scheduled or running */
+  PN_ACTOR_MUTED = 2,    /* held back: it sent to an overloaded actor */
+  PN_ACTOR_STOPPING = 3, /* stop requested, PN_MSG_STOPPED not yet handled */
+  PN_ACTOR_STOPPED = 4
+} pn_actor_state;
+
+/* Text for a state ("idle", "runnable", ...). Never NULL. */
+PN_API const char *pn_actor_state_name(pn_actor_state state);
+
+typedef struct pn_actor_stats {
+  uint64_t id;
+  char name[32];
+  pn_actor_state state;
+  int32_t home_worker;    /* -1 when the actor may run anywhere */
+  bool overloaded;        /* its last run ended with a full batch */
+  uint64_t received;      /* messages taken from the mailbox */
+  uint64_t processed;     /* messages given to the handler */
+  uint64_t dropped;       /* taken but not handled (after stop, late ticks) */
+  uint64_t sent;          /* messages this actor's handler sent */
+  uint64_t runs;          /* times it was scheduled and ran */
+  uint64_t muted;         /* times it was muted by backpressure */
+  uint64_t cpu_ns;        /* handler time, when stats_cpu_time is on */
+  uint32_t mailbox_depth; /* estimate at the end of its last run */
+  uint32_t mailbox_hwm;   /* highest estimate seen */
+} pn_actor_stats;
+
+typedef struct pn_worker_stats {
+  uint32_t index;
+  uint64_t runs;          /* actor runs */
+  uint64_t steals;        /* successful steals from other workers */
+  uint64_t stolen_actors; /* actors taken by those steals */
+  uint64_t wakeups;       /* returns from the idle wait */
+  uint64_t idle_ns;       /* time spent in the idle wait */
+  uint64_t timers_fired;
+} pn_worker_stats;
+
+typedef struct pn_runtime_stats {
+  uint32_t workers;
+  const char *io_backend; /* static string */
+  uint64_t actors_spawned;
+  uint64_t actors_stopped;
+  uint64_t actors_alive;   /* spawned, not yet stopped */
+  uint64_t actor_handles;  /* actor objects not yet freed */
+  uint64_t msgs_in_flight; /* envelopes allocated and not yet freed */
+  uint64_t timers_active;
+} pn_runtime_stats;
+
+typedef struct pn_snapshot {
+  pn_runtime_stats runtime;
+  size_t worker_count;
+  pn_worker_stats *workers; /* worker_count entries */
+  size_t actor_count;
+  pn_actor_stats *actors; /* every live (not yet stopped) actor */
+} pn_snapshot;
+
+/* Takes a snapshot. On PN_OK *snap_out belongs to the caller (free with
+ * pn_snapshot_free()). Errors: PN_EINVAL, PN_ENOMEM. Any thread; holds the
+ * actor registry lock while copying (spawns wait meanwhile). */
+PN_API pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out);
+
+/* Frees a snapshot; NULL is ignored. Any thread. */
+PN_API void pn_snapshot_free(pn_snapshot *snap);
+
+/* Statistics of one actor, live or stopped, through a handle.
+ * Errors: PN_EINVAL. Any thread, never blocks. */
+PN_API pn_err pn_actor_stats_get(const pn_actor *actor,
+                                 pn_actor_stats *stats_out);
+
+/* Runtime-wide counters only (cheap: no per-actor walk).
+ * Errors: PN_EINVAL. Any thread, never blocks. */
+PN_API pn_err pn_runtime_stats_get(pn_runtime *rt, pn_runtime_stats *stats_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

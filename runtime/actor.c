@@ -1,0 +1,598 @@
+/* Actors: spawn, send, stop, and one run of an actor on a worker.
+ *
+ * States: idle (mailbox head has bit 0 set) -> runnable (a sender found it
+ * idle and scheduled it; exactly one run is queued or running) -> idle again
+ * when a run ends with an empty mailbox and its CAS succeeds. Stop: a
+ * PN__MSG_STOP envelope (or pn_actor_stop(self)) ends the run; the handler
+ * gets PN_MSG_STOPPED once, the DEAD flag is set and the mailbox drained.
+ *
+ * Backpressure (after Pony): a run that uses its whole batch marks the actor
+ * overloaded. An actor that sends to an overloaded actor, and is not
+ * overloaded itself, puts itself on the receiver's mute list; when its run
+ * ends it parks instead of being rescheduled. When the receiver's run ends
+ * without using its whole batch it clears the flag and reschedules everyone
+ * on its list. Overloaded actors are never muted, so muting cannot form a
+ * cycle. Application threads are never muted.
+ */
+#include "runtime/actor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/clock.h"
+#include "runtime/rt.h"
+#include "runtime/timer.h"
+#include "runtime/worker.h"
+
+/* Depth is estimated by walking the mailbox on every 8th run that leaves
+ * messages behind, up to this many nodes. */
+#define DEPTH_WALK_MAX 1024u
+#define ACTORS_PER_CHUNK 64u
+
+static _Thread_local pn_actor *tls_actor
+    __attribute__((tls_model("initial-exec")));
+
+pn_actor *pn_self(void) { return tls_actor; }
+
+pn_runtime *pn_actor_runtime(const pn_actor *actor) {
+  return actor ? actor->rt : NULL;
+}
+
+uint64_t pn_actor_id(const pn_actor *actor) { return actor ? actor->id : 0; }
+
+/* --- slab (under rt->reg_lock) ------------------------------------------- */
+
+static pn_actor *slab_take(pn_runtime *rt) {
+  if (!rt->slab_free) {
+    if (rt->slab_nchunks == rt->slab_cap) {
+      size_t cap = rt->slab_cap ? rt->slab_cap * 2 : 16;
+      void **chunks = realloc(rt->slab_chunks, cap * sizeof *chunks);
+      if (!chunks) {
+        return NULL;
+      }
+      rt->slab_chunks = chunks;
+      rt->slab_cap = cap;
+    }
+    pn_actor *chunk =
+        aligned_alloc(64, ACTORS_PER_CHUNK * sizeof(struct pn_actor));
+    if (!chunk) {
+      return NULL;
+    }
+    rt->slab_chunks[rt->slab_nchunks++] = chunk;
+    for (uint32_t i = ACTORS_PER_CHUNK; i-- > 0;) {
+      chunk[i].reg_next = rt->slab_free;
+      rt->slab_free = &chunk[i];
+    }
+  }
+  pn_actor *a = rt->slab_free;
+  rt->slab_free = a->reg_next;
+  return a;
+}
+
+void pn__actor_unref(pn_actor *a) {
+  /* acq_rel: the last holder sees every write of the others before the
+   * memory is reused. */
+  if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1) {
+    return;
+  }
+  pn_runtime *rt = a->rt;
+  pthread_mutex_lock(&rt->reg_lock);
+  pn__label_put(&rt->labels, a->label);
+  a->label = NULL;
+  a->reg_next = rt->slab_free;
+  rt->slab_free = a;
+  pthread_mutex_unlock(&rt->reg_lock);
+  atomic_fetch_sub_explicit(&rt->actor_objects, 1, memory_order_relaxed);
+}
+
+void pn_actor_hold(pn_actor *actor) {
+  if (actor) {
+    /* relaxed: the caller already holds a reference. */
+    atomic_fetch_add_explicit(&actor->refs, 1, memory_order_relaxed);
+  }
+}
+
+void pn_actor_release(pn_actor *actor) {
+  if (actor) {
+    pn__actor_unref(actor);
+  }
+}
+
+pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
+                pn_actor **actor_out) {
+  if (!rt || !cfg || cfg->size < sizeof(pn_actor_config) || !cfg->handler ||
+      cfg->home_worker < -1 || cfg->home_worker >= (int32_t)rt->nworkers) {
+    return PN_EINVAL;
+  }
+  pthread_mutex_lock(&rt->reg_lock);
+  if (rt->closing) {
+    pthread_mutex_unlock(&rt->reg_lock);
+    return PN_ECLOSED;
+  }
+  pn_actor *a = slab_take(rt);
+  if (!a) {
+    pthread_mutex_unlock(&rt->reg_lock);
+    return PN_ENOMEM;
+  }
+  /* Initialised under the registry lock: a concurrent snapshot reads it as
+   * soon as it is on the list. */
+  pn__label *label = NULL;
+  if (cfg->name && cfg->name[0]) {
+    label = pn__label_get(&rt->labels, cfg->name);
+    if (!label) {
+      a->reg_next = rt->slab_free;
+      rt->slab_free = a;
+      pthread_mutex_unlock(&rt->reg_lock);
+      return PN_ENOMEM;
+    }
+  }
+  memset(a, 0, sizeof *a);
+  a->label = label;
+  a->id = ++rt->next_id;
+  a->rt = rt;
+  a->home = cfg->home_worker;
+  a->handler = cfg->handler;
+  a->state = cfg->state;
+  atomic_init(&a->stub.next, NULL);
+  a->tail = &a->stub;
+  atomic_init(&a->refs, actor_out ? 2u : 1u);
+  atomic_init(&a->flags, 0);
+  atomic_init(&a->mute_state, PN__MUTE_NONE);
+  atomic_init(&a->head, (uintptr_t)&a->stub | 1u);
+  a->reg_prev = NULL;
+  a->reg_next = rt->reg_head;
+  if (rt->reg_head) {
+    rt->reg_head->reg_prev = a;
+  }
+  rt->reg_head = a;
+  /* Counted under the lock: a shutdown that set closing sees every spawn
+   * that got past the check. */
+  atomic_fetch_add_explicit(&rt->actor_objects, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&rt->actors_spawned, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&rt->reg_lock);
+  if (actor_out) {
+    *actor_out = a;
+  }
+  return PN_OK;
+}
+
+/* --- backpressure ----------------------------------------------------------
+ */
+
+static void mute_register(pn_actor *sender, pn_actor *to) {
+  pthread_mutex_t *lock = pn__mute_lock(to->rt, to);
+  pthread_mutex_lock(lock);
+  uint32_t f = atomic_load_explicit(&to->flags, memory_order_relaxed);
+  /* acquire: pairs with the release exchange in unmute_all(), so this
+   * sender's reuse of mute_next comes after the old receiver read it. */
+  if ((f & PN__A_OVERLOADED) && !(f & PN__A_DEAD) &&
+      atomic_load_explicit(&sender->mute_state, memory_order_acquire) ==
+          PN__MUTE_NONE) {
+    sender->mute_next = to->mute_list;
+    to->mute_list = sender;
+    pn_actor_hold(sender);
+    atomic_store_explicit(&sender->mute_state, PN__MUTE_PENDING,
+                          memory_order_relaxed);
+  }
+  pthread_mutex_unlock(lock);
+}
+
+/* Clears the overloaded flag and reschedules every actor muted on a. */
+static void unmute_all(pn__worker *w, pn_actor *a) {
+  pthread_mutex_t *lock = pn__mute_lock(a->rt, a);
+  pthread_mutex_lock(lock);
+  atomic_fetch_and_explicit(&a->flags, ~PN__A_OVERLOADED, memory_order_relaxed);
+  pn_actor *list = a->mute_list;
+  a->mute_list = NULL;
+  pthread_mutex_unlock(lock);
+  while (list) {
+    pn_actor *s = list;
+    list = s->mute_next;
+    /* acq_rel: acquire pairs with the parking CAS (the parked run's writes
+     * are visible before we reschedule it); release pairs with
+     * mute_register()'s acquire load. */
+    uint32_t prev = atomic_exchange_explicit(&s->mute_state, PN__MUTE_NONE,
+                                             memory_order_acq_rel);
+    if (prev == PN__MUTE_PARKED) {
+      pn__schedule(w, s, false);
+    }
+    pn__actor_unref(s);
+  }
+}
+
+/* --- sending ---------------------------------------------------------------
+ */
+
+void pn__actor_deliver(pn__worker *cur, pn_actor *a, pn_msg *m) {
+  if (pn__mailbox_push(a, &m->node)) {
+    /* acquire: pairs with the release fetch_or of DEAD in finish_stop(). A
+     * stopped actor's drain run owns a reference of its own. */
+    if (atomic_load_explicit(&a->flags, memory_order_acquire) & PN__A_DEAD) {
+      pn_actor_hold(a);
+    }
+    pn__schedule(cur, a, true);
+  }
+}
+
+void pn__outbox_flush(pn__worker *w) {
+  for (uint32_t i = 0; i < w->outbox_used; i++) {
+    pn__outbox_slot *slot = &w->outbox[i];
+    pn_actor *a = slot->to;
+    if (pn__mailbox_push_chain(a, &slot->first->node, &slot->last->node)) {
+      /* acquire: as in pn__actor_deliver(). */
+      if (atomic_load_explicit(&a->flags, memory_order_acquire) & PN__A_DEAD) {
+        pn_actor_hold(a);
+      }
+      pn__schedule(w, a, true);
+    }
+  }
+  w->outbox_used = 0;
+}
+
+/* Sends an envelope: collected in the worker's outbox when a handler of
+ * this runtime sends, pushed at once otherwise. */
+static void send_envelope(pn__worker *w, pn_actor *to, pn_msg *m) {
+  if (!w || !tls_actor) {
+    pn__actor_deliver(w, to, m);
+    return;
+  }
+  pn__outbox_slot *slot = NULL;
+  for (uint32_t i = 0; i < w->outbox_used; i++) {
+    if (w->outbox[i].to == to) {
+      slot = &w->outbox[i];
+      break;
+    }
+  }
+  if (slot && slot->count >= PN__OUTBOX_CHAIN_MAX) {
+    pn__outbox_flush(w);
+    slot = NULL;
+  }
+  if (!slot) {
+    if (w->outbox_used == PN__OUTBOX_SLOTS) {
+      pn__outbox_flush(w);
+    }
+    slot = &w->outbox[w->outbox_used++];
+    slot->to = to;
+    slot->first = slot->last = m;
+    slot->count = 1;
+    return;
+  }
+  atomic_store_explicit(&slot->last->node.next, &m->node, memory_order_relaxed);
+  slot->last = m;
+  slot->count++;
+}
+
+/* Counts the send and mutes the sending actor if the receiver is
+ * overloaded. Only for sends made by a handler of the same runtime. */
+static void note_send(pn_actor *to, uint32_t to_flags) {
+  pn_actor *cur = tls_actor;
+  if (!cur || cur->rt != to->rt) {
+    return;
+  }
+  pn__stat_add(&cur->sent, 1);
+  if ((to_flags & PN__A_OVERLOADED) && cur != to &&
+      !(atomic_load_explicit(&cur->flags, memory_order_relaxed) &
+        PN__A_OVERLOADED) &&
+      atomic_load_explicit(&cur->mute_state, memory_order_relaxed) ==
+          PN__MUTE_NONE) {
+    mute_register(cur, to);
+  }
+}
+
+pn_err pn_send(pn_actor *to, uint32_t type, const void *data, size_t size) {
+  if (!to || type >= PN_MSG_TYPE_RESERVED || (size && !data)) {
+    return PN_EINVAL;
+  }
+  if (size > PN_MSG_COPY_MAX) {
+    return PN_ERANGE;
+  }
+  uint32_t f = atomic_load_explicit(&to->flags, memory_order_relaxed);
+  if (f & PN__A_DEAD) {
+    return PN_ECLOSED;
+  }
+  pn__worker *w = pn__worker_current(to->rt);
+  pn_msg *m = pn__msg_alloc(to->rt, w, size);
+  if (!m) {
+    return PN_ENOMEM;
+  }
+  m->type = type;
+  m->size = (uint32_t)size;
+  if (size) {
+    m->data = m->inline_data;
+    memcpy(m->inline_data, data, size);
+  }
+  note_send(to, f);
+  send_envelope(w, to, m);
+  return PN_OK;
+}
+
+pn_err pn_send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
+                   pn_free_fn free_fn, void *ctx) {
+  if (!to || type >= PN_MSG_TYPE_RESERVED || (size && !data) ||
+      size > UINT32_MAX) {
+    return PN_EINVAL;
+  }
+  uint32_t f = atomic_load_explicit(&to->flags, memory_order_relaxed);
+  if (f & PN__A_DEAD) {
+    return PN_ECLOSED;
+  }
+  pn__worker *w = pn__worker_current(to->rt);
+  pn_msg *m = pn__msg_alloc(to->rt, w, 0);
+  if (!m) {
+    return PN_ENOMEM;
+  }
+  m->type = type;
+  m->size = (uint32_t)size;
+  m->kind = PN__MSG_BUF;
+  m->data = data;
+  m->u.buf.fn = free_fn;
+  m->u.buf.ctx = ctx;
+  note_send(to, f);
+  send_envelope(w, to, m);
+  return PN_OK;
+}
+
+pn_err pn_actor_stop(pn_actor *actor) {
+  if (!actor) {
+    return PN_EINVAL;
+  }
+  /* acq_rel: orders the request with the flags the stopping run sets. */
+  uint32_t f = atomic_fetch_or_explicit(&actor->flags, PN__A_STOP_REQ,
+                                        memory_order_acq_rel);
+  if (f & PN__A_DEAD) {
+    return PN_ECLOSED;
+  }
+  if (f & PN__A_STOP_REQ) {
+    return PN_OK;
+  }
+  if (tls_actor == actor) {
+    actor->stop_now = true;
+    return PN_OK;
+  }
+  pn__worker *w = pn__worker_current(actor->rt);
+  pn_msg *m = pn__msg_alloc(actor->rt, w, 0);
+  if (!m) {
+    atomic_fetch_and_explicit(&actor->flags, ~PN__A_STOP_REQ,
+                              memory_order_relaxed);
+    return PN_ENOMEM;
+  }
+  m->kind = PN__MSG_STOP;
+  m->type = PN_MSG_STOPPED;
+  /* Through the outbox, so it stays behind this sender's earlier sends. */
+  send_envelope(w, actor, m);
+  return PN_OK;
+}
+
+uint32_t pn_msg_type(const pn_msg *msg) { return msg ? msg->type : 0; }
+
+const void *pn_msg_data(const pn_msg *msg) { return msg ? msg->data : NULL; }
+
+size_t pn_msg_size(const pn_msg *msg) { return msg ? msg->size : 0; }
+
+/* --- running ------------------------------------------------------------- */
+
+/* The consumer pushes the stub behind the last envelope so that envelope
+ * can be freed: an idle actor then holds no envelope at all. */
+static void push_stub(pn_actor *a) {
+  a->stub_queued = true;
+  pn__mailbox_push(a, &a->stub);
+}
+
+/* Marks an empty mailbox idle. Fails if a sender pushed meanwhile. */
+static bool mailbox_try_idle(pn_actor *a) {
+  uintptr_t expected = (uintptr_t)&a->stub;
+  /* release: publishes this run's writes to the sender that next finds the
+   * mailbox idle (pairs with the acquire half of its exchange). Only this
+   * CAS ever sets the idle bit, so an actor is marked idle only when nothing
+   * was pushed after the stub, not even by a sender still linking. */
+  return atomic_compare_exchange_strong_explicit(
+      &a->head, &expected, expected | 1u, memory_order_acq_rel,
+      memory_order_relaxed);
+}
+
+static uint32_t mailbox_walk(pn_actor *a, uint32_t cap) {
+  uint32_t n = 0;
+  pn__node *node = a->tail;
+  while (n < cap) {
+    pn__node *next = atomic_load_explicit(&node->next, memory_order_acquire);
+    if (!next) {
+      break;
+    }
+    if (next != &a->stub) {
+      n++;
+    }
+    node = next;
+  }
+  return n;
+}
+
+/* A stopped actor's run: frees everything queued, then marks the mailbox
+ * idle and gives up the reference this run owns. */
+static void drain_stopped(pn__worker *w, pn_actor *a) {
+  uint64_t dropped = 0;
+  for (;;) {
+    pn__node *tail = a->tail;
+    pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    if (!next) {
+      if (tail != &a->stub && !a->stub_queued) {
+        push_stub(a);
+        continue;
+      }
+      break;
+    }
+    a->tail = next;
+    if (tail != &a->stub) {
+      pn__msg_free(a->rt, w, (pn_msg *)tail);
+    }
+    if (next == &a->stub) {
+      a->stub_queued = false;
+    } else {
+      dropped++;
+    }
+  }
+  pn__stat_add(&a->received, dropped);
+  pn__stat_add(&a->dropped, dropped);
+  if (a->tail == &a->stub && mailbox_try_idle(a)) {
+    pn__actor_unref(a);
+    return;
+  }
+  /* A sender is between its exchange and its link; come back later. The
+   * reference stays with the next run. */
+  pn__schedule(w, a, false);
+}
+
+static void finish_stop(pn__worker *w, pn_actor *a) {
+  pn_msg stopped;
+  memset(&stopped, 0, sizeof stopped);
+  stopped.type = PN_MSG_STOPPED;
+  tls_actor = a;
+  a->handler(a, a->state, &stopped);
+  tls_actor = NULL;
+  pn__outbox_flush(w);
+  pn__stat_add(&a->processed, 1);
+  /* release: pairs with the acquire loads in pn__actor_deliver() and
+   * pn_send(); a sender that sees DEAD sees the handler's last writes. */
+  atomic_fetch_or_explicit(&a->flags, PN__A_DEAD | PN__A_STOP_REQ,
+                           memory_order_release);
+  unmute_all(w, a);
+  pn__runtime_actor_stopped(a->rt, a);
+  drain_stopped(w, a);
+}
+
+enum run_end { RUN_EMPTY, RUN_PENDING, RUN_STOP };
+
+void pn__actor_run(pn__worker *w, pn_actor *a) {
+  pn_runtime *rt = a->rt;
+  uint64_t t0 = rt->stats_cpu_time ? pn__ticks() : 0;
+  pn__stat_add(&a->runs, 1);
+  uint32_t flags = atomic_load_explicit(&a->flags, memory_order_acquire);
+  if (flags & PN__A_DEAD) {
+    drain_stopped(w, a);
+    return;
+  }
+  /* acquire: everything pushed up to h0 is linked or being linked; the run
+   * stops after h0 so a steady stream of sends cannot keep it going. */
+  pn__node *h0 =
+      (pn__node *)(atomic_load_explicit(&a->head, memory_order_acquire) &
+                   ~(uintptr_t)1);
+  uint32_t batch = rt->batch;
+  uint32_t count = 0;
+  uint64_t processed = 0;
+  uint64_t dropped = 0;
+  bool reached_h0 = false;
+  enum run_end end;
+  tls_actor = a;
+  for (;;) {
+    pn__node *tail = a->tail;
+    /* acquire: pairs with the sender's release store of this link. */
+    pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    if (!next) {
+      if (tail != &a->stub && !a->stub_queued) {
+        push_stub(a);
+        continue;
+      }
+      end = RUN_EMPTY;
+      break;
+    }
+    if (next != &a->stub && (reached_h0 || count >= batch)) {
+      end = RUN_PENDING;
+      break;
+    }
+    a->tail = next;
+    if (tail != &a->stub) {
+      pn__msg_free(rt, w, (pn_msg *)tail);
+    }
+    reached_h0 |= next == h0;
+    if (next == &a->stub) {
+      a->stub_queued = false;
+      continue;
+    }
+    pn_msg *m = (pn_msg *)next;
+    count++;
+    switch (m->kind) {
+    case PN__MSG_STOP:
+      a->stop_now = true;
+      break;
+    case PN__MSG_TICK:
+      if (pn__timer_tick_take(m->u.timer)) {
+        a->handler(a, a->state, m);
+        processed++;
+      } else {
+        dropped++;
+      }
+      pn__msg_release_payload(m);
+      break;
+    case PN__MSG_BUF:
+      a->handler(a, a->state, m);
+      processed++;
+      pn__msg_release_payload(m);
+      break;
+    default:
+      a->handler(a, a->state, m);
+      processed++;
+      break;
+    }
+    if (a->stop_now) {
+      end = RUN_STOP;
+      break;
+    }
+  }
+  tls_actor = NULL;
+  pn__outbox_flush(w);
+  pn__stat_add(&a->received, count);
+  pn__stat_add(&a->processed, processed);
+  if (dropped) {
+    pn__stat_add(&a->dropped, dropped);
+  }
+  if (end == RUN_STOP) {
+    finish_stop(w, a);
+    if (rt->stats_cpu_time) {
+      pn__stat_add(&a->cpu_ticks, pn__ticks() - t0);
+    }
+    return;
+  }
+
+  bool overloaded = end == RUN_PENDING && count >= batch;
+  if (overloaded) {
+    if (!(flags & PN__A_OVERLOADED)) {
+      atomic_fetch_or_explicit(&a->flags, PN__A_OVERLOADED,
+                               memory_order_relaxed);
+    }
+  } else if (flags & PN__A_OVERLOADED) {
+    unmute_all(w, a);
+  }
+
+  uint32_t depth = 0;
+  if (end == RUN_PENDING) {
+    depth = atomic_load_explicit(&a->depth, memory_order_relaxed);
+    if ((a->depth_samples++ & 7u) == 0 || depth == 0) {
+      depth = mailbox_walk(a, DEPTH_WALK_MAX);
+    }
+  }
+  atomic_store_explicit(&a->depth, depth, memory_order_relaxed);
+  if (depth > atomic_load_explicit(&a->depth_hwm, memory_order_relaxed)) {
+    atomic_store_explicit(&a->depth_hwm, depth, memory_order_relaxed);
+  }
+  if (rt->stats_cpu_time) {
+    pn__stat_add(&a->cpu_ticks, pn__ticks() - t0);
+  }
+
+  if (atomic_load_explicit(&a->mute_state, memory_order_relaxed) ==
+      PN__MUTE_PENDING) {
+    uint32_t expected = PN__MUTE_PENDING;
+    /* acq_rel: release pairs with the unmuting exchange (which then may
+     * reschedule us); acquire if it already unmuted us. */
+    uint32_t target = overloaded ? PN__MUTE_CANCELLED : PN__MUTE_PARKED;
+    if (atomic_compare_exchange_strong_explicit(&a->mute_state, &expected,
+                                                target, memory_order_acq_rel,
+                                                memory_order_acquire) &&
+        target == PN__MUTE_PARKED) {
+      pn__stat_add(&a->muted, 1);
+      return;
+    }
+  }
+  if (end == RUN_EMPTY && a->tail == &a->stub && mailbox_try_idle(a)) {
+    return;
+  }
+  pn__schedule(w, a, false);
+}

@@ -1,0 +1,112 @@
+/* Actors: the handler, its state, its mailbox and its counters.
+ *
+ * Layout is 192 bytes in three cache lines so that senders (which write only
+ * the mailbox head and read the flags) never share a line with the running
+ * worker's fields. An idle actor owns no envelope: the mailbox's embedded
+ * stub node is its only node. Names are interned (labels.c): thousands of
+ * actors of one kind share one copy of "peer".
+ *
+ * Lifetime: one reference belongs to the runtime from spawn until the run
+ * that handles the stop marks the mailbox idle; handles, timers and
+ * mute-list entries hold their own. A run of a stopped actor owns one
+ * reference (see pn__actor_run).
+ */
+#ifndef PN_RUNTIME_ACTOR_H
+#define PN_RUNTIME_ACTOR_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "peernet/runtime.h"
+#include "runtime/msg.h"
+#include "runtime/runq.h"
+
+/* flags bits */
+#define PN__A_DEAD 1u       /* PN_MSG_STOPPED handled; nothing runs again */
+#define PN__A_STOP_REQ 2u   /* a stop was requested */
+#define PN__A_OVERLOADED 4u /* last run used its whole batch */
+
+/* mute_state values (see mailbox backpressure in actor.c) */
+#define PN__MUTE_NONE 0u
+#define PN__MUTE_PENDING 1u   /* on a receiver's list; this run still going */
+#define PN__MUTE_PARKED 2u    /* on a list and not scheduled */
+#define PN__MUTE_CANCELLED 3u /* on a list but chose to keep running */
+
+struct pn_actor {
+  /* Line 0: senders. head is the MPSC mailbox's push end; bit 0 set means
+   * "empty and not scheduled". The other fields are read by senders or
+   * written rarely (spawn, stop, inject queues). */
+  _Alignas(64) _Atomic uintptr_t head;
+  _Atomic uint32_t flags;
+  _Atomic uint32_t mute_state;
+  pn_runtime *rt;
+  _Atomic uint32_t refs;
+  int32_t home; /* -1 or worker index */
+  uint64_t id;
+  pn__qlink run_link; /* inject queue link */
+  pn_actor *reg_prev; /* registry of live actors (runtime lock) */
+  pn_actor *reg_next; /* also the slab free-list link */
+
+  /* Line 1: the running worker. */
+  _Alignas(64) pn__node *tail; /* last node taken (stub or envelope) */
+  pn__node stub;
+  pn_handler handler;
+  void *state;
+  pn_actor *mute_list;     /* senders muted on this actor (stripe lock) */
+  pn_actor *mute_next;     /* link in a receiver's mute_list (stripe lock) */
+  struct pn__label *label; /* interned name, or NULL */
+  uint32_t depth_samples;
+  bool stub_queued; /* the stub was pushed and not yet taken */
+  bool stop_now;    /* handle the stop when the current message returns */
+
+  /* Line 2: counters, written by the running worker only. */
+  _Alignas(64) _Atomic uint64_t received;
+  _Atomic uint64_t processed;
+  _Atomic uint64_t dropped;
+  _Atomic uint64_t sent;
+  _Atomic uint64_t runs;
+  _Atomic uint64_t muted;
+  _Atomic uint64_t cpu_ticks;
+  _Atomic uint32_t depth;
+  _Atomic uint32_t depth_hwm;
+};
+
+_Static_assert(sizeof(struct pn_actor) == 192, "an actor is 3 cache lines");
+
+/* Pushes a chain of nodes already linked first..last (first == last for
+ * one). Returns true when the mailbox was idle: the caller then owns
+ * scheduling the actor. Any thread. */
+static inline bool pn__mailbox_push_chain(pn_actor *a, pn__node *first,
+                                          pn__node *last) {
+  atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+  /* acq_rel: the acquire half pairs with the release CAS that marked the
+   * mailbox idle, so a sender that wakes the actor sees every write the last
+   * run made (including PN__A_DEAD); the release half orders the chain's
+   * links before last becomes reachable from head. */
+  uintptr_t prev =
+      atomic_exchange_explicit(&a->head, (uintptr_t)last, memory_order_acq_rel);
+  pn__node *p = (pn__node *)(prev & ~(uintptr_t)1);
+  /* release: publishes the chain's contents; pairs with the acquire load of
+   * next in the consumer. */
+  atomic_store_explicit(&p->next, first, memory_order_release);
+  return (prev & 1u) != 0;
+}
+
+static inline bool pn__mailbox_push(pn_actor *a, pn__node *n) {
+  return pn__mailbox_push_chain(a, n, n);
+}
+
+/* Runs a scheduled actor on w (a bounded batch, then idles, reschedules,
+ * parks or finishes stopping). Worker only. */
+void pn__actor_run(pn__worker *w, pn_actor *a);
+
+/* Queues an envelope for a and schedules a if it was idle. cur is the
+ * calling worker or NULL. Never fails: a stopped receiver drops it later. */
+void pn__actor_deliver(pn__worker *cur, pn_actor *a, pn_msg *m);
+
+/* Pushes everything the running handler sent (see pn__outbox). Worker
+ * only; called when a run ends. */
+void pn__outbox_flush(pn__worker *w);
+
+#endif

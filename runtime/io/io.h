@@ -1,0 +1,42 @@
+/* The I/O backend seam: the one place a worker sleeps.
+ *
+ * A worker with nothing to run sleeps in its backend's wait, so that idle
+ * time and I/O completions share one blocking call (epoll_wait with an
+ * eventfd here; the io_uring wait when that backend lands). Other threads
+ * end the wait with wake(). Socket operations will join this table.
+ */
+#ifndef PN_RUNTIME_IO_H
+#define PN_RUNTIME_IO_H
+
+#include <stdint.h>
+
+#include "peernet/runtime.h"
+
+typedef struct pn__worker pn__worker;
+
+/* Backend state carried by every worker. */
+typedef struct pn__io_worker {
+  int epfd;      /* epoll instance (epoll backend) */
+  int wakefd;    /* eventfd written by wake() */
+  void *backend; /* backend-private state, if any */
+} pn__io_worker;
+
+typedef struct pn__io_ops {
+  const char *name;
+  /* Sets up w->io. Called on the creating thread before workers start. */
+  pn_err (*worker_init)(pn__worker *w);
+  /* Tears down w->io after the worker thread exited. */
+  void (*worker_fini)(pn__worker *w);
+  /* Owner only: blocks until wake(), I/O or timeout_ns (-1: no timeout). */
+  void (*wait)(pn__worker *w, int64_t timeout_ns);
+  /* Any thread: ends the current or next wait of w. */
+  void (*wake)(pn__worker *w);
+} pn__io_ops;
+
+extern const pn__io_ops pn__io_epoll_ops;
+
+/* Chooses the backend for a runtime: the config's choice, else PEERNET_IO,
+ * else the best available. PN_ENOTSUP when a forced backend is missing. */
+pn_err pn__io_select(pn_io_backend requested, const pn__io_ops **ops_out);
+
+#endif

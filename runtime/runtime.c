@@ -1,0 +1,291 @@
+/* Runtime lifetime: create, shutdown (two phases: stop every actor, then
+ * join the workers) and destroy (free, or refuse while handles are held). */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "peernet/peernet.h"
+#include "runtime/clock.h"
+#include "runtime/err_os.h"
+#include "runtime/lock.h"
+#include "runtime/rt.h"
+
+const char *pn_version(void) { return "0.1.0"; }
+
+static uint32_t online_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (uint32_t)n : 1u;
+}
+
+uint32_t pn_runtime_workers(const pn_runtime *rt) {
+  return rt ? rt->nworkers : 0;
+}
+
+const char *pn_runtime_io_name(const pn_runtime *rt) {
+  return rt ? rt->io->name : "none";
+}
+
+uint64_t pn__ticks_to_ns(const pn_runtime *rt, uint64_t ticks) {
+  uint64_t dt = pn__ticks() - rt->tick0;
+  uint64_t dns = pn__now_ns() - rt->ns0;
+  if (dt == 0 || dns == 0) {
+    return ticks;
+  }
+  return (uint64_t)((long double)ticks * (long double)dns / (long double)dt);
+}
+
+static void worker_fini(pn_runtime *rt, pn__worker *w) {
+  pn__timer_heap_fini(rt, &w->timers);
+  if (w->io.epfd >= 0 || w->io.wakefd >= 0) {
+    rt->io->worker_fini(w);
+  }
+  pn__injectq_fini(&w->inbox);
+}
+
+static void runtime_free(pn_runtime *rt, uint32_t workers_inited) {
+  /* Timers first: retiring them drops actor references. */
+  for (uint32_t i = 0; i < workers_inited; i++) {
+    worker_fini(rt, &rt->workers[i]);
+  }
+  for (uint32_t i = 0; i < workers_inited; i++) {
+    pn__msg_pool_fini(&rt->workers[i].pool, rt->nworkers);
+  }
+  if (rt->ext_pool.ret_head) {
+    pn__msg_pool_fini(&rt->ext_pool, rt->nworkers);
+  }
+  pthread_mutex_destroy(&rt->ext_lock);
+  free(rt->workers);
+  for (size_t i = 0; i < rt->slab_nchunks; i++) {
+    free(rt->slab_chunks[i]);
+  }
+  free(rt->slab_chunks);
+  pn__labels_fini(&rt->labels);
+  for (uint32_t i = 0; i < PN__MUTE_STRIPES; i++) {
+    pthread_mutex_destroy(&rt->mute_locks[i]);
+  }
+  pthread_mutex_destroy(&rt->reg_lock);
+  pthread_mutex_destroy(&rt->done_lock);
+  pthread_cond_destroy(&rt->done_cv);
+  pn__injectq_fini(&rt->global);
+  free(rt);
+}
+
+static pn_err worker_init(pn_runtime *rt, pn__worker *w, uint32_t index) {
+  memset(w, 0, sizeof *w);
+  w->rt = rt;
+  w->index = index;
+  w->rng = 0x9E3779B97F4A7C15ull * (index + 1);
+  w->io.epfd = w->io.wakefd = -1;
+  pn__injectq_init(&w->inbox);
+  pn_err err = pn__msg_pool_init(&w->pool, rt->nworkers);
+  if (err == PN_OK) {
+    err = pn__timer_heap_init(&w->timers);
+    if (err == PN_OK) {
+      err = rt->io->worker_init(w);
+      if (err != PN_OK) {
+        pthread_mutex_destroy(&w->timers.inbox_lock);
+      }
+    }
+    if (err != PN_OK) {
+      pn__msg_pool_fini(&w->pool, rt->nworkers);
+    }
+  }
+  if (err != PN_OK) {
+    pn__injectq_fini(&w->inbox);
+  }
+  return err;
+}
+
+/* Stops and joins every started worker thread. */
+static void join_workers(pn_runtime *rt) {
+  /* release: pairs with the workers' acquire load of exit_workers. */
+  atomic_store_explicit(&rt->exit_workers, 1, memory_order_seq_cst);
+  for (uint32_t i = 0; i < rt->nworkers; i++) {
+    if (rt->workers[i].thread_started) {
+      rt->io->wake(&rt->workers[i]);
+    }
+  }
+  for (uint32_t i = 0; i < rt->nworkers; i++) {
+    if (rt->workers[i].thread_started) {
+      pthread_join(rt->workers[i].thread, NULL);
+      rt->workers[i].thread_started = false;
+    }
+  }
+}
+
+pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
+  pn_runtime_config defaults = PN_RUNTIME_CONFIG_INIT;
+  if (!rt_out) {
+    return PN_EINVAL;
+  }
+  if (!cfg) {
+    cfg = &defaults;
+  }
+  if (cfg->size < sizeof(pn_runtime_config) || cfg->workers > PN__MAX_WORKERS ||
+      cfg->batch > 1000000u || cfg->spin_us > 1000000u) {
+    return PN_EINVAL;
+  }
+  const pn__io_ops *io = NULL;
+  pn_err err = pn__io_select(cfg->io, &io);
+  if (err != PN_OK) {
+    return err;
+  }
+  pn_runtime *rt = aligned_alloc(64, (sizeof *rt + 63) & ~(size_t)63);
+  if (!rt) {
+    return PN_ENOMEM;
+  }
+  memset(rt, 0, sizeof *rt);
+  rt->nworkers = cfg->workers ? cfg->workers : online_cpus();
+  rt->batch = cfg->batch ? cfg->batch : 100;
+  rt->spin_ns = (uint64_t)(cfg->spin_us ? cfg->spin_us : 20) * 1000;
+  rt->stats_cpu_time = cfg->stats_cpu_time;
+  rt->io = io;
+  rt->tick0 = pn__ticks();
+  rt->ns0 = pn__now_ns();
+  pn__injectq_init(&rt->global);
+  pn__mutex_init(&rt->reg_lock);
+  pn__mutex_init(&rt->ext_lock);
+  pthread_mutex_init(&rt->done_lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&rt->done_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  for (uint32_t i = 0; i < PN__MUTE_STRIPES; i++) {
+    pn__mutex_init(&rt->mute_locks[i]);
+  }
+  if (pn__msg_pool_init(&rt->ext_pool, rt->nworkers) != PN_OK) {
+    runtime_free(rt, 0);
+    return PN_ENOMEM;
+  }
+  rt->workers = aligned_alloc(
+      64, ((size_t)rt->nworkers * sizeof(pn__worker) + 63) & ~(size_t)63);
+  if (!rt->workers) {
+    runtime_free(rt, 0);
+    return PN_ENOMEM;
+  }
+  uint32_t inited = 0;
+  for (; inited < rt->nworkers; inited++) {
+    err = worker_init(rt, &rt->workers[inited], inited);
+    if (err != PN_OK) {
+      runtime_free(rt, inited);
+      return err;
+    }
+  }
+  for (uint32_t i = 0; i < rt->nworkers; i++) {
+    int rc = pthread_create(&rt->workers[i].thread, NULL, pn__worker_main,
+                            &rt->workers[i]);
+    if (rc != 0) {
+      join_workers(rt);
+      runtime_free(rt, inited);
+      return pn__err_os(rc);
+    }
+    rt->workers[i].thread_started = true;
+  }
+  *rt_out = rt;
+  return PN_OK;
+}
+
+void pn__runtime_actor_stopped(pn_runtime *rt, pn_actor *a) {
+  pthread_mutex_lock(&rt->reg_lock);
+  if (a->reg_prev) {
+    a->reg_prev->reg_next = a->reg_next;
+  } else {
+    rt->reg_head = a->reg_next;
+  }
+  if (a->reg_next) {
+    a->reg_next->reg_prev = a->reg_prev;
+  }
+  a->reg_prev = a->reg_next = NULL;
+  pthread_mutex_unlock(&rt->reg_lock);
+  uint64_t stopped =
+      atomic_fetch_add_explicit(&rt->actors_stopped, 1, memory_order_acq_rel) +
+      1;
+  if (stopped ==
+      atomic_load_explicit(&rt->actors_spawned, memory_order_acquire)) {
+    pthread_mutex_lock(&rt->done_lock);
+    pthread_cond_broadcast(&rt->done_cv);
+    pthread_mutex_unlock(&rt->done_lock);
+  }
+}
+
+static bool all_stopped(pn_runtime *rt) {
+  return atomic_load_explicit(&rt->actors_stopped, memory_order_acquire) ==
+         atomic_load_explicit(&rt->actors_spawned, memory_order_acquire);
+}
+
+/* Sends a stop request to every live actor, under the registry lock so
+ * none is freed meanwhile (each still holds the runtime's reference). */
+static void stop_all(pn_runtime *rt) {
+  pthread_mutex_lock(&rt->reg_lock);
+  rt->closing = true;
+  for (pn_actor *a = rt->reg_head; a; a = a->reg_next) {
+    /* PN_ENOMEM leaves the actor running; the wait below then times out
+     * and the caller can retry. */
+    (void)pn_actor_stop(a);
+  }
+  pthread_mutex_unlock(&rt->reg_lock);
+}
+
+pn_err pn_runtime_shutdown(pn_runtime *rt, uint64_t timeout_us) {
+  if (!rt) {
+    return PN_EINVAL;
+  }
+  if (pn__worker_current(rt)) {
+    return PN_EWRONGTHREAD;
+  }
+  if (rt->shut_down) {
+    return PN_OK;
+  }
+  stop_all(rt);
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  bool forever = timeout_us == UINT64_MAX;
+  if (!forever) {
+    uint64_t ns = (uint64_t)deadline.tv_nsec + (timeout_us % 1000000) * 1000;
+    deadline.tv_sec += (time_t)(timeout_us / 1000000 + ns / 1000000000);
+    deadline.tv_nsec = (long)(ns % 1000000000);
+  }
+  pthread_mutex_lock(&rt->done_lock);
+  while (!all_stopped(rt)) {
+    if (forever) {
+      pthread_cond_wait(&rt->done_cv, &rt->done_lock);
+    } else if (pthread_cond_timedwait(&rt->done_cv, &rt->done_lock,
+                                      &deadline) == ETIMEDOUT) {
+      break;
+    }
+  }
+  pthread_mutex_unlock(&rt->done_lock);
+  if (!all_stopped(rt)) {
+    return PN_ETIMEDOUT;
+  }
+  join_workers(rt);
+  /* No worker runs now: retire the timers still armed, which drops their
+   * actor references, so what remains is held by the application. */
+  for (uint32_t i = 0; i < rt->nworkers; i++) {
+    pn__timer_heap *h = &rt->workers[i].timers;
+    pn__timer_heap_fini(rt, h);
+    pn__timer_heap_init(h);
+  }
+  rt->shut_down = true;
+  return PN_OK;
+}
+
+pn_err pn_runtime_destroy(pn_runtime *rt) {
+  if (!rt) {
+    return PN_EINVAL;
+  }
+  pn_err err = pn_runtime_shutdown(rt, UINT64_MAX);
+  if (err != PN_OK) {
+    return err;
+  }
+  if (atomic_load_explicit(&rt->actor_objects, memory_order_acquire) ||
+      atomic_load_explicit(&rt->timers_live, memory_order_acquire)) {
+    return PN_EBUSY;
+  }
+  runtime_free(rt, rt->nworkers);
+  return PN_OK;
+}

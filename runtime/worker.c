@@ -1,0 +1,267 @@
+/* Worker threads: picking, stealing, spinning and sleeping. See worker.h. */
+#include "runtime/worker.h"
+
+#include "runtime/actor.h"
+#include "runtime/clock.h"
+#include "runtime/rt.h"
+
+_Thread_local pn__worker *pn__tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+/* Picks between fairness checks of the inject queues (a prime, as in Go,
+ * so it does not beat with other periodic patterns). */
+#define INJECT_CHECK_EVERY 61u
+/* Picks between timer checks while busy. */
+#define TIMER_CHECK_EVERY 32u
+/* Consecutive run-next picks before queued actors get a turn. */
+#define RUN_NEXT_STREAK_MAX 16u
+
+static void wake_if_sleeping(pn__worker *w) {
+  uint32_t expected = 1;
+  /* acq_rel: claims the wakeup so concurrent wakers write the eventfd once;
+   * pairs with the sleeper's seq_cst store of 1. */
+  if (atomic_load_explicit(&w->sleeping, memory_order_relaxed) == 1 &&
+      atomic_compare_exchange_strong_explicit(&w->sleeping, &expected, 0,
+                                              memory_order_acq_rel,
+                                              memory_order_relaxed)) {
+    w->rt->io->wake(w);
+  }
+}
+
+void pn__worker_wake(pn__worker *w) {
+  /* seq_cst fence: orders the work we published before the read of the
+   * sleeping flag; pairs with the fence in worker_sleep(). */
+  atomic_thread_fence(memory_order_seq_cst);
+  wake_if_sleeping(w);
+}
+
+void pn__wake_one(pn_runtime *rt) {
+  /* seq_cst fence: as in pn__worker_wake(). */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&rt->nsleeping, memory_order_relaxed) == 0) {
+    return;
+  }
+  uint32_t n = rt->nworkers;
+  uint32_t start =
+      atomic_fetch_add_explicit(&rt->wake_cursor, 1, memory_order_relaxed) % n;
+  for (uint32_t i = 0; i < n; i++) {
+    pn__worker *w = &rt->workers[(start + i) % n];
+    if (atomic_load_explicit(&w->sleeping, memory_order_relaxed) == 1) {
+      wake_if_sleeping(w);
+      return;
+    }
+  }
+}
+
+void pn__schedule(pn__worker *cur, pn_actor *a, bool woken) {
+  pn_runtime *rt = a->rt;
+  if (a->home >= 0 && (!cur || cur->index != (uint32_t)a->home)) {
+    pn__worker *home = &rt->workers[a->home];
+    pn__injectq_push(&home->inbox, a);
+    pn__worker_wake(home);
+    return;
+  }
+  if (!cur) {
+    pn__injectq_push(&rt->global, a);
+    pn__wake_one(rt);
+    return;
+  }
+  if (woken) {
+    /* The run-next slot is touched by its owner only, so plain relaxed
+     * accesses suffice; the displaced actor goes to the queue. */
+    pn_actor *prev = atomic_load_explicit(&cur->run_next, memory_order_relaxed);
+    atomic_store_explicit(&cur->run_next, a, memory_order_relaxed);
+    if (!prev) {
+      return;
+    }
+    a = prev;
+  }
+  if (!pn__runq_push(&cur->q, a)) {
+    pn__injectq_push(&rt->global, a);
+  }
+  pn__wake_one(rt);
+}
+
+static pn_actor *pick_local(pn__worker *w) {
+  pn_runtime *rt = w->rt;
+  pn_actor *a;
+  if (++w->tick % INJECT_CHECK_EVERY == 0) {
+    a = pn__injectq_pop(&w->inbox);
+    if (!a) {
+      a = pn__injectq_pop(&rt->global);
+    }
+    if (a) {
+      return a;
+    }
+  }
+  a = atomic_load_explicit(&w->run_next, memory_order_relaxed);
+  if (a) {
+    atomic_store_explicit(&w->run_next, NULL, memory_order_relaxed);
+    if (++w->run_next_streak < RUN_NEXT_STREAK_MAX ||
+        !pn__runq_push(&w->q, a)) {
+      return a;
+    }
+    /* A pair bouncing messages would otherwise hold the worker forever. */
+    w->run_next_streak = 0;
+    return pn__runq_pop(&w->q);
+  }
+  w->run_next_streak = 0;
+  a = pn__runq_pop(&w->q);
+  if (!a) {
+    a = pn__injectq_pop(&w->inbox);
+  }
+  if (!a) {
+    a = pn__injectq_pop(&rt->global);
+  }
+  return a;
+}
+
+static uint64_t next_random(pn__worker *w) {
+  /* xorshift64: victim choice only needs to be spread out. */
+  uint64_t x = w->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  w->rng = x;
+  return x;
+}
+
+static pn_actor *steal(pn__worker *w) {
+  pn_runtime *rt = w->rt;
+  uint32_t n = rt->nworkers;
+  if (n == 1) {
+    return NULL;
+  }
+  uint32_t start = (uint32_t)(next_random(w) % n);
+  for (uint32_t i = 0; i < n; i++) {
+    pn__worker *v = &rt->workers[(start + i) % n];
+    if (v == w) {
+      continue;
+    }
+    uint32_t moved = pn__runq_steal(&v->q, &w->q);
+    if (moved) {
+      pn__stat_add(&w->steals, 1);
+      pn__stat_add(&w->stolen_actors, moved);
+      return pn__runq_pop(&w->q);
+    }
+  }
+  return NULL;
+}
+
+static void fire_timers(pn__worker *w) {
+  if (w->timers.count ||
+      atomic_load_explicit(&w->timers.inbox_len, memory_order_relaxed)) {
+    pn__timer_heap_fire(w, pn__now_ns());
+  }
+}
+
+static bool timers_due(pn__worker *w) {
+  if (!w->timers.count &&
+      !atomic_load_explicit(&w->timers.inbox_len, memory_order_relaxed)) {
+    return false;
+  }
+  return pn__timer_heap_timeout_ns(w, pn__now_ns()) == 0;
+}
+
+/* Anything this worker could run or take right now. */
+static bool has_work(pn__worker *w) {
+  pn_runtime *rt = w->rt;
+  if (atomic_load_explicit(&w->run_next, memory_order_relaxed) ||
+      pn__runq_len(&w->q) || pn__injectq_len(&w->inbox) ||
+      pn__injectq_len(&rt->global) || timers_due(w)) {
+    return true;
+  }
+  for (uint32_t i = 0; i < rt->nworkers; i++) {
+    if (pn__runq_len(&rt->workers[i].q)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+static void run_one(pn__worker *w, pn_actor *a) {
+  if (a->home >= 0 && (uint32_t)a->home != w->index) {
+    /* Stolen along with others; it belongs to its home worker. */
+    pn__schedule(w, a, false);
+    return;
+  }
+  pn__stat_add(&w->runs, 1);
+  pn__actor_run(w, a);
+}
+
+/* Busy-waits up to spin_ns for work, stealing along the way. */
+static bool spin_for_work(pn__worker *w) {
+  pn_runtime *rt = w->rt;
+  if (!rt->spin_ns) {
+    return false;
+  }
+  uint64_t deadline = pn__now_ns() + rt->spin_ns;
+  for (uint32_t i = 1;; i++) {
+    if (atomic_load_explicit(&rt->exit_workers, memory_order_relaxed)) {
+      return false;
+    }
+    if (has_work(w)) {
+      return true;
+    }
+    for (int k = 0; k < 16; k++) {
+      pn__cpu_relax();
+    }
+    if ((i & 15u) == 0 && pn__now_ns() >= deadline) {
+      return false;
+    }
+  }
+}
+
+static void worker_sleep(pn__worker *w) {
+  pn_runtime *rt = w->rt;
+  pn__msg_pool_flush(rt, w);
+  /* seq_cst: the flag, the count and the fence order our next look at the
+   * queues after them; pairs with the wakers' fences. */
+  atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
+  atomic_fetch_add_explicit(&rt->nsleeping, 1, memory_order_seq_cst);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (!has_work(w) &&
+      !atomic_load_explicit(&rt->exit_workers, memory_order_seq_cst)) {
+    uint64_t t0 = pn__now_ns();
+    rt->io->wait(w, pn__timer_heap_timeout_ns(w, t0));
+    pn__stat_add(&w->idle_ns, pn__now_ns() - t0);
+    pn__stat_add(&w->wakeups, 1);
+  }
+  atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&rt->nsleeping, 1, memory_order_relaxed);
+}
+
+void *pn__worker_main(void *arg) {
+  pn__worker *w = arg;
+  pn_runtime *rt = w->rt;
+  pn__tls_worker = w;
+  for (;;) {
+    pn_actor *a = pick_local(w);
+    if (!a || w->tick % TIMER_CHECK_EVERY == 0) {
+      fire_timers(w);
+      if (!a) {
+        a = pick_local(w);
+      }
+    }
+    if (!a) {
+      a = steal(w);
+    }
+    if (a) {
+      run_one(w, a);
+      continue;
+    }
+    if (spin_for_work(w)) {
+      continue;
+    }
+    /* acquire: pairs with the shutdown's release store; every actor has
+     * stopped, so only drain runs can remain and has_work() finds them. */
+    if (atomic_load_explicit(&rt->exit_workers, memory_order_acquire) &&
+        !has_work(w)) {
+      break;
+    }
+    worker_sleep(w);
+  }
+  pn__msg_pool_flush(rt, w);
+  pn__tls_worker = NULL;
+  return NULL;
+}

@@ -1,0 +1,100 @@
+/* Workers: one thread each, running actors from their run queues.
+ *
+ * A worker picks, in order: every 61st pick the inject queues (so a busy
+ * local queue cannot starve them), the "run next" slot (the actor this
+ * worker's last run woke, so a request/reply pair stays on one core and in
+ * cache), its local queue, its inbox of actors homed here, the global inject
+ * queue, due timers, and other workers' queues (stealing the oldest half).
+ * With nothing found it spins for spin_us, then sleeps in the I/O backend's
+ * wait.
+ *
+ * Sleeping (Dekker style, no lost wakeups): the worker sets its sleeping flag
+ * and the runtime's sleeper count (seq_cst), then checks every source once
+ * more before waiting. A thread that publishes work issues a seq_cst fence
+ * and then reads the sleeper count; one of the two sees the other.
+ */
+#ifndef PN_RUNTIME_WORKER_H
+#define PN_RUNTIME_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/io/io.h"
+#include "runtime/msg.h"
+#include "runtime/runq.h"
+#include "runtime/timer.h"
+
+/* Sends made by a handler are collected per receiver and pushed as one
+ * chain when the run ends: one exchange on the receiver's mailbox per run
+ * instead of one per message, which is what makes fan-in scale across
+ * cores. Order per sender and receiver is kept. */
+#define PN__OUTBOX_SLOTS 8u
+#define PN__OUTBOX_CHAIN_MAX 256u
+
+typedef struct pn__outbox_slot {
+  pn_actor *to;
+  pn_msg *first;
+  pn_msg *last;
+  uint32_t count;
+} pn__outbox_slot;
+
+struct pn__worker {
+  pn__runq q; /* cache-line aligned */
+  _Atomic(pn_actor *) run_next;
+  pn_runtime *rt;
+  uint32_t index;
+  uint32_t tick;            /* picks so far, for the fairness checks */
+  uint32_t run_next_streak; /* consecutive picks from run_next */
+  uint64_t rng;             /* steal victim choice */
+  pthread_t thread;
+  bool thread_started;
+  _Alignas(64) _Atomic uint32_t sleeping; /* 1 while in (or entering) wait */
+  pn__injectq inbox;                      /* actors homed here */
+  pn__io_worker io;
+  pn__msg_pool pool;
+  pn__timer_heap timers;
+  uint32_t outbox_used;
+  pn__outbox_slot outbox[PN__OUTBOX_SLOTS];
+  /* Stats: written by the owner only (relaxed), read by any thread. */
+  _Alignas(64) _Atomic uint64_t runs;
+  _Atomic uint64_t steals;
+  _Atomic uint64_t stolen_actors;
+  _Atomic uint64_t wakeups;
+  _Atomic uint64_t idle_ns;
+  _Atomic uint64_t timers_fired;
+};
+
+/* The worker running on this thread (any runtime), or NULL. */
+extern _Thread_local pn__worker *pn__tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+/* The worker of the calling thread if it belongs to rt, else NULL. */
+static inline pn__worker *pn__worker_current(const pn_runtime *rt) {
+  pn__worker *w = pn__tls_worker;
+  return w && w->rt == rt ? w : NULL;
+}
+
+/* Thread entry point. */
+void *pn__worker_main(void *arg);
+
+/* Makes a runnable actor run soon. cur is the calling worker (same runtime)
+ * or NULL. woken says the caller just made it runnable by a send, which puts
+ * it in cur's run-next slot. */
+void pn__schedule(pn__worker *cur, pn_actor *a, bool woken);
+
+/* Wakes w if it sleeps. Any thread. */
+void pn__worker_wake(pn__worker *w);
+
+/* Wakes one sleeping worker, if any. Any thread. */
+void pn__wake_one(pn_runtime *rt);
+
+/* Single-writer counter bump: a plain load and store, no lock prefix;
+ * readers on other threads see a recent value. */
+static inline void pn__stat_add(_Atomic uint64_t *c, uint64_t v) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                        memory_order_relaxed);
+}
+
+#endif

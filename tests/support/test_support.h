@@ -1,0 +1,60 @@
+/* Shared helpers for the cmocka tests: seeds, latches, deadlines and the
+ * end-of-test leak check. */
+#ifndef PN_TEST_SUPPORT_H
+#define PN_TEST_SUPPORT_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "peernet/peernet.h"
+
+/* The run's seed: PEERNET_TEST_SEED if set, else from the clock. Printed
+ * once so a failure can be replayed with PEERNET_TEST_SEED=<seed>. */
+uint64_t pn_test_seed(void);
+
+/* Deterministic PRNG (splitmix64) for tests. */
+uint64_t pn_test_rand(uint64_t *state);
+
+/* A countdown latch: actors count down from any thread; the test thread
+ * waits with a deadline. */
+typedef struct pn_test_latch {
+  pthread_mutex_t lock;
+  pthread_cond_t cv;
+  uint64_t remaining;
+} pn_test_latch;
+
+void pn_test_latch_init(pn_test_latch *l, uint64_t count);
+void pn_test_latch_fini(pn_test_latch *l);
+void pn_test_latch_add(pn_test_latch *l, uint64_t count);
+void pn_test_latch_count_down(pn_test_latch *l);
+/* true when the latch reached zero before timeout_ms. */
+bool pn_test_latch_wait(pn_test_latch *l, uint64_t timeout_ms);
+
+/* Creates a runtime with the given worker count (0 = cores) or fails the
+ * test. */
+pn_runtime *pn_test_runtime(uint32_t workers);
+
+/* Destroys the runtime and fails the test unless everything (actors,
+ * handles, timers, envelopes) was freed. */
+void pn_test_runtime_end(pn_runtime *rt);
+
+/* Asserts a call returned the expected code, printing names on failure. */
+#define PN_ASSERT_ERR(expected, call)                                          \
+  do {                                                                         \
+    pn_err pn_got_ = (call);                                                   \
+    if (pn_got_ != (expected)) {                                               \
+      fail_msg("%s returned %s, expected %s", #call, pn_err_name(pn_got_),     \
+               pn_err_name(expected));                                         \
+    }                                                                          \
+  } while (0)
+
+#define PN_ASSERT_OK(call) PN_ASSERT_ERR(PN_OK, call)
+
+#endif
