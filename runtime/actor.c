@@ -6,13 +6,16 @@
  * PN__MSG_STOP envelope (or pn_actor_stop(self)) ends the run; the handler
  * gets PN_MSG_STOPPED once, the DEAD flag is set and the mailbox drained.
  *
- * Backpressure (after Pony): a run that uses its whole batch marks the actor
- * overloaded. An actor that sends to an overloaded actor, and is not
- * overloaded itself, puts itself on the receiver's mute list; when its run
- * ends it parks instead of being rescheduled. When the receiver's run ends
- * without using its whole batch it clears the flag and reschedules everyone
- * on its list. Overloaded actors are never muted, so muting cannot form a
- * cycle. Application threads are never muted.
+ * Backpressure (after Pony, with counts): every push adds to the receiver's
+ * enqueued count (once per outbox chain), every run adds what it took to
+ * taken, so depth = enqueued - taken (see pn__mailbox_push_msgs() for why
+ * a push that wakes an idle actor is not counted). An actor that sends to
+ * an actor at or above the high mark registers on its mute list, marks it
+ * OVERLOADED, and parks when its run ends. The receiver reschedules its list
+ * and clears the mark when its depth falls below the low mark or it goes
+ * idle. No cycle can form: a marked actor never registers anywhere (so it
+ * never parks), and nobody registers on an actor that is itself registered.
+ * Application threads are never muted.
  */
 #include "runtime/actor.h"
 
@@ -24,9 +27,6 @@
 #include "runtime/timer.h"
 #include "runtime/worker.h"
 
-/* Depth is estimated by walking the mailbox on every 8th run that leaves
- * messages behind, up to this many nodes. */
-#define DEPTH_WALK_MAX 1024u
 #define ACTORS_PER_CHUNK 64u
 
 static _Thread_local pn_actor *tls_actor
@@ -130,7 +130,7 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
   a->label = label;
   a->id = ++rt->next_id;
   a->rt = rt;
-  a->home = cfg->home_worker;
+  a->home = (int16_t)cfg->home_worker;
   a->handler = cfg->handler;
   a->state = cfg->state;
   atomic_init(&a->stub.next, NULL);
@@ -160,19 +160,29 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
  */
 
 static void mute_register(pn_actor *sender, pn_actor *to) {
-  pthread_mutex_t *lock = pn__mute_lock(to->rt, to);
+  pn_runtime *rt = to->rt;
+  pthread_mutex_t *lock = pn__mute_lock(rt, to);
   pthread_mutex_lock(lock);
   uint32_t f = atomic_load_explicit(&to->flags, memory_order_relaxed);
   /* acquire: pairs with the release exchange in unmute_all(), so this
    * sender's reuse of mute_next comes after the old receiver read it. */
-  if ((f & PN__A_OVERLOADED) && !(f & PN__A_DEAD) &&
+  if (!(f & PN__A_DEAD) && pn__mailbox_depth(to) >= rt->mailbox_high &&
+      atomic_load_explicit(&to->mute_state, memory_order_relaxed) ==
+          PN__MUTE_NONE &&
       atomic_load_explicit(&sender->mute_state, memory_order_acquire) ==
           PN__MUTE_NONE) {
-    sender->mute_next = to->mute_list;
-    to->mute_list = sender;
-    pn_actor_hold(sender);
-    atomic_store_explicit(&sender->mute_state, PN__MUTE_PENDING,
-                          memory_order_relaxed);
+    /* seq_cst, with the load of head below: pairs with the receiver's
+     * seq_cst idle CAS and flag load. Either we see it idle and stay
+     * unmuted, or it sees the mark after going idle and unmutes us. */
+    atomic_fetch_or_explicit(&to->flags, PN__A_OVERLOADED,
+                             memory_order_seq_cst);
+    if (!(atomic_load_explicit(&to->head, memory_order_seq_cst) & 1u)) {
+      sender->mute_next = to->mute_list;
+      to->mute_list = sender;
+      pn_actor_hold(sender);
+      atomic_store_explicit(&sender->mute_state, PN__MUTE_PENDING,
+                            memory_order_relaxed);
+    }
   }
   pthread_mutex_unlock(lock);
 }
@@ -191,7 +201,7 @@ static void unmute_all(pn__worker *w, pn_actor *a) {
     /* acq_rel: acquire pairs with the parking CAS (the parked run's writes
      * are visible before we reschedule it); release pairs with
      * mute_register()'s acquire load. */
-    uint32_t prev = atomic_exchange_explicit(&s->mute_state, PN__MUTE_NONE,
+    uint16_t prev = atomic_exchange_explicit(&s->mute_state, PN__MUTE_NONE,
                                              memory_order_acq_rel);
     if (prev == PN__MUTE_PARKED) {
       pn__schedule(w, s, false);
@@ -204,7 +214,7 @@ static void unmute_all(pn__worker *w, pn_actor *a) {
  */
 
 void pn__actor_deliver(pn__worker *cur, pn_actor *a, pn_msg *m) {
-  if (pn__mailbox_push(a, &m->node)) {
+  if (pn__mailbox_push_msgs(a, m, m, 1)) {
     /* acquire: pairs with the release fetch_or of DEAD in finish_stop(). A
      * stopped actor's drain run owns a reference of its own. */
     if (atomic_load_explicit(&a->flags, memory_order_acquire) & PN__A_DEAD) {
@@ -218,7 +228,7 @@ void pn__outbox_flush(pn__worker *w) {
   for (uint32_t i = 0; i < w->outbox_used; i++) {
     pn__outbox_slot *slot = &w->outbox[i];
     pn_actor *a = slot->to;
-    if (pn__mailbox_push_chain(a, &slot->first->node, &slot->last->node)) {
+    if (pn__mailbox_push_msgs(a, slot->first, slot->last, slot->count)) {
       /* acquire: as in pn__actor_deliver(). */
       if (atomic_load_explicit(&a->flags, memory_order_acquire) & PN__A_DEAD) {
         pn_actor_hold(a);
@@ -262,15 +272,16 @@ static void send_envelope(pn__worker *w, pn_actor *to, pn_msg *m) {
   slot->count++;
 }
 
-/* Counts the send and mutes the sending actor if the receiver is
- * overloaded. Only for sends made by a handler of the same runtime. */
-static void note_send(pn_actor *to, uint32_t to_flags) {
+/* Counts the send and mutes the sending actor if the receiver's mailbox is
+ * over the high mark. Only for sends made by a handler of the same
+ * runtime. */
+static void note_send(pn_actor *to) {
   pn_actor *cur = tls_actor;
   if (!cur || cur->rt != to->rt) {
     return;
   }
   pn__stat_add(&cur->sent, 1);
-  if ((to_flags & PN__A_OVERLOADED) && cur != to &&
+  if (cur != to && pn__mailbox_depth(to) >= to->rt->mailbox_high &&
       !(atomic_load_explicit(&cur->flags, memory_order_relaxed) &
         PN__A_OVERLOADED) &&
       atomic_load_explicit(&cur->mute_state, memory_order_relaxed) ==
@@ -301,7 +312,7 @@ pn_err pn_send(pn_actor *to, uint32_t type, const void *data, size_t size) {
     m->data = m->inline_data;
     memcpy(m->inline_data, data, size);
   }
-  note_send(to, f);
+  note_send(to);
   send_envelope(w, to, m);
   return PN_OK;
 }
@@ -327,7 +338,7 @@ pn_err pn_send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
   m->data = data;
   m->u.buf.fn = free_fn;
   m->u.buf.ctx = ctx;
-  note_send(to, f);
+  note_send(to);
   send_envelope(w, to, m);
   return PN_OK;
 }
@@ -381,35 +392,35 @@ static void push_stub(pn_actor *a) {
 /* Marks an empty mailbox idle. Fails if a sender pushed meanwhile. */
 static bool mailbox_try_idle(pn_actor *a) {
   uintptr_t expected = (uintptr_t)&a->stub;
-  /* release: publishes this run's writes to the sender that next finds the
-   * mailbox idle (pairs with the acquire half of its exchange). Only this
+  /* seq_cst (at least release): publishes this run's writes to the sender
+   * that next finds the mailbox idle (pairs with the acquire half of its
+   * exchange), and orders the CAS before went_idle()'s look at the
+   * overload mark (see mute_register()). Only this
    * CAS ever sets the idle bit, so an actor is marked idle only when nothing
    * was pushed after the stub, not even by a sender still linking. */
   return atomic_compare_exchange_strong_explicit(
-      &a->head, &expected, expected | 1u, memory_order_acq_rel,
+      &a->head, &expected, expected | 1u, memory_order_seq_cst,
       memory_order_relaxed);
 }
 
-static uint32_t mailbox_walk(pn_actor *a, uint32_t cap) {
-  uint32_t n = 0;
-  pn__node *node = a->tail;
-  while (n < cap) {
-    pn__node *next = atomic_load_explicit(&node->next, memory_order_acquire);
-    if (!next) {
-      break;
-    }
-    if (next != &a->stub) {
-      n++;
-    }
-    node = next;
+/* After the mailbox went idle: if a sender marked it overloaded meanwhile,
+ * release the muted senders. The actor may already run again elsewhere,
+ * or even have been freed and reused: actor memory is never returned to
+ * the allocator while the runtime lives, and a stray unmute is harmless
+ * (the senders resume and register again if they must). */
+static void went_idle(pn__worker *w, pn_actor *a) {
+  /* seq_cst: pairs with mute_register()'s mark-then-look. */
+  if (atomic_load_explicit(&a->flags, memory_order_seq_cst) &
+      PN__A_OVERLOADED) {
+    unmute_all(w, a);
   }
-  return n;
 }
 
 /* A stopped actor's run: frees everything queued, then marks the mailbox
  * idle and gives up the reference this run owns. */
 static void drain_stopped(pn__worker *w, pn_actor *a) {
   uint64_t dropped = 0;
+  uint32_t taken = 0;
   for (;;) {
     pn__node *tail = a->tail;
     pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
@@ -428,8 +439,12 @@ static void drain_stopped(pn__worker *w, pn_actor *a) {
       a->stub_queued = false;
     } else {
       dropped++;
+      taken += ((pn_msg *)next)->chain_count;
     }
   }
+  atomic_store_explicit(
+      &a->taken, atomic_load_explicit(&a->taken, memory_order_relaxed) + taken,
+      memory_order_relaxed);
   pn__stat_add(&a->received, dropped);
   pn__stat_add(&a->dropped, dropped);
   if (a->tail == &a->stub && mailbox_try_idle(a)) {
@@ -477,6 +492,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
                    ~(uintptr_t)1);
   uint32_t batch = rt->batch;
   uint32_t count = 0;
+  uint32_t taken = 0;
   uint64_t processed = 0;
   uint64_t dropped = 0;
   bool reached_h0 = false;
@@ -509,6 +525,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     }
     pn_msg *m = (pn_msg *)next;
     count++;
+    taken += m->chain_count;
     switch (m->kind) {
     case PN__MSG_STOP:
       a->stop_now = true;
@@ -539,6 +556,9 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
   }
   tls_actor = NULL;
   pn__outbox_flush(w);
+  atomic_store_explicit(
+      &a->taken, atomic_load_explicit(&a->taken, memory_order_relaxed) + taken,
+      memory_order_relaxed);
   pn__stat_add(&a->received, count);
   pn__stat_add(&a->processed, processed);
   if (dropped) {
@@ -552,24 +572,12 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     return;
   }
 
-  bool overloaded = end == RUN_PENDING && count >= batch;
-  if (overloaded) {
-    if (!(flags & PN__A_OVERLOADED)) {
-      atomic_fetch_or_explicit(&a->flags, PN__A_OVERLOADED,
-                               memory_order_relaxed);
-    }
-  } else if (flags & PN__A_OVERLOADED) {
+  uint32_t depth = end == RUN_EMPTY ? 0 : pn__mailbox_depth(a);
+  flags = atomic_load_explicit(&a->flags, memory_order_relaxed);
+  if ((flags & PN__A_OVERLOADED) && end != RUN_EMPTY &&
+      depth < rt->mailbox_high / 2) {
     unmute_all(w, a);
   }
-
-  uint32_t depth = 0;
-  if (end == RUN_PENDING) {
-    depth = atomic_load_explicit(&a->depth, memory_order_relaxed);
-    if ((a->depth_samples++ & 7u) == 0 || depth == 0) {
-      depth = mailbox_walk(a, DEPTH_WALK_MAX);
-    }
-  }
-  atomic_store_explicit(&a->depth, depth, memory_order_relaxed);
   if (depth > atomic_load_explicit(&a->depth_hwm, memory_order_relaxed)) {
     atomic_store_explicit(&a->depth_hwm, depth, memory_order_relaxed);
   }
@@ -579,10 +587,13 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
 
   if (atomic_load_explicit(&a->mute_state, memory_order_relaxed) ==
       PN__MUTE_PENDING) {
-    uint32_t expected = PN__MUTE_PENDING;
+    uint16_t expected = PN__MUTE_PENDING;
+    /* A marked actor may have muters of its own; it must keep running so
+     * it can release them (that is what keeps muting free of cycles). */
+    uint16_t target = (flags & PN__A_OVERLOADED) ? PN__MUTE_CANCELLED
+                                                 : PN__MUTE_PARKED;
     /* acq_rel: release pairs with the unmuting exchange (which then may
      * reschedule us); acquire if it already unmuted us. */
-    uint32_t target = overloaded ? PN__MUTE_CANCELLED : PN__MUTE_PARKED;
     if (atomic_compare_exchange_strong_explicit(&a->mute_state, &expected,
                                                 target, memory_order_acq_rel,
                                                 memory_order_acquire) &&
@@ -592,6 +603,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     }
   }
   if (end == RUN_EMPTY && a->tail == &a->stub && mailbox_try_idle(a)) {
+    went_idle(w, a);
     return;
   }
   pn__schedule(w, a, false);

@@ -25,9 +25,9 @@
 /* flags bits */
 #define PN__A_DEAD 1u       /* PN_MSG_STOPPED handled; nothing runs again */
 #define PN__A_STOP_REQ 2u   /* a stop was requested */
-#define PN__A_OVERLOADED 4u /* last run used its whole batch */
+#define PN__A_OVERLOADED 4u /* mailbox over the high mark; may have muters */
 
-/* mute_state values (see mailbox backpressure in actor.c) */
+/* mute_state values (see backpressure in actor.c) */
 #define PN__MUTE_NONE 0u
 #define PN__MUTE_PENDING 1u   /* on a receiver's list; this run still going */
 #define PN__MUTE_PARKED 2u    /* on a list and not scheduled */
@@ -39,10 +39,11 @@ struct pn_actor {
    * written rarely (spawn, stop, inject queues). */
   _Alignas(64) _Atomic uintptr_t head;
   _Atomic uint32_t flags;
-  _Atomic uint32_t mute_state;
+  _Atomic uint32_t enqueued; /* counted envelopes pushed, mod 2^32 */
   pn_runtime *rt;
   _Atomic uint32_t refs;
-  int32_t home; /* -1 or worker index */
+  _Atomic uint16_t mute_state;
+  int16_t home; /* -1 or worker index */
   uint64_t id;
   pn__qlink run_link; /* inject queue link */
   pn_actor *reg_prev; /* registry of live actors (runtime lock) */
@@ -56,7 +57,7 @@ struct pn_actor {
   pn_actor *mute_list;     /* senders muted on this actor (stripe lock) */
   pn_actor *mute_next;     /* link in a receiver's mute_list (stripe lock) */
   struct pn__label *label; /* interned name, or NULL */
-  uint32_t depth_samples;
+  uint32_t spare;
   bool stub_queued; /* the stub was pushed and not yet taken */
   bool stop_now;    /* handle the stop when the current message returns */
 
@@ -68,7 +69,7 @@ struct pn_actor {
   _Atomic uint64_t runs;
   _Atomic uint64_t muted;
   _Atomic uint64_t cpu_ticks;
-  _Atomic uint32_t depth;
+  _Atomic uint32_t taken; /* counted envelopes taken, mod 2^32 */
   _Atomic uint32_t depth_hwm;
 };
 
@@ -95,6 +96,38 @@ static inline bool pn__mailbox_push_chain(pn_actor *a, pn__node *first,
 
 static inline bool pn__mailbox_push(pn_actor *a, pn__node *n) {
   return pn__mailbox_push_chain(a, n, n);
+}
+
+/* Pushes a chain of envelopes and counts it for backpressure. A push that
+ * finds the mailbox idle is not counted (the receiver had nothing queued,
+ * so the depth stays small), which keeps the atomic add off the
+ * request/reply path. The count rides on the chain's first envelope so the
+ * consumer subtracts exactly what was added; it is written before the link
+ * that publishes the chain. */
+static inline bool pn__mailbox_push_msgs(pn_actor *a, pn_msg *first,
+                                         pn_msg *last, uint32_t count) {
+  atomic_store_explicit(&last->node.next, NULL, memory_order_relaxed);
+  /* acq_rel: as in pn__mailbox_push_chain(). */
+  uintptr_t prev = atomic_exchange_explicit(&a->head, (uintptr_t)&last->node,
+                                            memory_order_acq_rel);
+  bool was_idle = (prev & 1u) != 0;
+  first->chain_count = was_idle ? 0 : count;
+  if (!was_idle) {
+    atomic_fetch_add_explicit(&a->enqueued, count, memory_order_relaxed);
+  }
+  pn__node *p = (pn__node *)(prev & ~(uintptr_t)1);
+  /* release: publishes the chain (and chain_count) to the consumer. */
+  atomic_store_explicit(&p->next, &first->node, memory_order_release);
+  return was_idle;
+}
+
+/* Counted envelopes queued and not yet taken: exact for the running worker
+ * at the end of a run, an upper estimate elsewhere (taken is published once
+ * per run). */
+static inline uint32_t pn__mailbox_depth(const pn_actor *a) {
+  uint32_t in = atomic_load_explicit(&a->enqueued, memory_order_relaxed);
+  uint32_t out = atomic_load_explicit(&a->taken, memory_order_relaxed);
+  return in - out;
 }
 
 /* Runs a scheduled actor on w (a bounded batch, then idles, reschedules,

@@ -146,6 +146,7 @@ pn_msg *pn__msg_alloc(pn_runtime *rt, pn__worker *w, size_t size) {
   pn__stat_add(w ? &w->pool.allocs : &rt->ext_pool.allocs, 1);
   m->kind = PN__MSG_COPY;
   m->size = 0;
+  m->chain_count = 0;
   m->data = NULL;
   return m;
 }

@@ -44,7 +44,7 @@ struct pn_msg {
   uint16_t home; /* worker index whose pool owns the block, or HOME_EXT */
   uint8_t cls;   /* size class */
   uint8_t kind;  /* enum pn__msg_kind */
-  uint32_t reserved;
+  uint32_t chain_count; /* set on a chain's first envelope: see actor.h */
   void *data;
   union {
     struct {

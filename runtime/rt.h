@@ -21,6 +21,7 @@
 struct pn_runtime {
   uint32_t nworkers;
   uint32_t batch;
+  uint32_t mailbox_high; /* senders are muted at this depth */
   uint64_t spin_ns;
   bool stats_cpu_time;
   const pn__io_ops *io;

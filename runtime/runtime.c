@@ -140,6 +140,7 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
   memset(rt, 0, sizeof *rt);
   rt->nworkers = cfg->workers ? cfg->workers : online_cpus();
   rt->batch = cfg->batch ? cfg->batch : 100;
+  rt->mailbox_high = cfg->mailbox_high ? cfg->mailbox_high : 1024;
   rt->spin_ns = (uint64_t)(cfg->spin_us ? cfg->spin_us : 20) * 1000;
   rt->stats_cpu_time = cfg->stats_cpu_time;
   rt->io = io;

@@ -51,7 +51,7 @@ static void actor_fill(const pn_actor *a, pn_actor_stats *s) {
   s->runs = LOAD(a->runs);
   s->muted = LOAD(a->muted);
   s->cpu_ns = pn__ticks_to_ns(a->rt, LOAD(a->cpu_ticks));
-  s->mailbox_depth = LOAD(a->depth);
+  s->mailbox_depth = pn__mailbox_depth(a);
   s->mailbox_hwm = LOAD(a->depth_hwm);
 }
 

@@ -56,16 +56,17 @@ typedef enum pn_io_backend {
 } pn_io_backend;
 
 typedef struct pn_runtime_config {
-  size_t size;         /* sizeof(pn_runtime_config): lets the struct grow */
-  uint32_t workers;    /* worker threads; 0 = number of online CPUs */
-  uint32_t batch;      /* most messages an actor handles per run; 0 = 100 */
-  uint32_t spin_us;    /* busy-wait before an idle worker sleeps; 0 = 20 */
-  pn_io_backend io;    /* idle-wait and I/O backend */
-  bool stats_cpu_time; /* measure handler CPU time per run (TSC based) */
+  size_t size;           /* sizeof(pn_runtime_config): lets the struct grow */
+  uint32_t workers;      /* worker threads; 0 = number of online CPUs */
+  uint32_t batch;        /* most messages an actor handles per run; 0 = 100 */
+  uint32_t spin_us;      /* busy-wait before an idle worker sleeps; 0 = 20 */
+  pn_io_backend io;      /* idle-wait and I/O backend */
+  bool stats_cpu_time;   /* measure handler CPU time per run (TSC based) */
+  uint32_t mailbox_high; /* depth that mutes actor senders; 0 = 1024 */
 } pn_runtime_config;
 
 #define PN_RUNTIME_CONFIG_INIT                                                 \
-  { sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true }
+  { sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true, 0 }
 
 /* Handler of an actor. self is the running actor, state the pointer given at
  * spawn, msg the message (valid until return). Runs on a worker thread; it
@@ -90,10 +91,11 @@ typedef void (*pn_free_fn)(void *data, void *ctx);
 
 /* Creates a runtime and starts its workers. cfg may be NULL for defaults.
  * On PN_OK *rt_out owns the runtime; release it with pn_runtime_destroy().
- * Errors: PN_EINVAL (bad config: size too small, workers > 1024, home worker
- * out of range), PN_ENOTSUP (forced backend unavailable), PN_ENOMEM, or a
- * wrapped errno when a thread or wait object cannot be created.
- * Any thread; blocks only while threads start. */
+ * Errors: PN_EINVAL (bad config: size too small, workers > 1024, batch
+ * > 10^6, spin_us > 10^6, mailbox_high of 1 or > 2^30, unknown io), PN_ENOTSUP
+ * (forced backend unavailable), PN_ENOMEM, or a wrapped errno when a thread or
+ * wait object cannot be created. Any thread; blocks only while threads start.
+ */
 PN_API pn_err pn_runtime_create(const pn_runtime_config *cfg,
                                 pn_runtime **rt_out);
 
@@ -135,8 +137,10 @@ PN_API pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
  * actor in a message). Any thread. */
 PN_API void pn_actor_hold(pn_actor *actor);
 
-/* Gives back one reference. The memory is freed when the actor has stopped
- * and no reference is left. Any thread, never blocks. */
+/* Gives back one reference; NULL is ignored. The memory is freed when the
+ * actor has stopped and no reference is left. An actor that keeps another
+ * actor's handle must own a reference of its own (pn_actor_hold) and give
+ * it back, typically on PN_MSG_STOPPED. Any thread, never blocks. */
 PN_API void pn_actor_release(pn_actor *actor);
 
 /* Asks the actor to stop. Messages sent before the request (by the same
@@ -161,8 +165,11 @@ PN_API uint64_t pn_actor_id(const pn_actor *actor);
 
 /* Copies size bytes from data into a pooled envelope and queues it for the
  * actor. type must be below PN_MSG_TYPE_RESERVED; data may be NULL when size
- * is 0. The caller keeps data. An actor that sends to an overloaded actor is
- * muted (not run) after its current run until the receiver catches up.
+ * is 0. The caller keeps data. A handler that sends to an actor whose
+ * mailbox holds mailbox_high messages or more is muted: after its current
+ * run it is not run again until the receiver is down to half of that.
+ * Sends from a handler are queued when the handler returns (one push per
+ * receiver per run); sends from other threads are queued at once.
  * Errors: PN_EINVAL (NULL actor, reserved type, NULL data with size > 0),
  * PN_ERANGE (size > PN_MSG_COPY_MAX), PN_ECLOSED (receiver stopped; nothing
  * queued), PN_ENOMEM. PN_OK means queued: a receiver that stops before
@@ -200,9 +207,9 @@ PN_API size_t pn_msg_size(const pn_msg *msg);
 PN_API pn_err pn_timer_start(pn_actor *actor, uint32_t type, uint64_t delay_us,
                              uint64_t period_us, pn_timer **timer_out);
 
-/* Cancels the timer and gives back the handle. Once it returns, the handler
- * never receives another tick of this timer, even one already queued. Safe
- * after a one-shot timer fired. Any thread, never blocks. */
+/* Cancels the timer and gives back the handle; NULL is ignored. A tick not
+ * yet handed to the handler when this returns is dropped, even one already
+ * queued. Safe after a one-shot timer fired. Any thread, never blocks. */
 PN_API void pn_timer_cancel(pn_timer *timer);
 
 #ifdef __cplusplus
