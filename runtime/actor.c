@@ -590,8 +590,8 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     uint16_t expected = PN__MUTE_PENDING;
     /* A marked actor may have muters of its own; it must keep running so
      * it can release them (that is what keeps muting free of cycles). */
-    uint16_t target = (flags & PN__A_OVERLOADED) ? PN__MUTE_CANCELLED
-                                                 : PN__MUTE_PARKED;
+    uint16_t target =
+        (flags & PN__A_OVERLOADED) ? PN__MUTE_CANCELLED : PN__MUTE_PARKED;
     /* acq_rel: release pairs with the unmuting exchange (which then may
      * reschedule us); acquire if it already unmuted us. */
     if (atomic_compare_exchange_strong_explicit(&a->mute_state, &expected,
