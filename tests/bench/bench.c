@@ -147,6 +147,9 @@ static void bench_pingpong(const options *o) {
          ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f}\n",
          pn_runtime_workers(rt), o->stats ? "on" : "off", o->n, s,
          (double)o->n / s);
+  /* The two actors borrow each other's handles: ours go back only after
+   * every handler has finished. */
+  check(pn_runtime_shutdown(rt, UINT64_MAX), "shutdown");
   pn_actor_release(a);
   pn_actor_release(b);
   end_runtime(rt);
@@ -227,6 +230,7 @@ static void bench_fanin(const options *o) {
          ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f,\"sink_mailbox_hwm\":%u}\n",
          pn_runtime_workers(rt), o->stats ? "on" : "off", FANIN_SENDERS, o->n,
          s, (double)o->n / s, st.mailbox_hwm);
+  check(pn_runtime_shutdown(rt, UINT64_MAX), "shutdown");
   for (int i = 0; i < FANIN_SENDERS; i++) {
     pn_actor_release(src[i]);
   }

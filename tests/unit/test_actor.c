@@ -5,10 +5,11 @@
 
 #include "tests/support/test_support.h"
 
-enum { MSG_VALUE = 1, MSG_FORWARD = 2, MSG_STOP_SELF = 3 };
+enum { MSG_VALUE = 1, MSG_FORWARD = 2, MSG_STOP_SELF = 3, MSG_BLOCK = 4 };
 
 typedef struct counter {
   pn_test_latch *latch;
+  pn_test_latch *gate; /* MSG_BLOCK waits on it */
   _Atomic uint64_t handled;
   _Atomic uint64_t sum;
   _Atomic int stopped_seen;
@@ -43,6 +44,10 @@ static void counter_handler(pn_actor *self, void *state, const pn_msg *msg) {
     atomic_fetch_add(&c->handled, 1);
     return;
   }
+  case MSG_BLOCK:
+    assert_true(pn_test_latch_wait(c->gate, 30000));
+    atomic_fetch_add(&c->handled, 1);
+    return;
   case MSG_STOP_SELF:
     PN_ASSERT_OK(pn_actor_stop(self));
     /* Idempotent, and the stop waits for this handler to return. */
@@ -108,15 +113,19 @@ static void self_stop_drops_later_messages(void **state) {
   pn_runtime *rt = pn_test_runtime(1);
   pn_test_latch stopped;
   pn_test_latch_init(&stopped, 1);
-  counter c = {.latch = &stopped};
+  pn_test_latch gate;
+  pn_test_latch_init(&gate, 1);
+  counter c = {.latch = &stopped, .gate = &gate};
   pn_actor *a = spawn_counter(rt, &c, -1);
-  /* One worker, queued before the actor can run: the stop takes effect
-   * after the third message and the rest are dropped, not handled. */
-  PN_ASSERT_OK(pn_send(a, 99, NULL, 0));
+  /* The actor is held in its first handler while the rest is queued: the
+   * stop takes effect after the second message and the other 50 are
+   * dropped, not handled. */
+  PN_ASSERT_OK(pn_send(a, MSG_BLOCK, NULL, 0));
   PN_ASSERT_OK(pn_send(a, MSG_STOP_SELF, NULL, 0));
   for (int i = 0; i < 50; i++) {
-    (void)pn_send(a, 99, NULL, 0);
+    PN_ASSERT_OK(pn_send(a, 99, NULL, 0));
   }
+  pn_test_latch_count_down(&gate);
   assert_true(pn_test_latch_wait(&stopped, 10000));
   PN_ASSERT_OK(pn_runtime_shutdown(rt, 10000000));
   assert_int_equal(atomic_load(&c.handled), 2);
@@ -128,6 +137,7 @@ static void self_stop_drops_later_messages(void **state) {
   pn_actor_release(a);
   pn_test_runtime_end(rt);
   pn_test_latch_fini(&stopped);
+  pn_test_latch_fini(&gate);
 }
 
 typedef struct buf_tracker {

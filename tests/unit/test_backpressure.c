@@ -103,6 +103,9 @@ static void flood_stays_bounded(void **state) {
              sink_st.mailbox_hwm, (unsigned long long)sink.max_in_flight,
              (unsigned long long)bound);
   }
+  /* The flooders borrow the sink's handle: keep ours until every handler
+   * has finished, then give it back. */
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 30000000));
   pn_actor_release(sink_actor);
   for (int i = 0; i < SENDERS; i++) {
     pn_actor_release(senders[i]);
@@ -158,6 +161,8 @@ static void mutual_flood_does_not_deadlock(void **state) {
   PN_ASSERT_OK(pn_send(a0, MSG_GO, NULL, 0));
   PN_ASSERT_OK(pn_send(a1, MSG_GO, NULL, 0));
   assert_true(pn_test_latch_wait(&done, 60000));
+  /* Each duelist borrows the other's handle: release after shutdown. */
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 30000000));
   pn_actor_release(a0);
   pn_actor_release(a1);
   pn_test_runtime_end(rt);
@@ -218,6 +223,7 @@ static void pipeline_of_slower_stages_completes(void **state) {
     PN_ASSERT_OK(pn_send(actors[0], MSG_DATA, NULL, 0));
   }
   assert_true(pn_test_latch_wait(&done, 60000));
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 30000000));
   for (int i = 0; i < STAGES; i++) {
     pn_actor_release(actors[i]);
   }

@@ -76,7 +76,7 @@ double seconds_since(bench_clock::time_point start) {
   return std::chrono::duration<double>(bench_clock::now() - start).count();
 }
 
-void print_result(const char* bench, const char* rate_key, size_t workers,
+void print_result(const char *bench, const char *rate_key, size_t workers,
                   uint64_t n, double elapsed_s) {
   std::printf("{\"bench\":\"%s\",\"impl\":\"caf\",\"workers\":%zu,"
               "\"n\":%llu,\"elapsed_s\":%.6f,\"%s\":%.1f}\n",
@@ -96,25 +96,25 @@ struct player_state {
 // one actor-to-actor message. The player that receives k == n signals main,
 // then both quit: the winner forwards n + 1 so the other one stops too.
 // Quitting destroys the state, which breaks the a <-> b reference cycle.
-caf::behavior player(caf::stateful_actor<player_state>* self, uint64_t n,
-                     latch* done) {
+caf::behavior player(caf::stateful_actor<player_state> *self, uint64_t n,
+                     latch *done) {
   return {
-    [=](const caf::actor& peer) { self->state.peer = peer; },
-    [=](uint64_t k) {
-      if (k < n) {
-        self->send(self->state.peer, k + 1);
-        return;
-      }
-      if (k == n) {
-        done->signal();
-        self->send(self->state.peer, k + 1);
-      }
-      self->quit();
-    },
+      [=](const caf::actor &peer) { self->state.peer = peer; },
+      [=](uint64_t k) {
+        if (k < n) {
+          self->send(self->state.peer, k + 1);
+          return;
+        }
+        if (k == n) {
+          done->signal();
+          self->send(self->state.peer, k + 1);
+        }
+        self->quit();
+      },
   };
 }
 
-void bench_pingpong(caf::actor_system& sys, size_t workers, uint64_t n) {
+void bench_pingpong(caf::actor_system &sys, size_t workers, uint64_t n) {
   latch done;
   auto a = sys.spawn(player, n, &done);
   auto b = sys.spawn(player, n, &done);
@@ -143,33 +143,33 @@ struct receiver_state {
 };
 
 // Counts int32_t messages; at n it signals main and quits.
-caf::behavior fanin_receiver(caf::stateful_actor<receiver_state>* self,
-                             uint64_t n, latch* done) {
+caf::behavior fanin_receiver(caf::stateful_actor<receiver_state> *self,
+                             uint64_t n, latch *done) {
   return {
-    [=](int32_t) {
-      if (++self->state.count == n) {
-        done->signal();
-        self->quit();
-      }
-    },
+      [=](int32_t) {
+        if (++self->state.count == n) {
+          done->signal();
+          self->quit();
+        }
+      },
   };
 }
 
 // On "go", sends its share in one loop and quits. Sending everything from
 // one handler is what a CAF user would write; the receiver's unbounded
 // mailbox absorbs the burst.
-caf::behavior fanin_sender(caf::event_based_actor* self, caf::actor receiver,
+caf::behavior fanin_sender(caf::event_based_actor *self, caf::actor receiver,
                            uint64_t count) {
   return {
-    [=](go_atom) {
-      for (uint64_t i = 0; i < count; ++i)
-        self->send(receiver, int32_t{1});
-      self->quit();
-    },
+      [=](go_atom) {
+        for (uint64_t i = 0; i < count; ++i)
+          self->send(receiver, int32_t{1});
+        self->quit();
+      },
   };
 }
 
-void bench_fanin(caf::actor_system& sys, size_t workers, uint64_t n) {
+void bench_fanin(caf::actor_system &sys, size_t workers, uint64_t n) {
   latch done;
   auto receiver = sys.spawn(fanin_receiver, n, &done);
   // n / 100 each; the first n % 100 senders take one extra message so the
@@ -183,7 +183,7 @@ void bench_fanin(caf::actor_system& sys, size_t workers, uint64_t n) {
   // All senders exist before the clock starts; only the sending and the
   // counting are timed.
   auto start = bench_clock::now();
-  for (auto& s : senders)
+  for (auto &s : senders)
     caf::anon_send(s, go_atom::value);
   done.wait();
   double elapsed = seconds_since(start);
@@ -196,13 +196,13 @@ void bench_fanin(caf::actor_system& sys, size_t workers, uint64_t n) {
 // -- actor-spawn --------------------------------------------------------------
 
 // Quits on its one message.
-caf::behavior leaf(caf::event_based_actor* self) {
+caf::behavior leaf(caf::event_based_actor *self) {
   return {
-    [=](int32_t) { self->quit(); },
+      [=](int32_t) { self->quit(); },
   };
 }
 
-void bench_spawn(caf::actor_system& sys, size_t workers, uint64_t n) {
+void bench_spawn(caf::actor_system &sys, size_t workers, uint64_t n) {
   auto start = bench_clock::now();
   for (uint64_t i = 0; i < n; ++i) {
     // The handle is dropped at the end of each iteration; the pending
@@ -233,11 +233,11 @@ void usage() {
 
 // Parses a positive decimal integer. strtoull alone would accept a sign,
 // leading space and trailing junk, so those are rejected first and after.
-bool parse_positive(const char* text, uint64_t* out) {
+bool parse_positive(const char *text, uint64_t *out) {
   if (text == nullptr || *text < '0' || *text > '9')
     return false;
   errno = 0;
-  char* end = nullptr;
+  char *end = nullptr;
   unsigned long long v = std::strtoull(text, &end, 10);
   if (errno != 0 || *end != '\0' || v == 0)
     return false;
@@ -247,17 +247,17 @@ bool parse_positive(const char* text, uint64_t* out) {
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   if (argc < 2) {
     usage();
     return 2;
   }
-  const char* cmd = argv[1];
+  const char *cmd = argv[1];
   if (std::strcmp(cmd, "-h") == 0 || std::strcmp(cmd, "--help") == 0) {
     usage();
     return 0;
   }
-  void (*run)(caf::actor_system&, size_t, uint64_t) = nullptr;
+  void (*run)(caf::actor_system &, size_t, uint64_t) = nullptr;
   uint64_t n = 0;
   if (std::strcmp(cmd, "actor-pingpong") == 0) {
     run = bench_pingpong;
@@ -277,9 +277,9 @@ int main(int argc, char** argv) {
   if (workers == 0)
     workers = 1; // hardware_concurrency() may return 0 when unknown.
   for (int i = 2; i < argc; i += 2) {
-    const char* opt = argv[i];
-    const char* val = i + 1 < argc ? argv[i + 1] : nullptr;
-    uint64_t* dst = nullptr;
+    const char *opt = argv[i];
+    const char *val = i + 1 < argc ? argv[i + 1] : nullptr;
+    uint64_t *dst = nullptr;
     if (std::strcmp(opt, "--n") == 0)
       dst = &n;
     else if (std::strcmp(opt, "--workers") == 0)
