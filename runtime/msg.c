@@ -143,7 +143,12 @@ pn_msg *pn__msg_alloc(pn_runtime *rt, pn__worker *w, size_t size) {
   }
   m->home = w ? (uint16_t)w->index : PN__HOME_EXT;
   m->cls = c;
-  pn__stat_add(w ? &w->pool.allocs : &rt->ext_pool.allocs, 1);
+  if (w) {
+    pn__stat_add(&w->pool.allocs, 1);
+  } else {
+    /* Several application threads allocate: a real atomic add. */
+    atomic_fetch_add_explicit(&rt->ext_pool.allocs, 1, memory_order_relaxed);
+  }
   m->kind = PN__MSG_COPY;
   m->size = 0;
   m->chain_count = 0;
