@@ -465,12 +465,15 @@ static void finish_stop(pn__worker *w, pn_actor *a) {
   tls_actor = NULL;
   pn__outbox_flush(w);
   pn__stat_add(&a->processed, 1);
+  /* Off the registry first, under its lock, so no snapshot lists an actor
+   * that is already marked stopped. */
+  pn__runtime_unregister(a->rt, a);
   /* release: pairs with the acquire loads in pn__actor_deliver() and
    * pn_send(); a sender that sees DEAD sees the handler's last writes. */
   atomic_fetch_or_explicit(&a->flags, PN__A_DEAD | PN__A_STOP_REQ,
                            memory_order_release);
   unmute_all(w, a);
-  pn__runtime_actor_stopped(a->rt, a);
+  pn__runtime_count_stopped(a->rt);
   drain_stopped(w, a);
 }
 

@@ -69,9 +69,13 @@ struct pn_runtime {
 /* Drops one reference to an actor; frees it at zero. Any thread. */
 void pn__actor_unref(pn_actor *a);
 
-/* Called by the run that handled PN_MSG_STOPPED: unregisters the actor and
+/* Called by the run that handled PN_MSG_STOPPED: takes the actor off the
+ * registry of live actors. */
+void pn__runtime_unregister(pn_runtime *rt, pn_actor *a);
+
+/* Called by the same run once the actor is marked stopped: counts it and
  * wakes a shutdown waiting for the last one. */
-void pn__runtime_actor_stopped(pn_runtime *rt, pn_actor *a);
+void pn__runtime_count_stopped(pn_runtime *rt);
 
 /* Converts a tick count to nanoseconds with the runtime's calibration. */
 uint64_t pn__ticks_to_ns(const pn_runtime *rt, uint64_t ticks);

@@ -190,7 +190,7 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
   return PN_OK;
 }
 
-void pn__runtime_actor_stopped(pn_runtime *rt, pn_actor *a) {
+void pn__runtime_unregister(pn_runtime *rt, pn_actor *a) {
   pthread_mutex_lock(&rt->reg_lock);
   if (a->reg_prev) {
     a->reg_prev->reg_next = a->reg_next;
@@ -202,6 +202,9 @@ void pn__runtime_actor_stopped(pn_runtime *rt, pn_actor *a) {
   }
   a->reg_prev = a->reg_next = NULL;
   pthread_mutex_unlock(&rt->reg_lock);
+}
+
+void pn__runtime_count_stopped(pn_runtime *rt) {
   uint64_t stopped =
       atomic_fetch_add_explicit(&rt->actors_stopped, 1, memory_order_acq_rel) +
       1;

@@ -4,11 +4,11 @@
  * at shutdown, and bad arguments.
  *
  * Waiting without sleeping: when a test must let time pass to show that
- * something did NOT happen, it arms a "probe" timer to the same actor from
- * the same thread (so it lands on the same worker heap) with a deadline well
- * after everything under test. The heap fires in deadline order and delivery
- * from one worker is FIFO, so when the probe arrives every tick that was due
- * before it has been delivered. */
+ * something did NOT happen, it arms a "probe" timer that lands on the same
+ * worker heap as the timers under test (same arming thread and target, or
+ * targets homed on one worker) with a deadline well after theirs. A heap
+ * fires in deadline order and delivery from one worker is FIFO, so when the
+ * probe arrives every tick that was due before it has been delivered. */
 #include <inttypes.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -59,7 +59,7 @@ static uint64_t timers_active(pn_runtime *rt) {
   return st.timers_active;
 }
 
-/* --- sink: an actor that records every tick it handles ------------------ */
+/* --- sink: an actor that records every tick it handles -------------------- */
 
 typedef struct sink {
   pn_test_latch *ticks;   /* counted down per tick, may be NULL */
@@ -71,8 +71,7 @@ typedef struct sink {
   _Atomic uint32_t norder;
   _Atomic uint64_t top_type; /* ticks of type TOP_TYPE */
   uint64_t top_first_ns;
-  _Atomic uint64_t total;    /* every tick, probes excluded */
-  _Atomic uint64_t total_at_stop;
+  _Atomic uint64_t total; /* every tick, probes excluded */
   _Atomic int bad_type;
   _Atomic int bad_payload;
   _Atomic int after_stop; /* handler calls after PN_MSG_STOPPED */
@@ -88,7 +87,6 @@ static void sink_handler(pn_actor *self, void *state, const pn_msg *msg) {
     return;
   }
   if (type == PN_MSG_STOPPED) {
-    atomic_store(&s->total_at_stop, atomic_load(&s->total));
     atomic_store(&s->stopped_seen, 1);
     if (s->stopped) {
       pn_test_latch_count_down(s->stopped);
@@ -153,7 +151,7 @@ static void assert_sink_clean(sink *s) {
   assert_int_equal(atomic_load(&s->after_stop), 0);
 }
 
-/* --- one-shot ------------------------------------------------------------ */
+/* --- one-shot ------------------------------------------------------------- */
 
 static void one_shot_fires_once_never_early(void **state) {
   (void)state;
@@ -200,8 +198,7 @@ static void one_shot_fires_once_never_early(void **state) {
     assert_int_equal(atomic_load(&s.count[1 + i]), 1);
     uint64_t waited = s.first_ns[1 + i] - armed_ns[i];
     if (waited < delay_us[i] * 1000u) {
-      fail_msg("timer %u with delay %" PRIu64 " us fired after %" PRIu64
-               " ns",
+      fail_msg("timer %u with delay %" PRIu64 " us fired after %" PRIu64 " ns",
                i, delay_us[i], waited);
     }
   }
@@ -378,8 +375,7 @@ typedef struct periodic {
 enum { TICK = 7 };
 
 static void periodic_maybe_cancel(periodic *p) {
-  if (p->cancelled || !p->timer ||
-      atomic_load(&p->ticks) < p->cancel_after) {
+  if (p->cancelled || !p->timer || atomic_load(&p->ticks) < p->cancel_after) {
     return;
   }
   pn_timer_cancel(p->timer);
@@ -438,8 +434,8 @@ static void periodic_cancelled_in_handler(bool from_handler) {
                 .cancel_after = 5,
                 .probe = &probe,
                 .stopped = &stopped};
-  pn_actor *a = spawn_with(rt, "periodic", periodic_handler, &p,
-                           from_handler ? 1 : -1);
+  pn_actor *a =
+      spawn_with(rt, "periodic", periodic_handler, &p, from_handler ? 1 : -1);
   if (from_handler) {
     PN_ASSERT_OK(pn_send(a, MSG_ARM, NULL, 0));
   } else {
@@ -469,9 +465,9 @@ static void periodic_cancelled_in_handler(bool from_handler) {
   /* The stop request is taken from the mailbox but not handled; the final
    * PN_MSG_STOPPED is handled without being taken. */
   assert_int_equal(st.received, st.processed + st.dropped);
-  assert_int_equal(st.processed,
-                   at_cancel + 1 /* probe */ + 1 /* arm or handle */ +
-                       1 /* PN_MSG_STOPPED */);
+  assert_int_equal(st.processed, at_cancel + 1 /* probe */ +
+                                     1 /* arm or handle */ +
+                                     1 /* PN_MSG_STOPPED */);
   pn_actor_release(a);
   pn_test_runtime_end(rt);
   pn_test_latch_fini(&probe);
@@ -524,6 +520,123 @@ static void periodic_cancelled_from_app_thread(void **state) {
   pn_test_latch_fini(&first);
   pn_test_latch_fini(&probe);
   pn_test_latch_fini(&stopped);
+}
+
+/* A periodic timer whose target cannot keep up: while the target is
+ * blocked in a handler, thirty periods pass but at most one tick waits in
+ * its mailbox (no burst of catch-up ticks), and a cancel made while that
+ * tick waits drops it. The timer lives on worker 1 (armed by a handler
+ * homed there), the target on worker 0, so blocking the target does not
+ * stop the timer's owner from firing. */
+
+typedef struct slow_target {
+  pn_test_latch *entered;
+  pn_test_latch *release;
+  pn_test_latch *stopped;
+  _Atomic uint64_t ticks;
+  _Atomic int timed_out;
+} slow_target;
+
+static void slow_target_handler(pn_actor *self, void *state,
+                                const pn_msg *msg) {
+  (void)self;
+  slow_target *t = state;
+  switch (pn_msg_type(msg)) {
+  case MSG_ARM: /* here: block until released */
+    pn_test_latch_count_down(t->entered);
+    if (!pn_test_latch_wait(t->release, 10000)) {
+      atomic_store(&t->timed_out, 1);
+    }
+    return;
+  case TICK:
+    atomic_fetch_add(&t->ticks, 1);
+    return;
+  case PN_MSG_STOPPED:
+    pn_test_latch_count_down(t->stopped);
+    return;
+  default:
+    return;
+  }
+}
+
+typedef struct remote_arm {
+  pn_actor *target;
+  pn_timer *timer; /* handler only */
+  _Atomic int errors;
+  pn_test_latch *probe;
+  pn_test_latch *cancelled;
+} remote_arm;
+
+static void remote_arm_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  remote_arm *r = state;
+  switch (pn_msg_type(msg)) {
+  case MSG_ARM:
+    if (pn_timer_start(r->target, TICK, 1000, 1000, &r->timer) != PN_OK ||
+        pn_timer_start(self, MSG_PROBE, 30000, 0, NULL) != PN_OK) {
+      atomic_fetch_add(&r->errors, 1);
+    }
+    return;
+  case MSG_PROBE:
+    pn_test_latch_count_down(r->probe);
+    return;
+  case MSG_CANCEL:
+    pn_timer_cancel(r->timer);
+    r->timer = NULL;
+    pn_test_latch_count_down(r->cancelled);
+    return;
+  default:
+    return;
+  }
+}
+
+static void periodic_never_queues_catch_up_ticks(void **state) {
+  (void)state;
+  pn_runtime *rt = pn_test_runtime(2);
+  pn_test_latch entered, release, stopped, probe, cancelled;
+  pn_test_latch_init(&entered, 1);
+  pn_test_latch_init(&release, 1);
+  pn_test_latch_init(&stopped, 1);
+  pn_test_latch_init(&probe, 1);
+  pn_test_latch_init(&cancelled, 1);
+  slow_target t = {
+      .entered = &entered, .release = &release, .stopped = &stopped};
+  pn_actor *b = spawn_with(rt, "slow", slow_target_handler, &t, 0);
+  remote_arm r = {.target = b, .probe = &probe, .cancelled = &cancelled};
+  pn_actor *h = spawn_with(rt, "remote-arm", remote_arm_handler, &r, 1);
+
+  PN_ASSERT_OK(pn_send(b, MSG_ARM, NULL, 0));
+  assert_true(pn_test_latch_wait(&entered, 10000));
+  PN_ASSERT_OK(pn_send(h, MSG_ARM, NULL, 0));
+  assert_true(pn_test_latch_wait(&probe, 10000));
+  /* Thirty periods later: the first tick (due long before the probe, on
+   * the same heap) is queued, and nothing behind it. */
+  pn_actor_stats st;
+  PN_ASSERT_OK(pn_actor_stats_get(b, &st));
+  if (st.mailbox_depth != 1) {
+    fail_msg("%u ticks queued behind a blocked handler, expected 1",
+             st.mailbox_depth);
+  }
+  PN_ASSERT_OK(pn_send(h, MSG_CANCEL, NULL, 0));
+  assert_true(pn_test_latch_wait(&cancelled, 10000));
+  pn_test_latch_count_down(&release);
+  PN_ASSERT_OK(pn_actor_stop(b));
+  assert_true(pn_test_latch_wait(&stopped, 10000));
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 10000000));
+  assert_int_equal(atomic_load(&t.timed_out), 0);
+  assert_int_equal(atomic_load(&r.errors), 0);
+  /* The queued tick was cancelled before the handler got it: dropped. */
+  assert_int_equal(atomic_load(&t.ticks), 0);
+  PN_ASSERT_OK(pn_actor_stats_get(b, &st));
+  assert_int_equal(st.dropped, 1);
+  assert_int_equal(st.processed, 2); /* the blocking message, STOPPED */
+  pn_actor_release(b);
+  pn_actor_release(h);
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&entered);
+  pn_test_latch_fini(&release);
+  pn_test_latch_fini(&stopped);
+  pn_test_latch_fini(&probe);
+  pn_test_latch_fini(&cancelled);
 }
 
 /* --- cancel before and after firing --------------------------------------- */
@@ -584,8 +697,7 @@ static void cancel_before_fire_never_fires(void **state) {
       assert_int_equal(n, 1);
       expected++;
     } else if (in_time[i] && n != 0) {
-      fail_msg("timer %u cancelled before its deadline fired %" PRIu64
-               " times",
+      fail_msg("timer %u cancelled before its deadline fired %" PRIu64 " times",
                i, n);
     }
   }
@@ -613,8 +725,7 @@ static void canceller_handler(pn_actor *self, void *state, const pn_msg *msg) {
   canceller *c = state;
   switch (pn_msg_type(msg)) {
   case MSG_ARM:
-    if (pn_timer_start(self, TICK, 10u * 1000000u, 0, &c->one_shot) !=
-            PN_OK ||
+    if (pn_timer_start(self, TICK, 10u * 1000000u, 0, &c->one_shot) != PN_OK ||
         pn_timer_start(self, TICK, 10u * 1000000u, 1000000u, &c->periodic) !=
             PN_OK) {
       atomic_fetch_add(&c->errors, 1);
@@ -737,7 +848,7 @@ static void cancel_after_fire_is_safe(void **state) {
   pn_test_latch_fini(&stopped);
 }
 
-/* --- arming from application threads and from handlers ------------------- */
+/* --- arming from application threads and from handlers -------------------- */
 
 enum { ARM_THREADS = 3, ARM_PER_THREAD = 50, ARM_BY_HANDLER = 50 };
 
@@ -841,7 +952,7 @@ static void timers_from_threads_and_handlers(void **state) {
   pn_test_latch_fini(&stopped);
 }
 
-/* --- stopped actors and shutdown ----------------------------------------- */
+/* --- stopped actors and shutdown ------------------------------------------ */
 
 static void timers_to_stopped_actors(void **state) {
   (void)state;
@@ -965,7 +1076,7 @@ static void shutdown_frees_armed_timers(void **state) {
   pn_test_latch_fini(&armed);
 }
 
-/* --- bad arguments --------------------------------------------------------- */
+/* --- bad arguments -------------------------------------------------------- */
 
 static void bad_arguments_change_nothing(void **state) {
   (void)state;
@@ -979,12 +1090,13 @@ static void bad_arguments_change_nothing(void **state) {
   PN_ASSERT_ERR(PN_EINVAL, pn_timer_start(NULL, 1, 1000, 1000, &t));
   PN_ASSERT_ERR(PN_EINVAL, pn_timer_start(a, PN_MSG_TYPE_RESERVED, 0, 0, &t));
   PN_ASSERT_ERR(PN_EINVAL, pn_timer_start(a, PN_MSG_STOPPED, 0, 0, NULL));
-  PN_ASSERT_ERR(PN_EINVAL, pn_timer_start(a, PN_MSG_TYPE_RESERVED + 7, 10,
-                                          10, &t));
+  PN_ASSERT_ERR(PN_EINVAL,
+                pn_timer_start(a, PN_MSG_TYPE_RESERVED + 7, 10, 10, &t));
   /* A periodic timer that could never be cancelled. */
   PN_ASSERT_ERR(PN_EINVAL, pn_timer_start(a, 1, 1000, 1000, NULL));
   PN_ASSERT_ERR(PN_EINVAL, pn_timer_start(a, 1, 0, 1, NULL));
   assert_ptr_equal(t, sentinel);
+  pn_timer_cancel(NULL); /* ignored */
   assert_int_equal(timers_active(rt), 0);
   pn_runtime_stats rst;
   PN_ASSERT_OK(pn_runtime_stats_get(rt, &rst));
@@ -1013,6 +1125,7 @@ int main(void) {
       cmocka_unit_test(periodic_armed_and_cancelled_in_handler),
       cmocka_unit_test(periodic_armed_by_app_cancelled_in_handler),
       cmocka_unit_test(periodic_cancelled_from_app_thread),
+      cmocka_unit_test(periodic_never_queues_catch_up_ticks),
       cmocka_unit_test(cancel_before_fire_never_fires),
       cmocka_unit_test(cancel_in_handler_before_fire),
       cmocka_unit_test(cancel_after_fire_is_safe),
