@@ -382,25 +382,35 @@ size_t pn_msg_size(const pn_msg *msg) { return msg ? msg->size : 0; }
 
 /* --- running ------------------------------------------------------------- */
 
-/* The consumer pushes the stub behind the last envelope so that envelope
- * can be freed: an idle actor then holds no envelope at all. */
-static void push_stub(pn_actor *a) {
-  a->stub_queued = true;
-  pn__mailbox_push(a, &a->stub);
-}
-
-/* Marks an empty mailbox idle. Fails if a sender pushed meanwhile. */
-static bool mailbox_try_idle(pn_actor *a) {
-  uintptr_t expected = (uintptr_t)&a->stub;
-  /* seq_cst (at least release): publishes this run's writes to the sender
-   * that next finds the mailbox idle (pairs with the acquire half of its
-   * exchange), and orders the CAS before went_idle()'s look at the
-   * overload mark (see mute_register()). Only this
-   * CAS ever sets the idle bit, so an actor is marked idle only when nothing
-   * was pushed after the stub, not even by a sender still linking. */
-  return atomic_compare_exchange_strong_explicit(
-      &a->head, &expected, expected | 1u, memory_order_seq_cst,
-      memory_order_relaxed);
+/* Marks an empty mailbox idle, and at the same time puts the stub back as
+ * its only node so the last envelope can be freed: an idle actor holds no
+ * envelope. The CAS expects head to be the last node taken, so it fails if
+ * any sender exchanged head since, even one still linking; only this CAS
+ * ever sets the idle bit. On success the envelope is unreachable: every
+ * later sender's exchange returns the stub. */
+static bool mailbox_try_idle(pn__worker *w, pn_actor *a) {
+  pn__node *tail = a->tail;
+  if (tail != &a->stub) {
+    /* Written before the CAS publishes the stub: once it does, a sender
+     * may link behind it and a run on another worker may read tail. */
+    atomic_store_explicit(&a->stub.next, NULL, memory_order_relaxed);
+    a->tail = &a->stub;
+  }
+  uintptr_t expected = (uintptr_t)tail;
+  /* seq_cst (at least release): publishes this run's writes, tail and the
+   * stub to the sender that next finds the mailbox idle (pairs with the
+   * acquire half of its exchange), and orders the CAS before went_idle()'s
+   * look at the overload mark (see mute_register()). */
+  if (atomic_compare_exchange_strong_explicit(
+          &a->head, &expected, (uintptr_t)&a->stub | 1u, memory_order_seq_cst,
+          memory_order_relaxed)) {
+    if (tail != &a->stub) {
+      pn__msg_free(a->rt, w, (pn_msg *)tail);
+    }
+    return true;
+  }
+  a->tail = tail;
+  return false;
 }
 
 /* After the mailbox went idle: if a sender marked it overloaded meanwhile,
@@ -425,29 +435,21 @@ static void drain_stopped(pn__worker *w, pn_actor *a) {
     pn__node *tail = a->tail;
     pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (!next) {
-      if (tail != &a->stub && !a->stub_queued) {
-        push_stub(a);
-        continue;
-      }
       break;
     }
     a->tail = next;
     if (tail != &a->stub) {
       pn__msg_free(a->rt, w, (pn_msg *)tail);
     }
-    if (next == &a->stub) {
-      a->stub_queued = false;
-    } else {
-      dropped++;
-      taken += ((pn_msg *)next)->chain_count;
-    }
+    dropped++;
+    taken += ((pn_msg *)next)->chain_count;
   }
   atomic_store_explicit(
       &a->taken, atomic_load_explicit(&a->taken, memory_order_relaxed) + taken,
       memory_order_relaxed);
   pn__stat_add(&a->received, dropped);
   pn__stat_add(&a->dropped, dropped);
-  if (a->tail == &a->stub && mailbox_try_idle(a)) {
+  if (mailbox_try_idle(w, a)) {
     pn__actor_unref(a);
     return;
   }
@@ -479,9 +481,19 @@ static void finish_stop(pn__worker *w, pn_actor *a) {
 
 enum run_end { RUN_EMPTY, RUN_PENDING, RUN_STOP };
 
+/* Charges the time since the worker's previous run ended (or it woke) to
+ * this run: one TSC read per run instead of two, at the price of counting
+ * the scheduler's pick of this actor as part of its run. */
+static void charge_cpu(pn__worker *w, pn_actor *a) {
+  if (w->rt->stats_cpu_time) {
+    uint64_t now = pn__ticks();
+    pn__stat_add(&a->cpu_ticks, now - w->run_ticks);
+    w->run_ticks = now;
+  }
+}
+
 void pn__actor_run(pn__worker *w, pn_actor *a) {
   pn_runtime *rt = a->rt;
-  uint64_t t0 = rt->stats_cpu_time ? pn__ticks() : 0;
   pn__stat_add(&a->runs, 1);
   uint32_t flags = atomic_load_explicit(&a->flags, memory_order_acquire);
   if (flags & PN__A_DEAD) {
@@ -506,14 +518,10 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     /* acquire: pairs with the sender's release store of this link. */
     pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (!next) {
-      if (tail != &a->stub && !a->stub_queued) {
-        push_stub(a);
-        continue;
-      }
       end = RUN_EMPTY;
       break;
     }
-    if (next != &a->stub && (reached_h0 || count >= batch)) {
+    if (reached_h0 || count >= batch) {
       end = RUN_PENDING;
       break;
     }
@@ -521,11 +529,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     if (tail != &a->stub) {
       pn__msg_free(rt, w, (pn_msg *)tail);
     }
-    reached_h0 |= next == h0;
-    if (next == &a->stub) {
-      a->stub_queued = false;
-      continue;
-    }
+    reached_h0 = next == h0;
     pn_msg *m = (pn_msg *)next;
     count++;
     taken += m->chain_count;
@@ -569,9 +573,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
   }
   if (end == RUN_STOP) {
     finish_stop(w, a);
-    if (rt->stats_cpu_time) {
-      pn__stat_add(&a->cpu_ticks, pn__ticks() - t0);
-    }
+    charge_cpu(w, a);
     return;
   }
 
@@ -584,9 +586,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
   if (depth > atomic_load_explicit(&a->depth_hwm, memory_order_relaxed)) {
     atomic_store_explicit(&a->depth_hwm, depth, memory_order_relaxed);
   }
-  if (rt->stats_cpu_time) {
-    pn__stat_add(&a->cpu_ticks, pn__ticks() - t0);
-  }
+  charge_cpu(w, a);
 
   if (atomic_load_explicit(&a->mute_state, memory_order_relaxed) ==
       PN__MUTE_PENDING) {
@@ -605,7 +605,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
       return;
     }
   }
-  if (end == RUN_EMPTY && a->tail == &a->stub && mailbox_try_idle(a)) {
+  if (end == RUN_EMPTY && mailbox_try_idle(w, a)) {
     went_idle(w, a);
     return;
   }

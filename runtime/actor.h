@@ -58,8 +58,7 @@ struct pn_actor {
   pn_actor *mute_next;     /* link in a receiver's mute_list (stripe lock) */
   struct pn__label *label; /* interned name, or NULL */
   uint32_t spare;
-  bool stub_queued; /* the stub was pushed and not yet taken */
-  bool stop_now;    /* handle the stop when the current message returns */
+  bool stop_now; /* handle the stop when the current message returns */
 
   /* Line 2: counters, written by the running worker only. */
   _Alignas(64) _Atomic uint64_t received;

@@ -259,6 +259,7 @@ static void worker_sleep(pn__worker *w) {
     rt->io->wait(w, pn__timer_heap_timeout_ns(w, t0));
     pn__stat_add(&w->idle_ns, pn__now_ns() - t0);
     pn__stat_add(&w->wakeups, 1);
+    w->run_ticks = pn__ticks();
   }
   atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
   atomic_fetch_sub_explicit(&rt->nsleeping, 1, memory_order_relaxed);
@@ -268,6 +269,7 @@ void *pn__worker_main(void *arg) {
   pn__worker *w = arg;
   pn_runtime *rt = w->rt;
   pn__tls_worker = w;
+  w->run_ticks = pn__ticks();
   for (;;) {
     pn_actor *a = pick_local(w);
     if (!a || w->tick % TIMER_CHECK_EVERY == 0) {
@@ -284,6 +286,7 @@ void *pn__worker_main(void *arg) {
       continue;
     }
     if (spin_for_work(w)) {
+      w->run_ticks = pn__ticks(); /* spinning is idle time, not a run's */
       continue;
     }
     /* acquire: pairs with the shutdown's release store; every actor has
