@@ -43,9 +43,11 @@ typedef struct pn_actor_stats {
   uint64_t sent;          /* messages this actor's handler sent */
   uint64_t runs;          /* times it was scheduled and ran */
   uint64_t muted;         /* times it was muted by backpressure */
-  uint64_t cpu_ns;        /* handler time, when stats_cpu_time is on */
-  uint32_t mailbox_depth; /* estimate at the end of its last run */
-  uint32_t mailbox_hwm;   /* highest estimate seen */
+  uint64_t cpu_ns;        /* time in its runs (TSC based, includes picking
+                             it), when stats_cpu_time is on; else 0 */
+  uint32_t mailbox_depth; /* messages queued now (a message that woke it
+                             from idle is not counted) */
+  uint32_t mailbox_hwm;   /* highest depth seen at the end of a run */
 } pn_actor_stats;
 
 typedef struct pn_worker_stats {
@@ -65,7 +67,9 @@ typedef struct pn_runtime_stats {
   uint64_t actors_stopped;
   uint64_t actors_alive;   /* spawned, not yet stopped */
   uint64_t actor_handles;  /* actor objects not yet freed */
-  uint64_t msgs_in_flight; /* envelopes allocated and not yet freed */
+  uint64_t msgs_in_flight; /* envelopes allocated and not yet freed (an
+                              actor frees the last one it handled when it
+                              goes idle or takes the next) */
   uint64_t timers_active;
 } pn_runtime_stats;
 
