@@ -13,6 +13,9 @@
 #include "runtime/lock.h"
 #include "runtime/rt.h"
 
+/* How long pn_runtime_destroy() waits for running handlers to return. */
+#define PN__DESTROY_WAIT_US (10u * 1000000u)
+
 const char *pn_version(void) { return "0.1.0"; }
 
 static uint32_t online_cpus(void) {
@@ -282,7 +285,8 @@ pn_err pn_runtime_destroy(pn_runtime *rt) {
   if (!rt) {
     return PN_EINVAL;
   }
-  pn_err err = pn_runtime_shutdown(rt, UINT64_MAX);
+  /* Bounded, so a handler that never returns cannot hang the caller. */
+  pn_err err = pn_runtime_shutdown(rt, PN__DESTROY_WAIT_US);
   if (err != PN_OK) {
     return err;
   }

@@ -108,12 +108,15 @@ PN_API pn_err pn_runtime_create(const pn_runtime_config *cfg,
  * Blocks. Not from a handler of this runtime. */
 PN_API pn_err pn_runtime_shutdown(pn_runtime *rt, uint64_t timeout_us);
 
-/* Shuts down (waiting forever for running handlers) and frees the runtime.
- * Errors: PN_EBUSY when actor or timer handles are still held by the
- * application: nothing is freed, the runtime stays shut down; release them
- * and call again. PN_EWRONGTHREAD from a worker of this runtime.
- * On PN_OK every message, actor and timer has been freed.
- * Blocks. Not from a handler of this runtime. */
+/* Shuts down (waiting up to 10 s for running handlers to return) and frees
+ * the runtime. Errors: PN_ETIMEDOUT (a handler is still running: nothing is
+ * freed; pn_snapshot_take() shows which actor; call again), PN_EBUSY (actor
+ * or timer handles are still held by the application: nothing is freed,
+ * the runtime stays shut down; release them and call again),
+ * PN_EWRONGTHREAD from a worker of this runtime. On PN_OK every message,
+ * actor and timer has been freed. Safe order when actors keep handles they
+ * borrowed from you: pn_runtime_shutdown(), release, pn_runtime_destroy().
+ * Blocks (bounded). Not from a handler of this runtime. */
 PN_API pn_err pn_runtime_destroy(pn_runtime *rt);
 
 /* Number of worker threads. Any thread, never blocks. */

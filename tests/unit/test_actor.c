@@ -367,6 +367,29 @@ static void per_pair_fifo_from_threads(void **state) {
   pn_test_latch_fini(&stopped);
 }
 
+static void shutdown_times_out_on_a_stuck_handler(void **state) {
+  (void)state;
+  pn_runtime *rt = pn_test_runtime(2);
+  pn_test_latch gate;
+  pn_test_latch_init(&gate, 1);
+  counter c = {.gate = &gate};
+  pn_actor *a = spawn_counter(rt, &c, -1);
+  PN_ASSERT_OK(pn_send(a, MSG_BLOCK, NULL, 0));
+  /* The handler holds on: shutdown gives up after its timeout, and the
+   * snapshot names the actor that is still alive. */
+  PN_ASSERT_ERR(PN_ETIMEDOUT, pn_runtime_shutdown(rt, 2000));
+  pn_snapshot *snap = NULL;
+  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
+  assert_int_equal(snap->actor_count, 1);
+  assert_string_equal(snap->actors[0].name, "counter");
+  assert_int_equal(snap->actors[0].state, PN_ACTOR_STOPPING);
+  pn_snapshot_free(snap);
+  pn_test_latch_count_down(&gate);
+  pn_actor_release(a);
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&gate);
+}
+
 int main(void) {
   pn_test_seed();
   const struct CMUnitTest tests[] = {
@@ -377,6 +400,7 @@ int main(void) {
       cmocka_unit_test(homed_actors_stay_home),
       cmocka_unit_test(bad_arguments_change_nothing),
       cmocka_unit_test(per_pair_fifo_from_threads),
+      cmocka_unit_test(shutdown_times_out_on_a_stuck_handler),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
