@@ -117,7 +117,9 @@ test)
   format_check
   log "release build (warnings as errors) and tests"
   configure_build build/release -DCMAKE_BUILD_TYPE=Release
-  run_ctest build/release
+  # Three passes: the concurrency tests are seeded but scheduling is not,
+  # so repeating them is cheap insurance against a rare interleaving.
+  run_ctest build/release --repeat until-fail:3
   outside_user_build
   log "ASan+UBSan build and tests"
   configure_build build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPEERNET_SANITIZE=address,undefined -DPEERNET_BUILD_EXAMPLES=OFF
