@@ -6,6 +6,7 @@
 #ifndef PEERNET_PEERNET_H
 #define PEERNET_PEERNET_H
 
+#include "peernet/conditioner.h"
 #include "peernet/error.h"
 #include "peernet/runtime.h"
 #include "peernet/stats.h"
