@@ -136,7 +136,7 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
   atomic_init(&a->stub.next, NULL);
   a->tail = &a->stub;
   atomic_init(&a->refs, actor_out ? 2u : 1u);
-  atomic_init(&a->flags, 0);
+  atomic_init(&a->flags, cfg->batch_end ? PN__A_BATCH_END : 0u);
   atomic_init(&a->mute_state, PN__MUTE_NONE);
   atomic_init(&a->head, (uintptr_t)&a->stub | 1u);
   a->reg_prev = NULL;
@@ -290,11 +290,10 @@ static void note_send(pn_actor *to) {
   }
 }
 
-pn_err pn_send(pn_actor *to, uint32_t type, const void *data, size_t size) {
-  if (!to || type >= PN_MSG_TYPE_RESERVED || (size && !data)) {
-    return PN_EINVAL;
-  }
-  if (size > PN_MSG_COPY_MAX) {
+pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
+                      const void *b, size_t blen) {
+  size_t size = alen + blen;
+  if (size > PN_MSG_COPY_MAX + 64u) {
     return PN_ERANGE;
   }
   uint32_t f = atomic_load_explicit(&to->flags, memory_order_relaxed);
@@ -310,11 +309,26 @@ pn_err pn_send(pn_actor *to, uint32_t type, const void *data, size_t size) {
   m->size = (uint32_t)size;
   if (size) {
     m->data = m->inline_data;
-    memcpy(m->inline_data, data, size);
+    if (alen) {
+      memcpy(m->inline_data, a, alen);
+    }
+    if (blen) {
+      memcpy(m->inline_data + alen, b, blen);
+    }
   }
   note_send(to);
   send_envelope(w, to, m);
   return PN_OK;
+}
+
+pn_err pn_send(pn_actor *to, uint32_t type, const void *data, size_t size) {
+  if (!to || type >= PN_MSG_TYPE_RESERVED || (size && !data)) {
+    return PN_EINVAL;
+  }
+  if (size > PN_MSG_COPY_MAX) {
+    return PN_ERANGE;
+  }
+  return pn__send_parts(to, type, data, size, NULL, 0);
 }
 
 pn_err pn_send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
@@ -560,6 +574,13 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
       end = RUN_STOP;
       break;
     }
+  }
+  if (end != RUN_STOP && (processed || dropped) && (flags & PN__A_BATCH_END)) {
+    pn_msg batch_end;
+    memset(&batch_end, 0, sizeof batch_end);
+    batch_end.type = PN_MSG_BATCH_END;
+    a->handler(a, a->state, &batch_end);
+    end = a->stop_now ? RUN_STOP : end;
   }
   tls_actor = NULL;
   pn__outbox_flush(w);

@@ -26,6 +26,7 @@
 #define PN__A_DEAD 1u       /* PN_MSG_STOPPED handled; nothing runs again */
 #define PN__A_STOP_REQ 2u   /* a stop was requested */
 #define PN__A_OVERLOADED 4u /* mailbox over the high mark; may have muters */
+#define PN__A_BATCH_END 8u  /* wants PN_MSG_BATCH_END after each run */
 
 /* mute_state values (see backpressure in actor.c) */
 #define PN__MUTE_NONE 0u
@@ -136,6 +137,12 @@ void pn__actor_run(pn__worker *w, pn_actor *a);
 /* Queues an envelope for a and schedules a if it was idle. cur is the
  * calling worker or NULL. Never fails: a stopped receiver drops it later. */
 void pn__actor_deliver(pn__worker *cur, pn_actor *a, pn_msg *m);
+
+/* pn_send() for the library's own reserved message types, with the payload
+ * gathered from two parts (either may be empty). Same errors as pn_send()
+ * except the type check. Any thread. */
+pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
+                      const void *b, size_t blen);
 
 /* Pushes everything the running handler sent (see pn__outbox). Worker
  * only; called when a run ends. */

@@ -4,6 +4,7 @@
 #include "runtime/actor.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
+#include "runtime/tsan.h"
 
 _Thread_local pn__worker *pn__tls_worker
     __attribute__((tls_model("initial-exec")));
@@ -21,13 +22,6 @@ _Thread_local pn__worker *pn__tls_worker
  * not model fences (GCC refuses to compile them under it), so sanitizer
  * builds use read-modify-writes on the flag itself, which order the same
  * way through the flag's modification order and which it does model. */
-#if defined(__SANITIZE_THREAD__)
-#define PN__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PN__TSAN 1
-#endif
-#endif
 
 static uint32_t sleepers_after_publish(pn_runtime *rt) {
 #ifdef PN__TSAN
@@ -179,6 +173,14 @@ static pn_actor *steal(pn__worker *w) {
   return NULL;
 }
 
+/* A busy worker still looks at I/O every few picks: readiness must not wait
+ * for the worker to run out of actors. */
+static void poll_io(pn__worker *w) {
+  if (atomic_load_explicit(&w->io_sources, memory_order_relaxed)) {
+    w->rt->io->poll(w);
+  }
+}
+
 static void fire_timers(pn__worker *w) {
   if (w->timers.count ||
       atomic_load_explicit(&w->timers.inbox_len, memory_order_relaxed)) {
@@ -237,8 +239,11 @@ static bool spin_for_work(pn__worker *w) {
     for (int k = 0; k < 16; k++) {
       pn__cpu_relax();
     }
-    if ((i & 15u) == 0 && pn__now_ns() >= deadline) {
-      return false;
+    if ((i & 15u) == 0) {
+      poll_io(w);
+      if (pn__now_ns() >= deadline) {
+        return has_work(w);
+      }
     }
   }
 }
@@ -274,6 +279,7 @@ void *pn__worker_main(void *arg) {
     pn_actor *a = pick_local(w);
     if (!a || w->tick % TIMER_CHECK_EVERY == 0) {
       fire_timers(w);
+      poll_io(w);
       if (!a) {
         a = pick_local(w);
       }

@@ -29,7 +29,11 @@ extern "C" {
   X(PN_ENOTSUP, -7, "not supported on this system or configuration")           \
   X(PN_ERANGE, -8, "value out of the allowed range")                           \
   X(PN_ENOENT, -9, "no such object")                                           \
-  X(PN_EWRONGTHREAD, -10, "called from a thread that may not make this call")
+  X(PN_EWRONGTHREAD, -10, "called from a thread that may not make this call")  \
+  X(PN_EADDRINUSE, -11, "address already in use")                              \
+  X(PN_EADDRNOTAVAIL, -12, "address not valid or not available here")          \
+  X(PN_ENAMERESOLVE, -13, "host name could not be resolved")                   \
+  X(PN_EMSGSIZE, -14, "datagram larger than allowed")
 
 typedef enum pn_err {
 #define PN_ERR_ENUM_(name, value, text) name = value,

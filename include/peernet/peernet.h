@@ -9,6 +9,7 @@
 #include "peernet/conditioner.h"
 #include "peernet/error.h"
 #include "peernet/runtime.h"
+#include "peernet/socket.h"
 #include "peernet/stats.h"
 
 #define PEERNET_VERSION_MAJOR 0

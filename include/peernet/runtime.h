@@ -41,6 +41,10 @@ typedef struct pn_timer pn_timer;
  * (its own or a requested one) or at runtime shutdown. The handler frees its
  * state here. Messages still queued behind it are dropped, not delivered. */
 #define PN_MSG_STOPPED 0xFFFFFFFFu
+/* With pn_actor_config.batch_end set: delivered after the last message of
+ * every run that handled at least one, so an actor can flush what it
+ * batched (a socket sends its datagrams here). */
+#define PN_MSG_BATCH_END 0xFFFFFFFEu
 
 /* Largest message pn_send() copies (bytes). Larger payloads go by
  * pn_send_buf(), which has no size limit beyond size_t. */
@@ -79,10 +83,11 @@ typedef struct pn_actor_config {
   pn_handler handler;  /* required */
   void *state;         /* passed to every handler call; owned by the caller */
   int32_t home_worker; /* -1: any worker; k: always run on worker k */
+  bool batch_end;      /* also deliver PN_MSG_BATCH_END after each run */
 } pn_actor_config;
 
 #define PN_ACTOR_CONFIG_INIT                                                   \
-  { sizeof(pn_actor_config), NULL, NULL, NULL, -1 }
+  { sizeof(pn_actor_config), NULL, NULL, NULL, -1, false }
 
 /* Frees the bytes of a buffer handed over with pn_send_buf(). */
 typedef void (*pn_free_fn)(void *data, void *ctx);

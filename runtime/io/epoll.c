@@ -15,6 +15,7 @@
 
 #include "runtime/err_os.h"
 #include "runtime/io/io.h"
+#include "runtime/tsan.h"
 #include "runtime/worker.h"
 
 static pn_err epoll_worker_init(pn__worker *w) {
@@ -52,7 +53,13 @@ static void epoll_worker_fini(pn__worker *w) {
 
 static int epoll_wait_ns(int epfd, struct epoll_event *evs, int n,
                          int64_t timeout_ns) {
+#ifdef PN__TSAN
+  /* ThreadSanitizer (GCC 12) models epoll_ctl -> epoll_wait as a
+   * happens-before edge but does not know epoll_pwait2. */
+  static _Atomic int have_pwait2 = 0;
+#else
   static _Atomic int have_pwait2 = 1;
+#endif
   if (atomic_load_explicit(&have_pwait2, memory_order_relaxed)) {
     struct timespec ts;
     struct timespec *tsp = NULL;
@@ -75,16 +82,52 @@ static int epoll_wait_ns(int epfd, struct epoll_event *evs, int n,
   return epoll_wait(epfd, evs, n, ms);
 }
 
-static void epoll_wait_op(pn__worker *w, int64_t timeout_ns) {
-  struct epoll_event evs[16];
-  int n = epoll_wait_ns(w->io.epfd, evs, 16, timeout_ns);
+static void dispatch(pn__worker *w, struct epoll_event *evs, int n) {
   for (int i = 0; i < n; i++) {
-    if (evs[i].data.ptr == NULL) {
+    pn__io_source *src = evs[i].data.ptr;
+    if (src == NULL) {
       uint64_t v;
       /* Drains the wakeups; EAGAIN means another read already did. */
       ssize_t r = read(w->io.wakefd, &v, sizeof v);
       (void)r;
+      continue;
     }
+    uint32_t ev = 0;
+    if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+      ev |= PN__IO_READ;
+    }
+    if (evs[i].events & (EPOLLOUT | EPOLLERR)) {
+      ev |= PN__IO_WRITE;
+    }
+    src->on_ready(w, src, ev);
+  }
+}
+
+static void epoll_wait_op(pn__worker *w, int64_t timeout_ns) {
+  struct epoll_event evs[64];
+  int n = epoll_wait_ns(w->io.epfd, evs, 64, timeout_ns);
+  dispatch(w, evs, n);
+}
+
+static void epoll_poll_op(pn__worker *w) {
+  struct epoll_event evs[64];
+  int n = epoll_wait(w->io.epfd, evs, 64, 0);
+  dispatch(w, evs, n);
+}
+
+static pn_err epoll_add_op(pn__worker *w, pn__io_source *src) {
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
+                           .data = {.ptr = src}};
+  if (epoll_ctl(w->io.epfd, EPOLL_CTL_ADD, src->fd, &ev) != 0) {
+    return pn__err_os(errno);
+  }
+  atomic_fetch_add_explicit(&w->io_sources, 1, memory_order_relaxed);
+  return PN_OK;
+}
+
+static void epoll_del_op(pn__worker *w, pn__io_source *src) {
+  if (epoll_ctl(w->io.epfd, EPOLL_CTL_DEL, src->fd, NULL) == 0) {
+    atomic_fetch_sub_explicit(&w->io_sources, 1, memory_order_relaxed);
   }
 }
 
@@ -101,4 +144,7 @@ const pn__io_ops pn__io_epoll_ops = {
     .worker_fini = epoll_worker_fini,
     .wait = epoll_wait_op,
     .wake = epoll_wake_op,
+    .poll = epoll_poll_op,
+    .add = epoll_add_op,
+    .del = epoll_del_op,
 };

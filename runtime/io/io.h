@@ -14,6 +14,18 @@
 
 typedef struct pn__worker pn__worker;
 
+/* A file descriptor watched by a worker's backend. on_ready runs on that
+ * worker, outside any handler, with PN__IO_READ and/or PN__IO_WRITE; it
+ * must only note the readiness and wake the actor that owns the fd. */
+typedef struct pn__io_source pn__io_source;
+struct pn__io_source {
+  int fd;
+  void (*on_ready)(pn__worker *w, pn__io_source *src, uint32_t events);
+};
+
+#define PN__IO_READ 1u
+#define PN__IO_WRITE 2u
+
 /* Backend state carried by every worker. */
 typedef struct pn__io_worker {
   int epfd;      /* epoll instance (epoll backend) */
@@ -31,6 +43,14 @@ typedef struct pn__io_ops {
   void (*wait)(pn__worker *w, int64_t timeout_ns);
   /* Any thread: ends the current or next wait of w. */
   void (*wake)(pn__worker *w);
+  /* Owner only: dispatches whatever is ready now, without blocking. */
+  void (*poll)(pn__worker *w);
+  /* Any thread: starts watching src (edge-triggered, read and write) on
+   * w. */
+  pn_err (*add)(pn__worker *w, pn__io_source *src);
+  /* On w's own thread only, so no readiness for src is being dispatched:
+   * stops watching src. */
+  void (*del)(pn__worker *w, pn__io_source *src);
 } pn__io_ops;
 
 extern const pn__io_ops pn__io_epoll_ops;

@@ -1,0 +1,909 @@
+/* The NetSocket actor: one UDP socket, homed on the worker whose I/O
+ * backend watches its file descriptor.
+ *
+ * States: open -> closed (fd deregistered and closed, owner told) -> stopped.
+ *
+ * Messages it handles:
+ *   SOCK_READY        the backend saw the fd readable or writable: read
+ *                     datagrams in batches and hand each to the owner;
+ *                     retry queued sends.
+ *   SOCK_SEND         a pn_addr and the bytes to send: queued (through the
+ *                     send conditioner when one is set).
+ *   SOCK_SET_COND     new conditioner settings for one direction.
+ *   SOCK_COND_TICK    the conditioner's timer: release what is due.
+ *   SOCK_CLOSE        pn_socket_close(): send what is queued, close, tell
+ *                     the owner, stop.
+ *   PN_MSG_BATCH_END  end of a run: send the queued batch with one sendmmsg.
+ *   PN_MSG_STOPPED    runtime shutdown (or after close): release everything.
+ *
+ * Only the handler touches the fd and the batches; other threads reach the
+ * socket through messages, so nothing here is locked. The readiness bits
+ * are the one field written from the backend's callback.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "actors/link_conditioner.h"
+#include "peernet/socket.h"
+#include "runtime/clock.h"
+#include "runtime/err_os.h"
+#include "runtime/rt.h"
+#include "runtime/worker.h"
+
+#define SOCK_READY 0xFFFFFF10u
+#define SOCK_SEND 0xFFFFFF11u
+#define SOCK_CLOSE 0xFFFFFF12u
+#define SOCK_SET_COND 0xFFFFFF13u
+/* The conditioner timer uses a user-range type on a private actor. */
+#define SOCK_COND_TICK 0xFFFE0001u
+
+/* Datagrams per recvmmsg/sendmmsg, and receive batches per run before the
+ * socket yields to other actors (it posts itself a READY to go on). */
+#define BATCH_MAX 64u
+#define BATCH_BYTES (1u << 20)
+#define RECV_BATCHES_PER_RUN 16u
+#define DEFAULT_BUF_BYTES (4u << 20)
+#define DEFAULT_MAX_DATAGRAM 2048u
+
+/* What the owner's PN_MSG_DATAGRAM carries before the payload. */
+typedef struct datagram_header {
+  pn_addr from;
+  uint64_t socket_id;
+} datagram_header;
+
+/* A datagram held by a conditioner. */
+typedef struct held {
+  pn_addr addr;
+  size_t len;
+  unsigned char data[];
+} held;
+
+struct pn_socket {
+  _Atomic uint32_t refs;  /* the handle and the actor */
+  _Atomic uint32_t ready; /* PN__IO_* bits not yet handled */
+  _Atomic uint32_t closing;
+  pn_runtime *rt;
+  pn_actor *actor; /* held by the handle */
+  pn_actor *owner; /* held until closed */
+  pn__worker *home;
+  pn__io_source src;
+  uint64_t id;
+  pn_addr local;
+  int family; /* AF_INET or AF_INET6 */
+  bool v6only;
+  bool closed;
+  uint32_t max_datagram;
+  uint32_t batch;
+  /* Send batch: scount datagrams queued, sent with one sendmmsg. */
+  uint32_t scount;
+  bool want_write; /* the kernel said EAGAIN: wait for writability */
+  struct mmsghdr *smsg;
+  struct iovec *siov;
+  struct sockaddr_in6 *saddr;
+  unsigned char *sbuf;
+  /* Receive batch. */
+  struct mmsghdr *rmsg;
+  struct iovec *riov;
+  struct sockaddr_in6 *raddr;
+  unsigned char *rbuf;
+  unsigned char *rctl;
+  pn__conditioner cond[2]; /* PN_DIR_SEND, PN_DIR_RECV */
+  pn_timer *cond_timer;
+  uint64_t cond_timer_ns;
+  uint32_t kernel_drops_seen;
+  /* Counters: written by the actor only, read by any thread. */
+  _Atomic uint64_t datagrams_in, bytes_in, datagrams_out, bytes_out;
+  _Atomic uint64_t syscalls, readiness, send_errors, send_drops;
+  _Atomic uint64_t kernel_drops, truncated;
+  _Atomic uint64_t cond_dropped, cond_delayed, cond_duplicated;
+};
+
+static _Atomic uint64_t next_socket_id = 1;
+#define CTL_BYTES 64u
+
+/* --- addresses ------------------------------------------------------------ */
+
+pn_err pn_addr_parse(const char *text, pn_addr *out) {
+  if (!text || !out) {
+    return PN_EINVAL;
+  }
+  char host[INET6_ADDRSTRLEN + 16];
+  const char *port_text;
+  pn_addr a;
+  memset(&a, 0, sizeof a);
+  if (text[0] == '[') {
+    const char *close = strchr(text, ']');
+    if (!close || close[1] != ':' ||
+        (size_t)(close - text - 1) >= sizeof host) {
+      return PN_EINVAL;
+    }
+    memcpy(host, text + 1, (size_t)(close - text - 1));
+    host[close - text - 1] = '\0';
+    port_text = close + 2;
+    char *pct = strchr(host, '%');
+    if (pct) {
+      *pct = '\0';
+      unsigned idx = if_nametoindex(pct + 1);
+      char *end = NULL;
+      unsigned long v = strtoul(pct + 1, &end, 10);
+      a.scope_id = idx ? idx : (end && *end == '\0' ? (uint32_t)v : 0);
+    }
+    if (inet_pton(AF_INET6, host, a.ip) != 1) {
+      return PN_EINVAL;
+    }
+    a.family = PN_AF_INET6;
+  } else {
+    const char *colon = strrchr(text, ':');
+    if (!colon || (size_t)(colon - text) >= sizeof host) {
+      return PN_EINVAL;
+    }
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    port_text = colon + 1;
+    if (inet_pton(AF_INET, host, a.ip) != 1) {
+      return PN_EINVAL;
+    }
+    a.family = PN_AF_INET;
+  }
+  char *end = NULL;
+  errno = 0;
+  unsigned long port = strtoul(port_text, &end, 10);
+  if (!*port_text || *port_text == '-' || *port_text == '+' || errno || *end ||
+      port > 65535) {
+    return PN_EINVAL;
+  }
+  a.port = (uint16_t)port;
+  *out = a;
+  return PN_OK;
+}
+
+pn_err pn_addr_format(const pn_addr *addr, char *buf, size_t cap) {
+  if (!addr || !buf) {
+    return PN_EINVAL;
+  }
+  char ip[INET6_ADDRSTRLEN];
+  int n;
+  if (addr->family == PN_AF_INET) {
+    inet_ntop(AF_INET, addr->ip, ip, sizeof ip);
+    n = snprintf(buf, cap, "%s:%u", ip, addr->port);
+  } else if (addr->family == PN_AF_INET6) {
+    inet_ntop(AF_INET6, addr->ip, ip, sizeof ip);
+    n = snprintf(buf, cap, "[%s]:%u", ip, addr->port);
+  } else {
+    return PN_EINVAL;
+  }
+  return n > 0 && (size_t)n < cap ? PN_OK : PN_ERANGE;
+}
+
+bool pn_addr_equal(const pn_addr *a, const pn_addr *b) {
+  if (!a || !b || a->family != b->family || a->port != b->port) {
+    return false;
+  }
+  size_t n = a->family == PN_AF_INET ? 4 : 16;
+  return memcmp(a->ip, b->ip, n) == 0 &&
+         (a->family == PN_AF_INET || a->scope_id == b->scope_id);
+}
+
+static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0,    0,
+                                             0, 0, 0, 0, 0xff, 0xff};
+
+/* Kernel address to pn_addr; IPv4-mapped IPv6 comes back as IPv4. */
+static void addr_from_sockaddr(const struct sockaddr *sa, pn_addr *out) {
+  memset(out, 0, sizeof *out);
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    out->family = PN_AF_INET;
+    out->port = ntohs(in->sin_port);
+    memcpy(out->ip, &in->sin_addr, 4);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    out->port = ntohs(in6->sin6_port);
+    if (memcmp(in6->sin6_addr.s6_addr, v4_mapped_prefix, 12) == 0) {
+      out->family = PN_AF_INET;
+      memcpy(out->ip, in6->sin6_addr.s6_addr + 12, 4);
+    } else {
+      out->family = PN_AF_INET6;
+      memcpy(out->ip, in6->sin6_addr.s6_addr, 16);
+      out->scope_id = in6->sin6_scope_id;
+    }
+  }
+}
+
+/* pn_addr to a kernel address for a socket of `family`; false when the
+ * socket cannot reach it. */
+static bool addr_to_sockaddr(const pn_addr *a, int family, bool v6only,
+                             struct sockaddr_in6 *out, socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  if (family == AF_INET) {
+    if (a->family != PN_AF_INET) {
+      return false;
+    }
+    struct sockaddr_in *in = (struct sockaddr_in *)(void *)out;
+    in->sin_family = AF_INET;
+    in->sin_port = htons(a->port);
+    memcpy(&in->sin_addr, a->ip, 4);
+    *len = sizeof *in;
+    return true;
+  }
+  out->sin6_family = AF_INET6;
+  out->sin6_port = htons(a->port);
+  if (a->family == PN_AF_INET) {
+    if (v6only) {
+      return false;
+    }
+    memcpy(out->sin6_addr.s6_addr, v4_mapped_prefix, 12);
+    memcpy(out->sin6_addr.s6_addr + 12, a->ip, 4);
+  } else if (a->family == PN_AF_INET6) {
+    memcpy(out->sin6_addr.s6_addr, a->ip, 16);
+    out->sin6_scope_id = a->scope_id;
+  } else {
+    return false;
+  }
+  *len = sizeof *out;
+  return true;
+}
+
+/* --- lifetime ---------------------------------------------------------------
+ */
+
+static void socket_free(pn_socket *s) {
+  free(s->smsg);
+  free(s->siov);
+  free(s->saddr);
+  free(s->sbuf);
+  free(s->rmsg);
+  free(s->riov);
+  free(s->raddr);
+  free(s->rbuf);
+  free(s->rctl);
+  pn__conditioner_fini(&s->cond[0]);
+  pn__conditioner_fini(&s->cond[1]);
+  free(s);
+}
+
+static void socket_unref(pn_socket *s) {
+  /* acq_rel: the last holder sees the other's writes before freeing. */
+  if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+    socket_free(s);
+  }
+}
+
+#define STAT_ADD(s, field, v) pn__stat_add(&(s)->field, (v))
+
+/* --- sending ------------------------------------------------------------- */
+
+/* Sends the queued batch. Datagrams the kernel refuses for good are counted
+ * and skipped; on EAGAIN the rest waits for writability. */
+static void flush_sends(pn_socket *s) {
+  uint32_t sent = 0;
+  while (sent < s->scount) {
+    int n = sendmmsg(s->src.fd, s->smsg + sent, s->scount - sent, MSG_DONTWAIT);
+    STAT_ADD(s, syscalls, 1);
+    if (n > 0) {
+      for (int i = 0; i < n; i++) {
+        STAT_ADD(s, bytes_out, s->siov[sent + (uint32_t)i].iov_len);
+      }
+      STAT_ADD(s, datagrams_out, (uint64_t)n);
+      sent += (uint32_t)n;
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->want_write = true;
+      break;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    /* This datagram is refused (unreachable port, bad route...). */
+    STAT_ADD(s, send_errors, 1);
+    sent++;
+  }
+  if (sent && sent < s->scount) {
+    /* Keep the unsent tail at the front; its bytes stay in their slots. */
+    for (uint32_t i = sent; i < s->scount; i++) {
+      uint32_t d = i - sent;
+      size_t len = s->siov[i].iov_len;
+      memmove(s->sbuf + (size_t)d * s->max_datagram,
+              s->sbuf + (size_t)i * s->max_datagram, len);
+      s->siov[d].iov_len = len;
+      s->saddr[d] = s->saddr[i];
+      s->smsg[d].msg_hdr.msg_namelen = s->smsg[i].msg_hdr.msg_namelen;
+    }
+  }
+  s->scount -= sent;
+  if (!s->scount) {
+    s->want_write = false;
+  }
+}
+
+static void queue_send(pn_socket *s, const pn_addr *to, const void *data,
+                       size_t len) {
+  if (s->scount == s->batch) {
+    flush_sends(s);
+    if (s->scount == s->batch) {
+      STAT_ADD(s, send_drops, 1);
+      return;
+    }
+  }
+  uint32_t i = s->scount;
+  socklen_t alen = 0;
+  if (!addr_to_sockaddr(to, s->family, s->v6only, &s->saddr[i], &alen)) {
+    STAT_ADD(s, send_errors, 1);
+    return;
+  }
+  memcpy(s->sbuf + (size_t)i * s->max_datagram, data, len);
+  s->siov[i].iov_len = len;
+  s->smsg[i].msg_hdr.msg_namelen = alen;
+  s->scount++;
+}
+
+/* --- conditioner --------------------------------------------------------- */
+
+static void *dup_held(void *item, void *ctx) {
+  (void)ctx;
+  held *h = item;
+  held *copy = malloc(sizeof *h + h->len);
+  if (copy) {
+    memcpy(copy, h, sizeof *h + h->len);
+  }
+  return copy;
+}
+
+static void deliver_to_owner(pn_socket *s, const pn_addr *from,
+                             const void *data, size_t len) {
+  datagram_header hdr = {.from = *from, .socket_id = s->id};
+  /* PN_ECLOSED: the owner stopped; the datagram has nobody to go to. */
+  (void)pn__send_parts(s->owner, PN_MSG_DATAGRAM, &hdr, sizeof hdr, data, len);
+}
+
+static void arm_cond_timer(pn_socket *s) {
+  uint64_t next = pn__conditioner_next_ns(&s->cond[0]);
+  uint64_t next_recv = pn__conditioner_next_ns(&s->cond[1]);
+  if (next_recv < next) {
+    next = next_recv;
+  }
+  if (next == UINT64_MAX || (s->cond_timer && s->cond_timer_ns <= next)) {
+    return;
+  }
+  if (s->cond_timer) {
+    pn_timer_cancel(s->cond_timer);
+    s->cond_timer = NULL;
+  }
+  uint64_t now = pn__now_ns();
+  uint64_t delay_us = next > now ? (next - now + 999) / 1000 : 0;
+  if (pn_timer_start(s->actor, SOCK_COND_TICK, delay_us, 0, &s->cond_timer) ==
+      PN_OK) {
+    s->cond_timer_ns = next;
+  }
+}
+
+static void release_due(pn_socket *s) {
+  uint64_t now = pn__now_ns();
+  held *h;
+  while ((h = pn__conditioner_pop_due(&s->cond[PN_DIR_SEND], now))) {
+    queue_send(s, &h->addr, h->data, h->len);
+    free(h);
+  }
+  while ((h = pn__conditioner_pop_due(&s->cond[PN_DIR_RECV], now))) {
+    deliver_to_owner(s, &h->addr, h->data, h->len);
+    free(h);
+  }
+}
+
+/* Routes one datagram through a direction's conditioner; false when the
+ * conditioner is idle and the caller should go straight on. */
+static bool condition(pn_socket *s, pn_direction dir, const pn_addr *addr,
+                      const void *data, size_t len) {
+  pn__conditioner *c = &s->cond[dir];
+  if (!c->active && !c->count) {
+    return false;
+  }
+  held *h = malloc(sizeof *h + len);
+  if (!h) {
+    c->stats.dropped_rate++;
+    return true;
+  }
+  h->addr = *addr;
+  h->len = len;
+  memcpy(h->data, data, len);
+  pn__cond_stats before = c->stats;
+  bool taken = pn__conditioner_submit(c, pn__now_ns(), len, h, dup_held, NULL);
+  STAT_ADD(s, cond_dropped,
+           (c->stats.dropped_loss - before.dropped_loss) +
+               (c->stats.dropped_rate - before.dropped_rate));
+  STAT_ADD(s, cond_delayed, c->stats.delayed - before.delayed);
+  STAT_ADD(s, cond_duplicated, c->stats.duplicated - before.duplicated);
+  if (!taken) {
+    free(h);
+    return true;
+  }
+  if (pn__conditioner_next_ns(c) <= pn__now_ns()) {
+    release_due(s);
+  }
+  arm_cond_timer(s);
+  return true;
+}
+
+/* --- receiving ----------------------------------------------------------- */
+
+static void note_kernel_drops(pn_socket *s, struct msghdr *mh) {
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+      uint32_t total;
+      memcpy(&total, CMSG_DATA(cm), sizeof total);
+      /* The kernel reports a running total for the socket. */
+      STAT_ADD(s, kernel_drops, (uint32_t)(total - s->kernel_drops_seen));
+      s->kernel_drops_seen = total;
+    }
+  }
+}
+
+/* Reads up to RECV_BATCHES_PER_RUN batches. Returns true when the socket
+ * may still hold datagrams (the caller posts itself another READY). */
+static bool read_batches(pn_socket *s) {
+  for (uint32_t b = 0; b < RECV_BATCHES_PER_RUN; b++) {
+    for (uint32_t i = 0; i < s->batch; i++) {
+      s->rmsg[i].msg_hdr.msg_namelen = sizeof s->raddr[i];
+      s->rmsg[i].msg_hdr.msg_controllen = CTL_BYTES;
+      s->rmsg[i].msg_hdr.msg_flags = 0;
+    }
+    int n = recvmmsg(s->src.fd, s->rmsg, s->batch, MSG_DONTWAIT, NULL);
+    STAT_ADD(s, syscalls, 1);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      return false; /* EAGAIN: drained (edge-triggered, so this matters) */
+    }
+    for (int i = 0; i < n; i++) {
+      struct msghdr *mh = &s->rmsg[i].msg_hdr;
+      note_kernel_drops(s, mh);
+      if (mh->msg_flags & MSG_TRUNC) {
+        STAT_ADD(s, truncated, 1);
+        continue;
+      }
+      size_t len = s->rmsg[i].msg_len;
+      pn_addr from;
+      addr_from_sockaddr((struct sockaddr *)&s->raddr[i], &from);
+      STAT_ADD(s, datagrams_in, 1);
+      STAT_ADD(s, bytes_in, len);
+      const unsigned char *data = s->rbuf + (size_t)i * s->max_datagram;
+      if (!condition(s, PN_DIR_RECV, &from, data, len)) {
+        deliver_to_owner(s, &from, data, len);
+      }
+    }
+    if ((uint32_t)n < s->batch) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* --- the actor ----------------------------------------------------------- */
+
+static void close_socket(pn_socket *s) {
+  if (s->closed) {
+    return;
+  }
+  s->closed = true;
+  flush_sends(s);
+  /* On the home worker, between its readiness dispatches: after this no
+   * readiness for the fd can be delivered. */
+  s->rt->io->del(s->home, &s->src);
+  close(s->src.fd);
+  s->src.fd = -1;
+  for (int d = 0; d < 2; d++) {
+    held *h;
+    while ((h = pn__conditioner_drain(&s->cond[d]))) {
+      free(h);
+    }
+  }
+  if (s->cond_timer) {
+    pn_timer_cancel(s->cond_timer);
+    s->cond_timer = NULL;
+  }
+  (void)pn__send_parts(s->owner, PN_MSG_SOCKET_CLOSED, &s->id, sizeof s->id,
+                       NULL, 0);
+  pn_actor_release(s->owner);
+  s->owner = NULL;
+}
+
+static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  pn_socket *s = state;
+  uint32_t type = pn_msg_type(msg);
+  if (type == PN_MSG_STOPPED) {
+    close_socket(s);
+    socket_unref(s);
+    return;
+  }
+  if (s->closed) {
+    return;
+  }
+  switch (type) {
+  case SOCK_READY: {
+    uint32_t ev = atomic_exchange_explicit(&s->ready, 0, memory_order_acquire);
+    STAT_ADD(s, readiness, 1);
+    if ((ev & PN__IO_WRITE) && s->want_write) {
+      flush_sends(s);
+    }
+    if ((ev & PN__IO_READ) && read_batches(s)) {
+      /* More may be waiting: continue in a later run, after others. */
+      if (!atomic_fetch_or_explicit(&s->ready, PN__IO_READ,
+                                    memory_order_acq_rel)) {
+        (void)pn__send_parts(self, SOCK_READY, NULL, 0, NULL, 0);
+      }
+    }
+    break;
+  }
+  case SOCK_SEND: {
+    pn_addr to;
+    memcpy(&to, pn_msg_data(msg), sizeof to);
+    const unsigned char *data =
+        (const unsigned char *)pn_msg_data(msg) + sizeof to;
+    size_t len = pn_msg_size(msg) - sizeof to;
+    if (!condition(s, PN_DIR_SEND, &to, data, len)) {
+      queue_send(s, &to, data, len);
+    }
+    break;
+  }
+  case SOCK_SET_COND: {
+    uint32_t dir;
+    pn_link_conditioner cfg;
+    memcpy(&dir, pn_msg_data(msg), sizeof dir);
+    memcpy(&cfg, (const unsigned char *)pn_msg_data(msg) + sizeof dir,
+           sizeof cfg);
+    (void)pn__conditioner_set(&s->cond[dir], &cfg);
+    arm_cond_timer(s);
+    break;
+  }
+  case SOCK_COND_TICK:
+    /* The one-shot fired (ticks of replaced timers are dropped, so this is
+     * the current one): give its handle back. */
+    pn_timer_cancel(s->cond_timer);
+    s->cond_timer = NULL;
+    release_due(s);
+    arm_cond_timer(s);
+    break;
+  case SOCK_CLOSE:
+    close_socket(s);
+    (void)pn_actor_stop(self);
+    break;
+  case PN_MSG_BATCH_END:
+    if (s->scount && !s->want_write) {
+      flush_sends(s);
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+/* Backend callback, on the home worker: note and wake the actor once. */
+static void socket_on_ready(pn__worker *w, pn__io_source *src, uint32_t ev) {
+  (void)w;
+  pn_socket *s = (pn_socket *)(void *)((char *)src - offsetof(pn_socket, src));
+  /* acq_rel: the first setter sends the wakeup; the handler's exchange
+   * takes all bits set since. */
+  if (!atomic_fetch_or_explicit(&s->ready, ev, memory_order_acq_rel)) {
+    (void)pn__send_parts(s->actor, SOCK_READY, NULL, 0, NULL, 0);
+  }
+}
+
+/* --- opening ------------------------------------------------------------- */
+
+static pn_err resolve(const pn_socket_config *cfg, struct sockaddr_in6 *sa,
+                      socklen_t *len, int *family) {
+  memset(sa, 0, sizeof *sa);
+  const char *host = cfg->host;
+  if (!host || !*host) {
+    sa->sin6_family = AF_INET6;
+    sa->sin6_addr = in6addr_any;
+    sa->sin6_port = htons(cfg->port);
+    *len = sizeof *sa;
+    *family = AF_INET6;
+    return PN_OK;
+  }
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_PASSIVE;
+  struct addrinfo *res = NULL;
+  char port[8];
+  snprintf(port, sizeof port, "%u", cfg->port);
+  int rc = getaddrinfo(host, port, &hints, &res);
+  if (rc != 0 || !res) {
+    if (rc == EAI_MEMORY) {
+      return PN_ENOMEM;
+    }
+    if (rc == EAI_SYSTEM) {
+      return pn__err_os(errno);
+    }
+    return PN_ENAMERESOLVE;
+  }
+  memcpy(sa, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  *family = res->ai_family;
+  freeaddrinfo(res);
+  return PN_OK;
+}
+
+static pn_err bind_error(int err) {
+  switch (err) {
+  case EADDRINUSE:
+    return PN_EADDRINUSE;
+  case EADDRNOTAVAIL:
+  case EAFNOSUPPORT:
+  case EINVAL:
+    return PN_EADDRNOTAVAIL;
+  default:
+    return pn__err_os(err);
+  }
+}
+
+static bool alloc_batches(pn_socket *s) {
+  size_t m = s->max_datagram;
+  s->smsg = calloc(s->batch, sizeof *s->smsg);
+  s->siov = calloc(s->batch, sizeof *s->siov);
+  s->saddr = calloc(s->batch, sizeof *s->saddr);
+  s->sbuf = malloc(s->batch * m);
+  s->rmsg = calloc(s->batch, sizeof *s->rmsg);
+  s->riov = calloc(s->batch, sizeof *s->riov);
+  s->raddr = calloc(s->batch, sizeof *s->raddr);
+  /* One spare byte per slot so a datagram over max_datagram shows up as
+   * MSG_TRUNC instead of fitting exactly. */
+  s->rbuf = malloc(s->batch * m + 1);
+  s->rctl = calloc(s->batch, CTL_BYTES);
+  if (!s->smsg || !s->siov || !s->saddr || !s->sbuf || !s->rmsg || !s->riov ||
+      !s->raddr || !s->rbuf || !s->rctl) {
+    return false;
+  }
+  for (uint32_t i = 0; i < s->batch; i++) {
+    s->siov[i].iov_base = s->sbuf + i * m;
+    s->smsg[i].msg_hdr.msg_iov = &s->siov[i];
+    s->smsg[i].msg_hdr.msg_iovlen = 1;
+    s->smsg[i].msg_hdr.msg_name = &s->saddr[i];
+    s->riov[i].iov_base = s->rbuf + i * m;
+    s->riov[i].iov_len = m;
+    s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
+    s->rmsg[i].msg_hdr.msg_iovlen = 1;
+    s->rmsg[i].msg_hdr.msg_name = &s->raddr[i];
+    s->rmsg[i].msg_hdr.msg_control = s->rctl + i * CTL_BYTES;
+  }
+  return true;
+}
+
+static pn_err open_fd(pn_socket *s, const pn_socket_config *cfg) {
+  struct sockaddr_in6 sa;
+  socklen_t salen = 0;
+  int family = AF_INET6;
+  pn_err err = resolve(cfg, &sa, &salen, &family);
+  if (err != PN_OK) {
+    return err;
+  }
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 && family == AF_INET6 && (!cfg->host || !*cfg->host) &&
+      errno == EAFNOSUPPORT) {
+    /* No IPv6 on this machine: "any" means IPv4 any. */
+    struct sockaddr_in *in = (struct sockaddr_in *)(void *)&sa;
+    memset(&sa, 0, sizeof sa);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(cfg->port);
+    salen = sizeof *in;
+    family = AF_INET;
+    fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  }
+  if (fd < 0) {
+    return pn__err_os(errno);
+  }
+  int one = 1;
+  int size = (int)(cfg->rcvbuf_bytes ? cfg->rcvbuf_bytes : DEFAULT_BUF_BYTES);
+  /* Best effort: the kernel caps buffers at net.core.[rw]mem_max. */
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  size = (int)(cfg->sndbuf_bytes ? cfg->sndbuf_bytes : DEFAULT_BUF_BYTES);
+  (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+  if (family == AF_INET6) {
+    int v6only = cfg->ipv6_only ? 1 : 0;
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  if (bind(fd, (struct sockaddr *)&sa, salen) != 0) {
+    int saved = errno;
+    close(fd);
+    return bind_error(saved);
+  }
+  struct sockaddr_in6 local;
+  socklen_t llen = sizeof local;
+  if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0) {
+    int saved = errno;
+    close(fd);
+    return pn__err_os(saved);
+  }
+  addr_from_sockaddr((struct sockaddr *)&local, &s->local);
+  if (family == AF_INET6 && s->local.family == PN_AF_INET) {
+    /* A dual-stack socket bound to a mapped address reports IPv4. */
+    s->local.family = PN_AF_INET;
+  }
+  s->family = family;
+  s->v6only = family == AF_INET6 && cfg->ipv6_only;
+  s->src.fd = fd;
+  return PN_OK;
+}
+
+pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
+                      pn_socket **sock_out) {
+  if (!rt || !cfg || !sock_out || cfg->size < sizeof(pn_socket_config) ||
+      !cfg->owner || cfg->max_datagram > PN_DATAGRAM_MAX ||
+      cfg->home_worker < -1 || cfg->home_worker >= (int32_t)rt->nworkers ||
+      pn_link_conditioner_check(&cfg->send_conditioner) != PN_OK ||
+      pn_link_conditioner_check(&cfg->recv_conditioner) != PN_OK ||
+      cfg->owner->rt != rt) {
+    return PN_EINVAL;
+  }
+  pn_socket *s = calloc(1, sizeof *s);
+  if (!s) {
+    return PN_ENOMEM;
+  }
+  s->rt = rt;
+  s->src.fd = -1;
+  s->src.on_ready = socket_on_ready;
+  s->id = atomic_fetch_add_explicit(&next_socket_id, 1, memory_order_relaxed);
+  s->max_datagram =
+      cfg->max_datagram ? cfg->max_datagram : DEFAULT_MAX_DATAGRAM;
+  s->batch = BATCH_BYTES / s->max_datagram;
+  s->batch = s->batch > BATCH_MAX ? BATCH_MAX : (s->batch ? s->batch : 1);
+  (void)pn__conditioner_init(&s->cond[PN_DIR_SEND], &cfg->send_conditioner);
+  (void)pn__conditioner_init(&s->cond[PN_DIR_RECV], &cfg->recv_conditioner);
+  if (!alloc_batches(s)) {
+    socket_free(s);
+    return PN_ENOMEM;
+  }
+  pn_err err = open_fd(s, cfg);
+  if (err != PN_OK) {
+    socket_free(s);
+    return err;
+  }
+  uint32_t home = cfg->home_worker >= 0 ? (uint32_t)cfg->home_worker
+                                        : (uint32_t)(s->id % rt->nworkers);
+  s->home = &rt->workers[home];
+  pn_actor_config acfg = PN_ACTOR_CONFIG_INIT;
+  acfg.name = "socket";
+  acfg.handler = socket_handler;
+  acfg.state = s;
+  acfg.home_worker = (int32_t)home;
+  acfg.batch_end = true;
+  atomic_init(&s->refs, 2);
+  err = pn_spawn(rt, &acfg, &s->actor);
+  if (err != PN_OK) {
+    close(s->src.fd);
+    socket_free(s);
+    return err;
+  }
+  if (atomic_load_explicit(&cfg->owner->flags, memory_order_acquire) &
+      PN__A_DEAD) {
+    err = PN_ECLOSED;
+  } else {
+    pn_actor_hold(cfg->owner);
+    s->owner = cfg->owner;
+    err = rt->io->add(s->home, &s->src);
+    if (err != PN_OK) {
+      pn_actor_release(s->owner);
+      s->owner = NULL;
+    }
+  }
+  if (err != PN_OK) {
+    /* The actor exists: stop it; its PN_MSG_STOPPED drops its reference,
+     * ours goes with the handle. Mark closed so it touches no fd. */
+    close(s->src.fd);
+    s->src.fd = -1;
+    s->closed = true;
+    (void)pn_actor_stop(s->actor);
+    pn_actor_release(s->actor);
+    socket_unref(s);
+    return err;
+  }
+  *sock_out = s;
+  return PN_OK;
+}
+
+pn_err pn_socket_local_addr(const pn_socket *sock, pn_addr *addr_out) {
+  if (!sock || !addr_out) {
+    return PN_EINVAL;
+  }
+  *addr_out = sock->local;
+  return PN_OK;
+}
+
+uint64_t pn_socket_id(const pn_socket *sock) { return sock ? sock->id : 0; }
+
+pn_err pn_socket_send(pn_socket *sock, const pn_addr *to, const void *data,
+                      size_t len) {
+  if (!sock || !to || (len && !data) ||
+      (to->family != PN_AF_INET && to->family != PN_AF_INET6) ||
+      (sock->family == AF_INET && to->family != PN_AF_INET) ||
+      (sock->v6only && to->family == PN_AF_INET)) {
+    return PN_EINVAL;
+  }
+  if (len > sock->max_datagram) {
+    return PN_EMSGSIZE;
+  }
+  if (atomic_load_explicit(&sock->closing, memory_order_relaxed)) {
+    return PN_ECLOSED;
+  }
+  return pn__send_parts(sock->actor, SOCK_SEND, to, sizeof *to, data, len);
+}
+
+pn_err pn_socket_set_conditioner(pn_socket *sock, pn_direction dir,
+                                 const pn_link_conditioner *cfg) {
+  if (!sock || (dir != PN_DIR_SEND && dir != PN_DIR_RECV) ||
+      pn_link_conditioner_check(cfg) != PN_OK) {
+    return PN_EINVAL;
+  }
+  if (atomic_load_explicit(&sock->closing, memory_order_relaxed)) {
+    return PN_ECLOSED;
+  }
+  uint32_t d = (uint32_t)dir;
+  pn_link_conditioner copy = *cfg;
+  copy.size = sizeof copy;
+  return pn__send_parts(sock->actor, SOCK_SET_COND, &d, sizeof d, &copy,
+                        sizeof copy);
+}
+
+void pn_socket_close(pn_socket *sock) {
+  if (!sock) {
+    return;
+  }
+  atomic_store_explicit(&sock->closing, 1, memory_order_relaxed);
+  /* PN_ECLOSED: the actor already stopped (runtime shutdown) and closed the
+   * socket itself. */
+  (void)pn__send_parts(sock->actor, SOCK_CLOSE, NULL, 0, NULL, 0);
+  pn_actor_release(sock->actor);
+  socket_unref(sock);
+}
+
+pn_err pn_socket_stats_get(const pn_socket *sock, pn_socket_stats *stats_out) {
+  if (!sock || !stats_out) {
+    return PN_EINVAL;
+  }
+#define LOAD(f) atomic_load_explicit(&sock->f, memory_order_relaxed)
+  pn_socket_stats st;
+  memset(&st, 0, sizeof st);
+  st.datagrams_in = LOAD(datagrams_in);
+  st.bytes_in = LOAD(bytes_in);
+  st.datagrams_out = LOAD(datagrams_out);
+  st.bytes_out = LOAD(bytes_out);
+  st.syscalls = LOAD(syscalls);
+  st.readiness = LOAD(readiness);
+  st.send_errors = LOAD(send_errors);
+  st.send_drops = LOAD(send_drops);
+  st.kernel_drops = LOAD(kernel_drops);
+  st.truncated = LOAD(truncated);
+  st.cond_dropped = LOAD(cond_dropped);
+  st.cond_delayed = LOAD(cond_delayed);
+  st.cond_duplicated = LOAD(cond_duplicated);
+#undef LOAD
+  *stats_out = st;
+  return PN_OK;
+}
+
+pn_err pn_msg_datagram(const pn_msg *msg, pn_datagram *out) {
+  if (!msg || !out || pn_msg_type(msg) != PN_MSG_DATAGRAM ||
+      pn_msg_size(msg) < sizeof(datagram_header)) {
+    return PN_EINVAL;
+  }
+  datagram_header hdr;
+  memcpy(&hdr, pn_msg_data(msg), sizeof hdr);
+  out->from = hdr.from;
+  out->socket_id = hdr.socket_id;
+  out->data = (const unsigned char *)pn_msg_data(msg) + sizeof hdr;
+  out->len = pn_msg_size(msg) - sizeof hdr;
+  return PN_OK;
+}
