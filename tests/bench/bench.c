@@ -19,11 +19,13 @@
 #include <unistd.h>
 
 #include "peernet/peernet.h"
+#include "tests/bench/bench_udp.h"
 
 typedef struct options {
   uint64_t n;
   uint32_t workers;
   bool stats;
+  pn_io_backend io;
 } options;
 
 /* A one-shot completion signal from an actor to main. */
@@ -327,8 +329,9 @@ static void bench_memory(const options *o) {
 static void usage(void) {
   fprintf(stderr, "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
                   "[--stats on|off]\n"
+                  "       [--io uring|epoll]\n"
                   "subcommands: actor-pingpong actor-fanin actor-spawn "
-                  "actor-memory\n");
+                  "actor-memory udp-echo udp-flood\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -362,6 +365,11 @@ int main(int argc, char **argv) {
                parse_u64(argv[i + 1], &v) && v <= 1024) {
       o.workers = (uint32_t)v;
       i++;
+    } else if (strcmp(argv[i], "--io") == 0 && i + 1 < argc &&
+               (strcmp(argv[i + 1], "epoll") == 0 ||
+                strcmp(argv[i + 1], "uring") == 0)) {
+      o.io = strcmp(argv[i + 1], "epoll") == 0 ? PN_IO_EPOLL : PN_IO_URING;
+      i++;
     } else if (strcmp(argv[i], "--stats") == 0 && i + 1 < argc &&
                (strcmp(argv[i + 1], "on") == 0 ||
                 strcmp(argv[i + 1], "off") == 0)) {
@@ -381,6 +389,10 @@ int main(int argc, char **argv) {
   } else if (strcmp(cmd, "actor-spawn") == 0) {
     o.n = o.n ? o.n : 200000;
     bench_spawn(&o);
+  } else if (strcmp(cmd, "udp-echo") == 0) {
+    bench_udp_echo(o.io, o.n ? o.n : 20000);
+  } else if (strcmp(cmd, "udp-flood") == 0) {
+    bench_udp_flood(o.io, o.n ? o.n : 1000000);
   } else if (strcmp(cmd, "actor-memory") == 0) {
     o.n = o.n ? o.n : 100000;
     bench_memory(&o);
