@@ -25,6 +25,7 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,16 @@ struct pn_socket {
   /* Send batch: scount datagrams queued, sent with one sendmmsg. */
   uint32_t scount;
   bool want_write; /* the kernel said EAGAIN: wait for writability */
+  bool gso;        /* UDP_SEGMENT works (off for good after a refusal) */
+  bool gro;        /* UDP_GRO is on: receive slots hold coalesced runs */
+  uint32_t rslot;  /* bytes per receive slot */
+  uint32_t rbatch; /* receive slots */
   struct mmsghdr *smsg;
+  /* GSO groups built from the send batch for one sendmmsg. */
+  struct mmsghdr *gmsg;
+  uint32_t *gfirst;
+  uint32_t *gcount;
+  unsigned char *gctl;
   struct iovec *siov;
   struct sockaddr_in6 *saddr;
   unsigned char *sbuf;
@@ -104,10 +114,16 @@ struct pn_socket {
   _Atomic uint64_t syscalls, readiness, send_errors, send_drops;
   _Atomic uint64_t kernel_drops, truncated;
   _Atomic uint64_t cond_dropped, cond_delayed, cond_duplicated;
+  _Atomic uint64_t gso_segments, gro_segments;
 };
 
 static _Atomic uint64_t next_socket_id = 1;
 #define CTL_BYTES 64u
+#define GSO_CTL CMSG_SPACE(sizeof(uint16_t))
+#define GSO_MAX_SEGMENTS 64u /* the kernel's limit before 6.x */
+#define GSO_MAX_BYTES 65000u
+#define GRO_SLOT 65536u
+#define GRO_SLOTS 16u
 
 /* --- addresses ------------------------------------------------------------ */
 
@@ -255,6 +271,10 @@ static bool addr_to_sockaddr(const pn_addr *a, int family, bool v6only,
  */
 
 static void socket_free(pn_socket *s) {
+  free(s->gmsg);
+  free(s->gfirst);
+  free(s->gcount);
+  free(s->gctl);
   free(s->smsg);
   free(s->siov);
   free(s->saddr);
@@ -280,36 +300,100 @@ static void socket_unref(pn_socket *s) {
 
 /* --- sending ------------------------------------------------------------- */
 
+/* Groups queued datagrams from `from` on for one sendmmsg: runs of the same
+ * destination and size (the last may be shorter) become one UDP_SEGMENT
+ * message, which the kernel takes through its stack once; everything else
+ * goes as it is. Returns the number of messages. */
+static uint32_t build_groups(pn_socket *s, uint32_t from) {
+  uint32_t ng = 0;
+  for (uint32_t i = from; i < s->scount;) {
+    uint32_t j = i + 1;
+    size_t seg = s->siov[i].iov_len;
+    size_t total = seg;
+    if (s->gso && seg > 0) {
+      while (j < s->scount && j - i < GSO_MAX_SEGMENTS &&
+             s->smsg[j].msg_hdr.msg_namelen == s->smsg[i].msg_hdr.msg_namelen &&
+             memcmp(&s->saddr[j], &s->saddr[i],
+                    s->smsg[i].msg_hdr.msg_namelen) == 0 &&
+             s->siov[j].iov_len <= seg && s->siov[j].iov_len > 0 &&
+             total + s->siov[j].iov_len <= GSO_MAX_BYTES) {
+        total += s->siov[j].iov_len;
+        j++;
+        if (s->siov[j - 1].iov_len < seg) {
+          break; /* only the last segment may be shorter */
+        }
+      }
+    }
+    struct msghdr *mh = &s->gmsg[ng].msg_hdr;
+    memset(mh, 0, sizeof *mh);
+    mh->msg_name = &s->saddr[i];
+    mh->msg_namelen = s->smsg[i].msg_hdr.msg_namelen;
+    mh->msg_iov = &s->siov[i];
+    mh->msg_iovlen = j - i;
+    if (j - i > 1) {
+      unsigned char *ctl = s->gctl + (size_t)ng * GSO_CTL;
+      memset(ctl, 0, GSO_CTL);
+      mh->msg_control = ctl;
+      mh->msg_controllen = GSO_CTL;
+      struct cmsghdr *cm = CMSG_FIRSTHDR(mh);
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t gso_size = (uint16_t)seg;
+      memcpy(CMSG_DATA(cm), &gso_size, sizeof gso_size);
+    }
+    s->gfirst[ng] = i;
+    s->gcount[ng] = j - i;
+    ng++;
+    i = j;
+  }
+  return ng;
+}
+
 /* Sends the queued batch. Datagrams the kernel refuses for good are counted
- * and skipped; on EAGAIN the rest waits for writability. */
+ * and skipped; on EAGAIN the rest waits for writability. A refused GSO
+ * message turns GSO off for this socket and is sent again without it. */
 static void flush_sends(pn_socket *s) {
-  uint32_t sent = 0;
-  while (sent < s->scount) {
-    int n = sendmmsg(s->src.fd, s->smsg + sent, s->scount - sent, MSG_DONTWAIT);
+  uint32_t done = 0;
+  while (done < s->scount) {
+    uint32_t ng = build_groups(s, done);
+    int n = sendmmsg(s->src.fd, s->gmsg, ng, MSG_DONTWAIT);
     STAT_ADD(s, syscalls, 1);
     if (n > 0) {
-      for (int i = 0; i < n; i++) {
-        STAT_ADD(s, bytes_out, s->siov[sent + (uint32_t)i].iov_len);
+      for (int g = 0; g < n; g++) {
+        uint32_t count = s->gcount[g];
+        for (uint32_t k = 0; k < count; k++) {
+          STAT_ADD(s, bytes_out, s->siov[s->gfirst[g] + k].iov_len);
+        }
+        if (count > 1) {
+          STAT_ADD(s, gso_segments, count);
+        }
+        STAT_ADD(s, datagrams_out, count);
+        done += count;
       }
-      STAT_ADD(s, datagrams_out, (uint64_t)n);
-      sent += (uint32_t)n;
       continue;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
       s->want_write = true;
       break;
     }
-    if (errno == EINTR) {
+    if (err == EINTR) {
+      continue;
+    }
+    if (s->gcount[0] > 1 && (err == EIO || err == EINVAL || err == EOPNOTSUPP ||
+                             err == ENOPROTOOPT)) {
+      s->gso = false; /* sticky: this path refuses segmentation */
       continue;
     }
     /* This datagram is refused (unreachable port, bad route...). */
-    STAT_ADD(s, send_errors, 1);
-    sent++;
+    STAT_ADD(s, send_errors, s->gcount[0]);
+    done += s->gcount[0];
   }
-  if (sent && sent < s->scount) {
-    /* Keep the unsent tail at the front; its bytes stay in their slots. */
-    for (uint32_t i = sent; i < s->scount; i++) {
-      uint32_t d = i - sent;
+  if (done && done < s->scount) {
+    /* Keep the unsent tail at the front; its bytes move to their slots. */
+    for (uint32_t i = done; i < s->scount; i++) {
+      uint32_t d = i - done;
       size_t len = s->siov[i].iov_len;
       memmove(s->sbuf + (size_t)d * s->max_datagram,
               s->sbuf + (size_t)i * s->max_datagram, len);
@@ -318,7 +402,7 @@ static void flush_sends(pn_socket *s) {
       s->smsg[d].msg_hdr.msg_namelen = s->smsg[i].msg_hdr.msg_namelen;
     }
   }
-  s->scount -= sent;
+  s->scount -= done;
   if (!s->scount) {
     s->want_write = false;
   }
@@ -434,9 +518,16 @@ static bool condition(pn_socket *s, pn_direction dir, const pn_addr *addr,
 
 /* --- receiving ----------------------------------------------------------- */
 
-static void note_kernel_drops(pn_socket *s, struct msghdr *mh) {
+/* Reads the control messages: kernel drop counter, GRO segment size (0
+ * when the slot holds one datagram). */
+static size_t read_cmsgs(pn_socket *s, struct msghdr *mh) {
+  size_t gro_size = 0;
   for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+      int v;
+      memcpy(&v, CMSG_DATA(cm), sizeof v);
+      gro_size = v > 0 ? (size_t)v : 0;
+    } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
       uint32_t total;
       memcpy(&total, CMSG_DATA(cm), sizeof total);
       /* The kernel reports a running total for the socket. */
@@ -444,18 +535,32 @@ static void note_kernel_drops(pn_socket *s, struct msghdr *mh) {
       s->kernel_drops_seen = total;
     }
   }
+  return gro_size;
+}
+
+static void received(pn_socket *s, const pn_addr *from,
+                     const unsigned char *data, size_t len) {
+  if (len > s->max_datagram) {
+    STAT_ADD(s, truncated, 1);
+    return;
+  }
+  STAT_ADD(s, datagrams_in, 1);
+  STAT_ADD(s, bytes_in, len);
+  if (!condition(s, PN_DIR_RECV, from, data, len)) {
+    deliver_to_owner(s, from, data, len);
+  }
 }
 
 /* Reads up to RECV_BATCHES_PER_RUN batches. Returns true when the socket
  * may still hold datagrams (the caller posts itself another READY). */
 static bool read_batches(pn_socket *s) {
   for (uint32_t b = 0; b < RECV_BATCHES_PER_RUN; b++) {
-    for (uint32_t i = 0; i < s->batch; i++) {
+    for (uint32_t i = 0; i < s->rbatch; i++) {
       s->rmsg[i].msg_hdr.msg_namelen = sizeof s->raddr[i];
       s->rmsg[i].msg_hdr.msg_controllen = CTL_BYTES;
       s->rmsg[i].msg_hdr.msg_flags = 0;
     }
-    int n = recvmmsg(s->src.fd, s->rmsg, s->batch, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(s->src.fd, s->rmsg, s->rbatch, MSG_DONTWAIT, NULL);
     STAT_ADD(s, syscalls, 1);
     if (n <= 0) {
       if (n < 0 && errno == EINTR) {
@@ -465,7 +570,7 @@ static bool read_batches(pn_socket *s) {
     }
     for (int i = 0; i < n; i++) {
       struct msghdr *mh = &s->rmsg[i].msg_hdr;
-      note_kernel_drops(s, mh);
+      size_t gro_size = read_cmsgs(s, mh);
       if (mh->msg_flags & MSG_TRUNC) {
         STAT_ADD(s, truncated, 1);
         continue;
@@ -473,14 +578,19 @@ static bool read_batches(pn_socket *s) {
       size_t len = s->rmsg[i].msg_len;
       pn_addr from;
       addr_from_sockaddr((struct sockaddr *)&s->raddr[i], &from);
-      STAT_ADD(s, datagrams_in, 1);
-      STAT_ADD(s, bytes_in, len);
-      const unsigned char *data = s->rbuf + (size_t)i * s->max_datagram;
-      if (!condition(s, PN_DIR_RECV, &from, data, len)) {
-        deliver_to_owner(s, &from, data, len);
+      const unsigned char *data = s->rbuf + (size_t)i * s->rslot;
+      if (!gro_size || gro_size >= len) {
+        received(s, &from, data, len);
+        continue;
+      }
+      /* A coalesced run: equal segments, the last may be shorter. */
+      for (size_t off = 0; off < len; off += gro_size) {
+        size_t seg = len - off < gro_size ? len - off : gro_size;
+        received(s, &from, data + off, seg);
+        STAT_ADD(s, gro_segments, 1);
       }
     }
-    if ((uint32_t)n < s->batch) {
+    if ((uint32_t)n < s->rbatch) {
       return false;
     }
   }
@@ -651,19 +761,22 @@ static pn_err bind_error(int err) {
 
 static bool alloc_batches(pn_socket *s) {
   size_t m = s->max_datagram;
+  s->gmsg = calloc(s->batch, sizeof *s->gmsg);
+  s->gfirst = calloc(s->batch, sizeof *s->gfirst);
+  s->gcount = calloc(s->batch, sizeof *s->gcount);
+  s->gctl = calloc(s->batch, GSO_CTL);
   s->smsg = calloc(s->batch, sizeof *s->smsg);
   s->siov = calloc(s->batch, sizeof *s->siov);
   s->saddr = calloc(s->batch, sizeof *s->saddr);
   s->sbuf = malloc(s->batch * m);
-  s->rmsg = calloc(s->batch, sizeof *s->rmsg);
-  s->riov = calloc(s->batch, sizeof *s->riov);
-  s->raddr = calloc(s->batch, sizeof *s->raddr);
-  /* One spare byte per slot so a datagram over max_datagram shows up as
-   * MSG_TRUNC instead of fitting exactly. */
-  s->rbuf = malloc(s->batch * m + 1);
-  s->rctl = calloc(s->batch, CTL_BYTES);
+  s->rmsg = calloc(s->rbatch, sizeof *s->rmsg);
+  s->riov = calloc(s->rbatch, sizeof *s->riov);
+  s->raddr = calloc(s->rbatch, sizeof *s->raddr);
+  s->rbuf = malloc((size_t)s->rbatch * s->rslot);
+  s->rctl = calloc(s->rbatch, CTL_BYTES);
   if (!s->smsg || !s->siov || !s->saddr || !s->sbuf || !s->rmsg || !s->riov ||
-      !s->raddr || !s->rbuf || !s->rctl) {
+      !s->raddr || !s->rbuf || !s->rctl || !s->gmsg || !s->gfirst ||
+      !s->gcount || !s->gctl) {
     return false;
   }
   for (uint32_t i = 0; i < s->batch; i++) {
@@ -671,12 +784,14 @@ static bool alloc_batches(pn_socket *s) {
     s->smsg[i].msg_hdr.msg_iov = &s->siov[i];
     s->smsg[i].msg_hdr.msg_iovlen = 1;
     s->smsg[i].msg_hdr.msg_name = &s->saddr[i];
-    s->riov[i].iov_base = s->rbuf + i * m;
-    s->riov[i].iov_len = m;
+  }
+  for (uint32_t i = 0; i < s->rbatch; i++) {
+    s->riov[i].iov_base = s->rbuf + (size_t)i * s->rslot;
+    s->riov[i].iov_len = s->rslot;
     s->rmsg[i].msg_hdr.msg_iov = &s->riov[i];
     s->rmsg[i].msg_hdr.msg_iovlen = 1;
     s->rmsg[i].msg_hdr.msg_name = &s->raddr[i];
-    s->rmsg[i].msg_hdr.msg_control = s->rctl + i * CTL_BYTES;
+    s->rmsg[i].msg_hdr.msg_control = s->rctl + (size_t)i * CTL_BYTES;
   }
   return true;
 }
@@ -711,6 +826,11 @@ static pn_err open_fd(pn_socket *s, const pn_socket_config *cfg) {
   size = (int)(cfg->sndbuf_bytes ? cfg->sndbuf_bytes : DEFAULT_BUF_BYTES);
   (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+  /* GRO: the kernel hands over runs of same-sized datagrams from one
+   * sender as one buffer; refused on old kernels, then slots stay small. */
+  s->gro = !cfg->no_offload &&
+           setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  s->gso = !cfg->no_offload;
   if (family == AF_INET6) {
     int v6only = cfg->ipv6_only ? 1 : 0;
     (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
@@ -762,14 +882,19 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
   s->batch = s->batch > BATCH_MAX ? BATCH_MAX : (s->batch ? s->batch : 1);
   (void)pn__conditioner_init(&s->cond[PN_DIR_SEND], &cfg->send_conditioner);
   (void)pn__conditioner_init(&s->cond[PN_DIR_RECV], &cfg->recv_conditioner);
-  if (!alloc_batches(s)) {
-    socket_free(s);
-    return PN_ENOMEM;
-  }
   pn_err err = open_fd(s, cfg);
   if (err != PN_OK) {
     socket_free(s);
     return err;
+  }
+  /* One spare byte per slot so a datagram over max_datagram shows up as
+   * MSG_TRUNC instead of fitting exactly. */
+  s->rslot = s->gro ? GRO_SLOT : s->max_datagram + 1;
+  s->rbatch = s->gro ? GRO_SLOTS : s->batch;
+  if (!alloc_batches(s)) {
+    close(s->src.fd);
+    socket_free(s);
+    return PN_ENOMEM;
   }
   uint32_t home = cfg->home_worker >= 0 ? (uint32_t)cfg->home_worker
                                         : (uint32_t)(s->id % rt->nworkers);
@@ -889,6 +1014,8 @@ pn_err pn_socket_stats_get(const pn_socket *sock, pn_socket_stats *stats_out) {
   st.cond_dropped = LOAD(cond_dropped);
   st.cond_delayed = LOAD(cond_delayed);
   st.cond_duplicated = LOAD(cond_duplicated);
+  st.gso_segments = LOAD(gso_segments);
+  st.gro_segments = LOAD(gro_segments);
 #undef LOAD
   *stats_out = st;
   return PN_OK;

@@ -77,6 +77,8 @@ typedef struct pn_socket_config {
   uint32_t max_datagram; /* largest datagram sent or received; 0 = 2048,
                             at most PN_DATAGRAM_MAX */
   bool ipv6_only;        /* for IPv6 sockets: refuse IPv4-mapped traffic */
+  bool no_offload;       /* no UDP GSO/GRO: one kernel packet per datagram, so
+                            kernel_drops counts datagrams */
   int32_t home_worker;   /* -1 picks one */
   pn_link_conditioner send_conditioner; /* outgoing impairments */
   pn_link_conditioner recv_conditioner; /* incoming impairments */
@@ -84,7 +86,7 @@ typedef struct pn_socket_config {
 
 #define PN_SOCKET_CONFIG_INIT                                                  \
   {                                                                            \
-    sizeof(pn_socket_config), NULL, 0, NULL, 0, 0, 0, false, -1,               \
+    sizeof(pn_socket_config), NULL, 0, NULL, 0, 0, 0, false, false, -1,        \
         PN_LINK_CONDITIONER_INIT, PN_LINK_CONDITIONER_INIT                     \
   }
 
@@ -137,11 +139,14 @@ typedef struct pn_socket_stats {
   uint64_t readiness;       /* readiness notifications handled */
   uint64_t send_errors;     /* datagrams the kernel refused */
   uint64_t send_drops;      /* dropped because the send queue was full */
-  uint64_t kernel_drops;    /* SO_RXQ_OVFL: dropped by the kernel */
+  uint64_t kernel_drops;    /* SO_RXQ_OVFL: packets the kernel dropped (a
+                               GSO run of up to 64 datagrams is one) */
   uint64_t truncated;       /* received datagrams over max_datagram */
   uint64_t cond_dropped;    /* conditioner: loss and rate drops */
   uint64_t cond_delayed;    /* conditioner: held back */
   uint64_t cond_duplicated; /* conditioner: extra copies */
+  uint64_t gso_segments;    /* datagrams sent inside UDP_SEGMENT messages */
+  uint64_t gro_segments;    /* datagrams received inside GRO runs */
 } pn_socket_stats;
 
 /* Counters of the socket. Errors: PN_EINVAL. Any thread, never blocks. */
