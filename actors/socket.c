@@ -4,6 +4,8 @@
  * States: open -> closed (fd deregistered and closed, owner told) -> stopped.
  *
  * Messages it handles:
+ *   SOCK_ATTACH       first message: start watching the fd (the backend
+ *                     must be driven from the home worker's thread).
  *   SOCK_READY        the backend saw the fd readable or writable: read
  *                     datagrams in batches and hand each to the owner;
  *                     retry queued sends.
@@ -43,6 +45,7 @@
 #define SOCK_SEND 0xFFFFFF11u
 #define SOCK_CLOSE 0xFFFFFF12u
 #define SOCK_SET_COND 0xFFFFFF13u
+#define SOCK_ATTACH 0xFFFFFF14u
 /* The conditioner timer uses a user-range type on a private actor. */
 #define SOCK_COND_TICK 0xFFFE0001u
 
@@ -81,6 +84,8 @@ struct pn_socket {
   int family; /* AF_INET or AF_INET6 */
   bool v6only;
   bool closed;
+  bool attached; /* watched by the home worker's backend */
+  bool detached; /* the backend confirmed it watches no more */
   uint32_t max_datagram;
   uint32_t batch;
   /* Send batch: scount datagrams queued, sent with one sendmmsg. */
@@ -376,6 +381,9 @@ static void flush_sends(pn_socket *s) {
     int err = errno;
     if (err == EAGAIN || err == EWOULDBLOCK) {
       s->want_write = true;
+      if (s->attached) {
+        s->rt->io->want_write(s->home, &s->src);
+      }
       break;
     }
     if (err == EINTR) {
@@ -599,17 +607,36 @@ static bool read_batches(pn_socket *s) {
 
 /* --- the actor ----------------------------------------------------------- */
 
+static void socket_on_detached(pn__worker *w, pn__io_source *src) {
+  (void)w;
+  pn_socket *s = (pn_socket *)(void *)((char *)src - offsetof(pn_socket, src));
+  s->detached = true;
+}
+
 static void close_socket(pn_socket *s) {
   if (s->closed) {
     return;
   }
   s->closed = true;
-  flush_sends(s);
-  /* On the home worker, between its readiness dispatches: after this no
-   * readiness for the fd can be delivered. */
-  s->rt->io->del(s->home, &s->src);
-  close(s->src.fd);
-  s->src.fd = -1;
+  if (s->src.fd >= 0) {
+    flush_sends(s);
+  }
+  if (s->attached) {
+    /* Runs on the home worker. The backend may confirm at once (epoll) or
+     * when the kernel has finished the cancelled requests (io_uring);
+     * until then neither the memory nor the fd may go, so drive the
+     * worker's completions here. A cancellation completes within a few
+     * polls; the bound only guards against a broken kernel. */
+    s->rt->io->del(s->home, &s->src);
+    for (int i = 0; !s->detached && i < 100000; i++) {
+      s->rt->io->poll(s->home);
+    }
+    s->attached = false;
+  }
+  if (s->src.fd >= 0) {
+    close(s->src.fd);
+    s->src.fd = -1;
+  }
   for (int d = 0; d < 2; d++) {
     held *h;
     while ((h = pn__conditioner_drain(&s->cond[d]))) {
@@ -620,10 +647,12 @@ static void close_socket(pn_socket *s) {
     pn_timer_cancel(s->cond_timer);
     s->cond_timer = NULL;
   }
-  (void)pn__send_parts(s->owner, PN_MSG_SOCKET_CLOSED, &s->id, sizeof s->id,
-                       NULL, 0);
-  pn_actor_release(s->owner);
-  s->owner = NULL;
+  if (s->owner) {
+    (void)pn__send_parts(s->owner, PN_MSG_SOCKET_CLOSED, &s->id, sizeof s->id,
+                         NULL, 0);
+    pn_actor_release(s->owner);
+    s->owner = NULL;
+  }
 }
 
 static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
@@ -638,6 +667,14 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     return;
   }
   switch (type) {
+  case SOCK_ATTACH:
+    if (s->rt->io->add(s->home, &s->src) == PN_OK) {
+      s->attached = true;
+    } else {
+      close_socket(s);
+      (void)pn_actor_stop(self);
+    }
+    break;
   case SOCK_READY: {
     uint32_t ev = atomic_exchange_explicit(&s->ready, 0, memory_order_acquire);
     STAT_ADD(s, readiness, 1);
@@ -875,6 +912,7 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
   s->rt = rt;
   s->src.fd = -1;
   s->src.on_ready = socket_on_ready;
+  s->src.on_detached = socket_on_detached;
   s->id = atomic_fetch_add_explicit(&next_socket_id, 1, memory_order_relaxed);
   s->max_datagram =
       cfg->max_datagram ? cfg->max_datagram : DEFAULT_MAX_DATAGRAM;
@@ -918,7 +956,9 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
   } else {
     pn_actor_hold(cfg->owner);
     s->owner = cfg->owner;
-    err = rt->io->add(s->home, &s->src);
+    /* The backend is driven from the home worker: the actor attaches the
+     * fd with its first message. */
+    err = pn__send_parts(s->actor, SOCK_ATTACH, NULL, 0, NULL, 0);
     if (err != PN_OK) {
       pn_actor_release(s->owner);
       s->owner = NULL;

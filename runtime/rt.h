@@ -44,6 +44,10 @@ struct pn_runtime {
   bool closing;           /* under reg_lock */
   uint64_t next_id;       /* under reg_lock */
 
+  /* Workers report their backend's thread_start here. */
+  uint32_t workers_started; /* under done_lock */
+  pn_err start_err;         /* under done_lock */
+
   /* Shutdown waits here for actors_alive to reach zero. */
   pthread_mutex_t done_lock;
   pthread_cond_t done_cv;

@@ -189,6 +189,19 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
     }
     rt->workers[i].thread_started = true;
   }
+  /* Every worker binds its backend on its own thread; wait for them so a
+   * failure there is this call's error, not a dead worker later. */
+  pthread_mutex_lock(&rt->done_lock);
+  while (rt->workers_started < rt->nworkers) {
+    pthread_cond_wait(&rt->done_cv, &rt->done_lock);
+  }
+  err = rt->start_err;
+  pthread_mutex_unlock(&rt->done_lock);
+  if (err != PN_OK) {
+    join_workers(rt);
+    runtime_free(rt, inited);
+    return err;
+  }
   *rt_out = rt;
   return PN_OK;
 }

@@ -274,6 +274,14 @@ void *pn__worker_main(void *arg) {
   pn__worker *w = arg;
   pn_runtime *rt = w->rt;
   pn__tls_worker = w;
+  pn_err err = rt->io->thread_start(w);
+  pthread_mutex_lock(&rt->done_lock);
+  if (err != PN_OK && rt->start_err == PN_OK) {
+    rt->start_err = err;
+  }
+  rt->workers_started++;
+  pthread_cond_broadcast(&rt->done_cv);
+  pthread_mutex_unlock(&rt->done_lock);
   w->run_ticks = pn__ticks();
   for (;;) {
     pn_actor *a = pick_local(w);

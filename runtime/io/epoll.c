@@ -115,6 +115,13 @@ static void epoll_poll_op(pn__worker *w) {
   dispatch(w, evs, n);
 }
 
+static pn_err epoll_thread_start(pn__worker *w) {
+  (void)w;
+  return PN_OK;
+}
+
+/* Watches writability too: with EPOLLET it fires only when a full send
+ * buffer drains, which is exactly when a blocked sender wants to know. */
 static pn_err epoll_add_op(pn__worker *w, pn__io_source *src) {
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
                            .data = {.ptr = src}};
@@ -125,10 +132,18 @@ static pn_err epoll_add_op(pn__worker *w, pn__io_source *src) {
   return PN_OK;
 }
 
+static void epoll_want_write(pn__worker *w, pn__io_source *src) {
+  (void)w;
+  (void)src; /* EPOLLOUT is always armed, edge-triggered */
+}
+
+/* On the owning worker, so no event for src is being dispatched: once the
+ * fd is out of the epoll set nothing refers to src. */
 static void epoll_del_op(pn__worker *w, pn__io_source *src) {
   if (epoll_ctl(w->io.epfd, EPOLL_CTL_DEL, src->fd, NULL) == 0) {
     atomic_fetch_sub_explicit(&w->io_sources, 1, memory_order_relaxed);
   }
+  src->on_detached(w, src);
 }
 
 static void epoll_wake_op(pn__worker *w) {
@@ -145,6 +160,8 @@ const pn__io_ops pn__io_epoll_ops = {
     .wait = epoll_wait_op,
     .wake = epoll_wake_op,
     .poll = epoll_poll_op,
+    .thread_start = epoll_thread_start,
     .add = epoll_add_op,
+    .want_write = epoll_want_write,
     .del = epoll_del_op,
 };

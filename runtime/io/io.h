@@ -8,6 +8,7 @@
 #ifndef PN_RUNTIME_IO_H
 #define PN_RUNTIME_IO_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "peernet/runtime.h"
@@ -20,7 +21,14 @@ typedef struct pn__worker pn__worker;
 typedef struct pn__io_source pn__io_source;
 struct pn__io_source {
   int fd;
+  /* Runs on the watching worker, outside any handler, with PN__IO_READ
+   * and/or PN__IO_WRITE; must only note the readiness and wake the actor
+   * that owns the fd. */
   void (*on_ready)(pn__worker *w, pn__io_source *src, uint32_t events);
+  /* Runs on the watching worker once del() has taken effect: no callback
+   * for src will follow, so its memory and fd may go. */
+  void (*on_detached)(pn__worker *w, pn__io_source *src);
+  uint32_t backend_state; /* backend-private */
 };
 
 #define PN__IO_READ 1u
@@ -45,15 +53,25 @@ typedef struct pn__io_ops {
   void (*wake)(pn__worker *w);
   /* Owner only: dispatches whatever is ready now, without blocking. */
   void (*poll)(pn__worker *w);
-  /* Any thread: starts watching src (edge-triggered, read and write) on
-   * w. */
+  /* On the worker thread, at its start (io_uring binds its ring there). */
+  pn_err (*thread_start)(pn__worker *w);
+  /* Owner only: starts watching src for readability (edge-triggered:
+   * after a notification, read until EAGAIN). */
   pn_err (*add)(pn__worker *w, pn__io_source *src);
-  /* On w's own thread only, so no readiness for src is being dispatched:
-   * stops watching src. */
+  /* Owner only: asks for one PN__IO_WRITE notification, after a send got
+   * EAGAIN. */
+  void (*want_write)(pn__worker *w, pn__io_source *src);
+  /* Owner only: stops watching src; on_detached follows (at once or after
+   * the kernel confirms). */
   void (*del)(pn__worker *w, pn__io_source *src);
 } pn__io_ops;
 
 extern const pn__io_ops pn__io_epoll_ops;
+extern const pn__io_ops pn__io_uring_ops;
+
+/* True when this kernel and sandbox allow io_uring with what the backend
+ * needs (setup, and the poll and read opcodes). Any thread. */
+bool pn__io_uring_available(void);
 
 /* Chooses the backend for a runtime: the config's choice, else PEERNET_IO,
  * else the best available. PN_ENOTSUP when a forced backend is missing. */

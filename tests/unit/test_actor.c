@@ -269,14 +269,23 @@ static void bad_arguments_change_nothing(void **state) {
   PN_ASSERT_ERR(PN_EINVAL, pn_runtime_create(&cfg, &rt));
   cfg = (pn_runtime_config)PN_RUNTIME_CONFIG_INIT;
   cfg.io = PN_IO_URING;
-  PN_ASSERT_ERR(PN_ENOTSUP, pn_runtime_create(&cfg, &rt));
+  /* Forced io_uring: works where the kernel and sandbox allow it, else a
+   * clear PN_ENOTSUP. */
+  pn_err uring = pn_runtime_create(&cfg, &rt);
+  assert_true(uring == PN_OK || uring == PN_ENOTSUP);
+  if (uring == PN_OK) {
+    assert_string_equal(pn_runtime_io_name(rt), "uring");
+    PN_ASSERT_OK(pn_runtime_destroy(rt));
+    rt = NULL;
+  }
   cfg.io = (pn_io_backend)42;
   PN_ASSERT_ERR(PN_EINVAL, pn_runtime_create(&cfg, &rt));
   assert_null(rt);
 
   rt = pn_test_runtime(2);
   assert_int_equal(pn_runtime_workers(rt), 2);
-  assert_string_equal(pn_runtime_io_name(rt), "epoll");
+  const char *io = pn_runtime_io_name(rt);
+  assert_true(strcmp(io, "epoll") == 0 || strcmp(io, "uring") == 0);
   pn_actor_config acfg = PN_ACTOR_CONFIG_INIT;
   pn_actor *a = NULL;
   PN_ASSERT_ERR(PN_EINVAL, pn_spawn(rt, &acfg, &a)); /* no handler */
