@@ -236,10 +236,13 @@ static bool spin_for_work(pn__worker *w) {
     if (has_work(w)) {
       return true;
     }
-    for (int k = 0; k < 16; k++) {
+    for (int k = 0; k < 4; k++) {
       pn__cpu_relax();
     }
-    if ((i & 15u) == 0) {
+    /* A PAUSE costs about 140 cycles on recent Intel cores, so this looks
+     * at I/O roughly every microsecond: a datagram arriving while the
+     * worker spins is picked up at once, not at the next sleep. */
+    if ((i & 3u) == 0) {
       poll_io(w);
       if (pn__now_ns() >= deadline) {
         return has_work(w);
