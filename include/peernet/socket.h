@@ -136,7 +136,8 @@ typedef struct pn_socket_stats {
   uint64_t datagrams_out;
   uint64_t bytes_out;
   uint64_t syscalls;        /* recvmmsg and sendmmsg calls */
-  uint64_t readiness;       /* readiness notifications handled */
+  uint64_t readiness;       /* readiness notifications (epoll) or receive
+                               completions (io_uring) handled */
   uint64_t send_errors;     /* datagrams the kernel refused */
   uint64_t send_drops;      /* dropped because the send queue was full */
   uint64_t kernel_drops;    /* SO_RXQ_OVFL: packets the kernel dropped (a
@@ -147,6 +148,7 @@ typedef struct pn_socket_stats {
   uint64_t cond_duplicated; /* conditioner: extra copies */
   uint64_t gso_segments;    /* datagrams sent inside UDP_SEGMENT messages */
   uint64_t gro_segments;    /* datagrams received inside GRO runs */
+  uint64_t enobufs;         /* io_uring: the receive buffer ring ran dry */
 } pn_socket_stats;
 
 /* Counters of the socket. Errors: PN_EINVAL. Any thread, never blocks. */

@@ -19,6 +19,20 @@ typedef struct pn__worker pn__worker;
  * worker, outside any handler, with PN__IO_READ and/or PN__IO_WRITE; it
  * must only note the readiness and wake the actor that owns the fd. */
 typedef struct pn__io_source pn__io_source;
+
+/* A received datagram as a backend hands it over, with what its control
+ * messages said. */
+typedef struct pn__io_datagram {
+  const void *name; /* sender's struct sockaddr */
+  uint32_t namelen;
+  const unsigned char *data;
+  size_t len;
+  bool truncated;
+  uint32_t gro_size; /* UDP_GRO segment size; 0: one datagram */
+  bool has_ovfl;
+  uint32_t ovfl; /* SO_RXQ_OVFL running total */
+} pn__io_datagram;
+
 struct pn__io_source {
   int fd;
   /* Runs on the watching worker, outside any handler, with PN__IO_READ
@@ -28,7 +42,22 @@ struct pn__io_source {
   /* Runs on the watching worker once del() has taken effect: no callback
    * for src will follow, so its memory and fd may go. */
   void (*on_detached)(pn__worker *w, pn__io_source *src);
+  /* Optional, for datagram sockets: a backend that receives by itself
+   * (io_uring's multishot recvmsg into a provided-buffer ring) hands each
+   * message here instead of reporting readability. Runs on the watching
+   * worker; the memory is the backend's again when it returns. */
+  void (*on_datagram)(pn__worker *w, pn__io_source *src,
+                      const pn__io_datagram *d);
+  /* With on_datagram: a receive error (-ENOBUFS when the buffer ring ran
+   * dry); the backend re-arms by itself. */
+  void (*on_recv_error)(pn__worker *w, pn__io_source *src, int err);
+  /* With on_datagram: the size of one receive slot (payload plus room
+   * for GRO runs) and of the address and control space to reserve. */
+  uint32_t dgram_slot_bytes;
+  uint32_t dgram_name_bytes;
+  uint32_t dgram_ctl_bytes;
   uint32_t backend_state; /* backend-private */
+  void *backend_data;     /* backend-private */
 };
 
 #define PN__IO_READ 1u

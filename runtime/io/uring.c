@@ -15,10 +15,12 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,18 +32,36 @@
 
 #define RING_ENTRIES 256u
 
-enum { TAG_WAKE = 0, TAG_READ = 1, TAG_WRITE = 2, TAG_CANCEL = 3 };
-#define TAG_MASK 3u
+enum {
+  TAG_WAKE = 0,
+  TAG_READ = 1,
+  TAG_WRITE = 2,
+  TAG_CANCEL = 3,
+  TAG_RECV = 4
+};
+#define TAG_MASK 7u /* sources are at least 8-byte aligned */
 
 /* backend_state bits of a source */
 #define SRC_READ_ARMED 1u  /* its multishot read poll is in the kernel */
 #define SRC_WRITE_ARMED 2u /* a one-shot write poll is in the kernel */
 #define SRC_DETACHING 4u   /* del() called: re-arm nothing */
+#define SRC_RECV_ARMED 8u  /* its multishot recvmsg is in the kernel */
+
+/* A source's provided-buffer ring for multishot recvmsg. */
+typedef struct recv_ring {
+  struct io_uring_buf_ring *br;
+  unsigned char *bufs;
+  uint32_t nbufs;
+  uint32_t buf_bytes;
+  uint16_t bgid;
+  struct msghdr tmpl; /* reserves name and control space in each buffer */
+} recv_ring;
 
 typedef struct uring_state {
   struct io_uring ring;
   bool disabled; /* created with R_DISABLED, enable on the worker */
   uint64_t wake_value;
+  uint16_t next_bgid;
 } uring_state;
 
 static uring_state *state_of(pn__worker *w) { return w->io.backend; }
@@ -171,13 +191,127 @@ static pn_err uring_thread_start(pn__worker *w) {
   return PN_OK;
 }
 
+static void free_recv_ring(uring_state *st, pn__io_source *src) {
+  recv_ring *rr = src->backend_data;
+  if (!rr) {
+    return;
+  }
+  (void)io_uring_unregister_buf_ring(&st->ring, rr->bgid);
+  free(rr->br);
+  free(rr->bufs);
+  free(rr);
+  src->backend_data = NULL;
+}
+
 static void detach_if_done(pn__worker *w, pn__io_source *src) {
   if ((src->backend_state & SRC_DETACHING) &&
-      !(src->backend_state & (SRC_READ_ARMED | SRC_WRITE_ARMED))) {
+      !(src->backend_state &
+        (SRC_READ_ARMED | SRC_WRITE_ARMED | SRC_RECV_ARMED))) {
+    /* The kernel holds no request of this source: its buffers may go. */
+    free_recv_ring(state_of(w), src);
     src->backend_state = 0;
     atomic_fetch_sub_explicit(&w->io_sources, 1, memory_order_relaxed);
     src->on_detached(w, src);
   }
+}
+
+static void arm_recv(uring_state *st, pn__io_source *src) {
+  recv_ring *rr = src->backend_data;
+  struct io_uring_sqe *sqe = get_sqe(st);
+  io_uring_prep_recvmsg_multishot(sqe, src->fd, &rr->tmpl, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = rr->bgid;
+  io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)src | TAG_RECV);
+  src->backend_state |= SRC_RECV_ARMED;
+}
+
+/* Registers the source's buffer ring by hand (io_uring_setup_buf_ring only
+ * arrived in liburing 2.4) and fills it. */
+static pn_err setup_recv_ring(uring_state *st, pn__io_source *src) {
+  recv_ring *rr = calloc(1, sizeof *rr);
+  if (!rr) {
+    return PN_ENOMEM;
+  }
+  rr->tmpl.msg_namelen = src->dgram_name_bytes;
+  rr->tmpl.msg_controllen = src->dgram_ctl_bytes;
+  /* Each buffer starts 64-byte aligned, so the header, name and control
+   * messages inside it are aligned as their types need. */
+  rr->buf_bytes =
+      ((uint32_t)sizeof(struct io_uring_recvmsg_out) + src->dgram_name_bytes +
+       src->dgram_ctl_bytes + src->dgram_slot_bytes + 63u) &
+      ~63u;
+  /* A power of two, about 1 MiB of buffers. */
+  rr->nbufs = 16;
+  while (rr->nbufs < 4096 &&
+         (size_t)rr->nbufs * 2 * rr->buf_bytes <= (1u << 20)) {
+    rr->nbufs *= 2;
+  }
+  rr->bgid = st->next_bgid++;
+  size_t ring_bytes = rr->nbufs * sizeof(struct io_uring_buf);
+  rr->bufs = aligned_alloc(64, (size_t)rr->nbufs * rr->buf_bytes);
+  if (!rr->bufs ||
+      posix_memalign((void **)&rr->br, 4096, (ring_bytes + 4095) & ~4095ul)) {
+    free(rr->bufs);
+    free(rr);
+    return PN_ENOMEM;
+  }
+  struct io_uring_buf_reg reg;
+  memset(&reg, 0, sizeof reg);
+  reg.ring_addr = (uint64_t)(uintptr_t)rr->br;
+  reg.ring_entries = rr->nbufs;
+  reg.bgid = rr->bgid;
+  int rc = io_uring_register_buf_ring(&st->ring, &reg, 0);
+  if (rc != 0) {
+    free(rr->br);
+    free(rr->bufs);
+    free(rr);
+    return pn__err_os(-rc);
+  }
+  io_uring_buf_ring_init(rr->br);
+  int mask = io_uring_buf_ring_mask(rr->nbufs);
+  for (uint32_t i = 0; i < rr->nbufs; i++) {
+    io_uring_buf_ring_add(rr->br, rr->bufs + (size_t)i * rr->buf_bytes,
+                          rr->buf_bytes, (unsigned short)i, mask, (int)i);
+  }
+  io_uring_buf_ring_advance(rr->br, (int)rr->nbufs);
+  src->backend_data = rr;
+  return PN_OK;
+}
+
+/* Parses one completed buffer, hands the datagram over and gives the
+ * buffer back to the ring, on this (its own) worker. */
+static void recv_completed(pn__worker *w, pn__io_source *src,
+                           struct io_uring_cqe *cqe) {
+  recv_ring *rr = src->backend_data;
+  uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+  unsigned char *buf = rr->bufs + (size_t)bid * rr->buf_bytes;
+  struct io_uring_recvmsg_out *out =
+      io_uring_recvmsg_validate(buf, cqe->res, &rr->tmpl);
+  if (out && !(src->backend_state & SRC_DETACHING)) {
+    pn__io_datagram d;
+    memset(&d, 0, sizeof d);
+    d.name = io_uring_recvmsg_name(out);
+    d.namelen = out->namelen < rr->tmpl.msg_namelen ? out->namelen
+                                                    : rr->tmpl.msg_namelen;
+    d.data = io_uring_recvmsg_payload(out, &rr->tmpl);
+    d.len = io_uring_recvmsg_payload_length(out, cqe->res, &rr->tmpl);
+    d.truncated = (out->flags & MSG_TRUNC) != 0;
+    for (struct cmsghdr *cm = io_uring_recvmsg_cmsg_firsthdr(out, &rr->tmpl);
+         cm; cm = io_uring_recvmsg_cmsg_nexthdr(out, &rr->tmpl, cm)) {
+      if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+        int v;
+        memcpy(&v, CMSG_DATA(cm), sizeof v);
+        d.gro_size = v > 0 ? (uint32_t)v : 0;
+      } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+        memcpy(&d.ovfl, CMSG_DATA(cm), sizeof d.ovfl);
+        d.has_ovfl = true;
+      }
+    }
+    src->on_datagram(w, src, &d);
+  }
+  io_uring_buf_ring_add(rr->br, buf, rr->buf_bytes, (unsigned short)bid,
+                        io_uring_buf_ring_mask(rr->nbufs), 0);
+  io_uring_buf_ring_advance(rr->br, 1);
 }
 
 static void handle_cqe(pn__worker *w, uring_state *st,
@@ -214,7 +348,24 @@ static void handle_cqe(pn__worker *w, uring_state *st,
     }
     detach_if_done(w, src);
     break;
-  default: /* TAG_CANCEL: the cancelled polls report on their own */
+  case TAG_RECV:
+    if (!more) {
+      src->backend_state &= ~SRC_RECV_ARMED;
+    }
+    if (cqe->res >= 0 && (cqe->flags & IORING_CQE_F_BUFFER)) {
+      recv_completed(w, src, cqe);
+    } else if (cqe->res < 0 && cqe->res != -ECANCELED &&
+               !(src->backend_state & SRC_DETACHING)) {
+      src->on_recv_error(w, src, -cqe->res);
+    }
+    if (!more && !(src->backend_state & SRC_DETACHING)) {
+      /* Ended by the kernel (-ENOBUFS: the ring ran dry; buffers are
+       * returned as each completion is handled, so there are some now). */
+      arm_recv(st, src);
+    }
+    detach_if_done(w, src);
+    break;
+  default: /* TAG_CANCEL: the cancelled requests report on their own */
     break;
   }
 }
@@ -262,6 +413,16 @@ static void uring_wake_op(pn__worker *w) {
 static pn_err uring_add_op(pn__worker *w, pn__io_source *src) {
   uring_state *st = state_of(w);
   src->backend_state = 0;
+  src->backend_data = NULL;
+  if (src->on_datagram) {
+    pn_err err = setup_recv_ring(st, src);
+    if (err != PN_OK) {
+      return err;
+    }
+    arm_recv(st, src);
+    atomic_fetch_add_explicit(&w->io_sources, 1, memory_order_relaxed);
+    return PN_OK;
+  }
   arm_read(st, src);
   atomic_fetch_add_explicit(&w->io_sources, 1, memory_order_relaxed);
   /* Data may have arrived before the poll: look once now. */
@@ -294,6 +455,11 @@ static void uring_del_op(pn__worker *w, pn__io_source *src) {
   }
   if (src->backend_state & SRC_WRITE_ARMED) {
     cancel_poll(st, src, TAG_WRITE);
+  }
+  if (src->backend_state & SRC_RECV_ARMED) {
+    struct io_uring_sqe *sqe = get_sqe(st);
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)src | TAG_RECV, 0);
+    io_uring_sqe_set_data64(sqe, TAG_CANCEL);
   }
   /* Nothing armed: detach now. Otherwise the polls' final completions
    * (-ECANCELED) detach it. */
