@@ -187,10 +187,13 @@ static pn_runtime *udp_runtime(pn_io_backend io) {
   return rt;
 }
 
-static pn_socket *udp_open(pn_runtime *rt, pn_actor *owner) {
+/* Each socket shares a worker with its owner, as DESIGN's data flow has
+ * it: a datagram's hand-over and the reply are same-thread hops. */
+static pn_socket *udp_open(pn_runtime *rt, pn_actor *owner, int32_t home) {
   pn_socket_config cfg = PN_SOCKET_CONFIG_INIT;
   cfg.host = "127.0.0.1";
   cfg.owner = owner;
+  cfg.home_worker = home % (int32_t)pn_runtime_workers(rt);
   pn_socket *s = NULL;
   die(pn_socket_open(rt, &cfg, &s), "socket");
   return s;
@@ -247,9 +250,10 @@ static void pinger_handler(pn_actor *self, void *state, const pn_msg *msg) {
 }
 
 static pn_actor *spawn(pn_runtime *rt, const char *name, pn_handler h,
-                       void *state) {
+                       void *state, int32_t home) {
   pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
   cfg.name = name;
+  cfg.home_worker = home % (int32_t)pn_runtime_workers(rt);
   cfg.handler = h;
   cfg.state = state;
   pn_actor *a = NULL;
@@ -282,10 +286,10 @@ void bench_udp_echo(pn_io_backend io, uint64_t n) {
                       .cv = PTHREAD_COND_INITIALIZER};
   echo_server server = {0};
   pinger p = {.n = n, .rtt = ours, .done = &done};
-  pn_actor *sa = spawn(rt, "echo", echo_server_handler, &server);
-  pn_actor *pa = spawn(rt, "pinger", pinger_handler, &p);
-  server.sock = udp_open(rt, sa);
-  p.sock = udp_open(rt, pa);
+  pn_actor *sa = spawn(rt, "echo", echo_server_handler, &server, 0);
+  pn_actor *pa = spawn(rt, "pinger", pinger_handler, &p, 1);
+  server.sock = udp_open(rt, sa, 0);
+  p.sock = udp_open(rt, pa, 1);
   die(pn_socket_local_addr(server.sock, &p.server), "addr");
   die(pn_send(pa, 1, NULL, 0), "start");
   done_wait(&done);
@@ -359,10 +363,10 @@ void bench_udp_flood(pn_io_backend io, uint64_t n) {
   pn_runtime *rt = udp_runtime(io);
   flood_rx rx = {0};
   flood_tx tx = {.left = n};
-  pn_actor *ra = spawn(rt, "flood-rx", flood_rx_handler, &rx);
-  pn_actor *ta = spawn(rt, "flood-tx", flood_tx_handler, &tx);
-  pn_socket *rs = udp_open(rt, ra);
-  tx.sock = udp_open(rt, ta);
+  pn_actor *ra = spawn(rt, "flood-rx", flood_rx_handler, &rx, 0);
+  pn_actor *ta = spawn(rt, "flood-tx", flood_tx_handler, &tx, 1);
+  pn_socket *rs = udp_open(rt, ra, 0);
+  tx.sock = udp_open(rt, ta, 1);
   die(pn_socket_local_addr(rs, &tx.to), "addr");
   die(pn_send(ta, 1, NULL, 0), "start");
   /* Ends by itself: when nothing new arrived for 200 ms after the first
