@@ -77,6 +77,33 @@ typedef struct datagram_header {
   uint64_t socket_id;
 } datagram_header;
 
+struct send_batch;
+
+/* One submitted message of a batch, as the backend hands it back. */
+typedef struct send_req {
+  pn__io_send io; /* first: the backend's handle */
+  struct send_batch *batch;
+  uint32_t group;
+} send_req;
+
+/* Queued datagrams and the messages built from them. With a backend that
+ * submits sends itself, a batch stays untouched from its submission until
+ * its last completion. */
+typedef struct send_batch {
+  uint32_t count;    /* datagrams queued */
+  uint32_t inflight; /* submitted messages not yet completed */
+  struct mmsghdr *msg;
+  struct iovec *iov;
+  struct sockaddr_in6 *addr;
+  unsigned char *buf;
+  /* GSO groups: one message each. */
+  struct mmsghdr *gmsg;
+  uint32_t *gfirst;
+  uint32_t *gcount;
+  unsigned char *gctl;
+  send_req *req;
+} send_batch;
+
 /* A datagram held by a conditioner. */
 typedef struct held {
   pn_addr addr;
@@ -102,22 +129,15 @@ struct pn_socket {
   bool detached; /* the backend confirmed it watches no more */
   uint32_t max_datagram;
   uint32_t batch;
-  /* Send batch: scount datagrams queued, sent with one sendmmsg. */
-  uint32_t scount;
   bool want_write; /* the kernel said EAGAIN: wait for writability */
   bool gso;        /* UDP_SEGMENT works (off for good after a refusal) */
   bool gro;        /* UDP_GRO is on: receive slots hold coalesced runs */
   uint32_t rslot;  /* bytes per receive slot */
   uint32_t rbatch; /* receive slots */
-  struct mmsghdr *smsg;
-  /* GSO groups built from the send batch for one sendmmsg. */
-  struct mmsghdr *gmsg;
-  uint32_t *gfirst;
-  uint32_t *gcount;
-  unsigned char *gctl;
-  struct iovec *siov;
-  struct sockaddr_in6 *saddr;
-  unsigned char *sbuf;
+  /* Send batches: one being filled (cur), the other possibly in the
+   * kernel; cur is NULL while both are. */
+  send_batch sb[2];
+  send_batch *cur;
   /* Receive batch. */
   struct mmsghdr *rmsg;
   struct iovec *riov;
@@ -147,15 +167,21 @@ static _Atomic uint64_t next_socket_id = 1;
 /* --- lifetime ---------------------------------------------------------------
  */
 
+static void send_batch_free(send_batch *b) {
+  free(b->gmsg);
+  free(b->gfirst);
+  free(b->gcount);
+  free(b->gctl);
+  free(b->req);
+  free(b->msg);
+  free(b->iov);
+  free(b->addr);
+  free(b->buf);
+}
+
 static void socket_free(pn_socket *s) {
-  free(s->gmsg);
-  free(s->gfirst);
-  free(s->gcount);
-  free(s->gctl);
-  free(s->smsg);
-  free(s->siov);
-  free(s->saddr);
-  free(s->sbuf);
+  send_batch_free(&s->sb[0]);
+  send_batch_free(&s->sb[1]);
   free(s->rmsg);
   free(s->riov);
   free(s->raddr);
@@ -177,38 +203,38 @@ static void socket_unref(pn_socket *s) {
 
 /* --- sending ------------------------------------------------------------- */
 
-/* Groups queued datagrams from `from` on for one sendmmsg: runs of the same
+/* Groups the queued datagrams of b from `from` on: runs of the same
  * destination and size (the last may be shorter) become one UDP_SEGMENT
  * message, which the kernel takes through its stack once; everything else
  * goes as it is. Returns the number of messages. */
-static uint32_t build_groups(pn_socket *s, uint32_t from) {
+static uint32_t build_groups(pn_socket *s, send_batch *b, uint32_t from) {
   uint32_t ng = 0;
-  for (uint32_t i = from; i < s->scount;) {
+  for (uint32_t i = from; i < b->count;) {
     uint32_t j = i + 1;
-    size_t seg = s->siov[i].iov_len;
+    size_t seg = b->iov[i].iov_len;
     size_t total = seg;
+    socklen_t nlen = b->msg[i].msg_hdr.msg_namelen;
     if (s->gso && seg > 0) {
-      while (j < s->scount && j - i < GSO_MAX_SEGMENTS &&
-             s->smsg[j].msg_hdr.msg_namelen == s->smsg[i].msg_hdr.msg_namelen &&
-             memcmp(&s->saddr[j], &s->saddr[i],
-                    s->smsg[i].msg_hdr.msg_namelen) == 0 &&
-             s->siov[j].iov_len <= seg && s->siov[j].iov_len > 0 &&
-             total + s->siov[j].iov_len <= GSO_MAX_BYTES) {
-        total += s->siov[j].iov_len;
+      while (j < b->count && j - i < GSO_MAX_SEGMENTS &&
+             b->msg[j].msg_hdr.msg_namelen == nlen &&
+             memcmp(&b->addr[j], &b->addr[i], nlen) == 0 &&
+             b->iov[j].iov_len <= seg && b->iov[j].iov_len > 0 &&
+             total + b->iov[j].iov_len <= GSO_MAX_BYTES) {
+        total += b->iov[j].iov_len;
         j++;
-        if (s->siov[j - 1].iov_len < seg) {
+        if (b->iov[j - 1].iov_len < seg) {
           break; /* only the last segment may be shorter */
         }
       }
     }
-    struct msghdr *mh = &s->gmsg[ng].msg_hdr;
+    struct msghdr *mh = &b->gmsg[ng].msg_hdr;
     memset(mh, 0, sizeof *mh);
-    mh->msg_name = &s->saddr[i];
-    mh->msg_namelen = s->smsg[i].msg_hdr.msg_namelen;
-    mh->msg_iov = &s->siov[i];
+    mh->msg_name = &b->addr[i];
+    mh->msg_namelen = nlen;
+    mh->msg_iov = &b->iov[i];
     mh->msg_iovlen = j - i;
     if (j - i > 1) {
-      unsigned char *ctl = s->gctl + (size_t)ng * GSO_CTL;
+      unsigned char *ctl = b->gctl + (size_t)ng * GSO_CTL;
       memset(ctl, 0, GSO_CTL);
       mh->msg_control = ctl;
       mh->msg_controllen = GSO_CTL;
@@ -219,35 +245,44 @@ static uint32_t build_groups(pn_socket *s, uint32_t from) {
       uint16_t gso_size = (uint16_t)seg;
       memcpy(CMSG_DATA(cm), &gso_size, sizeof gso_size);
     }
-    s->gfirst[ng] = i;
-    s->gcount[ng] = j - i;
+    b->gfirst[ng] = i;
+    b->gcount[ng] = j - i;
     ng++;
     i = j;
   }
   return ng;
 }
 
-/* Sends the queued batch. Datagrams the kernel refuses for good are counted
- * and skipped; on EAGAIN the rest waits for writability. A refused GSO
- * message turns GSO off for this socket and is sent again without it. */
-static void flush_sends(pn_socket *s) {
+static void count_sent(pn_socket *s, send_batch *b, uint32_t g) {
+  uint32_t count = b->gcount[g];
+  for (uint32_t k = 0; k < count; k++) {
+    STAT_ADD(s, bytes_out, b->iov[b->gfirst[g] + k].iov_len);
+  }
+  if (count > 1) {
+    STAT_ADD(s, gso_segments, count);
+  }
+  STAT_ADD(s, datagrams_out, count);
+}
+
+static bool gso_refused(int err) {
+  return err == EIO || err == EINVAL || err == EOPNOTSUPP || err == ENOPROTOOPT;
+}
+
+/* epoll: sends b with sendmmsg. Datagrams the kernel refuses for good are
+ * counted and skipped; on EAGAIN the rest waits for writability. A refused
+ * GSO message turns GSO off for this socket and is sent again without
+ * it. */
+static void flush_syscall(pn_socket *s, send_batch *b) {
   uint32_t done = 0;
-  while (done < s->scount) {
-    uint32_t ng = build_groups(s, done);
+  while (done < b->count) {
+    uint32_t ng = build_groups(s, b, done);
     KERNEL_SENDS();
-    int n = sendmmsg(s->src.fd, s->gmsg, ng, MSG_DONTWAIT);
+    int n = sendmmsg(s->src.fd, b->gmsg, ng, MSG_DONTWAIT);
     STAT_ADD(s, syscalls, 1);
     if (n > 0) {
       for (int g = 0; g < n; g++) {
-        uint32_t count = s->gcount[g];
-        for (uint32_t k = 0; k < count; k++) {
-          STAT_ADD(s, bytes_out, s->siov[s->gfirst[g] + k].iov_len);
-        }
-        if (count > 1) {
-          STAT_ADD(s, gso_segments, count);
-        }
-        STAT_ADD(s, datagrams_out, count);
-        done += count;
+        count_sent(s, b, (uint32_t)g);
+        done += b->gcount[g];
       }
       continue;
     }
@@ -262,52 +297,122 @@ static void flush_sends(pn_socket *s) {
     if (err == EINTR) {
       continue;
     }
-    if (s->gcount[0] > 1 && (err == EIO || err == EINVAL || err == EOPNOTSUPP ||
-                             err == ENOPROTOOPT)) {
+    if (b->gcount[0] > 1 && gso_refused(err)) {
       s->gso = false; /* sticky: this path refuses segmentation */
       continue;
     }
-    /* This datagram is refused (unreachable port, bad route...). */
-    STAT_ADD(s, send_errors, s->gcount[0]);
-    done += s->gcount[0];
+    /* Refused (unreachable port, bad route...). */
+    STAT_ADD(s, send_errors, b->gcount[0]);
+    done += b->gcount[0];
   }
-  if (done && done < s->scount) {
+  if (done && done < b->count) {
     /* Keep the unsent tail at the front; its bytes move to their slots. */
-    for (uint32_t i = done; i < s->scount; i++) {
+    for (uint32_t i = done; i < b->count; i++) {
       uint32_t d = i - done;
-      size_t len = s->siov[i].iov_len;
-      memmove(s->sbuf + (size_t)d * s->max_datagram,
-              s->sbuf + (size_t)i * s->max_datagram, len);
-      s->siov[d].iov_len = len;
-      s->saddr[d] = s->saddr[i];
-      s->smsg[d].msg_hdr.msg_namelen = s->smsg[i].msg_hdr.msg_namelen;
+      size_t len = b->iov[i].iov_len;
+      memmove(b->buf + (size_t)d * s->max_datagram,
+              b->buf + (size_t)i * s->max_datagram, len);
+      b->iov[d].iov_len = len;
+      b->addr[d] = b->addr[i];
+      b->msg[d].msg_hdr.msg_namelen = b->msg[i].msg_hdr.msg_namelen;
     }
   }
-  s->scount -= done;
-  if (!s->scount) {
+  b->count -= done;
+  if (!b->count) {
     s->want_write = false;
+  }
+}
+
+/* io_uring: submits b's messages through the ring (they reach the kernel
+ * at the end of this worker's loop turn) and fills the other batch
+ * meanwhile, or none while both are in the kernel. */
+static void flush_ring(pn_socket *s, send_batch *b) {
+  uint32_t ng = build_groups(s, b, 0);
+  KERNEL_SENDS();
+  uint32_t queued = 0;
+  for (uint32_t g = 0; g < ng; g++) {
+    b->req[g].io.src = &s->src;
+    b->req[g].batch = b;
+    b->req[g].group = g;
+    if (s->rt->io->send_msg(s->home, &b->req[g].io, &b->gmsg[g].msg_hdr) !=
+        PN_OK) {
+      STAT_ADD(s, send_drops, b->gcount[g]);
+      continue;
+    }
+    queued++;
+  }
+  b->inflight = queued;
+  send_batch *other = b == &s->sb[0] ? &s->sb[1] : &s->sb[0];
+  if (!queued) {
+    b->count = 0;
+    s->cur = b;
+  } else {
+    s->cur = other->inflight ? NULL : other;
+  }
+}
+
+static void flush_sends(pn_socket *s) {
+  send_batch *b = s->cur;
+  if (!b || !b->count) {
+    return;
+  }
+  if (s->rt->io->send_msg && s->attached && !s->closed) {
+    flush_ring(s, b);
+  } else {
+    flush_syscall(s, b);
+  }
+}
+
+/* io_uring: one submitted message finished. */
+static void socket_on_sent(pn__worker *w, pn__io_send *io, int res) {
+  (void)w;
+  send_req *req = (send_req *)(void *)io;
+  send_batch *b = req->batch;
+  pn_socket *s =
+      (pn_socket *)(void *)((char *)io->src - offsetof(pn_socket, src));
+  uint32_t g = req->group;
+  if (res >= 0) {
+    count_sent(s, b, g);
+  } else {
+    if (b->gcount[g] > 1 && gso_refused(-res)) {
+      s->gso = false; /* sticky; this group's datagrams are lost */
+    }
+    STAT_ADD(s, send_errors, b->gcount[g]);
+  }
+  if (--b->inflight == 0) {
+    b->count = 0;
+    if (!s->cur) {
+      s->cur = b;
+    }
   }
 }
 
 static void queue_send(pn_socket *s, const pn_addr *to, const void *data,
                        size_t len) {
-  if (s->scount == s->batch) {
+  if (s->cur && s->cur->count == s->batch) {
     flush_sends(s);
-    if (s->scount == s->batch) {
-      STAT_ADD(s, send_drops, 1);
-      return;
-    }
   }
-  uint32_t i = s->scount;
+  /* Both batches in the kernel (a burst larger than two batches within
+   * one run): submit and reap now rather than drop; UDP sends complete as
+   * they are submitted. The bound only guards against a stuck kernel. */
+  for (int i = 0; !s->cur && s->attached && i < 1000; i++) {
+    s->rt->io->poll(s->home);
+  }
+  send_batch *b = s->cur;
+  if (!b || b->count == s->batch) {
+    STAT_ADD(s, send_drops, 1); /* every batch is full or in the kernel */
+    return;
+  }
+  uint32_t i = b->count;
   socklen_t alen = 0;
-  if (!pn__addr_to_sockaddr(to, s->family, s->v6only, &s->saddr[i], &alen)) {
+  if (!pn__addr_to_sockaddr(to, s->family, s->v6only, &b->addr[i], &alen)) {
     STAT_ADD(s, send_errors, 1);
     return;
   }
-  memcpy(s->sbuf + (size_t)i * s->max_datagram, data, len);
-  s->siov[i].iov_len = len;
-  s->smsg[i].msg_hdr.msg_namelen = alen;
-  s->scount++;
+  memcpy(b->buf + (size_t)i * s->max_datagram, data, len);
+  b->iov[i].iov_len = len;
+  b->msg[i].msg_hdr.msg_namelen = alen;
+  b->count++;
 }
 
 /* --- conditioner --------------------------------------------------------- */
@@ -641,7 +746,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     (void)pn_actor_stop(self);
     break;
   case PN_MSG_BATCH_END:
-    if (s->scount && !s->want_write) {
+    if (!s->want_write) {
       flush_sends(s);
     }
     break;
@@ -713,31 +818,42 @@ static pn_err bind_error(int err) {
   }
 }
 
-static bool alloc_batches(pn_socket *s) {
+static bool alloc_send_batch(pn_socket *s, send_batch *b) {
   size_t m = s->max_datagram;
-  s->gmsg = calloc(s->batch, sizeof *s->gmsg);
-  s->gfirst = calloc(s->batch, sizeof *s->gfirst);
-  s->gcount = calloc(s->batch, sizeof *s->gcount);
-  s->gctl = calloc(s->batch, GSO_CTL);
-  s->smsg = calloc(s->batch, sizeof *s->smsg);
-  s->siov = calloc(s->batch, sizeof *s->siov);
-  s->saddr = calloc(s->batch, sizeof *s->saddr);
-  s->sbuf = malloc(s->batch * m);
+  b->gmsg = calloc(s->batch, sizeof *b->gmsg);
+  b->gfirst = calloc(s->batch, sizeof *b->gfirst);
+  b->gcount = calloc(s->batch, sizeof *b->gcount);
+  b->gctl = calloc(s->batch, GSO_CTL);
+  b->req = calloc(s->batch, sizeof *b->req);
+  b->msg = calloc(s->batch, sizeof *b->msg);
+  b->iov = calloc(s->batch, sizeof *b->iov);
+  b->addr = calloc(s->batch, sizeof *b->addr);
+  b->buf = malloc(s->batch * m);
+  if (!b->gmsg || !b->gfirst || !b->gcount || !b->gctl || !b->req || !b->msg ||
+      !b->iov || !b->addr || !b->buf) {
+    return false;
+  }
+  for (uint32_t i = 0; i < s->batch; i++) {
+    b->iov[i].iov_base = b->buf + i * m;
+    b->msg[i].msg_hdr.msg_iov = &b->iov[i];
+    b->msg[i].msg_hdr.msg_iovlen = 1;
+    b->msg[i].msg_hdr.msg_name = &b->addr[i];
+  }
+  return true;
+}
+
+static bool alloc_batches(pn_socket *s) {
+  if (!alloc_send_batch(s, &s->sb[0]) || !alloc_send_batch(s, &s->sb[1])) {
+    return false;
+  }
+  s->cur = &s->sb[0];
   s->rmsg = calloc(s->rbatch, sizeof *s->rmsg);
   s->riov = calloc(s->rbatch, sizeof *s->riov);
   s->raddr = calloc(s->rbatch, sizeof *s->raddr);
   s->rbuf = malloc((size_t)s->rbatch * s->rslot);
   s->rctl = calloc(s->rbatch, CTL_BYTES);
-  if (!s->smsg || !s->siov || !s->saddr || !s->sbuf || !s->rmsg || !s->riov ||
-      !s->raddr || !s->rbuf || !s->rctl || !s->gmsg || !s->gfirst ||
-      !s->gcount || !s->gctl) {
+  if (!s->rmsg || !s->riov || !s->raddr || !s->rbuf || !s->rctl) {
     return false;
-  }
-  for (uint32_t i = 0; i < s->batch; i++) {
-    s->siov[i].iov_base = s->sbuf + i * m;
-    s->smsg[i].msg_hdr.msg_iov = &s->siov[i];
-    s->smsg[i].msg_hdr.msg_iovlen = 1;
-    s->smsg[i].msg_hdr.msg_name = &s->saddr[i];
   }
   for (uint32_t i = 0; i < s->rbatch; i++) {
     s->riov[i].iov_base = s->rbuf + (size_t)i * s->rslot;
@@ -832,6 +948,7 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
   s->src.on_detached = socket_on_detached;
   s->src.on_datagram = socket_on_datagram;
   s->src.on_recv_error = socket_on_recv_error;
+  s->src.on_sent = socket_on_sent;
   /* Rounded up so the control messages after the name stay aligned. */
   s->src.dgram_name_bytes = (sizeof(struct sockaddr_in6) + 7u) & ~7u;
   s->src.dgram_ctl_bytes = CTL_BYTES;

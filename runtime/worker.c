@@ -300,6 +300,12 @@ void *pn__worker_main(void *arg) {
     }
     if (a) {
       run_one(w, a);
+      if (w->io_submit_pending) {
+        /* What the run queued (sends) goes to the kernel now, once for
+         * the whole turn, and what completed is handled. */
+        w->io_submit_pending = false;
+        rt->io->poll(w);
+      }
       continue;
     }
     if (spin_for_work(w)) {

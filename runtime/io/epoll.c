@@ -163,5 +163,6 @@ const pn__io_ops pn__io_epoll_ops = {
     .thread_start = epoll_thread_start,
     .add = epoll_add_op,
     .want_write = epoll_want_write,
+    .send_msg = NULL, /* sockets send with sendmmsg */
     .del = epoll_del_op,
 };

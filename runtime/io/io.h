@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "peernet/runtime.h"
 
@@ -19,6 +20,7 @@ typedef struct pn__worker pn__worker;
  * worker, outside any handler, with PN__IO_READ and/or PN__IO_WRITE; it
  * must only note the readiness and wake the actor that owns the fd. */
 typedef struct pn__io_source pn__io_source;
+struct pn__io_send;
 
 /* A received datagram as a backend hands it over, with what its control
  * messages said. */
@@ -56,9 +58,19 @@ struct pn__io_source {
   uint32_t dgram_slot_bytes;
   uint32_t dgram_name_bytes;
   uint32_t dgram_ctl_bytes;
-  uint32_t backend_state; /* backend-private */
-  void *backend_data;     /* backend-private */
+  /* With send_msg: a send finished (res: bytes sent or -errno). */
+  void (*on_sent)(pn__worker *w, struct pn__io_send *req, int res);
+  uint32_t backend_state;    /* backend-private */
+  uint32_t backend_inflight; /* backend-private: sends in the kernel */
+  void *backend_data;        /* backend-private */
 };
+
+/* A send handed to a backend that submits sends itself. The caller embeds
+ * it in its own record and keeps the message and its memory valid until
+ * on_sent. */
+typedef struct pn__io_send {
+  pn__io_source *src;
+} pn__io_send;
 
 #define PN__IO_READ 1u
 #define PN__IO_WRITE 2u
@@ -90,8 +102,12 @@ typedef struct pn__io_ops {
   /* Owner only: asks for one PN__IO_WRITE notification, after a send got
    * EAGAIN. */
   void (*want_write)(pn__worker *w, pn__io_source *src);
+  /* Owner only, optional (NULL: the caller sends with sendmmsg itself):
+   * queues one sendmsg of mh for src, submitted with the worker's next
+   * submission, at the end of the current loop turn at the latest. */
+  pn_err (*send_msg)(pn__worker *w, struct pn__io_send *req, struct msghdr *mh);
   /* Owner only: stops watching src; on_detached follows (at once or after
-   * the kernel confirms). */
+   * the kernel confirms, and after every send of src has finished). */
   void (*del)(pn__worker *w, pn__io_source *src);
 } pn__io_ops;
 

@@ -37,7 +37,8 @@ enum {
   TAG_READ = 1,
   TAG_WRITE = 2,
   TAG_CANCEL = 3,
-  TAG_RECV = 4
+  TAG_RECV = 4,
+  TAG_SEND = 5
 };
 #define TAG_MASK 7u /* sources are at least 8-byte aligned */
 
@@ -204,7 +205,7 @@ static void free_recv_ring(uring_state *st, pn__io_source *src) {
 }
 
 static void detach_if_done(pn__worker *w, pn__io_source *src) {
-  if ((src->backend_state & SRC_DETACHING) &&
+  if ((src->backend_state & SRC_DETACHING) && !src->backend_inflight &&
       !(src->backend_state &
         (SRC_READ_ARMED | SRC_WRITE_ARMED | SRC_RECV_ARMED))) {
     /* The kernel holds no request of this source: its buffers may go. */
@@ -365,6 +366,14 @@ static void handle_cqe(pn__worker *w, uring_state *st,
     }
     detach_if_done(w, src);
     break;
+  case TAG_SEND: {
+    pn__io_send *req = (pn__io_send *)(uintptr_t)(data & ~(uint64_t)TAG_MASK);
+    src = req->src;
+    src->backend_inflight--;
+    src->on_sent(w, req, cqe->res);
+    detach_if_done(w, src);
+    break;
+  }
   default: /* TAG_CANCEL: the cancelled requests report on their own */
     break;
   }
@@ -441,6 +450,22 @@ static void uring_want_write(pn__worker *w, pn__io_source *src) {
   src->backend_state |= SRC_WRITE_ARMED;
 }
 
+static pn_err uring_send_msg(pn__worker *w, pn__io_send *req,
+                             struct msghdr *mh) {
+  uring_state *st = state_of(w);
+  struct io_uring_sqe *sqe = get_sqe(st);
+  if (!sqe) {
+    return PN_EAGAIN;
+  }
+  /* No MSG_DONTWAIT: on a full socket buffer io_uring waits for room by
+   * itself instead of failing with EAGAIN. */
+  io_uring_prep_sendmsg(sqe, req->src->fd, mh, 0);
+  io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | TAG_SEND);
+  req->src->backend_inflight++;
+  w->io_submit_pending = true;
+  return PN_OK;
+}
+
 static void cancel_poll(uring_state *st, pn__io_source *src, uint32_t tag) {
   struct io_uring_sqe *sqe = get_sqe(st);
   io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)src | tag);
@@ -476,5 +501,6 @@ const pn__io_ops pn__io_uring_ops = {
     .thread_start = uring_thread_start,
     .add = uring_add_op,
     .want_write = uring_want_write,
+    .send_msg = uring_send_msg,
     .del = uring_del_op,
 };
