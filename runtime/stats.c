@@ -115,6 +115,7 @@ pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out) {
     ws->wakeups = LOAD(w->wakeups);
     ws->idle_ns = LOAD(w->idle_ns);
     ws->timers_fired = LOAD(w->timers_fired);
+    ws->io_calls = LOAD(w->io_calls);
   }
   /* The live count can only be read exactly under the lock; size the array
    * from it and fill it in the same critical section. */

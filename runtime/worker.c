@@ -177,6 +177,7 @@ static pn_actor *steal(pn__worker *w) {
  * for the worker to run out of actors. */
 static void poll_io(pn__worker *w) {
   if (atomic_load_explicit(&w->io_sources, memory_order_relaxed)) {
+    pn__stat_add(&w->io_calls, 1);
     w->rt->io->poll(w);
   }
 }
@@ -264,6 +265,7 @@ static void worker_sleep(pn__worker *w) {
   if (!has_work(w) &&
       !atomic_load_explicit(&rt->exit_workers, memory_order_seq_cst)) {
     uint64_t t0 = pn__now_ns();
+    pn__stat_add(&w->io_calls, 1);
     rt->io->wait(w, pn__timer_heap_timeout_ns(w, t0));
     pn__stat_add(&w->idle_ns, pn__now_ns() - t0);
     pn__stat_add(&w->wakeups, 1);
@@ -304,6 +306,7 @@ void *pn__worker_main(void *arg) {
         /* What the run queued (sends) goes to the kernel now, once for
          * the whole turn, and what completed is handled. */
         w->io_submit_pending = false;
+        pn__stat_add(&w->io_calls, 1);
         rt->io->poll(w);
       }
       continue;

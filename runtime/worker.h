@@ -67,6 +67,7 @@ struct pn__worker {
   _Atomic uint64_t wakeups;
   _Atomic uint64_t idle_ns;
   _Atomic uint64_t timers_fired;
+  _Atomic uint64_t io_calls; /* backend waits and polls (syscalls) */
 };
 
 /* The worker running on this thread (any runtime), or NULL. */

@@ -58,6 +58,8 @@ typedef struct pn_worker_stats {
   uint64_t wakeups;       /* returns from the idle wait */
   uint64_t idle_ns;       /* time spent in the idle wait */
   uint64_t timers_fired;
+  uint64_t io_calls; /* I/O backend waits and polls: each one syscall
+                        (io_uring submissions ride on them) */
 } pn_worker_stats;
 
 typedef struct pn_runtime_stats {

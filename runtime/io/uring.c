@@ -43,10 +43,11 @@ enum {
 #define TAG_MASK 7u /* sources are at least 8-byte aligned */
 
 /* backend_state bits of a source */
-#define SRC_READ_ARMED 1u  /* its multishot read poll is in the kernel */
-#define SRC_WRITE_ARMED 2u /* a one-shot write poll is in the kernel */
-#define SRC_DETACHING 4u   /* del() called: re-arm nothing */
-#define SRC_RECV_ARMED 8u  /* its multishot recvmsg is in the kernel */
+#define SRC_READ_ARMED 1u   /* its multishot read poll is in the kernel */
+#define SRC_WRITE_ARMED 2u  /* a one-shot write poll is in the kernel */
+#define SRC_DETACHING 4u    /* del() called: re-arm nothing */
+#define SRC_RECV_ARMED 8u   /* its multishot recvmsg is in the kernel */
+#define SRC_RECV_POLLED 16u /* multishot recvmsg refused: readiness instead */
 
 /* A source's provided-buffer ring for multishot recvmsg. */
 typedef struct recv_ring {
@@ -115,7 +116,10 @@ bool pn__io_uring_available(void) {
   }
   bool ok = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
             io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE) &&
-            io_uring_opcode_supported(probe, IORING_OP_READ);
+            io_uring_opcode_supported(probe, IORING_OP_READ) &&
+            io_uring_opcode_supported(probe, IORING_OP_RECVMSG) &&
+            io_uring_opcode_supported(probe, IORING_OP_SENDMSG) &&
+            io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
   io_uring_free_probe(probe);
   atomic_store_explicit(&cached, ok ? 1 : 0, memory_order_relaxed);
   return ok;
@@ -360,9 +364,18 @@ static void handle_cqe(pn__worker *w, uring_state *st,
       src->on_recv_error(w, src, -cqe->res);
     }
     if (!more && !(src->backend_state & SRC_DETACHING)) {
-      /* Ended by the kernel (-ENOBUFS: the ring ran dry; buffers are
-       * returned as each completion is handled, so there are some now). */
-      arm_recv(st, src);
+      if (cqe->res >= 0 || cqe->res == -ENOBUFS) {
+        /* Ended by the kernel (-ENOBUFS: the ring ran dry; buffers go
+         * back as each completion is handled, so there are some now). */
+        arm_recv(st, src);
+      } else {
+        /* A kernel without multishot recvmsg (before 6.0) refuses it:
+         * fall back, for good, to readiness and the socket's recvmmsg. */
+        free_recv_ring(st, src);
+        src->backend_state |= SRC_RECV_POLLED;
+        arm_read(st, src);
+        src->on_ready(w, src, PN__IO_READ);
+      }
     }
     detach_if_done(w, src);
     break;
