@@ -284,6 +284,9 @@ static void flush_syscall(pn_socket *s, send_batch *b) {
         count_sent(s, b, (uint32_t)g);
         done += b->gcount[g];
       }
+      /* A reply often lands on a socket of this same worker: look at the
+       * backend right after this run rather than at the next poll. */
+      s->home->io_submit_pending = true;
       continue;
     }
     int err = errno;

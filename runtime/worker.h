@@ -53,7 +53,8 @@ struct pn__worker {
   bool thread_started;
   _Alignas(64) _Atomic uint32_t sleeping; /* 1 while in (or entering) wait */
   _Atomic uint32_t io_sources;            /* fds watched by this worker */
-  bool io_submit_pending; /* owner only: the backend queued submissions */
+  bool io_submit_pending; /* owner only: poll the backend after this run
+                             (submissions queued, or datagrams just sent) */
   pn__injectq inbox;      /* actors homed here */
   pn__io_worker io;
   pn__msg_pool pool;
