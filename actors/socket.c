@@ -179,6 +179,11 @@ static void send_batch_free(send_batch *b) {
   free(b->buf);
 }
 
+/* The socket a backend source belongs to. */
+static pn_socket *socket_of(pn__io_source *src) {
+  return (pn_socket *)(void *)((char *)src - offsetof(pn_socket, src));
+}
+
 static void socket_free(pn_socket *s) {
   send_batch_free(&s->sb[0]);
   send_batch_free(&s->sb[1]);
@@ -371,8 +376,7 @@ static void socket_on_sent(pn__worker *w, pn__io_send *io, int res) {
   (void)w;
   send_req *req = (send_req *)(void *)io;
   send_batch *b = req->batch;
-  pn_socket *s =
-      (pn_socket *)(void *)((char *)io->src - offsetof(pn_socket, src));
+  pn_socket *s = socket_of(io->src);
   uint32_t g = req->group;
   if (res >= 0) {
     count_sent(s, b, g);
@@ -592,7 +596,7 @@ static bool read_batches(pn_socket *s) {
 static void socket_on_datagram(pn__worker *w, pn__io_source *src,
                                const pn__io_datagram *d) {
   (void)w;
-  pn_socket *s = (pn_socket *)(void *)((char *)src - offsetof(pn_socket, src));
+  pn_socket *s = socket_of(src);
   if (s->closed) {
     return;
   }
@@ -624,7 +628,7 @@ static void socket_on_datagram(pn__worker *w, pn__io_source *src,
 
 static void socket_on_recv_error(pn__worker *w, pn__io_source *src, int err) {
   (void)w;
-  pn_socket *s = (pn_socket *)(void *)((char *)src - offsetof(pn_socket, src));
+  pn_socket *s = socket_of(src);
   if (err == ENOBUFS) {
     STAT_ADD(s, enobufs, 1);
   }
@@ -634,7 +638,7 @@ static void socket_on_recv_error(pn__worker *w, pn__io_source *src, int err) {
 
 static void socket_on_detached(pn__worker *w, pn__io_source *src) {
   (void)w;
-  pn_socket *s = (pn_socket *)(void *)((char *)src - offsetof(pn_socket, src));
+  pn_socket *s = socket_of(src);
   s->detached = true;
 }
 
@@ -761,7 +765,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
 /* Backend callback, on the home worker: note and wake the actor once. */
 static void socket_on_ready(pn__worker *w, pn__io_source *src, uint32_t ev) {
   (void)w;
-  pn_socket *s = (pn_socket *)(void *)((char *)src - offsetof(pn_socket, src));
+  pn_socket *s = socket_of(src);
   /* acq_rel: the first setter sends the wakeup; the handler's exchange
    * takes all bits set since. */
   if (!atomic_fetch_or_explicit(&s->ready, ev, memory_order_acq_rel)) {
