@@ -269,7 +269,6 @@ static void worker_sleep(pn__worker *w) {
     rt->io->wait(w, pn__timer_heap_timeout_ns(w, t0));
     pn__stat_add(&w->idle_ns, pn__now_ns() - t0);
     pn__stat_add(&w->wakeups, 1);
-    w->run_ticks = pn__ticks();
   }
   atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
   atomic_fetch_sub_explicit(&rt->nsleeping, 1, memory_order_relaxed);
@@ -287,7 +286,8 @@ void *pn__worker_main(void *arg) {
   rt->workers_started++;
   pthread_cond_broadcast(&rt->done_cv);
   pthread_mutex_unlock(&rt->done_lock);
-  w->run_ticks = pn__ticks();
+  w->cpu_rng = 0x9E3779B9u ^ (w->index * 0x85EBCA6Bu) ^ 1u;
+  w->cpu_gap = 1;
   for (;;) {
     pn_actor *a = pick_local(w);
     if (!a || w->tick % TIMER_CHECK_EVERY == 0) {
@@ -312,7 +312,6 @@ void *pn__worker_main(void *arg) {
       continue;
     }
     if (spin_for_work(w)) {
-      w->run_ticks = pn__ticks(); /* spinning is idle time, not a run's */
       continue;
     }
     /* acquire: pairs with the shutdown's release store; every actor has

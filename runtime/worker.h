@@ -48,7 +48,8 @@ struct pn__worker {
   uint32_t tick;            /* picks so far, for the fairness checks */
   uint32_t run_next_streak; /* consecutive picks from run_next */
   uint64_t rng;             /* steal victim choice */
-  uint64_t run_ticks;       /* TSC when the last run ended or the worker woke */
+  uint32_t cpu_rng;         /* CPU-time sampling draws */
+  uint32_t cpu_gap;         /* runs until the next timed one */
   pthread_t thread;
   bool thread_started;
   _Alignas(64) _Atomic uint32_t sleeping; /* 1 while in (or entering) wait */

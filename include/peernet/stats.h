@@ -43,8 +43,8 @@ typedef struct pn_actor_stats {
   uint64_t sent;          /* messages this actor's handler sent */
   uint64_t runs;          /* times it was scheduled and ran */
   uint64_t muted;         /* times it was muted by backpressure */
-  uint64_t cpu_ns;        /* time in its runs (TSC based, includes picking
-                             it), when stats_cpu_time is on; else 0 */
+  uint64_t cpu_ns;        /* time in its runs (TSC; single-message runs
+                             sampled), when stats_cpu_time is on; else 0 */
   uint32_t mailbox_depth; /* messages queued now (a message that woke it
                              from idle is not counted) */
   uint32_t mailbox_hwm;   /* highest depth seen at the end of a run */
