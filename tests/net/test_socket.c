@@ -494,6 +494,30 @@ static void errors_are_clear_and_leave_nothing_open(void **state) {
   pn_test_latch_fini(&closed);
 }
 
+/* A runtime shut down with a socket still open closes the socket itself;
+ * the application then gives the handle back and destroy succeeds. */
+static void shutdown_closes_open_sockets(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  peer p = {.echo = true};
+  pn_actor *a = spawn_peer(rt, &p);
+  PN_ASSERT_OK(open_on(rt, a, "127.0.0.1", &p.sock));
+  pn_addr to;
+  PN_ASSERT_OK(pn_socket_local_addr(p.sock, &to));
+  unsigned char buf[64];
+  fill(buf, 1);
+  for (int i = 0; i < 100; i++) {
+    PN_ASSERT_OK(pn_socket_send(p.sock, &to, buf, sizeof buf));
+  }
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 10000000));
+  /* The handle still answers, and is refused while held. */
+  PN_ASSERT_ERR(PN_EBUSY, pn_runtime_destroy(rt));
+  PN_ASSERT_ERR(PN_ECLOSED, pn_socket_send(p.sock, &to, buf, sizeof buf));
+  pn_socket_close(p.sock);
+  pn_actor_release(a);
+  pn_test_runtime_end(rt);
+}
+
 static int use_epoll(void **state) {
   (void)state;
   backend = PN_IO_EPOLL;
@@ -531,6 +555,7 @@ int main(void) {
       cmocka_unit_test(conditioner_drops_at_its_rate),
       cmocka_unit_test(close_with_traffic_in_flight),
       cmocka_unit_test(errors_are_clear_and_leave_nothing_open),
+      cmocka_unit_test(shutdown_closes_open_sockets),
   };
   int failed = cmocka_run_group_tests_name("epoll", tests, use_epoll, NULL);
   if (uring_usable()) {
