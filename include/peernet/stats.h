@@ -91,6 +91,25 @@ PN_API pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out);
 /* Frees a snapshot; NULL is ignored. Any thread. */
 PN_API void pn_snapshot_free(pn_snapshot *snap);
 
+/* The snapshot as one JSON document: {"runtime":{...},"workers":[...],
+ * "actors":[{"id","name","state","processed","sent","mailbox_depth",
+ * "cpu_ns",...}]}. On PN_OK *text_out is a NUL-terminated string the
+ * caller frees with pn_free(), *len_out (may be NULL) its length.
+ * Errors: PN_EINVAL, PN_ENOMEM; outputs untouched on error. Pure; any
+ * thread. */
+PN_API pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
+                               size_t *len_out);
+
+/* The snapshot in the Prometheus text exposition format (version 0.0.4):
+ * runtime gauges and counters, per-worker counters labelled by worker,
+ * per-actor counters labelled by id and name. Ownership, errors and
+ * threading as pn_snapshot_json(). */
+PN_API pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
+                                     size_t *len_out);
+
+/* Frees memory the library handed over (NULL is ignored). Any thread. */
+PN_API void pn_free(void *ptr);
+
 /* Statistics of one actor, live or stopped, through a handle.
  * Errors: PN_EINVAL. Any thread, never blocks. */
 PN_API pn_err pn_actor_stats_get(const pn_actor *actor,

@@ -26,6 +26,8 @@ typedef struct options {
   uint32_t workers;
   bool stats;
   pn_io_backend io;
+  const char *stats_json; /* write a JSON snapshot here after the run */
+  const char *prometheus; /* write Prometheus text here after the run */
 } options;
 
 /* A one-shot completion signal from an actor to main. */
@@ -97,6 +99,33 @@ static void check(pn_err err, const char *what) {
   }
 }
 
+/* Writes the runtime's snapshot in the formats asked for. */
+static void export_stats(pn_runtime *rt, const options *o) {
+  if (!o->stats_json && !o->prometheus) {
+    return;
+  }
+  pn_snapshot *snap = NULL;
+  check(pn_snapshot_take(rt, &snap), "snapshot");
+  const char *paths[2] = {o->stats_json, o->prometheus};
+  for (int k = 0; k < 2; k++) {
+    if (!paths[k]) {
+      continue;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    check(k == 0 ? pn_snapshot_json(snap, &text, &len)
+                 : pn_snapshot_prometheus(snap, &text, &len),
+          "export");
+    FILE *f = fopen(paths[k], "w");
+    if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+      fprintf(stderr, "peernet-bench: cannot write %s\n", paths[k]);
+      exit(1);
+    }
+    pn_free(text);
+  }
+  pn_snapshot_free(snap);
+}
+
 /* --- actor-pingpong ------------------------------------------------------ */
 
 typedef struct pingpong {
@@ -149,6 +178,7 @@ static void bench_pingpong(const options *o) {
          ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f}\n",
          pn_runtime_workers(rt), o->stats ? "on" : "off", o->n, s,
          (double)o->n / s);
+  export_stats(rt, o);
   /* The two actors borrow each other's handles: ours go back only after
    * every handler has finished. */
   check(pn_runtime_shutdown(rt, UINT64_MAX), "shutdown");
@@ -329,7 +359,8 @@ static void bench_memory(const options *o) {
 static void usage(void) {
   fprintf(stderr, "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
                   "[--stats on|off]\n"
-                  "       [--io uring|epoll]\n"
+                  "       [--io uring|epoll] [--stats-json PATH] "
+                  "[--prometheus PATH]\n"
                   "subcommands: actor-pingpong actor-fanin actor-spawn "
                   "actor-memory udp-echo udp-flood\n");
 }
@@ -370,6 +401,10 @@ int main(int argc, char **argv) {
                 strcmp(argv[i + 1], "uring") == 0)) {
       o.io = strcmp(argv[i + 1], "epoll") == 0 ? PN_IO_EPOLL : PN_IO_URING;
       i++;
+    } else if (strcmp(argv[i], "--stats-json") == 0 && i + 1 < argc) {
+      o.stats_json = argv[++i];
+    } else if (strcmp(argv[i], "--prometheus") == 0 && i + 1 < argc) {
+      o.prometheus = argv[++i];
     } else if (strcmp(argv[i], "--stats") == 0 && i + 1 < argc &&
                (strcmp(argv[i + 1], "on") == 0 ||
                 strcmp(argv[i + 1], "off") == 0)) {

@@ -1,0 +1,260 @@
+/* Snapshot exports: JSON and Prometheus text, written into a growable
+ * buffer. Actor names are user text, so they are escaped for both. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "peernet/stats.h"
+
+typedef struct text {
+  char *buf;
+  size_t len;
+  size_t cap;
+  bool failed;
+} text;
+
+static void put_raw(text *t, const char *s, size_t n) {
+  if (t->failed) {
+    return;
+  }
+  if (t->len + n + 1 > t->cap) {
+    size_t cap = t->cap ? t->cap : 4096;
+    while (cap < t->len + n + 1) {
+      cap *= 2;
+    }
+    char *b = realloc(t->buf, cap);
+    if (!b) {
+      t->failed = true;
+      return;
+    }
+    t->buf = b;
+    t->cap = cap;
+  }
+  memcpy(t->buf + t->len, s, n);
+  t->len += n;
+  t->buf[t->len] = '\0';
+}
+
+static void put(text *t, const char *s) { put_raw(t, s, strlen(s)); }
+
+__attribute__((format(printf, 2, 3))) static void putf(text *t, const char *fmt,
+                                                       ...) {
+  char small[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    t->failed = true;
+  } else if ((size_t)n < sizeof small) {
+    put_raw(t, small, (size_t)n);
+  } else {
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+      t->failed = true;
+      return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    put_raw(t, big, (size_t)n);
+    free(big);
+  }
+}
+
+/* JSON string escaping (RFC 8259): quotes, backslash, control bytes. */
+static void put_json_string(text *t, const char *s) {
+  put(t, "\"");
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      char esc[2] = {'\\', (char)*p};
+      put_raw(t, esc, 2);
+    } else if (*p < 0x20) {
+      putf(t, "\\u%04x", *p);
+    } else {
+      put_raw(t, (const char *)p, 1);
+    }
+  }
+  put(t, "\"");
+}
+
+/* Prometheus label values escape backslash, quote and newline. */
+static void put_label_value(text *t, const char *s) {
+  put(t, "\"");
+  for (const char *p = s; *p; p++) {
+    if (*p == '\\' || *p == '"') {
+      char esc[2] = {'\\', *p};
+      put_raw(t, esc, 2);
+    } else if (*p == '\n') {
+      put(t, "\\n");
+    } else {
+      put_raw(t, p, 1);
+    }
+  }
+  put(t, "\"");
+}
+
+static pn_err finish(text *t, char **text_out, size_t *len_out) {
+  if (t->failed || !t->buf) {
+    free(t->buf);
+    return PN_ENOMEM;
+  }
+  *text_out = t->buf;
+  if (len_out) {
+    *len_out = t->len;
+  }
+  return PN_OK;
+}
+
+pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
+                        size_t *len_out) {
+  if (!snap || !text_out) {
+    return PN_EINVAL;
+  }
+  text t = {0};
+  const pn_runtime_stats *r = &snap->runtime;
+  putf(&t, "{\"runtime\":{\"workers\":%u,\"io_backend\":", r->workers);
+  put_json_string(&t, r->io_backend ? r->io_backend : "");
+  putf(&t,
+       ",\"actors_spawned\":%" PRIu64 ",\"actors_stopped\":%" PRIu64
+       ",\"actors_alive\":%" PRIu64 ",\"actor_handles\":%" PRIu64
+       ",\"msgs_in_flight\":%" PRIu64 ",\"timers_active\":%" PRIu64 "},",
+       r->actors_spawned, r->actors_stopped, r->actors_alive, r->actor_handles,
+       r->msgs_in_flight, r->timers_active);
+  put(&t, "\"workers\":[");
+  for (size_t i = 0; i < snap->worker_count; i++) {
+    const pn_worker_stats *w = &snap->workers[i];
+    putf(&t,
+         "%s{\"index\":%u,\"runs\":%" PRIu64 ",\"steals\":%" PRIu64
+         ",\"stolen_actors\":%" PRIu64 ",\"wakeups\":%" PRIu64
+         ",\"idle_ns\":%" PRIu64 ",\"timers_fired\":%" PRIu64
+         ",\"io_calls\":%" PRIu64 "}",
+         i ? "," : "", w->index, w->runs, w->steals, w->stolen_actors,
+         w->wakeups, w->idle_ns, w->timers_fired, w->io_calls);
+  }
+  put(&t, "],\"actors\":[");
+  for (size_t i = 0; i < snap->actor_count; i++) {
+    const pn_actor_stats *a = &snap->actors[i];
+    putf(&t, "%s{\"id\":%" PRIu64 ",\"name\":", i ? "," : "", a->id);
+    put_json_string(&t, a->name);
+    put(&t, ",\"state\":");
+    put_json_string(&t, pn_actor_state_name(a->state));
+    putf(&t,
+         ",\"home_worker\":%d,\"overloaded\":%s,\"received\":%" PRIu64
+         ",\"processed\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"sent\":%" PRIu64
+         ",\"runs\":%" PRIu64 ",\"muted\":%" PRIu64 ",\"cpu_ns\":%" PRIu64
+         ",\"mailbox_depth\":%u,\"mailbox_hwm\":%u}",
+         a->home_worker, a->overloaded ? "true" : "false", a->received,
+         a->processed, a->dropped, a->sent, a->runs, a->muted, a->cpu_ns,
+         a->mailbox_depth, a->mailbox_hwm);
+  }
+  put(&t, "]}\n");
+  return finish(&t, text_out, len_out);
+}
+
+static void metric_header(text *t, const char *name, const char *type,
+                          const char *help) {
+  putf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
+                              size_t *len_out) {
+  if (!snap || !text_out) {
+    return PN_EINVAL;
+  }
+  text t = {0};
+  const pn_runtime_stats *r = &snap->runtime;
+  metric_header(&t, "peernet_workers", "gauge", "Worker threads.");
+  putf(&t, "peernet_workers %u\n", r->workers);
+  metric_header(&t, "peernet_actors_spawned_total", "counter",
+                "Actors spawned.");
+  putf(&t, "peernet_actors_spawned_total %" PRIu64 "\n", r->actors_spawned);
+  metric_header(&t, "peernet_actors_stopped_total", "counter",
+                "Actors stopped.");
+  putf(&t, "peernet_actors_stopped_total %" PRIu64 "\n", r->actors_stopped);
+  metric_header(&t, "peernet_actors_alive", "gauge", "Actors not stopped.");
+  putf(&t, "peernet_actors_alive %" PRIu64 "\n", r->actors_alive);
+  metric_header(&t, "peernet_messages_in_flight", "gauge",
+                "Message envelopes allocated and not yet freed.");
+  putf(&t, "peernet_messages_in_flight %" PRIu64 "\n", r->msgs_in_flight);
+  metric_header(&t, "peernet_timers_active", "gauge", "Timers not freed.");
+  putf(&t, "peernet_timers_active %" PRIu64 "\n", r->timers_active);
+
+  static const struct {
+    const char *name;
+    const char *help;
+    size_t offset;
+  } worker_counters[] = {
+      {"peernet_worker_runs_total", "Actor runs.",
+       offsetof(pn_worker_stats, runs)},
+      {"peernet_worker_steals_total", "Successful steals.",
+       offsetof(pn_worker_stats, steals)},
+      {"peernet_worker_wakeups_total", "Returns from the idle wait.",
+       offsetof(pn_worker_stats, wakeups)},
+      {"peernet_worker_idle_seconds_total", "Time in the idle wait.",
+       offsetof(pn_worker_stats, idle_ns)},
+      {"peernet_worker_io_calls_total", "I/O backend waits and polls.",
+       offsetof(pn_worker_stats, io_calls)},
+  };
+  for (size_t m = 0; m < sizeof worker_counters / sizeof worker_counters[0];
+       m++) {
+    metric_header(&t, worker_counters[m].name, "counter",
+                  worker_counters[m].help);
+    for (size_t i = 0; i < snap->worker_count; i++) {
+      uint64_t v;
+      memcpy(&v, (const char *)&snap->workers[i] + worker_counters[m].offset,
+             sizeof v);
+      if (worker_counters[m].offset == offsetof(pn_worker_stats, idle_ns)) {
+        putf(&t, "%s{worker=\"%zu\"} %.9f\n", worker_counters[m].name, i,
+             (double)v / 1e9);
+      } else {
+        putf(&t, "%s{worker=\"%zu\"} %" PRIu64 "\n", worker_counters[m].name, i,
+             v);
+      }
+    }
+  }
+
+  static const struct {
+    const char *name;
+    const char *type;
+    const char *help;
+  } actor_metrics[] = {
+      {"peernet_actor_processed_total", "counter",
+       "Messages given to the handler."},
+      {"peernet_actor_sent_total", "counter", "Messages the actor sent."},
+      {"peernet_actor_runs_total", "counter", "Times the actor ran."},
+      {"peernet_actor_cpu_seconds_total", "counter", "Time in its runs."},
+      {"peernet_actor_mailbox_depth", "gauge", "Messages queued."},
+  };
+  for (size_t m = 0; m < sizeof actor_metrics / sizeof actor_metrics[0]; m++) {
+    metric_header(&t, actor_metrics[m].name, actor_metrics[m].type,
+                  actor_metrics[m].help);
+    for (size_t i = 0; i < snap->actor_count; i++) {
+      const pn_actor_stats *a = &snap->actors[i];
+      putf(&t, "%s{id=\"%" PRIu64 "\",name=", actor_metrics[m].name, a->id);
+      put_label_value(&t, a->name);
+      switch (m) {
+      case 0:
+        putf(&t, "} %" PRIu64 "\n", a->processed);
+        break;
+      case 1:
+        putf(&t, "} %" PRIu64 "\n", a->sent);
+        break;
+      case 2:
+        putf(&t, "} %" PRIu64 "\n", a->runs);
+        break;
+      case 3:
+        putf(&t, "} %.9f\n", (double)a->cpu_ns / 1e9);
+        break;
+      default:
+        putf(&t, "} %u\n", a->mailbox_depth);
+        break;
+      }
+    }
+  }
+  return finish(&t, text_out, len_out);
+}
+
+void pn_free(void *ptr) { free(ptr); }

@@ -1,0 +1,301 @@
+/* Snapshot exports: the JSON document parses (checked by a strict RFC 8259
+ * validator here) and names every actor, odd names included; the
+ * Prometheus text follows the exposition format line by line, and passes
+ * promtool when it is installed. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/support/test_support.h"
+
+/* --- a strict JSON validator ------------------------------------------- */
+
+typedef struct cursor {
+  const char *p;
+} cursor;
+
+static void skip_ws(cursor *c) {
+  while (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t') {
+    c->p++;
+  }
+}
+
+static bool json_value(cursor *c, int depth);
+
+static bool json_string(cursor *c) {
+  if (*c->p != '"') {
+    return false;
+  }
+  c->p++;
+  while (*c->p != '"') {
+    unsigned char ch = (unsigned char)*c->p;
+    if (ch < 0x20) {
+      return false;
+    }
+    if (ch == '\\') {
+      c->p++;
+      if (*c->p == 'u') {
+        for (int i = 1; i <= 4; i++) {
+          if (!isxdigit((unsigned char)c->p[i])) {
+            return false;
+          }
+        }
+        c->p += 4;
+      } else if (!strchr("\"\\/bfnrt", *c->p) || !*c->p) {
+        return false;
+      }
+    }
+    c->p++;
+  }
+  c->p++;
+  return true;
+}
+
+static bool json_number(cursor *c) {
+  const char *start = c->p;
+  if (*c->p == '-') {
+    c->p++;
+  }
+  if (!isdigit((unsigned char)*c->p)) {
+    return false;
+  }
+  while (isdigit((unsigned char)*c->p) || *c->p == '.' || *c->p == 'e' ||
+         *c->p == 'E' || *c->p == '+' || *c->p == '-') {
+    c->p++;
+  }
+  return c->p > start;
+}
+
+static bool json_value(cursor *c, int depth) {
+  if (depth > 32) {
+    return false;
+  }
+  skip_ws(c);
+  if (*c->p == '{' || *c->p == '[') {
+    char close = *c->p == '{' ? '}' : ']';
+    bool object = *c->p == '{';
+    c->p++;
+    skip_ws(c);
+    if (*c->p == close) {
+      c->p++;
+      return true;
+    }
+    for (;;) {
+      skip_ws(c);
+      if (object) {
+        if (!json_string(c)) {
+          return false;
+        }
+        skip_ws(c);
+        if (*c->p++ != ':') {
+          return false;
+        }
+      }
+      if (!json_value(c, depth + 1)) {
+        return false;
+      }
+      skip_ws(c);
+      if (*c->p == ',') {
+        c->p++;
+        continue;
+      }
+      if (*c->p == close) {
+        c->p++;
+        return true;
+      }
+      return false;
+    }
+  }
+  if (*c->p == '"') {
+    return json_string(c);
+  }
+  if (strncmp(c->p, "true", 4) == 0 || strncmp(c->p, "null", 4) == 0) {
+    c->p += 4;
+    return true;
+  }
+  if (strncmp(c->p, "false", 5) == 0) {
+    c->p += 5;
+    return true;
+  }
+  return json_number(c);
+}
+
+static bool json_valid(const char *text) {
+  cursor c = {text};
+  if (!json_value(&c, 0)) {
+    return false;
+  }
+  skip_ws(&c);
+  return *c.p == '\0';
+}
+
+/* --- the workload ------------------------------------------------------- */
+
+static void counting_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  (void)state;
+  (void)msg;
+}
+
+static const char *const odd_names[] = {"plain", "with \"quotes\"",
+                                        "back\\slash", "new\nline", "tab\t"};
+
+static pn_runtime *runtime_with_actors(pn_actor **actors, size_t n) {
+  pn_runtime *rt = pn_test_runtime(2);
+  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
+  cfg.handler = counting_handler;
+  for (size_t i = 0; i < n; i++) {
+    cfg.name = odd_names[i];
+    PN_ASSERT_OK(pn_spawn(rt, &cfg, &actors[i]));
+    for (size_t k = 0; k <= i; k++) {
+      PN_ASSERT_OK(pn_send(actors[i], 1, NULL, 0));
+    }
+  }
+  return rt;
+}
+
+static void json_parses_and_names_every_actor(void **state) {
+  (void)state;
+  enum { N = sizeof odd_names / sizeof odd_names[0] };
+  pn_actor *actors[N];
+  pn_runtime *rt = runtime_with_actors(actors, N);
+  pn_snapshot *snap = NULL;
+  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
+  char *json = NULL;
+  size_t len = 0;
+  PN_ASSERT_OK(pn_snapshot_json(snap, &json, &len));
+  assert_int_equal(strlen(json), len);
+  if (!json_valid(json)) {
+    fail_msg("invalid JSON: %s", json);
+  }
+  assert_non_null(strstr(json, "\"actors\":["));
+  assert_non_null(strstr(json, "\"name\":\"with \\\"quotes\\\"\""));
+  assert_non_null(strstr(json, "\"name\":\"back\\\\slash\""));
+  assert_non_null(strstr(json, "\"name\":\"new\\u000aline\""));
+  const char *fields[] = {"\"processed\":", "\"sent\":", "\"mailbox_depth\":",
+                          "\"cpu_ns\":", "\"io_calls\":"};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    assert_non_null(strstr(json, fields[i]));
+  }
+  /* One object per live actor. */
+  size_t ids = 0;
+  for (const char *p = json; (p = strstr(p, "{\"id\":")); p++) {
+    ids++;
+  }
+  assert_int_equal(ids, snap->actor_count);
+  pn_free(json);
+  PN_ASSERT_ERR(PN_EINVAL, pn_snapshot_json(NULL, &json, NULL));
+  PN_ASSERT_ERR(PN_EINVAL, pn_snapshot_json(snap, NULL, NULL));
+  pn_snapshot_free(snap);
+  for (size_t i = 0; i < N; i++) {
+    pn_actor_release(actors[i]);
+  }
+  pn_test_runtime_end(rt);
+}
+
+/* name{labels} value, with a metric name as the format defines it. */
+static bool prometheus_line_ok(const char *line) {
+  const char *p = line;
+  if (!(isalpha((unsigned char)*p) || *p == '_' || *p == ':')) {
+    return false;
+  }
+  while (isalnum((unsigned char)*p) || *p == '_' || *p == ':') {
+    p++;
+  }
+  if (*p == '{') {
+    p++;
+    while (*p && *p != '}') {
+      while (isalnum((unsigned char)*p) || *p == '_') {
+        p++;
+      }
+      if (*p++ != '=' || *p++ != '"') {
+        return false;
+      }
+      while (*p && *p != '"') {
+        if (*p == '\\') {
+          p++;
+          if (*p != '\\' && *p != '"' && *p != 'n') {
+            return false;
+          }
+        } else if (*p == '\n') {
+          return false;
+        }
+        p++;
+      }
+      if (*p++ != '"') {
+        return false;
+      }
+      if (*p == ',') {
+        p++;
+      }
+    }
+    if (*p++ != '}') {
+      return false;
+    }
+  }
+  if (*p++ != ' ') {
+    return false;
+  }
+  char *end = NULL;
+  strtod(p, &end);
+  return end != p && *end == '\0';
+}
+
+static void prometheus_text_is_well_formed(void **state) {
+  (void)state;
+  enum { N = sizeof odd_names / sizeof odd_names[0] };
+  pn_actor *actors[N];
+  pn_runtime *rt = runtime_with_actors(actors, N);
+  pn_snapshot *snap = NULL;
+  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
+  char *prom = NULL;
+  PN_ASSERT_OK(pn_snapshot_prometheus(snap, &prom, NULL));
+  size_t samples = 0;
+  for (const char *line = prom; *line;) {
+    const char *nl = strchr(line, '\n');
+    assert_non_null(nl); /* every line ends with a newline */
+    size_t n = (size_t)(nl - line);
+    char buf[512];
+    assert_true(n < sizeof buf);
+    memcpy(buf, line, n);
+    buf[n] = '\0';
+    line = nl + 1;
+    if (buf[0] == '#') {
+      assert_true(strncmp(buf, "# HELP ", 7) == 0 ||
+                  strncmp(buf, "# TYPE ", 7) == 0);
+      continue;
+    }
+    if (!prometheus_line_ok(buf)) {
+      fail_msg("bad exposition line: %s", buf);
+    }
+    samples++;
+  }
+  assert_true(samples >= N * 5);
+  assert_non_null(strstr(prom, "name=\"new\\nline\""));
+  assert_non_null(strstr(prom, "name=\"with \\\"quotes\\\"\""));
+  /* promtool is the reference when it is installed. */
+  if (system("command -v promtool >/dev/null 2>&1") == 0) {
+    FILE *f = popen("promtool check metrics", "w");
+    assert_non_null(f);
+    fputs(prom, f);
+    assert_int_equal(pclose(f), 0);
+  } else {
+    fprintf(stderr, "# promtool not installed: format checked here only\n");
+  }
+  pn_free(prom);
+  pn_snapshot_free(snap);
+  for (size_t i = 0; i < N; i++) {
+    pn_actor_release(actors[i]);
+  }
+  pn_test_runtime_end(rt);
+}
+
+int main(void) {
+  pn_test_seed();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(json_parses_and_names_every_actor),
+      cmocka_unit_test(prometheus_text_is_well_formed),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
