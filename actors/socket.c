@@ -260,6 +260,7 @@ static uint32_t build_groups(pn_socket *s, send_batch *b, uint32_t from) {
 
 static void count_sent(pn_socket *s, send_batch *b, uint32_t g) {
   uint32_t count = b->gcount[g];
+  pn__tr(s->home, PN__TR_PACKET_SEND, s->id, count);
   for (uint32_t k = 0; k < count; k++) {
     STAT_ADD(s, bytes_out, b->iov[b->gfirst[g] + k].iov_len);
   }
@@ -350,6 +351,7 @@ static void flush_ring(pn_socket *s, send_batch *b) {
     queued++;
   }
   b->inflight = queued;
+  pn__tr(s->home, PN__TR_IO_SUBMIT, s->id, queued);
   send_batch *other = b == &s->sb[0] ? &s->sb[1] : &s->sb[0];
   if (!queued) {
     b->count = 0;
@@ -378,6 +380,7 @@ static void socket_on_sent(pn__worker *w, pn__io_send *io, int res) {
   send_batch *b = req->batch;
   pn_socket *s = socket_of(io->src);
   uint32_t g = req->group;
+  pn__tr(s->home, PN__TR_IO_COMPLETE, s->id, (uint64_t)(int64_t)res);
   if (res >= 0) {
     count_sent(s, b, g);
   } else {
@@ -533,6 +536,7 @@ static size_t read_cmsgs(pn_socket *s, struct msghdr *mh) {
 
 static void received(pn_socket *s, const pn_addr *from,
                      const unsigned char *data, size_t len) {
+  pn__tr(s->home, PN__TR_PACKET_RECV, s->id, len);
   if (len > s->max_datagram) {
     STAT_ADD(s, truncated, 1);
     return;

@@ -150,6 +150,7 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
   atomic_fetch_add_explicit(&rt->actor_objects, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&rt->actors_spawned, 1, memory_order_relaxed);
   pthread_mutex_unlock(&rt->reg_lock);
+  pn__tr(pn__worker_current(rt), PN__TR_SPAWN, a->id, 0);
   if (actor_out) {
     *actor_out = a;
   }
@@ -182,6 +183,7 @@ static void mute_register(pn_actor *sender, pn_actor *to) {
       pn_actor_hold(sender);
       atomic_store_explicit(&sender->mute_state, PN__MUTE_PENDING,
                             memory_order_relaxed);
+      pn__tr(pn__worker_current(rt), PN__TR_MUTE, sender->id, to->id);
     }
   }
   pthread_mutex_unlock(lock);
@@ -195,6 +197,9 @@ static void unmute_all(pn__worker *w, pn_actor *a) {
   pn_actor *list = a->mute_list;
   a->mute_list = NULL;
   pthread_mutex_unlock(lock);
+  if (list) {
+    pn__tr(w, PN__TR_UNMUTE, a->id, 0);
+  }
   while (list) {
     pn_actor *s = list;
     list = s->mute_next;
@@ -317,6 +322,9 @@ pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
     }
   }
   note_send(to);
+  if (w && w->trace.ev) {
+    pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
+  }
   send_envelope(w, to, m);
   return PN_OK;
 }
@@ -481,6 +489,7 @@ static void finish_stop(pn__worker *w, pn_actor *a) {
   tls_actor = NULL;
   pn__outbox_flush(w);
   pn__stat_add(&a->processed, 1);
+  pn__tr(w, PN__TR_STOP, a->id, 0);
   /* Off the registry first, under its lock, so no snapshot lists an actor
    * that is already marked stopped. */
   pn__runtime_unregister(a->rt, a);
@@ -555,6 +564,9 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
   uint64_t cpu_weight =
       several && rt->stats_cpu_time ? 1 : cpu_sample_weight(w, runs_before);
   uint64_t t0 = cpu_weight ? pn__ticks() : 0;
+  uint64_t trace_t0 = w->trace.ev ? pn__trace_now(&w->trace) : 0;
+  uint64_t trace_slot =
+      w->trace.ev ? pn__trace_begin(&w->trace, PN__TR_RUN, trace_t0, a->id) : 0;
   uint32_t batch = rt->batch;
   uint32_t count = 0;
   uint32_t taken = 0;
@@ -625,6 +637,10 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
       memory_order_relaxed);
   pn__stat_add(&a->received, count);
   pn__stat_add(&a->processed, processed);
+  if (w->trace.ev) {
+    pn__trace_end(&w->trace, trace_slot,
+                  (uint32_t)(pn__trace_now(&w->trace) - trace_t0), count);
+  }
   if (dropped) {
     pn__stat_add(&a->dropped, dropped);
   }

@@ -22,6 +22,8 @@ struct pn_runtime {
   uint32_t nworkers;
   uint32_t batch;
   uint32_t mailbox_high; /* senders are muted at this depth */
+  char *trace_path;      /* dump the flight recorder here at shutdown */
+  uint32_t trace_events; /* 0: tracing off */
   uint64_t spin_ns;
   bool stats_cpu_time;
   const pn__io_ops *io;

@@ -2,6 +2,8 @@
  * join the workers) and destroy (free, or refuse while handles are held). */
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,6 +43,7 @@ uint64_t pn__ticks_to_ns(const pn_runtime *rt, uint64_t ticks) {
 }
 
 static void worker_fini(pn_runtime *rt, pn__worker *w) {
+  pn__trace_ring_fini(&w->trace);
   pn__timer_heap_fini(rt, &w->timers);
   if (w->io.epfd >= 0 || w->io.wakefd >= 0) {
     rt->io->worker_fini(w);
@@ -66,6 +69,7 @@ static void runtime_free(pn_runtime *rt, uint32_t workers_inited) {
   }
   free(rt->slab_chunks);
   pn__labels_fini(&rt->labels);
+  free(rt->trace_path);
   for (uint32_t i = 0; i < PN__MUTE_STRIPES; i++) {
     pthread_mutex_destroy(&rt->mute_locks[i]);
   }
@@ -83,6 +87,11 @@ static pn_err worker_init(pn_runtime *rt, pn__worker *w, uint32_t index) {
   w->rng = 0x9E3779B97F4A7C15ull * (index + 1);
   w->io.epfd = w->io.wakefd = -1;
   pn__injectq_init(&w->inbox);
+  if (rt->trace_events &&
+      pn__trace_ring_init(&w->trace, rt->trace_events) != PN_OK) {
+    pn__injectq_fini(&w->inbox);
+    return PN_ENOMEM;
+  }
   pn_err err = pn__msg_pool_init(&w->pool, rt->nworkers);
   if (err == PN_OK) {
     err = pn__timer_heap_init(&w->timers);
@@ -97,6 +106,7 @@ static pn_err worker_init(pn_runtime *rt, pn__worker *w, uint32_t index) {
     }
   }
   if (err != PN_OK) {
+    pn__trace_ring_fini(&w->trace);
     pn__injectq_fini(&w->inbox);
   }
   return err;
@@ -127,7 +137,11 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
   if (!cfg) {
     cfg = &defaults;
   }
-  if (cfg->size < sizeof(pn_runtime_config) || cfg->workers > PN__MAX_WORKERS ||
+  /* Fields added after the first release are read only when the caller's
+   * struct has them (the size field says how big it was compiled). */
+#define CFG_HAS(field)                                                         \
+  (cfg->size >= offsetof(pn_runtime_config, field) + sizeof cfg->field)
+  if (!CFG_HAS(stats_cpu_time) || cfg->workers > PN__MAX_WORKERS ||
       cfg->batch > 1000000u || cfg->spin_us > 1000000u) {
     return PN_EINVAL;
   }
@@ -143,7 +157,21 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
   memset(rt, 0, sizeof *rt);
   rt->nworkers = cfg->workers ? cfg->workers : online_cpus();
   rt->batch = cfg->batch ? cfg->batch : 100;
-  rt->mailbox_high = cfg->mailbox_high ? cfg->mailbox_high : 1024;
+  rt->mailbox_high =
+      CFG_HAS(mailbox_high) && cfg->mailbox_high ? cfg->mailbox_high : 1024;
+  const char *trace_path = CFG_HAS(trace_path) ? cfg->trace_path : NULL;
+  if (!trace_path) {
+    trace_path = getenv("PEERNET_TRACE");
+  }
+  if (trace_path && *trace_path) {
+    rt->trace_path = strdup(trace_path);
+    if (!rt->trace_path) {
+      free(rt);
+      return PN_ENOMEM;
+    }
+    rt->trace_events =
+        CFG_HAS(trace_events) && cfg->trace_events ? cfg->trace_events : 65536;
+  }
   rt->spin_ns = (uint64_t)(cfg->spin_us ? cfg->spin_us : 20) * 1000;
   rt->stats_cpu_time = cfg->stats_cpu_time;
   rt->io = io;
@@ -291,7 +319,24 @@ pn_err pn_runtime_shutdown(pn_runtime *rt, uint64_t timeout_us) {
     pn__timer_heap_init(h);
   }
   rt->shut_down = true;
+  if (rt->trace_path) {
+    pn_err terr = pn__trace_dump(rt, rt->trace_path);
+    if (terr != PN_OK) {
+      fprintf(stderr, "peernet: cannot write the trace to %s: %s\n",
+              rt->trace_path, pn_strerror(terr));
+    }
+  }
   return PN_OK;
+}
+
+pn_err pn_runtime_trace_dump(pn_runtime *rt, const char *path) {
+  if (!rt || !path) {
+    return PN_EINVAL;
+  }
+  if (!rt->trace_events) {
+    return PN_ENOTSUP;
+  }
+  return pn__trace_dump(rt, path);
 }
 
 pn_err pn_runtime_destroy(pn_runtime *rt) {

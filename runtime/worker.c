@@ -165,6 +165,7 @@ static pn_actor *steal(pn__worker *w) {
     }
     uint32_t moved = pn__runq_steal(&v->q, &w->q);
     if (moved) {
+      pn__tr(w, PN__TR_STEAL, v->index, moved);
       pn__stat_add(&w->steals, 1);
       pn__stat_add(&w->stolen_actors, moved);
       return pn__runq_pop(&w->q);

@@ -25,6 +25,7 @@
 #include "runtime/msg.h"
 #include "runtime/runq.h"
 #include "runtime/timer.h"
+#include "runtime/trace.h"
 
 /* Sends made by a handler are collected per receiver and pushed as one
  * chain when the run ends: one exchange on the receiver's mailbox per run
@@ -60,6 +61,7 @@ struct pn__worker {
   pn__io_worker io;
   pn__msg_pool pool;
   pn__timer_heap timers;
+  pn__trace_ring trace; /* flight recorder; trace.ev NULL when off */
   uint32_t outbox_used;
   pn__outbox_slot outbox[PN__OUTBOX_SLOTS];
   /* Stats: written by the owner only (relaxed), read by any thread. */
@@ -95,6 +97,15 @@ void pn__worker_wake(pn__worker *w);
 
 /* Wakes one sleeping worker, if any. Any thread. */
 void pn__wake_one(pn_runtime *rt);
+
+/* Records an instant event on w's flight recorder, if w is a worker and
+ * tracing is on. */
+static inline void pn__tr(pn__worker *w, uint32_t kind, uint64_t a,
+                          uint64_t b) {
+  if (w && w->trace.ev) {
+    pn__trace_put(&w->trace, kind, pn__trace_now(&w->trace), 0, a, b);
+  }
+}
 
 /* Single-writer counter bump: a plain load and store, no lock prefix;
  * readers on other threads see a recent value. */

@@ -60,17 +60,21 @@ typedef enum pn_io_backend {
 } pn_io_backend;
 
 typedef struct pn_runtime_config {
-  size_t size;           /* sizeof(pn_runtime_config): lets the struct grow */
-  uint32_t workers;      /* worker threads; 0 = number of online CPUs */
-  uint32_t batch;        /* most messages an actor handles per run; 0 = 100 */
-  uint32_t spin_us;      /* busy-wait before an idle worker sleeps; 0 = 20 */
-  pn_io_backend io;      /* idle-wait and I/O backend */
-  bool stats_cpu_time;   /* measure handler CPU time per run (TSC based) */
-  uint32_t mailbox_high; /* depth that mutes actor senders; 0 = 1024 */
+  size_t size;            /* sizeof(pn_runtime_config): lets the struct grow */
+  uint32_t workers;       /* worker threads; 0 = number of online CPUs */
+  uint32_t batch;         /* most messages an actor handles per run; 0 = 100 */
+  uint32_t spin_us;       /* busy-wait before an idle worker sleeps; 0 = 20 */
+  pn_io_backend io;       /* idle-wait and I/O backend */
+  bool stats_cpu_time;    /* measure handler CPU time per run (TSC based) */
+  uint32_t mailbox_high;  /* depth that mutes actor senders; 0 = 1024 */
+  const char *trace_path; /* flight recorder on; dumped here at shutdown
+                             (Chrome trace JSON). NULL: PEERNET_TRACE, if
+                             set, else off. Copied. */
+  uint32_t trace_events;  /* events kept per worker; 0 = 65536 */
 } pn_runtime_config;
 
 #define PN_RUNTIME_CONFIG_INIT                                                 \
-  { sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true, 0 }
+  { sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true, 0, NULL, 0 }
 
 /* Handler of an actor. self is the running actor, state the pointer given at
  * spawn, msg the message (valid until return). Runs on a worker thread; it
@@ -126,6 +130,13 @@ PN_API pn_err pn_runtime_destroy(pn_runtime *rt);
 
 /* Number of worker threads. Any thread, never blocks. */
 PN_API uint32_t pn_runtime_workers(const pn_runtime *rt);
+
+/* Writes the flight recorder's events (the last trace_events per worker)
+ * as Chrome trace-event JSON, which Perfetto and chrome://tracing open.
+ * Events being overwritten while the dump runs may be missing. Errors:
+ * PN_EINVAL (NULL), PN_ENOTSUP (tracing is off), a wrapped errno when the
+ * file cannot be written. Any thread; blocks while writing the file. */
+PN_API pn_err pn_runtime_trace_dump(pn_runtime *rt, const char *path);
 
 /* Name of the I/O backend in use ("epoll" or "uring"). Any thread. */
 PN_API const char *pn_runtime_io_name(const pn_runtime *rt);

@@ -1,9 +1,11 @@
 #include "tests/support/test_support.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 uint64_t pn_test_seed(void) {
@@ -105,4 +107,126 @@ void pn_test_runtime_end(pn_runtime *rt) {
              st.actor_handles, st.timers_active);
   }
   PN_ASSERT_OK(pn_runtime_destroy(rt));
+}
+
+/* A strict JSON validator (RFC 8259 syntax) for the export and trace
+ * tests. */
+
+typedef struct cursor {
+  const char *p;
+} cursor;
+
+static void skip_ws(cursor *c) {
+  while (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t') {
+    c->p++;
+  }
+}
+
+static bool json_value(cursor *c, int depth);
+
+static bool json_string(cursor *c) {
+  if (*c->p != '"') {
+    return false;
+  }
+  c->p++;
+  while (*c->p != '"') {
+    unsigned char ch = (unsigned char)*c->p;
+    if (ch < 0x20) {
+      return false;
+    }
+    if (ch == '\\') {
+      c->p++;
+      if (*c->p == 'u') {
+        for (int i = 1; i <= 4; i++) {
+          if (!isxdigit((unsigned char)c->p[i])) {
+            return false;
+          }
+        }
+        c->p += 4;
+      } else if (!strchr("\"\\/bfnrt", *c->p) || !*c->p) {
+        return false;
+      }
+    }
+    c->p++;
+  }
+  c->p++;
+  return true;
+}
+
+static bool json_number(cursor *c) {
+  const char *start = c->p;
+  if (*c->p == '-') {
+    c->p++;
+  }
+  if (!isdigit((unsigned char)*c->p)) {
+    return false;
+  }
+  while (isdigit((unsigned char)*c->p) || *c->p == '.' || *c->p == 'e' ||
+         *c->p == 'E' || *c->p == '+' || *c->p == '-') {
+    c->p++;
+  }
+  return c->p > start;
+}
+
+static bool json_value(cursor *c, int depth) {
+  if (depth > 32) {
+    return false;
+  }
+  skip_ws(c);
+  if (*c->p == '{' || *c->p == '[') {
+    char close = *c->p == '{' ? '}' : ']';
+    bool object = *c->p == '{';
+    c->p++;
+    skip_ws(c);
+    if (*c->p == close) {
+      c->p++;
+      return true;
+    }
+    for (;;) {
+      skip_ws(c);
+      if (object) {
+        if (!json_string(c)) {
+          return false;
+        }
+        skip_ws(c);
+        if (*c->p++ != ':') {
+          return false;
+        }
+      }
+      if (!json_value(c, depth + 1)) {
+        return false;
+      }
+      skip_ws(c);
+      if (*c->p == ',') {
+        c->p++;
+        continue;
+      }
+      if (*c->p == close) {
+        c->p++;
+        return true;
+      }
+      return false;
+    }
+  }
+  if (*c->p == '"') {
+    return json_string(c);
+  }
+  if (strncmp(c->p, "true", 4) == 0 || strncmp(c->p, "null", 4) == 0) {
+    c->p += 4;
+    return true;
+  }
+  if (strncmp(c->p, "false", 5) == 0) {
+    c->p += 5;
+    return true;
+  }
+  return json_number(c);
+}
+
+bool pn_test_json_valid(const char *text) {
+  cursor c = {text};
+  if (!json_value(&c, 0)) {
+    return false;
+  }
+  skip_ws(&c);
+  return *c.p == '\0';
 }

@@ -45,6 +45,9 @@ pn_runtime *pn_test_runtime(uint32_t workers);
  * handles, timers, envelopes) was freed. */
 void pn_test_runtime_end(pn_runtime *rt);
 
+/* True when text is one well-formed JSON value (RFC 8259). */
+bool pn_test_json_valid(const char *text);
+
 /* Asserts a call returned the expected code, printing names on failure. */
 #define PN_ASSERT_ERR(expected, call)                                          \
   do {                                                                         \

@@ -9,127 +9,6 @@
 
 #include "tests/support/test_support.h"
 
-/* --- a strict JSON validator ------------------------------------------- */
-
-typedef struct cursor {
-  const char *p;
-} cursor;
-
-static void skip_ws(cursor *c) {
-  while (*c->p == ' ' || *c->p == '\n' || *c->p == '\r' || *c->p == '\t') {
-    c->p++;
-  }
-}
-
-static bool json_value(cursor *c, int depth);
-
-static bool json_string(cursor *c) {
-  if (*c->p != '"') {
-    return false;
-  }
-  c->p++;
-  while (*c->p != '"') {
-    unsigned char ch = (unsigned char)*c->p;
-    if (ch < 0x20) {
-      return false;
-    }
-    if (ch == '\\') {
-      c->p++;
-      if (*c->p == 'u') {
-        for (int i = 1; i <= 4; i++) {
-          if (!isxdigit((unsigned char)c->p[i])) {
-            return false;
-          }
-        }
-        c->p += 4;
-      } else if (!strchr("\"\\/bfnrt", *c->p) || !*c->p) {
-        return false;
-      }
-    }
-    c->p++;
-  }
-  c->p++;
-  return true;
-}
-
-static bool json_number(cursor *c) {
-  const char *start = c->p;
-  if (*c->p == '-') {
-    c->p++;
-  }
-  if (!isdigit((unsigned char)*c->p)) {
-    return false;
-  }
-  while (isdigit((unsigned char)*c->p) || *c->p == '.' || *c->p == 'e' ||
-         *c->p == 'E' || *c->p == '+' || *c->p == '-') {
-    c->p++;
-  }
-  return c->p > start;
-}
-
-static bool json_value(cursor *c, int depth) {
-  if (depth > 32) {
-    return false;
-  }
-  skip_ws(c);
-  if (*c->p == '{' || *c->p == '[') {
-    char close = *c->p == '{' ? '}' : ']';
-    bool object = *c->p == '{';
-    c->p++;
-    skip_ws(c);
-    if (*c->p == close) {
-      c->p++;
-      return true;
-    }
-    for (;;) {
-      skip_ws(c);
-      if (object) {
-        if (!json_string(c)) {
-          return false;
-        }
-        skip_ws(c);
-        if (*c->p++ != ':') {
-          return false;
-        }
-      }
-      if (!json_value(c, depth + 1)) {
-        return false;
-      }
-      skip_ws(c);
-      if (*c->p == ',') {
-        c->p++;
-        continue;
-      }
-      if (*c->p == close) {
-        c->p++;
-        return true;
-      }
-      return false;
-    }
-  }
-  if (*c->p == '"') {
-    return json_string(c);
-  }
-  if (strncmp(c->p, "true", 4) == 0 || strncmp(c->p, "null", 4) == 0) {
-    c->p += 4;
-    return true;
-  }
-  if (strncmp(c->p, "false", 5) == 0) {
-    c->p += 5;
-    return true;
-  }
-  return json_number(c);
-}
-
-static bool json_valid(const char *text) {
-  cursor c = {text};
-  if (!json_value(&c, 0)) {
-    return false;
-  }
-  skip_ws(&c);
-  return *c.p == '\0';
-}
-
 /* --- the workload ------------------------------------------------------- */
 
 static void counting_handler(pn_actor *self, void *state, const pn_msg *msg) {
@@ -166,7 +45,7 @@ static void json_parses_and_names_every_actor(void **state) {
   size_t len = 0;
   PN_ASSERT_OK(pn_snapshot_json(snap, &json, &len));
   assert_int_equal(strlen(json), len);
-  if (!json_valid(json)) {
+  if (!pn_test_json_valid(json)) {
     fail_msg("invalid JSON: %s", json);
   }
   assert_non_null(strstr(json, "\"actors\":["));

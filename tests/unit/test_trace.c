@@ -1,0 +1,207 @@
+/* The flight recorder: off by default (dump says so), on from the config
+ * or PEERNET_TRACE, dumped at shutdown and on demand as Chrome trace JSON
+ * that parses, holds the expected kinds of events, and keeps each worker's
+ * events in time order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/support/test_support.h"
+
+enum { MSG_BOUNCE = 1 };
+
+typedef struct bouncer {
+  pn_actor *peer;
+  uint64_t limit;
+  pn_test_latch *done;
+} bouncer;
+
+static void child_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  (void)state;
+  (void)msg;
+}
+
+static void bounce_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  bouncer *b = state;
+  if (pn_msg_type(msg) != MSG_BOUNCE) {
+    return;
+  }
+  uint64_t k;
+  memcpy(&k, pn_msg_data(msg), sizeof k);
+  if (k >= b->limit) {
+    /* A spawn and a stop made by an actor, so its worker records them. */
+    pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
+    cfg.handler = child_handler;
+    pn_actor *child = NULL;
+    PN_ASSERT_OK(pn_spawn(pn_actor_runtime(self), &cfg, &child));
+    PN_ASSERT_OK(pn_actor_stop(child));
+    pn_actor_release(child);
+    pn_test_latch_count_down(b->done);
+    return;
+  }
+  k++;
+  PN_ASSERT_OK(pn_send(b->peer, MSG_BOUNCE, &k, sizeof k));
+}
+
+/* Runs a ping-pong of `hops` messages and a few spawns and stops. */
+static void workload(pn_runtime *rt, uint64_t hops) {
+  pn_test_latch done;
+  pn_test_latch_init(&done, 1);
+  bouncer x = {.limit = hops, .done = &done};
+  bouncer y = {.limit = hops, .done = &done};
+  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
+  cfg.handler = bounce_handler;
+  cfg.state = &x;
+  pn_actor *a = NULL;
+  pn_actor *b = NULL;
+  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a));
+  cfg.state = &y;
+  PN_ASSERT_OK(pn_spawn(rt, &cfg, &b));
+  x.peer = b;
+  y.peer = a;
+  uint64_t zero = 0;
+  PN_ASSERT_OK(pn_send(a, MSG_BOUNCE, &zero, sizeof zero));
+  assert_true(pn_test_latch_wait(&done, 20000));
+  PN_ASSERT_OK(pn_actor_stop(a));
+  PN_ASSERT_OK(pn_actor_stop(b));
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 10000000));
+  pn_actor_release(a);
+  pn_actor_release(b);
+  pn_test_latch_fini(&done);
+}
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  assert_non_null(buf);
+  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* Every event of one worker ("tid":k) comes in nondecreasing "ts". */
+static void check_order(const char *json, unsigned workers) {
+  for (unsigned k = 0; k < workers; k++) {
+    char tid[32];
+    snprintf(tid, sizeof tid, "\"tid\":%u,\"ts\":", k);
+    double last = -1;
+    size_t seen = 0;
+    for (const char *p = json; (p = strstr(p, tid)); p++) {
+      double ts = strtod(p + strlen(tid), NULL);
+      assert_true(ts >= last);
+      last = ts;
+      seen++;
+    }
+    (void)seen;
+  }
+}
+
+static void temp_path(char *buf, size_t cap, const char *tag) {
+  snprintf(buf, cap, "/tmp/peernet-trace-%s-%ld.json", tag, (long)getpid());
+}
+
+static void off_by_default(void **state) {
+  (void)state;
+  unsetenv("PEERNET_TRACE");
+  pn_runtime *rt = pn_test_runtime(2);
+  PN_ASSERT_ERR(PN_ENOTSUP, pn_runtime_trace_dump(rt, "/tmp/never.json"));
+  PN_ASSERT_ERR(PN_EINVAL, pn_runtime_trace_dump(rt, NULL));
+  PN_ASSERT_ERR(PN_EINVAL, pn_runtime_trace_dump(NULL, "/tmp/x"));
+  pn_test_runtime_end(rt);
+}
+
+static void dumped_at_shutdown_and_on_demand(void **state) {
+  (void)state;
+  char path[128];
+  char live[128];
+  temp_path(path, sizeof path, "exit");
+  temp_path(live, sizeof live, "live");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.trace_path = path;
+  cfg.trace_events = 1u << 16;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  /* On demand while running: a valid document already. */
+  PN_ASSERT_OK(pn_runtime_trace_dump(rt, live));
+  char *early = read_file(live);
+  assert_true(pn_test_json_valid(early));
+  free(early);
+  workload(rt, 2000);
+  char *json = read_file(path);
+  if (!pn_test_json_valid(json)) {
+    fail_msg("trace is not valid JSON");
+  }
+  const char *kinds[] = {"\"name\":\"run\"",         "\"name\":\"send\"",
+                         "\"name\":\"spawn\"",       "\"name\":\"stop\"",
+                         "\"name\":\"thread_name\"", "\"traceEvents\""};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    if (!strstr(json, kinds[i])) {
+      fail_msg("trace lacks %s", kinds[i]);
+    }
+  }
+  check_order(json, 2);
+  free(json);
+  pn_test_runtime_end(rt);
+  PN_ASSERT_ERR(PN_EINVAL, pn_runtime_trace_dump(NULL, path));
+  remove(path);
+  remove(live);
+}
+
+static void ring_keeps_the_latest_events(void **state) {
+  (void)state;
+  char path[128];
+  temp_path(path, sizeof path, "small");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 1;
+  cfg.trace_path = path;
+  cfg.trace_events = 1024; /* far fewer than the workload makes */
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  workload(rt, 20000);
+  char *json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  size_t events = 0;
+  for (const char *p = json; (p = strstr(p, "\"ph\":")); p++) {
+    events++;
+  }
+  /* 1024 kept plus the thread's name, and the stops at the end. */
+  assert_true(events <= 1025);
+  assert_non_null(strstr(json, "\"name\":\"stop\""));
+  free(json);
+  pn_test_runtime_end(rt);
+  remove(path);
+}
+
+static void enabled_by_environment(void **state) {
+  (void)state;
+  char path[128];
+  temp_path(path, sizeof path, "env");
+  setenv("PEERNET_TRACE", path, 1);
+  pn_runtime *rt = pn_test_runtime(2);
+  unsetenv("PEERNET_TRACE");
+  workload(rt, 100);
+  char *json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  free(json);
+  pn_test_runtime_end(rt);
+  remove(path);
+}
+
+int main(void) {
+  pn_test_seed();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(off_by_default),
+      cmocka_unit_test(dumped_at_shutdown_and_on_demand),
+      cmocka_unit_test(ring_keeps_the_latest_events),
+      cmocka_unit_test(enabled_by_environment),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
