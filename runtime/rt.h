@@ -10,6 +10,7 @@
 
 #include "peernet/runtime.h"
 #include "runtime/actor.h"
+#include "runtime/endpoint.h"
 #include "runtime/io/io.h"
 #include "runtime/labels.h"
 #include "runtime/runq.h"
@@ -23,6 +24,7 @@ struct pn_runtime {
   uint32_t batch;
   uint32_t mailbox_high; /* senders are muted at this depth */
   char *trace_path;      /* dump the flight recorder here at shutdown */
+  pn__endpoint endpoint; /* stats socket, when configured */
   uint32_t trace_events; /* 0: tracing off */
   uint64_t spin_ns;
   bool stats_cpu_time;

@@ -230,6 +230,18 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
     runtime_free(rt, inited);
     return err;
   }
+  const char *stats_socket = CFG_HAS(stats_socket) ? cfg->stats_socket : NULL;
+  if (!stats_socket) {
+    stats_socket = getenv("PEERNET_STATS_SOCKET");
+  }
+  if (stats_socket && *stats_socket) {
+    err = pn__endpoint_start(&rt->endpoint, rt, stats_socket);
+    if (err != PN_OK) {
+      join_workers(rt);
+      runtime_free(rt, inited);
+      return err;
+    }
+  }
   *rt_out = rt;
   return PN_OK;
 }
@@ -310,6 +322,7 @@ pn_err pn_runtime_shutdown(pn_runtime *rt, uint64_t timeout_us) {
   if (!all_stopped(rt)) {
     return PN_ETIMEDOUT;
   }
+  pn__endpoint_stop(&rt->endpoint);
   join_workers(rt);
   /* No worker runs now: retire the timers still armed, which drops their
    * actor references, so what remains is held by the application. */

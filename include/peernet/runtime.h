@@ -71,10 +71,14 @@ typedef struct pn_runtime_config {
                              (Chrome trace JSON). NULL: PEERNET_TRACE, if
                              set, else off. Copied. */
   uint32_t trace_events;  /* events kept per worker; 0 = 65536 */
+  const char *stats_socket; /* publish JSON snapshots on this Unix socket
+                               path (peernet-top reads it); NULL:
+                               PEERNET_STATS_SOCKET, if set, else none.
+                               Copied; the file is removed at shutdown. */
 } pn_runtime_config;
 
 #define PN_RUNTIME_CONFIG_INIT                                                 \
-  { sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true, 0, NULL, 0 }
+  { sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true, 0, NULL, 0, NULL }
 
 /* Handler of an actor. self is the running actor, state the pointer given at
  * spawn, msg the message (valid until return). Runs on a worker thread; it

@@ -1,0 +1,424 @@
+/* peernet-top: a live table of a running PeerNet runtime's actors, like
+ * etop or htop. The runtime must publish its stats on a Unix socket
+ * (pn_runtime_config.stats_socket, or PEERNET_STATS_SOCKET=path in its
+ * environment); peernet-top reads a JSON snapshot from it every interval
+ * and shows the busiest actors with their message rates and CPU share.
+ *
+ *   peernet-top --socket PATH [--sort cpu|rate|mailbox|processed]
+ *               [--interval MS] [--top N] [--once]
+ *
+ * Keys while running: c, r, m, p change the sort; q quits. --once prints
+ * one table (from two samples, to have rates) and exits. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct actor_row {
+  uint64_t id;
+  char name[64];
+  char state[16];
+  uint64_t processed;
+  uint64_t sent;
+  uint64_t runs;
+  uint64_t cpu_ns;
+  uint64_t depth;
+  uint64_t hwm;
+  double rate;    /* processed per second since the last sample */
+  double cpu_pct; /* share of one core since the last sample */
+} actor_row;
+
+typedef struct sample {
+  uint64_t taken_ns;
+  uint64_t workers;
+  char io[16];
+  uint64_t alive;
+  uint64_t in_flight;
+  uint64_t worker_runs;
+  uint64_t worker_idle_ns;
+  size_t count;
+  actor_row *rows;
+} sample;
+
+enum sort_key { SORT_CPU, SORT_RATE, SORT_MAILBOX, SORT_PROCESSED };
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Reads the whole JSON document the runtime writes on connect. */
+static char *fetch(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (fd < 0 || strlen(path) >= sizeof sa.sun_path) {
+    if (fd >= 0) {
+      close(fd);
+    }
+    return NULL;
+  }
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    return NULL;
+  }
+  size_t cap = 65536;
+  size_t len = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (!buf) {
+      close(fd);
+      return NULL;
+    }
+    if (len + 1 == cap) {
+      char *bigger = realloc(buf, cap * 2);
+      if (!bigger) {
+        free(buf);
+        close(fd);
+        return NULL;
+      }
+      buf = bigger;
+      cap *= 2;
+    }
+    ssize_t n = read(fd, buf + len, cap - len - 1);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    len += (size_t)n;
+  }
+  close(fd);
+  buf[len] = '\0';
+  return buf;
+}
+
+/* The document is the library's own flat format, so a key search inside
+ * one object is enough; names are the only strings that need unescaping. */
+static uint64_t num_field(const char *obj, const char *end, const char *key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(obj, pat);
+  if (!p || p > end) {
+    return 0;
+  }
+  return strtoull(p + strlen(pat), NULL, 10);
+}
+
+static void str_field(const char *obj, const char *end, const char *key,
+                      char *out, size_t cap) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":\"", key);
+  const char *p = strstr(obj, pat);
+  size_t n = 0;
+  if (p && p < end) {
+    for (p += strlen(pat); *p && *p != '"' && n + 1 < cap; p++) {
+      char c = *p;
+      if (c == '\\' && p[1]) {
+        p++;
+        c = *p == 'n' ? ' ' : *p == 'u' ? '?' : *p;
+        if (*p == 'u') {
+          p += 4; /* control characters: shown as '?' */
+        }
+      }
+      out[n++] = (c >= 0x20 && c != 0x7f) ? c : '?';
+    }
+  }
+  out[n] = '\0';
+}
+
+/* End of the JSON object starting at p (strings may hold braces). */
+static const char *object_end(const char *p) {
+  int depth = 0;
+  bool in_str = false;
+  for (; *p; p++) {
+    if (in_str) {
+      if (*p == '\\' && p[1]) {
+        p++;
+      } else if (*p == '"') {
+        in_str = false;
+      }
+    } else if (*p == '"') {
+      in_str = true;
+    } else if (*p == '{') {
+      depth++;
+    } else if (*p == '}' && --depth == 0) {
+      return p;
+    }
+  }
+  return NULL;
+}
+
+static bool parse(const char *json, sample *s) {
+  memset(s, 0, sizeof *s);
+  s->taken_ns = now_ns();
+  const char *rt = strstr(json, "\"runtime\":{");
+  const char *workers = strstr(json, "\"workers\":[");
+  const char *actors = strstr(json, "\"actors\":[");
+  if (!rt || !workers || !actors) {
+    return false;
+  }
+  const char *rt_end = object_end(rt + 10);
+  s->workers = num_field(rt, rt_end, "workers");
+  str_field(rt, rt_end, "io_backend", s->io, sizeof s->io);
+  s->alive = num_field(rt, rt_end, "actors_alive");
+  s->in_flight = num_field(rt, rt_end, "msgs_in_flight");
+  for (const char *p = strchr(workers, '{'); p && p < actors;) {
+    const char *e = object_end(p);
+    if (!e) {
+      break;
+    }
+    s->worker_runs += num_field(p, e, "runs");
+    s->worker_idle_ns += num_field(p, e, "idle_ns");
+    p = strchr(e, '{');
+  }
+  size_t cap = 64;
+  s->rows = malloc(cap * sizeof *s->rows);
+  for (const char *p = strchr(actors, '{'); p && s->rows;) {
+    const char *e = object_end(p);
+    if (!e) {
+      break;
+    }
+    if (s->count == cap) {
+      actor_row *bigger = realloc(s->rows, cap * 2 * sizeof *bigger);
+      if (!bigger) {
+        break;
+      }
+      s->rows = bigger;
+      cap *= 2;
+    }
+    actor_row *r = &s->rows[s->count++];
+    memset(r, 0, sizeof *r);
+    r->id = num_field(p, e, "id");
+    str_field(p, e, "name", r->name, sizeof r->name);
+    str_field(p, e, "state", r->state, sizeof r->state);
+    r->processed = num_field(p, e, "processed");
+    r->sent = num_field(p, e, "sent");
+    r->runs = num_field(p, e, "runs");
+    r->cpu_ns = num_field(p, e, "cpu_ns");
+    r->depth = num_field(p, e, "mailbox_depth");
+    r->hwm = num_field(p, e, "mailbox_hwm");
+    p = strchr(e, '{');
+  }
+  return s->rows != NULL;
+}
+
+/* Rates against the previous sample, matched by actor id. */
+static void derive(sample *cur, const sample *prev) {
+  if (!prev || !prev->rows) {
+    return;
+  }
+  double secs = (double)(cur->taken_ns - prev->taken_ns) / 1e9;
+  if (secs <= 0) {
+    return;
+  }
+  for (size_t i = 0; i < cur->count; i++) {
+    for (size_t j = 0; j < prev->count; j++) {
+      if (prev->rows[j].id == cur->rows[i].id) {
+        actor_row *r = &cur->rows[i];
+        const actor_row *o = &prev->rows[j];
+        r->rate = (double)(r->processed - o->processed) / secs;
+        r->cpu_pct = (double)(r->cpu_ns - o->cpu_ns) / (secs * 1e7);
+        break;
+      }
+    }
+  }
+}
+
+static enum sort_key sort_by;
+
+static int compare_rows(const void *a, const void *b) {
+  const actor_row *x = a;
+  const actor_row *y = b;
+  double kx = 0;
+  double ky = 0;
+  switch (sort_by) {
+  case SORT_CPU:
+    kx = x->cpu_pct, ky = y->cpu_pct;
+    break;
+  case SORT_RATE:
+    kx = x->rate, ky = y->rate;
+    break;
+  case SORT_MAILBOX:
+    kx = (double)x->depth, ky = (double)y->depth;
+    break;
+  case SORT_PROCESSED:
+    kx = (double)x->processed, ky = (double)y->processed;
+    break;
+  }
+  if (kx != ky) {
+    return kx < ky ? 1 : -1;
+  }
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static const char *sort_name(void) {
+  static const char *const names[] = {"cpu", "rate", "mailbox", "processed"};
+  return names[sort_by];
+}
+
+static void render(sample *s, const sample *prev, size_t top, bool clear) {
+  if (clear) {
+    fputs("\x1b[H\x1b[2J", stdout);
+  }
+  double secs = prev ? (double)(s->taken_ns - prev->taken_ns) / 1e9 : 0;
+  double idle = secs > 0 && s->workers
+                    ? (double)(s->worker_idle_ns - prev->worker_idle_ns) /
+                          (secs * 1e9 * (double)s->workers) * 100.0
+                    : 0;
+  double runs =
+      secs > 0 ? (double)(s->worker_runs - prev->worker_runs) / secs : 0;
+  printf("peernet-top  workers %" PRIu64 " (%s)  actors %" PRIu64
+         "  messages in flight %" PRIu64 "  runs/s %.0f  idle %.0f%%"
+         "  sort: %s\n\n",
+         s->workers, s->io, s->alive, s->in_flight, runs, idle, sort_name());
+  printf("%8s %-24s %-9s %12s %11s %10s %10s %6s %8s %8s\n", "ID", "NAME",
+         "STATE", "PROCESSED", "RATE/s", "SENT", "RUNS", "CPU%", "MAILBOX",
+         "HWM");
+  qsort(s->rows, s->count, sizeof *s->rows, compare_rows);
+  for (size_t i = 0; i < s->count && i < top; i++) {
+    const actor_row *r = &s->rows[i];
+    printf("%8" PRIu64 " %-24.24s %-9s %12" PRIu64 " %11.0f %10" PRIu64
+           " %10" PRIu64 " %6.1f %8" PRIu64 " %8" PRIu64 "\n",
+           r->id, r->name[0] ? r->name : "-", r->state, r->processed, r->rate,
+           r->sent, r->runs, r->cpu_pct, r->depth, r->hwm);
+  }
+  fflush(stdout);
+}
+
+static bool take(const char *path, sample *s) {
+  char *json = fetch(path);
+  if (!json) {
+    return false;
+  }
+  bool ok = parse(json, s);
+  free(json);
+  return ok;
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: peernet-top --socket PATH [--sort cpu|rate|mailbox|"
+                  "processed]\n                   [--interval MS] [--top N] "
+                  "[--once]\n");
+}
+
+static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
+  if (!s || !*s || *s == '-' || *s == '+') {
+    return false;
+  }
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end || v < lo || v > hi) {
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+int main(int argc, char **argv) {
+  const char *path = getenv("PEERNET_STATS_SOCKET");
+  uint64_t interval_ms = 1000;
+  uint64_t top = 20;
+  bool once = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+      path = argv[++i];
+    } else if (strcmp(argv[i], "--interval") == 0 && i + 1 < argc &&
+               parse_u64(argv[i + 1], 10, 3600000, &interval_ms)) {
+      i++;
+    } else if (strcmp(argv[i], "--top") == 0 && i + 1 < argc &&
+               parse_u64(argv[i + 1], 1, 100000, &top)) {
+      i++;
+    } else if (strcmp(argv[i], "--sort") == 0 && i + 1 < argc) {
+      const char *k = argv[++i];
+      if (strcmp(k, "cpu") == 0) {
+        sort_by = SORT_CPU;
+      } else if (strcmp(k, "rate") == 0) {
+        sort_by = SORT_RATE;
+      } else if (strcmp(k, "mailbox") == 0) {
+        sort_by = SORT_MAILBOX;
+      } else if (strcmp(k, "processed") == 0) {
+        sort_by = SORT_PROCESSED;
+      } else {
+        usage();
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--once") == 0) {
+      once = true;
+    } else {
+      usage();
+      return 2;
+    }
+  }
+  if (!path || !*path) {
+    usage();
+    return 2;
+  }
+  sample prev;
+  if (!take(path, &prev)) {
+    fprintf(stderr, "peernet-top: cannot read stats from %s: %s\n", path,
+            strerror(errno));
+    return 1;
+  }
+  bool tty = isatty(STDIN_FILENO) && !once;
+  struct termios saved;
+  if (tty) {
+    struct termios raw;
+    tcgetattr(STDIN_FILENO, &saved);
+    raw = saved;
+    raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+  }
+  int status = 0;
+  for (;;) {
+    /* Waiting for the next sample doubles as waiting for a key. */
+    struct pollfd in = {.fd = STDIN_FILENO, .events = POLLIN};
+    int ready = poll(&in, tty ? 1 : 0, (int)interval_ms);
+    if (ready > 0 && (in.revents & POLLIN)) {
+      char key = 0;
+      if (read(STDIN_FILENO, &key, 1) == 1) {
+        if (key == 'q') {
+          break;
+        }
+        sort_by = key == 'c'   ? SORT_CPU
+                  : key == 'r' ? SORT_RATE
+                  : key == 'm' ? SORT_MAILBOX
+                  : key == 'p' ? SORT_PROCESSED
+                               : sort_by;
+      }
+    }
+    sample cur;
+    if (!take(path, &cur)) {
+      fprintf(stderr, "peernet-top: the runtime went away\n");
+      status = 1;
+      break;
+    }
+    derive(&cur, &prev);
+    render(&cur, &prev, (size_t)top, !once);
+    free(prev.rows);
+    prev = cur;
+    if (once) {
+      break;
+    }
+  }
+  free(prev.rows);
+  if (tty) {
+    tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  }
+  return status;
+}
