@@ -504,8 +504,9 @@ static void finish_stop(pn__worker *w, pn_actor *a) {
 
 enum run_end { RUN_EMPTY, RUN_PENDING, RUN_STOP };
 
-/* CPU time of single-message runs is sampled (runs with more waiting are
- * timed exactly): an actor's first CPU_EXACT_RUNS runs are all
+/* CPU time of short single-message runs is sampled (runs with more
+ * waiting, and every run of an actor whose runs are long, are timed
+ * exactly): an actor's first CPU_EXACT_RUNS runs are all
  * timed; after that a worker times one run in every CPU_SAMPLE_EVERY on
  * average, at random gaps (so a periodic pattern of actors cannot always
  * dodge or always hit the sample), and counts it that many times over,
@@ -537,10 +538,20 @@ static uint64_t cpu_sample_weight(pn__worker *w, uint64_t runs_before) {
   return CPU_SAMPLE_EVERY;
 }
 
+/* A run longer than this (about 10-20 us) makes reading the TSC around
+ * every run of the actor cheap in comparison, so its runs are then timed
+ * exactly. A sampled run that long is counted once, not
+ * CPU_SAMPLE_EVERY times: it is more likely a preemption than typical. */
+#define CPU_LONG_RUN_TICKS 50000u
+
 static void charge_cpu(pn_actor *a, uint64_t weight, uint64_t t0) {
-  if (weight) {
-    pn__stat_add(&a->cpu_ticks, (pn__ticks() - t0) * weight);
+  if (!weight) {
+    return;
   }
+  uint64_t dt = pn__ticks() - t0;
+  bool long_run = dt > CPU_LONG_RUN_TICKS;
+  a->time_exactly = long_run;
+  pn__stat_add(&a->cpu_ticks, long_run ? dt : dt * weight);
 }
 
 void pn__actor_run(pn__worker *w, pn_actor *a) {
@@ -561,8 +572,9 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
    * reads are cheap next to it); single-message runs are sampled. */
   bool several =
       atomic_load_explicit(&a->tail->next, memory_order_acquire) != h0;
-  uint64_t cpu_weight =
-      several && rt->stats_cpu_time ? 1 : cpu_sample_weight(w, runs_before);
+  uint64_t cpu_weight = (several || a->time_exactly) && rt->stats_cpu_time
+                            ? 1
+                            : cpu_sample_weight(w, runs_before);
   uint64_t t0 = cpu_weight ? pn__ticks() : 0;
   uint64_t trace_t0 = w->trace.ev ? pn__trace_now(&w->trace) : 0;
   uint64_t trace_slot =
@@ -645,8 +657,9 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     pn__stat_add(&a->dropped, dropped);
   }
   if (end == RUN_STOP) {
-    finish_stop(w, a);
+    /* Charged first: finishing the stop may free the actor. */
     charge_cpu(a, cpu_weight, t0);
+    finish_stop(w, a);
     return;
   }
 

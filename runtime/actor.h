@@ -58,7 +58,7 @@ struct pn_actor {
   pn_actor *mute_list;     /* senders muted on this actor (stripe lock) */
   pn_actor *mute_next;     /* link in a receiver's mute_list (stripe lock) */
   struct pn__label *label; /* interned name, or NULL */
-  uint32_t spare;
+  bool time_exactly;       /* its runs are long: time each one (cpu stats) */
   bool stop_now; /* handle the stop when the current message returns */
 
   /* Line 2: counters, written by the running worker only. */
