@@ -107,6 +107,22 @@ PN_API pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
 PN_API pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
                                      size_t *len_out);
 
+/* Message type of the periodic stats feed (a reserved type). */
+#define PN_MSG_STATS 0xFFFFFF03u
+
+/* Sends the runtime's counters to `to` every period_us microseconds as a
+ * PN_MSG_STATS message (read it with pn_msg_stats()); a handler that wants
+ * more can take a full snapshot then. The feed holds a reference to `to`
+ * and ends by itself when `to` stops (or at shutdown). Errors: PN_EINVAL
+ * (NULL, period below 1000 us, actor of another runtime), PN_ECLOSED,
+ * PN_ENOMEM. Any thread, never blocks. */
+PN_API pn_err pn_stats_subscribe(pn_runtime *rt, pn_actor *to,
+                                 uint64_t period_us);
+
+/* Reads a PN_MSG_STATS message. Errors: PN_EINVAL (NULL, another type).
+ * Pure; from the handler that received it. */
+PN_API pn_err pn_msg_stats(const pn_msg *msg, pn_runtime_stats *stats_out);
+
 /* Frees memory the library handed over (NULL is ignored). Any thread. */
 PN_API void pn_free(void *ptr);
 

@@ -170,11 +170,54 @@ static void prometheus_text_is_well_formed(void **state) {
   pn_test_runtime_end(rt);
 }
 
+typedef struct subscriber {
+  pn_test_latch *got;
+  _Atomic uint64_t feeds;
+  _Atomic uint64_t last_workers;
+} subscriber;
+
+static void subscriber_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  subscriber *s = state;
+  pn_runtime_stats st;
+  if (pn_msg_stats(msg, &st) == PN_OK) {
+    atomic_store(&s->last_workers, st.workers);
+    if (atomic_fetch_add(&s->feeds, 1) < 3) {
+      pn_test_latch_count_down(s->got);
+    }
+  }
+}
+
+static void periodic_stats_feed(void **state) {
+  (void)state;
+  pn_runtime *rt = pn_test_runtime(2);
+  pn_test_latch got;
+  pn_test_latch_init(&got, 3);
+  subscriber sub = {.got = &got};
+  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
+  cfg.handler = subscriber_handler;
+  cfg.state = &sub;
+  pn_actor *a = NULL;
+  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a));
+  PN_ASSERT_ERR(PN_EINVAL, pn_stats_subscribe(rt, a, 10)); /* too often */
+  PN_ASSERT_ERR(PN_EINVAL, pn_stats_subscribe(NULL, a, 1000));
+  PN_ASSERT_ERR(PN_EINVAL, pn_stats_subscribe(rt, NULL, 1000));
+  PN_ASSERT_OK(pn_stats_subscribe(rt, a, 2000));
+  assert_true(pn_test_latch_wait(&got, 10000));
+  assert_int_equal(atomic_load(&sub.last_workers), 2);
+  /* When the subscriber stops, the feed stops itself at its next tick. */
+  PN_ASSERT_OK(pn_actor_stop(a));
+  pn_actor_release(a);
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&got);
+}
+
 int main(void) {
   pn_test_seed();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_parses_and_names_every_actor),
       cmocka_unit_test(prometheus_text_is_well_formed),
+      cmocka_unit_test(periodic_stats_feed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
