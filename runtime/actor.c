@@ -650,6 +650,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
   pn__stat_add(&a->received, count);
   pn__stat_add(&a->processed, processed);
   if (w->trace.ev) {
+    w->trace_run_ts = 0;
     pn__trace_end(&w->trace, trace_slot,
                   (uint32_t)(pn__trace_now(&w->trace) - trace_t0), count);
   }
