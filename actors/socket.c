@@ -125,7 +125,10 @@ struct pn_socket {
   int family; /* AF_INET or AF_INET6 */
   bool v6only;
   bool closed;
-  bool attached; /* watched by the home worker's backend */
+  bool attached;   /* watched by the home worker's backend */
+  bool registered; /* on the runtime's socket list (reg_lock) */
+  pn_socket *reg_prev;
+  pn_socket *reg_next;
   bool detached; /* the backend confirmed it watches no more */
   uint32_t max_datagram;
   uint32_t batch;
@@ -640,6 +643,58 @@ static void socket_on_recv_error(pn__worker *w, pn__io_source *src, int err) {
 
 /* --- the actor ----------------------------------------------------------- */
 
+static void registry_add(pn_socket *s) {
+  pn_runtime *rt = s->rt;
+  pthread_mutex_lock(&rt->reg_lock);
+  s->reg_prev = NULL;
+  s->reg_next = rt->sockets;
+  if (rt->sockets) {
+    rt->sockets->reg_prev = s;
+  }
+  rt->sockets = s;
+  s->registered = true;
+  pthread_mutex_unlock(&rt->reg_lock);
+}
+
+static void registry_remove(pn_socket *s) {
+  pn_runtime *rt = s->rt;
+  pthread_mutex_lock(&rt->reg_lock);
+  if (s->registered) {
+    if (s->reg_prev) {
+      s->reg_prev->reg_next = s->reg_next;
+    } else {
+      rt->sockets = s->reg_next;
+    }
+    if (s->reg_next) {
+      s->reg_next->reg_prev = s->reg_prev;
+    }
+    s->registered = false;
+  }
+  pthread_mutex_unlock(&rt->reg_lock);
+}
+
+size_t pn__sockets_count_locked(pn_runtime *rt) {
+  size_t n = 0;
+  for (pn_socket *s = rt->sockets; s; s = s->reg_next) {
+    n++;
+  }
+  return n;
+}
+
+size_t pn__sockets_fill_locked(pn_runtime *rt, pn_socket_info *out,
+                               size_t cap) {
+  size_t n = 0;
+  for (pn_socket *s = rt->sockets; s && n < cap; s = s->reg_next) {
+    pn_socket_info *info = &out[n++];
+    memset(info, 0, sizeof *info);
+    info->id = s->id;
+    info->owner_id = pn_actor_id(s->owner);
+    (void)pn_addr_format(&s->local, info->local, sizeof info->local);
+    (void)pn_socket_stats_get(s, &info->stats);
+  }
+  return n;
+}
+
 static void socket_on_detached(pn__worker *w, pn__io_source *src) {
   (void)w;
   pn_socket *s = socket_of(src);
@@ -651,6 +706,7 @@ static void close_socket(pn_socket *s) {
     return;
   }
   s->closed = true;
+  registry_remove(s);
   if (s->src.fd >= 0) {
     flush_sends(s);
   }
@@ -1026,6 +1082,7 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
     socket_unref(s);
     return err;
   }
+  registry_add(s);
   *sock_out = s;
   return PN_OK;
 }

@@ -150,6 +150,28 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          a->processed, a->dropped, a->sent, a->runs, a->muted, a->cpu_ns,
          a->mailbox_depth, a->mailbox_hwm);
   }
+  put(&t, "],\"sockets\":[");
+  for (size_t i = 0; i < snap->socket_count; i++) {
+    const pn_socket_info *so = &snap->sockets[i];
+    const pn_socket_stats *st = &so->stats;
+    putf(&t,
+         "%s{\"id\":%" PRIu64 ",\"owner\":%" PRIu64 ",\"local\":", i ? "," : "",
+         so->id, so->owner_id);
+    put_json_string(&t, so->local);
+    putf(&t,
+         ",\"datagrams_in\":%" PRIu64 ",\"bytes_in\":%" PRIu64
+         ",\"datagrams_out\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+         ",\"syscalls\":%" PRIu64 ",\"completions\":%" PRIu64
+         ",\"send_errors\":%" PRIu64 ",\"send_drops\":%" PRIu64
+         ",\"kernel_drops\":%" PRIu64 ",\"truncated\":%" PRIu64
+         ",\"gso_segments\":%" PRIu64 ",\"gro_segments\":%" PRIu64
+         ",\"enobufs\":%" PRIu64 ",\"cond_dropped\":%" PRIu64
+         ",\"cond_delayed\":%" PRIu64 ",\"cond_duplicated\":%" PRIu64 "}",
+         st->datagrams_in, st->bytes_in, st->datagrams_out, st->bytes_out,
+         st->syscalls, st->readiness, st->send_errors, st->send_drops,
+         st->kernel_drops, st->truncated, st->gso_segments, st->gro_segments,
+         st->enobufs, st->cond_dropped, st->cond_delayed, st->cond_duplicated);
+  }
   put(&t, "]}\n");
   return finish(&t, text_out, len_out);
 }
@@ -252,6 +274,41 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
         putf(&t, "} %u\n", a->mailbox_depth);
         break;
       }
+    }
+  }
+
+  static const struct {
+    const char *name;
+    const char *help;
+    size_t offset;
+  } socket_counters[] = {
+      {"peernet_socket_datagrams_in_total", "Datagrams received.",
+       offsetof(pn_socket_stats, datagrams_in)},
+      {"peernet_socket_bytes_in_total", "Bytes received.",
+       offsetof(pn_socket_stats, bytes_in)},
+      {"peernet_socket_datagrams_out_total", "Datagrams sent.",
+       offsetof(pn_socket_stats, datagrams_out)},
+      {"peernet_socket_bytes_out_total", "Bytes sent.",
+       offsetof(pn_socket_stats, bytes_out)},
+      {"peernet_socket_kernel_drops_total", "Packets the kernel dropped.",
+       offsetof(pn_socket_stats, kernel_drops)},
+      {"peernet_socket_conditioner_drops_total",
+       "Datagrams the link conditioner dropped.",
+       offsetof(pn_socket_stats, cond_dropped)},
+  };
+  for (size_t m = 0; m < sizeof socket_counters / sizeof socket_counters[0];
+       m++) {
+    metric_header(&t, socket_counters[m].name, "counter",
+                  socket_counters[m].help);
+    for (size_t i = 0; i < snap->socket_count; i++) {
+      uint64_t v;
+      memcpy(&v,
+             (const char *)&snap->sockets[i].stats + socket_counters[m].offset,
+             sizeof v);
+      putf(&t, "%s{socket=\"%" PRIu64 "\",local=", socket_counters[m].name,
+           snap->sockets[i].id);
+      put_label_value(&t, snap->sockets[i].local);
+      putf(&t, "} %" PRIu64 "\n", v);
     }
   }
   return finish(&t, text_out, len_out);

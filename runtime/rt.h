@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "peernet/runtime.h"
+#include "peernet/stats.h"
 #include "runtime/actor.h"
 #include "runtime/endpoint.h"
 #include "runtime/io/io.h"
@@ -44,9 +45,10 @@ struct pn_runtime {
   void **slab_chunks;
   size_t slab_nchunks;
   size_t slab_cap;
-  pn__label_table labels; /* under reg_lock */
-  bool closing;           /* under reg_lock */
-  uint64_t next_id;       /* under reg_lock */
+  pn__label_table labels;    /* under reg_lock */
+  struct pn_socket *sockets; /* open sockets, under reg_lock */
+  bool closing;              /* under reg_lock */
+  uint64_t next_id;          /* under reg_lock */
 
   /* Workers report their backend's thread_start here. */
   uint32_t workers_started; /* under done_lock */
@@ -84,6 +86,11 @@ void pn__runtime_unregister(pn_runtime *rt, pn_actor *a);
 /* Called by the same run once the actor is marked stopped: counts it and
  * wakes a shutdown waiting for the last one. */
 void pn__runtime_count_stopped(pn_runtime *rt);
+
+/* With reg_lock held: the number of open sockets, and their details into
+ * out (at most cap). Defined with the sockets (actors/socket.c). */
+size_t pn__sockets_count_locked(pn_runtime *rt);
+size_t pn__sockets_fill_locked(pn_runtime *rt, pn_socket_info *out, size_t cap);
 
 /* Converts a tick count to nanoseconds with the runtime's calibration. */
 uint64_t pn__ticks_to_ns(const pn_runtime *rt, uint64_t ticks);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peernet/socket.h"
 #include "peernet/stats.h"
 #include "runtime/rt.h"
 
@@ -135,6 +136,16 @@ pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out) {
   for (pn_actor *a = rt->reg_head; a; a = a->reg_next) {
     actor_fill(a, &snap->actors[i++]);
   }
+  size_t ns = pn__sockets_count_locked(rt);
+  snap->sockets = ns ? malloc(ns * sizeof *snap->sockets) : NULL;
+  if (ns && !snap->sockets) {
+    pthread_mutex_unlock(&rt->reg_lock);
+    free(snap->actors);
+    free(snap->workers);
+    free(snap);
+    return PN_ENOMEM;
+  }
+  snap->socket_count = pn__sockets_fill_locked(rt, snap->sockets, ns);
   pthread_mutex_unlock(&rt->reg_lock);
   snap->actor_count = n;
   runtime_fill(rt, &snap->runtime);
@@ -146,6 +157,7 @@ void pn_snapshot_free(pn_snapshot *snap) {
   if (snap) {
     free(snap->workers);
     free(snap->actors);
+    free(snap->sockets);
     free(snap);
   }
 }

@@ -24,6 +24,7 @@
 #include "peernet/error.h"
 #include "peernet/export.h"
 #include "peernet/runtime.h"
+#include "peernet/stats.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -130,26 +131,7 @@ PN_API pn_err pn_socket_set_conditioner(pn_socket *sock, pn_direction dir,
  * descriptor is closed and no I/O can reach the socket. Any thread. */
 PN_API void pn_socket_close(pn_socket *sock);
 
-typedef struct pn_socket_stats {
-  uint64_t datagrams_in;
-  uint64_t bytes_in;
-  uint64_t datagrams_out;
-  uint64_t bytes_out;
-  uint64_t syscalls;        /* recvmmsg and sendmmsg calls */
-  uint64_t readiness;       /* readiness notifications (epoll) or receive
-                               completions (io_uring) handled */
-  uint64_t send_errors;     /* datagrams the kernel refused */
-  uint64_t send_drops;      /* dropped because the send queue was full */
-  uint64_t kernel_drops;    /* SO_RXQ_OVFL: packets the kernel dropped (a
-                               GSO run of up to 64 datagrams is one) */
-  uint64_t truncated;       /* received datagrams over max_datagram */
-  uint64_t cond_dropped;    /* conditioner: loss and rate drops */
-  uint64_t cond_delayed;    /* conditioner: held back */
-  uint64_t cond_duplicated; /* conditioner: extra copies */
-  uint64_t gso_segments;    /* datagrams sent inside UDP_SEGMENT messages */
-  uint64_t gro_segments;    /* datagrams received inside GRO runs */
-  uint64_t enobufs;         /* io_uring: the receive buffer ring ran dry */
-} pn_socket_stats;
+/* pn_socket_stats is defined in peernet/stats.h. */
 
 /* Counters of the socket. Errors: PN_EINVAL. Any thread, never blocks. */
 PN_API pn_err pn_socket_stats_get(const pn_socket *sock,

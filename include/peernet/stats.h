@@ -75,12 +75,43 @@ typedef struct pn_runtime_stats {
   uint64_t timers_active;
 } pn_runtime_stats;
 
+typedef struct pn_socket_stats {
+  uint64_t datagrams_in;
+  uint64_t bytes_in;
+  uint64_t datagrams_out;
+  uint64_t bytes_out;
+  uint64_t syscalls;        /* recvmmsg and sendmmsg calls */
+  uint64_t readiness;       /* readiness notifications (epoll) or receive
+                               completions (io_uring) handled */
+  uint64_t send_errors;     /* datagrams the kernel refused */
+  uint64_t send_drops;      /* dropped because the send queue was full */
+  uint64_t kernel_drops;    /* SO_RXQ_OVFL: packets the kernel dropped (a
+                               GSO run of up to 64 datagrams is one) */
+  uint64_t truncated;       /* received datagrams over max_datagram */
+  uint64_t cond_dropped;    /* conditioner: loss and rate drops */
+  uint64_t cond_delayed;    /* conditioner: held back */
+  uint64_t cond_duplicated; /* conditioner: extra copies */
+  uint64_t gso_segments;    /* datagrams sent inside UDP_SEGMENT messages */
+  uint64_t gro_segments;    /* datagrams received inside GRO runs */
+  uint64_t enobufs;         /* io_uring: the receive buffer ring ran dry */
+} pn_socket_stats;
+
+/* One socket in a snapshot. */
+typedef struct pn_socket_info {
+  uint64_t id;
+  uint64_t owner_id; /* the owner actor's id */
+  char local[64];    /* bound address, "1.2.3.4:5" or "[::1]:5" */
+  pn_socket_stats stats;
+} pn_socket_info;
+
 typedef struct pn_snapshot {
   pn_runtime_stats runtime;
   size_t worker_count;
   pn_worker_stats *workers; /* worker_count entries */
   size_t actor_count;
   pn_actor_stats *actors; /* every live (not yet stopped) actor */
+  size_t socket_count;
+  pn_socket_info *sockets; /* every open socket */
 } pn_snapshot;
 
 /* Takes a snapshot. On PN_OK *snap_out belongs to the caller (free with

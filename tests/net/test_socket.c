@@ -302,6 +302,23 @@ static void burst_checked(void) {
     }
     assert_true(calls > 0);
     assert_string_equal(snap->runtime.io_backend, backend_name());
+    /* Both sockets are in the snapshot and its exports. */
+    assert_int_equal(snap->socket_count, 2);
+    uint64_t in = 0;
+    for (size_t i = 0; i < snap->socket_count; i++) {
+      assert_non_null(strstr(snap->sockets[i].local, "127.0.0.1:"));
+      in += snap->sockets[i].stats.datagrams_in;
+    }
+    assert_true(in > 0);
+    char *json = NULL;
+    PN_ASSERT_OK(pn_snapshot_json(snap, &json, NULL));
+    assert_true(pn_test_json_valid(json));
+    assert_non_null(strstr(json, "\"sockets\":[{"));
+    pn_free(json);
+    char *prom = NULL;
+    PN_ASSERT_OK(pn_snapshot_prometheus(snap, &prom, NULL));
+    assert_non_null(strstr(prom, "peernet_socket_datagrams_in_total{socket="));
+    pn_free(prom);
     pn_snapshot_free(snap);
   }
   pn_socket_stats c;
