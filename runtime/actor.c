@@ -514,7 +514,7 @@ enum run_end { RUN_EMPTY, RUN_PENDING, RUN_STOP };
  * cost about 30% of a ping-pong's throughput; the sampled path costs a
  * decrement per run. */
 #define CPU_EXACT_RUNS 16u
-#define CPU_SAMPLE_EVERY 32u
+#define CPU_SAMPLE_EVERY 64u
 
 /* The weight to charge this run's time with, or 0 to leave it untimed. */
 static uint64_t cpu_sample_weight(pn__worker *w, uint64_t runs_before) {

@@ -21,6 +21,11 @@ for ((r = 1; r <= rounds; r++)); do
     if [ "$have_caf" = 1 ]; then "$caf" "$sub" | tee -a "$out"; fi
   done
   "$pn" actor-memory | tee -a "$out"
+  # The cost of observability, side by side: stats off, on (default), and
+  # the flight recorder on.
+  "$pn" actor-pingpong --stats off | sed 's/"impl":"peernet"/"impl":"peernet-stats-off"/' | tee -a "$out"
+  PEERNET_TRACE=$(mktemp) "$pn" actor-pingpong 2>/dev/null |
+    sed 's/"impl":"peernet"/"impl":"peernet-trace"/' | tee -a "$out"
 done
 
 python3 - "$out" <<'PY'
@@ -40,4 +45,11 @@ for bench, key, target in [("actor-pingpong", "msgs_per_s", ">= 5x"),
     print(f"{bench:<16}{p / 1e6:>10.2f} M/s{cs:>14}{ratio:>8}  {target}")
 m = med("actor-memory", "peernet", "bytes_per_actor")
 print(f"{'actor-memory':<16}{m:>10.1f} B/actor{'':>11}  <= 256 B")
+on = med("actor-pingpong", "peernet", "msgs_per_s")
+off = med("actor-pingpong", "peernet-stats-off", "msgs_per_s")
+tr = med("actor-pingpong", "peernet-trace", "msgs_per_s")
+if on and off:
+    print(f"{'stats cost':<16}{100 * (1 - on / off):>10.1f} %{'':>13}  <= 3 %")
+if tr and on:
+    print(f"{'trace cost':<16}{100 * (1 - tr / on):>10.1f} %{'':>13}  <= 15 %")
 PY
