@@ -181,6 +181,69 @@ static void metric_header(text *t, const char *name, const char *type,
   putf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+enum value_kind { VALUE_U64, VALUE_U32, VALUE_NS_AS_SECONDS };
+
+/* One metric family read from an array of stats structs: the field's
+ * offset and how to print it. */
+typedef struct metric_family {
+  const char *name;
+  const char *type;
+  const char *help;
+  size_t offset;
+  enum value_kind kind;
+} metric_family;
+
+typedef void (*label_fn)(text *t, const void *obj, size_t index);
+
+static void worker_labels(text *t, const void *obj, size_t index) {
+  (void)obj;
+  putf(t, "worker=\"%zu\"", index);
+}
+
+static void actor_labels(text *t, const void *obj, size_t index) {
+  (void)index;
+  const pn_actor_stats *a = obj;
+  putf(t, "id=\"%" PRIu64 "\",name=", a->id);
+  put_label_value(t, a->name);
+}
+
+static void socket_labels(text *t, const void *obj, size_t index) {
+  (void)index;
+  const pn_socket_info *so = obj;
+  putf(t, "socket=\"%" PRIu64 "\",local=", so->id);
+  put_label_value(t, so->local);
+}
+
+/* Every family over every object: a header, then one sample per object. */
+static void put_families(text *t, const metric_family *families, size_t nf,
+                         const void *objects, size_t stride, size_t count,
+                         label_fn labels) {
+  for (size_t f = 0; f < nf; f++) {
+    const metric_family *m = &families[f];
+    metric_header(t, m->name, m->type, m->help);
+    for (size_t i = 0; i < count; i++) {
+      const char *obj = (const char *)objects + i * stride;
+      putf(t, "%s{", m->name);
+      labels(t, obj, i);
+      if (m->kind == VALUE_U32) {
+        uint32_t v;
+        memcpy(&v, obj + m->offset, sizeof v);
+        putf(t, "} %" PRIu32 "\n", v);
+      } else {
+        uint64_t v;
+        memcpy(&v, obj + m->offset, sizeof v);
+        if (m->kind == VALUE_NS_AS_SECONDS) {
+          putf(t, "} %.9f\n", (double)v / 1e9);
+        } else {
+          putf(t, "} %" PRIu64 "\n", v);
+        }
+      }
+    }
+  }
+}
+
 pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
                               size_t *len_out) {
   if (!snap || !text_out) {
@@ -204,113 +267,54 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
   metric_header(&t, "peernet_timers_active", "gauge", "Timers not freed.");
   putf(&t, "peernet_timers_active %" PRIu64 "\n", r->timers_active);
 
-  static const struct {
-    const char *name;
-    const char *help;
-    size_t offset;
-  } worker_counters[] = {
-      {"peernet_worker_runs_total", "Actor runs.",
-       offsetof(pn_worker_stats, runs)},
-      {"peernet_worker_steals_total", "Successful steals.",
-       offsetof(pn_worker_stats, steals)},
-      {"peernet_worker_wakeups_total", "Returns from the idle wait.",
-       offsetof(pn_worker_stats, wakeups)},
-      {"peernet_worker_idle_seconds_total", "Time in the idle wait.",
-       offsetof(pn_worker_stats, idle_ns)},
-      {"peernet_worker_io_calls_total", "I/O backend waits and polls.",
-       offsetof(pn_worker_stats, io_calls)},
+  static const metric_family worker_families[] = {
+      {"peernet_worker_runs_total", "counter", "Actor runs.",
+       offsetof(pn_worker_stats, runs), VALUE_U64},
+      {"peernet_worker_steals_total", "counter", "Successful steals.",
+       offsetof(pn_worker_stats, steals), VALUE_U64},
+      {"peernet_worker_wakeups_total", "counter", "Returns from the idle wait.",
+       offsetof(pn_worker_stats, wakeups), VALUE_U64},
+      {"peernet_worker_idle_seconds_total", "counter", "Time in the idle wait.",
+       offsetof(pn_worker_stats, idle_ns), VALUE_NS_AS_SECONDS},
+      {"peernet_worker_io_calls_total", "counter",
+       "I/O backend waits and polls.", offsetof(pn_worker_stats, io_calls),
+       VALUE_U64},
   };
-  for (size_t m = 0; m < sizeof worker_counters / sizeof worker_counters[0];
-       m++) {
-    metric_header(&t, worker_counters[m].name, "counter",
-                  worker_counters[m].help);
-    for (size_t i = 0; i < snap->worker_count; i++) {
-      uint64_t v;
-      memcpy(&v, (const char *)&snap->workers[i] + worker_counters[m].offset,
-             sizeof v);
-      if (worker_counters[m].offset == offsetof(pn_worker_stats, idle_ns)) {
-        putf(&t, "%s{worker=\"%zu\"} %.9f\n", worker_counters[m].name, i,
-             (double)v / 1e9);
-      } else {
-        putf(&t, "%s{worker=\"%zu\"} %" PRIu64 "\n", worker_counters[m].name, i,
-             v);
-      }
-    }
-  }
-
-  static const struct {
-    const char *name;
-    const char *type;
-    const char *help;
-  } actor_metrics[] = {
+  static const metric_family actor_families[] = {
       {"peernet_actor_processed_total", "counter",
-       "Messages given to the handler."},
-      {"peernet_actor_sent_total", "counter", "Messages the actor sent."},
-      {"peernet_actor_runs_total", "counter", "Times the actor ran."},
-      {"peernet_actor_cpu_seconds_total", "counter", "Time in its runs."},
-      {"peernet_actor_mailbox_depth", "gauge", "Messages queued."},
+       "Messages given to the handler.", offsetof(pn_actor_stats, processed),
+       VALUE_U64},
+      {"peernet_actor_sent_total", "counter", "Messages the actor sent.",
+       offsetof(pn_actor_stats, sent), VALUE_U64},
+      {"peernet_actor_runs_total", "counter", "Times the actor ran.",
+       offsetof(pn_actor_stats, runs), VALUE_U64},
+      {"peernet_actor_cpu_seconds_total", "counter", "Time in its runs.",
+       offsetof(pn_actor_stats, cpu_ns), VALUE_NS_AS_SECONDS},
+      {"peernet_actor_mailbox_depth", "gauge", "Messages queued.",
+       offsetof(pn_actor_stats, mailbox_depth), VALUE_U32},
   };
-  for (size_t m = 0; m < sizeof actor_metrics / sizeof actor_metrics[0]; m++) {
-    metric_header(&t, actor_metrics[m].name, actor_metrics[m].type,
-                  actor_metrics[m].help);
-    for (size_t i = 0; i < snap->actor_count; i++) {
-      const pn_actor_stats *a = &snap->actors[i];
-      putf(&t, "%s{id=\"%" PRIu64 "\",name=", actor_metrics[m].name, a->id);
-      put_label_value(&t, a->name);
-      switch (m) {
-      case 0:
-        putf(&t, "} %" PRIu64 "\n", a->processed);
-        break;
-      case 1:
-        putf(&t, "} %" PRIu64 "\n", a->sent);
-        break;
-      case 2:
-        putf(&t, "} %" PRIu64 "\n", a->runs);
-        break;
-      case 3:
-        putf(&t, "} %.9f\n", (double)a->cpu_ns / 1e9);
-        break;
-      default:
-        putf(&t, "} %u\n", a->mailbox_depth);
-        break;
-      }
-    }
-  }
-
-  static const struct {
-    const char *name;
-    const char *help;
-    size_t offset;
-  } socket_counters[] = {
-      {"peernet_socket_datagrams_in_total", "Datagrams received.",
-       offsetof(pn_socket_stats, datagrams_in)},
-      {"peernet_socket_bytes_in_total", "Bytes received.",
-       offsetof(pn_socket_stats, bytes_in)},
-      {"peernet_socket_datagrams_out_total", "Datagrams sent.",
-       offsetof(pn_socket_stats, datagrams_out)},
-      {"peernet_socket_bytes_out_total", "Bytes sent.",
-       offsetof(pn_socket_stats, bytes_out)},
-      {"peernet_socket_kernel_drops_total", "Packets the kernel dropped.",
-       offsetof(pn_socket_stats, kernel_drops)},
-      {"peernet_socket_conditioner_drops_total",
+  static const metric_family socket_families[] = {
+      {"peernet_socket_datagrams_in_total", "counter", "Datagrams received.",
+       offsetof(pn_socket_info, stats.datagrams_in), VALUE_U64},
+      {"peernet_socket_bytes_in_total", "counter", "Bytes received.",
+       offsetof(pn_socket_info, stats.bytes_in), VALUE_U64},
+      {"peernet_socket_datagrams_out_total", "counter", "Datagrams sent.",
+       offsetof(pn_socket_info, stats.datagrams_out), VALUE_U64},
+      {"peernet_socket_bytes_out_total", "counter", "Bytes sent.",
+       offsetof(pn_socket_info, stats.bytes_out), VALUE_U64},
+      {"peernet_socket_kernel_drops_total", "counter",
+       "Packets the kernel dropped.",
+       offsetof(pn_socket_info, stats.kernel_drops), VALUE_U64},
+      {"peernet_socket_conditioner_drops_total", "counter",
        "Datagrams the link conditioner dropped.",
-       offsetof(pn_socket_stats, cond_dropped)},
+       offsetof(pn_socket_info, stats.cond_dropped), VALUE_U64},
   };
-  for (size_t m = 0; m < sizeof socket_counters / sizeof socket_counters[0];
-       m++) {
-    metric_header(&t, socket_counters[m].name, "counter",
-                  socket_counters[m].help);
-    for (size_t i = 0; i < snap->socket_count; i++) {
-      uint64_t v;
-      memcpy(&v,
-             (const char *)&snap->sockets[i].stats + socket_counters[m].offset,
-             sizeof v);
-      putf(&t, "%s{socket=\"%" PRIu64 "\",local=", socket_counters[m].name,
-           snap->sockets[i].id);
-      put_label_value(&t, snap->sockets[i].local);
-      putf(&t, "} %" PRIu64 "\n", v);
-    }
-  }
+  put_families(&t, worker_families, ARRAY_LEN(worker_families), snap->workers,
+               sizeof *snap->workers, snap->worker_count, worker_labels);
+  put_families(&t, actor_families, ARRAY_LEN(actor_families), snap->actors,
+               sizeof *snap->actors, snap->actor_count, actor_labels);
+  put_families(&t, socket_families, ARRAY_LEN(socket_families), snap->sockets,
+               sizeof *snap->sockets, snap->socket_count, socket_labels);
   return finish(&t, text_out, len_out);
 }
 
