@@ -95,6 +95,18 @@ pn_runtime *pn_test_runtime(uint32_t workers) {
   return rt;
 }
 
+pn_actor *pn_test_spawn(pn_runtime *rt, const char *name, pn_handler handler,
+                        void *state, int32_t home) {
+  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
+  cfg.name = name;
+  cfg.handler = handler;
+  cfg.state = state;
+  cfg.home_worker = home;
+  pn_actor *a = NULL;
+  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a));
+  return a;
+}
+
 void pn_test_runtime_end(pn_runtime *rt) {
   PN_ASSERT_OK(pn_runtime_shutdown(rt, 30u * 1000000u));
   pn_runtime_stats st;

@@ -41,6 +41,11 @@ bool pn_test_latch_wait(pn_test_latch *l, uint64_t timeout_ms);
  * test. */
 pn_runtime *pn_test_runtime(uint32_t workers);
 
+/* Spawns an actor (home -1: any worker) and returns the caller's handle,
+ * or fails the test. */
+pn_actor *pn_test_spawn(pn_runtime *rt, const char *name, pn_handler handler,
+                        void *state, int32_t home);
+
 /* Destroys the runtime and fails the test unless everything (actors,
  * handles, timers, envelopes) was freed. */
 void pn_test_runtime_end(pn_runtime *rt);

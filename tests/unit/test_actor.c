@@ -227,16 +227,8 @@ static void homed_actors_stay_home(void **state) {
   pn_test_latch_init(&latch, 4000);
   homed h0 = {.latch = &latch};
   homed h1 = {.latch = &latch};
-  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
-  cfg.handler = homed_handler;
-  cfg.state = &h0;
-  cfg.home_worker = 0;
-  pn_actor *a0 = NULL;
-  pn_actor *a1 = NULL;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a0));
-  cfg.state = &h1;
-  cfg.home_worker = 1;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a1));
+  pn_actor *a0 = pn_test_spawn(rt, "homed", homed_handler, &h0, 0);
+  pn_actor *a1 = pn_test_spawn(rt, "homed", homed_handler, &h1, 1);
   for (int i = 0; i < 2000; i++) {
     PN_ASSERT_OK(pn_send(a0, 1, NULL, 0));
     PN_ASSERT_OK(pn_send(a1, 1, NULL, 0));

@@ -148,14 +148,8 @@ static void mutual_flood_does_not_deadlock(void **state) {
   pn_test_latch_init(&done, 2);
   duelist d0 = {.target = 200000, .done = &done};
   duelist d1 = {.target = 200000, .done = &done};
-  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
-  cfg.handler = duelist_handler;
-  cfg.state = &d0;
-  pn_actor *a0 = NULL;
-  pn_actor *a1 = NULL;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a0));
-  cfg.state = &d1;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a1));
+  pn_actor *a0 = pn_test_spawn(rt, "duelist", duelist_handler, &d0, -1);
+  pn_actor *a1 = pn_test_spawn(rt, "duelist", duelist_handler, &d1, -1);
   d0.peer = a1;
   d1.peer = a0;
   PN_ASSERT_OK(pn_send(a0, MSG_GO, NULL, 0));

@@ -235,16 +235,8 @@ static void cross_worker_hops_never_stall(void **state) {
   pn_test_latch_init(&done, 1);
   hopper h0 = {.limit = 20000, .done = &done};
   hopper h1 = {.limit = 20000, .done = &done};
-  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
-  cfg.handler = hop_handler;
-  cfg.state = &h0;
-  cfg.home_worker = 0;
-  pn_actor *a0 = NULL;
-  pn_actor *a1 = NULL;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a0));
-  cfg.state = &h1;
-  cfg.home_worker = 1;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a1));
+  pn_actor *a0 = pn_test_spawn(rt, "hopper", hop_handler, &h0, 0);
+  pn_actor *a1 = pn_test_spawn(rt, "hopper", hop_handler, &h1, 1);
   h0.peer = a1;
   h1.peer = a0;
   uint64_t zero = 0;

@@ -51,14 +51,8 @@ static void workload(pn_runtime *rt, uint64_t hops) {
   pn_test_latch_init(&done, 1);
   bouncer x = {.limit = hops, .done = &done};
   bouncer y = {.limit = hops, .done = &done};
-  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
-  cfg.handler = bounce_handler;
-  cfg.state = &x;
-  pn_actor *a = NULL;
-  pn_actor *b = NULL;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a));
-  cfg.state = &y;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &b));
+  pn_actor *a = pn_test_spawn(rt, "bouncer", bounce_handler, &x, -1);
+  pn_actor *b = pn_test_spawn(rt, "bouncer", bounce_handler, &y, -1);
   x.peer = b;
   y.peer = a;
   uint64_t zero = 0;
