@@ -345,6 +345,11 @@ pn_err pn_send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
       size > UINT32_MAX) {
     return PN_EINVAL;
   }
+  return pn__send_buf(to, type, data, size, free_fn, ctx);
+}
+
+pn_err pn__send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
+                    pn_free_fn free_fn, void *ctx) {
   uint32_t f = atomic_load_explicit(&to->flags, memory_order_relaxed);
   if (f & PN__A_DEAD) {
     return PN_ECLOSED;

@@ -144,6 +144,11 @@ void pn__actor_deliver(pn__worker *cur, pn_actor *a, pn_msg *m);
 pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
                       const void *b, size_t blen);
 
+/* pn_send_buf() for the library's own reserved message types; the caller
+ * checked the arguments. Any thread. */
+pn_err pn__send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
+                    pn_free_fn free_fn, void *ctx);
+
 /* Pushes everything the running handler sent (see pn__outbox). Worker
  * only; called when a run ends. */
 void pn__outbox_flush(pn__worker *w);

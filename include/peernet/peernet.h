@@ -8,6 +8,7 @@
 
 #include "peernet/conditioner.h"
 #include "peernet/error.h"
+#include "peernet/net.h"
 #include "peernet/runtime.h"
 #include "peernet/socket.h"
 #include "peernet/stats.h"

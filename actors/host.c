@@ -1,0 +1,633 @@
+/* The host actor: owns the sockets, answers handshakes statelessly and
+ * routes datagrams to peers by connection id.
+ *
+ * States: open -> closing (pn_host_close(): every peer is told to close,
+ * then the actor stops) -> freed when the last peer lets go (the sockets
+ * close then, so a peer never sends through a closed handle).
+ *
+ * Messages: PN_MSG_DATAGRAM (from its sockets), PN__H_REGISTER (a client
+ * peer from pn_host_connect()), PN__H_CLOSE, PN_MSG_SOCKET_CLOSED,
+ * PN_MSG_STOPPED.
+ *
+ * Handshake (server side), nothing allocated before the last step:
+ *   ConnectRequest (padded) -> Challenge with a cookie: a keyed hash of
+ *   the client's address, id, nonce and a timestamp;
+ *   ConnectResponse (padded, cookie echoed) -> cookie checked, then
+ *   accept hook and peer limit -> peer created, Accept sent by it.
+ * A retried ConnectResponse for an existing peer gets the Accept again.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/net_internal.h"
+#include "runtime/actor.h"
+#include "runtime/clock.h"
+#include "runtime/rt.h"
+
+#define COOKIE_BYTES 16u
+#define COOKIE_LIFETIME_MS 10000u
+#define DEFAULT_MTU 1200u
+#define DEFAULT_MAX_MESSAGE (4u << 20)
+
+/* --- lifetime ------------------------------------------------------------ */
+
+static void host_free(pn_host *h) {
+  for (uint32_t i = 0; i < h->nsockets; i++) {
+    pn_socket_close(h->sockets[i]);
+  }
+  pn_actor_release(h->accept_owner);
+  pn_actor_release(h->actor);
+  pn__idmap_free(&h->by_id);
+  pn__idmap_free(&h->by_addr);
+  ZSTD_freeCCtx(h->cctx);
+  ZSTD_freeDCtx(h->dctx);
+  ZSTD_freeCDict(h->cdict);
+  ZSTD_freeDDict(h->ddict);
+  free(h->buf);
+  free(h->zbuf);
+  free(h);
+}
+
+void pn__host_ref(pn_host *h) {
+  atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+}
+
+void pn__host_unref(pn_host *h) {
+  if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
+    host_free(h);
+  }
+}
+
+/* --- tables -------------------------------------------------------------- */
+
+static uint64_t addr_key(const pn_host *h, const pn_addr *a,
+                         uint32_t client_id) {
+  uint8_t in[sizeof *a + sizeof client_id];
+  pn_addr copy;
+  memset(&copy, 0, sizeof copy);
+  copy.family = a->family;
+  copy.port = a->port;
+  copy.scope_id = a->scope_id;
+  memcpy(copy.ip, a->ip, sizeof copy.ip);
+  memcpy(in, &copy, sizeof copy);
+  memcpy(in + sizeof copy, &client_id, sizeof client_id);
+  uint64_t k;
+  crypto_shorthash((unsigned char *)&k, in, sizeof in, h->secret);
+  return k ? k : 1;
+}
+
+bool pn__host_register(pn_host *h, pn_peer *p) {
+  uint32_t id;
+  do {
+    id = randombytes_random();
+  } while (!id || pn__idmap_get(&h->by_id, id));
+  if (!pn__idmap_put(&h->by_id, id, p)) {
+    return false;
+  }
+  if (!p->is_client &&
+      !pn__idmap_put(&h->by_addr, addr_key(h, &p->addr, p->remote_id), p)) {
+    (void)pn__idmap_del(&h->by_id, id);
+    return false;
+  }
+  p->local_id = id;
+  p->registered = true;
+  return true;
+}
+
+void pn__host_forget(pn_host *h, pn_peer *p) {
+  if (!p->registered) {
+    return;
+  }
+  p->registered = false;
+  (void)pn__idmap_del(&h->by_id, p->local_id);
+  if (!p->is_client) {
+    uint64_t k = addr_key(h, &p->addr, p->remote_id);
+    if (pn__idmap_get(&h->by_addr, k) == p) {
+      (void)pn__idmap_del(&h->by_addr, k);
+    }
+  }
+  atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
+  pn_peer_release(p); /* the table's reference */
+}
+
+void pn__host_send(pn_host *h, uint32_t socket, const pn_addr *to,
+                   const uint8_t *data, size_t len) {
+  /* PN_ECLOSED while closing; other refusals are counted by the socket. */
+  (void)pn_socket_send(h->sockets[socket], to, data, len);
+}
+
+/* --- handshake ----------------------------------------------------------- */
+
+static uint64_t now_ms(void) { return pn__now_ns() / 1000000u; }
+
+static void make_cookie(const pn_host *h, const pn_addr *from,
+                        uint32_t client_id, uint64_t nonce, uint64_t ts,
+                        uint8_t out[COOKIE_BYTES]) {
+  uint8_t in[2 + 2 + 4 + 16 + 4 + 8 + 8];
+  size_t n = 0;
+  memcpy(in + n, &from->family, 2);
+  n += 2;
+  memcpy(in + n, &from->port, 2);
+  n += 2;
+  memcpy(in + n, &from->scope_id, 4);
+  n += 4;
+  memcpy(in + n, from->ip, 16);
+  n += 16;
+  memcpy(in + n, &client_id, 4);
+  n += 4;
+  memcpy(in + n, &nonce, 8);
+  n += 8;
+  memcpy(in + n, &ts, 8);
+  n += 8;
+  crypto_generichash(out, COOKIE_BYTES, in, n, h->secret, sizeof h->secret);
+}
+
+/* Packs a handshake reply and sends it if it is no larger than the
+ * request that caused it (never amplify). */
+static void reply(pn_host *h, uint32_t socket, const pn_addr *to, uint8_t type,
+                  uint32_t client_id, const ProtobufCMessage *m,
+                  size_t request_len) {
+  size_t body = protobuf_c_message_get_packed_size(m);
+  size_t len = PN__WIRE_OVERHEAD + body;
+  if (len > request_len) {
+    return;
+  }
+  pn__wire_put_header(h->buf, type, false, client_id);
+  (void)protobuf_c_message_pack(m, h->buf + PN__WIRE_HEADER);
+  len = pn__wire_seal(h->buf, PN__WIRE_HEADER + body, pn__wire_public_key);
+  pn__host_send(h, socket, to, h->buf, len);
+}
+
+static void send_reject(pn_host *h, uint32_t socket, const pn_addr *to,
+                        uint32_t client_id, uint64_t nonce, uint32_t reason,
+                        size_t request_len) {
+  Peernet__Wire__V1__Reject r = PEERNET__WIRE__V1__REJECT__INIT;
+  r.client_id = client_id;
+  r.client_nonce = nonce;
+  r.reason = reason;
+  reply(h, socket, to, PN__T_REJECT, client_id, &r.base, request_len);
+  pn__stat_add(&h->st_rejected, 1);
+}
+
+static bool handshake_ok(pn_host *h, const uint8_t *data, size_t len) {
+  return h->accept_owner && len >= PN__HANDSHAKE_PAD &&
+         !atomic_load_explicit(&h->closing, memory_order_relaxed) &&
+         pn__wire_verify(data, len, pn__wire_public_key);
+}
+
+static bool kinds_ok(const ProtobufCBinaryData *kinds) {
+  if (kinds->len < 1 || kinds->len > PN_MAX_CHANNELS) {
+    return false;
+  }
+  for (size_t i = 0; i < kinds->len; i++) {
+    if (kinds->data[i] >= PN_CHANNEL_KINDS) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static void on_connect_request(pn_host *h, uint32_t socket, const pn_addr *from,
+                               const uint8_t *data, size_t len) {
+  if (!handshake_ok(h, data, len)) {
+    pn__stat_add(&h->st_hs_dropped, 1);
+    return;
+  }
+  Peernet__Wire__V1__ConnectRequest *req =
+      peernet__wire__v1__connect_request__unpack(NULL, len - PN__WIRE_OVERHEAD,
+                                                 data + PN__WIRE_HEADER);
+  if (!req || !req->client_id || !kinds_ok(&req->channel_kinds)) {
+    pn__stat_add(&h->st_hs_dropped, 1);
+  } else if (req->version != PN__WIRE_VERSION) {
+    send_reject(h, socket, from, req->client_id, req->client_nonce,
+                PN_REASON_VERSION, len);
+  } else {
+    uint8_t cookie[COOKIE_BYTES];
+    Peernet__Wire__V1__Challenge c = PEERNET__WIRE__V1__CHALLENGE__INIT;
+    c.client_id = req->client_id;
+    c.client_nonce = req->client_nonce;
+    c.timestamp_ms = now_ms();
+    make_cookie(h, from, c.client_id, c.client_nonce, c.timestamp_ms, cookie);
+    c.cookie.data = cookie;
+    c.cookie.len = sizeof cookie;
+    reply(h, socket, from, PN__T_CHALLENGE, c.client_id, &c.base, len);
+    pn__stat_add(&h->st_challenges, 1);
+  }
+  peernet__wire__v1__connect_request__free_unpacked(req, NULL);
+}
+
+static bool cookie_ok(const pn_host *h, const pn_addr *from,
+                      const Peernet__Wire__V1__ConnectResponse *r) {
+  uint64_t now = now_ms();
+  if (r->cookie.len != COOKIE_BYTES || r->timestamp_ms > now ||
+      now - r->timestamp_ms > COOKIE_LIFETIME_MS) {
+    return false;
+  }
+  uint8_t want[COOKIE_BYTES];
+  make_cookie(h, from, r->client_id, r->client_nonce, r->timestamp_ms, want);
+  return crypto_verify_16(want, r->cookie.data) == 0;
+}
+
+static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
+                        const Peernet__Wire__V1__ConnectResponse *r,
+                        size_t len) {
+  pn_channel_kind kinds[PN_MAX_CHANNELS];
+  for (size_t i = 0; i < r->channel_kinds.len; i++) {
+    kinds[i] = (pn_channel_kind)r->channel_kinds.data[i];
+  }
+  uint32_t nch = (uint32_t)r->channel_kinds.len;
+  if (atomic_load_explicit(&h->npeers, memory_order_relaxed) >= h->max_peers) {
+    send_reject(h, socket, from, r->client_id, r->client_nonce, PN_REASON_FULL,
+                len);
+    return;
+  }
+  uint32_t reason = h->accept ? h->accept(h->accept_ctx, from, nch, kinds) : 0;
+  if (reason) {
+    send_reject(h, socket, from, r->client_id, r->client_nonce,
+                reason < PN_REASON_LIBRARY ? reason : PN_REASON_REFUSED, len);
+    return;
+  }
+  pn_peer_config cfg = PN_PEER_CONFIG_INIT;
+  cfg.remote = *from;
+  cfg.owner = h->accept_owner;
+  cfg.channel_count = nch;
+  cfg.kinds = kinds;
+  cfg.sockets_mask = 1u << socket;
+  pn_peer *p;
+  if (pn__peer_create(h, &cfg, false, &p) != PN_OK) {
+    pn__stat_add(&h->st_hs_dropped, 1);
+    return;
+  }
+  p->remote_id = r->client_id;
+  p->client_nonce = r->client_nonce;
+  randombytes_buf(&p->server_nonce, sizeof p->server_nonce);
+  atomic_fetch_add_explicit(&h->npeers, 1, memory_order_relaxed);
+  if (!pn__host_register(h, p)) {
+    atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
+    pn__peer_close_request(p, PN_REASON_HOST_CLOSED);
+    pn_peer_release(p);
+    return;
+  }
+  pn__stat_add(&h->st_accepted, 1);
+  pn__peer_accepted(p); /* the table keeps the creation reference */
+}
+
+static void on_connect_response(pn_host *h, uint32_t socket,
+                                const pn_addr *from, const uint8_t *data,
+                                size_t len) {
+  if (!handshake_ok(h, data, len)) {
+    pn__stat_add(&h->st_hs_dropped, 1);
+    return;
+  }
+  Peernet__Wire__V1__ConnectResponse *r =
+      peernet__wire__v1__connect_response__unpack(NULL, len - PN__WIRE_OVERHEAD,
+                                                  data + PN__WIRE_HEADER);
+  if (!r || !r->client_id || !kinds_ok(&r->channel_kinds) ||
+      !cookie_ok(h, from, r)) {
+    pn__stat_add(&h->st_hs_dropped, 1);
+  } else {
+    pn_peer *p = pn__idmap_get(&h->by_addr, addr_key(h, from, r->client_id));
+    if (p && p->client_nonce == r->client_nonce &&
+        pn_addr_equal(&p->addr, from)) {
+      pn__peer_resend_accept(p, socket);
+    } else if (!p) {
+      accept_peer(h, socket, from, r, len);
+    } else {
+      pn__stat_add(&h->st_hs_dropped, 1); /* same address and id, new nonce */
+    }
+  }
+  peernet__wire__v1__connect_response__free_unpacked(r, NULL);
+}
+
+/* --- routing ------------------------------------------------------------- */
+
+static void on_datagram(pn_host *h, const pn_msg *msg) {
+  pn_datagram d;
+  if (pn_msg_datagram(msg, &d) != PN_OK) {
+    return;
+  }
+  uint32_t socket = 0;
+  while (socket < h->nsockets && h->socket_ids[socket] != d.socket_id) {
+    socket++;
+  }
+  if (socket == h->nsockets) {
+    return;
+  }
+  pn__stat_add(&h->st_in, 1);
+  const uint8_t *data = d.data;
+  pn__wire_header hdr;
+  if (!pn__wire_peek(data, d.len, &hdr)) {
+    pn__stat_add(&h->st_bad_header, 1);
+    return;
+  }
+  switch (hdr.type) {
+  case PN__T_CONNECT_REQUEST:
+    on_connect_request(h, socket, &d.from, data, d.len);
+    return;
+  case PN__T_CONNECT_RESPONSE:
+    on_connect_response(h, socket, &d.from, data, d.len);
+    return;
+  default: {
+    pn_peer *p = pn__idmap_get(&h->by_id, hdr.conn_id);
+    if (!p) {
+      pn__stat_add(&h->st_unknown, 1);
+      return;
+    }
+    pn__peer_route(p, socket, &d.from, data, d.len);
+    return;
+  }
+  }
+}
+
+static void close_all(pn_host *h) {
+  /* Closing removes peers from the table: collect them first. */
+  size_t n = 0;
+  pn_peer **all = malloc((h->by_id.count + 1) * sizeof *all);
+  for (size_t i = 0; all && i < h->by_id.cap; i++) {
+    if (h->by_id.slots[i].key) {
+      all[n] = h->by_id.slots[i].value;
+      pn_peer_hold(all[n]);
+      n++;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    pn__peer_close_request(all[i], PN_REASON_HOST_CLOSED);
+    pn_peer_release(all[i]);
+  }
+  free(all);
+}
+
+static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  pn_host *h = state;
+  switch (pn_msg_type(msg)) {
+  case PN_MSG_DATAGRAM:
+    if (!h->stopped) {
+      on_datagram(h, msg);
+    }
+    break;
+  case PN__H_REGISTER: {
+    pn_peer *p = (pn_peer *)pn_msg_data(msg);
+    if (atomic_load_explicit(&h->closing, memory_order_relaxed)) {
+      break; /* the message's free function closes it */
+    }
+    pn_peer_hold(p);
+    if (!pn__host_register(h, p)) {
+      pn_peer_release(p);
+      break;
+    }
+    (void)pn__send_parts(p->actor, PN__P_START, NULL, 0, NULL, 0);
+    break;
+  }
+  case PN__H_CLOSE:
+    close_all(h);
+    (void)pn_actor_stop(self);
+    break;
+  case PN_MSG_STOPPED:
+    /* Peers still in the table (runtime shutdown) stop on their own;
+     * drop the table's references so nothing cycles. */
+    h->stopped = true;
+    for (size_t i = 0; i < h->by_id.cap; i++) {
+      pn_peer *p = h->by_id.slots[i].value;
+      if (h->by_id.slots[i].key && p) {
+        p->registered = false;
+        atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
+        pn_peer_release(p);
+      }
+    }
+    pn__idmap_free(&h->by_id);
+    pn__idmap_free(&h->by_addr);
+    pn__host_unref(h); /* the actor's reference */
+    break;
+  default:
+    break;
+  }
+}
+
+/* Runs when the H_REGISTER message is freed: handled or dropped. A peer
+ * the host never registered (it was closing) is closed here, so its owner
+ * still hears of it. */
+static void register_done(void *data, void *ctx) {
+  (void)ctx;
+  pn_peer *p = data;
+  if (!p->registered && !p->gone) {
+    atomic_fetch_sub_explicit(&p->host->npeers, 1, memory_order_relaxed);
+    uint32_t reason = PN_REASON_HOST_CLOSED;
+    (void)pn__send_parts(p->actor, PN__P_DISCONNECT, &reason, sizeof reason,
+                         NULL, 0);
+  }
+  pn_peer_release(p);
+}
+
+/* --- API ----------------------------------------------------------------- */
+
+static pn_err check_config(const pn_runtime *rt, const pn_host_config *cfg) {
+  if (!cfg || cfg->size < sizeof *cfg || !cfg->sockets ||
+      cfg->socket_count < 1 || cfg->socket_count > 32 ||
+      cfg->home_worker < -1 ||
+      cfg->home_worker >= (int32_t)pn_runtime_workers(rt) ||
+      (cfg->mtu && cfg->mtu < 576) || cfg->max_message > PN_PACKET_MAX ||
+      (cfg->zstd_dict_len && !cfg->zstd_dict) || cfg->window > (1u << 20)) {
+    return PN_EINVAL;
+  }
+  uint32_t mtu = cfg->mtu ? cfg->mtu : DEFAULT_MTU;
+  for (uint32_t i = 0; i < cfg->socket_count; i++) {
+    uint32_t maxd =
+        cfg->sockets[i].max_datagram ? cfg->sockets[i].max_datagram : 2048u;
+    if (cfg->sockets[i].size < sizeof(pn_socket_config) || mtu > maxd) {
+      return PN_EINVAL;
+    }
+  }
+  return PN_OK;
+}
+
+static uint64_t or_default(uint64_t v, uint64_t d) { return v ? v : d; }
+
+static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
+  h->mtu = cfg->mtu ? cfg->mtu : DEFAULT_MTU;
+  h->max_message = cfg->max_message ? cfg->max_message : DEFAULT_MAX_MESSAGE;
+  h->max_reassembly = (uint32_t)or_default(
+      cfg->max_reassembly, (uint64_t)h->max_message * 2 > UINT32_MAX
+                               ? UINT32_MAX
+                               : (uint64_t)h->max_message * 2);
+  h->max_queued = (uint32_t)or_default(cfg->max_queued,
+                                       (uint64_t)h->max_message * 8 > UINT32_MAX
+                                           ? UINT32_MAX
+                                           : (uint64_t)h->max_message * 8);
+  h->max_peers = cfg->max_peers ? cfg->max_peers : 1024;
+  h->window = cfg->window ? cfg->window : 1024;
+  h->connect_timeout_ns = or_default(cfg->connect_timeout_us, 5000000) * 1000;
+  h->connect_retry_ns = or_default(cfg->connect_retry_us, 250000) * 1000;
+  h->keepalive_ns = or_default(cfg->keepalive_us, 1000000) * 1000;
+  h->idle_timeout_ns = or_default(cfg->idle_timeout_us, 10000000) * 1000;
+  h->rto_min_ns = or_default(cfg->rto_min_us, 10000) * 1000;
+  h->rto_max_ns = or_default(cfg->rto_max_us, 2000000) * 1000;
+  h->rto_initial_ns = or_default(cfg->rto_initial_us, 200000) * 1000;
+  if (h->rto_min_ns > h->rto_max_ns) {
+    return PN_EINVAL;
+  }
+  h->compress = !cfg->no_compression;
+  h->accept = cfg->accept;
+  h->accept_ctx = cfg->accept_ctx;
+  randombytes_buf(h->secret, sizeof h->secret);
+  h->cctx = ZSTD_createCCtx();
+  h->dctx = ZSTD_createDCtx();
+  h->buf = malloc(2 * PN_DATAGRAM_MAX);
+  h->zbuf = malloc(2 * PN_DATAGRAM_MAX);
+  if (!h->cctx || !h->dctx || !h->buf || !h->zbuf) {
+    return PN_ENOMEM;
+  }
+  if (cfg->zstd_dict_len) {
+    h->cdict = ZSTD_createCDict(cfg->zstd_dict, cfg->zstd_dict_len, 1);
+    h->ddict = ZSTD_createDDict(cfg->zstd_dict, cfg->zstd_dict_len);
+    if (!h->cdict || !h->ddict) {
+      return PN_EINVAL;
+    }
+  }
+  return PN_OK;
+}
+
+pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
+                    pn_host **host_out) {
+  if (!rt || !host_out) {
+    return PN_EINVAL;
+  }
+  pn_err err = check_config(rt, cfg);
+  if (err != PN_OK) {
+    return err;
+  }
+  if (sodium_init() < 0) {
+    return PN_ENOMEM;
+  }
+  pn_host *h = calloc(1, sizeof *h);
+  if (!h) {
+    return PN_ENOMEM;
+  }
+  atomic_init(&h->refs, 1);
+  h->rt = rt;
+  err = host_setup(h, cfg);
+  if (err != PN_OK) {
+    host_free(h);
+    return err;
+  }
+  static _Atomic uint32_t next_home;
+  h->home =
+      cfg->home_worker >= 0
+          ? cfg->home_worker
+          : (int32_t)(atomic_fetch_add(&next_home, 1) % pn_runtime_workers(rt));
+  pn_actor_config acfg = PN_ACTOR_CONFIG_INIT;
+  acfg.name = "pn.host";
+  acfg.handler = host_handler;
+  acfg.state = h;
+  acfg.home_worker = h->home;
+  pn__host_ref(h); /* the actor's, given back on PN_MSG_STOPPED */
+  err = pn_spawn(rt, &acfg, &h->actor);
+  if (err != PN_OK) {
+    atomic_store(&h->refs, 1);
+    host_free(h);
+    return err;
+  }
+  for (uint32_t i = 0; i < cfg->socket_count; i++) {
+    pn_socket_config sc = cfg->sockets[i];
+    sc.owner = h->actor;
+    sc.home_worker = h->home;
+    err = pn_socket_open(rt, &sc, &h->sockets[i]);
+    if (err != PN_OK) {
+      break;
+    }
+    h->nsockets++;
+    h->socket_ids[i] = pn_socket_id(h->sockets[i]);
+    (void)pn_socket_local_addr(h->sockets[i], &h->local[i]);
+  }
+  if (err != PN_OK) {
+    (void)pn_actor_stop(h->actor); /* its STOPPED gives its reference back */
+    pn__host_unref(h);
+    return err;
+  }
+  if (cfg->accept_owner) {
+    pn_actor_hold(cfg->accept_owner);
+    h->accept_owner = cfg->accept_owner;
+  }
+  *host_out = h;
+  return PN_OK;
+}
+
+pn_err pn_host_local_addr(const pn_host *host, uint32_t index,
+                          pn_addr *addr_out) {
+  if (!host || !addr_out || index >= host->nsockets) {
+    return PN_EINVAL;
+  }
+  *addr_out = host->local[index];
+  return PN_OK;
+}
+
+void pn_host_close(pn_host *host) {
+  if (!host) {
+    return;
+  }
+  atomic_store_explicit(&host->closing, 1, memory_order_relaxed);
+  /* PN_ECLOSED: the actor already stopped (runtime shutdown). */
+  (void)pn__send_parts(host->actor, PN__H_CLOSE, NULL, 0, NULL, 0);
+  pn__host_unref(host);
+}
+
+pn_err pn_host_stats_get(const pn_host *host, pn_host_stats *out) {
+  if (!host || !out) {
+    return PN_EINVAL;
+  }
+  memset(out, 0, sizeof *out);
+  out->datagrams_in = atomic_load(&host->st_in);
+  out->bad_header = atomic_load(&host->st_bad_header);
+  out->unknown_connection = atomic_load(&host->st_unknown);
+  out->handshake_dropped = atomic_load(&host->st_hs_dropped);
+  out->challenges_sent = atomic_load(&host->st_challenges);
+  out->accepted = atomic_load(&host->st_accepted);
+  out->rejected = atomic_load(&host->st_rejected);
+  out->peers = atomic_load(&host->npeers);
+  return PN_OK;
+}
+
+pn_err pn_host_connect(pn_host *host, const pn_peer_config *cfg,
+                       pn_peer **peer_out) {
+  if (!host || !cfg || !peer_out || cfg->size < sizeof *cfg || !cfg->owner ||
+      cfg->channel_count > PN_MAX_CHANNELS ||
+      (cfg->remote.family != PN_AF_INET && cfg->remote.family != PN_AF_INET6) ||
+      (cfg->sockets_mask >> host->nsockets) != 0) {
+    return PN_EINVAL;
+  }
+  uint32_t nch = cfg->channel_count ? cfg->channel_count : 1;
+  for (uint32_t i = 0; cfg->kinds && i < nch; i++) {
+    if ((unsigned)cfg->kinds[i] >= PN_CHANNEL_KINDS) {
+      return PN_EINVAL;
+    }
+  }
+  for (uint32_t i = 0; i < host->nsockets; i++) {
+    if (((cfg->sockets_mask ? cfg->sockets_mask : 1u) >> i & 1u) &&
+        host->local[i].family == PN_AF_INET &&
+        cfg->remote.family != PN_AF_INET) {
+      return PN_EINVAL; /* an IPv4 socket cannot reach an IPv6 address */
+    }
+  }
+  if (atomic_load_explicit(&host->closing, memory_order_relaxed)) {
+    return PN_ECLOSED;
+  }
+  if (atomic_fetch_add_explicit(&host->npeers, 1, memory_order_relaxed) >=
+      host->max_peers) {
+    atomic_fetch_sub_explicit(&host->npeers, 1, memory_order_relaxed);
+    return PN_EAGAIN;
+  }
+  pn_peer *p;
+  pn_err err = pn__peer_create(host, cfg, true, &p);
+  if (err != PN_OK) {
+    atomic_fetch_sub_explicit(&host->npeers, 1, memory_order_relaxed);
+    return err;
+  }
+  pn_peer_hold(p); /* the register message's */
+  err = pn__send_buf(host->actor, PN__H_REGISTER, p, sizeof(void *),
+                     register_done, NULL);
+  if (err != PN_OK) {
+    register_done(p, NULL); /* counts the peer out and closes it */
+  }
+  *peer_out = p;
+  return PN_OK;
+}

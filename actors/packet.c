@@ -1,0 +1,177 @@
+/* Packets, events and the names of kinds and reasons. See net.h. */
+#include <protobuf-c/protobuf-c.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/net_internal.h"
+#include "runtime/actor.h"
+
+static pn_packet *packet_alloc(size_t len) {
+  pn_packet *p = malloc(sizeof *p + len);
+  if (p) {
+    atomic_init(&p->refs, 1);
+    p->len = len;
+  }
+  return p;
+}
+
+pn_err pn_packet_create(const void *data, size_t len, pn_packet **out) {
+  if (!out || (len && !data)) {
+    return PN_EINVAL;
+  }
+  if (len > PN_PACKET_MAX) {
+    return PN_EMSGSIZE;
+  }
+  pn_packet *p = packet_alloc(len);
+  if (!p) {
+    return PN_ENOMEM;
+  }
+  if (len) {
+    memcpy(p->data, data, len);
+  }
+  *out = p;
+  return PN_OK;
+}
+
+pn_err pn_packet_from_protobuf(const struct ProtobufCMessage *msg,
+                               pn_packet **out) {
+  if (!msg || !out) {
+    return PN_EINVAL;
+  }
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  if (len > PN_PACKET_MAX) {
+    return PN_EMSGSIZE;
+  }
+  pn_packet *p = packet_alloc(len);
+  if (!p) {
+    return PN_ENOMEM;
+  }
+  (void)protobuf_c_message_pack(msg, p->data);
+  *out = p;
+  return PN_OK;
+}
+
+pn_err pn_packet_unpack(const pn_packet *pkt,
+                        const struct ProtobufCMessageDescriptor *desc,
+                        struct ProtobufCAllocator *allocator,
+                        struct ProtobufCMessage **out) {
+  if (!pkt || !desc || !out) {
+    return PN_EINVAL;
+  }
+  ProtobufCMessage *m =
+      protobuf_c_message_unpack(desc, allocator, pkt->len, pkt->data);
+  if (!m) {
+    return PN_EINVAL;
+  }
+  *out = m;
+  return PN_OK;
+}
+
+void pn_packet_hold(pn_packet *pkt) {
+  if (pkt) {
+    atomic_fetch_add_explicit(&pkt->refs, 1, memory_order_relaxed);
+  }
+}
+
+void pn_packet_release(pn_packet *pkt) {
+  /* acq_rel: the last holder frees after every other holder's reads. */
+  if (pkt &&
+      atomic_fetch_sub_explicit(&pkt->refs, 1, memory_order_acq_rel) == 1) {
+    free(pkt);
+  }
+}
+
+const void *pn_packet_data(const pn_packet *pkt) {
+  return pkt ? pkt->data : NULL;
+}
+
+size_t pn_packet_len(const pn_packet *pkt) { return pkt ? pkt->len : 0; }
+
+/* --- names --------------------------------------------------------------- */
+
+static const char *const kind_names[PN_CHANNEL_KINDS] = {
+    "unreliable", "reliable", "ordered", "unsequenced", "reliable-unordered"};
+
+const char *pn_channel_kind_name(pn_channel_kind kind) {
+  return (unsigned)kind < PN_CHANNEL_KINDS ? kind_names[kind] : "?";
+}
+
+pn_err pn_channel_kind_parse(const char *name, pn_channel_kind *out) {
+  if (!name || !out) {
+    return PN_EINVAL;
+  }
+  for (unsigned i = 0; i < PN_CHANNEL_KINDS; i++) {
+    if (strcmp(name, kind_names[i]) == 0) {
+      *out = (pn_channel_kind)i;
+      return PN_OK;
+    }
+  }
+  return PN_EINVAL;
+}
+
+const char *pn_reason_name(uint32_t reason) {
+  switch (reason) {
+  case PN_REASON_TIMEOUT:
+    return "timeout";
+  case PN_REASON_CONNECT_TIMEOUT:
+    return "connect-timeout";
+  case PN_REASON_FULL:
+    return "full";
+  case PN_REASON_HOST_CLOSED:
+    return "host-closed";
+  case PN_REASON_VERSION:
+    return "version";
+  case PN_REASON_REFUSED:
+    return "refused";
+  default:
+    return reason < PN_REASON_LIBRARY ? "application" : "?";
+  }
+}
+
+/* --- events -------------------------------------------------------------- */
+
+pn__event *pn__event_new(uint32_t type, pn_peer *p) {
+  pn__event *e = calloc(1, sizeof *e);
+  if (!e) {
+    return NULL;
+  }
+  atomic_init(&e->refs, 1);
+  e->type = type;
+  pn_peer_hold(p);
+  e->ev.peer = p;
+  e->ev.peer_id = p->id;
+  e->ev.user = p->user;
+  e->ev.addr = p->addr;
+  return e;
+}
+
+void pn__event_unref_fn(void *data, void *ctx) {
+  (void)ctx;
+  pn__event *e = data;
+  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1) {
+    pn_packet_release(e->ev.packet);
+    pn_peer_release(e->ev.peer);
+    free(e);
+  }
+}
+
+void pn__event_send(pn_actor *to, pn__event *ev) {
+  if (pn__send_buf(to, ev->type, ev, sizeof *ev, pn__event_unref_fn, NULL) !=
+      PN_OK) {
+    pn__event_unref_fn(ev, NULL); /* the owner stopped: nobody to tell */
+  }
+}
+
+pn_err pn_msg_peer_event(const pn_msg *msg, pn_peer_event *out) {
+  if (!msg || !out) {
+    return PN_EINVAL;
+  }
+  uint32_t t = pn_msg_type(msg);
+  if (t < PN_MSG_PEER_CONNECTED || t > PN_MSG_PEER_LOST ||
+      pn_msg_size(msg) != sizeof(pn__event)) {
+    return PN_EINVAL;
+  }
+  const pn__event *e = pn_msg_data(msg);
+  *out = e->ev;
+  return PN_OK;
+}

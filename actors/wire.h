@@ -1,0 +1,118 @@
+/* The datagram layout (proto/README.md): a 6-byte header, a body (one
+ * protobuf message of proto/peernet.proto, zstd-compressed when the flag
+ * says so) and an 8-byte SipHash-2-4 tag over everything before it.
+ *
+ *   0      version (PN__WIRE_VERSION)
+ *   1      low nibble: type (pn__wire_type); bit 4: body is zstd
+ *   2..5   connection id of the receiver, little endian (0: none yet)
+ *   6..    body
+ *   last 8 tag: keyed with the connection's key for DATA, with a fixed
+ *          public key (corruption check only) for the handshake
+ *
+ * Pure functions: no state, any thread. */
+#ifndef PN_ACTORS_WIRE_H
+#define PN_ACTORS_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "peernet.pb-c.h"
+
+#define PN__WIRE_VERSION 1u
+#define PN__WIRE_HEADER 6u
+#define PN__WIRE_TAG 8u
+#define PN__WIRE_OVERHEAD (PN__WIRE_HEADER + PN__WIRE_TAG)
+#define PN__WIRE_ZSTD 0x10u
+#define PN__KEY_BYTES 16u
+/* Connect requests and responses are padded to at least this many bytes,
+ * so no reply (challenge, accept, reject) is larger than its request. */
+#define PN__HANDSHAKE_PAD 256u
+/* Upper bound of a Packet's own fields (seq, ack, ack bits, delay, ping,
+ * disconnect and reason) when encoded. */
+#define PN__PACKET_FIELDS_MAX 48u
+/* Frames per datagram. */
+#define PN__MAX_FRAMES 128u
+
+typedef enum pn__wire_type {
+  PN__T_CONNECT_REQUEST = 1,
+  PN__T_CHALLENGE = 2,
+  PN__T_CONNECT_RESPONSE = 3,
+  PN__T_ACCEPT = 4,
+  PN__T_REJECT = 5,
+  PN__T_DATA = 6,
+  PN__T_MAX = 6,
+} pn__wire_type;
+
+typedef struct pn__wire_header {
+  uint8_t type;
+  bool zstd;
+  uint32_t conn_id;
+} pn__wire_header;
+
+/* The fixed key of handshake tags. */
+extern const uint8_t pn__wire_public_key[PN__KEY_BYTES];
+
+/* Reads the header of a datagram of len bytes. False when it is too short
+ * or has an unknown version or type (the tag is not checked here). */
+bool pn__wire_peek(const uint8_t *buf, size_t len, pn__wire_header *out);
+
+/* Writes the header into buf (PN__WIRE_HEADER bytes). */
+void pn__wire_put_header(uint8_t *buf, uint8_t type, bool zstd,
+                         uint32_t conn_id);
+
+/* Appends the tag over buf[0..len) at buf + len (the caller leaves
+ * PN__WIRE_TAG bytes of room); returns len + PN__WIRE_TAG. */
+size_t pn__wire_seal(uint8_t *buf, size_t len, const uint8_t *key);
+
+/* True when the last PN__WIRE_TAG bytes are the tag of the rest. */
+bool pn__wire_verify(const uint8_t *buf, size_t len, const uint8_t *key);
+
+/* Bytes of a protobuf varint holding v. */
+static inline size_t pn__varint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+/* Encoded size of a Frame field inside a Packet (tag, length and body),
+ * exactly as protobuf-c packs it. */
+size_t pn__frame_wire_size(uint32_t channel, uint64_t msg_seq,
+                           uint32_t frag_index, uint32_t frag_count,
+                           uint32_t msg_len, size_t payload_len);
+
+/* Largest fragment payload such that one fragment frame fits in `budget`
+ * bytes of frames, for any channel index and sequence number. */
+size_t pn__frag_payload_max(size_t budget);
+
+/* Decodes and validates a DATA body (already decompressed): a Packet whose
+ * frames name channels below `channels`, have consistent fragment fields
+ * (count <= max_frags, index < count, msg_len <= max_message and matching
+ * the fragment's length) and at most PN__MAX_FRAMES frames. Returns NULL
+ * when malformed. Free with packet__free_unpacked(p, alloc). */
+Peernet__Wire__V1__Packet *pn__wire_decode_packet(const uint8_t *body,
+                                                  size_t len, uint32_t channels,
+                                                  uint32_t max_message,
+                                                  ProtobufCAllocator *alloc);
+
+/* Length of fragment `index` of a message of msg_len bytes cut into count
+ * pieces (all ceil(msg_len / count) bytes but the last). */
+static inline size_t pn__frag_len(uint32_t msg_len, uint32_t count,
+                                  uint32_t index) {
+  size_t size = ((size_t)msg_len + count - 1) / count;
+  size_t off = size * index;
+  if (off >= msg_len) {
+    return 0;
+  }
+  return msg_len - off < size ? msg_len - off : size;
+}
+
+/* How a fragmented message is cut: count pieces of at most frag_max. */
+static inline uint32_t pn__frag_count(size_t msg_len, size_t frag_max) {
+  return (uint32_t)((msg_len + frag_max - 1) / frag_max);
+}
+
+#endif

@@ -1,0 +1,347 @@
+/* PeerNet connections: hosts, peers, channels and packets.
+ *
+ * A host owns one or more UDP sockets (see socket.h), accepts connections
+ * when it has an accept owner, and connects to other hosts. Each connection
+ * is a peer; each peer carries the channels agreed when it connected, each
+ * with a delivery kind. The host, every peer and every channel is an actor,
+ * all homed on the host's worker. Applications learn of everything as
+ * messages to their own actors: the peer's owner receives
+ * PN_MSG_PEER_CONNECTED, PN_MSG_PEER_PACKET, PN_MSG_PEER_ACKED,
+ * PN_MSG_PEER_LOST and finally PN_MSG_PEER_DISCONNECTED; read them with
+ * pn_msg_peer_event().
+ *
+ * Threading: every function may be called from any thread, including
+ * handlers, and never blocks (pn_host_open() blocks while it resolves a
+ * host name, as pn_socket_open() does).
+ *
+ * Ownership: pn_host_open() and pn_host_connect() return handles the caller
+ * gives back with pn_host_close() and pn_peer_release(). A peer named in an
+ * event is borrowed: it stays valid while the handler runs and, for the
+ * peer's owner, until the handler of its PN_MSG_PEER_DISCONNECTED returns
+ * (the last event of a peer). Keep it longer with pn_peer_hold(). Packets
+ * are reference counted (pn_packet_hold/pn_packet_release).
+ */
+#ifndef PEERNET_NET_H
+#define PEERNET_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "peernet/error.h"
+#include "peernet/export.h"
+#include "peernet/runtime.h"
+#include "peernet/socket.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pn_host pn_host;
+typedef struct pn_peer pn_peer;
+typedef struct pn_channel pn_channel;
+typedef struct pn_packet pn_packet;
+
+/* protobuf-c's types, named here so this header needs no protobuf-c
+ * include; include <protobuf-c/protobuf-c.h> to use the packet helpers. */
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+struct ProtobufCAllocator;
+
+/* --- packets -------------------------------------------------------------
+ * An immutable, reference-counted payload. One packet can be sent on any
+ * number of channels and peers without being copied. */
+
+/* Creates a packet holding a copy of len bytes (len may be 0; data may be
+ * NULL then). On PN_OK *out holds one reference. Errors: PN_EINVAL (NULL
+ * out, NULL data with len > 0), PN_EMSGSIZE (len > PN_PACKET_MAX),
+ * PN_ENOMEM. Any thread. */
+PN_API pn_err pn_packet_create(const void *data, size_t len, pn_packet **out);
+
+/* Creates a packet holding the packed form of a protobuf-c message.
+ * Errors: as pn_packet_create(). Any thread. */
+PN_API pn_err pn_packet_from_protobuf(const struct ProtobufCMessage *msg,
+                                      pn_packet **out);
+
+/* Unpacks a packet's bytes as a protobuf-c message of the given type. On
+ * PN_OK *out must be freed with protobuf_c_message_free_unpacked(*out,
+ * allocator). allocator may be NULL (malloc). Errors: PN_EINVAL (NULL
+ * packet, descriptor or out; the bytes are not a valid message of that
+ * type). Any thread. */
+PN_API pn_err pn_packet_unpack(const pn_packet *pkt,
+                               const struct ProtobufCMessageDescriptor *desc,
+                               struct ProtobufCAllocator *allocator,
+                               struct ProtobufCMessage **out);
+
+/* Another reference / give one back (NULL is ignored). Any thread. */
+PN_API void pn_packet_hold(pn_packet *pkt);
+PN_API void pn_packet_release(pn_packet *pkt);
+
+/* The bytes (valid while a reference is held; never modify them). */
+PN_API const void *pn_packet_data(const pn_packet *pkt);
+PN_API size_t pn_packet_len(const pn_packet *pkt);
+
+/* Largest packet: 64 MiB (a host's max_message is usually smaller). */
+#define PN_PACKET_MAX (64u << 20)
+
+/* --- channels ------------------------------------------------------------ */
+
+typedef enum pn_channel_kind {
+  /* Not resent; the receiver drops a message older than the newest it
+   * delivered (sequenced). Lost messages are reported to the sender. */
+  PN_CHANNEL_UNRELIABLE = 0,
+  /* Resent until acknowledged; the receiver delivers only messages newer
+   * than the newest it delivered (the newest state wins). */
+  PN_CHANNEL_RELIABLE = 1,
+  /* Resent until acknowledged; delivered exactly once, in send order. */
+  PN_CHANNEL_ORDERED = 2,
+  /* Not resent; delivered at most once, in arrival order. */
+  PN_CHANNEL_UNSEQUENCED = 3,
+  /* Resent until acknowledged; delivered exactly once, in arrival order. */
+  PN_CHANNEL_RELIABLE_UNORDERED = 4,
+} pn_channel_kind;
+
+#define PN_CHANNEL_KINDS 5
+#define PN_MAX_CHANNELS 64
+
+/* Name of a kind ("unreliable", "reliable", "ordered", "unsequenced",
+ * "reliable-unordered"), or "?" */
+PN_API const char *pn_channel_kind_name(pn_channel_kind kind);
+
+/* Parses one of the names above. Errors: PN_EINVAL. */
+PN_API pn_err pn_channel_kind_parse(const char *name, pn_channel_kind *out);
+
+/* Sends a copy of len bytes on the channel. On PN_OK, *msg_id_out (if not
+ * NULL) receives the message's id, the one PN_MSG_PEER_ACKED and
+ * PN_MSG_PEER_LOST carry (ids start at 1 and grow per channel).
+ * Messages larger than the MTU are fragmented. Errors, with nothing sent:
+ * PN_EINVAL (NULL channel, NULL data with len > 0), PN_EMSGSIZE (len above
+ * the host's max_message), PN_ECLOSED (peer disconnected or disconnecting),
+ * PN_EAGAIN (the peer already holds max_queued bytes not yet acknowledged:
+ * back off), PN_ENOMEM. Messages sent on a channel from one thread leave in
+ * that order. Any thread, never blocks. */
+PN_API pn_err pn_channel_send(pn_channel *ch, const void *data, size_t len,
+                              uint64_t *msg_id_out);
+
+/* As pn_channel_send(), sending a packet without copying it (the channel
+ * takes its own reference; the caller keeps its own). */
+PN_API pn_err pn_channel_send_packet(pn_channel *ch, pn_packet *pkt,
+                                     uint64_t *msg_id_out);
+
+/* The channel's index on its peer and its kind. */
+PN_API uint32_t pn_channel_index(const pn_channel *ch);
+PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
+
+/* --- events -------------------------------------------------------------- */
+
+#define PN_MSG_PEER_CONNECTED 0xFFFFFF10u
+#define PN_MSG_PEER_DISCONNECTED 0xFFFFFF11u
+#define PN_MSG_PEER_PACKET 0xFFFFFF12u
+/* Every message sent gets exactly one of these two: ACKED once the remote
+ * peer acknowledged all of it (reliable kinds always end here); LOST when
+ * a datagram carrying part of an unreliable or unsequenced message was
+ * declared lost (three later datagrams acknowledged, or the RTO passed).
+ * A heavily reordered datagram can arrive after being declared lost, so
+ * LOST means "not known to have arrived". */
+#define PN_MSG_PEER_ACKED 0xFFFFFF13u
+#define PN_MSG_PEER_LOST 0xFFFFFF14u
+
+/* Disconnect reasons the library uses; applications pass their own values
+ * below PN_REASON_LIBRARY to pn_peer_disconnect(). */
+#define PN_REASON_LIBRARY 0xFFFFFF00u
+#define PN_REASON_TIMEOUT 0xFFFFFF01u         /* nothing heard for too long */
+#define PN_REASON_CONNECT_TIMEOUT 0xFFFFFF02u /* handshake never finished */
+#define PN_REASON_FULL 0xFFFFFF03u            /* server at max_peers */
+#define PN_REASON_HOST_CLOSED 0xFFFFFF04u     /* pn_host_close() */
+#define PN_REASON_VERSION 0xFFFFFF05u         /* protocol versions differ */
+#define PN_REASON_REFUSED 0xFFFFFF06u /* accept hook said no (default) */
+
+/* Name of a library reason, or "application" for smaller values. */
+PN_API const char *pn_reason_name(uint32_t reason);
+
+typedef struct pn_peer_event {
+  pn_peer *peer; /* borrowed, see the ownership note at the top */
+  uint64_t peer_id;
+  void *user;           /* the peer's user pointer */
+  pn_addr addr;         /* the remote address */
+  uint32_t channel;     /* PACKET, ACKED, LOST: channel index */
+  pn_channel_kind kind; /* PACKET, ACKED, LOST: its kind */
+  pn_channel *ch;       /* PACKET, ACKED, LOST: the channel (borrowed) */
+  uint64_t msg_id;      /* PACKET: the sender's id of the message;
+                           ACKED, LOST: the id pn_channel_send() gave */
+  uint64_t rtt_us;      /* ACKED: first send to acknowledgement */
+  pn_packet *packet;    /* PACKET: borrowed; hold it to keep it */
+  const void *data;     /* PACKET: pn_packet_data(packet) */
+  size_t len;           /* PACKET: pn_packet_len(packet) */
+  uint32_t reason;      /* DISCONNECTED: why */
+  bool remote;          /* DISCONNECTED: the remote side gave the reason */
+} pn_peer_event;
+
+/* Reads one of the PN_MSG_PEER_* messages. Errors: PN_EINVAL (NULL, other
+ * type). Pure; from the handler that received the message. */
+PN_API pn_err pn_msg_peer_event(const pn_msg *msg, pn_peer_event *out);
+
+/* --- hosts --------------------------------------------------------------- */
+
+/* Decides whether to accept a connection whose handshake just proved its
+ * address. Returns 0 to accept or a reason (sent to the client) to refuse.
+ * Runs on the host's worker; must not block. */
+typedef uint32_t (*pn_accept_fn)(void *ctx, const pn_addr *from,
+                                 uint32_t channels,
+                                 const pn_channel_kind *kinds);
+
+typedef struct pn_host_config {
+  size_t size;                     /* sizeof(pn_host_config) */
+  const pn_socket_config *sockets; /* socket_count sockets to open; each
+                                      one's owner and home_worker are
+                                      ignored (the host's are used) */
+  uint32_t socket_count;           /* 1..32 */
+  pn_actor *accept_owner;          /* owner of accepted peers; NULL: this
+                                      host only connects out */
+  pn_accept_fn accept;             /* NULL accepts every proven client */
+  void *accept_ctx;
+  int32_t home_worker;         /* -1 picks one */
+  uint32_t max_peers;          /* 0 = 1024 (connected and connecting) */
+  uint32_t mtu;                /* largest datagram; 0 = 1200 */
+  uint32_t max_message;        /* 0 = 4 MiB, at most PN_PACKET_MAX */
+  uint32_t max_reassembly;     /* per peer; 0 = 2 x max_message */
+  uint32_t max_queued;         /* per peer bytes sent but not yet
+                                  acknowledged; 0 = 8 x max_message */
+  uint32_t window;             /* datagrams in flight; 0 = 1024 */
+  uint64_t connect_timeout_us; /* 0 = 5 s */
+  uint64_t connect_retry_us;   /* 0 = 250 ms */
+  uint64_t keepalive_us;       /* 0 = 1 s */
+  uint64_t idle_timeout_us;    /* 0 = 10 s */
+  uint64_t rto_min_us;         /* 0 = 10 ms */
+  uint64_t rto_max_us;         /* 0 = 2 s */
+  uint64_t rto_initial_us;     /* before any sample; 0 = 200 ms */
+  bool no_compression;         /* never compress */
+  const void *zstd_dict;       /* optional dictionary (copied), the
+                                  same on both sides */
+  size_t zstd_dict_len;
+} pn_host_config;
+
+#define PN_HOST_CONFIG_INIT                                                    \
+  {                                                                            \
+    sizeof(pn_host_config), NULL, 0, NULL, NULL, NULL, -1, 0, 0, 0, 0, 0, 0,   \
+        0, 0, 0, 0, 0, 0, 0, false, NULL, 0                                    \
+  }
+
+/* Opens a host and its sockets. On PN_OK *host_out owns the handle.
+ * Errors, with nothing left open: PN_EINVAL (NULL, small size, no sockets
+ * or more than 32, mtu below 576 or above a socket's max_datagram,
+ * max_message above PN_PACKET_MAX, home worker out of range, bad socket
+ * config), PN_ECLOSED, PN_ENOMEM, and every pn_socket_open() error.
+ * Blocks only to resolve a socket's host name. */
+PN_API pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
+                           pn_host **host_out);
+
+/* The bound address of socket `index`. Errors: PN_EINVAL (NULL, index out
+ * of range). Any thread. */
+PN_API pn_err pn_host_local_addr(const pn_host *host, uint32_t index,
+                                 pn_addr *addr_out);
+
+/* Disconnects every peer (reason PN_REASON_HOST_CLOSED, sent to the remote
+ * sides), closes the sockets and gives back the handle (NULL is ignored).
+ * Owners get PN_MSG_PEER_DISCONNECTED for each peer. Any thread. */
+PN_API void pn_host_close(pn_host *host);
+
+typedef struct pn_host_stats {
+  uint64_t datagrams_in;
+  uint64_t bad_header;         /* too short, unknown version or type */
+  uint64_t unknown_connection; /* data for no connection: dropped */
+  uint64_t handshake_dropped;  /* bad tag, malformed, unpadded, stale or
+                                  forged cookie, not listening */
+  uint64_t challenges_sent;
+  uint64_t accepted;
+  uint64_t rejected;
+  uint64_t peers; /* current */
+} pn_host_stats;
+
+/* Counters of the host. Errors: PN_EINVAL. Any thread. */
+PN_API pn_err pn_host_stats_get(const pn_host *host, pn_host_stats *out);
+
+/* --- peers --------------------------------------------------------------- */
+
+typedef struct pn_peer_config {
+  size_t size;                  /* sizeof(pn_peer_config) */
+  pn_addr remote;               /* where to connect */
+  pn_actor *owner;              /* receives the peer's events; required */
+  uint32_t channel_count;       /* 1..PN_MAX_CHANNELS; 0 = 1 */
+  const pn_channel_kind *kinds; /* channel_count kinds; NULL = all
+                                   PN_CHANNEL_ORDERED */
+  uint32_t sockets_mask;        /* bit i: send through the host's socket i
+                                   (round robin); 0 = socket 0 */
+  void *user;                   /* copied into every event */
+} pn_peer_config;
+
+#define PN_PEER_CONFIG_INIT                                                    \
+  { sizeof(pn_peer_config), {0, 0, 0, {0}}, NULL, 0, NULL, 0, NULL }
+
+/* Starts connecting. On PN_OK *peer_out owns a handle (give it back with
+ * pn_peer_release()); channels can be sent on at once (messages wait for
+ * the connection). The owner receives PN_MSG_PEER_CONNECTED, or
+ * PN_MSG_PEER_DISCONNECTED with PN_REASON_CONNECT_TIMEOUT or the server's
+ * refusal reason. Errors, with nothing created: PN_EINVAL (NULL, small
+ * size, no owner, bad kinds or channel count, unset or unreachable
+ * address family, empty socket mask), PN_EAGAIN (max_peers reached),
+ * PN_ECLOSED (host closing), PN_ENOMEM. Any thread. */
+PN_API pn_err pn_host_connect(pn_host *host, const pn_peer_config *cfg,
+                              pn_peer **peer_out);
+
+/* Closes the connection, telling the remote side `reason` (it sees
+ * remote = true; the local owner sees remote = false). Messages not yet
+ * acknowledged are dropped. Errors: PN_EINVAL (NULL, reason at or above
+ * PN_REASON_LIBRARY), PN_ECLOSED (already disconnected or disconnecting).
+ * Any thread. */
+PN_API pn_err pn_peer_disconnect(pn_peer *peer, uint32_t reason);
+
+/* Another reference / give one back (NULL is ignored). Any thread. */
+PN_API void pn_peer_hold(pn_peer *peer);
+PN_API void pn_peer_release(pn_peer *peer);
+
+/* Channel `index` of the peer, borrowed for as long as the peer is, or
+ * NULL when out of range. */
+PN_API pn_channel *pn_peer_channel(pn_peer *peer, uint32_t index);
+PN_API uint32_t pn_peer_channel_count(const pn_peer *peer);
+
+/* Unique id (per process), the remote address and the user pointer. */
+PN_API uint64_t pn_peer_id(const pn_peer *peer);
+PN_API pn_err pn_peer_addr(const pn_peer *peer, pn_addr *out);
+
+typedef enum pn_peer_state {
+  PN_PEER_CONNECTING = 0,
+  PN_PEER_CONNECTED = 1,
+  PN_PEER_DISCONNECTING = 2,
+  PN_PEER_DISCONNECTED = 3,
+} pn_peer_state;
+
+typedef struct pn_peer_stats {
+  pn_peer_state state;
+  uint64_t srtt_us, rttvar_us, min_rtt_us, rto_us; /* 0 before a sample */
+  uint64_t datagrams_out, bytes_out; /* after compression, with headers */
+  uint64_t datagrams_in, bytes_in;
+  uint64_t datagrams_lost; /* deemed lost (acknowledgement gap or RTO) */
+  double loss;             /* datagrams_lost / acknowledged-or-lost */
+  uint64_t retransmits;    /* frames sent again */
+  uint64_t acks_only;      /* datagrams carrying only acknowledgements */
+  uint64_t messages_out, messages_in;
+  uint64_t duplicates;           /* datagrams or messages seen before */
+  uint64_t bad_datagrams;        /* bad tag, malformed, undecompressible */
+  uint64_t stale;                /* sequenced messages older than the newest */
+  uint64_t raw_bytes_out;        /* datagram bodies before compression */
+  uint64_t compressed_bytes_out; /* the same bodies as sent */
+  double compression_ratio;      /* raw / compressed (1.0: none) */
+  uint64_t in_flight;            /* datagrams sent and not yet resolved */
+  uint64_t queued_bytes;         /* message bytes not yet acknowledged */
+  uint64_t reassembly_bytes;     /* held for partial fragmented messages */
+} pn_peer_stats;
+
+/* Counters of the peer. Errors: PN_EINVAL. Any thread, never blocks. */
+PN_API pn_err pn_peer_stats_get(const pn_peer *peer, pn_peer_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

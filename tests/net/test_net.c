@@ -1,0 +1,363 @@
+/* Connections over loopback on both I/O backends: the handshake, every
+ * delivery kind on a clean link and through the link conditioner (20%
+ * loss, 5% duplication, 10% reordering from the run's seed), delivery
+ * notifications, a 1 MiB message, graceful disconnect seen on both sides,
+ * host close. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/net/net_harness.h"
+
+#define WAIT_MS 10000
+
+typedef struct pair {
+  pn_runtime *rt;
+  net_app server_app, client_app;
+  pn_actor *server_actor, *client_actor;
+  pn_host *server, *client;
+  pn_peer *peer; /* the client's handle */
+  pn_test_latch connected, disconnected;
+} pair;
+
+static pn_link_conditioner lossy(uint64_t salt) {
+  pn_link_conditioner c = PN_LINK_CONDITIONER_INIT;
+  c.loss = 0.20;
+  c.duplicate = 0.05;
+  c.reorder = 0.10;
+  c.reorder_delay_us = 300;
+  c.seed = pn_test_seed() ^ salt;
+  return c;
+}
+
+/* A connected pair with `nch` channels of the given kinds; with `cond`
+ * both directions pass through it (different seeds). */
+static void pair_open(pair *p, uint32_t nch, const pn_channel_kind *kinds,
+                      const pn_link_conditioner *cond, size_t cap,
+                      pn_host_config *server_cfg) {
+  memset(p, 0, sizeof *p);
+  p->rt = net_runtime();
+  net_app_init(&p->server_app, cap);
+  net_app_init(&p->client_app, cap);
+  pn_test_latch_init(&p->connected, 2);
+  pn_test_latch_init(&p->disconnected, 2);
+  p->server_app.on_connect = p->client_app.on_connect = &p->connected;
+  p->server_app.on_disconnect = p->client_app.on_disconnect = &p->disconnected;
+  p->server_actor =
+      pn_test_spawn(p->rt, "server-app", net_app_handler, &p->server_app, -1);
+  p->client_actor =
+      pn_test_spawn(p->rt, "client-app", net_app_handler, &p->client_app, -1);
+  pn_link_conditioner c2;
+  if (cond) {
+    c2 = *cond;
+    c2.seed ^= 0x5555;
+  }
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  if (server_cfg) {
+    scfg = *server_cfg;
+  }
+  scfg.home_worker = 0;
+  p->server = net_host(p->rt, p->server_actor, &scfg, cond);
+  pn_host_config ccfg = PN_HOST_CONFIG_INIT;
+  ccfg.home_worker = 1;
+  p->client = net_host(p->rt, NULL, &ccfg, cond ? &c2 : NULL);
+  pn_peer_config pc = PN_PEER_CONFIG_INIT;
+  PN_ASSERT_OK(pn_host_local_addr(p->server, 0, &pc.remote));
+  pc.owner = p->client_actor;
+  pc.channel_count = nch;
+  pc.kinds = kinds;
+  PN_ASSERT_OK(pn_host_connect(p->client, &pc, &p->peer));
+}
+
+static void pair_wait_connected(pair *p) {
+  if (!pn_test_latch_wait(&p->connected, WAIT_MS)) {
+    pn_host_stats a, b;
+    pn_peer_stats c;
+    PN_ASSERT_OK(pn_host_stats_get(p->server, &a));
+    PN_ASSERT_OK(pn_host_stats_get(p->client, &b));
+    PN_ASSERT_OK(pn_peer_stats_get(p->peer, &c));
+    fail_msg(
+        "not connected: server in %llu bad %llu unknown %llu hs_drop "
+        "%llu challenges %llu accepted %llu; client in %llu unknown "
+        "%llu; peer state %d out %llu in %llu bad %llu",
+        (unsigned long long)a.datagrams_in, (unsigned long long)a.bad_header,
+        (unsigned long long)a.unknown_connection,
+        (unsigned long long)a.handshake_dropped,
+        (unsigned long long)a.challenges_sent, (unsigned long long)a.accepted,
+        (unsigned long long)b.datagrams_in,
+        (unsigned long long)b.unknown_connection, (int)c.state,
+        (unsigned long long)c.datagrams_out, (unsigned long long)c.datagrams_in,
+        (unsigned long long)c.bad_datagrams);
+  }
+  assert_int_equal(p->server_app.connected, 1);
+  assert_int_equal(p->client_app.connected, 1);
+}
+
+static void pair_close(pair *p) {
+  pn_peer_release(p->peer);
+  pn_host_close(p->client);
+  pn_host_close(p->server);
+  (void)pn_test_latch_wait(&p->disconnected, WAIT_MS);
+  PN_ASSERT_OK(pn_runtime_shutdown(p->rt, UINT64_MAX));
+  pn_peer_release(p->server_app.peer);
+  pn_peer_release(p->client_app.peer);
+  pn_actor_release(p->server_actor);
+  pn_actor_release(p->client_actor);
+  pn_test_runtime_end(p->rt);
+  net_app_fini(&p->server_app);
+  net_app_fini(&p->client_app);
+  pn_test_latch_fini(&p->connected);
+  pn_test_latch_fini(&p->disconnected);
+}
+
+static void send_n(pn_channel *ch, uint64_t n, size_t min_len, size_t max_len,
+                   uint64_t *rng) {
+  uint8_t *buf = malloc(max_len ? max_len : 1);
+  for (uint64_t i = 1; i <= n; i++) {
+    size_t len =
+        min_len +
+        (max_len > min_len ? pn_test_rand(rng) % (max_len - min_len + 1) : 0);
+    net_fill(buf, len, i);
+    uint64_t id = 0;
+    pn_err err;
+    /* PN_EAGAIN is backpressure: the bounded loop waits for acks. */
+    for (int tries = 0;
+         (err = pn_channel_send(ch, buf, len, &id)) == PN_EAGAIN &&
+         tries < 1000000;
+         tries++) {
+      sched_yield();
+    }
+    PN_ASSERT_OK(err);
+    assert_int_equal(id, i);
+  }
+  free(buf);
+}
+
+/* --- tests --------------------------------------------------------------- */
+
+static void handshake_exchange_and_disconnect(void **state) {
+  (void)state;
+  pair p;
+  pn_channel_kind kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_UNRELIABLE};
+  pair_open(&p, 2, kinds, NULL, 1000, NULL);
+  pair_wait_connected(&p);
+  assert_int_equal(pn_peer_channel_count(p.peer), 2);
+  assert_null(pn_peer_channel(p.peer, 2));
+  pn_test_latch got;
+  pn_test_latch_init(&got, 100);
+  p.server_app.echo = true;
+  p.client_app.on_packet = &got;
+  uint64_t rng = pn_test_seed();
+  send_n(pn_peer_channel(p.peer, 0), 100, 8, 3000, &rng);
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  for (uint64_t i = 0; i < 100; i++) {
+    assert_int_equal(p.client_app.ids[i], i + 1);
+  }
+  assert_int_equal(p.client_app.bad, 0);
+  pn_peer_stats st;
+  PN_ASSERT_OK(pn_peer_stats_get(p.peer, &st));
+  assert_int_equal(st.state, PN_PEER_CONNECTED);
+  assert_true(st.srtt_us > 0 && st.min_rtt_us > 0);
+  assert_true(st.messages_out == 100 && st.messages_in == 100);
+  PN_ASSERT_OK(pn_peer_disconnect(p.peer, 42));
+  assert_true(pn_test_latch_wait(&p.disconnected, WAIT_MS));
+  assert_int_equal(p.client_app.reason, 42);
+  assert_false(p.client_app.remote);
+  assert_int_equal(p.server_app.reason, 42);
+  assert_true(p.server_app.remote);
+  PN_ASSERT_ERR(PN_ECLOSED, pn_peer_disconnect(p.peer, 1));
+  PN_ASSERT_ERR(PN_ECLOSED,
+                pn_channel_send(pn_peer_channel(p.peer, 0), "x", 1, NULL));
+  pn_test_latch_fini(&got);
+  pair_close(&p);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Sorted copy of the first n entries; asserts they are 1..n exactly. */
+static void assert_exactly_once(const uint64_t *ids, uint64_t n) {
+  uint64_t *s = malloc(n * sizeof *s);
+  memcpy(s, ids, n * sizeof *s);
+  qsort(s, n, sizeof *s, cmp_u64);
+  for (uint64_t i = 0; i < n; i++) {
+    if (s[i] != i + 1) {
+      fail_msg("position %llu holds id %llu", (unsigned long long)i,
+               (unsigned long long)s[i]);
+    }
+  }
+  free(s);
+}
+
+/* n messages of 8..max_len bytes from the client on a channel of `kind`
+ * through 20% loss, 5% duplication and 10% reordering each way. Once every
+ * message is resolved (acknowledged or lost) the client disconnects; the
+ * server's DISCONNECTED comes after every delivery, so the test then sees
+ * all the server got. */
+static void kind_under_loss(pn_channel_kind kind, uint64_t n, size_t max_len) {
+  pair p;
+  pn_link_conditioner cond = lossy(kind);
+  pair_open(&p, 1, &kind, &cond, n + 16, NULL);
+  pair_wait_connected(&p);
+  bool reliable = kind == PN_CHANNEL_RELIABLE || kind == PN_CHANNEL_ORDERED ||
+                  kind == PN_CHANNEL_RELIABLE_UNORDERED;
+  pn_test_latch resolved;
+  pn_test_latch_init(&resolved, n);
+  p.client_app.on_resolved = &resolved;
+  uint64_t rng = pn_test_seed() + kind;
+  send_n(pn_peer_channel(p.peer, 0), n, 8, max_len, &rng);
+  assert_true(pn_test_latch_wait(&resolved, WAIT_MS));
+  pn_peer_stats st;
+  PN_ASSERT_OK(pn_peer_stats_get(p.peer, &st));
+  PN_ASSERT_OK(pn_peer_disconnect(p.peer, 5));
+  if (!pn_test_latch_wait(&p.disconnected, WAIT_MS)) {
+    pn_peer_stats a, b;
+    PN_ASSERT_OK(pn_peer_stats_get(p.server_app.peer, &a));
+    PN_ASSERT_OK(pn_peer_stats_get(p.peer, &b));
+    pn_snapshot *snap;
+    char *js;
+    size_t jl;
+    PN_ASSERT_OK(pn_snapshot_take(p.rt, &snap));
+    PN_ASSERT_OK(pn_snapshot_json(snap, &js, &jl));
+    fprintf(stderr, "%s\n", js);
+    pn_free(js);
+    pn_snapshot_free(snap);
+    fail_msg("server peer: state %d in %llu bad %llu dups %llu reasm %llu; "
+             "client state %d out %llu",
+             a.state, (unsigned long long)a.datagrams_in,
+             (unsigned long long)a.bad_datagrams,
+             (unsigned long long)a.duplicates,
+             (unsigned long long)a.reassembly_bytes, b.state,
+             (unsigned long long)b.datagrams_out);
+  }
+  net_app *s = &p.server_app;
+  net_app *c = &p.client_app;
+  pthread_mutex_lock(&s->lock);
+  pthread_mutex_lock(&c->lock);
+  assert_int_equal(s->bad, 0);
+  assert_int_equal(c->acked + c->lost, n); /* each message resolved once */
+  uint64_t m = s->packets;
+  uint64_t *got = malloc((m + 1) * sizeof *got);
+  memcpy(got, s->ids, m * sizeof *got);
+  switch (kind) {
+  case PN_CHANNEL_ORDERED:
+    assert_int_equal(m, n);
+    for (uint64_t i = 0; i < m; i++) {
+      assert_int_equal(got[i], i + 1);
+    }
+    break;
+  case PN_CHANNEL_RELIABLE_UNORDERED:
+    assert_int_equal(m, n);
+    assert_exactly_once(got, m);
+    break;
+  case PN_CHANNEL_RELIABLE:
+  case PN_CHANNEL_UNRELIABLE:
+    /* Never an older message after a newer one. */
+    for (uint64_t i = 1; i < m; i++) {
+      assert_true(got[i] > got[i - 1]);
+    }
+    if (kind == PN_CHANNEL_RELIABLE) {
+      assert_true(m > 0 && got[m - 1] == n); /* the newest always arrives */
+    }
+    break;
+  default: /* UNSEQUENCED: at most once, and everything acknowledged */
+    qsort(got, m, sizeof *got, cmp_u64);
+    for (uint64_t i = 1; i < m; i++) {
+      assert_true(got[i] > got[i - 1]);
+    }
+    for (uint64_t i = 0; i < c->acked; i++) {
+      assert_non_null(bsearch(&c->acked_ids[i], got, m, sizeof *got, cmp_u64));
+    }
+    break;
+  }
+  assert_true(m <= n);
+  if (reliable) {
+    assert_int_equal(c->acked, n);
+    assert_exactly_once(c->acked_ids, n);
+    assert_true(st.retransmits > 0);
+  } else {
+    assert_true(m > n / 2); /* most of them, at 20% loss */
+    assert_true(c->lost > 0);
+  }
+  assert_true(st.datagrams_lost > 0);
+  assert_int_equal(c->reason, 5);
+  assert_int_equal(s->reason, 5);
+  pthread_mutex_unlock(&c->lock);
+  pthread_mutex_unlock(&s->lock);
+  free(got);
+  pn_test_latch_fini(&resolved);
+  pair_close(&p);
+}
+
+static void ordered_under_loss(void **state) {
+  (void)state;
+  kind_under_loss(PN_CHANNEL_ORDERED, 2000, 3000);
+}
+
+static void reliable_unordered_under_loss(void **state) {
+  (void)state;
+  kind_under_loss(PN_CHANNEL_RELIABLE_UNORDERED, 2000, 3000);
+}
+
+static void reliable_under_loss(void **state) {
+  (void)state;
+  kind_under_loss(PN_CHANNEL_RELIABLE, 2000, 3000);
+}
+
+static void unreliable_under_loss(void **state) {
+  (void)state;
+  kind_under_loss(PN_CHANNEL_UNRELIABLE, 2000, 3000);
+}
+
+static void unsequenced_under_loss(void **state) {
+  (void)state;
+  kind_under_loss(PN_CHANNEL_UNSEQUENCED, 2000, 3000);
+}
+
+/* One 1 MiB message, fragmented, through the same impairments. */
+static void one_mib_survives_loss(void **state) {
+  (void)state;
+  pair p;
+  pn_channel_kind kind = PN_CHANNEL_ORDERED;
+  pn_link_conditioner cond = lossy(77);
+  pair_open(&p, 1, &kind, &cond, 4, NULL);
+  pair_wait_connected(&p);
+  pn_test_latch got, acked;
+  pn_test_latch_init(&got, 1);
+  pn_test_latch_init(&acked, 1);
+  p.server_app.on_packet = &got;
+  p.client_app.on_resolved = &acked;
+  size_t len = 1u << 20;
+  uint8_t *big = malloc(len);
+  net_fill(big, len, 7);
+  uint64_t id;
+  PN_ASSERT_OK(pn_channel_send(pn_peer_channel(p.peer, 0), big, len, &id));
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  assert_int_equal(p.server_app.bad, 0);
+  assert_int_equal(p.server_app.ids[0], 7);
+  assert_int_equal(p.client_app.acked_ids[0], id);
+  pn_peer_stats st;
+  PN_ASSERT_OK(pn_peer_stats_get(p.peer, &st));
+  assert_true(st.retransmits > 0);
+  assert_int_equal(st.queued_bytes, 0);
+  free(big);
+  pn_test_latch_fini(&got);
+  pn_test_latch_fini(&acked);
+  pair_close(&p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(handshake_exchange_and_disconnect),
+      cmocka_unit_test(ordered_under_loss),
+      cmocka_unit_test(reliable_unordered_under_loss),
+      cmocka_unit_test(reliable_under_loss),
+      cmocka_unit_test(unreliable_under_loss),
+      cmocka_unit_test(unsequenced_under_loss),
+      cmocka_unit_test(one_mib_survives_loss),
+  };
+  return net_run_groups(tests, sizeof tests / sizeof tests[0]);
+}
