@@ -7,6 +7,8 @@
  *   peernet-bench actor-fanin    [--n MSGS] [--workers W] [--stats on|off]
  *   peernet-bench actor-spawn    [--n ACTORS] [--workers W]
  *   peernet-bench actor-memory   [--n ACTORS] [--workers W]
+ *   peernet-bench enet-rtt       [--n ROUND_TRIPS] [--size BYTES]
+ *   peernet-bench raw-rtt        [--n ROUND_TRIPS] [--size BYTES]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,11 +21,13 @@
 #include <unistd.h>
 
 #include "peernet/peernet.h"
+#include "tests/bench/bench_enet.h"
 #include "tests/bench/bench_udp.h"
 
 typedef struct options {
   uint64_t n;
   uint32_t workers;
+  uint32_t size; /* message bytes of the rtt subcommands, 0 for the default */
   bool stats;
   pn_io_backend io;
   const char *stats_json; /* write a JSON snapshot here after the run */
@@ -361,8 +365,9 @@ static void usage(void) {
                   "[--stats on|off]\n"
                   "       [--io uring|epoll] [--stats-json PATH] "
                   "[--prometheus PATH]\n"
+                  "       [--size BYTES]\n"
                   "subcommands: actor-pingpong actor-fanin actor-spawn "
-                  "actor-memory udp-echo udp-flood\n");
+                  "actor-memory udp-echo udp-flood enet-rtt raw-rtt\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -396,6 +401,10 @@ int main(int argc, char **argv) {
                parse_u64(argv[i + 1], &v) && v <= 1024) {
       o.workers = (uint32_t)v;
       i++;
+    } else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc &&
+               parse_u64(argv[i + 1], &v) && v <= BENCH_RTT_MAX_SIZE) {
+      o.size = (uint32_t)v;
+      i++;
     } else if (strcmp(argv[i], "--io") == 0 && i + 1 < argc &&
                (strcmp(argv[i + 1], "epoll") == 0 ||
                 strcmp(argv[i + 1], "uring") == 0)) {
@@ -428,6 +437,10 @@ int main(int argc, char **argv) {
     bench_udp_echo(o.io, o.n ? o.n : 20000);
   } else if (strcmp(cmd, "udp-flood") == 0) {
     bench_udp_flood(o.io, o.n ? o.n : 1000000);
+  } else if (strcmp(cmd, "enet-rtt") == 0) {
+    return bench_enet_rtt(o.n ? o.n : 20000, o.size ? o.size : 64);
+  } else if (strcmp(cmd, "raw-rtt") == 0) {
+    return bench_raw_rtt(o.n ? o.n : 20000, o.size ? o.size : 64);
   } else if (strcmp(cmd, "actor-memory") == 0) {
     o.n = o.n ? o.n : 100000;
     bench_memory(&o);
