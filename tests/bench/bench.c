@@ -22,12 +22,14 @@
 
 #include "peernet/peernet.h"
 #include "tests/bench/bench_enet.h"
+#include "tests/bench/bench_rtt.h"
 #include "tests/bench/bench_udp.h"
 
 typedef struct options {
   uint64_t n;
   uint32_t workers;
   uint32_t size; /* message bytes of the rtt subcommands, 0 for the default */
+  pn_channel_kind kind; /* channel kind of `rtt` */
   bool stats;
   pn_io_backend io;
   const char *stats_json; /* write a JSON snapshot here after the run */
@@ -365,9 +367,11 @@ static void usage(void) {
                   "[--stats on|off]\n"
                   "       [--io uring|epoll] [--stats-json PATH] "
                   "[--prometheus PATH]\n"
-                  "       [--size BYTES]\n"
+                  "       [--size BYTES] [--kind KIND]\n"
                   "subcommands: actor-pingpong actor-fanin actor-spawn "
-                  "actor-memory udp-echo udp-flood enet-rtt raw-rtt\n");
+                  "actor-memory udp-echo udp-flood rtt enet-rtt raw-rtt\n"
+                  "kinds (rtt): unreliable reliable ordered unsequenced "
+                  "reliable-unordered\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -390,7 +394,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[1];
-  options o = {.n = 0, .workers = 0, .stats = true};
+  options o = {
+      .n = 0, .workers = 0, .stats = true, .kind = PN_CHANNEL_RELIABLE};
   for (int i = 2; i < argc; i++) {
     uint64_t v = 0;
     if (strcmp(argv[i], "--n") == 0 && i + 1 < argc &&
@@ -409,6 +414,9 @@ int main(int argc, char **argv) {
                (strcmp(argv[i + 1], "epoll") == 0 ||
                 strcmp(argv[i + 1], "uring") == 0)) {
       o.io = strcmp(argv[i + 1], "epoll") == 0 ? PN_IO_EPOLL : PN_IO_URING;
+      i++;
+    } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc &&
+               pn_channel_kind_parse(argv[i + 1], &o.kind) == PN_OK) {
       i++;
     } else if (strcmp(argv[i], "--stats-json") == 0 && i + 1 < argc) {
       o.stats_json = argv[++i];
@@ -437,6 +445,9 @@ int main(int argc, char **argv) {
     bench_udp_echo(o.io, o.n ? o.n : 20000);
   } else if (strcmp(cmd, "udp-flood") == 0) {
     bench_udp_flood(o.io, o.n ? o.n : 1000000);
+  } else if (strcmp(cmd, "rtt") == 0) {
+    return bench_peernet_rtt(o.io, o.kind, o.n ? o.n : 20000,
+                             o.size ? o.size : 64);
   } else if (strcmp(cmd, "enet-rtt") == 0) {
     return bench_enet_rtt(o.n ? o.n : 20000, o.size ? o.size : 64);
   } else if (strcmp(cmd, "raw-rtt") == 0) {
