@@ -137,9 +137,10 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
 #define PN_MSG_PEER_CONNECTED 0xFFFFFF10u
 #define PN_MSG_PEER_DISCONNECTED 0xFFFFFF11u
 #define PN_MSG_PEER_PACKET 0xFFFFFF12u
-/* Every message sent gets exactly one of these two: ACKED once the remote
- * peer acknowledged all of it (reliable kinds always end here); LOST when
- * a datagram carrying part of an unreliable or unsequenced message was
+/* Every message sent gets exactly one of these two while the connection
+ * lasts (messages still unresolved when it closes get neither): ACKED once
+ * the remote peer acknowledged all of it (reliable kinds always end here); LOST
+ * when a datagram carrying part of an unreliable or unsequenced message was
  * declared lost (three later datagrams acknowledged, or the RTO passed).
  * A heavily reordered datagram can arrive after being declared lost, so
  * LOST means "not known to have arrived". */
@@ -167,8 +168,11 @@ typedef struct pn_peer_event {
   uint32_t channel;     /* PACKET, ACKED, LOST: channel index */
   pn_channel_kind kind; /* PACKET, ACKED, LOST: its kind */
   pn_channel *ch;       /* PACKET, ACKED, LOST: the channel (borrowed) */
-  uint64_t msg_id;      /* PACKET: the sender's id of the message;
-                           ACKED, LOST: the id pn_channel_send() gave */
+  uint64_t msg_id;      /* PACKET: the message's sequence number on its
+                           channel, from 1 in the order the sender's
+                           channel took them (the sender's id when one
+                           thread sends on the channel); ACKED, LOST: the
+                           id pn_channel_send() gave */
   uint64_t rtt_us;      /* ACKED: first send to acknowledgement */
   pn_packet *packet;    /* PACKET: borrowed; hold it to keep it */
   const void *data;     /* PACKET: pn_packet_data(packet) */
