@@ -161,6 +161,7 @@ struct pn_peer {
   uint64_t rx_bits; /* bit i: rx_highest - 1 - i received */
   uint64_t rx_highest_ns;
   bool ack_owed;
+  uint32_t rx_unacked; /* eliciting datagrams since the last ack */
   pn__partial *partials;
   uint64_t reassembly;
   /* RTT, nanoseconds. */

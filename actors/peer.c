@@ -37,6 +37,7 @@
 #define COMPRESS_MIN 128u /* bodies below this are sent as they are */
 #define RXWIN_MAX_BITS (1ull << 22)
 #define SENT_MIN 64u
+#define ACK_EVERY 32u /* datagrams received before an acknowledgement */
 
 typedef struct recv_header {
   uint32_t socket;
@@ -397,6 +398,7 @@ static void send_packet(pn_peer *p, const pn__fref *frames, uint32_t n,
   }
   p->next_seq++;
   p->ack_owed = false;
+  p->rx_unacked = 0;
   p->ping_owed = false;
   p->disconnect_owed = false;
 }
@@ -942,6 +944,11 @@ static void on_data(pn_peer *p, const uint8_t *data, size_t len,
     }
     if (pk->n_frames || pk->ping || pk->disconnect) {
       p->ack_owed = true;
+      /* An acknowledgement covers 65 datagrams: send one before more
+       * arrive than it can name, or the sender declares them lost. */
+      if (++p->rx_unacked >= ACK_EVERY) {
+        flush(p);
+      }
     }
     if (pk->disconnect) {
       uint32_t reason = pk->disconnect_reason;

@@ -23,6 +23,7 @@
 #include "peernet/peernet.h"
 #include "tests/bench/bench_enet.h"
 #include "tests/bench/bench_rtt.h"
+#include "tests/bench/bench_throughput.h"
 #include "tests/bench/bench_udp.h"
 
 typedef struct options {
@@ -363,15 +364,16 @@ static void bench_memory(const options *o) {
 /* --- command line -------------------------------------------------------- */
 
 static void usage(void) {
-  fprintf(stderr, "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
-                  "[--stats on|off]\n"
-                  "       [--io uring|epoll] [--stats-json PATH] "
-                  "[--prometheus PATH]\n"
-                  "       [--size BYTES] [--kind KIND]\n"
-                  "subcommands: actor-pingpong actor-fanin actor-spawn "
-                  "actor-memory udp-echo udp-flood rtt enet-rtt raw-rtt\n"
-                  "kinds (rtt): unreliable reliable ordered unsequenced "
-                  "reliable-unordered\n");
+  fprintf(stderr,
+          "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
+          "[--stats on|off]\n"
+          "       [--io uring|epoll] [--stats-json PATH] "
+          "[--prometheus PATH]\n"
+          "       [--size BYTES] [--kind KIND]\n"
+          "subcommands: actor-pingpong actor-fanin actor-spawn "
+          "actor-memory udp-echo udp-flood rtt throughput enet-rtt raw-rtt\n"
+          "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
+          "reliable-unordered\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -445,6 +447,10 @@ int main(int argc, char **argv) {
     bench_udp_echo(o.io, o.n ? o.n : 20000);
   } else if (strcmp(cmd, "udp-flood") == 0) {
     bench_udp_flood(o.io, o.n ? o.n : 1000000);
+  } else if (strcmp(cmd, "throughput") == 0) {
+    uint32_t size = o.size ? o.size : 64;
+    return bench_peernet_throughput(
+        o.io, o.kind, o.n ? o.n : (size <= 1024 ? 2000000 : 20000), size);
   } else if (strcmp(cmd, "rtt") == 0) {
     return bench_peernet_rtt(o.io, o.kind, o.n ? o.n : 20000,
                              o.size ? o.size : 64);

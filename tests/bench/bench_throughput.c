@@ -1,0 +1,220 @@
+/* peernet-bench throughput: one-way messages from a client peer to a
+ * server peer as fast as the protocol allows. The sender is an actor on
+ * the client's worker that sends a chunk per run and asks itself for the
+ * next one; when the peer holds max_queued unacknowledged bytes
+ * (PN_EAGAIN) it waits for acknowledgements. The server's owner counts
+ * arrivals and checks their order. Server on worker 0, client on 1. */
+#include "tests/bench/bench_throughput.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHUNK 256u
+#define MSG_NEXT 1u
+
+typedef struct tp_state {
+  pthread_mutex_t lock;
+  pthread_cond_t cv;
+  bool done, failed;
+  uint64_t n, sent, got, out_of_order, acked;
+  uint32_t size;
+  pn_channel_kind kind;
+  uint8_t *buf;
+  pn_channel *ch;
+  bool waiting; /* stopped on PN_EAGAIN until acknowledgements come */
+  uint64_t t0, t1;
+} tp_state;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void finish(tp_state *s, bool failed) {
+  pthread_mutex_lock(&s->lock);
+  if (!s->done) {
+    s->done = true;
+    s->failed = failed;
+    s->t1 = now_ns();
+  }
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void send_chunk(pn_actor *self, tp_state *s) {
+  for (uint32_t i = 0; i < CHUNK && s->sent < s->n; i++) {
+    uint64_t seq = s->sent + 1;
+    memcpy(s->buf, &seq, s->size < 8 ? s->size : 8);
+    pn_err err = pn_channel_send(s->ch, s->buf, s->size, NULL);
+    if (err == PN_EAGAIN) {
+      s->waiting = true;
+      return;
+    }
+    if (err != PN_OK) {
+      finish(s, true);
+      return;
+    }
+    s->sent++;
+  }
+  if (s->sent < s->n) {
+    (void)pn_send(self, MSG_NEXT, NULL, 0);
+  }
+}
+
+static void client_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  tp_state *s = state;
+  switch (pn_msg_type(msg)) {
+  case PN_MSG_PEER_CONNECTED: {
+    pn_peer_event ev;
+    (void)pn_msg_peer_event(msg, &ev);
+    s->ch = pn_peer_channel(ev.peer, 0);
+    s->t0 = now_ns();
+    send_chunk(self, s);
+    break;
+  }
+  case MSG_NEXT:
+    send_chunk(self, s);
+    break;
+  case PN_MSG_PEER_ACKED:
+  case PN_MSG_PEER_LOST:
+    s->acked++;
+    if (s->waiting) {
+      s->waiting = false;
+      send_chunk(self, s);
+    }
+    break;
+  case PN_MSG_PEER_DISCONNECTED:
+    finish(s, true);
+    break;
+  default:
+    break;
+  }
+}
+
+static void server_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  tp_state *s = state;
+  if (pn_msg_type(msg) != PN_MSG_PEER_PACKET) {
+    return;
+  }
+  pn_peer_event ev;
+  (void)pn_msg_peer_event(msg, &ev);
+  uint64_t seq = 0;
+  memcpy(&seq, ev.data, ev.len < 8 ? ev.len : 8);
+  if (seq <= s->got && s->kind == PN_CHANNEL_ORDERED) {
+    s->out_of_order++;
+  }
+  s->got++;
+  if (s->got == s->n ||
+      (s->kind != PN_CHANNEL_ORDERED &&
+       s->kind != PN_CHANNEL_RELIABLE_UNORDERED && seq == s->n)) {
+    finish(s, false);
+  }
+}
+
+static pn_host *open_host(pn_runtime *rt, int32_t home, pn_actor *accept) {
+  pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
+  sc.host = "127.0.0.1";
+  pn_host_config hc = PN_HOST_CONFIG_INIT;
+  hc.sockets = &sc;
+  hc.socket_count = 1;
+  hc.home_worker = home;
+  hc.accept_owner = accept;
+  pn_host *h = NULL;
+  pn_err err = pn_host_open(rt, &hc, &h);
+  if (err != PN_OK) {
+    fprintf(stderr, "throughput: pn_host_open: %s\n", pn_err_name(err));
+  }
+  return h;
+}
+
+int bench_peernet_throughput(pn_io_backend io, pn_channel_kind kind, uint64_t n,
+                             uint32_t size) {
+  tp_state s;
+  memset(&s, 0, sizeof s);
+  pthread_mutex_init(&s.lock, NULL);
+  pthread_cond_init(&s.cv, NULL);
+  s.n = n;
+  s.size = size < 8 ? 8 : size;
+  s.kind = kind;
+  s.buf = calloc(1, s.size);
+  pn_runtime_config rc = PN_RUNTIME_CONFIG_INIT;
+  rc.workers = 2;
+  rc.io = io;
+  pn_runtime *rt = NULL;
+  if (!s.buf || pn_runtime_create(&rc, &rt) != PN_OK) {
+    fprintf(stderr, "throughput: no runtime\n");
+    free(s.buf);
+    return 1;
+  }
+  pn_actor_config ac = PN_ACTOR_CONFIG_INIT;
+  ac.name = "tp-server";
+  ac.handler = server_handler;
+  ac.state = &s;
+  ac.home_worker = 0;
+  pn_actor *server_app = NULL, *client_app = NULL;
+  (void)pn_spawn(rt, &ac, &server_app);
+  ac.name = "tp-client";
+  ac.handler = client_handler;
+  ac.home_worker = 1;
+  (void)pn_spawn(rt, &ac, &client_app);
+  pn_host *server = open_host(rt, 0, server_app);
+  pn_host *client = open_host(rt, 1, NULL);
+  pn_peer *peer = NULL;
+  int rc_out = 1;
+  if (server && client) {
+    pn_peer_config pc = PN_PEER_CONFIG_INIT;
+    (void)pn_host_local_addr(server, 0, &pc.remote);
+    pc.owner = client_app;
+    pc.channel_count = 1;
+    pc.kinds = &kind;
+    if (pn_host_connect(client, &pc, &peer) == PN_OK) {
+      struct timespec dl;
+      clock_gettime(CLOCK_REALTIME, &dl);
+      dl.tv_sec += 60;
+      pthread_mutex_lock(&s.lock);
+      while (!s.done && pthread_cond_timedwait(&s.cv, &s.lock, &dl) == 0) {
+      }
+      bool ok = s.done && !s.failed && !s.out_of_order;
+      pthread_mutex_unlock(&s.lock);
+      pn_peer_stats st;
+      (void)pn_peer_stats_get(peer, &st);
+      if (ok) {
+        double secs = (double)(s.t1 - s.t0) / 1e9;
+        printf("{\"bench\":\"throughput\",\"impl\":\"peernet\",\"io\":\"%s\","
+               "\"kind\":\"%s\",\"size\":%u,\"n\":%llu,\"received\":%llu,"
+               "\"seconds\":%.3f,\"msgs_per_s\":%.0f,\"mbytes_per_s\":%.1f,"
+               "\"datagrams_out\":%llu,\"retransmits\":%llu,"
+               "\"compression_ratio\":%.2f}\n",
+               pn_runtime_io_name(rt), pn_channel_kind_name(kind), s.size,
+               (unsigned long long)n, (unsigned long long)s.got, secs,
+               (double)s.got / secs, (double)s.got * s.size / secs / 1e6,
+               (unsigned long long)st.datagrams_out,
+               (unsigned long long)st.retransmits, st.compression_ratio);
+        rc_out = 0;
+      } else {
+        fprintf(stderr,
+                "throughput: %s: sent %llu received %llu out of order %llu\n",
+                s.done ? "failed" : "timed out", (unsigned long long)s.sent,
+                (unsigned long long)s.got, (unsigned long long)s.out_of_order);
+      }
+    }
+  }
+  pn_host_close(client);
+  pn_host_close(server);
+  (void)pn_runtime_shutdown(rt, UINT64_MAX);
+  pn_peer_release(peer);
+  pn_actor_release(server_app);
+  pn_actor_release(client_app);
+  if (pn_runtime_destroy(rt) != PN_OK) {
+    rc_out = 1;
+  }
+  free(s.buf);
+  pthread_mutex_destroy(&s.lock);
+  pthread_cond_destroy(&s.cv);
+  return rc_out;
+}
