@@ -138,6 +138,7 @@ struct pn_peer {
   uint64_t cookie_ts;
   uint64_t start_ns, last_send_ns, last_recv_ns, handshake_sent_ns;
   uint64_t ping_tried_ns;
+  uint64_t last_ack_ns; /* last acknowledgement of something new */
   pn_timer *timer;
   uint64_t timer_at;
   /* Sending. */
@@ -167,6 +168,8 @@ struct pn_peer {
   /* RTT, nanoseconds. */
   uint64_t srtt, rttvar, min_rtt, rto;
   uint32_t backoff;
+  /* Congestion control (see peer.c). */
+  uint64_t cwnd, ssthresh, recovery_seq;
   /* Closing. */
   uint32_t reason;
   bool reason_remote;

@@ -37,6 +37,10 @@
 #define COMPRESS_MIN 128u /* bodies below this are sent as they are */
 #define RXWIN_MAX_BITS (1ull << 22)
 #define SENT_MIN 64u
+#define CWND_ONE 1024u
+#define QUEUE_DELAY_NS 2000000u /* 2 ms */
+#define CWND_MIN 4u
+#define CWND_INITIAL 32u
 #define ACK_EVERY 32u /* datagrams received before an acknowledgement */
 
 typedef struct recv_header {
@@ -427,7 +431,9 @@ static void flush(pn_peer *p) {
   for (;;) {
     uint32_t n = 0;
     size_t used = 0;
-    bool room = st == PN_PEER_CONNECTED && p->in_flight < h->window &&
+    uint64_t cwnd = p->cwnd / CWND_ONE;
+    bool room = st == PN_PEER_CONNECTED &&
+                p->in_flight < (cwnd < h->window ? cwnd : h->window) &&
                 sent_room(p) && fq_reserve(&p->frefs, PN__MAX_FRAMES);
     while (room && p->rtx.head < p->rtx.tail && n < PN__MAX_FRAMES) {
       pn__fref *f = fq_at(&p->rtx, p->rtx.head);
@@ -622,6 +628,58 @@ static void frame_lost(pn_peer *p, pn__fref f, uint64_t now) {
   pn__outmsg_unref(om);
 }
 
+/* Congestion window in datagrams (fixed point, CWND_ONE = 1), Reno style:
+ * slow start doubles it per round trip up to ssthresh, then it grows by
+ * one datagram per round trip; a loss halves it once per round trip of
+ * datagrams (those sent before the cut do not cut again); an RTO drops it
+ * to the minimum. */
+static void congestion_acked(pn_peer *p) {
+  if (p->cwnd < p->ssthresh) {
+    p->cwnd += CWND_ONE;
+  } else {
+    p->cwnd += CWND_ONE * CWND_ONE / p->cwnd;
+  }
+  uint64_t max = (uint64_t)p->host->window * CWND_ONE;
+  if (p->cwnd > max) {
+    p->cwnd = max;
+  }
+}
+
+static void congestion_lost(pn_peer *p, uint64_t seq, bool timeout) {
+  if (timeout) {
+    p->ssthresh =
+        p->cwnd / 2 > CWND_MIN * CWND_ONE ? p->cwnd / 2 : CWND_MIN * CWND_ONE;
+    p->cwnd = CWND_MIN * CWND_ONE;
+    p->recovery_seq = p->next_seq;
+    return;
+  }
+  if (seq < p->recovery_seq) {
+    return; /* sent before the last cut: part of the same loss event */
+  }
+  p->cwnd =
+      p->cwnd / 2 > CWND_MIN * CWND_ONE ? p->cwnd / 2 : CWND_MIN * CWND_ONE;
+  p->ssthresh = p->cwnd;
+  p->recovery_seq = p->next_seq;
+}
+
+/* Queueing delay as a congestion signal: a round trip more than
+ * QUEUE_DELAY_NS (or min RTT, if larger) above the minimum means
+ * datagrams wait in a queue (often the receiver's own backlog, which no
+ * loss would ever reveal): shrink by an eighth, once per round trip. */
+static void congestion_delay(pn_peer *p, uint64_t sample, uint64_t seq) {
+  uint64_t allowance =
+      p->min_rtt > QUEUE_DELAY_NS ? p->min_rtt : QUEUE_DELAY_NS;
+  if (sample <= p->min_rtt + allowance || seq < p->recovery_seq) {
+    return;
+  }
+  p->cwnd -= p->cwnd / 8;
+  if (p->cwnd < CWND_MIN * CWND_ONE) {
+    p->cwnd = CWND_MIN * CWND_ONE;
+  }
+  p->ssthresh = p->cwnd;
+  p->recovery_seq = p->next_seq;
+}
+
 static void resolve(pn_peer *p, uint64_t seq, bool acked, uint64_t now) {
   pn__sent *e = &p->sent[seq & p->sent_mask];
   if (e->seq != seq || !e->in_flight) {
@@ -630,6 +688,11 @@ static void resolve(pn_peer *p, uint64_t seq, bool acked, uint64_t now) {
   e->in_flight = false;
   p->in_flight--;
   pn__stat_add(acked ? &p->st_acked_dg : &p->st_lost, 1);
+  if (acked) {
+    congestion_acked(p);
+  } else {
+    congestion_lost(p, seq, false);
+  }
   for (uint32_t i = 0; i < e->nframes; i++) {
     pn__fref f = *fq_at(&p->frefs, e->fstart + i);
     if (acked) {
@@ -661,7 +724,9 @@ static void on_acks(pn_peer *p, uint64_t ack, uint64_t bits, uint32_t delay_us,
   if (top->seq == ack && top->in_flight && top->eliciting) {
     uint64_t r = now - top->sent_ns;
     uint64_t d = (uint64_t)delay_us * 1000u;
-    rtt_sample(p, r > d ? r - d : r);
+    uint64_t sample = r > d ? r - d : r;
+    rtt_sample(p, sample);
+    congestion_delay(p, sample, ack);
   }
   bool any = false;
   for (uint64_t i = 0; i <= 64 && ack >= p->oldest + i; i++) {
@@ -673,6 +738,7 @@ static void on_acks(pn_peer *p, uint64_t ack, uint64_t bits, uint32_t delay_us,
   }
   if (any) {
     p->backoff = 0;
+    p->last_ack_ns = now;
   }
   if (ack > p->largest_acked) {
     p->largest_acked = ack;
@@ -698,6 +764,12 @@ static uint64_t rto_now(const pn_peer *p) {
 
 static void on_rto(pn_peer *p, uint64_t now) {
   uint64_t rto = rto_now(p);
+  /* While acknowledgements keep coming, losses are found by the gap rule;
+   * an RTO is for an acknowledgement stream that stopped. (A busy peer's
+   * tick can also run before acknowledgements queued behind it.) */
+  if (now - p->last_ack_ns < rto) {
+    return;
+  }
   bool any = false;
   for (uint64_t s = p->oldest; s < p->next_seq; s++) {
     pn__sent *e = &p->sent[s & p->sent_mask];
@@ -709,6 +781,7 @@ static void on_rto(pn_peer *p, uint64_t now) {
   if (any) {
     advance_oldest(p);
     p->backoff++;
+    congestion_lost(p, p->next_seq, true);
     if (p->rtx.head == p->rtx.tail) {
       p->ping_owed = true; /* probe, so acknowledgements resume */
     }
@@ -1054,7 +1127,8 @@ static uint64_t next_deadline(pn_peer *p) {
     d = k < d ? k : d;
     if (p->in_flight) {
       const pn__sent *e = &p->sent[p->oldest & p->sent_mask];
-      uint64_t r = e->sent_ns + rto_now(p);
+      uint64_t sent = e->sent_ns > p->last_ack_ns ? e->sent_ns : p->last_ack_ns;
+      uint64_t r = sent + rto_now(p);
       d = r < d ? r : d;
     }
     if (p->partials) {
@@ -1268,6 +1342,8 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   p->next_seq = 1;
   p->oldest = 1;
   p->rto = h->rto_initial_ns;
+  p->cwnd = CWND_INITIAL * CWND_ONE;
+  p->ssthresh = UINT64_MAX;
   p->start_ns = p->last_send_ns = p->last_recv_ns = pn__now_ns();
   atomic_init(&p->st_comp_out, 0);
   p->nchannels = nch;
