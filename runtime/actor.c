@@ -322,7 +322,7 @@ pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
     }
   }
   note_send(to);
-  if (w && w->trace.ev) {
+  if (pn__tr_on(w, PN__TR_SEND)) {
     pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
   }
   send_envelope(w, to, m);
@@ -361,6 +361,9 @@ pn_err pn_send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
   m->u.buf.fn = free_fn;
   m->u.buf.ctx = ctx;
   note_send(to);
+  if (pn__tr_on(w, PN__TR_SEND)) {
+    pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
+  }
   send_envelope(w, to, m);
   return PN_OK;
 }
@@ -576,9 +579,13 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
                             ? 1
                             : cpu_sample_weight(w, runs_before);
   uint64_t t0 = cpu_weight ? pn__ticks() : 0;
-  uint64_t trace_t0 = w->trace.ev ? pn__trace_now(&w->trace) : 0;
-  uint64_t trace_slot =
-      w->trace.ev ? pn__trace_begin(&w->trace, PN__TR_RUN, trace_t0, a->id) : 0;
+  /* Events inside the run take its start time; the run's own event goes in
+   * when it ends, after them, so the ring stays in time order. */
+  uint64_t trace_t0 = 0;
+  if (w->trace_mask) {
+    trace_t0 = pn__trace_now(&w->trace);
+    w->trace_run_ts = trace_t0;
+  }
   uint32_t batch = rt->batch;
   uint32_t count = 0;
   uint32_t taken = 0;
@@ -649,10 +656,14 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
       memory_order_relaxed);
   pn__stat_add(&a->received, count);
   pn__stat_add(&a->processed, processed);
-  if (w->trace.ev) {
+  if (w->trace_mask) {
     w->trace_run_ts = 0;
-    pn__trace_end(&w->trace, trace_slot,
-                  (uint32_t)(pn__trace_now(&w->trace) - trace_t0), count);
+    uint64_t dur = pn__trace_run_dur(&w->trace, trace_t0);
+    if (pn__tr_on(w, PN__TR_RUN)) {
+      pn__trace_put(&w->trace, PN__TR_RUN, trace_t0, a->id,
+                    (uint64_t)count | (dur < UINT32_MAX ? dur : UINT32_MAX)
+                                          << 32);
+    }
   }
   if (dropped) {
     pn__stat_add(&a->dropped, dropped);

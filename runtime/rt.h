@@ -27,6 +27,7 @@ struct pn_runtime {
   char *trace_path;      /* dump the flight recorder here at shutdown */
   pn__endpoint endpoint; /* stats socket, when configured */
   uint32_t trace_events; /* 0: tracing off */
+  uint32_t trace_mask;   /* kinds recorded (see pn__worker.trace_mask) */
   uint64_t spin_ns;
   bool stats_cpu_time;
   const pn__io_ops *io;

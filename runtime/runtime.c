@@ -87,10 +87,12 @@ static pn_err worker_init(pn_runtime *rt, pn__worker *w, uint32_t index) {
   w->rng = 0x9E3779B97F4A7C15ull * (index + 1);
   w->io.epfd = w->io.wakefd = -1;
   pn__injectq_init(&w->inbox);
-  if (rt->trace_events &&
-      pn__trace_ring_init(&w->trace, rt->trace_events) != PN_OK) {
-    pn__injectq_fini(&w->inbox);
-    return PN_ENOMEM;
+  if (rt->trace_events) {
+    if (pn__trace_ring_init(&w->trace, rt->trace_events) != PN_OK) {
+      pn__injectq_fini(&w->inbox);
+      return PN_ENOMEM;
+    }
+    w->trace_mask = rt->trace_mask;
   }
   pn_err err = pn__msg_pool_init(&w->pool, rt->nworkers);
   if (err == PN_OK) {
@@ -141,8 +143,11 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
    * struct has them (the size field says how big it was compiled). */
 #define CFG_HAS(field)                                                         \
   (cfg->size >= offsetof(pn_runtime_config, field) + sizeof cfg->field)
+  uint32_t trace_categories =
+      CFG_HAS(trace_categories) ? cfg->trace_categories : 0;
   if (!CFG_HAS(stats_cpu_time) || cfg->workers > PN__MAX_WORKERS ||
-      cfg->batch > 1000000u || cfg->spin_us > 1000000u) {
+      cfg->batch > 1000000u || cfg->spin_us > 1000000u ||
+      (trace_categories & ~PN_TRACE_ALL)) {
     return PN_EINVAL;
   }
   const pn__io_ops *io = NULL;
@@ -171,6 +176,8 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
     }
     rt->trace_events =
         CFG_HAS(trace_events) && cfg->trace_events ? cfg->trace_events : 65536;
+    rt->trace_mask =
+        pn__trace_kind_mask(trace_categories ? trace_categories : PN_TRACE_ALL);
   }
   rt->spin_ns = (uint64_t)(cfg->spin_us ? cfg->spin_us : 20) * 1000;
   rt->stats_cpu_time = cfg->stats_cpu_time;

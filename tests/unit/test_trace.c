@@ -174,6 +174,79 @@ static void ring_keeps_the_latest_events(void **state) {
   remove(path);
 }
 
+/* Only the categories asked for are recorded; unknown bits are refused. */
+static void categories_select_events(void **state) {
+  (void)state;
+  char path[128];
+  temp_path(path, sizeof path, "cat");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.trace_path = path;
+  pn_runtime *rt = NULL;
+  cfg.trace_categories = PN_TRACE_ALL + 1u;
+  PN_ASSERT_ERR(PN_EINVAL, pn_runtime_create(&cfg, &rt));
+  cfg.trace_categories = PN_TRACE_SEND;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  workload(rt, 1000);
+  char *json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  assert_non_null(strstr(json, "\"name\":\"send\",\"cat\":\"send\""));
+  assert_null(strstr(json, "\"name\":\"run\""));
+  assert_null(strstr(json, "\"name\":\"spawn\""));
+  check_order(json, 2);
+  free(json);
+  pn_test_runtime_end(rt);
+
+  cfg.trace_categories = PN_TRACE_ACTOR;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  workload(rt, 1000);
+  json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  assert_non_null(strstr(json, "\"name\":\"run\""));
+  assert_non_null(strstr(json, "\"name\":\"stop\""));
+  assert_null(strstr(json, "\"name\":\"send\""));
+  check_order(json, 2);
+  free(json);
+  pn_test_runtime_end(rt);
+  remove(path);
+}
+
+/* A run's span holds the events it made, and the next run on the worker
+ * starts no earlier than it ended: Perfetto needs the spans of one thread
+ * to nest. Times are whole nanoseconds, so this holds exactly. */
+static void runs_do_not_overlap(void **state) {
+  (void)state;
+  char path[128];
+  temp_path(path, sizeof path, "spans");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.trace_path = path;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  workload(rt, 20000);
+  char *json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  size_t runs = 0;
+  for (unsigned k = 0; k < 2; k++) {
+    char tid[32];
+    snprintf(tid, sizeof tid, "\"tid\":%u,\"ts\":", k);
+    double end = -1;
+    for (const char *p = json; (p = strstr(p, tid)); p++) {
+      char *rest = NULL;
+      double ts = strtod(p + strlen(tid), &rest);
+      assert_true(ts >= end - 1e-9);
+      if (strncmp(rest, ",\"dur\":", 7) == 0) {
+        end = ts + strtod(rest + 7, NULL);
+        runs++;
+      }
+    }
+  }
+  assert_true(runs > 1000);
+  free(json);
+  pn_test_runtime_end(rt);
+  remove(path);
+}
+
 static void enabled_by_environment(void **state) {
   (void)state;
   char path[128];
@@ -195,6 +268,8 @@ int main(void) {
       cmocka_unit_test(off_by_default),
       cmocka_unit_test(dumped_at_shutdown_and_on_demand),
       cmocka_unit_test(ring_keeps_the_latest_events),
+      cmocka_unit_test(categories_select_events),
+      cmocka_unit_test(runs_do_not_overlap),
       cmocka_unit_test(enabled_by_environment),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
