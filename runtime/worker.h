@@ -65,6 +65,7 @@ struct pn__worker {
   uint64_t trace_run_ts; /* start of the run in progress, 0 between runs */
   uint32_t trace_mask;   /* bit k: record kind k; 0 when tracing is off */
   uint32_t outbox_used;
+  bool hist; /* the runtime keeps histograms: stamp what the outbox pushes */
   pn__outbox_slot outbox[PN__OUTBOX_SLOTS];
   /* Stats: written by the owner only (relaxed), read by any thread. */
   _Alignas(64) _Atomic uint64_t runs;

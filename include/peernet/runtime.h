@@ -77,10 +77,21 @@ typedef struct pn_runtime_config {
                                 Copied; the file is removed at shutdown. */
   uint32_t trace_categories; /* PN_TRACE_... bits the flight recorder
                                 records, when it is on; 0 = all */
+  bool stats_histograms;     /* per-actor histograms of mailbox and
+                                processing times (pn_actor_histograms_get,
+                                snapshots, exports). Off by default: every
+                                message is timed, a TSC read per message
+                                and per run, so a bare ping-pong loses
+                                about half its rate, an actor that works
+                                1 us per message under 4%; 576 bytes more
+                                per actor */
 } pn_runtime_config;
 
 #define PN_RUNTIME_CONFIG_INIT                                                 \
-  { sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true, 0, NULL, 0, NULL, 0 }
+  {                                                                            \
+    sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true, 0, NULL, 0, NULL, 0, \
+        false                                                                  \
+  }
 
 /* Flight recorder categories, the bits of trace_categories. Every event
  * kind belongs to one; PN_TRACE_ALL is every category this release has.
