@@ -45,7 +45,12 @@ uint64_t pn__trace_clock_read(pn__trace_ring *r) {
   }
   r->step_valid = true;
   r->last_read = t;
-  r->interval = r->step >= PN__TRACE_LONG_STEP ? 1 : PN__TRACE_READ_EVERY;
+  if (r->exact_left) {
+    r->exact_left--;
+    r->interval = 1;
+  } else {
+    r->interval = r->step >= PN__TRACE_LONG_STEP ? 1 : PN__TRACE_READ_EVERY;
+  }
   r->until_read = r->interval;
   uint64_t ts = t > r->cur ? t : r->cur;
   /* Reading every time, the next request reads too: no estimate. */

@@ -57,7 +57,8 @@ typedef struct pn__trace_event {
  * the time advances by the mean step the last interval measured. When
  * that step is at least PN__TRACE_LONG_STEP ticks (about 1 us), a read
  * costs under 1% of what happens between requests, and every request
- * reads. */
+ * reads; so do the first PN__TRACE_READ_EVERY requests after the worker
+ * idled, which are cheap next to the idle time. */
 #define PN__TRACE_READ_EVERY 32u
 #define PN__TRACE_LONG_STEP 2500u
 
@@ -74,6 +75,7 @@ typedef struct pn__trace_ring {
   uint64_t step;       /* ticks per request, estimated */
   uint32_t until_read; /* requests left before the next read */
   uint32_t interval;   /* requests between reads: READ_EVERY or 1 */
+  uint32_t exact_left; /* reads left that read every request (after idle) */
   bool step_valid;     /* last_read..now was a busy interval */
 } pn__trace_ring;
 
@@ -107,13 +109,13 @@ uint64_t pn__trace_clock_read(pn__trace_ring *r);
 /* The recorder's time, never decreasing. A TSC read costs about a quarter
  * of the cheapest actor hop (7 ns in a VM), so while requests come that
  * fast the clock is read on every 32nd only, and in between the time
- * advances by the mean step of the last busy interval: a steady stream of
- * short runs gets evenly spread times anchored to the clock every 32
- * requests, a stream of long ones gets the clock on every request. After
- * the worker idled the next request reads (pn__trace_idle). A worker that
- * moves to another CPU may read a slightly lower TSC there, and an estimate
- * may have run ahead: times are clamped so each worker's events stay in
- * order. */
+ * advances by the mean step of the last busy interval: a sustained stream
+ * of short runs gets evenly spread times anchored to the clock every 32
+ * requests, a stream of long ones, and the first 32 requests after the
+ * worker idled (pn__trace_idle), get the clock on every request. A worker
+ * that moves to another CPU may read a slightly lower TSC there, and an
+ * estimate may have run ahead: times are clamped so each worker's events
+ * stay in order. */
 static inline uint64_t pn__trace_now(pn__trace_ring *r) {
   if (--r->until_read) {
     uint64_t t = r->cur;
@@ -125,7 +127,8 @@ static inline uint64_t pn__trace_now(pn__trace_ring *r) {
 
 /* The duration of a run that started at t0 (a pn__trace_now() value, with
  * no request since). A run whose start read the clock reads it again, so
- * one short run in 32 and every long one is timed exactly; the others are
+ * one short run in 32 in a sustained stream and every other run is timed
+ * exactly; the others are
  * given the estimated step, which ends them where the next request begins,
  * so back-to-back runs tile the time between two reads. */
 static inline uint64_t pn__trace_run_dur(pn__trace_ring *r, uint64_t t0) {
@@ -140,10 +143,11 @@ static inline uint64_t pn__trace_run_dur(pn__trace_ring *r, uint64_t t0) {
   return t1 - t0;
 }
 
-/* The worker found nothing to do: the next request reads the clock, and the
- * idle interval is not taken for a step. */
+/* The worker found nothing to do: the next PN__TRACE_READ_EVERY requests
+ * read the clock, and the idle interval is not taken for a step. */
 static inline void pn__trace_idle(pn__trace_ring *r) {
   r->until_read = 1;
+  r->exact_left = PN__TRACE_READ_EVERY;
   r->step_valid = false;
 }
 
