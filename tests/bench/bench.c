@@ -267,6 +267,7 @@ static void bench_fanin(const options *o) {
          pn_runtime_workers(rt), o->stats ? "on" : "off",
          o->histograms ? "on" : "off", FANIN_SENDERS, o->n, s, (double)o->n / s,
          st.mailbox_hwm);
+  export_stats(rt, o);
   check(pn_runtime_shutdown(rt, UINT64_MAX), "shutdown");
   for (int i = 0; i < FANIN_SENDERS; i++) {
     pn_actor_release(src[i]);
