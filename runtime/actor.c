@@ -600,10 +600,11 @@ static void charge_cpu(pn_actor *a, uint64_t weight, uint64_t t0) {
   pn__stat_add(&a->cpu_ticks, long_run ? dt : dt * weight);
 }
 
-/* Per-actor histograms (stats_histograms): the time from a message's send
- * to the start of its handling, and the handler's duration. The TSC is read
- * once when the run begins and once after each handler, whose return is
- * taken as the next message's start; the send time rides in the envelope.
+/* Per-actor histograms (stats_histograms): the time from a message's push
+ * into the mailbox to the start of its handling, and the handler's
+ * duration. The TSC is read once when the run begins and once after each
+ * handler, whose return is taken as the next message's start; the push
+ * time rides in the envelope (outbox_stamp, send_envelope, timer ticks).
  * A TSC that differs slightly between CPUs could make a time negative: it
  * counts as zero. */
 static inline void hist_add(_Atomic uint64_t *buckets, _Atomic uint64_t *sum,

@@ -380,7 +380,8 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
   if (snap->actor_histograms) {
     put_actor_histograms(
         &t, snap, "peernet_actor_mailbox_seconds",
-        "Time from a message's send to the start of its handling.",
+        "Time from a message's arrival in the mailbox to the start of its "
+        "handling.",
         offsetof(pn_actor_histograms, mailbox_time));
     put_actor_histograms(&t, snap, "peernet_actor_processing_seconds",
                          "Time the handler took for a message.",

@@ -47,8 +47,9 @@ struct pn_msg {
   uint32_t chain_count; /* set on a chain's first envelope: see actor.h */
   void *data;
   struct pn_timer *timer; /* PN__MSG_TICK: holds a reference for it */
-  uint64_t sent_ticks;    /* TSC at the send; written (and read) only when
-                             the runtime keeps histograms */
+  uint64_t sent_ticks;    /* TSC when pushed into the mailbox; written
+                             (and read) only when the runtime keeps
+                             histograms */
   _Alignas(16) unsigned char inline_data[];
 };
 

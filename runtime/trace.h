@@ -126,11 +126,11 @@ static inline uint64_t pn__trace_now(pn__trace_ring *r) {
 }
 
 /* The duration of a run that started at t0 (a pn__trace_now() value, with
- * no request since). A run whose start read the clock reads it again, so
- * one short run in 32 in a sustained stream and every other run is timed
- * exactly; the others are
- * given the estimated step, which ends them where the next request begins,
- * so back-to-back runs tile the time between two reads. */
+ * no request since). A run whose start read the clock reads it again: in a
+ * sustained stream of short runs one in 32 is timed exactly, and the
+ * others are given the estimated step, which ends them where the next
+ * request begins, so back-to-back runs tile the time between two reads;
+ * every other run is timed exactly. */
 static inline uint64_t pn__trace_run_dur(pn__trace_ring *r, uint64_t t0) {
   if (r->until_read != r->interval) {
     return r->step;

@@ -63,14 +63,17 @@ typedef struct pn_histogram {
 } pn_histogram;
 
 /* One actor's histograms. Each message the handler gets from the mailbox
- * counts once in each (PN_MSG_STOPPED and PN_MSG_BATCH_END, which come
- * from no mailbox, do not): with a steady workload, count equals the
- * actor's processed count, less one after its stop. */
+ * counts once in each; PN_MSG_STOPPED and PN_MSG_BATCH_END, which come
+ * from no mailbox, do not. Once the actor's handlers have returned, count
+ * equals its processed count (pn_actor_stats), less the PN_MSG_STOPPED of
+ * a stopped actor. */
 typedef struct pn_actor_histograms {
   uint64_t id;                  /* the actor's id */
-  pn_histogram mailbox_time;    /* from the send to the start of handling
-                                   (a handler's sends wait in its outbox
-                                   until its run ends; that is counted) */
+  pn_histogram mailbox_time;    /* from the message's arrival in the
+                                   mailbox (for a handler's sends, the end
+                                   of the sender's run, when its outbox is
+                                   pushed; otherwise the send) to the start
+                                   of its handling */
   pn_histogram processing_time; /* the handler's duration */
 } pn_actor_histograms;
 
