@@ -27,8 +27,6 @@
 #include "runtime/timer.h"
 #include "runtime/worker.h"
 
-#define ACTORS_PER_CHUNK 64u
-
 static _Thread_local pn_actor *tls_actor
     __attribute__((tls_model("initial-exec")));
 
@@ -53,13 +51,18 @@ static pn_actor *slab_take(pn_runtime *rt) {
       rt->slab_chunks = chunks;
       rt->slab_cap = cap;
     }
-    pn_actor *chunk =
-        aligned_alloc(64, ACTORS_PER_CHUNK * sizeof(struct pn_actor));
+    /* With histograms, the chunk's actors are followed by theirs. */
+    size_t bytes = PN__ACTORS_PER_CHUNK * sizeof(struct pn_actor);
+    if (rt->stats_histograms) {
+      bytes += PN__ACTORS_PER_CHUNK * sizeof(pn__actor_hist);
+    }
+    pn_actor *chunk = aligned_alloc(64, bytes);
     if (!chunk) {
       return NULL;
     }
     rt->slab_chunks[rt->slab_nchunks++] = chunk;
-    for (uint32_t i = ACTORS_PER_CHUNK; i-- > 0;) {
+    for (uint32_t i = PN__ACTORS_PER_CHUNK; i-- > 0;) {
+      chunk[i].slab_slot = (uint8_t)i;
       chunk[i].reg_next = rt->slab_free;
       rt->slab_free = &chunk[i];
     }
@@ -126,7 +129,21 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
       return PN_ENOMEM;
     }
   }
+  uint8_t slot = a->slab_slot;
   memset(a, 0, sizeof *a);
+  a->slab_slot = slot;
+  if (rt->stats_histograms) {
+    /* A reused slot starts from empty histograms. Nothing else reaches
+     * them: the previous actor here was freed, and snapshots hold the
+     * registry lock we hold. */
+    pn__actor_hist *h = pn__actor_hist_of(a);
+    for (uint32_t i = 0; i < PN_HIST_BUCKETS; i++) {
+      atomic_store_explicit(&h->mailbox[i], 0, memory_order_relaxed);
+      atomic_store_explicit(&h->processing[i], 0, memory_order_relaxed);
+    }
+    atomic_store_explicit(&h->mailbox_sum_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->processing_sum_ns, 0, memory_order_relaxed);
+  }
   a->label = label;
   a->id = ++rt->next_id;
   a->rt = rt;
@@ -229,7 +246,27 @@ void pn__actor_deliver(pn__worker *cur, pn_actor *a, pn_msg *m) {
   }
 }
 
-void pn__outbox_flush(pn__worker *w) {
+/* With histograms, a message's mailbox time starts when it is pushed: the
+ * envelopes of the outbox get the push time, or, at the end of a run, the
+ * time its last handler returned, which the run has just read anyway. */
+static void outbox_stamp(pn__worker *w, uint64_t at) {
+  for (uint32_t i = 0; i < w->outbox_used; i++) {
+    pn__outbox_slot *slot = &w->outbox[i];
+    for (pn_msg *m = slot->first;;) {
+      m->sent_ticks = at;
+      if (m == slot->last) {
+        break;
+      }
+      m = (pn_msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
+    }
+  }
+}
+
+/* pn__outbox_flush(), with at the time to stamp (0: read the clock). */
+static void outbox_flush_at(pn__worker *w, uint64_t at) {
+  if (w->hist && w->outbox_used) {
+    outbox_stamp(w, at ? at : pn__ticks());
+  }
   for (uint32_t i = 0; i < w->outbox_used; i++) {
     pn__outbox_slot *slot = &w->outbox[i];
     pn_actor *a = slot->to;
@@ -244,10 +281,15 @@ void pn__outbox_flush(pn__worker *w) {
   w->outbox_used = 0;
 }
 
+void pn__outbox_flush(pn__worker *w) { outbox_flush_at(w, 0); }
+
 /* Sends an envelope: collected in the worker's outbox when a handler of
  * this runtime sends, pushed at once otherwise. */
 static void send_envelope(pn__worker *w, pn_actor *to, pn_msg *m) {
   if (!w || !tls_actor) {
+    if (to->rt->stats_histograms) {
+      m->sent_ticks = pn__ticks();
+    }
     pn__actor_deliver(w, to, m);
     return;
   }
@@ -322,7 +364,7 @@ pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
     }
   }
   note_send(to);
-  if (w && w->trace.ev) {
+  if (pn__tr_on(w, PN__TR_SEND)) {
     pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
   }
   send_envelope(w, to, m);
@@ -355,7 +397,7 @@ pn_err pn__send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
     return PN_ECLOSED;
   }
   pn__worker *w = pn__worker_current(to->rt);
-  pn_msg *m = pn__msg_alloc(to->rt, w, 0);
+  pn_msg *m = pn__msg_alloc(to->rt, w, sizeof(pn__msg_buf));
   if (!m) {
     return PN_ENOMEM;
   }
@@ -363,9 +405,13 @@ pn_err pn__send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
   m->size = (uint32_t)size;
   m->kind = PN__MSG_BUF;
   m->data = data;
-  m->u.buf.fn = free_fn;
-  m->u.buf.ctx = ctx;
+  pn__msg_buf *buf = pn__msg_buf_of(m);
+  buf->fn = free_fn;
+  buf->ctx = ctx;
   note_send(to);
+  if (pn__tr_on(w, PN__TR_SEND)) {
+    pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
+  }
   send_envelope(w, to, m);
   return PN_OK;
 }
@@ -559,6 +605,113 @@ static void charge_cpu(pn_actor *a, uint64_t weight, uint64_t t0) {
   pn__stat_add(&a->cpu_ticks, long_run ? dt : dt * weight);
 }
 
+/* Per-actor histograms (stats_histograms): the time from a message's push
+ * into the mailbox to the start of its handling, and the handler's
+ * duration. The TSC is read once when the run begins and once after each
+ * handler, whose return is taken as the next message's start; the push
+ * time rides in the envelope (outbox_stamp, send_envelope, timer ticks).
+ * A TSC that differs slightly between CPUs could make a time negative: it
+ * counts as zero. */
+static inline void hist_add(_Atomic uint64_t *buckets, _Atomic uint64_t *sum,
+                            uint64_t from, uint64_t to, uint64_t ns_q32) {
+  uint64_t ticks = to > from ? to - from : 0;
+  /* Fixed point: one multiply instead of two float conversions. */
+#ifdef __SIZEOF_INT128__
+  __extension__ unsigned __int128 p = (unsigned __int128)ticks * ns_q32;
+  uint64_t ns = (uint64_t)(p >> 32);
+#else
+  uint64_t ns = (uint64_t)((double)ticks * ((double)ns_q32 / 4294967296.0));
+#endif
+  pn__stat_add(&buckets[pn__hist_bucket(ns)], 1);
+  pn__stat_add(sum, ns);
+}
+
+/* Calls the handler for m. With histograms (hist not NULL), *now is the
+ * time the previous handler returned, or the run began, and moves on. */
+static inline __attribute__((always_inline)) void
+call_handler(pn_actor *a, pn_msg *m, pn__actor_hist *hist, uint64_t ns_q32,
+             uint64_t *now) {
+  if (hist) {
+    hist_add(hist->mailbox, &hist->mailbox_sum_ns, m->sent_ticks, *now, ns_q32);
+  }
+  a->handler(a, a->state, m);
+  if (hist) {
+    uint64_t t = pn__ticks();
+    hist_add(hist->processing, &hist->processing_sum_ns, *now, t, ns_q32);
+    *now = t;
+  }
+}
+
+typedef struct run_tally {
+  enum run_end end;
+  uint32_t count;     /* envelopes taken */
+  uint32_t taken;     /* counted envelopes taken (backpressure) */
+  uint64_t processed; /* given to the handler */
+  uint64_t dropped;   /* taken but not handled (late ticks) */
+  uint64_t now;       /* histograms: when the last handler returned */
+} run_tally;
+
+/* The body of a run: takes and handles at most batch messages, stopping
+ * after h0. Inlined at two calls, one with hist NULL, so a runtime without
+ * histograms runs a loop that has no trace of them. */
+static inline __attribute__((always_inline)) run_tally
+handle_messages(pn__worker *w, pn_actor *a, pn__node *h0,
+                pn__actor_hist *hist) {
+  pn_runtime *rt = a->rt;
+  uint32_t batch = rt->batch;
+  uint64_t ns_q32 = hist ? rt->hist_ns_q32 : 0;
+  run_tally t = {RUN_EMPTY, 0, 0, 0, 0, hist ? pn__ticks() : 0};
+  bool reached_h0 = false;
+  for (;;) {
+    pn__node *tail = a->tail;
+    /* acquire: pairs with the sender's release store of this link. */
+    pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
+    if (!next) {
+      t.end = RUN_EMPTY;
+      return t;
+    }
+    if (reached_h0 || t.count >= batch) {
+      t.end = RUN_PENDING;
+      return t;
+    }
+    a->tail = next;
+    if (tail != &a->stub) {
+      pn__msg_free(rt, w, (pn_msg *)tail);
+    }
+    reached_h0 = next == h0;
+    pn_msg *m = (pn_msg *)next;
+    t.count++;
+    t.taken += m->chain_count;
+    switch (m->kind) {
+    case PN__MSG_STOP:
+      a->stop_now = true;
+      break;
+    case PN__MSG_TICK:
+      if (pn__timer_tick_take(m->timer)) {
+        call_handler(a, m, hist, ns_q32, &t.now);
+        t.processed++;
+      } else {
+        t.dropped++;
+      }
+      pn__msg_release_payload(m);
+      break;
+    case PN__MSG_BUF:
+      call_handler(a, m, hist, ns_q32, &t.now);
+      t.processed++;
+      pn__msg_release_payload(m);
+      break;
+    default:
+      call_handler(a, m, hist, ns_q32, &t.now);
+      t.processed++;
+      break;
+    }
+    if (a->stop_now) {
+      t.end = RUN_STOP;
+      return t;
+    }
+  }
+}
+
 void pn__actor_run(pn__worker *w, pn_actor *a) {
   pn_runtime *rt = a->rt;
   uint64_t runs_before = atomic_load_explicit(&a->runs, memory_order_relaxed);
@@ -581,83 +734,45 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
                             ? 1
                             : cpu_sample_weight(w, runs_before);
   uint64_t t0 = cpu_weight ? pn__ticks() : 0;
-  uint64_t trace_t0 = w->trace.ev ? pn__trace_now(&w->trace) : 0;
-  uint64_t trace_slot =
-      w->trace.ev ? pn__trace_begin(&w->trace, PN__TR_RUN, trace_t0, a->id) : 0;
-  uint32_t batch = rt->batch;
-  uint32_t count = 0;
-  uint32_t taken = 0;
-  uint64_t processed = 0;
-  uint64_t dropped = 0;
-  bool reached_h0 = false;
-  enum run_end end;
-  tls_actor = a;
-  for (;;) {
-    pn__node *tail = a->tail;
-    /* acquire: pairs with the sender's release store of this link. */
-    pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
-    if (!next) {
-      end = RUN_EMPTY;
-      break;
-    }
-    if (reached_h0 || count >= batch) {
-      end = RUN_PENDING;
-      break;
-    }
-    a->tail = next;
-    if (tail != &a->stub) {
-      pn__msg_free(rt, w, (pn_msg *)tail);
-    }
-    reached_h0 = next == h0;
-    pn_msg *m = (pn_msg *)next;
-    count++;
-    taken += m->chain_count;
-    switch (m->kind) {
-    case PN__MSG_STOP:
-      a->stop_now = true;
-      break;
-    case PN__MSG_TICK:
-      if (pn__timer_tick_take(m->u.timer)) {
-        a->handler(a, a->state, m);
-        processed++;
-      } else {
-        dropped++;
-      }
-      pn__msg_release_payload(m);
-      break;
-    case PN__MSG_BUF:
-      a->handler(a, a->state, m);
-      processed++;
-      pn__msg_release_payload(m);
-      break;
-    default:
-      a->handler(a, a->state, m);
-      processed++;
-      break;
-    }
-    if (a->stop_now) {
-      end = RUN_STOP;
-      break;
-    }
+  /* Events inside the run take its start time; the run's own event goes in
+   * when it ends, after them, so the ring stays in time order. */
+  uint64_t trace_t0 = 0;
+  if (w->trace_mask) {
+    trace_t0 = pn__trace_now(&w->trace);
+    w->trace_run_ts = trace_t0;
   }
+  tls_actor = a;
+  run_tally tally = rt->stats_histograms
+                        ? handle_messages(w, a, h0, pn__actor_hist_of(a))
+                        : handle_messages(w, a, h0, NULL);
+  enum run_end end = tally.end;
+  uint32_t count = tally.count;
+  uint64_t processed = tally.processed;
+  uint64_t dropped = tally.dropped;
   if (end != RUN_STOP && (processed || dropped) && (flags & PN__A_BATCH_END)) {
     pn_msg batch_end;
     memset(&batch_end, 0, sizeof batch_end);
     batch_end.type = PN_MSG_BATCH_END;
     a->handler(a, a->state, &batch_end);
     end = a->stop_now ? RUN_STOP : end;
+    tally.now = 0; /* it may have sent: stamp with a fresh read */
   }
   tls_actor = NULL;
-  pn__outbox_flush(w);
-  atomic_store_explicit(
-      &a->taken, atomic_load_explicit(&a->taken, memory_order_relaxed) + taken,
-      memory_order_relaxed);
+  outbox_flush_at(w, tally.now);
+  atomic_store_explicit(&a->taken,
+                        atomic_load_explicit(&a->taken, memory_order_relaxed) +
+                            tally.taken,
+                        memory_order_relaxed);
   pn__stat_add(&a->received, count);
   pn__stat_add(&a->processed, processed);
-  if (w->trace.ev) {
+  if (w->trace_mask) {
     w->trace_run_ts = 0;
-    pn__trace_end(&w->trace, trace_slot,
-                  (uint32_t)(pn__trace_now(&w->trace) - trace_t0), count);
+    uint64_t dur = pn__trace_run_dur(&w->trace, trace_t0);
+    if (pn__tr_on(w, PN__TR_RUN)) {
+      pn__trace_put(&w->trace, PN__TR_RUN, trace_t0, a->id,
+                    (uint64_t)count | (dur < UINT32_MAX ? dur : UINT32_MAX)
+                                          << 32);
+    }
   }
   if (dropped) {
     pn__stat_add(&a->dropped, dropped);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "peernet/runtime.h"
+#include "peernet/stats.h"
 #include "runtime/msg.h"
 #include "runtime/runq.h"
 
@@ -59,7 +60,8 @@ struct pn_actor {
   pn_actor *mute_next;     /* link in a receiver's mute_list (stripe lock) */
   struct pn__label *label; /* interned name, or NULL */
   bool time_exactly;       /* its runs are long: time each one (cpu stats) */
-  bool stop_now; /* handle the stop when the current message returns */
+  bool stop_now;     /* handle the stop when the current message returns */
+  uint8_t slab_slot; /* index in its slab chunk, set once (histograms) */
 
   /* Line 2: counters, written by the running worker only. */
   _Alignas(64) _Atomic uint64_t received;
@@ -74,6 +76,39 @@ struct pn_actor {
 };
 
 _Static_assert(sizeof(struct pn_actor) == 192, "an actor is 3 cache lines");
+
+/* Actors come from slab chunks of this many (never returned to malloc
+ * while the runtime lives). */
+#define PN__ACTORS_PER_CHUNK 64u
+
+/* An actor's histograms (stats_histograms), written by the running worker
+ * only (relaxed), read by snapshots. They live in the actor's slab chunk,
+ * after its actors, so an actor without them stays 192 bytes; a cache line
+ * of their own each, so two workers never write one line. Counts are the
+ * sums of the buckets. */
+typedef struct pn__actor_hist {
+  _Alignas(64) _Atomic uint64_t mailbox[PN_HIST_BUCKETS];
+  _Atomic uint64_t processing[PN_HIST_BUCKETS];
+  _Atomic uint64_t mailbox_sum_ns;
+  _Atomic uint64_t processing_sum_ns;
+} pn__actor_hist;
+
+/* Only in a runtime with histograms (its chunks have room for them). */
+static inline pn__actor_hist *pn__actor_hist_of(const pn_actor *a) {
+  const pn_actor *first = a - a->slab_slot;
+  return (pn__actor_hist *)(void *)(uintptr_t)(first + PN__ACTORS_PER_CHUNK) +
+         a->slab_slot;
+}
+
+/* The bucket of a time: 0 up to 16 ns, i for (2^(i+3), 2^(i+4)] ns, the
+ * last one for everything above 2^34 ns (see pn_histogram). */
+static inline uint32_t pn__hist_bucket(uint64_t ns) {
+  if (ns <= 16) {
+    return 0;
+  }
+  uint32_t i = 60u - (uint32_t)__builtin_clzll(ns - 1);
+  return i < PN_HIST_BUCKETS - 1 ? i : PN_HIST_BUCKETS - 1;
+}
 
 /* Pushes a chain of nodes already linked first..last (first == last for
  * one). Returns true when the mailbox was idle: the caller then owns

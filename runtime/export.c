@@ -108,6 +108,20 @@ static pn_err finish(text *t, char **text_out, size_t *len_out) {
   return PN_OK;
 }
 
+/* "name":{"count":..,"sum":..,"p50":..,"p99":..,"buckets":[..]} */
+static void put_json_histogram(text *t, const char *name,
+                               const pn_histogram *h) {
+  putf(t,
+       ",\"%s\":{\"count\":%" PRIu64 ",\"sum\":%" PRIu64
+       ",\"p50\":%.1f,\"p99\":%.1f,\"buckets\":[",
+       name, h->count, h->sum_ns, pn_histogram_quantile_ns(h, 0.5),
+       pn_histogram_quantile_ns(h, 0.99));
+  for (uint32_t i = 0; i < PN_HIST_BUCKETS; i++) {
+    putf(t, "%s%" PRIu64, i ? "," : "", h->buckets[i]);
+  }
+  put(t, "]}");
+}
+
 pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
                         size_t *len_out) {
   if (!snap || !text_out) {
@@ -145,10 +159,16 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          ",\"home_worker\":%d,\"overloaded\":%s,\"received\":%" PRIu64
          ",\"processed\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"sent\":%" PRIu64
          ",\"runs\":%" PRIu64 ",\"muted\":%" PRIu64 ",\"cpu_ns\":%" PRIu64
-         ",\"mailbox_depth\":%u,\"mailbox_hwm\":%u}",
+         ",\"mailbox_depth\":%u,\"mailbox_hwm\":%u",
          a->home_worker, a->overloaded ? "true" : "false", a->received,
          a->processed, a->dropped, a->sent, a->runs, a->muted, a->cpu_ns,
          a->mailbox_depth, a->mailbox_hwm);
+    if (snap->actor_histograms) {
+      const pn_actor_histograms *h = &snap->actor_histograms[i];
+      put_json_histogram(&t, "mailbox_time_ns", &h->mailbox_time);
+      put_json_histogram(&t, "processing_time_ns", &h->processing_time);
+    }
+    put(&t, "}");
   }
   put(&t, "],\"sockets\":[");
   for (size_t i = 0; i < snap->socket_count; i++) {
@@ -172,7 +192,15 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          st->kernel_drops, st->truncated, st->gso_segments, st->gro_segments,
          st->enobufs, st->cond_dropped, st->cond_delayed, st->cond_duplicated);
   }
-  put(&t, "]}\n");
+  put(&t, "]");
+  if (snap->actor_histograms) {
+    put(&t, ",\"histogram_le_ns\":[");
+    for (uint32_t i = 0; i + 1 < PN_HIST_BUCKETS; i++) {
+      putf(&t, "%s%" PRIu64, i ? "," : "", pn_histogram_bucket_le_ns(i));
+    }
+    put(&t, "]");
+  }
+  put(&t, "}\n");
   return finish(&t, text_out, len_out);
 }
 
@@ -241,6 +269,40 @@ static void put_families(text *t, const metric_family *families, size_t nf,
         }
       }
     }
+  }
+}
+
+/* One histogram family over every actor: for each, the cumulative
+ * buckets with their upper bounds in seconds (exact decimals: whole
+ * nanoseconds), +Inf, the sum and the count. */
+static void put_actor_histograms(text *t, const pn_snapshot *snap,
+                                 const char *name, const char *help,
+                                 size_t offset) {
+  metric_header(t, name, "histogram", help);
+  for (size_t k = 0; k < snap->actor_count; k++) {
+    const pn_histogram *h =
+        (const pn_histogram *)(const void *)((const char *)&snap
+                                                 ->actor_histograms[k] +
+                                             offset);
+    uint64_t cumulative = 0;
+    for (uint32_t i = 0; i < PN_HIST_BUCKETS; i++) {
+      cumulative += h->buckets[i];
+      putf(t, "%s_bucket{", name);
+      actor_labels(t, &snap->actors[k], k);
+      if (i + 1 < PN_HIST_BUCKETS) {
+        uint64_t le = pn_histogram_bucket_le_ns(i);
+        putf(t, ",le=\"%" PRIu64 ".%09" PRIu64 "\"} %" PRIu64 "\n",
+             le / 1000000000u, le % 1000000000u, cumulative);
+      } else {
+        putf(t, ",le=\"+Inf\"} %" PRIu64 "\n", cumulative);
+      }
+    }
+    putf(t, "%s_sum{", name);
+    actor_labels(t, &snap->actors[k], k);
+    putf(t, "} %.9f\n", (double)h->sum_ns / 1e9);
+    putf(t, "%s_count{", name);
+    actor_labels(t, &snap->actors[k], k);
+    putf(t, "} %" PRIu64 "\n", cumulative);
   }
 }
 
@@ -315,6 +377,16 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
                sizeof *snap->actors, snap->actor_count, actor_labels);
   put_families(&t, socket_families, ARRAY_LEN(socket_families), snap->sockets,
                sizeof *snap->sockets, snap->socket_count, socket_labels);
+  if (snap->actor_histograms) {
+    put_actor_histograms(
+        &t, snap, "peernet_actor_mailbox_seconds",
+        "Time from a message's arrival in the mailbox to the start of its "
+        "handling.",
+        offsetof(pn_actor_histograms, mailbox_time));
+    put_actor_histograms(&t, snap, "peernet_actor_processing_seconds",
+                         "Time the handler took for a message.",
+                         offsetof(pn_actor_histograms, processing_time));
+  }
   return finish(&t, text_out, len_out);
 }
 

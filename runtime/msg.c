@@ -158,14 +158,15 @@ pn_msg *pn__msg_alloc(pn_runtime *rt, pn__worker *w, size_t size) {
 
 void pn__msg_release_payload(pn_msg *m) {
   if (m->kind == PN__MSG_BUF) {
-    if (m->u.buf.fn) {
-      m->u.buf.fn(m->data, m->u.buf.ctx);
+    pn__msg_buf *buf = pn__msg_buf_of(m);
+    if (buf->fn) {
+      buf->fn(m->data, buf->ctx);
     }
-    m->u.buf.fn = NULL;
+    buf->fn = NULL;
     m->kind = PN__MSG_COPY;
     m->data = NULL;
   } else if (m->kind == PN__MSG_TICK) {
-    pn__timer_release(m->u.timer);
+    pn__timer_release(m->timer);
     m->kind = PN__MSG_COPY;
   }
 }

@@ -46,15 +46,27 @@ struct pn_msg {
   uint8_t kind;  /* enum pn__msg_kind */
   uint32_t chain_count; /* set on a chain's first envelope: see actor.h */
   void *data;
-  union {
-    struct {
-      pn_free_fn fn;
-      void *ctx;
-    } buf;
-    struct pn_timer *timer;
-  } u;
+  struct pn_timer *timer; /* PN__MSG_TICK: holds a reference for it */
+  uint64_t sent_ticks;    /* TSC when pushed into the mailbox; written
+                             (and read) only when the runtime keeps
+                             histograms */
   _Alignas(16) unsigned char inline_data[];
 };
+
+_Static_assert(sizeof(struct pn_msg) == 48,
+               "a small message and its header share one cache line");
+
+/* A handed-over buffer's release function (PN__MSG_BUF). It lives in the
+ * inline bytes, which such an envelope does not otherwise use, so the
+ * header has room for the send time without growing. */
+typedef struct pn__msg_buf {
+  pn_free_fn fn;
+  void *ctx;
+} pn__msg_buf;
+
+static inline pn__msg_buf *pn__msg_buf_of(pn_msg *m) {
+  return (pn__msg_buf *)(void *)m->inline_data;
+}
 
 typedef struct pn__msg_pool {
   pn_msg *free_list[PN__MSG_CLASSES];

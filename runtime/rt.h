@@ -24,9 +24,12 @@ struct pn_runtime {
   uint32_t nworkers;
   uint32_t batch;
   uint32_t mailbox_high; /* senders are muted at this depth */
+  bool stats_histograms; /* per-actor mailbox and processing times */
+  uint64_t hist_ns_q32;  /* their TSC calibration: ns per tick << 32 */
   char *trace_path;      /* dump the flight recorder here at shutdown */
   pn__endpoint endpoint; /* stats socket, when configured */
   uint32_t trace_events; /* 0: tracing off */
+  uint32_t trace_mask;   /* kinds recorded (see pn__worker.trace_mask) */
   uint64_t spin_ns;
   bool stats_cpu_time;
   const pn__io_ops *io;

@@ -56,6 +56,52 @@ static void actor_fill(const pn_actor *a, pn_actor_stats *s) {
   s->mailbox_hwm = LOAD(a->depth_hwm);
 }
 
+static void hist_fill(pn_histogram *h, const _Atomic uint64_t *buckets,
+                      const _Atomic uint64_t *sum_ns) {
+  h->count = 0;
+  for (uint32_t i = 0; i < PN_HIST_BUCKETS; i++) {
+    h->buckets[i] = LOAD(buckets[i]);
+    h->count += h->buckets[i];
+  }
+  h->sum_ns = LOAD(*sum_ns);
+}
+
+static void actor_hist_fill(const pn_actor *a, pn_actor_histograms *out) {
+  const pn__actor_hist *h = pn__actor_hist_of(a);
+  out->id = a->id;
+  hist_fill(&out->mailbox_time, h->mailbox, &h->mailbox_sum_ns);
+  hist_fill(&out->processing_time, h->processing, &h->processing_sum_ns);
+}
+
+uint64_t pn_histogram_bucket_le_ns(uint32_t i) {
+  return i < PN_HIST_BUCKETS - 1 ? UINT64_C(16) << i : UINT64_MAX;
+}
+
+double pn_histogram_quantile_ns(const pn_histogram *h, double q) {
+  if (!h || !h->count || !(q >= 0.0)) {
+    return 0.0;
+  }
+  if (q > 1.0) {
+    q = 1.0;
+  }
+  /* The rank, counted from 1, and the bucket it falls in. */
+  double rank = q * (double)h->count;
+  uint64_t below = 0;
+  for (uint32_t i = 0; i < PN_HIST_BUCKETS; i++) {
+    uint64_t n = h->buckets[i];
+    if (n && (double)(below + n) >= rank) {
+      double lo = i ? (double)pn_histogram_bucket_le_ns(i - 1) : 0.0;
+      if (i == PN_HIST_BUCKETS - 1) {
+        return lo;
+      }
+      double hi = (double)pn_histogram_bucket_le_ns(i);
+      return lo + (hi - lo) * ((rank - (double)below) / (double)n);
+    }
+    below += n;
+  }
+  return 0.0;
+}
+
 static void runtime_fill(pn_runtime *rt, pn_runtime_stats *s) {
   memset(s, 0, sizeof *s);
   s->workers = rt->nworkers;
@@ -89,6 +135,18 @@ pn_err pn_actor_stats_get(const pn_actor *actor, pn_actor_stats *stats_out) {
     return PN_EINVAL;
   }
   actor_fill(actor, stats_out);
+  return PN_OK;
+}
+
+pn_err pn_actor_histograms_get(const pn_actor *actor,
+                               pn_actor_histograms *hist_out) {
+  if (!actor || !hist_out) {
+    return PN_EINVAL;
+  }
+  if (!actor->rt->stats_histograms) {
+    return PN_ENOTSUP;
+  }
+  actor_hist_fill(actor, hist_out);
   return PN_OK;
 }
 
@@ -126,23 +184,27 @@ pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out) {
     n++;
   }
   snap->actors = n ? malloc(n * sizeof *snap->actors) : NULL;
-  if (n && !snap->actors) {
+  snap->actor_histograms = n && rt->stats_histograms
+                               ? malloc(n * sizeof *snap->actor_histograms)
+                               : NULL;
+  if (n &&
+      (!snap->actors || (rt->stats_histograms && !snap->actor_histograms))) {
     pthread_mutex_unlock(&rt->reg_lock);
-    free(snap->workers);
-    free(snap);
+    pn_snapshot_free(snap);
     return PN_ENOMEM;
   }
   size_t i = 0;
   for (pn_actor *a = rt->reg_head; a; a = a->reg_next) {
+    if (snap->actor_histograms) {
+      actor_hist_fill(a, &snap->actor_histograms[i]);
+    }
     actor_fill(a, &snap->actors[i++]);
   }
   size_t ns = pn__sockets_count_locked(rt);
   snap->sockets = ns ? malloc(ns * sizeof *snap->sockets) : NULL;
   if (ns && !snap->sockets) {
     pthread_mutex_unlock(&rt->reg_lock);
-    free(snap->actors);
-    free(snap->workers);
-    free(snap);
+    pn_snapshot_free(snap);
     return PN_ENOMEM;
   }
   snap->socket_count = pn__sockets_fill_locked(rt, snap->sockets, ns);
@@ -158,6 +220,7 @@ void pn_snapshot_free(pn_snapshot *snap) {
     free(snap->workers);
     free(snap->actors);
     free(snap->sockets);
+    free(snap->actor_histograms);
     free(snap);
   }
 }

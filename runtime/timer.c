@@ -175,7 +175,10 @@ static void send_tick(pn__worker *w, pn_timer *t) {
   }
   m->kind = PN__MSG_TICK;
   m->type = t->type;
-  m->u.timer = t;
+  m->timer = t;
+  if (w->rt->stats_histograms) {
+    m->sent_ticks = pn__ticks();
+  }
   atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
   pn__actor_deliver(w, t->target, m);
   pn__stat_add(&w->timers_fired, 1);

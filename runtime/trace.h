@@ -1,14 +1,22 @@
 /* The flight recorder: a fixed ring of events per worker, written only by
- * that worker, with no locks. Off, recording costs one load and a branch.
- * Dumped as Chrome trace-event JSON on demand and at shutdown.
+ * that worker, with no locks. Off, a recording site costs one load and a
+ * branch. Dumped as Chrome trace-event JSON on demand and at shutdown.
  *
  * Fields are relaxed atomics so a dump on another thread reads them
  * without a data race; an event overwritten during the dump may come out
- * torn, which the dump tolerates (a flight recorder, not a log). */
+ * torn, which the dump tolerates (a flight recorder, not a log).
+ *
+ * Adding an event kind: give it a value before PN__TR_KINDS below (say
+ * what its two arguments hold), a name and a category in trace.c
+ * (kind_name[], kind_category[]), and record it with pn__tr(w, kind, a, b)
+ * where it happens. A kind in a new category also needs a PN_TRACE_... bit
+ * in peernet/runtime.h (and in PN_TRACE_ALL) and the category's name in
+ * trace.c (category_name[]); users then switch it with trace_categories. */
 #ifndef PN_RUNTIME_TRACE_H
 #define PN_RUNTIME_TRACE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "peernet/error.h"
@@ -18,7 +26,7 @@ typedef struct pn__worker pn__worker;
 typedef struct pn_runtime pn_runtime;
 
 enum pn__trace_kind {
-  PN__TR_RUN = 1,     /* a: actor id, b: messages handled; has duration */
+  PN__TR_RUN = 1,     /* a: actor id, b: messages handled | duration << 32 */
   PN__TR_SEND,        /* a: sender id (0: not an actor), b: receiver id */
   PN__TR_SPAWN,       /* a: new actor id */
   PN__TR_STOP,        /* a: actor id */
@@ -34,74 +42,113 @@ enum pn__trace_kind {
   PN__TR_KINDS
 };
 
+_Static_assert(PN__TR_KINDS <= 32, "kinds are bits of a 32-bit mask");
+
+/* 24 bytes, three stores: the kind rides in the low byte of the
+ * timestamp word (56 bits of TSC last 300 days at 3 GHz, and the dump
+ * takes differences modulo 2^56). */
 typedef struct pn__trace_event {
-  _Atomic uint64_t ts; /* TSC at the event (or run start), never below
-                          the worker's previous event */
+  _Atomic uint64_t ts_kind; /* ts << 8 | kind; 0 while never written */
   _Atomic uint64_t a;
   _Atomic uint64_t b;
-  _Atomic uint32_t kind;
-  _Atomic uint32_t dur; /* TSC ticks, runs only */
 } pn__trace_event;
 
+/* The clock is read on every PN__TRACE_READ_EVERY-th request; in between
+ * the time advances by the mean step the last interval measured. When
+ * that step is at least PN__TRACE_LONG_STEP ticks (about 1 us), a read
+ * costs under 1% of what happens between requests, and every request
+ * reads; so do the first PN__TRACE_READ_EVERY requests after the worker
+ * idled, which are cheap next to the idle time. */
+#define PN__TRACE_READ_EVERY 32u
+#define PN__TRACE_LONG_STEP 2500u
+
 typedef struct pn__trace_ring {
-  pn__trace_event *ev; /* NULL when tracing is off */
-  uint64_t mask;
-  uint64_t last_ts;      /* owner only */
-  uint32_t reads;        /* owner only: clock reads skipped in between */
-  _Atomic uint64_t next; /* events written so far */
+  /* Where the next event goes; advanced by the owner with release stores
+   * (a plain store on x86: no atomic read-modify-write per event). */
+  _Atomic(pn__trace_event *) pos;
+  pn__trace_event *end; /* ev + capacity */
+  pn__trace_event *ev;  /* NULL when tracing is off */
+  _Atomic bool wrapped; /* pos went round at least once */
+  /* The recorder's clock, owner only. */
+  uint64_t cur;        /* the earliest time the next request may get */
+  uint64_t last_read;  /* last TSC value actually read */
+  uint64_t step;       /* ticks per request, estimated */
+  uint32_t until_read; /* requests left before the next read */
+  uint32_t interval;   /* requests between reads: READ_EVERY or 1 */
+  uint32_t exact_left; /* reads left that read every request (after idle) */
+  bool step_valid;     /* last_read..now was a busy interval */
 } pn__trace_ring;
 
 /* Allocates the ring (events rounded up to a power of two). */
 pn_err pn__trace_ring_init(pn__trace_ring *r, uint32_t events);
 void pn__trace_ring_fini(pn__trace_ring *r);
 
+/* The per-kind mask (bit k: record kind k) for PN_TRACE_... categories. */
+uint32_t pn__trace_kind_mask(uint32_t categories);
+
 static inline void pn__trace_put(pn__trace_ring *r, uint32_t kind, uint64_t ts,
-                                 uint32_t dur, uint64_t a, uint64_t b) {
-  uint64_t n = atomic_load_explicit(&r->next, memory_order_relaxed);
-  pn__trace_event *e = &r->ev[n & r->mask];
-  atomic_store_explicit(&e->ts, ts, memory_order_relaxed);
+                                 uint64_t a, uint64_t b) {
+  pn__trace_event *e = atomic_load_explicit(&r->pos, memory_order_relaxed);
+  atomic_store_explicit(&e->ts_kind, ts << 8 | kind, memory_order_relaxed);
   atomic_store_explicit(&e->a, a, memory_order_relaxed);
   atomic_store_explicit(&e->b, b, memory_order_relaxed);
-  atomic_store_explicit(&e->dur, dur, memory_order_relaxed);
-  atomic_store_explicit(&e->kind, kind, memory_order_relaxed);
-  /* release: a dump that reads next sees the event's fields. */
-  atomic_store_explicit(&r->next, n + 1, memory_order_release);
+  /* The ring is bigger than L2: asking for the line 2 KiB ahead now
+   * hides the miss its first store would take (about 1% of a ping-pong). */
+  __builtin_prefetch((const char *)e + 2048, 1, 3);
+  if (__builtin_expect(++e == r->end, 0)) {
+    e = r->ev;
+    atomic_store_explicit(&r->wrapped, true, memory_order_relaxed);
+  }
+  /* release: a dump that reads pos sees the fields of the events before. */
+  atomic_store_explicit(&r->pos, e, memory_order_release);
 }
 
-/* The TSC is the cheapest clock, but a worker that moves to another CPU
- * may read a slightly lower value there; clamping keeps each worker's
- * events in time order. */
+/* Reads the TSC (the slow path of pn__trace_now). */
+uint64_t pn__trace_clock_read(pn__trace_ring *r);
+
+/* The recorder's time, never decreasing. A TSC read costs about a quarter
+ * of the cheapest actor hop (7 ns in a VM), so while requests come that
+ * fast the clock is read on every 32nd only, and in between the time
+ * advances by the mean step of the last busy interval: a sustained stream
+ * of short runs gets evenly spread times anchored to the clock every 32
+ * requests, a stream of long ones, and the first 32 requests after the
+ * worker idled (pn__trace_idle), get the clock on every request. A worker
+ * that moves to another CPU may read a slightly lower TSC there, and an
+ * estimate may have run ahead: times are clamped so each worker's events
+ * stay in order. */
 static inline uint64_t pn__trace_now(pn__trace_ring *r) {
-  /* The clock is read on every 8th call only, and advanced by one tick in
-   * between: a TSC read costs about a third of the cheapest actor hop,
-   * and the recorder's time resolution (about 100 ns when runs are that
-   * short) is what a trace viewer can show anyway. */
-  if ((r->reads++ & 7u) == 0) {
-    uint64_t t = pn__ticks();
-    r->last_ts = t > r->last_ts ? t : r->last_ts + 1;
-  } else {
-    r->last_ts++;
+  if (--r->until_read) {
+    uint64_t t = r->cur;
+    r->cur = t + r->step;
+    return t;
   }
-  return r->last_ts;
+  return pn__trace_clock_read(r);
 }
 
-/* A run: its event goes in at the start, so the ring stays in time order,
- * and its duration is filled in at the end (unless the ring has lapped it,
- * which only a run that logged a whole ring of events inside can see). */
-static inline uint64_t pn__trace_begin(pn__trace_ring *r, uint32_t kind,
-                                       uint64_t ts, uint64_t a) {
-  uint64_t n = atomic_load_explicit(&r->next, memory_order_relaxed);
-  pn__trace_put(r, kind, ts, 0, a, 0);
-  return n;
+/* The duration of a run that started at t0 (a pn__trace_now() value, with
+ * no request since). A run whose start read the clock reads it again: in a
+ * sustained stream of short runs one in 32 is timed exactly, and the
+ * others are given the estimated step, which ends them where the next
+ * request begins, so back-to-back runs tile the time between two reads;
+ * every other run is timed exactly. */
+static inline uint64_t pn__trace_run_dur(pn__trace_ring *r, uint64_t t0) {
+  if (r->until_read != r->interval) {
+    return r->step;
+  }
+  uint64_t t1 = pn__ticks();
+  if (t1 <= t0) {
+    return 0;
+  }
+  r->cur = t1 > r->cur ? t1 : r->cur;
+  return t1 - t0;
 }
 
-static inline void pn__trace_end(pn__trace_ring *r, uint64_t slot, uint32_t dur,
-                                 uint64_t b) {
-  if (atomic_load_explicit(&r->next, memory_order_relaxed) - slot <= r->mask) {
-    pn__trace_event *e = &r->ev[slot & r->mask];
-    atomic_store_explicit(&e->b, b, memory_order_relaxed);
-    atomic_store_explicit(&e->dur, dur, memory_order_relaxed);
-  }
+/* The worker found nothing to do: the next PN__TRACE_READ_EVERY requests
+ * read the clock, and the idle interval is not taken for a step. */
+static inline void pn__trace_idle(pn__trace_ring *r) {
+  r->until_read = 1;
+  r->exact_left = PN__TRACE_READ_EVERY;
+  r->step_valid = false;
 }
 
 /* Writes every worker's ring to path. Any thread. */

@@ -312,6 +312,9 @@ void *pn__worker_main(void *arg) {
       }
       continue;
     }
+    if (w->trace_mask) {
+      pn__trace_idle(&w->trace);
+    }
     if (spin_for_work(w)) {
       continue;
     }

@@ -63,7 +63,9 @@ struct pn__worker {
   pn__timer_heap timers;
   pn__trace_ring trace;  /* flight recorder; trace.ev NULL when off */
   uint64_t trace_run_ts; /* start of the run in progress, 0 between runs */
+  uint32_t trace_mask;   /* bit k: record kind k; 0 when tracing is off */
   uint32_t outbox_used;
+  bool hist; /* the runtime keeps histograms: stamp what the outbox pushes */
   pn__outbox_slot outbox[PN__OUTBOX_SLOTS];
   /* Stats: written by the owner only (relaxed), read by any thread. */
   _Alignas(64) _Atomic uint64_t runs;
@@ -99,15 +101,21 @@ void pn__worker_wake(pn__worker *w);
 /* Wakes one sleeping worker, if any. Any thread. */
 void pn__wake_one(pn_runtime *rt);
 
+/* Whether w is a worker that records events of this kind. */
+static inline bool pn__tr_on(const pn__worker *w, uint32_t kind) {
+  return w && (w->trace_mask >> kind & 1u);
+}
+
 /* Records an instant event on w's flight recorder, if w is a worker and
- * tracing is on. */
+ * records this kind. */
 static inline void pn__tr(pn__worker *w, uint32_t kind, uint64_t a,
                           uint64_t b) {
-  if (w && w->trace.ev) {
-    /* Inside a run, events take the run's start time: one clock read per
-     * run instead of one per event (the run's span holds them anyway). */
+  if (pn__tr_on(w, kind)) {
+    /* Inside a run, events take the run's start time: no clock read for
+     * them (the run's span holds them anyway), and the run's own event,
+     * written when it ends, keeps the ring in time order. */
     uint64_t ts = w->trace_run_ts ? w->trace_run_ts : pn__trace_now(&w->trace);
-    pn__trace_put(&w->trace, kind, ts, 0, a, b);
+    pn__trace_put(&w->trace, kind, ts, a, b);
   }
 }
 

@@ -50,6 +50,44 @@ typedef struct pn_actor_stats {
   uint32_t mailbox_hwm;   /* highest depth seen at the end of a run */
 } pn_actor_stats;
 
+/* Histograms (stats_histograms in the runtime config). Buckets are log2 of
+ * nanoseconds: bucket 0 counts times up to 16 ns, bucket i (1 to 30)
+ * times in (2^(i+3), 2^(i+4)] ns, up to about 17 s, and the last bucket
+ * everything longer. pn_histogram_bucket_le_ns() gives each upper bound. */
+#define PN_HIST_BUCKETS 32u
+
+typedef struct pn_histogram {
+  uint64_t count;  /* values recorded: the sum of the buckets */
+  uint64_t sum_ns; /* their sum */
+  uint64_t buckets[PN_HIST_BUCKETS];
+} pn_histogram;
+
+/* One actor's histograms. Each message the handler gets from the mailbox
+ * counts once in each; PN_MSG_STOPPED and PN_MSG_BATCH_END, which come
+ * from no mailbox, do not. Once the actor's handlers have returned, count
+ * equals its processed count (pn_actor_stats), less the PN_MSG_STOPPED of
+ * a stopped actor. */
+typedef struct pn_actor_histograms {
+  uint64_t id;                  /* the actor's id */
+  pn_histogram mailbox_time;    /* from the message's arrival in the
+                                   mailbox (for a handler's sends, the end
+                                   of the sender's run, when its outbox is
+                                   pushed; otherwise the send) to the start
+                                   of its handling */
+  pn_histogram processing_time; /* the handler's duration */
+} pn_actor_histograms;
+
+/* Upper bound of bucket i in nanoseconds (inclusive): 2^(i+4), or
+ * UINT64_MAX for the last bucket and beyond. Pure; any thread. */
+PN_API uint64_t pn_histogram_bucket_le_ns(uint32_t i);
+
+/* Estimates the q-quantile (0 <= q <= 1; 0.5 for the median) in
+ * nanoseconds, interpolating linearly inside the bucket it falls in, as
+ * Prometheus' histogram_quantile() does. Returns 0 for NULL or an empty
+ * histogram, and the last bucket's lower bound (2^34 ns) when the quantile
+ * falls in it. Pure; any thread. */
+PN_API double pn_histogram_quantile_ns(const pn_histogram *h, double q);
+
 typedef struct pn_worker_stats {
   uint32_t index;
   uint64_t runs;          /* actor runs */
@@ -112,6 +150,9 @@ typedef struct pn_snapshot {
   pn_actor_stats *actors; /* every live (not yet stopped) actor */
   size_t socket_count;
   pn_socket_info *sockets; /* every open socket */
+  /* With stats_histograms on: actor_count entries, entry i for actors[i];
+   * NULL when the runtime keeps none. */
+  pn_actor_histograms *actor_histograms;
 } pn_snapshot;
 
 /* Takes a snapshot. On PN_OK *snap_out belongs to the caller (free with
@@ -124,7 +165,11 @@ PN_API void pn_snapshot_free(pn_snapshot *snap);
 
 /* The snapshot as one JSON document: {"runtime":{...},"workers":[...],
  * "actors":[{"id","name","state","processed","sent","mailbox_depth",
- * "cpu_ns",...}]}. On PN_OK *text_out is a NUL-terminated string the
+ * "cpu_ns",...}],"sockets":[...]}. With histograms, each actor also has
+ * "mailbox_time_ns" and "processing_time_ns", objects with "count", "sum",
+ * "p50", "p99" (estimates) and "buckets" (PN_HIST_BUCKETS counts), and the
+ * document has "histogram_le_ns", the upper bounds of all buckets but the
+ * last. On PN_OK *text_out is a NUL-terminated string the
  * caller frees with pn_free(), *len_out (may be NULL) its length.
  * Errors: PN_EINVAL, PN_ENOMEM; outputs untouched on error. Pure; any
  * thread. */
@@ -133,8 +178,11 @@ PN_API pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
 
 /* The snapshot in the Prometheus text exposition format (version 0.0.4):
  * runtime gauges and counters, per-worker counters labelled by worker,
- * per-actor counters labelled by id and name. Ownership, errors and
- * threading as pn_snapshot_json(). */
+ * per-actor counters labelled by id and name, and with histograms two
+ * histogram families per actor, peernet_actor_mailbox_seconds and
+ * peernet_actor_processing_seconds (cumulative _bucket{le=...} series up
+ * to le="+Inf", _sum, _count). Ownership, errors and threading as
+ * pn_snapshot_json(). */
 PN_API pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
                                      size_t *len_out);
 
@@ -161,6 +209,15 @@ PN_API void pn_free(void *ptr);
  * Errors: PN_EINVAL. Any thread, never blocks. */
 PN_API pn_err pn_actor_stats_get(const pn_actor *actor,
                                  pn_actor_stats *stats_out);
+
+/* Histograms of one actor, live or stopped, through a handle. On PN_OK
+ * *hist_out is filled (the caller's memory). Errors: PN_EINVAL (NULL),
+ * PN_ENOTSUP (the runtime keeps no histograms: stats_histograms is off).
+ * Counters are read while the actor may run: each bucket is exact, the
+ * histogram as a whole consistent to within the messages handled during
+ * the read. Any thread, never blocks. */
+PN_API pn_err pn_actor_histograms_get(const pn_actor *actor,
+                                      pn_actor_histograms *hist_out);
 
 /* Runtime-wide counters only (cheap: no per-actor walk).
  * Errors: PN_EINVAL. Any thread, never blocks. */

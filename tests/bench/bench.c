@@ -4,7 +4,9 @@
  * tests/bench/run-anchors.sh.
  *
  *   peernet-bench actor-pingpong [--n HOPS] [--workers W] [--stats on|off]
+ *                                [--histograms on|off]
  *   peernet-bench actor-fanin    [--n MSGS] [--workers W] [--stats on|off]
+ *                                [--histograms on|off]
  *   peernet-bench actor-spawn    [--n ACTORS] [--workers W]
  *   peernet-bench actor-memory   [--n ACTORS] [--workers W]
  *   peernet-bench enet-rtt       [--n ROUND_TRIPS] [--size BYTES]
@@ -32,6 +34,7 @@ typedef struct options {
   uint32_t size; /* message bytes of the rtt subcommands, 0 for the default */
   pn_channel_kind kind; /* channel kind of `rtt` */
   bool stats;
+  bool histograms; /* stats_histograms */
   pn_io_backend io;
   const char *stats_json; /* write a JSON snapshot here after the run */
   const char *prometheus; /* write Prometheus text here after the run */
@@ -82,6 +85,7 @@ static pn_runtime *start_runtime(const options *o) {
   pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
   cfg.workers = o->workers;
   cfg.stats_cpu_time = o->stats;
+  cfg.stats_histograms = o->histograms;
   pn_runtime *rt = NULL;
   pn_err err = pn_runtime_create(&cfg, &rt);
   if (err != PN_OK) {
@@ -181,10 +185,10 @@ static void bench_pingpong(const options *o) {
   uint64_t t1 = done_wait(&done);
   double s = (double)(t1 - t0) / 1e9;
   printf("{\"bench\":\"actor-pingpong\",\"impl\":\"peernet\",\"workers\":%u,"
-         "\"stats\":\"%s\",\"n\":%" PRIu64
+         "\"stats\":\"%s\",\"histograms\":\"%s\",\"n\":%" PRIu64
          ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f}\n",
-         pn_runtime_workers(rt), o->stats ? "on" : "off", o->n, s,
-         (double)o->n / s);
+         pn_runtime_workers(rt), o->stats ? "on" : "off",
+         o->histograms ? "on" : "off", o->n, s, (double)o->n / s);
   export_stats(rt, o);
   /* The two actors borrow each other's handles: ours go back only after
    * every handler has finished. */
@@ -265,10 +269,12 @@ static void bench_fanin(const options *o) {
   pn_actor_stats st;
   check(pn_actor_stats_get(sink_actor, &st), "stats");
   printf("{\"bench\":\"actor-fanin\",\"impl\":\"peernet\",\"workers\":%u,"
-         "\"stats\":\"%s\",\"senders\":%d,\"n\":%" PRIu64
+         "\"stats\":\"%s\",\"histograms\":\"%s\",\"senders\":%d,\"n\":%" PRIu64
          ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f,\"sink_mailbox_hwm\":%u}\n",
-         pn_runtime_workers(rt), o->stats ? "on" : "off", FANIN_SENDERS, o->n,
-         s, (double)o->n / s, st.mailbox_hwm);
+         pn_runtime_workers(rt), o->stats ? "on" : "off",
+         o->histograms ? "on" : "off", FANIN_SENDERS, o->n, s, (double)o->n / s,
+         st.mailbox_hwm);
+  export_stats(rt, o);
   check(pn_runtime_shutdown(rt, UINT64_MAX), "shutdown");
   for (int i = 0; i < FANIN_SENDERS; i++) {
     pn_actor_release(src[i]);
@@ -367,8 +373,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
           "[--stats on|off]\n"
-          "       [--io uring|epoll] [--stats-json PATH] "
-          "[--prometheus PATH]\n"
+          "       [--histograms on|off] [--io uring|epoll] "
+          "[--stats-json PATH] [--prometheus PATH]\n"
           "       [--size BYTES] [--kind KIND]\n"
           "subcommands: actor-pingpong actor-fanin actor-spawn "
           "actor-memory udp-echo udp-flood rtt throughput enet-rtt raw-rtt\n"
@@ -424,6 +430,11 @@ int main(int argc, char **argv) {
       o.stats_json = argv[++i];
     } else if (strcmp(argv[i], "--prometheus") == 0 && i + 1 < argc) {
       o.prometheus = argv[++i];
+    } else if (strcmp(argv[i], "--histograms") == 0 && i + 1 < argc &&
+               (strcmp(argv[i + 1], "on") == 0 ||
+                strcmp(argv[i + 1], "off") == 0)) {
+      o.histograms = strcmp(argv[i + 1], "on") == 0;
+      i++;
     } else if (strcmp(argv[i], "--stats") == 0 && i + 1 < argc &&
                (strcmp(argv[i + 1], "on") == 0 ||
                 strcmp(argv[i + 1], "off") == 0)) {

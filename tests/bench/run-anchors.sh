@@ -21,11 +21,15 @@ for ((r = 1; r <= rounds; r++)); do
     if [ "$have_caf" = 1 ]; then "$caf" "$sub" | tee -a "$out"; fi
   done
   "$pn" actor-memory | tee -a "$out"
-  # The cost of observability, side by side: stats off, on (default), and
-  # the flight recorder on.
+  # The cost of observability, side by side: stats off, on (default), the
+  # flight recorder on, and the per-actor histograms on.
   "$pn" actor-pingpong --stats off | sed 's/"impl":"peernet"/"impl":"peernet-stats-off"/' | tee -a "$out"
-  PEERNET_TRACE=$(mktemp) "$pn" actor-pingpong 2>/dev/null |
+  trace=$(mktemp)
+  PEERNET_TRACE=$trace "$pn" actor-pingpong 2>/dev/null |
     sed 's/"impl":"peernet"/"impl":"peernet-trace"/' | tee -a "$out"
+  rm -f "$trace"
+  "$pn" actor-pingpong --histograms on |
+    sed 's/"impl":"peernet"/"impl":"peernet-histograms"/' | tee -a "$out"
 done
 
 python3 - "$out" <<'PY'
@@ -52,4 +56,7 @@ if on and off:
     print(f"{'stats cost':<16}{100 * (1 - on / off):>10.1f} %{'':>13}  <= 3 %")
 if tr and on:
     print(f"{'trace cost':<16}{100 * (1 - tr / on):>10.1f} %{'':>13}  <= 15 %")
+hi = med("actor-pingpong", "peernet-histograms", "msgs_per_s")
+if hi and on:
+    print(f"{'histogram cost':<16}{100 * (1 - hi / on):>10.1f} %{'':>13}  (opt-in)")
 PY

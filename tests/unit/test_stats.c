@@ -1,8 +1,8 @@
 /* Statistics: exact per-actor counters after a known workload, snapshots
  * (every live actor exactly once, stopped ones gone, taken concurrently with
  * spawns and stops, from a handler too), state names, handler CPU time on
- * and off, the mailbox high-water mark, the envelopes-in-flight count and
- * bad arguments. */
+ * and off, the mailbox high-water mark, the envelopes-in-flight count,
+ * bad arguments, and the mailbox-time and processing-time histograms. */
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
@@ -700,6 +700,273 @@ static void msgs_in_flight_with_concurrent_senders(void **state) {
   }
 }
 
+/* --- histograms ----------------------------------------------------------- */
+
+enum { MSG_HOLD = 5, MSG_PLAIN = 6 };
+
+typedef struct timed {
+  pn_test_latch *handled; /* counted down per message, the hold included */
+  pn_test_latch *entered; /* the handler is inside MSG_HOLD */
+  _Atomic int let_go;     /* the test lets MSG_HOLD return */
+  pn_test_latch *stopped;
+  _Atomic uint64_t frees; /* buffers handed over and released */
+} timed;
+
+static void timed_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  timed *t = state;
+  if (pn_msg_type(msg) == PN_MSG_STOPPED) {
+    pn_test_latch_count_down(t->stopped);
+    return;
+  }
+  if (pn_msg_type(msg) == MSG_HOLD) {
+    pn_test_latch_count_down(t->entered);
+    uint64_t deadline = mono_ns() + 10000000000u;
+    while (!atomic_load(&t->let_go) && mono_ns() < deadline) {
+      sched_yield();
+    }
+  }
+  pn_test_latch_count_down(t->handled);
+}
+
+static void count_free(void *data, void *ctx) {
+  free(data);
+  atomic_fetch_add(&((timed *)ctx)->frees, 1);
+}
+
+static pn_actor_histograms histograms(const pn_actor *a) {
+  pn_actor_histograms h;
+  PN_ASSERT_OK(pn_actor_histograms_get(a, &h));
+  assert_int_equal(h.id, pn_actor_id(a));
+  for (int k = 0; k < 2; k++) {
+    const pn_histogram *x = k ? &h.processing_time : &h.mailbox_time;
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < PN_HIST_BUCKETS; i++) {
+      sum += x->buckets[i];
+    }
+    assert_int_equal(sum, x->count);
+  }
+  return h;
+}
+
+/* Values in the bucket of ns and above (each over ns / 2: a bucket spans
+ * a factor of two). */
+static uint64_t at_least(const pn_histogram *h, uint64_t ns) {
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < PN_HIST_BUCKETS; i++) {
+    if (pn_histogram_bucket_le_ns(i) >= ns) {
+      n += h->buckets[i];
+    }
+  }
+  return n;
+}
+
+/* Every message a handler got from its mailbox counts once in each
+ * histogram, whichever way it came: sent from another thread, sent by a
+ * handler (through its outbox), handed over as a buffer, a timer tick. A
+ * message held up behind a slow one shows the wait, the slow one its
+ * time. */
+static void histograms_count_every_handled_message(void **state) {
+  (void)state;
+  enum { K = 2000, BUFS = 50, HOLD_US = 300 };
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.stats_histograms = true;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  pn_test_latch b_done, stopped, handled, entered;
+  pn_test_latch_init(&b_done, K / 2);
+  pn_test_latch_init(&stopped, 3);
+  pn_test_latch_init(&handled, BUFS + 3);
+  pn_test_latch_init(&entered, 1);
+  forwarder fb = {.each = &b_done, .stopped = &stopped};
+  pn_actor *b = spawn_named(rt, "fwd-b", forwarder_handler, &fb, -1);
+  forwarder fa = {.to = b, .stopped = &stopped};
+  pn_actor *a = spawn_named(rt, "fwd-a", forwarder_handler, &fa, -1);
+  timed t = {.handled = &handled, .entered = &entered, .stopped = &stopped};
+  pn_actor *c = spawn_named(rt, "timed", timed_handler, &t, -1);
+
+  for (uint64_t i = 0; i < K; i++) {
+    PN_ASSERT_OK(pn_send(a, MSG_VALUE, &i, sizeof i));
+  }
+  for (int i = 0; i < BUFS; i++) {
+    void *p = malloc(16);
+    assert_non_null(p);
+    PN_ASSERT_OK(pn_send_buf(c, MSG_PLAIN, p, 16, count_free, &t));
+  }
+  PN_ASSERT_OK(pn_timer_start(c, MSG_PLAIN, 0, 0, NULL));
+  /* The hold, then a message that waits behind it at least HOLD_US. */
+  PN_ASSERT_OK(pn_send(c, MSG_HOLD, NULL, 0));
+  assert_true(pn_test_latch_wait(&entered, 10000));
+  PN_ASSERT_OK(pn_send(c, MSG_PLAIN, NULL, 0));
+  uint64_t until = mono_ns() + HOLD_US * 1000u;
+  while (mono_ns() < until) {
+    sched_yield();
+  }
+  atomic_store(&t.let_go, 1);
+  assert_true(pn_test_latch_wait(&b_done, 10000));
+  assert_true(pn_test_latch_wait(&handled, 10000));
+
+  /* Live: each histogram counts exactly the messages processed. The
+   * latches open inside the last handler, and a processing time is
+   * counted when the handler returns, processed when the run ends: wait
+   * for those (polling, with a deadline). */
+  pn_actor *all[3] = {a, b, c};
+  const uint64_t expect[3] = {K, K / 2, BUFS + 3};
+  for (int i = 0; i < 3; i++) {
+    uint64_t deadline = mono_ns() + 10000000000u;
+    while (histograms(all[i]).processing_time.count < expect[i] ||
+           actor_stats(all[i]).processed < expect[i]) {
+      assert_true(mono_ns() < deadline);
+      sched_yield();
+    }
+    pn_actor_histograms h = histograms(all[i]);
+    assert_int_equal(h.mailbox_time.count, expect[i]);
+    assert_int_equal(h.processing_time.count, expect[i]);
+    assert_int_equal(actor_stats(all[i]).processed, expect[i]);
+  }
+  pn_actor_histograms hc = histograms(c);
+  assert_true(at_least(&hc.processing_time, HOLD_US * 1000u) >= 1);
+  assert_true(at_least(&hc.mailbox_time, HOLD_US * 1000u) >= 1);
+  assert_true(hc.processing_time.sum_ns >= HOLD_US * 1000u);
+  assert_true(hc.mailbox_time.sum_ns >= HOLD_US * 1000u);
+  /* The median is an ordinary message: well below the hold. */
+  assert_true(pn_histogram_quantile_ns(&hc.processing_time, 0.5) <
+              HOLD_US * 1000.0);
+
+  /* A snapshot carries the same histograms, entry i for actors[i]. */
+  pn_snapshot *snap = NULL;
+  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
+  assert_non_null(snap->actor_histograms);
+  assert_int_equal(snap->actor_count, 3);
+  for (size_t i = 0; i < snap->actor_count; i++) {
+    const pn_actor_histograms *h = &snap->actor_histograms[i];
+    assert_int_equal(h->id, snap->actors[i].id);
+    assert_int_equal(h->mailbox_time.count, snap->actors[i].processed);
+    assert_int_equal(h->processing_time.count, snap->actors[i].processed);
+  }
+  pn_snapshot_free(snap);
+
+  /* Stopped: PN_MSG_STOPPED came from no mailbox and is not counted. */
+  for (int i = 0; i < 3; i++) {
+    PN_ASSERT_OK(pn_actor_stop(all[i]));
+  }
+  assert_true(pn_test_latch_wait(&stopped, 10000));
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 10000000));
+  for (int i = 0; i < 3; i++) {
+    pn_actor_histograms h = histograms(all[i]);
+    assert_int_equal(h.processing_time.count, expect[i]);
+    assert_int_equal(actor_stats(all[i]).processed, expect[i] + 1);
+  }
+  assert_int_equal(atomic_load(&t.frees), BUFS);
+  assert_int_equal(atomic_load(&fa.errors) + atomic_load(&fb.errors), 0);
+  for (int i = 0; i < 3; i++) {
+    pn_actor_release(all[i]);
+  }
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&b_done);
+  pn_test_latch_fini(&stopped);
+  pn_test_latch_fini(&handled);
+  pn_test_latch_fini(&entered);
+}
+
+/* Off by default: nothing to read, and snapshots carry no histograms. */
+static void histograms_off_by_default(void **state) {
+  (void)state;
+  pn_runtime *rt = pn_test_runtime(2);
+  pn_actor *a = spawn_named(rt, "plain", quiet_handler, NULL, -1);
+  pn_actor_histograms h;
+  memset(&h, 0xA5, sizeof h);
+  pn_actor_histograms pattern = h;
+  PN_ASSERT_ERR(PN_ENOTSUP, pn_actor_histograms_get(a, &h));
+  PN_ASSERT_ERR(PN_EINVAL, pn_actor_histograms_get(NULL, &h));
+  PN_ASSERT_ERR(PN_EINVAL, pn_actor_histograms_get(a, NULL));
+  assert_memory_equal(&h, &pattern, sizeof h);
+  pn_snapshot *snap = NULL;
+  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
+  assert_null(snap->actor_histograms);
+  pn_snapshot_free(snap);
+  pn_actor_release(a);
+  pn_test_runtime_end(rt);
+}
+
+/* The bucket bounds and the quantile estimate, on made-up histograms. */
+static void histogram_bounds_and_quantiles(void **state) {
+  (void)state;
+  assert_int_equal(pn_histogram_bucket_le_ns(0), 16);
+  assert_int_equal(pn_histogram_bucket_le_ns(1), 32);
+  assert_int_equal(pn_histogram_bucket_le_ns(PN_HIST_BUCKETS - 2), UINT64_C(1)
+                                                                       << 34);
+  assert_true(pn_histogram_bucket_le_ns(PN_HIST_BUCKETS - 1) == UINT64_MAX);
+  assert_true(pn_histogram_bucket_le_ns(1000) == UINT64_MAX);
+  for (uint32_t i = 1; i < PN_HIST_BUCKETS; i++) {
+    assert_true(pn_histogram_bucket_le_ns(i) >
+                pn_histogram_bucket_le_ns(i - 1));
+  }
+
+  pn_histogram h;
+  memset(&h, 0, sizeof h);
+  assert_true(pn_histogram_quantile_ns(&h, 0.5) == 0.0);
+  assert_true(pn_histogram_quantile_ns(NULL, 0.5) == 0.0);
+  /* 100 values in (32, 64] ns: the median halfway through the bucket. */
+  h.buckets[2] = 100;
+  h.count = 100;
+  assert_true(pn_histogram_quantile_ns(&h, 0.5) == 48.0);
+  assert_true(pn_histogram_quantile_ns(&h, 1.0) == 64.0);
+  /* One slow value in 100 lifts p99 but not the median. */
+  h.buckets[2] = 99;
+  h.buckets[20] = 1;
+  assert_true(pn_histogram_quantile_ns(&h, 0.5) <= 64.0);
+  assert_true(pn_histogram_quantile_ns(&h, 0.995) >
+              (double)pn_histogram_bucket_le_ns(19));
+  /* The overflow bucket reports its lower bound. */
+  memset(&h, 0, sizeof h);
+  h.buckets[PN_HIST_BUCKETS - 1] = 3;
+  h.count = 3;
+  assert_true(pn_histogram_quantile_ns(&h, 0.5) ==
+              (double)pn_histogram_bucket_le_ns(PN_HIST_BUCKETS - 2));
+}
+
+/* Actor memory is reused: an actor spawned into the slot of one that
+ * handled messages starts with empty histograms. */
+static void histograms_start_empty_in_a_reused_slot(void **state) {
+  (void)state;
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.stats_histograms = true;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  pn_test_latch done, stopped;
+  pn_test_latch_init(&done, 10);
+  pn_test_latch_init(&stopped, 1);
+  forwarder f = {.each = &done, .stopped = &stopped};
+  pn_actor *a = spawn_named(rt, "first", forwarder_handler, &f, -1);
+  for (uint64_t i = 0; i < 10; i++) {
+    PN_ASSERT_OK(pn_send(a, MSG_VALUE, &i, sizeof i));
+  }
+  assert_true(pn_test_latch_wait(&done, 10000));
+  assert_true(histograms(a).mailbox_time.count == 10);
+  PN_ASSERT_OK(pn_actor_stop(a));
+  assert_true(pn_test_latch_wait(&stopped, 10000));
+  const void *old = a;
+  pn_actor_release(a);
+  /* The runtime drops its reference just after the stop: wait for it. */
+  uint64_t deadline = mono_ns() + 10000000000u;
+  while (runtime_stats(rt).actor_handles != 0) {
+    assert_true(mono_ns() < deadline);
+    sched_yield();
+  }
+  pn_actor *b = spawn_named(rt, "second", quiet_handler, NULL, -1);
+  assert_ptr_equal(b, old); /* the slab hands the freed slot out first */
+  pn_actor_histograms h = histograms(b);
+  assert_int_equal(h.mailbox_time.count + h.processing_time.count, 0);
+  assert_int_equal(h.mailbox_time.sum_ns + h.processing_time.sum_ns, 0);
+  pn_actor_release(b);
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&done);
+  pn_test_latch_fini(&stopped);
+}
+
 /* --- fresh actors and bad arguments --------------------------------------- */
 
 static void fresh_actor_stats_and_bad_arguments(void **state) {
@@ -772,6 +1039,10 @@ int main(void) {
       cmocka_unit_test(mailbox_hwm_of_flooded_actor),
       cmocka_unit_test(msgs_in_flight_with_concurrent_senders),
       cmocka_unit_test(fresh_actor_stats_and_bad_arguments),
+      cmocka_unit_test(histograms_count_every_handled_message),
+      cmocka_unit_test(histograms_off_by_default),
+      cmocka_unit_test(histogram_bounds_and_quantiles),
+      cmocka_unit_test(histograms_start_empty_in_a_reused_slot),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

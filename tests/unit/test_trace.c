@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/support/test_support.h"
@@ -174,6 +175,155 @@ static void ring_keeps_the_latest_events(void **state) {
   remove(path);
 }
 
+/* Only the categories asked for are recorded; unknown bits are refused. */
+static void categories_select_events(void **state) {
+  (void)state;
+  char path[128];
+  temp_path(path, sizeof path, "cat");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.trace_path = path;
+  pn_runtime *rt = NULL;
+  cfg.trace_categories = PN_TRACE_ALL + 1u;
+  PN_ASSERT_ERR(PN_EINVAL, pn_runtime_create(&cfg, &rt));
+  cfg.trace_categories = PN_TRACE_SEND;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  workload(rt, 1000);
+  char *json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  assert_non_null(strstr(json, "\"name\":\"send\",\"cat\":\"send\""));
+  assert_null(strstr(json, "\"name\":\"run\""));
+  assert_null(strstr(json, "\"name\":\"spawn\""));
+  check_order(json, 2);
+  free(json);
+  pn_test_runtime_end(rt);
+
+  cfg.trace_categories = PN_TRACE_ACTOR;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  workload(rt, 1000);
+  json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  assert_non_null(strstr(json, "\"name\":\"run\""));
+  assert_non_null(strstr(json, "\"name\":\"stop\""));
+  assert_null(strstr(json, "\"name\":\"send\""));
+  check_order(json, 2);
+  free(json);
+  pn_test_runtime_end(rt);
+  remove(path);
+}
+
+/* A run's span holds the events it made, and the next run on the worker
+ * starts no earlier than it ended: Perfetto needs the spans of one thread
+ * to nest. Times are whole nanoseconds, so this holds exactly. */
+static void runs_do_not_overlap(void **state) {
+  (void)state;
+  char path[128];
+  temp_path(path, sizeof path, "spans");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.trace_path = path;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  workload(rt, 20000);
+  char *json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  size_t runs = 0;
+  for (unsigned k = 0; k < 2; k++) {
+    char tid[32];
+    snprintf(tid, sizeof tid, "\"tid\":%u,\"ts\":", k);
+    double end = -1;
+    for (const char *p = json; (p = strstr(p, tid)); p++) {
+      char *rest = NULL;
+      double ts = strtod(p + strlen(tid), &rest);
+      assert_true(ts >= end - 1e-9);
+      if (strncmp(rest, ",\"dur\":", 7) == 0) {
+        end = ts + strtod(rest + 7, NULL);
+        runs++;
+      }
+    }
+  }
+  assert_true(runs > 1000);
+  free(json);
+  pn_test_runtime_end(rt);
+  remove(path);
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct worker_20us {
+  pn_actor *next;      /* passes each message on, or NULL */
+  pn_test_latch *done; /* counted down by the last in the chain */
+} worker_20us;
+
+/* Works 20 us per message, without sleeping, then passes it on. */
+static void work_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  worker_20us *w = state;
+  if (pn_msg_type(msg) == PN_MSG_STOPPED) {
+    return;
+  }
+  uint64_t until = mono_ns() + 20000;
+  while (mono_ns() < until) {
+  }
+  if (w->next) {
+    PN_ASSERT_OK(pn_send(w->next, 1, NULL, 0));
+  } else {
+    pn_test_latch_count_down(w->done);
+  }
+}
+
+/* The recorder estimates times only within sustained streams of short
+ * runs: runs that do real work, and runs after the worker idled, carry
+ * their measured duration. */
+static void long_runs_have_their_real_duration(void **state) {
+  (void)state;
+  enum { MSGS = 50 };
+  char path[128];
+  temp_path(path, sizeof path, "long");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.trace_path = path;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  pn_test_latch done;
+  pn_test_latch_init(&done, 1);
+  /* Two actors in a chain, so the second run after each idle period is
+   * not the one whose start read the clock. */
+  worker_20us wb = {.done = &done};
+  pn_actor *b = pn_test_spawn(rt, "worker-b", work_handler, &wb, -1);
+  worker_20us wa = {.next = b};
+  pn_actor *a = pn_test_spawn(rt, "worker-a", work_handler, &wa, -1);
+  for (int i = 0; i < MSGS; i++) {
+    /* One at a time: the worker idles between them. */
+    PN_ASSERT_OK(pn_send(a, 1, NULL, 0));
+    assert_true(pn_test_latch_wait(&done, 10000));
+    pn_test_latch_add(&done, 1);
+  }
+  PN_ASSERT_OK(pn_actor_stop(a));
+  PN_ASSERT_OK(pn_actor_stop(b));
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 10000000));
+  pn_actor_release(a);
+  pn_actor_release(b);
+  char *json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  size_t long_runs = 0;
+  for (const char *p = json; (p = strstr(p, "\"dur\":")); p++) {
+    double dur_us = strtod(p + 6, NULL);
+    if (dur_us >= 19.0) {
+      long_runs++;
+    }
+  }
+  assert_int_equal(long_runs, 2 * MSGS);
+  free(json);
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&done);
+  remove(path);
+}
+
 static void enabled_by_environment(void **state) {
   (void)state;
   char path[128];
@@ -195,6 +345,9 @@ int main(void) {
       cmocka_unit_test(off_by_default),
       cmocka_unit_test(dumped_at_shutdown_and_on_demand),
       cmocka_unit_test(ring_keeps_the_latest_events),
+      cmocka_unit_test(categories_select_events),
+      cmocka_unit_test(runs_do_not_overlap),
+      cmocka_unit_test(long_runs_have_their_real_duration),
       cmocka_unit_test(enabled_by_environment),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
