@@ -22,6 +22,7 @@
  * hold (reassembly memory, duplicate window) is dropped whole and not
  * acknowledged, so nothing acknowledged is ever thrown away.
  */
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include "actors/net_internal.h"
 #include "runtime/actor.h"
 #include "runtime/clock.h"
+#include "runtime/rt.h"
 #include "runtime/worker.h"
 
 #define LOSS_THRESHOLD 3u   /* datagrams acknowledged after a lost one */
@@ -163,7 +165,13 @@ static void drop_queues(pn_peer *p) {
   p->reassembly = 0;
 }
 
+static void registry_add(pn_peer *p);
+static void registry_remove(pn_peer *p);
+
 static void peer_free(pn_peer *p) {
+  if (p->in_registry) {
+    registry_remove(p);
+  }
   drop_queues(p);
   for (uint32_t i = 0; i < p->nchannels; i++) {
     pn__rxwin_free(&p->channels[i].rx);
@@ -450,6 +458,7 @@ static void flush(pn_peer *p) {
       frames[n++] = *f; /* its reference moves to the datagram */
       p->rtx.head++;
       pn__stat_add(&p->st_retransmits, 1);
+      pn__tr(pn__worker_current(h->rt), PN__TR_RETRANSMIT, p->id, f->om->seq);
     }
     while (room && p->newq && n < PN__MAX_FRAMES) {
       pn__outmsg *om = p->newq;
@@ -687,6 +696,9 @@ static void resolve(pn_peer *p, uint64_t seq, bool acked, uint64_t now) {
   }
   e->in_flight = false;
   p->in_flight--;
+  if (acked) {
+    pn__tr(pn__worker_current(p->host->rt), PN__TR_ACK, p->id, seq);
+  }
   pn__stat_add(acked ? &p->st_acked_dg : &p->st_lost, 1);
   if (acked) {
     congestion_acked(p);
@@ -1386,6 +1398,8 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
     pn_peer_release(p);
     return err;
   }
+  registry_add(p);
+  p->in_registry = true;
   *out = p;
   return PN_OK;
 }
@@ -1424,10 +1438,7 @@ pn_err pn_peer_addr(const pn_peer *peer, pn_addr *out) {
   return PN_OK;
 }
 
-pn_err pn_peer_stats_get(const pn_peer *peer, pn_peer_stats *out) {
-  if (!peer || !out) {
-    return PN_EINVAL;
-  }
+static void stats_fill(const pn_peer *peer, pn_peer_stats *out) {
   memset(out, 0, sizeof *out);
 #define LD(f) atomic_load_explicit(&peer->f, memory_order_relaxed)
   out->state = state_of(peer);
@@ -1459,5 +1470,76 @@ pn_err pn_peer_stats_get(const pn_peer *peer, pn_peer_stats *out) {
   out->queued_bytes = LD(queued_bytes);
   out->reassembly_bytes = LD(st_reassembly);
 #undef LD
+}
+
+pn_err pn_peer_stats_get(const pn_peer *peer, pn_peer_stats *out) {
+  if (!peer || !out) {
+    return PN_EINVAL;
+  }
+  stats_fill(peer, out);
   return PN_OK;
+}
+
+/* --- the runtime's registry of peers (snapshots) ------------------------- */
+
+static void registry_add(pn_peer *p) {
+  pn_runtime *rt = p->host->rt;
+  pthread_mutex_lock(&rt->reg_lock);
+  p->reg_next = rt->peers;
+  if (rt->peers) {
+    rt->peers->reg_prev = p;
+  }
+  rt->peers = p;
+  p->reg_prev = NULL;
+  pthread_mutex_unlock(&rt->reg_lock);
+}
+
+static void registry_remove(pn_peer *p) {
+  pn_runtime *rt = p->host->rt;
+  pthread_mutex_lock(&rt->reg_lock);
+  if (p->reg_prev) {
+    p->reg_prev->reg_next = p->reg_next;
+  } else {
+    rt->peers = p->reg_next;
+  }
+  if (p->reg_next) {
+    p->reg_next->reg_prev = p->reg_prev;
+  }
+  pthread_mutex_unlock(&rt->reg_lock);
+}
+
+void pn__peers_count_locked(pn_runtime *rt, size_t *peers, size_t *channels) {
+  *peers = *channels = 0;
+  for (pn_peer *p = rt->peers; p; p = p->reg_next) {
+    (*peers)++;
+    *channels += p->nchannels;
+  }
+}
+
+void pn__peers_fill_locked(pn_runtime *rt, pn_peer_info *peers, size_t *npeers,
+                           pn_channel_info *channels, size_t *nchannels) {
+  size_t np = 0, nc = 0;
+  for (pn_peer *p = rt->peers; p && np < *npeers; p = p->reg_next) {
+    if (nc + p->nchannels > *nchannels) {
+      break;
+    }
+    pn_peer_info *o = &peers[np++];
+    memset(o, 0, sizeof *o);
+    o->id = p->id;
+    o->actor_id = pn_actor_id(p->actor);
+    o->owner_id = pn_actor_id(p->owner);
+    (void)pn_addr_format(&p->addr, o->remote, sizeof o->remote);
+    o->is_client = p->is_client;
+    o->channel_count = p->nchannels;
+    stats_fill(p, &o->stats);
+    for (uint32_t i = 0; i < p->nchannels; i++) {
+      pn_channel_info *c = &channels[nc++];
+      c->peer_id = p->id;
+      c->actor_id = pn_actor_id(p->channels[i].actor);
+      c->index = i;
+      c->kind = (uint32_t)p->channels[i].kind;
+    }
+  }
+  *npeers = np;
+  *nchannels = nc;
 }

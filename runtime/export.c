@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peernet/net.h"
 #include "peernet/stats.h"
 
 typedef struct text {
@@ -192,6 +193,46 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          st->kernel_drops, st->truncated, st->gso_segments, st->gro_segments,
          st->enobufs, st->cond_dropped, st->cond_delayed, st->cond_duplicated);
   }
+  put(&t, "],\"peers\":[");
+  size_t ch = 0;
+  for (size_t i = 0; i < snap->peer_count; i++) {
+    const pn_peer_info *p = &snap->peers[i];
+    const pn_peer_stats *st = &p->stats;
+    static const char *const states[] = {"connecting", "connected",
+                                         "disconnecting", "disconnected"};
+    putf(&t,
+         "%s{\"id\":%" PRIu64 ",\"actor\":%" PRIu64 ",\"owner\":%" PRIu64
+         ",\"remote\":",
+         i ? "," : "", p->id, p->actor_id, p->owner_id);
+    put_json_string(&t, p->remote);
+    putf(&t,
+         ",\"client\":%s,\"state\":\"%s\",\"srtt_us\":%" PRIu64
+         ",\"rttvar_us\":%" PRIu64 ",\"min_rtt_us\":%" PRIu64
+         ",\"rto_us\":%" PRIu64 ",\"loss\":%.6f,\"datagrams_out\":%" PRIu64
+         ",\"bytes_out\":%" PRIu64 ",\"datagrams_in\":%" PRIu64
+         ",\"bytes_in\":%" PRIu64 ",\"datagrams_lost\":%" PRIu64
+         ",\"retransmits\":%" PRIu64 ",\"messages_out\":%" PRIu64
+         ",\"messages_in\":%" PRIu64 ",\"duplicates\":%" PRIu64
+         ",\"bad_datagrams\":%" PRIu64 ",\"compression_ratio\":%.3f"
+         ",\"in_flight\":%" PRIu64 ",\"queued_bytes\":%" PRIu64
+         ",\"channels\":[",
+         p->is_client ? "true" : "false",
+         (unsigned)st->state < 4 ? states[st->state] : "?", st->srtt_us,
+         st->rttvar_us, st->min_rtt_us, st->rto_us, st->loss, st->datagrams_out,
+         st->bytes_out, st->datagrams_in, st->bytes_in, st->datagrams_lost,
+         st->retransmits, st->messages_out, st->messages_in, st->duplicates,
+         st->bad_datagrams, st->compression_ratio, st->in_flight,
+         st->queued_bytes);
+    for (uint32_t c = 0; c < p->channel_count && ch < snap->channel_count;
+         c++, ch++) {
+      const pn_channel_info *ci = &snap->channels[ch];
+      putf(&t,
+           "%s{\"index\":%" PRIu32 ",\"kind\":\"%s\",\"actor\":%" PRIu64 "}",
+           c ? "," : "", ci->index,
+           pn_channel_kind_name((pn_channel_kind)ci->kind), ci->actor_id);
+    }
+    put(&t, "]}");
+  }
   put(&t, "]");
   if (snap->actor_histograms) {
     put(&t, ",\"histogram_le_ns\":[");
@@ -211,7 +252,12 @@ static void metric_header(text *t, const char *name, const char *type,
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-enum value_kind { VALUE_U64, VALUE_U32, VALUE_NS_AS_SECONDS };
+enum value_kind {
+  VALUE_U64,
+  VALUE_U32,
+  VALUE_NS_AS_SECONDS,
+  VALUE_US_AS_SECONDS
+};
 
 /* One metric family read from an array of stats structs: the field's
  * offset and how to print it. */
@@ -235,6 +281,13 @@ static void actor_labels(text *t, const void *obj, size_t index) {
   const pn_actor_stats *a = obj;
   putf(t, "id=\"%" PRIu64 "\",name=", a->id);
   put_label_value(t, a->name);
+}
+
+static void peer_labels(text *t, const void *obj, size_t index) {
+  (void)index;
+  const pn_peer_info *p = obj;
+  putf(t, "peer=\"%" PRIu64 "\",remote=", p->id);
+  put_label_value(t, p->remote);
 }
 
 static void socket_labels(text *t, const void *obj, size_t index) {
@@ -264,6 +317,8 @@ static void put_families(text *t, const metric_family *families, size_t nf,
         memcpy(&v, obj + m->offset, sizeof v);
         if (m->kind == VALUE_NS_AS_SECONDS) {
           putf(t, "} %.9f\n", (double)v / 1e9);
+        } else if (m->kind == VALUE_US_AS_SECONDS) {
+          putf(t, "} %.6f\n", (double)v / 1e6);
         } else {
           putf(t, "} %" PRIu64 "\n", v);
         }
@@ -377,6 +432,34 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
                sizeof *snap->actors, snap->actor_count, actor_labels);
   put_families(&t, socket_families, ARRAY_LEN(socket_families), snap->sockets,
                sizeof *snap->sockets, snap->socket_count, socket_labels);
+  static const metric_family peer_families[] = {
+      {"peernet_peer_srtt_seconds", "gauge", "Smoothed round-trip time.",
+       offsetof(pn_peer_info, stats.srtt_us), VALUE_US_AS_SECONDS},
+      {"peernet_peer_rttvar_seconds", "gauge", "Round-trip time variation.",
+       offsetof(pn_peer_info, stats.rttvar_us), VALUE_US_AS_SECONDS},
+      {"peernet_peer_min_rtt_seconds", "gauge", "Smallest round-trip time.",
+       offsetof(pn_peer_info, stats.min_rtt_us), VALUE_US_AS_SECONDS},
+      {"peernet_peer_datagrams_out_total", "counter", "Datagrams sent.",
+       offsetof(pn_peer_info, stats.datagrams_out), VALUE_U64},
+      {"peernet_peer_bytes_out_total", "counter", "Bytes sent.",
+       offsetof(pn_peer_info, stats.bytes_out), VALUE_U64},
+      {"peernet_peer_datagrams_in_total", "counter", "Datagrams received.",
+       offsetof(pn_peer_info, stats.datagrams_in), VALUE_U64},
+      {"peernet_peer_bytes_in_total", "counter", "Bytes received.",
+       offsetof(pn_peer_info, stats.bytes_in), VALUE_U64},
+      {"peernet_peer_datagrams_lost_total", "counter",
+       "Datagrams declared lost.", offsetof(pn_peer_info, stats.datagrams_lost),
+       VALUE_U64},
+      {"peernet_peer_retransmits_total", "counter", "Frames sent again.",
+       offsetof(pn_peer_info, stats.retransmits), VALUE_U64},
+      {"peernet_peer_bad_datagrams_total", "counter",
+       "Datagrams dropped as corrupt or malformed.",
+       offsetof(pn_peer_info, stats.bad_datagrams), VALUE_U64},
+      {"peernet_peer_in_flight", "gauge", "Datagrams awaiting a verdict.",
+       offsetof(pn_peer_info, stats.in_flight), VALUE_U64},
+  };
+  put_families(&t, peer_families, ARRAY_LEN(peer_families), snap->peers,
+               sizeof *snap->peers, snap->peer_count, peer_labels);
   if (snap->actor_histograms) {
     put_actor_histograms(
         &t, snap, "peernet_actor_mailbox_seconds",

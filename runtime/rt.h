@@ -50,6 +50,7 @@ struct pn_runtime {
   size_t slab_cap;
   pn__label_table labels;    /* under reg_lock */
   struct pn_socket *sockets; /* open sockets, under reg_lock */
+  struct pn_peer *peers;     /* live peers, under reg_lock */
   bool closing;              /* under reg_lock */
   uint64_t next_id;          /* under reg_lock */
 
@@ -94,6 +95,13 @@ void pn__runtime_count_stopped(pn_runtime *rt);
  * out (at most cap). Defined with the sockets (actors/socket.c). */
 size_t pn__sockets_count_locked(pn_runtime *rt);
 size_t pn__sockets_fill_locked(pn_runtime *rt, pn_socket_info *out, size_t cap);
+
+/* With reg_lock held: the number of peers and of their channels, and their
+ * details (at most the counts given). Defined with the peers
+ * (actors/peer.c). */
+void pn__peers_count_locked(pn_runtime *rt, size_t *peers, size_t *channels);
+void pn__peers_fill_locked(pn_runtime *rt, pn_peer_info *peers, size_t *npeers,
+                           pn_channel_info *channels, size_t *nchannels);
 
 /* Converts a tick count to nanoseconds with the runtime's calibration. */
 uint64_t pn__ticks_to_ns(const pn_runtime *rt, uint64_t ticks);

@@ -208,6 +208,19 @@ pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out) {
     return PN_ENOMEM;
   }
   snap->socket_count = pn__sockets_fill_locked(rt, snap->sockets, ns);
+  size_t np, nc;
+  pn__peers_count_locked(rt, &np, &nc);
+  snap->peers = np ? malloc(np * sizeof *snap->peers) : NULL;
+  snap->channels = nc ? malloc(nc * sizeof *snap->channels) : NULL;
+  if ((np && !snap->peers) || (nc && !snap->channels)) {
+    pthread_mutex_unlock(&rt->reg_lock);
+    pn_snapshot_free(snap);
+    return PN_ENOMEM;
+  }
+  snap->peer_count = np;
+  snap->channel_count = nc;
+  pn__peers_fill_locked(rt, snap->peers, &snap->peer_count, snap->channels,
+                        &snap->channel_count);
   pthread_mutex_unlock(&rt->reg_lock);
   snap->actor_count = n;
   runtime_fill(rt, &snap->runtime);
@@ -221,6 +234,8 @@ void pn_snapshot_free(pn_snapshot *snap) {
     free(snap->actors);
     free(snap->sockets);
     free(snap->actor_histograms);
+    free(snap->peers);
+    free(snap->channels);
     free(snap);
   }
 }

@@ -37,8 +37,8 @@ enum pn__trace_kind {
   PN__TR_IO_COMPLETE, /* a: socket id, b: bytes or -errno */
   PN__TR_PACKET_SEND, /* a: socket id, b: datagrams */
   PN__TR_PACKET_RECV, /* a: socket id, b: bytes */
-  PN__TR_ACK,         /* protocol: a: peer id, b: sequence */
-  PN__TR_RETRANSMIT,  /* protocol: a: peer id, b: sequence */
+  PN__TR_ACK,         /* a: peer id, b: datagram sequence acknowledged */
+  PN__TR_RETRANSMIT,  /* a: peer id, b: channel sequence of the message */
   PN__TR_KINDS
 };
 

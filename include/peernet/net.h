@@ -313,33 +313,7 @@ PN_API uint32_t pn_peer_channel_count(const pn_peer *peer);
 PN_API uint64_t pn_peer_id(const pn_peer *peer);
 PN_API pn_err pn_peer_addr(const pn_peer *peer, pn_addr *out);
 
-typedef enum pn_peer_state {
-  PN_PEER_CONNECTING = 0,
-  PN_PEER_CONNECTED = 1,
-  PN_PEER_DISCONNECTING = 2,
-  PN_PEER_DISCONNECTED = 3,
-} pn_peer_state;
-
-typedef struct pn_peer_stats {
-  pn_peer_state state;
-  uint64_t srtt_us, rttvar_us, min_rtt_us, rto_us; /* 0 before a sample */
-  uint64_t datagrams_out, bytes_out; /* after compression, with headers */
-  uint64_t datagrams_in, bytes_in;
-  uint64_t datagrams_lost; /* deemed lost (acknowledgement gap or RTO) */
-  double loss;             /* datagrams_lost / acknowledged-or-lost */
-  uint64_t retransmits;    /* frames sent again */
-  uint64_t acks_only;      /* datagrams carrying only acknowledgements */
-  uint64_t messages_out, messages_in;
-  uint64_t duplicates;           /* datagrams or messages seen before */
-  uint64_t bad_datagrams;        /* bad tag, malformed, undecompressible */
-  uint64_t stale;                /* sequenced messages older than the newest */
-  uint64_t raw_bytes_out;        /* datagram bodies before compression */
-  uint64_t compressed_bytes_out; /* the same bodies as sent */
-  double compression_ratio;      /* raw / compressed (1.0: none) */
-  uint64_t in_flight;            /* datagrams sent and not yet resolved */
-  uint64_t queued_bytes;         /* message bytes not yet acknowledged */
-  uint64_t reassembly_bytes;     /* held for partial fragmented messages */
-} pn_peer_stats;
+/* pn_peer_state and pn_peer_stats are defined in peernet/stats.h. */
 
 /* Counters of the peer. Errors: PN_EINVAL. Any thread, never blocks. */
 PN_API pn_err pn_peer_stats_get(const pn_peer *peer, pn_peer_stats *out);

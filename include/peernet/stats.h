@@ -142,6 +142,53 @@ typedef struct pn_socket_info {
   pn_socket_stats stats;
 } pn_socket_info;
 
+typedef enum pn_peer_state {
+  PN_PEER_CONNECTING = 0,
+  PN_PEER_CONNECTED = 1,
+  PN_PEER_DISCONNECTING = 2,
+  PN_PEER_DISCONNECTED = 3,
+} pn_peer_state;
+
+typedef struct pn_peer_stats {
+  pn_peer_state state;
+  uint64_t srtt_us, rttvar_us, min_rtt_us, rto_us; /* 0 before a sample */
+  uint64_t datagrams_out, bytes_out; /* after compression, with headers */
+  uint64_t datagrams_in, bytes_in;
+  uint64_t datagrams_lost; /* deemed lost (acknowledgement gap or RTO) */
+  double loss;             /* datagrams_lost / acknowledged-or-lost */
+  uint64_t retransmits;    /* frames sent again */
+  uint64_t acks_only;      /* datagrams carrying only acknowledgements */
+  uint64_t messages_out, messages_in;
+  uint64_t duplicates;           /* datagrams or messages seen before */
+  uint64_t bad_datagrams;        /* bad tag, malformed, undecompressible */
+  uint64_t stale;                /* sequenced messages older than the newest */
+  uint64_t raw_bytes_out;        /* datagram bodies before compression */
+  uint64_t compressed_bytes_out; /* the same bodies as sent */
+  double compression_ratio;      /* raw / compressed (1.0: none) */
+  uint64_t in_flight;            /* datagrams sent and not yet resolved */
+  uint64_t queued_bytes;         /* message bytes not yet acknowledged */
+  uint64_t reassembly_bytes;     /* held for partial fragmented messages */
+} pn_peer_stats;
+
+/* A channel of a peer in a snapshot. */
+typedef struct pn_channel_info {
+  uint64_t peer_id;  /* the peer it belongs to */
+  uint64_t actor_id; /* its actor (also in the actors array) */
+  uint32_t index;    /* on its peer */
+  uint32_t kind;     /* a pn_channel_kind (peernet/net.h) */
+} pn_channel_info;
+
+/* A peer (connection) in a snapshot. */
+typedef struct pn_peer_info {
+  uint64_t id;
+  uint64_t actor_id; /* the peer's actor */
+  uint64_t owner_id; /* the actor that receives its events */
+  char remote[64];   /* "1.2.3.4:5" or "[::1]:5" */
+  bool is_client;    /* this side connected out */
+  uint32_t channel_count;
+  pn_peer_stats stats;
+} pn_peer_info;
+
 typedef struct pn_snapshot {
   pn_runtime_stats runtime;
   size_t worker_count;
@@ -153,6 +200,10 @@ typedef struct pn_snapshot {
   /* With stats_histograms on: actor_count entries, entry i for actors[i];
    * NULL when the runtime keeps none. */
   pn_actor_histograms *actor_histograms;
+  size_t peer_count;
+  pn_peer_info *peers; /* every peer not yet freed */
+  size_t channel_count;
+  pn_channel_info *channels; /* the channels of those peers */
 } pn_snapshot;
 
 /* Takes a snapshot. On PN_OK *snap_out belongs to the caller (free with
@@ -165,10 +216,11 @@ PN_API void pn_snapshot_free(pn_snapshot *snap);
 
 /* The snapshot as one JSON document: {"runtime":{...},"workers":[...],
  * "actors":[{"id","name","state","processed","sent","mailbox_depth",
- * "cpu_ns",...}],"sockets":[...]}. With histograms, each actor also has
- * "mailbox_time_ns" and "processing_time_ns", objects with "count", "sum",
- * "p50", "p99" (estimates) and "buckets" (PN_HIST_BUCKETS counts), and the
- * document has "histogram_le_ns", the upper bounds of all buckets but the
+ * "cpu_ns",...}],"sockets":[...],"peers":[{"id","remote","state","srtt_us",
+ * ...,"channels":[{"index","kind","actor"}]}]}. With histograms, each actor
+ * also has "mailbox_time_ns" and "processing_time_ns", objects with "count",
+ * "sum", "p50", "p99" (estimates) and "buckets" (PN_HIST_BUCKETS counts), and
+ * the document has "histogram_le_ns", the upper bounds of all buckets but the
  * last. On PN_OK *text_out is a NUL-terminated string the
  * caller frees with pn_free(), *len_out (may be NULL) its length.
  * Errors: PN_EINVAL, PN_ENOMEM; outputs untouched on error. Pure; any

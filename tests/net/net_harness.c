@@ -6,6 +6,7 @@
 #include <string.h>
 
 pn_io_backend net_backend = PN_IO_EPOLL;
+const char *net_trace_path;
 
 void net_fill(uint8_t *buf, size_t len, uint64_t id) {
   uint64_t s = id * 0x9E3779B97F4A7C15ull + 1;
@@ -125,6 +126,7 @@ pn_runtime *net_runtime(void) {
   pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
   cfg.workers = 2;
   cfg.io = net_backend;
+  cfg.trace_path = net_trace_path;
   pn_runtime *rt = NULL;
   PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
   return rt;

@@ -44,6 +44,8 @@ void net_app_handler(pn_actor *self, void *state, const pn_msg *msg);
 
 /* The backend under test (set by the group setup). */
 extern pn_io_backend net_backend;
+/* When set, net_runtime() turns the flight recorder on, dumping here. */
+extern const char *net_trace_path;
 pn_runtime *net_runtime(void);
 
 /* A host on 127.0.0.1 (port 0) homed on `home`, accepting into

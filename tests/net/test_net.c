@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/net/net_harness.h"
 
@@ -349,6 +350,84 @@ static void one_mib_survives_loss(void **state) {
   pair_close(&p);
 }
 
+/* Peers and channels appear in snapshots and exports; the flight recorder
+ * holds the packet events of the exchange. */
+static void snapshot_and_trace_show_connections(void **state) {
+  (void)state;
+  pair p;
+  pn_channel_kind kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_UNRELIABLE};
+  char at_exit[] = "/tmp/pn-net-trace-exit-XXXXXX";
+  int efd = mkstemp(at_exit);
+  assert_true(efd >= 0);
+  close(efd);
+  net_trace_path = at_exit;
+  pair_open(&p, 2, kinds, NULL, 100, NULL);
+  net_trace_path = NULL;
+  pair_wait_connected(&p);
+  pn_test_latch got;
+  pn_test_latch_init(&got, 10);
+  p.server_app.on_packet = &got;
+  uint64_t rng = pn_test_seed();
+  send_n(pn_peer_channel(p.peer, 0), 10, 8, 100, &rng);
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  pn_snapshot *snap;
+  PN_ASSERT_OK(pn_snapshot_take(p.rt, &snap));
+  assert_int_equal(snap->peer_count, 2);
+  assert_int_equal(snap->channel_count, 4);
+  int clients = 0;
+  for (size_t i = 0; i < snap->peer_count; i++) {
+    const pn_peer_info *pi = &snap->peers[i];
+    assert_int_equal(pi->channel_count, 2);
+    assert_int_equal(pi->stats.state, PN_PEER_CONNECTED);
+    assert_true(strncmp(pi->remote, "127.0.0.1:", 10) == 0);
+    clients += pi->is_client;
+    if (pi->is_client) {
+      assert_int_equal(pi->id, pn_peer_id(p.peer));
+      assert_int_equal(pi->stats.messages_out, 10);
+    } else {
+      assert_int_equal(pi->stats.messages_in, 10);
+    }
+  }
+  assert_int_equal(clients, 1);
+  for (size_t i = 0; i < snap->channel_count; i++) {
+    assert_int_equal(snap->channels[i].kind, kinds[snap->channels[i].index]);
+    bool found = false;
+    for (size_t a = 0; a < snap->actor_count; a++) {
+      found |= snap->actors[a].id == snap->channels[i].actor_id;
+    }
+    assert_true(found);
+  }
+  char *text;
+  PN_ASSERT_OK(pn_snapshot_json(snap, &text, NULL));
+  assert_true(pn_test_json_valid(text));
+  assert_non_null(strstr(text, "\"peers\":[{"));
+  assert_non_null(strstr(text, "\"kind\":\"ordered\""));
+  pn_free(text);
+  PN_ASSERT_OK(pn_snapshot_prometheus(snap, &text, NULL));
+  assert_non_null(strstr(text, "peernet_peer_srtt_seconds{peer="));
+  pn_free(text);
+  pn_snapshot_free(snap);
+  char path[] = "/tmp/pn-net-trace-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  PN_ASSERT_OK(pn_runtime_trace_dump(p.rt, path));
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  static char buf[1 << 22];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  unlink(path);
+  assert_true(pn_test_json_valid(buf));
+  assert_non_null(strstr(buf, "\"packet_send\""));
+  assert_non_null(strstr(buf, "\"packet_recv\""));
+  assert_non_null(strstr(buf, "\"ack\""));
+  pn_test_latch_fini(&got);
+  pair_close(&p);
+  unlink(at_exit);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(handshake_exchange_and_disconnect),
@@ -358,6 +437,7 @@ int main(void) {
       cmocka_unit_test(unreliable_under_loss),
       cmocka_unit_test(unsequenced_under_loss),
       cmocka_unit_test(one_mib_survives_loss),
+      cmocka_unit_test(snapshot_and_trace_show_connections),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
