@@ -212,7 +212,8 @@ static bool parse(const char *json, sample *s) {
     r->cpu_ns = num_field(p, e, "cpu_ns");
     r->depth = num_field(p, e, "mailbox_depth");
     r->hwm = num_field(p, e, "mailbox_hwm");
-    p = strchr(e, '{');
+    /* The next actor, or the end of the array (sockets and peers follow). */
+    p = e[1] == ',' ? strchr(e, '{') : NULL;
   }
   return s->rows != NULL;
 }
