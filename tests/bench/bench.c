@@ -24,6 +24,7 @@
 
 #include "peernet/peernet.h"
 #include "tests/bench/bench_enet.h"
+#include "tests/bench/bench_peers.h"
 #include "tests/bench/bench_rtt.h"
 #include "tests/bench/bench_throughput.h"
 #include "tests/bench/bench_udp.h"
@@ -33,6 +34,7 @@ typedef struct options {
   uint32_t workers;
   uint32_t size; /* message bytes of the rtt subcommands, 0 for the default */
   pn_channel_kind kind; /* channel kind of `rtt` */
+  uint64_t count;       /* connections of `peers` */
   bool stats;
   bool histograms; /* stats_histograms */
   pn_io_backend io;
@@ -370,16 +372,17 @@ static void bench_memory(const options *o) {
 /* --- command line -------------------------------------------------------- */
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
-          "[--stats on|off]\n"
-          "       [--histograms on|off] [--io uring|epoll] "
-          "[--stats-json PATH] [--prometheus PATH]\n"
-          "       [--size BYTES] [--kind KIND]\n"
-          "subcommands: actor-pingpong actor-fanin actor-spawn "
-          "actor-memory udp-echo udp-flood rtt throughput enet-rtt raw-rtt\n"
-          "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
-          "reliable-unordered\n");
+  fprintf(
+      stderr,
+      "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
+      "[--stats on|off]\n"
+      "       [--histograms on|off] [--io uring|epoll] "
+      "[--stats-json PATH] [--prometheus PATH]\n"
+      "       [--size BYTES] [--kind KIND] [--count PEERS]\n"
+      "subcommands: actor-pingpong actor-fanin actor-spawn "
+      "actor-memory udp-echo udp-flood rtt throughput peers enet-rtt raw-rtt\n"
+      "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
+      "reliable-unordered\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -423,6 +426,10 @@ int main(int argc, char **argv) {
                 strcmp(argv[i + 1], "uring") == 0)) {
       o.io = strcmp(argv[i + 1], "epoll") == 0 ? PN_IO_EPOLL : PN_IO_URING;
       i++;
+    } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc &&
+               parse_u64(argv[i + 1], &v) && v <= 1000000) {
+      o.count = v;
+      i++;
     } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc &&
                pn_channel_kind_parse(argv[i + 1], &o.kind) == PN_OK) {
       i++;
@@ -458,6 +465,8 @@ int main(int argc, char **argv) {
     bench_udp_echo(o.io, o.n ? o.n : 20000);
   } else if (strcmp(cmd, "udp-flood") == 0) {
     bench_udp_flood(o.io, o.n ? o.n : 1000000);
+  } else if (strcmp(cmd, "peers") == 0) {
+    return bench_peers(o.io, o.count ? o.count : 10000, 3);
   } else if (strcmp(cmd, "throughput") == 0) {
     uint32_t size = o.size ? o.size : 64;
     return bench_peernet_throughput(
