@@ -561,6 +561,17 @@ pn_err pn_host_local_addr(const pn_host *host, uint32_t index,
   return PN_OK;
 }
 
+pn_err pn_host_set_conditioner(pn_host *host, uint32_t index, pn_direction dir,
+                               const pn_link_conditioner *cfg) {
+  if (!host || index >= host->nsockets) {
+    return PN_EINVAL;
+  }
+  if (atomic_load_explicit(&host->closing, memory_order_relaxed)) {
+    return PN_ECLOSED;
+  }
+  return pn_socket_set_conditioner(host->sockets[index], dir, cfg);
+}
+
 void pn_host_close(pn_host *host) {
   if (!host) {
     return;

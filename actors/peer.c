@@ -213,11 +213,27 @@ static uint32_t next_socket(pn_peer *p) {
   return 0;
 }
 
-static void send_raw(pn_peer *p, const uint8_t *data, size_t len) {
-  pn__host_send(p->host, next_socket(p), &p->addr, data, len);
+static void send_on(pn_peer *p, uint32_t socket, const uint8_t *data,
+                    size_t len) {
+  pn__host_send(p->host, socket, &p->addr, data, len);
   pn__stat_add(&p->st_dg_out, 1);
   pn__stat_add(&p->st_bytes_out, len);
   p->last_send_ns = pn__now_ns();
+}
+
+static void send_raw(pn_peer *p, const uint8_t *data, size_t len) {
+  send_on(p, next_socket(p), data, len);
+}
+
+/* The lowest socket of the mask. The whole handshake leaves from it: the
+ * server's cookie names the address it challenged, so a ConnectResponse
+ * from another socket would be dropped. */
+static uint32_t handshake_socket(const pn_peer *p) {
+  uint32_t s = 0;
+  while (s < 31 && !(p->sockets_mask >> s & 1u)) {
+    s++;
+  }
+  return s;
 }
 
 /* Packs a handshake message with padding up to PN__HANDSHAKE_PAD bytes
@@ -237,7 +253,7 @@ static void send_handshake(pn_peer *p, uint8_t type, uint32_t conn_id,
   pn__wire_put_header(buf, type, false, conn_id);
   size_t body = protobuf_c_message_pack(m, buf + PN__WIRE_HEADER);
   size_t len = pn__wire_seal(buf, PN__WIRE_HEADER + body, pn__wire_public_key);
-  send_raw(p, buf, len);
+  send_on(p, handshake_socket(p), buf, len);
   p->handshake_sent_ns = p->last_send_ns;
 }
 

@@ -245,6 +245,18 @@ PN_API pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
 PN_API pn_err pn_host_local_addr(const pn_host *host, uint32_t index,
                                  pn_addr *addr_out);
 
+/* Replaces one direction's link conditioner of socket `index` while the
+ * host runs, as pn_socket_set_conditioner() does for a plain socket: the
+ * way to impair (or cut: loss = 1.0) a live host's traffic in a test or a
+ * debug build. The host config's pn_socket_config conditioners set the
+ * initial ones. Errors: PN_EINVAL (NULL, index out of range, bad
+ * direction or settings), PN_ECLOSED (host closing), PN_ENOMEM. Any
+ * thread, never blocks; takes effect when the socket's actor handles it,
+ * in order with the host's sends from the same thread. */
+PN_API pn_err pn_host_set_conditioner(pn_host *host, uint32_t index,
+                                      pn_direction dir,
+                                      const pn_link_conditioner *cfg);
+
 /* Disconnects every peer (reason PN_REASON_HOST_CLOSED, sent to the remote
  * sides), closes the sockets and gives back the handle (NULL is ignored).
  * Owners get PN_MSG_PEER_DISCONNECTED for each peer. Any thread. */

@@ -1,0 +1,2080 @@
+/* Connections under abuse, on both I/O backends: garbage and forged
+ * datagrams from a plain socket, a relay that corrupts, truncates and
+ * replays a live connection's datagrams, a flood of connect requests that
+ * never answer the challenge, stolen cookies, max_peers and the accept
+ * hook, connect and idle timeouts, host close seen from the other side,
+ * every API function given bad input, protobuf packets and one packet
+ * sent to several peers, hosts with several sockets, compression with and
+ * without a zstd dictionary.
+ *
+ * The datagrams the tests forge are built with the library's own wire
+ * helpers (actors/wire.h), so each one is wrong in exactly the way the
+ * test means. Counters are checked exactly wherever the path is
+ * deterministic: the host handles its socket's datagrams in arrival
+ * order, so once it answers a marker request sent after a batch, it has
+ * counted the whole batch. */
+#include <inttypes.h>
+#include <protobuf-c/protobuf-c.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zdict.h>
+
+#include "actors/net_internal.h"
+#include "actors/wire.h"
+#include "tests/net/net_harness.h"
+
+#define WAIT_MS 10000
+
+/* --- small helpers ------------------------------------------------------- */
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static pn_host_stats host_stats(const pn_host *h) {
+  pn_host_stats st;
+  PN_ASSERT_OK(pn_host_stats_get(h, &st));
+  return st;
+}
+
+static pn_peer_stats peer_stats(const pn_peer *p) {
+  pn_peer_stats st;
+  PN_ASSERT_OK(pn_peer_stats_get(p, &st));
+  return st;
+}
+
+static void print_host(const char *name, const pn_host *h) {
+  pn_host_stats s = host_stats(h);
+  fprintf(stderr,
+          "# %s: in %" PRIu64 " bad_header %" PRIu64 " unknown %" PRIu64
+          " hs_dropped %" PRIu64 " challenges %" PRIu64 " accepted %" PRIu64
+          " rejected %" PRIu64 " peers %" PRIu64 "\n",
+          name, s.datagrams_in, s.bad_header, s.unknown_connection,
+          s.handshake_dropped, s.challenges_sent, s.accepted, s.rejected,
+          s.peers);
+}
+
+static void print_peer(const char *name, const pn_peer *p) {
+  pn_peer_stats s = peer_stats(p);
+  fprintf(stderr,
+          "# %s: state %d out %" PRIu64 " in %" PRIu64 " lost %" PRIu64
+          " rtx %" PRIu64 " dups %" PRIu64 " bad %" PRIu64 " msgs %" PRIu64
+          "/%" PRIu64 "\n",
+          name, (int)s.state, s.datagrams_out, s.datagrams_in, s.datagrams_lost,
+          s.retransmits, s.duplicates, s.bad_datagrams, s.messages_out,
+          s.messages_in);
+}
+
+/* A host on 127.0.0.1 with `nsockets` sockets (each on a free port). */
+static pn_host *host_on(pn_runtime *rt, pn_actor *accept_owner,
+                        pn_host_config *cfg, uint32_t nsockets) {
+  pn_host_config local = PN_HOST_CONFIG_INIT;
+  if (!cfg) {
+    cfg = &local;
+  }
+  pn_socket_config sc[32];
+  for (uint32_t i = 0; i < nsockets; i++) {
+    pn_socket_config one = PN_SOCKET_CONFIG_INIT;
+    one.host = "127.0.0.1";
+    sc[i] = one;
+  }
+  cfg->sockets = sc;
+  cfg->socket_count = nsockets;
+  cfg->accept_owner = accept_owner;
+  pn_host *h = NULL;
+  PN_ASSERT_OK(pn_host_open(rt, cfg, &h));
+  cfg->sockets = NULL;
+  return h;
+}
+
+static pn_peer *connect_to(pn_host *client, const pn_addr *to, pn_actor *owner,
+                           uint32_t nch, const pn_channel_kind *kinds,
+                           uint32_t sockets_mask) {
+  pn_peer_config pc = PN_PEER_CONFIG_INIT;
+  pc.remote = *to;
+  pc.owner = owner;
+  pc.channel_count = nch;
+  pc.kinds = kinds;
+  pc.sockets_mask = sockets_mask;
+  pn_peer *p = NULL;
+  PN_ASSERT_OK(pn_host_connect(client, &pc, &p));
+  return p;
+}
+
+/* Sends ids first..last (net_fill payloads of len bytes), retrying on
+ * backpressure in a bounded loop. */
+static void send_range(pn_channel *ch, uint64_t first, uint64_t last,
+                       size_t len) {
+  uint8_t *buf = malloc(len ? len : 1);
+  for (uint64_t i = first; i <= last; i++) {
+    net_fill(buf, len, i);
+    pn_err err;
+    for (int tries = 0;
+         (err = pn_channel_send(ch, buf, len, NULL)) == PN_EAGAIN &&
+         tries < 1000000;
+         tries++) {
+      sched_yield();
+    }
+    PN_ASSERT_OK(err);
+  }
+  free(buf);
+}
+
+/* --- forged datagrams ---------------------------------------------------- */
+
+static const uint8_t zeros[2048];
+
+/* Seals a handshake message of `type` for conn_id into buf, padded with
+ * field 15 to at least pad_to bytes (0: no padding). Returns its length. */
+static size_t forge_handshake(uint8_t *buf, uint8_t type, uint32_t conn_id,
+                              ProtobufCMessage *m, ProtobufCBinaryData *padding,
+                              size_t pad_to) {
+  if (padding) {
+    padding->data = (uint8_t *)zeros;
+    padding->len = 0;
+    size_t base = PN__WIRE_OVERHEAD + protobuf_c_message_get_packed_size(m);
+    while (base + 1 + pn__varint_len(padding->len) + padding->len < pad_to) {
+      padding->len++;
+    }
+  }
+  pn__wire_put_header(buf, type, false, conn_id);
+  size_t body = protobuf_c_message_pack(m, buf + PN__WIRE_HEADER);
+  return pn__wire_seal(buf, PN__WIRE_HEADER + body, pn__wire_public_key);
+}
+
+/* The nonce the prober uses for a client id, so replies can be checked
+ * without shared tables. */
+static uint64_t nonce_of(uint32_t client_id) {
+  uint64_t s = pn_test_seed() ^ ((uint64_t)client_id << 20);
+  return pn_test_rand(&s);
+}
+
+/* Ids below FLOOD_IDS get requests of 256..352 bytes; others 256. */
+#define FLOOD_IDS 0x40000000u
+static size_t request_size(uint32_t client_id) {
+  return client_id < FLOOD_IDS ? 256u + client_id % 97u : 256u;
+}
+
+static size_t forge_request(uint8_t *buf, uint32_t version, uint32_t client_id,
+                            uint32_t nch, size_t pad_to) {
+  uint8_t kinds[PN_MAX_CHANNELS + 1];
+  for (uint32_t i = 0; i < nch; i++) {
+    kinds[i] = (uint8_t)(i % PN_CHANNEL_KINDS);
+  }
+  Peernet__Wire__V1__ConnectRequest r =
+      PEERNET__WIRE__V1__CONNECT_REQUEST__INIT;
+  r.version = version;
+  r.client_id = client_id;
+  r.client_nonce = nonce_of(client_id);
+  r.channel_kinds.data = kinds;
+  r.channel_kinds.len = nch;
+  return forge_handshake(buf, PN__T_CONNECT_REQUEST, 0, &r.base,
+                         pad_to ? &r.padding : NULL, pad_to);
+}
+
+static size_t forge_response(uint8_t *buf, uint32_t client_id, uint64_t ts_ms,
+                             const uint8_t *cookie, size_t cookie_len) {
+  uint8_t kinds[1] = {PN_CHANNEL_ORDERED};
+  Peernet__Wire__V1__ConnectResponse r =
+      PEERNET__WIRE__V1__CONNECT_RESPONSE__INIT;
+  r.client_id = client_id;
+  r.client_nonce = nonce_of(client_id);
+  r.timestamp_ms = ts_ms;
+  r.cookie.data = (uint8_t *)cookie;
+  r.cookie.len = cookie_len;
+  r.channel_kinds.data = kinds;
+  r.channel_kinds.len = 1;
+  return forge_handshake(buf, PN__T_CONNECT_RESPONSE, 0, &r.base, &r.padding,
+                         request_size(client_id));
+}
+
+/* --- the prober: a plain socket that sends forged datagrams and checks
+ * every reply --------------------------------------------------------------
+ * Each reply must carry a valid handshake tag, answer a request the prober
+ * sent (its client id and nonce), and be no larger than that request. */
+
+typedef struct prober {
+  pn_socket *sock;
+  pn_addr local;
+  pn_test_latch replies_latch; /* counted down per reply */
+  _Atomic uint64_t replies, challenges, accepts, rejects, data, bad;
+  _Atomic uint64_t requests; /* padded requests (the prober as a server) */
+  _Atomic uint32_t reject_reason;
+  /* The last challenge (read by the test after a latch). */
+  pthread_mutex_t lock;
+  uint32_t chal_id;
+  uint64_t chal_ts;
+  uint8_t cookie[32];
+  size_t cookie_len;
+  uint32_t accept_server_id;
+} prober;
+
+static void prober_reply(prober *pr, const uint8_t *b, size_t len) {
+  pn__wire_header h;
+  if (!pn__wire_peek(b, len, &h)) {
+    atomic_fetch_add(&pr->bad, 1);
+    return;
+  }
+  if (h.type == PN__T_DATA) {
+    atomic_fetch_add(&pr->data, 1); /* an accepted prober's peer talking */
+    return;
+  }
+  if (h.type == PN__T_CONNECT_REQUEST) {
+    bool padded = len >= PN__HANDSHAKE_PAD &&
+                  pn__wire_verify(b, len, pn__wire_public_key);
+    atomic_fetch_add(padded ? &pr->requests : &pr->bad, 1);
+    return;
+  }
+  if (!pn__wire_verify(b, len, pn__wire_public_key) ||
+      len > request_size(h.conn_id)) {
+    atomic_fetch_add(&pr->bad, 1);
+    return;
+  }
+  const uint8_t *body = b + PN__WIRE_HEADER;
+  size_t blen = len - PN__WIRE_OVERHEAD;
+  bool ok = false;
+  if (h.type == PN__T_CHALLENGE) {
+    Peernet__Wire__V1__Challenge *c =
+        peernet__wire__v1__challenge__unpack(NULL, blen, body);
+    ok = c && c->client_id == h.conn_id &&
+         c->client_nonce == nonce_of(c->client_id) && c->cookie.len == 16;
+    if (ok) {
+      pthread_mutex_lock(&pr->lock);
+      pr->chal_id = c->client_id;
+      pr->chal_ts = c->timestamp_ms;
+      memcpy(pr->cookie, c->cookie.data, c->cookie.len);
+      pr->cookie_len = c->cookie.len;
+      pthread_mutex_unlock(&pr->lock);
+      atomic_fetch_add(&pr->challenges, 1);
+    }
+    peernet__wire__v1__challenge__free_unpacked(c, NULL);
+  } else if (h.type == PN__T_REJECT) {
+    Peernet__Wire__V1__Reject *r =
+        peernet__wire__v1__reject__unpack(NULL, blen, body);
+    ok = r && r->client_id == h.conn_id &&
+         r->client_nonce == nonce_of(r->client_id);
+    if (ok) {
+      atomic_store(&pr->reject_reason, r->reason);
+      atomic_fetch_add(&pr->rejects, 1);
+    }
+    peernet__wire__v1__reject__free_unpacked(r, NULL);
+  } else if (h.type == PN__T_ACCEPT) {
+    Peernet__Wire__V1__Accept *a =
+        peernet__wire__v1__accept__unpack(NULL, blen, body);
+    ok = a && a->client_id == h.conn_id &&
+         a->client_nonce == nonce_of(a->client_id) && a->server_id;
+    if (ok) {
+      pthread_mutex_lock(&pr->lock);
+      pr->accept_server_id = a->server_id;
+      pthread_mutex_unlock(&pr->lock);
+      atomic_fetch_add(&pr->accepts, 1);
+    }
+    peernet__wire__v1__accept__free_unpacked(a, NULL);
+  }
+  if (!ok) {
+    atomic_fetch_add(&pr->bad, 1);
+  }
+}
+
+static void prober_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  prober *pr = state;
+  pn_datagram d;
+  if (pn_msg_type(msg) != PN_MSG_DATAGRAM || pn_msg_datagram(msg, &d)) {
+    return;
+  }
+  prober_reply(pr, d.data, d.len);
+  atomic_fetch_add(&pr->replies, 1);
+  pn_test_latch_count_down(&pr->replies_latch);
+}
+
+static pn_actor *prober_open(pn_runtime *rt, prober *pr) {
+  memset(pr, 0, sizeof *pr);
+  pthread_mutex_init(&pr->lock, NULL);
+  pn_test_latch_init(&pr->replies_latch, 0);
+  pn_actor *a = pn_test_spawn(rt, "prober", prober_handler, pr, -1);
+  pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
+  sc.host = "127.0.0.1";
+  sc.owner = a;
+  PN_ASSERT_OK(pn_socket_open(rt, &sc, &pr->sock));
+  PN_ASSERT_OK(pn_socket_local_addr(pr->sock, &pr->local));
+  return a;
+}
+
+/* After the runtime ended (a: its handle, given back after shutdown). */
+static void prober_fini(prober *pr, pn_actor *a) {
+  pn_actor_release(a);
+  pn_test_latch_fini(&pr->replies_latch);
+  pthread_mutex_destroy(&pr->lock);
+}
+
+static void prober_send(prober *pr, const pn_addr *to, const uint8_t *b,
+                        size_t len) {
+  PN_ASSERT_OK(pn_socket_send(pr->sock, to, b, len));
+}
+
+/* Sends `expect` more replies' worth of latch, then waits for them. */
+static void prober_expect(prober *pr, uint64_t n) {
+  pn_test_latch_add(&pr->replies_latch, n);
+}
+
+static void prober_wait(prober *pr, const char *what) {
+  if (!pn_test_latch_wait(&pr->replies_latch, WAIT_MS)) {
+    fail_msg("%s: replies %" PRIu64 " challenges %" PRIu64 " bad %" PRIu64,
+             what, atomic_load(&pr->replies), atomic_load(&pr->challenges),
+             atomic_load(&pr->bad));
+  }
+}
+
+/* A padded request whose challenge proves every datagram sent to `to`
+ * before it was handled (the host reads its socket in order). */
+static uint32_t next_marker = 0x70000000u;
+static void prober_sync(prober *pr, const pn_addr *to) {
+  uint8_t buf[512];
+  prober_expect(pr, 1);
+  size_t len = forge_request(buf, PN__WIRE_VERSION, next_marker++, 1, 256);
+  prober_send(pr, to, buf, len);
+  prober_wait(pr, "marker");
+}
+
+/* --- the relay: a UDP hop between client and server -----------------------
+ * Passes datagrams both ways and learns the connection ids from DATA
+ * headers. Impairing, it replaces a share of DATA datagrams with a
+ * bit-flipped or truncated copy and sends a replay of an older intact one
+ * after another share, all from a seeded PRNG. Direction 0 is client to
+ * server, 1 server to client. */
+
+#define RING 32
+#define RELAY_PASS 0
+#define RELAY_IMPAIR 1
+
+typedef struct relay_dir {
+  uint8_t ring[RING][2048]; /* intact DATA datagrams forwarded */
+  size_t ring_len[RING];
+  uint64_t ring_n;
+  _Atomic uint64_t forwarded, impaired, replayed, handshakes;
+} relay_dir;
+
+typedef struct relay {
+  pn_socket *sock;
+  pn_addr local, server, client;
+  bool have_client;
+  uint64_t rng;
+  double corrupt, truncate, replay;
+  _Atomic int mode;
+  _Atomic uint32_t server_id, client_id;
+  relay_dir dir[2];
+} relay;
+
+static double unit(uint64_t *rng) {
+  return (double)(pn_test_rand(rng) >> 11) / 9007199254740992.0;
+}
+
+static void relay_send(relay *r, const pn_addr *to, const uint8_t *b,
+                       size_t len) {
+  /* PN_ECLOSED once the test closes the relay. */
+  (void)pn_socket_send(r->sock, to, b, len);
+}
+
+static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  relay *r = state;
+  pn_datagram d;
+  if (pn_msg_type(msg) != PN_MSG_DATAGRAM || pn_msg_datagram(msg, &d)) {
+    return;
+  }
+  int k = pn_addr_equal(&d.from, &r->server) ? 1 : 0;
+  if (k == 0) {
+    r->client = d.from;
+    r->have_client = true;
+  } else if (!r->have_client) {
+    return;
+  }
+  const pn_addr *to = k ? &r->client : &r->server;
+  relay_dir *rd = &r->dir[k];
+  const uint8_t *b = d.data;
+  bool data = d.len >= PN__WIRE_OVERHEAD && (b[1] & 0x0Fu) == PN__T_DATA &&
+              d.len <= sizeof rd->ring[0];
+  if (data) {
+    uint32_t id = (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 |
+                  (uint32_t)b[5] << 24;
+    atomic_store(k ? &r->client_id : &r->server_id, id);
+  } else {
+    atomic_fetch_add(&rd->handshakes, 1);
+  }
+  atomic_fetch_add(&rd->forwarded, 1);
+  if (data && atomic_load(&r->mode) == RELAY_IMPAIR) {
+    double u = unit(&r->rng);
+    if (u < r->corrupt) {
+      /* One to three distinct bits, so the copy always differs. */
+      uint8_t copy[2048];
+      memcpy(copy, b, d.len);
+      uint64_t bits[3];
+      uint32_t n = 1 + (uint32_t)(pn_test_rand(&r->rng) % 3);
+      for (uint32_t i = 0; i < n; i++) {
+        bool again;
+        do {
+          bits[i] = pn_test_rand(&r->rng) % (d.len * 8);
+          again = false;
+          for (uint32_t j = 0; j < i; j++) {
+            again |= bits[j] == bits[i];
+          }
+        } while (again);
+        copy[bits[i] / 8] ^= (uint8_t)(1u << (bits[i] % 8));
+      }
+      relay_send(r, to, copy, d.len);
+      atomic_fetch_add(&rd->impaired, 1);
+      return;
+    }
+    if (u < r->corrupt + r->truncate) {
+      size_t len = 1 + (size_t)(pn_test_rand(&r->rng) % (d.len - 1));
+      relay_send(r, to, b, len);
+      atomic_fetch_add(&rd->impaired, 1);
+      return;
+    }
+  }
+  relay_send(r, to, b, d.len);
+  if (!data) {
+    return;
+  }
+  size_t slot = rd->ring_n++ % RING;
+  memcpy(rd->ring[slot], b, d.len);
+  rd->ring_len[slot] = d.len;
+  if (atomic_load(&r->mode) == RELAY_IMPAIR && rd->ring_n > 1 &&
+      unit(&r->rng) < r->replay) {
+    uint64_t n = rd->ring_n < RING ? rd->ring_n : RING;
+    size_t old = (size_t)(pn_test_rand(&r->rng) % n);
+    relay_send(r, to, rd->ring[old], rd->ring_len[old]);
+    atomic_fetch_add(&rd->replayed, 1);
+  }
+}
+
+/* --- a connected pair, directly or through the relay --------------------- */
+
+typedef struct world {
+  pn_runtime *rt;
+  net_app sapp, capp;
+  pn_actor *sactor, *cactor;
+  pn_host *server, *client;
+  pn_addr server_addr;
+  pn_peer *peer; /* the client's handle */
+  pn_test_latch connected, disconnected;
+  relay *rl;
+  pn_actor *ractor;
+  pn_actor *extra[4]; /* more handles to give back after shutdown */
+  pn_peer *extra_peers[4];
+} world;
+
+typedef struct world_opts {
+  pn_host_config *server_cfg, *client_cfg; /* NULL: defaults */
+  uint32_t nch;
+  const pn_channel_kind *kinds;
+  size_t cap;
+  bool relay;
+  uint64_t salt; /* of the relay's PRNG */
+} world_opts;
+
+static void world_open(world *w, const world_opts *o) {
+  memset(w, 0, sizeof *w);
+  w->rt = net_runtime();
+  net_app_init(&w->sapp, o->cap);
+  net_app_init(&w->capp, o->cap);
+  pn_test_latch_init(&w->connected, 2);
+  pn_test_latch_init(&w->disconnected, 2);
+  w->sapp.on_connect = w->capp.on_connect = &w->connected;
+  w->sapp.on_disconnect = w->capp.on_disconnect = &w->disconnected;
+  w->sactor = pn_test_spawn(w->rt, "server-app", net_app_handler, &w->sapp, -1);
+  w->cactor = pn_test_spawn(w->rt, "client-app", net_app_handler, &w->capp, -1);
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  if (o->server_cfg) {
+    scfg = *o->server_cfg;
+  }
+  scfg.home_worker = 0;
+  w->server = host_on(w->rt, w->sactor, &scfg, 1);
+  pn_host_config ccfg = PN_HOST_CONFIG_INIT;
+  if (o->client_cfg) {
+    ccfg = *o->client_cfg;
+  }
+  ccfg.home_worker = 1;
+  w->client = host_on(w->rt, NULL, &ccfg, 1);
+  PN_ASSERT_OK(pn_host_local_addr(w->server, 0, &w->server_addr));
+  pn_addr to = w->server_addr;
+  if (o->relay) {
+    w->rl = calloc(1, sizeof *w->rl);
+    w->rl->server = w->server_addr;
+    w->rl->rng = pn_test_seed() ^ o->salt;
+    w->ractor = pn_test_spawn(w->rt, "relay", relay_handler, w->rl, -1);
+    pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
+    sc.host = "127.0.0.1";
+    sc.owner = w->ractor;
+    PN_ASSERT_OK(pn_socket_open(w->rt, &sc, &w->rl->sock));
+    PN_ASSERT_OK(pn_socket_local_addr(w->rl->sock, &w->rl->local));
+    to = w->rl->local;
+  }
+  w->peer = connect_to(w->client, &to, w->cactor, o->nch, o->kinds, 0);
+}
+
+static void world_wait_connected(world *w) {
+  if (!pn_test_latch_wait(&w->connected, WAIT_MS)) {
+    print_host("server", w->server);
+    print_host("client", w->client);
+    print_peer("client peer", w->peer);
+    fail_msg("not connected");
+  }
+  assert_int_equal(w->sapp.connected, 1);
+  assert_int_equal(w->capp.connected, 1);
+}
+
+static void world_close(world *w) {
+  pn_peer_release(w->peer);
+  pn_host_close(w->client);
+  pn_host_close(w->server);
+  (void)pn_test_latch_wait(&w->disconnected, WAIT_MS);
+  if (w->rl) {
+    pn_socket_close(w->rl->sock); /* after the disconnects went through */
+  }
+  PN_ASSERT_OK(pn_runtime_shutdown(w->rt, UINT64_MAX));
+  pn_peer_release(w->sapp.peer);
+  pn_peer_release(w->capp.peer);
+  pn_actor_release(w->sactor);
+  pn_actor_release(w->cactor);
+  pn_actor_release(w->ractor);
+  for (size_t i = 0; i < sizeof w->extra / sizeof w->extra[0]; i++) {
+    pn_actor_release(w->extra[i]);
+    pn_peer_release(w->extra_peers[i]);
+  }
+  pn_test_runtime_end(w->rt);
+  free(w->rl);
+  net_app_fini(&w->sapp);
+  net_app_fini(&w->capp);
+  pn_test_latch_fini(&w->connected);
+  pn_test_latch_fini(&w->disconnected);
+}
+
+/* Sends id `id` from the client and waits until the server delivered it:
+ * every datagram that reached the server before it has been handled. */
+static void world_sync(world *w, uint64_t id) {
+  pn_test_latch got;
+  pn_test_latch_init(&got, 1);
+  pthread_mutex_lock(&w->sapp.lock);
+  w->sapp.signal_id = id;
+  w->sapp.signal_channel = 0;
+  w->sapp.on_signal = &got;
+  pthread_mutex_unlock(&w->sapp.lock);
+  send_range(pn_peer_channel(w->peer, 0), id, id, 64);
+  if (!pn_test_latch_wait(&got, WAIT_MS)) {
+    print_host("server", w->server);
+    print_peer("client peer", w->peer);
+    fail_msg("message %" PRIu64 " never arrived", id);
+  }
+  pthread_mutex_lock(&w->sapp.lock);
+  w->sapp.on_signal = NULL;
+  pthread_mutex_unlock(&w->sapp.lock);
+  pn_test_latch_fini(&got);
+}
+
+/* --- garbage from a plain socket ----------------------------------------- */
+
+/* Every kind of malformed or forged datagram a stranger can send, to a
+ * server with one live connection (through the relay, which tells the
+ * test the connection's real id). Each lands in exactly one counter; none
+ * gets a reply, creates a peer or disturbs the connection. */
+static void garbage_is_counted_and_dropped(void **state) {
+  (void)state;
+  world w;
+  pn_host_config quiet = PN_HOST_CONFIG_INIT;
+  quiet.keepalive_us = 60000000; /* no traffic of its own meanwhile */
+  quiet.idle_timeout_us = 120000000;
+  pn_channel_kind kind = PN_CHANNEL_ORDERED;
+  world_open(&w, &(world_opts){.server_cfg = &quiet,
+                               .client_cfg = &quiet,
+                               .nch = 1,
+                               .kinds = &kind,
+                               .cap = 64,
+                               .relay = true});
+  world_wait_connected(&w);
+  world_sync(&w, 1); /* a DATA datagram: the relay learns the server's id */
+  uint32_t real = atomic_load(&w.rl->server_id);
+  assert_true(real != 0);
+  prober pr;
+  pn_actor *pa = prober_open(w.rt, &pr);
+  const pn_addr *to = &w.server_addr;
+  uint64_t rng = pn_test_seed() ^ 0xBAD;
+  uint8_t buf[2048];
+  pn_host_stats before = host_stats(w.server);
+  uint64_t sent = 0, bad_header = 0, unknown = 0, dropped = 0, peer_bad = 0;
+
+  /* Random bytes (never version 1), 1..1200 long. */
+  for (int i = 0; i < 200; i++) {
+    size_t len = 1 + pn_test_rand(&rng) % 1200;
+    for (size_t j = 0; j < len; j++) {
+      buf[j] = (uint8_t)pn_test_rand(&rng);
+    }
+    if (buf[0] == PN__WIRE_VERSION) {
+      buf[0] = 0;
+    }
+    prober_send(&pr, to, buf, len);
+    bad_header++;
+  }
+  /* An empty datagram and every header shorter than header + tag. */
+  prober_send(&pr, to, buf, 0);
+  bad_header++;
+  for (size_t len = 1; len < PN__WIRE_OVERHEAD; len++) {
+    pn__wire_put_header(buf, PN__T_DATA, false, real);
+    memset(buf + PN__WIRE_HEADER, 0xAB, sizeof buf - PN__WIRE_HEADER);
+    prober_send(&pr, to, buf, len);
+    bad_header++;
+  }
+  /* Wrong versions, unknown types, unknown flag bits. */
+  static const uint8_t versions[] = {0, 2, 3, 0x7F, 0x81, 0xFF};
+  for (size_t i = 0; i < sizeof versions; i++) {
+    pn__wire_put_header(buf, PN__T_DATA, false, real);
+    buf[0] = versions[i];
+    prober_send(&pr, to, buf, 100);
+    bad_header++;
+  }
+  static const uint8_t type_bytes[] = {0x00, 0x07, 0x08, 0x0F, 0x10,
+                                       0x20, 0x46, 0x86, 0xE6};
+  for (size_t i = 0; i < sizeof type_bytes; i++) {
+    pn__wire_put_header(buf, PN__T_DATA, false, real);
+    buf[1] = type_bytes[i];
+    prober_send(&pr, to, buf, 100);
+    bad_header++;
+  }
+  /* DATA and server-bound replies for connections that do not exist. */
+  for (int i = 0; i < 300; i++) {
+    uint32_t id = (uint32_t)pn_test_rand(&rng);
+    if (id == real) {
+      id ^= 1;
+    }
+    pn__wire_put_header(buf, PN__T_DATA, i % 2 == 0, i == 0 ? 0 : id);
+    for (size_t j = PN__WIRE_HEADER; j < 200; j++) {
+      buf[j] = (uint8_t)pn_test_rand(&rng);
+    }
+    prober_send(&pr, to, buf, 200);
+    unknown++;
+  }
+  for (uint8_t t = PN__T_CHALLENGE; t <= PN__T_REJECT; t++) {
+    if (t == PN__T_CONNECT_RESPONSE) {
+      continue;
+    }
+    pn__wire_put_header(buf, t, false, 0);
+    size_t len = pn__wire_seal(buf, 100, pn__wire_public_key);
+    prober_send(&pr, to, buf, len);
+    unknown++;
+  }
+  /* Handshakes the host must drop: unpadded requests, bad tags, zero ids,
+   * bad channel lists, bodies that are not protobuf, forged cookies. */
+  for (uint32_t i = 0; i < 50; i++) {
+    size_t len = forge_request(buf, PN__WIRE_VERSION, 1000 + i, 1, 0);
+    assert_true(len < PN__HANDSHAKE_PAD);
+    prober_send(&pr, to, buf, len);
+    dropped++;
+  }
+  for (uint32_t i = 0; i < 10; i++) {
+    size_t len = forge_request(buf, PN__WIRE_VERSION, 2000 + i, 1, 256);
+    buf[len - 1 - i] ^= 0x40; /* tag or padding */
+    prober_send(&pr, to, buf, len);
+    dropped++;
+  }
+  static const uint32_t bad_nch[] = {0, PN_MAX_CHANNELS + 1};
+  for (size_t i = 0; i < 2; i++) {
+    prober_send(&pr, to, buf,
+                forge_request(buf, PN__WIRE_VERSION, 3000, bad_nch[i], 300));
+    dropped++;
+  }
+  {
+    uint8_t kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_KINDS};
+    Peernet__Wire__V1__ConnectRequest r =
+        PEERNET__WIRE__V1__CONNECT_REQUEST__INIT;
+    r.version = PN__WIRE_VERSION;
+    r.client_id = 3001;
+    r.channel_kinds.data = kinds;
+    r.channel_kinds.len = 2;
+    prober_send(&pr, to, buf,
+                forge_handshake(buf, PN__T_CONNECT_REQUEST, 0, &r.base,
+                                &r.padding, 256));
+    dropped++;
+    r.client_id = 0; /* no id */
+    r.channel_kinds.len = 1;
+    prober_send(&pr, to, buf,
+                forge_handshake(buf, PN__T_CONNECT_REQUEST, 0, &r.base,
+                                &r.padding, 256));
+    dropped++;
+  }
+  for (uint8_t t = PN__T_CONNECT_REQUEST; t <= PN__T_CONNECT_RESPONSE; t += 2) {
+    pn__wire_put_header(buf, t, false, 0);
+    memset(buf + PN__WIRE_HEADER, 0xFF, 300); /* truncated varints */
+    prober_send(&pr, to, buf,
+                pn__wire_seal(buf, PN__WIRE_HEADER + 300, pn__wire_public_key));
+    dropped++;
+  }
+  for (uint32_t i = 0; i < 50; i++) {
+    uint8_t cookie[16];
+    for (size_t j = 0; j < sizeof cookie; j++) {
+      cookie[j] = (uint8_t)pn_test_rand(&rng);
+    }
+    uint64_t ts = i % 2 ? pn_test_rand(&rng) : 0;
+    prober_send(&pr, to, buf,
+                forge_response(buf, 4000 + i, ts, cookie, i % 5 ? 16 : 15));
+    dropped++;
+  }
+  /* The real connection id from a stranger: bad tags, a compressed body
+   * that is not, handshake replies a server peer never takes. */
+  for (int i = 0; i < 100; i++) {
+    size_t len = PN__WIRE_OVERHEAD + pn_test_rand(&rng) % 1100;
+    pn__wire_put_header(buf, PN__T_DATA, i % 3 == 0, real);
+    for (size_t j = PN__WIRE_HEADER; j < len; j++) {
+      buf[j] = (uint8_t)pn_test_rand(&rng);
+    }
+    prober_send(&pr, to, buf, len);
+    peer_bad++;
+  }
+  for (uint8_t t = PN__T_CHALLENGE; t <= PN__T_REJECT; t++) {
+    if (t == PN__T_CONNECT_RESPONSE) {
+      continue;
+    }
+    pn__wire_put_header(buf, t, false, real);
+    memset(buf + PN__WIRE_HEADER, 0, 50);
+    prober_send(&pr, to, buf,
+                pn__wire_seal(buf, PN__WIRE_HEADER + 50, pn__wire_public_key));
+    peer_bad++;
+  }
+  sent = bad_header + unknown + dropped + peer_bad;
+  prober_sync(&pr, to);
+  pn_host_stats after = host_stats(w.server);
+  if (after.datagrams_in - before.datagrams_in != sent + 1) {
+    print_host("server", w.server);
+  }
+  assert_int_equal(after.datagrams_in - before.datagrams_in, sent + 1);
+  assert_int_equal(after.bad_header - before.bad_header, bad_header);
+  assert_int_equal(after.unknown_connection - before.unknown_connection,
+                   unknown);
+  assert_int_equal(after.handshake_dropped - before.handshake_dropped, dropped);
+  assert_int_equal(after.challenges_sent - before.challenges_sent, 1);
+  assert_int_equal(after.accepted, 1);
+  assert_int_equal(after.rejected, 0);
+  assert_int_equal(after.peers, 1);
+  assert_int_equal(atomic_load(&pr.replies), 1); /* the marker's only */
+  assert_int_equal(atomic_load(&pr.bad), 0);
+  /* The connection still works, and its peer counted the forged DATA. */
+  world_sync(&w, 2);
+  pn_peer_stats sp = peer_stats(w.sapp.peer);
+  assert_int_equal(sp.bad_datagrams, peer_bad);
+  assert_int_equal(sp.state, PN_PEER_CONNECTED);
+  assert_int_equal(peer_stats(w.peer).bad_datagrams, 0);
+  assert_int_equal(w.sapp.bad, 0);
+  assert_int_equal(w.sapp.packets, 2);
+  assert_int_equal(w.sapp.ids[0], 1);
+  assert_int_equal(w.sapp.ids[1], 2);
+  pn_socket_close(pr.sock);
+  w.extra[0] = pa;
+  world_close(&w);
+  prober_fini(&pr, NULL);
+}
+
+/* --- corruption, truncation and replay on a live connection -------------- */
+
+/* 500 ordered messages (8..3000 bytes, so some are fragmented) each way
+ * through the relay while it corrupts 8%, truncates 4% and replays after
+ * 8% of the DATA datagrams. Nothing arrives corrupt, everything arrives
+ * once and in order, and every impaired datagram from the client is
+ * counted by exactly one of the server's counters. */
+static void corrupted_truncated_replayed(void **state) {
+  (void)state;
+  enum { N = 500 };
+  world w;
+  pn_channel_kind kind = PN_CHANNEL_ORDERED;
+  world_open(&w, &(world_opts){.nch = 1,
+                               .kinds = &kind,
+                               .cap = 2 * N + 16,
+                               .relay = true,
+                               .salt = 0xC0FFEE});
+  world_wait_connected(&w);
+  w.rl->corrupt = 0.08;
+  w.rl->truncate = 0.04;
+  w.rl->replay = 0.08;
+  pn_host_stats s0 = host_stats(w.server), c0 = host_stats(w.client);
+  atomic_store(&w.rl->mode, RELAY_IMPAIR);
+  pn_test_latch got;
+  pn_test_latch_init(&got, 2 * N);
+  pthread_mutex_lock(&w.sapp.lock);
+  w.sapp.echo = true; /* the server sends everything back */
+  w.sapp.on_packet = &got;
+  pthread_mutex_unlock(&w.sapp.lock);
+  pthread_mutex_lock(&w.capp.lock);
+  w.capp.on_packet = &got;
+  pthread_mutex_unlock(&w.capp.lock);
+  uint64_t rng = pn_test_seed() ^ 0xF00D;
+  pn_channel *ch = pn_peer_channel(w.peer, 0);
+  uint8_t *buf = malloc(3000);
+  for (uint64_t i = 1; i <= N; i++) {
+    size_t len = 8 + pn_test_rand(&rng) % 2993;
+    net_fill(buf, len, i);
+    pn_err err;
+    for (int tries = 0;
+         (err = pn_channel_send(ch, buf, len, NULL)) == PN_EAGAIN &&
+         tries < 1000000;
+         tries++) {
+      sched_yield();
+    }
+    PN_ASSERT_OK(err);
+  }
+  free(buf);
+  if (!pn_test_latch_wait(&got, WAIT_MS)) {
+    print_host("server", w.server);
+    print_host("client", w.client);
+    print_peer("client peer", w.peer);
+    print_peer("server peer", w.sapp.peer);
+    fail_msg("delivered %" PRIu64 " + %" PRIu64, w.sapp.packets,
+             w.capp.packets);
+  }
+  atomic_store(&w.rl->mode, RELAY_PASS);
+  pthread_mutex_lock(&w.sapp.lock);
+  w.sapp.echo = false;
+  w.sapp.on_packet = NULL;
+  pthread_mutex_unlock(&w.sapp.lock);
+  world_sync(&w, N + 1);
+  relay_dir *cs = &w.rl->dir[0], *sc = &w.rl->dir[1];
+  uint64_t impaired_cs = atomic_load(&cs->impaired);
+  uint64_t impaired_sc = atomic_load(&sc->impaired);
+  fprintf(stderr,
+          "# relay c->s: %" PRIu64 " forwarded, %" PRIu64 " impaired, %" PRIu64
+          " replayed; s->c: %" PRIu64 ", %" PRIu64 ", %" PRIu64 "\n",
+          atomic_load(&cs->forwarded), impaired_cs, atomic_load(&cs->replayed),
+          atomic_load(&sc->forwarded), impaired_sc, atomic_load(&sc->replayed));
+  assert_true(impaired_cs > 0 && impaired_sc > 0);
+  assert_true(atomic_load(&cs->replayed) > 0);
+  net_app *s = &w.sapp, *c = &w.capp;
+  pthread_mutex_lock(&s->lock);
+  pthread_mutex_lock(&c->lock);
+  assert_int_equal(s->bad, 0);
+  assert_int_equal(c->bad, 0);
+  assert_int_equal(s->packets, N + 1);
+  assert_int_equal(c->packets, N);
+  for (uint64_t i = 0; i < N; i++) {
+    assert_int_equal(s->ids[i], i + 1);
+    assert_int_equal(c->ids[i], i + 1);
+  }
+  pthread_mutex_unlock(&c->lock);
+  pthread_mutex_unlock(&s->lock);
+  /* Client to server: each impaired datagram in exactly one counter. */
+  pn_host_stats s1 = host_stats(w.server), c1 = host_stats(w.client);
+  pn_peer_stats sp = peer_stats(w.sapp.peer), cp = peer_stats(w.peer);
+  uint64_t seen_cs = (s1.bad_header - s0.bad_header) +
+                     (s1.unknown_connection - s0.unknown_connection) +
+                     (s1.handshake_dropped - s0.handshake_dropped) +
+                     sp.bad_datagrams;
+  assert_int_equal(seen_cs, impaired_cs);
+  assert_true(sp.duplicates >= atomic_load(&cs->replayed));
+  /* Server to client: the same, give or take handshake replies the
+   * client no longer takes (a resent Accept counts as bad there). */
+  uint64_t seen_sc = (c1.bad_header - c0.bad_header) +
+                     (c1.unknown_connection - c0.unknown_connection) +
+                     (c1.handshake_dropped - c0.handshake_dropped) +
+                     cp.bad_datagrams;
+  assert_true(seen_sc >= impaired_sc);
+  assert_true(seen_sc <= impaired_sc + atomic_load(&sc->handshakes));
+  assert_true(cp.duplicates >= atomic_load(&sc->replayed));
+  assert_true(cp.retransmits > 0 && sp.retransmits > 0);
+  assert_int_equal(s1.accepted, 1);
+  assert_int_equal(s1.peers, 1);
+  assert_int_equal(sp.state, PN_PEER_CONNECTED);
+  assert_int_equal(cp.state, PN_PEER_CONNECTED);
+  pn_test_latch_fini(&got);
+  world_close(&w);
+}
+
+/* --- connect floods ------------------------------------------------------ */
+
+/* 10,000 padded requests from random-looking clients that never answer
+ * the challenge: every one gets a challenge no larger than itself and
+ * nothing else happens. Then unpadded requests (no reply), a request of
+ * another version (a Reject), forged cookies (dropped), a cookie used from
+ * another address (dropped) and from its own (accepted, once). */
+static void connect_flood(void **state) {
+  (void)state;
+  enum { N = 10000, WINDOW = 500, SHORT = 1000, FORGED = 200 };
+  pn_runtime *rt = net_runtime();
+  net_app app;
+  net_app_init(&app, 4);
+  pn_test_latch connected, disconnected;
+  pn_test_latch_init(&connected, 1);
+  pn_test_latch_init(&disconnected, 1);
+  app.on_connect = &connected;
+  app.on_disconnect = &disconnected;
+  pn_actor *sa = pn_test_spawn(rt, "server-app", net_app_handler, &app, -1);
+  pn_host_config cfg = PN_HOST_CONFIG_INIT;
+  cfg.rto_initial_us = 20000; /* its one peer gives up on a mute client */
+  cfg.rto_max_us = 20000;
+  pn_host *server = host_on(rt, sa, &cfg, 1);
+  pn_addr to;
+  PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
+  prober a, b;
+  pn_actor *pa = prober_open(rt, &a);
+  pn_actor *pb = prober_open(rt, &b);
+  uint8_t buf[512];
+  uint64_t t0 = mono_ms();
+  for (uint32_t first = 1; first <= N; first += WINDOW) {
+    prober_expect(&a, WINDOW);
+    for (uint32_t id = first; id < first + WINDOW; id++) {
+      size_t len = forge_request(buf, PN__WIRE_VERSION, id,
+                                 1 + id % PN_MAX_CHANNELS, request_size(id));
+      assert_true(len >= request_size(id) && len <= request_size(id) + 2);
+      prober_send(&a, &to, buf, len);
+    }
+    prober_wait(&a, "flood window");
+  }
+  fprintf(stderr, "# %d requests answered in %" PRIu64 " ms\n", N,
+          mono_ms() - t0);
+  pn_host_stats st = host_stats(server);
+  assert_int_equal(atomic_load(&a.challenges), N);
+  assert_int_equal(atomic_load(&a.bad), 0);
+  assert_int_equal(st.datagrams_in, N);
+  assert_int_equal(st.challenges_sent, N);
+  assert_int_equal(st.handshake_dropped, 0);
+  assert_int_equal(st.accepted, 0);
+  assert_int_equal(st.rejected, 0);
+  assert_int_equal(st.peers, 0);
+  /* Unpadded: no reply at all (the marker's challenge is the next). */
+  for (uint32_t i = 0; i < SHORT; i++) {
+    prober_send(&a, &to, buf,
+                forge_request(buf, PN__WIRE_VERSION, N + 1 + i, 1, 0));
+  }
+  prober_sync(&a, &to);
+  st = host_stats(server);
+  assert_int_equal(atomic_load(&a.replies), N + 1);
+  assert_int_equal(st.handshake_dropped, SHORT);
+  assert_int_equal(st.challenges_sent, N + 1);
+  /* Another version: a Reject saying so, no larger than the request. */
+  prober_expect(&a, 1);
+  prober_send(&a, &to, buf, forge_request(buf, 2, 0x50000000u, 1, 256));
+  prober_wait(&a, "version reject");
+  assert_int_equal(atomic_load(&a.rejects), 1);
+  assert_int_equal(atomic_load(&a.reject_reason), PN_REASON_VERSION);
+  assert_int_equal(host_stats(server).rejected, 1);
+  /* Forged cookies. */
+  uint64_t rng = pn_test_seed() ^ 0xC00C1E;
+  for (uint32_t i = 0; i < FORGED; i++) {
+    uint8_t cookie[16];
+    for (size_t j = 0; j < sizeof cookie; j++) {
+      cookie[j] = (uint8_t)pn_test_rand(&rng);
+    }
+    prober_send(&a, &to, buf,
+                forge_response(buf, 0x60000000u + i, mono_ms(), cookie, 16));
+  }
+  prober_sync(&a, &to); /* leaves a's last challenge: the marker's */
+  st = host_stats(server);
+  assert_int_equal(st.handshake_dropped, SHORT + FORGED);
+  assert_int_equal(atomic_load(&a.replies), N + 3);
+  /* A genuine cookie from another address: dropped. */
+  pthread_mutex_lock(&a.lock);
+  uint32_t id = a.chal_id;
+  uint64_t ts = a.chal_ts;
+  uint8_t cookie[32];
+  size_t cookie_len = a.cookie_len;
+  memcpy(cookie, a.cookie, cookie_len);
+  pthread_mutex_unlock(&a.lock);
+  size_t len = forge_response(buf, id, ts, cookie, cookie_len);
+  prober_send(&b, &to, buf, len);
+  prober_sync(&b, &to);
+  st = host_stats(server);
+  assert_int_equal(st.handshake_dropped, SHORT + FORGED + 1);
+  assert_int_equal(st.accepted, 0);
+  assert_int_equal(atomic_load(&b.replies), 1);
+  assert_int_equal(atomic_load(&b.accepts), 0);
+  /* From its own address: accepted; sent again, the same Accept again and
+   * no second peer. */
+  prober_expect(&a, 1);
+  prober_send(&a, &to, buf, len);
+  prober_wait(&a, "accept");
+  assert_true(pn_test_latch_wait(&connected, WAIT_MS));
+  assert_int_equal(atomic_load(&a.accepts), 1);
+  pthread_mutex_lock(&a.lock);
+  uint32_t server_id = a.accept_server_id;
+  pthread_mutex_unlock(&a.lock);
+  prober_expect(&a, 1);
+  prober_send(&a, &to, buf, len);
+  prober_wait(&a, "accept again");
+  assert_int_equal(atomic_load(&a.accepts), 2);
+  pthread_mutex_lock(&a.lock);
+  assert_int_equal(a.accept_server_id, server_id);
+  pthread_mutex_unlock(&a.lock);
+  st = host_stats(server);
+  assert_int_equal(st.accepted, 1);
+  assert_int_equal(st.peers, 1);
+  assert_int_equal(app.connected, 1);
+  pn_addr peer_addr;
+  PN_ASSERT_OK(pn_peer_addr(app.peer, &peer_addr));
+  assert_true(pn_addr_equal(&peer_addr, &a.local));
+  assert_int_equal(atomic_load(&a.bad), 0);
+  assert_int_equal(atomic_load(&b.bad), 0);
+  /* The mute client's peer gives up after its disconnect tries. */
+  pn_host_close(server);
+  assert_true(pn_test_latch_wait(&disconnected, WAIT_MS));
+  assert_int_equal(app.reason, PN_REASON_HOST_CLOSED);
+  assert_false(app.remote);
+  pn_socket_close(a.sock);
+  pn_socket_close(b.sock);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_peer_release(app.peer);
+  pn_actor_release(sa);
+  prober_fini(&a, pa);
+  prober_fini(&b, pb);
+  pn_test_runtime_end(rt);
+  net_app_fini(&app);
+  pn_test_latch_fini(&connected);
+  pn_test_latch_fini(&disconnected);
+}
+
+/* --- refusals ------------------------------------------------------------ */
+
+typedef struct hook_ctx {
+  pthread_mutex_t lock;
+  uint32_t calls;
+  uint32_t channels;
+  pn_channel_kind kinds[PN_MAX_CHANNELS];
+  pn_addr from;
+  uint32_t answer;
+} hook_ctx;
+
+static uint32_t accept_hook(void *ctx, const pn_addr *from, uint32_t channels,
+                            const pn_channel_kind *kinds) {
+  hook_ctx *h = ctx;
+  pthread_mutex_lock(&h->lock);
+  h->calls++;
+  h->channels = channels;
+  memcpy(h->kinds, kinds, channels * sizeof *kinds);
+  h->from = *from;
+  uint32_t answer = h->answer;
+  pthread_mutex_unlock(&h->lock);
+  return answer;
+}
+
+/* One client app per connection attempt in these tests. */
+typedef struct attempt {
+  net_app app;
+  pn_actor *actor;
+  pn_test_latch done; /* connected or disconnected */
+  pn_peer *peer;
+} attempt;
+
+static void attempt_start(attempt *at, pn_runtime *rt, pn_host *client,
+                          const pn_addr *to, uint32_t nch,
+                          const pn_channel_kind *kinds) {
+  net_app_init(&at->app, 4);
+  pn_test_latch_init(&at->done, 1);
+  at->app.on_connect = &at->done;
+  at->app.on_disconnect = &at->done;
+  at->actor = pn_test_spawn(rt, "attempt", net_app_handler, &at->app, -1);
+  at->peer = connect_to(client, to, at->actor, nch, kinds, 0);
+}
+
+static void attempt_wait(attempt *at) {
+  assert_true(pn_test_latch_wait(&at->done, WAIT_MS));
+}
+
+/* After the runtime shut down. */
+static void attempt_fini(attempt *at) {
+  pn_peer_release(at->peer);
+  pn_peer_release(at->app.peer);
+  pn_actor_release(at->actor);
+  net_app_fini(&at->app);
+  pn_test_latch_fini(&at->done);
+}
+
+static void assert_refused(attempt *at, uint32_t reason) {
+  pthread_mutex_lock(&at->app.lock);
+  assert_int_equal(at->app.connected, 0);
+  assert_int_equal(at->app.disconnected, 1);
+  assert_int_equal(at->app.reason, reason);
+  assert_true(at->app.remote);
+  pthread_mutex_unlock(&at->app.lock);
+  assert_int_equal(peer_stats(at->peer).state, PN_PEER_DISCONNECTED);
+}
+
+/* With max_peers = 1 a second client is refused with PN_REASON_FULL, and
+ * admitted once the first left. */
+static void max_peers_refuses_with_full(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  net_app sapp;
+  net_app_init(&sapp, 4);
+  pn_test_latch sdisc;
+  pn_test_latch_init(&sdisc, 1);
+  sapp.on_disconnect = &sdisc;
+  pn_actor *sa = pn_test_spawn(rt, "server-app", net_app_handler, &sapp, -1);
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  scfg.max_peers = 1;
+  pn_host *server = host_on(rt, sa, &scfg, 1);
+  pn_host *client = host_on(rt, NULL, NULL, 1);
+  pn_addr to;
+  PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
+  attempt first, second, third;
+  attempt_start(&first, rt, client, &to, 1, NULL);
+  attempt_wait(&first);
+  assert_int_equal(first.app.connected, 1);
+  attempt_start(&second, rt, client, &to, 1, NULL);
+  attempt_wait(&second);
+  assert_refused(&second, PN_REASON_FULL);
+  pn_host_stats st = host_stats(server);
+  assert_int_equal(st.accepted, 1);
+  assert_int_equal(st.rejected, 1);
+  assert_int_equal(st.peers, 1);
+  assert_int_equal(host_stats(client).peers, 1);
+  /* The first leaves; the slot is free again. */
+  pn_test_latch_add(&first.done, 1);
+  PN_ASSERT_OK(pn_peer_disconnect(first.peer, 9));
+  assert_true(pn_test_latch_wait(&first.done, WAIT_MS));
+  assert_true(pn_test_latch_wait(&sdisc, WAIT_MS));
+  assert_int_equal(sapp.reason, 9);
+  assert_int_equal(host_stats(server).peers, 0);
+  attempt_start(&third, rt, client, &to, 1, NULL);
+  attempt_wait(&third);
+  assert_int_equal(third.app.connected, 1);
+  st = host_stats(server);
+  assert_int_equal(st.accepted, 2);
+  assert_int_equal(st.peers, 1);
+  /* The client host's own max_peers (its one peer connecting to a host
+   * that never answers): PN_EAGAIN, nothing created. */
+  pn_host_config ccfg = PN_HOST_CONFIG_INIT;
+  ccfg.max_peers = 1;
+  pn_host *small = host_on(rt, NULL, &ccfg, 1);
+  pn_addr mute;
+  PN_ASSERT_OK(pn_host_local_addr(client, 0, &mute));
+  attempt fourth;
+  attempt_start(&fourth, rt, small, &mute, 1, NULL);
+  pn_peer_config pc = PN_PEER_CONFIG_INIT;
+  pc.remote = to;
+  pc.owner = fourth.actor;
+  pn_peer *none = (pn_peer *)&pc;
+  PN_ASSERT_ERR(PN_EAGAIN, pn_host_connect(small, &pc, &none));
+  assert_ptr_equal(none, (pn_peer *)&pc);
+  assert_int_equal(host_stats(small).peers, 1);
+  pn_host_close(small);
+  attempt_wait(&fourth);
+  assert_int_equal(fourth.app.reason, PN_REASON_HOST_CLOSED);
+  assert_false(fourth.app.remote);
+  pn_host_close(client);
+  pn_host_close(server);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  attempt_fini(&first);
+  attempt_fini(&second);
+  attempt_fini(&third);
+  attempt_fini(&fourth);
+  pn_peer_release(sapp.peer);
+  pn_actor_release(sa);
+  pn_test_runtime_end(rt);
+  net_app_fini(&sapp);
+  pn_test_latch_fini(&sdisc);
+}
+
+/* The accept hook sees the channels asked for and refuses with its own
+ * reason (the client sees it, remote); a library reason from the hook
+ * becomes PN_REASON_REFUSED; 0 accepts. */
+static void accept_hook_refuses(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  net_app sapp;
+  net_app_init(&sapp, 4);
+  pn_actor *sa = pn_test_spawn(rt, "server-app", net_app_handler, &sapp, -1);
+  hook_ctx hk;
+  memset(&hk, 0, sizeof hk);
+  pthread_mutex_init(&hk.lock, NULL);
+  hk.answer = 77;
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  scfg.accept = accept_hook;
+  scfg.accept_ctx = &hk;
+  pn_host *server = host_on(rt, sa, &scfg, 1);
+  pn_host *client = host_on(rt, NULL, NULL, 1);
+  pn_addr to, client_addr;
+  PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
+  PN_ASSERT_OK(pn_host_local_addr(client, 0, &client_addr));
+  pn_channel_kind kinds[3] = {PN_CHANNEL_UNRELIABLE, PN_CHANNEL_ORDERED,
+                              PN_CHANNEL_RELIABLE_UNORDERED};
+  attempt a, b, c;
+  attempt_start(&a, rt, client, &to, 3, kinds);
+  attempt_wait(&a);
+  assert_refused(&a, 77);
+  pthread_mutex_lock(&hk.lock);
+  assert_int_equal(hk.calls, 1);
+  assert_int_equal(hk.channels, 3);
+  assert_memory_equal(hk.kinds, kinds, sizeof kinds);
+  assert_true(pn_addr_equal(&hk.from, &client_addr));
+  hk.answer = PN_REASON_TIMEOUT;
+  pthread_mutex_unlock(&hk.lock);
+  attempt_start(&b, rt, client, &to, 1, NULL);
+  attempt_wait(&b);
+  assert_refused(&b, PN_REASON_REFUSED);
+  pn_host_stats st = host_stats(server);
+  assert_int_equal(st.rejected, 2);
+  assert_int_equal(st.accepted, 0);
+  assert_int_equal(st.peers, 0);
+  assert_int_equal(sapp.connected, 0);
+  pthread_mutex_lock(&hk.lock);
+  hk.answer = 0;
+  pthread_mutex_unlock(&hk.lock);
+  attempt_start(&c, rt, client, &to, 1, NULL);
+  attempt_wait(&c);
+  assert_int_equal(c.app.connected, 1);
+  assert_int_equal(host_stats(server).accepted, 1);
+  pthread_mutex_lock(&hk.lock);
+  assert_int_equal(hk.calls, 3);
+  assert_int_equal(hk.channels, 1);
+  assert_int_equal(hk.kinds[0], PN_CHANNEL_ORDERED);
+  pthread_mutex_unlock(&hk.lock);
+  pn_host_close(client);
+  pn_host_close(server);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  attempt_fini(&a);
+  attempt_fini(&b);
+  attempt_fini(&c);
+  pn_peer_release(sapp.peer);
+  pn_actor_release(sa);
+  pn_test_runtime_end(rt);
+  net_app_fini(&sapp);
+  pthread_mutex_destroy(&hk.lock);
+}
+
+/* --- timeouts ------------------------------------------------------------ */
+
+/* Nobody answers: a socket that swallows everything (it counts the padded
+ * requests and their retries), and a port nobody listens on. */
+static void connect_timeout(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  prober hole;
+  pn_actor *ha = prober_open(rt, &hole);
+  pn_socket *gone = NULL;
+  pn_addr closed_port;
+  {
+    pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
+    sc.host = "127.0.0.1";
+    sc.owner = ha;
+    PN_ASSERT_OK(pn_socket_open(rt, &sc, &gone));
+    PN_ASSERT_OK(pn_socket_local_addr(gone, &closed_port));
+    pn_socket_close(gone);
+  }
+  pn_host_config cfg = PN_HOST_CONFIG_INIT;
+  cfg.connect_timeout_us = 300000;
+  cfg.connect_retry_us = 50000;
+  pn_host *client = host_on(rt, NULL, &cfg, 1);
+  attempt a, b;
+  uint64_t t0 = mono_ms();
+  attempt_start(&a, rt, client, &hole.local, 1, NULL);
+  attempt_start(&b, rt, client, &closed_port, 1, NULL);
+  assert_int_equal(host_stats(client).peers, 2);
+  attempt_wait(&a);
+  attempt_wait(&b);
+  uint64_t elapsed = mono_ms() - t0;
+  fprintf(stderr, "# connect timeouts after %" PRIu64 " ms\n", elapsed);
+  assert_true(elapsed >= 300);
+  attempt *both[2] = {&a, &b};
+  for (int i = 0; i < 2; i++) {
+    net_app *app = &both[i]->app;
+    pthread_mutex_lock(&app->lock);
+    assert_int_equal(app->connected, 0);
+    assert_int_equal(app->disconnected, 1);
+    assert_int_equal(app->reason, PN_REASON_CONNECT_TIMEOUT);
+    assert_false(app->remote);
+    pthread_mutex_unlock(&app->lock);
+    pn_peer_stats ps = peer_stats(both[i]->peer);
+    assert_int_equal(ps.state, PN_PEER_DISCONNECTED);
+    /* The first request and its retries, one per connect_retry. */
+    assert_true(ps.datagrams_out >= 2 && ps.datagrams_out <= 7);
+    PN_ASSERT_ERR(PN_ECLOSED, pn_peer_disconnect(both[i]->peer, 1));
+  }
+  assert_int_equal(host_stats(client).peers, 0);
+  /* What reached the hole: padded requests, never more than were sent. */
+  uint64_t got = atomic_load(&hole.requests);
+  assert_true(got >= 1 && got <= peer_stats(a.peer).datagrams_out);
+  assert_int_equal(atomic_load(&hole.bad), 0);
+  pn_host_close(client);
+  pn_socket_close(hole.sock);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  attempt_fini(&a);
+  attempt_fini(&b);
+  prober_fini(&hole, ha);
+  pn_test_runtime_end(rt);
+}
+
+/* Both sides hear nothing once the link drops everything: each times out
+ * on its own. Before that, keepalives hold an idle connection open. */
+static void idle_timeout_both_sides(void **state) {
+  (void)state;
+  world w;
+  pn_host_config cfg = PN_HOST_CONFIG_INIT;
+  cfg.idle_timeout_us = 300000;
+  cfg.keepalive_us = 50000;
+  world_open(&w,
+             &(world_opts){
+                 .server_cfg = &cfg, .client_cfg = &cfg, .nch = 1, .cap = 4});
+  world_wait_connected(&w);
+  assert_false(pn_test_latch_wait(&w.disconnected, 700)); /* kept alive */
+  pn_peer_stats before = peer_stats(w.peer);
+  assert_true(before.datagrams_out >= 3); /* keepalives */
+  pn_link_conditioner cut = PN_LINK_CONDITIONER_INIT;
+  cut.loss = 1.0;
+  uint64_t t0 = mono_ms();
+  PN_ASSERT_OK(pn_host_set_conditioner(w.client, 0, PN_DIR_SEND, &cut));
+  PN_ASSERT_OK(pn_host_set_conditioner(w.client, 0, PN_DIR_RECV, &cut));
+  assert_true(pn_test_latch_wait(&w.disconnected, WAIT_MS));
+  uint64_t elapsed = mono_ms() - t0;
+  fprintf(stderr, "# both timed out after %" PRIu64 " ms\n", elapsed);
+  assert_true(elapsed >= 250); /* a keepalive may have left just before */
+  assert_int_equal(w.sapp.reason, PN_REASON_TIMEOUT);
+  assert_false(w.sapp.remote);
+  assert_int_equal(w.capp.reason, PN_REASON_TIMEOUT);
+  assert_false(w.capp.remote);
+  assert_int_equal(host_stats(w.server).peers, 0);
+  assert_int_equal(host_stats(w.client).peers, 0);
+  /* Bad arguments to the conditioner call change nothing. */
+  pn_link_conditioner bad = PN_LINK_CONDITIONER_INIT;
+  bad.loss = 2.0;
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_set_conditioner(NULL, 0, PN_DIR_SEND, &cut));
+  PN_ASSERT_ERR(PN_EINVAL,
+                pn_host_set_conditioner(w.client, 1, PN_DIR_SEND, &cut));
+  PN_ASSERT_ERR(PN_EINVAL,
+                pn_host_set_conditioner(w.client, 0, (pn_direction)2, &cut));
+  PN_ASSERT_ERR(PN_EINVAL,
+                pn_host_set_conditioner(w.client, 0, PN_DIR_SEND, &bad));
+  PN_ASSERT_ERR(PN_EINVAL,
+                pn_host_set_conditioner(w.client, 0, PN_DIR_SEND, NULL));
+  world_close(&w);
+}
+
+/* pn_host_close() on either side: the other side hears
+ * PN_REASON_HOST_CLOSED from the remote; the closing side's owner hears it
+ * as its own. */
+static void host_close_seen_remotely(void **state) {
+  (void)state;
+  for (int server_closes = 0; server_closes < 2; server_closes++) {
+    world w;
+    world_open(&w, &(world_opts){.nch = 1, .cap = 4});
+    world_wait_connected(&w);
+    pn_host **closing = server_closes ? &w.server : &w.client;
+    net_app *closer = server_closes ? &w.sapp : &w.capp;
+    net_app *other = server_closes ? &w.capp : &w.sapp;
+    pn_host_close(*closing);
+    *closing = NULL;
+    assert_true(pn_test_latch_wait(&w.disconnected, WAIT_MS));
+    assert_int_equal(other->reason, PN_REASON_HOST_CLOSED);
+    assert_true(other->remote);
+    assert_int_equal(closer->reason, PN_REASON_HOST_CLOSED);
+    assert_false(closer->remote);
+    PN_ASSERT_ERR(PN_ECLOSED, pn_peer_disconnect(w.peer, 1));
+    PN_ASSERT_ERR(PN_ECLOSED,
+                  pn_channel_send(pn_peer_channel(w.peer, 0), "x", 1, NULL));
+    pn_host *survivor = server_closes ? w.client : w.server;
+    assert_int_equal(host_stats(survivor).peers, 0);
+    world_close(&w); /* pn_host_close(NULL) is ignored */
+  }
+}
+
+/* --- bad caller input ---------------------------------------------------- */
+
+typedef struct event_probe {
+  pn_test_latch got;
+  _Atomic int result;
+} event_probe;
+
+static void event_probe_handler(pn_actor *self, void *state,
+                                const pn_msg *msg) {
+  (void)self;
+  event_probe *e = state;
+  if (pn_msg_type(msg) != 7) {
+    return;
+  }
+  pn_peer_event ev;
+  memset(&ev, 0x5A, sizeof ev);
+  pn_peer_event copy = ev;
+  pn_err err = pn_msg_peer_event(msg, &ev);
+  if (err == PN_EINVAL && memcmp(&ev, &copy, sizeof ev) != 0) {
+    err = PN_EBUSY; /* changed its output on error */
+  }
+  atomic_store(&e->result, (int)err);
+  pn_test_latch_count_down(&e->got);
+}
+
+static void open_fails(pn_runtime *rt, pn_err want, const pn_host_config *cfg) {
+  pn_host *h = (pn_host *)(uintptr_t)0x1;
+  pn_err err = pn_host_open(rt, cfg, &h);
+  if (err != want) {
+    fail_msg("pn_host_open returned %s, expected %s", pn_err_name(err),
+             pn_err_name(want));
+  }
+  assert_ptr_equal(h, (pn_host *)(uintptr_t)0x1);
+}
+
+static void bad_input_changes_nothing(void **state) {
+  (void)state;
+  world w;
+  pn_host_config small = PN_HOST_CONFIG_INIT;
+  small.max_message = 1000;
+  world_open(
+      &w, &(world_opts){
+              .server_cfg = &small, .client_cfg = &small, .nch = 2, .cap = 8});
+  world_wait_connected(&w);
+  pn_runtime *rt = w.rt;
+
+  /* pn_host_open. */
+  pn_socket_config sc[33];
+  for (int i = 0; i < 33; i++) {
+    pn_socket_config one = PN_SOCKET_CONFIG_INIT;
+    one.host = "127.0.0.1";
+    sc[i] = one;
+  }
+  pn_host_config ok = PN_HOST_CONFIG_INIT;
+  ok.sockets = sc;
+  ok.socket_count = 1;
+  pn_host_config c;
+  pn_host *h = NULL;
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_open(NULL, &ok, &h));
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_open(rt, &ok, NULL));
+  open_fails(rt, PN_EINVAL, NULL);
+  c = ok, c.size = sizeof c - 1;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.sockets = NULL;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.socket_count = 0;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.socket_count = 33;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.mtu = 575;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.mtu = 2049; /* above the socket's default max_datagram */
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.max_message = PN_PACKET_MAX + 1;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.home_worker = -2;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.home_worker = (int32_t)pn_runtime_workers(rt);
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.zstd_dict_len = 10;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.window = (1u << 20) + 1;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.rto_min_us = 5000000, c.rto_max_us = 1000000;
+  open_fails(rt, PN_EINVAL, &c);
+  {
+    pn_socket_config two[2] = {sc[0], sc[1]};
+    two[1].size = 0;
+    c = ok, c.sockets = two, c.socket_count = 2;
+    open_fails(rt, PN_EINVAL, &c);
+    /* The second socket fails to open after the first did. */
+    two[1] = sc[1];
+    two[1].send_conditioner.loss = 2.0;
+    open_fails(rt, PN_EINVAL, &c);
+    two[1] = sc[1];
+    two[1].host = "192.0.2.1"; /* not a local address */
+    open_fails(rt, PN_EADDRNOTAVAIL, &c);
+  }
+
+  /* Host accessors. */
+  pn_addr addr;
+  memset(&addr, 0x77, sizeof addr);
+  pn_addr addr_copy = addr;
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_local_addr(NULL, 0, &addr));
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_local_addr(w.server, 1, &addr));
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_local_addr(w.server, 0, NULL));
+  assert_memory_equal(&addr, &addr_copy, sizeof addr);
+  pn_host_stats hs;
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_stats_get(NULL, &hs));
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_stats_get(w.server, NULL));
+  pn_host_close(NULL);
+
+  /* pn_host_connect. */
+  pn_host_stats before = host_stats(w.client);
+  pn_peer_config pc = PN_PEER_CONFIG_INIT;
+  pc.remote = w.server_addr;
+  pc.owner = w.cactor;
+  pn_peer_config p2;
+  pn_peer *sentinel = (pn_peer *)(uintptr_t)0x2;
+  pn_peer *out = sentinel;
+#define CONNECT_FAILS(want, host, cfgp)                                        \
+  do {                                                                         \
+    PN_ASSERT_ERR(want, pn_host_connect(host, cfgp, &out));                    \
+    assert_ptr_equal(out, sentinel);                                           \
+  } while (0)
+  CONNECT_FAILS(PN_EINVAL, NULL, &pc);
+  CONNECT_FAILS(PN_EINVAL, w.client, NULL);
+  PN_ASSERT_ERR(PN_EINVAL, pn_host_connect(w.client, &pc, NULL));
+  p2 = pc, p2.size = sizeof p2 - 1;
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  p2 = pc, p2.owner = NULL;
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  p2 = pc, p2.channel_count = PN_MAX_CHANNELS + 1;
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  pn_channel_kind bad_kinds[2] = {PN_CHANNEL_ORDERED, (pn_channel_kind)5};
+  p2 = pc, p2.channel_count = 2, p2.kinds = bad_kinds;
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  bad_kinds[1] = (pn_channel_kind)-1;
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  p2 = pc, p2.remote.family = 0;
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  p2 = pc, p2.remote.family = 5;
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  p2 = pc;
+  PN_ASSERT_OK(pn_addr_parse("[::1]:9", &p2.remote)); /* IPv4 socket */
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  p2 = pc, p2.sockets_mask = 0x2; /* the host has one socket */
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+  p2 = pc, p2.sockets_mask = 0x80000000u;
+  CONNECT_FAILS(PN_EINVAL, w.client, &p2);
+#undef CONNECT_FAILS
+  pn_host_stats after = host_stats(w.client);
+  assert_int_equal(after.peers, before.peers);
+  assert_int_equal(after.peers, 1);
+
+  /* Channels. */
+  pn_channel *ch = pn_peer_channel(w.peer, 0);
+  uint8_t big[1001];
+  net_fill(big, sizeof big, 1);
+  uint64_t id = 99;
+  PN_ASSERT_ERR(PN_EINVAL, pn_channel_send(NULL, big, 1, &id));
+  PN_ASSERT_ERR(PN_EINVAL, pn_channel_send(ch, NULL, 1, &id));
+  PN_ASSERT_ERR(PN_EMSGSIZE, pn_channel_send(ch, big, 1001, &id));
+  pn_packet *pkt = NULL;
+  PN_ASSERT_OK(pn_packet_create(big, 1001, &pkt));
+  PN_ASSERT_ERR(PN_EINVAL, pn_channel_send_packet(NULL, pkt, &id));
+  PN_ASSERT_ERR(PN_EINVAL, pn_channel_send_packet(ch, NULL, &id));
+  PN_ASSERT_ERR(PN_EMSGSIZE, pn_channel_send_packet(ch, pkt, &id));
+  pn_packet_release(pkt);
+  assert_int_equal(id, 99);
+  assert_int_equal(pn_channel_index(NULL), 0);
+  assert_int_equal(pn_channel_kind_of(NULL), PN_CHANNEL_UNRELIABLE);
+  assert_null(pn_peer_channel(w.peer, 2));
+  assert_null(pn_peer_channel(NULL, 0));
+  assert_int_equal(pn_peer_channel_count(NULL), 0);
+  /* Nothing was sent: the first real message gets id 1. */
+  PN_ASSERT_OK(pn_channel_send(ch, big, 1000, &id));
+  assert_int_equal(id, 1);
+
+  /* Peers. */
+  PN_ASSERT_ERR(PN_EINVAL, pn_peer_disconnect(NULL, 1));
+  PN_ASSERT_ERR(PN_EINVAL, pn_peer_disconnect(w.peer, PN_REASON_LIBRARY));
+  PN_ASSERT_ERR(PN_EINVAL, pn_peer_disconnect(w.peer, PN_REASON_TIMEOUT));
+  PN_ASSERT_ERR(PN_EINVAL, pn_peer_disconnect(w.peer, UINT32_MAX));
+  assert_int_equal(peer_stats(w.peer).state, PN_PEER_CONNECTED);
+  assert_int_equal(pn_peer_id(NULL), 0);
+  assert_true(pn_peer_id(w.peer) != 0);
+  PN_ASSERT_ERR(PN_EINVAL, pn_peer_addr(NULL, &addr));
+  PN_ASSERT_ERR(PN_EINVAL, pn_peer_addr(w.peer, NULL));
+  assert_memory_equal(&addr, &addr_copy, sizeof addr);
+  pn_peer_stats ps;
+  PN_ASSERT_ERR(PN_EINVAL, pn_peer_stats_get(NULL, &ps));
+  PN_ASSERT_ERR(PN_EINVAL, pn_peer_stats_get(w.peer, NULL));
+  pn_peer_hold(NULL);
+  pn_peer_release(NULL);
+
+  /* Packets. */
+  pn_packet *pout = (pn_packet *)(uintptr_t)0x3;
+  PN_ASSERT_ERR(PN_EINVAL, pn_packet_create(big, 1, NULL));
+  PN_ASSERT_ERR(PN_EINVAL, pn_packet_create(NULL, 1, &pout));
+  PN_ASSERT_ERR(PN_EMSGSIZE, pn_packet_create(big, PN_PACKET_MAX + 1, &pout));
+  PN_ASSERT_ERR(PN_EINVAL, pn_packet_from_protobuf(NULL, &pout));
+  assert_ptr_equal(pout, (pn_packet *)(uintptr_t)0x3);
+  PN_ASSERT_OK(pn_packet_create(NULL, 0, &pkt));
+  assert_int_equal(pn_packet_len(pkt), 0);
+  Peernet__Wire__V1__Reject rj = PEERNET__WIRE__V1__REJECT__INIT;
+  PN_ASSERT_ERR(PN_EINVAL, pn_packet_from_protobuf(&rj.base, NULL));
+  ProtobufCMessage *m = (ProtobufCMessage *)(uintptr_t)0x4;
+  PN_ASSERT_ERR(
+      PN_EINVAL,
+      pn_packet_unpack(NULL, &peernet__wire__v1__reject__descriptor, NULL, &m));
+  PN_ASSERT_ERR(PN_EINVAL, pn_packet_unpack(pkt, NULL, NULL, &m));
+  PN_ASSERT_ERR(PN_EINVAL,
+                pn_packet_unpack(pkt, &peernet__wire__v1__reject__descriptor,
+                                 NULL, NULL));
+  pn_packet_release(pkt);
+  static const uint8_t not_protobuf[] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+  PN_ASSERT_OK(pn_packet_create(not_protobuf, sizeof not_protobuf, &pkt));
+  PN_ASSERT_ERR(
+      PN_EINVAL,
+      pn_packet_unpack(pkt, &peernet__wire__v1__reject__descriptor, NULL, &m));
+  assert_ptr_equal(m, (ProtobufCMessage *)(uintptr_t)0x4);
+  pn_packet_release(pkt);
+  pn_packet_hold(NULL);
+  pn_packet_release(NULL);
+  assert_null(pn_packet_data(NULL));
+  assert_int_equal(pn_packet_len(NULL), 0);
+
+  /* Names and events. */
+  assert_string_equal(pn_channel_kind_name((pn_channel_kind)5), "?");
+  assert_string_equal(pn_channel_kind_name((pn_channel_kind)-1), "?");
+  pn_channel_kind k = PN_CHANNEL_RELIABLE;
+  PN_ASSERT_ERR(PN_EINVAL, pn_channel_kind_parse(NULL, &k));
+  PN_ASSERT_ERR(PN_EINVAL, pn_channel_kind_parse("ordered", NULL));
+  PN_ASSERT_ERR(PN_EINVAL, pn_channel_kind_parse("Ordered", &k));
+  assert_int_equal(k, PN_CHANNEL_RELIABLE);
+  assert_string_equal(pn_reason_name(7), "application");
+  assert_string_equal(pn_reason_name(PN_REASON_LIBRARY), "?");
+  assert_string_equal(pn_reason_name(UINT32_MAX), "?");
+  pn_peer_event ev;
+  memset(&ev, 0, sizeof ev);
+  PN_ASSERT_ERR(PN_EINVAL, pn_msg_peer_event(NULL, &ev));
+  event_probe ep;
+  pn_test_latch_init(&ep.got, 1);
+  atomic_init(&ep.result, -1);
+  pn_actor *ea = pn_test_spawn(rt, "event-probe", event_probe_handler, &ep, -1);
+  PN_ASSERT_OK(pn_send(ea, 7, &ev, sizeof ev)); /* right size, wrong type */
+  assert_true(pn_test_latch_wait(&ep.got, WAIT_MS));
+  assert_int_equal(atomic_load(&ep.result), PN_EINVAL);
+
+  /* The connection never noticed. */
+  pn_peer_stats sp = peer_stats(w.sapp.peer);
+  assert_int_equal(sp.state, PN_PEER_CONNECTED);
+  assert_int_equal(sp.bad_datagrams, 0);
+  w.extra[0] = ea;
+  world_close(&w);
+  pn_test_latch_fini(&ep.got);
+}
+
+/* --- packets ------------------------------------------------------------- */
+
+typedef struct proto_app {
+  pthread_mutex_t lock;
+  pn_test_latch *on_packet;
+  uint64_t packets, bad;
+  uint32_t seen_ids[16];
+} proto_app;
+
+static const uint8_t proto_cookie[5] = {1, 2, 3, 4, 5};
+
+static void proto_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  proto_app *a = state;
+  pn_peer_event ev;
+  if (pn_msg_type(msg) != PN_MSG_PEER_PACKET ||
+      pn_msg_peer_event(msg, &ev) != PN_OK) {
+    return;
+  }
+  ProtobufCMessage *m = NULL;
+  bool ok =
+      pn_packet_unpack(ev.packet, &peernet__wire__v1__challenge__descriptor,
+                       NULL, &m) == PN_OK;
+  Peernet__Wire__V1__Challenge *c = (Peernet__Wire__V1__Challenge *)m;
+  ok = ok && c->client_nonce == 0x0123456789ABCDEFull &&
+       c->timestamp_ms == 1234567890123ull &&
+       c->cookie.len == sizeof proto_cookie &&
+       memcmp(c->cookie.data, proto_cookie, sizeof proto_cookie) == 0;
+  pthread_mutex_lock(&a->lock);
+  if (ok && a->packets < 16) {
+    a->seen_ids[a->packets] = c->client_id;
+  }
+  a->packets++;
+  a->bad += !ok;
+  pthread_mutex_unlock(&a->lock);
+  if (m) {
+    protobuf_c_message_free_unpacked(m, NULL);
+  }
+  pn_test_latch_count_down(a->on_packet);
+}
+
+/* A protobuf message survives pn_packet_from_protobuf(), the network and
+ * pn_packet_unpack(); one packet goes to three peers on two channels each
+ * without a copy on the sending side, and every reference comes back. */
+static void protobuf_packets_to_many_peers(void **state) {
+  (void)state;
+  enum { PEERS = 3 };
+  pn_runtime *rt = net_runtime();
+  proto_app sapp;
+  memset(&sapp, 0, sizeof sapp);
+  pthread_mutex_init(&sapp.lock, NULL);
+  pn_test_latch got;
+  pn_test_latch_init(&got, PEERS * 2 + 1);
+  sapp.on_packet = &got;
+  pn_actor *sa = pn_test_spawn(rt, "proto-app", proto_handler, &sapp, -1);
+  pn_host *server = host_on(rt, sa, NULL, 1);
+  pn_host *client = host_on(rt, NULL, NULL, 1);
+  pn_addr to;
+  PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
+  attempt at[PEERS];
+  pn_channel_kind kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_UNSEQUENCED};
+  for (int i = 0; i < PEERS; i++) {
+    attempt_start(&at[i], rt, client, &to, 2, kinds);
+  }
+  for (int i = 0; i < PEERS; i++) {
+    attempt_wait(&at[i]);
+    assert_int_equal(at[i].app.connected, 1);
+  }
+  /* Round trip in memory. */
+  Peernet__Wire__V1__Challenge msg = PEERNET__WIRE__V1__CHALLENGE__INIT;
+  msg.client_id = 42;
+  msg.client_nonce = 0x0123456789ABCDEFull;
+  msg.timestamp_ms = 1234567890123ull;
+  msg.cookie.data = (uint8_t *)proto_cookie;
+  msg.cookie.len = sizeof proto_cookie;
+  pn_packet *pkt = NULL;
+  PN_ASSERT_OK(pn_packet_from_protobuf(&msg.base, &pkt));
+  assert_int_equal(pn_packet_len(pkt),
+                   protobuf_c_message_get_packed_size(&msg.base));
+  ProtobufCMessage *m = NULL;
+  PN_ASSERT_OK(pn_packet_unpack(pkt, &peernet__wire__v1__challenge__descriptor,
+                                NULL, &m));
+  Peernet__Wire__V1__Challenge *back = (Peernet__Wire__V1__Challenge *)m;
+  assert_int_equal(back->client_id, 42);
+  assert_int_equal(back->client_nonce, msg.client_nonce);
+  assert_int_equal(back->timestamp_ms, msg.timestamp_ms);
+  assert_memory_equal(back->cookie.data, proto_cookie, sizeof proto_cookie);
+  protobuf_c_message_free_unpacked(m, NULL);
+  /* The same packet, by reference, six times. */
+  const void *bytes = pn_packet_data(pkt);
+  for (int i = 0; i < PEERS; i++) {
+    for (uint32_t c = 0; c < 2; c++) {
+      uint64_t id = 0;
+      PN_ASSERT_OK(
+          pn_channel_send_packet(pn_peer_channel(at[i].peer, c), pkt, &id));
+      assert_int_equal(id, 1);
+    }
+  }
+  assert_ptr_equal(pn_packet_data(pkt), bytes);
+  /* A packet made from another message arrives as itself. */
+  msg.client_id = 43;
+  pn_packet *other = NULL;
+  PN_ASSERT_OK(pn_packet_from_protobuf(&msg.base, &other));
+  PN_ASSERT_OK(
+      pn_channel_send_packet(pn_peer_channel(at[0].peer, 0), other, NULL));
+  pn_packet_release(other);
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  pthread_mutex_lock(&sapp.lock);
+  assert_int_equal(sapp.packets, PEERS * 2 + 1);
+  assert_int_equal(sapp.bad, 0);
+  uint32_t n42 = 0, n43 = 0;
+  for (uint64_t i = 0; i < sapp.packets; i++) {
+    n42 += sapp.seen_ids[i] == 42;
+    n43 += sapp.seen_ids[i] == 43;
+  }
+  pthread_mutex_unlock(&sapp.lock);
+  assert_int_equal(n42, PEERS * 2);
+  assert_int_equal(n43, 1);
+  pn_host_close(client);
+  pn_host_close(server);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  /* Every reference the library took is back: only ours is left. */
+  assert_int_equal(atomic_load(&pkt->refs), 1);
+  pn_packet_release(pkt);
+  for (int i = 0; i < PEERS; i++) {
+    attempt_fini(&at[i]);
+  }
+  pn_actor_release(sa);
+  pn_test_runtime_end(rt);
+  pthread_mutex_destroy(&sapp.lock);
+  pn_test_latch_fini(&got);
+}
+
+/* --- several sockets ----------------------------------------------------- */
+
+static pn_socket_stats socket_stats_of(pn_runtime *rt, const pn_addr *a) {
+  char want[PN_ADDR_STRLEN];
+  PN_ASSERT_OK(pn_addr_format(a, want, sizeof want));
+  pn_snapshot *snap = NULL;
+  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
+  pn_socket_stats st;
+  memset(&st, 0, sizeof st);
+  bool found = false;
+  for (size_t i = 0; i < snap->socket_count; i++) {
+    if (strcmp(snap->sockets[i].local, want) == 0) {
+      st = snap->sockets[i].stats;
+      found = true;
+    }
+  }
+  pn_snapshot_free(snap);
+  assert_true(found);
+  return st;
+}
+
+/* A client host with two sockets sends round robin through both for a
+ * peer whose mask names both (its handshake from one of them: the cookie
+ * names the address it was issued to, so no response is dropped); a
+ * server with two sockets accepts on each and answers from the one a
+ * client used. */
+static void several_sockets(void **state) {
+  (void)state;
+  enum { N = 200 };
+  pn_runtime *rt = net_runtime();
+  net_app sapp, capp;
+  net_app_init(&sapp, 2 * N);
+  net_app_init(&capp, 4);
+  pn_test_latch connected, got, acked;
+  pn_test_latch_init(&connected, 4);
+  pn_test_latch_init(&got, 2 * N);
+  pn_test_latch_init(&acked, 2 * N);
+  sapp.on_connect = capp.on_connect = &connected;
+  sapp.on_packet = &got;
+  capp.on_resolved = &acked;
+  pn_actor *sa = pn_test_spawn(rt, "server-app", net_app_handler, &sapp, -1);
+  pn_actor *ca = pn_test_spawn(rt, "client-app", net_app_handler, &capp, -1);
+  pn_host_config quiet = PN_HOST_CONFIG_INIT;
+  quiet.keepalive_us = 60000000;
+  quiet.idle_timeout_us = 120000000;
+  pn_host *server = host_on(rt, sa, &quiet, 2);
+  pn_host *client = host_on(rt, NULL, &quiet, 2);
+  pn_addr s0, s1, c0, c1;
+  PN_ASSERT_OK(pn_host_local_addr(server, 0, &s0));
+  PN_ASSERT_OK(pn_host_local_addr(server, 1, &s1));
+  PN_ASSERT_OK(pn_host_local_addr(client, 0, &c0));
+  PN_ASSERT_OK(pn_host_local_addr(client, 1, &c1));
+  assert_int_not_equal(s0.port, s1.port);
+  pn_peer *both = connect_to(client, &s0, ca, 1, NULL, 0x3);
+  pn_peer *second = connect_to(client, &s1, ca, 1, NULL, 0x2);
+  assert_true(pn_test_latch_wait(&connected, WAIT_MS));
+  send_range(pn_peer_channel(both, 0), 1, N, 100);
+  send_range(pn_peer_channel(second, 0), N + 1, 2 * N, 100);
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  assert_int_equal(sapp.bad, 0);
+  assert_int_equal(sapp.packets, 2 * N);
+  pn_host_stats st = host_stats(server);
+  assert_int_equal(st.accepted, 2);
+  assert_int_equal(st.peers, 2);
+  assert_int_equal(st.handshake_dropped, 0);
+  assert_int_equal(st.challenges_sent, 2);
+  /* Once the sockets sent all the peers sent (a bounded wait): `both`
+   * alternates between sockets 0 and 1, `second` uses socket 1 only. */
+  pn_peer_stats pb = peer_stats(both), p2 = peer_stats(second);
+  pn_socket_stats k0, k1;
+  uint64_t deadline = mono_ms() + WAIT_MS;
+  do {
+    k0 = socket_stats_of(rt, &c0);
+    k1 = socket_stats_of(rt, &c1);
+    pb = peer_stats(both);
+    p2 = peer_stats(second);
+    if (k0.datagrams_out + k1.datagrams_out ==
+        pb.datagrams_out + p2.datagrams_out) {
+      break;
+    }
+    sched_yield();
+  } while (mono_ms() < deadline);
+  fprintf(stderr,
+          "# client sockets sent %" PRIu64 " + %" PRIu64 "; peers %" PRIu64
+          " (both) + %" PRIu64 " (second)\n",
+          k0.datagrams_out, k1.datagrams_out, pb.datagrams_out,
+          p2.datagrams_out);
+  assert_int_equal(k0.datagrams_out + k1.datagrams_out,
+                   pb.datagrams_out + p2.datagrams_out);
+  assert_true(k1.datagrams_out >= p2.datagrams_out);
+  uint64_t both0 = k0.datagrams_out,
+           both1 = k1.datagrams_out - p2.datagrams_out;
+  assert_true(both0 > 1 && both1 > 1);
+  assert_true(both0 <= both1 + 2 && both1 <= both0 + 2); /* the handshake */
+  /* The server answered the second peer from socket 1 only. */
+  pn_socket_stats ks0 = socket_stats_of(rt, &s0);
+  pn_socket_stats ks1 = socket_stats_of(rt, &s1);
+  assert_int_equal(ks1.datagrams_in, p2.datagrams_out);
+  assert_true(ks0.datagrams_in <= pb.datagrams_out);
+  assert_int_equal(p2.bad_datagrams, 0);
+  assert_int_equal(pb.bad_datagrams, 0);
+  pn_peer_release(both);
+  pn_peer_release(second);
+  pn_host_close(client);
+  pn_host_close(server);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_peer_release(sapp.peer);
+  pn_peer_release(capp.peer);
+  pn_actor_release(sa);
+  pn_actor_release(ca);
+  pn_test_runtime_end(rt);
+  net_app_fini(&sapp);
+  net_app_fini(&capp);
+  pn_test_latch_fini(&connected);
+  pn_test_latch_fini(&got);
+  pn_test_latch_fini(&acked);
+}
+
+/* --- compression --------------------------------------------------------- */
+
+/* Game-state-like text: what a dictionary is for. */
+static size_t state_text(char *buf, size_t cap, uint64_t id, uint64_t *rng) {
+  static const char *const names[] = {"alice", "bob", "carol", "dave"};
+  static const char *const weapons[] = {"sword", "bow", "staff", "axe"};
+  int n = snprintf(
+      buf, cap,
+      "{\"id\":%" PRIu64 ",\"player\":\"%s\",\"pos\":{\"x\":%u,\"y\":%u,"
+      "\"z\":%u},\"hp\":%u,\"weapon\":\"%s\",\"team\":\"%s\","
+      "\"status\":[\"alive\",\"visible\"],\"score\":%u}",
+      id, names[pn_test_rand(rng) % 4], (unsigned)(pn_test_rand(rng) % 4096),
+      (unsigned)(pn_test_rand(rng) % 4096), (unsigned)(pn_test_rand(rng) % 256),
+      (unsigned)(pn_test_rand(rng) % 101), weapons[pn_test_rand(rng) % 4],
+      pn_test_rand(rng) % 2 ? "red" : "blue",
+      (unsigned)(pn_test_rand(rng) % 100000));
+  return n > 0 ? (size_t)n : 0;
+}
+
+typedef struct text_app {
+  pthread_mutex_t lock;
+  pn_test_latch *on_packet;
+  uint64_t packets, bad;
+  uint64_t rng; /* replays the sender's sequence */
+} text_app;
+
+static void text_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  text_app *a = state;
+  pn_peer_event ev;
+  if (pn_msg_type(msg) != PN_MSG_PEER_PACKET ||
+      pn_msg_peer_event(msg, &ev) != PN_OK) {
+    return;
+  }
+  char want[512];
+  pthread_mutex_lock(&a->lock);
+  size_t n = state_text(want, sizeof want, a->packets + 1, &a->rng);
+  a->bad += ev.len != n || memcmp(ev.data, want, n) != 0;
+  a->packets++;
+  pthread_mutex_unlock(&a->lock);
+  pn_test_latch_count_down(a->on_packet);
+}
+
+/* Sends n state texts one at a time (each waits for its acknowledgement,
+ * so each datagram carries one) and returns the client peer's ratio. */
+static double text_run(const void *dict, size_t dict_len, bool no_compression,
+                       uint64_t n) {
+  pn_runtime *rt = net_runtime();
+  text_app sapp;
+  memset(&sapp, 0, sizeof sapp);
+  pthread_mutex_init(&sapp.lock, NULL);
+  sapp.rng = pn_test_seed() ^ 0x7E57;
+  pn_test_latch got;
+  pn_test_latch_init(&got, n);
+  sapp.on_packet = &got;
+  pn_actor *sa = pn_test_spawn(rt, "text-app", text_handler, &sapp, -1);
+  net_app capp;
+  net_app_init(&capp, n);
+  pn_test_latch connected;
+  pn_test_latch_init(&connected, 1);
+  capp.on_connect = &connected;
+  pn_actor *ca = pn_test_spawn(rt, "client-app", net_app_handler, &capp, -1);
+  pn_host_config cfg = PN_HOST_CONFIG_INIT;
+  cfg.zstd_dict = dict;
+  cfg.zstd_dict_len = dict_len;
+  cfg.no_compression = no_compression;
+  pn_host *server = host_on(rt, sa, &cfg, 1);
+  pn_host *client = host_on(rt, NULL, &cfg, 1);
+  pn_addr to;
+  PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
+  pn_peer *peer = connect_to(client, &to, ca, 1, NULL, 0);
+  assert_true(pn_test_latch_wait(&connected, WAIT_MS));
+  uint64_t rng = pn_test_seed() ^ 0x7E57;
+  char text[512];
+  for (uint64_t i = 1; i <= n; i++) {
+    pn_test_latch one;
+    pn_test_latch_init(&one, 1);
+    pthread_mutex_lock(&capp.lock);
+    capp.on_resolved = &one;
+    pthread_mutex_unlock(&capp.lock);
+    size_t len = state_text(text, sizeof text, i, &rng);
+    PN_ASSERT_OK(pn_channel_send(pn_peer_channel(peer, 0), text, len, NULL));
+    assert_true(pn_test_latch_wait(&one, WAIT_MS));
+    pthread_mutex_lock(&capp.lock);
+    capp.on_resolved = NULL;
+    pthread_mutex_unlock(&capp.lock);
+    pn_test_latch_fini(&one);
+  }
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  pthread_mutex_lock(&sapp.lock);
+  assert_int_equal(sapp.packets, n);
+  assert_int_equal(sapp.bad, 0);
+  pthread_mutex_unlock(&sapp.lock);
+  pn_peer_stats ps = peer_stats(peer);
+  if (no_compression) {
+    assert_int_equal(ps.raw_bytes_out, ps.compressed_bytes_out);
+  }
+  pn_peer_release(peer);
+  pn_host_close(client);
+  pn_host_close(server);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_peer_release(capp.peer);
+  pn_actor_release(sa);
+  pn_actor_release(ca);
+  pn_test_runtime_end(rt);
+  net_app_fini(&capp);
+  pthread_mutex_destroy(&sapp.lock);
+  pn_test_latch_fini(&got);
+  pn_test_latch_fini(&connected);
+  return ps.compression_ratio;
+}
+
+/* Highly compressible payloads compress; no_compression sends them as
+ * they are; a dictionary trained on similar texts compresses small
+ * datagrams that compress poorly alone, and every message arrives as
+ * sent. */
+static void compression_and_dictionary(void **state) {
+  (void)state;
+  /* Compressible: 20 x 1000 bytes of mostly one phrase. */
+  {
+    world w;
+    world_open(&w, &(world_opts){.nch = 1, .cap = 32});
+    world_wait_connected(&w);
+    pn_test_latch got;
+    pn_test_latch_init(&got, 20);
+    w.sapp.on_packet = &got;
+    uint8_t buf[1000];
+    for (size_t i = 0; i < sizeof buf; i++) {
+      buf[i] = (uint8_t) "peernet "[i % 8];
+    }
+    for (uint64_t i = 1; i <= 20; i++) {
+      memcpy(buf, &i, 8);
+      PN_ASSERT_OK(
+          pn_channel_send(pn_peer_channel(w.peer, 0), buf, 1000, NULL));
+    }
+    assert_true(pn_test_latch_wait(&got, WAIT_MS));
+    assert_int_equal(w.sapp.packets, 20);
+    pn_peer_stats ps = peer_stats(w.peer);
+    fprintf(stderr, "# repetitive payloads: ratio %.2f\n",
+            ps.compression_ratio);
+    assert_true(ps.compression_ratio > 2.0);
+    assert_true(ps.compressed_bytes_out < ps.raw_bytes_out);
+    pn_test_latch_fini(&got);
+    world_close(&w);
+  }
+  /* A dictionary from 2000 samples like the messages (not the same). */
+  enum { SAMPLES = 2000, DICT = 4096, N = 200 };
+  char *samples = malloc((size_t)SAMPLES * 512);
+  size_t *sizes = malloc(SAMPLES * sizeof *sizes);
+  size_t total = 0;
+  uint64_t rng = pn_test_seed() ^ 0xD1C7;
+  for (int i = 0; i < SAMPLES; i++) {
+    sizes[i] =
+        state_text(samples + total, 512, 100000 + (uint64_t)i * 7919u, &rng);
+    total += sizes[i];
+  }
+  uint8_t *dict = malloc(DICT);
+  size_t dict_len = ZDICT_trainFromBuffer(dict, DICT, samples, sizes, SAMPLES);
+  assert_false(ZDICT_isError(dict_len));
+  free(samples);
+  free(sizes);
+  double plain = text_run(NULL, 0, true, N);
+  double alone = text_run(NULL, 0, false, N);
+  double with_dict = text_run(dict, dict_len, false, N);
+  fprintf(stderr,
+          "# state texts: ratio %.2f uncompressed, %.2f alone, %.2f with a "
+          "%zu-byte dictionary\n",
+          plain, alone, with_dict, dict_len);
+  assert_true(plain == 1.0);
+  assert_true(with_dict > 1.2);
+  assert_true(with_dict > alone);
+  free(dict);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(garbage_is_counted_and_dropped),
+      cmocka_unit_test(corrupted_truncated_replayed),
+      cmocka_unit_test(connect_flood),
+      cmocka_unit_test(max_peers_refuses_with_full),
+      cmocka_unit_test(accept_hook_refuses),
+      cmocka_unit_test(connect_timeout),
+      cmocka_unit_test(idle_timeout_both_sides),
+      cmocka_unit_test(host_close_seen_remotely),
+      cmocka_unit_test(bad_input_changes_nothing),
+      cmocka_unit_test(protobuf_packets_to_many_peers),
+      cmocka_unit_test(several_sockets),
+      cmocka_unit_test(compression_and_dictionary),
+  };
+  return net_run_groups(tests, sizeof tests / sizeof tests[0]);
+}
