@@ -1,5 +1,6 @@
 /* Packets, events and the names of kinds and reasons. See net.h. */
 #include <protobuf-c/protobuf-c.h>
+#include <zdict.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,5 +174,47 @@ pn_err pn_msg_peer_event(const pn_msg *msg, pn_peer_event *out) {
   }
   const pn__event *e = pn_msg_data(msg);
   *out = e->ev;
+  return PN_OK;
+}
+
+/* --- dictionaries -------------------------------------------------------- */
+
+pn_err pn_zstd_train_dictionary(const void *const *samples,
+                                const size_t *sample_lens, size_t count,
+                                void *dict, size_t *dict_len) {
+  if (!samples || !sample_lens || !count || !dict || !dict_len ||
+      !*dict_len || count > UINT32_MAX) {
+    return PN_EINVAL;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (!samples[i] && sample_lens[i]) {
+      return PN_EINVAL;
+    }
+    total += sample_lens[i];
+  }
+  /* ZDICT wants the samples back to back. */
+  unsigned char *all = malloc(total ? total : 1);
+  size_t *lens = malloc(count * sizeof *lens);
+  if (!all || !lens) {
+    free(all);
+    free(lens);
+    return PN_ENOMEM;
+  }
+  size_t off = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (sample_lens[i]) {
+      memcpy(all + off, samples[i], sample_lens[i]);
+    }
+    off += sample_lens[i];
+    lens[i] = sample_lens[i];
+  }
+  size_t n = ZDICT_trainFromBuffer(dict, *dict_len, all, lens, (unsigned)count);
+  free(all);
+  free(lens);
+  if (ZDICT_isError(n)) {
+    return PN_ERANGE;
+  }
+  *dict_len = n;
   return PN_OK;
 }

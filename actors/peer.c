@@ -36,7 +36,8 @@
 #define LOSS_THRESHOLD 3u   /* datagrams acknowledged after a lost one */
 #define DISCONNECT_SENDS 8u /* tries before closing anyway */
 #define PARTIAL_EXPIRY_NS (5ull * 1000000000u)
-#define COMPRESS_MIN 128u /* bodies below this are sent as they are */
+#define COMPRESS_MIN 128u     /* bodies below this are sent as they are */
+#define COMPRESS_MIN_DICT 24u /* the same with a dictionary */
 #define RXWIN_MAX_BITS (1ull << 22)
 #define SENT_MIN 64u
 #define CWND_ONE 1024u
@@ -334,7 +335,9 @@ static bool sent_room(pn_peer *p) {
 static size_t maybe_compress(pn_peer *p, size_t body, bool *zstd) {
   pn_host *h = p->host;
   *zstd = false;
-  if (!h->compress || body < COMPRESS_MIN) {
+  /* With a dictionary even small bodies shrink; without one, below
+   * COMPRESS_MIN bytes they almost never do. */
+  if (!h->compress || body < (h->cdict ? COMPRESS_MIN_DICT : COMPRESS_MIN)) {
     return body;
   }
   if (p->compress_skip) {

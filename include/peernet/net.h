@@ -84,6 +84,20 @@ PN_API size_t pn_packet_len(const pn_packet *pkt);
 /* Largest packet: 64 MiB (a host's max_message is usually smaller). */
 #define PN_PACKET_MAX (64u << 20)
 
+/* Trains a zstd dictionary for pn_host_config.zstd_dict from sample
+ * payloads (for example a few thousand recorded messages): small datagrams
+ * barely compress without one. Both ends must use the same dictionary.
+ * dict receives at most *dict_len bytes (16 KiB to 112 KiB is typical);
+ * on PN_OK *dict_len is the dictionary's size. Errors, with *dict_len
+ * unchanged (dict may have been written): PN_EINVAL (NULL, no samples, a zero capacity), PN_ERANGE (too
+ * few or too uniform samples to train from: zstd wants roughly 100 times
+ * the dictionary size in samples), PN_ENOMEM. Any thread; takes CPU time
+ * in proportion to the samples (milliseconds for a few MB). */
+PN_API pn_err pn_zstd_train_dictionary(const void *const *samples,
+                                       const size_t *sample_lens,
+                                       size_t count, void *dict,
+                                       size_t *dict_len);
+
 /* --- channels ------------------------------------------------------------ */
 
 typedef enum pn_channel_kind {

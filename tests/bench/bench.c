@@ -372,17 +372,17 @@ static void bench_memory(const options *o) {
 /* --- command line -------------------------------------------------------- */
 
 static void usage(void) {
-  fprintf(
-      stderr,
-      "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
-      "[--stats on|off]\n"
-      "       [--histograms on|off] [--io uring|epoll] "
-      "[--stats-json PATH] [--prometheus PATH]\n"
-      "       [--size BYTES] [--kind KIND] [--count PEERS]\n"
-      "subcommands: actor-pingpong actor-fanin actor-spawn "
-      "actor-memory udp-echo udp-flood rtt throughput peers enet-rtt raw-rtt\n"
-      "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
-      "reliable-unordered\n");
+  fprintf(stderr,
+          "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
+          "[--stats on|off]\n"
+          "       [--histograms on|off] [--io uring|epoll] "
+          "[--stats-json PATH] [--prometheus PATH]\n"
+          "       [--size BYTES] [--kind KIND] [--count PEERS]\n"
+          "subcommands: actor-pingpong actor-fanin actor-spawn "
+          "actor-memory udp-echo udp-flood rtt throughput compression peers "
+          "enet-rtt raw-rtt\n"
+          "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
+          "reliable-unordered\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -465,6 +465,8 @@ int main(int argc, char **argv) {
     bench_udp_echo(o.io, o.n ? o.n : 20000);
   } else if (strcmp(cmd, "udp-flood") == 0) {
     bench_udp_flood(o.io, o.n ? o.n : 1000000);
+  } else if (strcmp(cmd, "compression") == 0) {
+    return bench_compression(o.io, o.n ? o.n : 300000, o.size ? o.size : 48);
   } else if (strcmp(cmd, "peers") == 0) {
     return bench_peers(o.io, o.count ? o.count : 10000, 3);
   } else if (strcmp(cmd, "throughput") == 0) {

@@ -7,6 +7,7 @@
 #include "tests/bench/bench_throughput.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,48 @@ typedef struct tp_state {
   bool waiting; /* stopped on PN_EAGAIN until acknowledgements come */
   uint64_t t0, t1;
   uint64_t rng;
+  bool game;      /* game-state payloads instead of incompressible bytes */
+  uint32_t chunk; /* messages per sender run */
+  bool lockstep;  /* one message in flight at a time */
 } tp_state;
+
+/* A small game-state update, as a game server streams them: which entity,
+ * where (slowly moving), how fast, health and a few flags, then its name.
+ * Deterministic from the sequence number. */
+void bench_game_state(uint8_t *buf, uint32_t size, uint64_t seq) {
+  static const char *const names[] = {"orc-warrior",  "elf-archer",
+                                      "dwarf-miner",  "human-knight",
+                                      "goblin-scout", "troll-brute"};
+  uint32_t entity = (uint32_t)(seq * 2654435761u % 200u) + 1;
+  float t = (float)(seq / 200) * 0.05f;
+  float pos[3] = {(float)(entity % 17) * 10.0f + t, 0.0f,
+                  (float)(entity % 13) * 10.0f - t};
+  int16_t vel[3] = {(int16_t)(entity % 5), 0,
+                    (int16_t) - (int16_t)(entity % 3)};
+  uint16_t health = (uint16_t)(100 - (seq / 1000 + entity) % 100);
+  uint8_t flags[2] = {(uint8_t)(entity & 3), (uint8_t)(seq / 500 % 4)};
+  memset(buf, 0, size);
+  size_t off = 0;
+#define PUT(x)                                                                 \
+  do {                                                                         \
+    if (off + sizeof(x) <= size) {                                             \
+      memcpy(buf + off, &(x), sizeof(x));                                      \
+    }                                                                          \
+    off += sizeof(x);                                                          \
+  } while (0)
+  PUT(seq);
+  PUT(entity);
+  PUT(pos);
+  PUT(vel);
+  PUT(health);
+  PUT(flags);
+#undef PUT
+  const char *name = names[entity % 6];
+  size_t n = strlen(name);
+  if (off < size) {
+    memcpy(buf + off, name, n < size - off ? n : size - off);
+  }
+}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -47,8 +89,12 @@ static void finish(tp_state *s, bool failed) {
 }
 
 static void send_chunk(pn_actor *self, tp_state *s) {
-  for (uint32_t i = 0; i < CHUNK && s->sent < s->n; i++) {
+  for (uint32_t i = 0; i < s->chunk && s->sent < s->n; i++) {
     uint64_t seq = s->sent + 1;
+    if (s->game) {
+      bench_game_state(s->buf, s->size, seq);
+      goto send;
+    }
     /* Incompressible payloads (fresh xorshift bytes per message), so the
      * figure is not flattered by compression. */
     for (uint32_t off = 8; off + 8 <= s->size; off += 8) {
@@ -58,6 +104,7 @@ static void send_chunk(pn_actor *self, tp_state *s) {
       memcpy(s->buf + off, &s->rng, 8);
     }
     memcpy(s->buf, &seq, s->size < 8 ? s->size : 8);
+  send:;
     pn_err err = pn_channel_send(s->ch, s->buf, s->size, NULL);
     if (err == PN_EAGAIN) {
       s->waiting = true;
@@ -69,7 +116,7 @@ static void send_chunk(pn_actor *self, tp_state *s) {
     }
     s->sent++;
   }
-  if (s->sent < s->n) {
+  if (s->sent < s->n && !s->lockstep) {
     (void)pn_send(self, MSG_NEXT, NULL, 0);
   }
 }
@@ -91,7 +138,9 @@ static void client_handler(pn_actor *self, void *state, const pn_msg *msg) {
   case PN_MSG_PEER_ACKED:
   case PN_MSG_PEER_LOST:
     s->acked++;
-    if (s->waiting) {
+    if (s->lockstep) {
+      send_chunk(self, s); /* the next one only when this one arrived */
+    } else if (s->waiting) {
       s->waiting = false;
       send_chunk(self, s);
     }
@@ -125,7 +174,8 @@ static void server_handler(pn_actor *self, void *state, const pn_msg *msg) {
   }
 }
 
-static pn_host *open_host(pn_runtime *rt, int32_t home, pn_actor *accept) {
+static pn_host *open_host(pn_runtime *rt, int32_t home, pn_actor *accept,
+                          const tp_config *cfg) {
   pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
   sc.host = "127.0.0.1";
   pn_host_config hc = PN_HOST_CONFIG_INIT;
@@ -133,6 +183,11 @@ static pn_host *open_host(pn_runtime *rt, int32_t home, pn_actor *accept) {
   hc.socket_count = 1;
   hc.home_worker = home;
   hc.accept_owner = accept;
+  hc.no_compression = cfg->compression == TP_COMPRESS_OFF;
+  if (cfg->compression == TP_COMPRESS_DICT) {
+    hc.zstd_dict = cfg->dict;
+    hc.zstd_dict_len = cfg->dict_len;
+  }
   pn_host *h = NULL;
   pn_err err = pn_host_open(rt, &hc, &h);
   if (err != PN_OK) {
@@ -143,6 +198,27 @@ static pn_host *open_host(pn_runtime *rt, int32_t home, pn_actor *accept) {
 
 int bench_peernet_throughput(pn_io_backend io, pn_channel_kind kind, uint64_t n,
                              uint32_t size) {
+  tp_config cfg = {io, kind, n, size, false, TP_COMPRESS_ON, NULL, 0, 0};
+  tp_result r;
+  if (bench_throughput_run(&cfg, &r) != 0) {
+    return 1;
+  }
+  printf("{\"bench\":\"throughput\",\"impl\":\"peernet\",\"io\":\"%s\","
+         "\"kind\":\"%s\",\"size\":%u,\"n\":%llu,\"seconds\":%.3f,"
+         "\"msgs_per_s\":%.0f,\"mbytes_per_s\":%.1f,\"datagrams_out\":%llu,"
+         "\"retransmits\":%llu,\"compression_ratio\":%.2f}\n",
+         r.io, pn_channel_kind_name(kind), r.size, (unsigned long long)n,
+         r.seconds, r.msgs_per_s, r.mbytes_per_s,
+         (unsigned long long)r.datagrams_out, (unsigned long long)r.retransmits,
+         r.compression_ratio);
+  return 0;
+}
+
+int bench_throughput_run(const tp_config *cfg, tp_result *out) {
+  pn_io_backend io = cfg->io;
+  pn_channel_kind kind = cfg->kind;
+  uint64_t n = cfg->n;
+  uint32_t size = cfg->size;
   tp_state s;
   memset(&s, 0, sizeof s);
   pthread_mutex_init(&s.lock, NULL);
@@ -151,6 +227,9 @@ int bench_peernet_throughput(pn_io_backend io, pn_channel_kind kind, uint64_t n,
   s.size = size < 8 ? 8 : size;
   s.kind = kind;
   s.rng = 0x9E3779B97F4A7C15ull;
+  s.game = cfg->game;
+  s.chunk = cfg->chunk ? cfg->chunk : CHUNK;
+  s.lockstep = cfg->chunk == 1;
   s.buf = calloc(1, s.size);
   pn_runtime_config rc = PN_RUNTIME_CONFIG_INIT;
   rc.workers = 2;
@@ -172,8 +251,8 @@ int bench_peernet_throughput(pn_io_backend io, pn_channel_kind kind, uint64_t n,
   ac.handler = client_handler;
   ac.home_worker = 1;
   (void)pn_spawn(rt, &ac, &client_app);
-  pn_host *server = open_host(rt, 0, server_app);
-  pn_host *client = open_host(rt, 1, NULL);
+  pn_host *server = open_host(rt, 0, server_app, cfg);
+  pn_host *client = open_host(rt, 1, NULL, cfg);
   pn_peer *peer = NULL;
   int rc_out = 1;
   if (server && client) {
@@ -195,16 +274,16 @@ int bench_peernet_throughput(pn_io_backend io, pn_channel_kind kind, uint64_t n,
       (void)pn_peer_stats_get(peer, &st);
       if (ok) {
         double secs = (double)(s.t1 - s.t0) / 1e9;
-        printf("{\"bench\":\"throughput\",\"impl\":\"peernet\",\"io\":\"%s\","
-               "\"kind\":\"%s\",\"size\":%u,\"n\":%llu,\"received\":%llu,"
-               "\"seconds\":%.3f,\"msgs_per_s\":%.0f,\"mbytes_per_s\":%.1f,"
-               "\"datagrams_out\":%llu,\"retransmits\":%llu,"
-               "\"compression_ratio\":%.2f}\n",
-               pn_runtime_io_name(rt), pn_channel_kind_name(kind), s.size,
-               (unsigned long long)n, (unsigned long long)s.got, secs,
-               (double)s.got / secs, (double)s.got * s.size / secs / 1e6,
-               (unsigned long long)st.datagrams_out,
-               (unsigned long long)st.retransmits, st.compression_ratio);
+        memset(out, 0, sizeof *out);
+        snprintf(out->io, sizeof out->io, "%s", pn_runtime_io_name(rt));
+        out->size = s.size;
+        out->seconds = secs;
+        out->msgs_per_s = (double)s.got / secs;
+        out->mbytes_per_s = (double)s.got * s.size / secs / 1e6;
+        out->datagrams_out = st.datagrams_out;
+        out->bytes_out = st.bytes_out;
+        out->retransmits = st.retransmits;
+        out->compression_ratio = st.compression_ratio;
         rc_out = 0;
       } else {
         fprintf(stderr,
@@ -227,4 +306,65 @@ int bench_peernet_throughput(pn_io_backend io, pn_channel_kind kind, uint64_t n,
   pthread_mutex_destroy(&s.lock);
   pthread_cond_destroy(&s.cv);
   return rc_out;
+}
+
+int bench_compression(pn_io_backend io, uint64_t n, uint32_t size) {
+  /* The dictionary is trained on other updates than the ones sent. */
+  enum { SAMPLES = 5000 };
+  uint8_t *buf = malloc((size_t)SAMPLES * size);
+  const void **ptrs = malloc(SAMPLES * sizeof *ptrs);
+  size_t *lens = malloc(SAMPLES * sizeof *lens);
+  uint8_t dict[16384];
+  size_t dict_len = sizeof dict;
+  if (!buf || !ptrs || !lens) {
+    free(buf);
+    free(ptrs);
+    free(lens);
+    return 1;
+  }
+  for (size_t i = 0; i < SAMPLES; i++) {
+    bench_game_state(buf + i * size, size, 1000000 + i * 7);
+    ptrs[i] = buf + i * size;
+    lens[i] = size;
+  }
+  pn_err err = pn_zstd_train_dictionary(ptrs, lens, SAMPLES, dict, &dict_len);
+  free(buf);
+  free(ptrs);
+  free(lens);
+  if (err != PN_OK) {
+    fprintf(stderr, "compression: training: %s\n", pn_err_name(err));
+    return 1;
+  }
+  /* Bulk: datagrams full of updates. Sparse: one update at a time (the
+   * next once the last is acknowledged), so each datagram carries one, as
+   * a game's tick with little to say does. */
+  tp_result r[3], q[3];
+  for (int m = 0; m < 3; m++) {
+    tp_config cfg = {io,   PN_CHANNEL_ORDERED, n, size, true, (tp_compression)m,
+                     dict, dict_len,           0};
+    tp_config sparse = cfg;
+    sparse.n = n / 100;
+    sparse.chunk = 1;
+    if (bench_throughput_run(&cfg, &r[m]) != 0 ||
+        bench_throughput_run(&sparse, &q[m]) != 0) {
+      return 1;
+    }
+  }
+  printf("{\"bench\":\"compression\",\"impl\":\"peernet\",\"io\":\"%s\","
+         "\"payload\":\"game-state\",\"size\":%u,\"n\":%llu,"
+         "\"dict_bytes\":%zu,\"ratio_zstd\":%.2f,\"ratio_dict\":%.2f,"
+         "\"msgs_per_s_off\":%.0f,\"msgs_per_s_zstd\":%.0f,"
+         "\"msgs_per_s_dict\":%.0f,\"sparse_msgs_per_datagram\":%.2f,"
+         "\"sparse_ratio_zstd\":%.2f,\"sparse_ratio_dict\":%.2f,"
+         "\"sparse_msgs_per_s_off\":%.0f,\"sparse_msgs_per_s_zstd\":%.0f,"
+         "\"sparse_msgs_per_s_dict\":%.0f}\n",
+         r[0].io, size, (unsigned long long)n, dict_len,
+         (double)r[0].bytes_out / (double)r[1].bytes_out,
+         (double)r[0].bytes_out / (double)r[2].bytes_out, r[0].msgs_per_s,
+         r[1].msgs_per_s, r[2].msgs_per_s,
+         (double)(n / 100) / (double)q[0].datagrams_out,
+         (double)q[0].bytes_out / (double)q[1].bytes_out,
+         (double)q[0].bytes_out / (double)q[2].bytes_out, q[0].msgs_per_s,
+         q[1].msgs_per_s, q[2].msgs_per_s);
+  return 0;
 }
