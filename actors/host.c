@@ -603,7 +603,7 @@ pn_err pn_host_connect(pn_host *host, const pn_peer_config *cfg,
   if (!host || !cfg || !peer_out || cfg->size < sizeof *cfg || !cfg->owner ||
       cfg->channel_count > PN_MAX_CHANNELS ||
       (cfg->remote.family != PN_AF_INET && cfg->remote.family != PN_AF_INET6) ||
-      (cfg->sockets_mask >> host->nsockets) != 0) {
+      (host->nsockets < 32 && (cfg->sockets_mask >> host->nsockets) != 0)) {
     return PN_EINVAL;
   }
   uint32_t nch = cfg->channel_count ? cfg->channel_count : 1;
