@@ -1350,7 +1350,9 @@ static void idle_timeout_both_sides(void **state) {
 
 /* pn_host_close() on either side: the other side hears
  * PN_REASON_HOST_CLOSED from the remote; the closing side's owner hears it
- * as its own. */
+ * as its own once the other side acknowledged the disconnect (the closing
+ * host keeps reading until its peers are gone, so one disconnect datagram
+ * is enough on a clean link: none arrives after the other side closed). */
 static void host_close_seen_remotely(void **state) {
   (void)state;
   for (int server_closes = 0; server_closes < 2; server_closes++) {
@@ -1371,7 +1373,12 @@ static void host_close_seen_remotely(void **state) {
     PN_ASSERT_ERR(PN_ECLOSED,
                   pn_channel_send(pn_peer_channel(w.peer, 0), "x", 1, NULL));
     pn_host *survivor = server_closes ? w.client : w.server;
-    assert_int_equal(host_stats(survivor).peers, 0);
+    pn_host_stats st = host_stats(survivor);
+    assert_int_equal(st.peers, 0);
+    if (st.unknown_connection > 1) {
+      fail_msg("%" PRIu64 " disconnect datagrams after the first",
+               st.unknown_connection);
+    }
     world_close(&w); /* pn_host_close(NULL) is ignored */
   }
 }
