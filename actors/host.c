@@ -1,9 +1,10 @@
 /* The host actor: owns the sockets, answers handshakes statelessly and
  * routes datagrams to peers by connection id.
  *
- * States: open -> closing (pn_host_close(): every peer is told to close,
- * then the actor stops) -> freed when the last peer lets go (the sockets
- * close then, so a peer never sends through a closed handle).
+ * States: open -> closing (pn_host_close(): every peer is told to close;
+ * the actor routes their acknowledgements and stops when the last one
+ * left) -> freed when the last peer lets go (the sockets close then, so a
+ * peer never sends through a closed handle).
  *
  * Messages: PN_MSG_DATAGRAM (from its sockets), PN__H_REGISTER (a client
  * peer from pn_host_connect()), PN__H_CLOSE, PN_MSG_SOCKET_CLOSED,
@@ -109,6 +110,9 @@ void pn__host_forget(pn_host *h, pn_peer *p) {
   }
   atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
   pn_peer_release(p); /* the table's reference */
+  if (h->close_handled && !h->by_id.count) {
+    (void)pn_actor_stop(h->actor); /* the last peer said goodbye */
+  }
 }
 
 void pn__host_send(pn_host *h, uint32_t socket, const pn_addr *to,
@@ -380,8 +384,15 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
     break;
   }
   case PN__H_CLOSE:
+    /* Keep reading until the peers are gone: the acknowledgements of
+     * their disconnects come through here, and without them each peer
+     * would resend its disconnect until it gave up (DISCONNECT_SENDS
+     * RTOs). The last peer to leave stops the actor (pn__host_forget). */
     close_all(h);
-    (void)pn_actor_stop(self);
+    h->close_handled = true;
+    if (!h->by_id.count) {
+      (void)pn_actor_stop(self);
+    }
     break;
   case PN_MSG_STOPPED:
     /* Peers still in the table (runtime shutdown) stop on their own;
@@ -603,7 +614,7 @@ pn_err pn_host_connect(pn_host *host, const pn_peer_config *cfg,
   if (!host || !cfg || !peer_out || cfg->size < sizeof *cfg || !cfg->owner ||
       cfg->channel_count > PN_MAX_CHANNELS ||
       (cfg->remote.family != PN_AF_INET && cfg->remote.family != PN_AF_INET6) ||
-      (cfg->sockets_mask >> host->nsockets) != 0) {
+      (host->nsockets < 32 && (cfg->sockets_mask >> host->nsockets) != 0)) {
     return PN_EINVAL;
   }
   uint32_t nch = cfg->channel_count ? cfg->channel_count : 1;

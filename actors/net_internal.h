@@ -207,6 +207,7 @@ struct pn_host {
       rto_min_ns, rto_max_ns, rto_initial_ns;
   bool compress;
   bool stopped;       /* actor side: the host actor has stopped */
+  bool close_handled; /* actor side: PN__H_CLOSE closed every peer */
   uint8_t secret[32]; /* cookie key */
   pn__idmap by_id;    /* local connection id -> peer */
   pn__idmap by_addr;  /* hash of (address, client id) -> accepted peer */

@@ -7,7 +7,7 @@
 #                                 warnings as errors and all tests, install +
 #                                 outside-user build of the examples,
 #                                 ASan+UBSan build and tests, TSan build and
-#                                 tests
+#                                 tests, a short libFuzzer run (clang)
 #   scripts/quickstart.sh deps    only install what is missing
 #
 # Runs as root or through sudo. Only Debian's package registry is needed.
@@ -25,6 +25,7 @@ packages=(
   libzstd-dev libprotobuf-c-dev protobuf-c-compiler libck-dev liburing-dev
   libsodium-dev libcmocka-dev
   g++ clang-format
+  clang libclang-rt-dev
   libcaf-dev libenet-dev
 )
 
@@ -101,6 +102,18 @@ tsan_ctest() {
   fi
 }
 
+# The datagram decoder's libFuzzer target needs clang (libclang-rt-dev has
+# libFuzzer); only its two programs are built, then a short run over the
+# seed corpus (PEERNET_FUZZ_SECONDS, default 20).
+fuzz_run() {
+  log "clang libFuzzer: datagram decoder, ${PEERNET_FUZZ_SECONDS:-20} s"
+  cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPEERNET_WERROR=ON -DPEERNET_BUILD_EXAMPLES=OFF -DPEERNET_BUILD_BENCH=OFF \
+    -DPEERNET_FUZZ_SECONDS="${PEERNET_FUZZ_SECONDS:-20}" >/dev/null
+  cmake --build build/fuzz -j"$jobs" --target fuzz_datagram fuzz_make_corpus
+  run_ctest build/fuzz -L fuzz
+}
+
 cmd=${1:-}
 case "$cmd" in
 deps)
@@ -129,6 +142,7 @@ test)
   log "TSan build and tests"
   configure_build build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPEERNET_SANITIZE=thread -DPEERNET_BUILD_EXAMPLES=OFF
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 tsan_ctest
+  fuzz_run
   log "all suites passed in $(($(date +%s) - start)) s"
   ;;
 *)
