@@ -295,6 +295,10 @@ static void on_connect_response(pn_host *h, uint32_t socket,
     if (p && p->client_nonce == r->client_nonce &&
         pn_addr_equal(&p->addr, from)) {
       pn__peer_resend_accept(p, socket);
+    } else if (!p && r->dict_hash != h->dict_hash) {
+      /* Different dictionaries would decompress into different bytes. */
+      send_reject(h, socket, from, r->client_id, r->client_nonce,
+                  PN_REASON_DICTIONARY, len);
     } else if (!p) {
       accept_peer(h, socket, from, r, len);
     } else {
@@ -489,6 +493,9 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
     return PN_ENOMEM;
   }
   if (cfg->zstd_dict_len) {
+    crypto_generichash((unsigned char *)&h->dict_hash, sizeof h->dict_hash,
+                       cfg->zstd_dict, cfg->zstd_dict_len, NULL, 0);
+    h->dict_hash |= 1; /* never 0, which means "none" */
     h->cdict = ZSTD_createCDict(cfg->zstd_dict, cfg->zstd_dict_len, 1);
     h->ddict = ZSTD_createDDict(cfg->zstd_dict, cfg->zstd_dict_len);
     if (!h->cdict || !h->ddict) {

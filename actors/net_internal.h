@@ -215,6 +215,7 @@ struct pn_host {
   ZSTD_DCtx *dctx;
   ZSTD_CDict *cdict;
   ZSTD_DDict *ddict;
+  uint64_t dict_hash;  /* BLAKE2b-64 of the dictionary, 0 without one */
   uint8_t *buf, *zbuf; /* scratch, 2 x PN_DATAGRAM_MAX each */
   _Atomic uint64_t st_in, st_bad_header, st_unknown, st_hs_dropped,
       st_challenges, st_accepted, st_rejected;

@@ -124,6 +124,8 @@ const char *pn_reason_name(uint32_t reason) {
     return "version";
   case PN_REASON_REFUSED:
     return "refused";
+  case PN_REASON_DICTIONARY:
+    return "dictionary";
   default:
     return reason < PN_REASON_LIBRARY ? "application" : "?";
   }
@@ -182,8 +184,8 @@ pn_err pn_msg_peer_event(const pn_msg *msg, pn_peer_event *out) {
 pn_err pn_zstd_train_dictionary(const void *const *samples,
                                 const size_t *sample_lens, size_t count,
                                 void *dict, size_t *dict_len) {
-  if (!samples || !sample_lens || !count || !dict || !dict_len ||
-      !*dict_len || count > UINT32_MAX) {
+  if (!samples || !sample_lens || !count || !dict || !dict_len || !*dict_len ||
+      count > UINT32_MAX) {
     return PN_EINVAL;
   }
   size_t total = 0;

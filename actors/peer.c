@@ -271,6 +271,7 @@ static void send_connect(pn_peer *p) {
     r.client_nonce = p->client_nonce;
     r.channel_kinds.data = kinds;
     r.channel_kinds.len = p->nchannels;
+    r.dict_hash = p->host->dict_hash;
     send_handshake(p, PN__T_CONNECT_REQUEST, 0, &r.base, &r.padding);
   } else {
     Peernet__Wire__V1__ConnectResponse r =
@@ -282,6 +283,7 @@ static void send_connect(pn_peer *p) {
     r.cookie.len = p->cookie_len;
     r.channel_kinds.data = kinds;
     r.channel_kinds.len = p->nchannels;
+    r.dict_hash = p->host->dict_hash;
     send_handshake(p, PN__T_CONNECT_RESPONSE, 0, &r.base, &r.padding);
   }
 }
@@ -1030,7 +1032,6 @@ static void on_data(pn_peer *p, const uint8_t *data, size_t len,
     return;
   }
   uint64_t now = pn__now_ns();
-  p->last_recv_ns = now;
   on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
   if (p->gone) {
     peernet__wire__v1__packet__free_unpacked(pk, NULL);
@@ -1040,9 +1041,15 @@ static void on_data(pn_peer *p, const uint8_t *data, size_t len,
    * nor remembered: its sender will send those frames again. */
   if (!frames_fit(p, pk)) {
     /* resource limit, not bad input: not counted as either */
+    if (pk->seq > p->rx_highest) {
+      p->last_recv_ns = now;
+    }
   } else if (!rx_seq(p, pk->seq, now)) {
+    /* A replay does not count as hearing from the peer: an on-path
+     * replayer must not keep a dead connection alive. */
     pn__stat_add(&p->st_dups, 1);
   } else {
+    p->last_recv_ns = now;
     for (size_t i = 0; i < pk->n_frames; i++) {
       on_frame(p, pk->frames[i], now);
     }

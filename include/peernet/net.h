@@ -89,14 +89,14 @@ PN_API size_t pn_packet_len(const pn_packet *pkt);
  * barely compress without one. Both ends must use the same dictionary.
  * dict receives at most *dict_len bytes (16 KiB to 112 KiB is typical);
  * on PN_OK *dict_len is the dictionary's size. Errors, with *dict_len
- * unchanged (dict may have been written): PN_EINVAL (NULL, no samples, a zero capacity), PN_ERANGE (too
- * few or too uniform samples to train from: zstd wants roughly 100 times
- * the dictionary size in samples), PN_ENOMEM. Any thread; takes CPU time
- * in proportion to the samples (milliseconds for a few MB). */
+ * unchanged (dict may have been written): PN_EINVAL (NULL, no samples, a zero
+ * capacity), PN_ERANGE (too few or too uniform samples to train from: zstd
+ * wants roughly 100 times the dictionary size in samples), PN_ENOMEM. Any
+ * thread; takes CPU time in proportion to the samples (milliseconds for a few
+ * MB). */
 PN_API pn_err pn_zstd_train_dictionary(const void *const *samples,
-                                       const size_t *sample_lens,
-                                       size_t count, void *dict,
-                                       size_t *dict_len);
+                                       const size_t *sample_lens, size_t count,
+                                       void *dict, size_t *dict_len);
 
 /* --- channels ------------------------------------------------------------ */
 
@@ -169,7 +169,8 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
 #define PN_REASON_FULL 0xFFFFFF03u            /* server at max_peers */
 #define PN_REASON_HOST_CLOSED 0xFFFFFF04u     /* pn_host_close() */
 #define PN_REASON_VERSION 0xFFFFFF05u         /* protocol versions differ */
-#define PN_REASON_REFUSED 0xFFFFFF06u /* accept hook said no (default) */
+#define PN_REASON_REFUSED 0xFFFFFF06u    /* accept hook said no (default) */
+#define PN_REASON_DICTIONARY 0xFFFFFF07u /* zstd dictionaries differ */
 
 /* Name of a library reason, or "application" for smaller values. */
 PN_API const char *pn_reason_name(uint32_t reason);

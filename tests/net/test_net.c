@@ -364,12 +364,15 @@ static void snapshot_and_trace_show_connections(void **state) {
   pair_open(&p, 2, kinds, NULL, 100, NULL);
   net_trace_path = NULL;
   pair_wait_connected(&p);
-  pn_test_latch got;
+  pn_test_latch got, acked;
   pn_test_latch_init(&got, 10);
+  pn_test_latch_init(&acked, 10);
   p.server_app.on_packet = &got;
+  p.client_app.on_resolved = &acked; /* acknowledged: traced before */
   uint64_t rng = pn_test_seed();
   send_n(pn_peer_channel(p.peer, 0), 10, 8, 100, &rng);
   assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
   pn_snapshot *snap;
   PN_ASSERT_OK(pn_snapshot_take(p.rt, &snap));
   assert_int_equal(snap->peer_count, 2);
@@ -424,8 +427,37 @@ static void snapshot_and_trace_show_connections(void **state) {
   assert_non_null(strstr(buf, "\"packet_recv\""));
   assert_non_null(strstr(buf, "\"ack\""));
   pn_test_latch_fini(&got);
+  pn_test_latch_fini(&acked);
   pair_close(&p);
   unlink(at_exit);
+}
+
+/* Hosts whose zstd dictionaries differ would decompress each other's
+ * datagrams into different bytes: the handshake refuses them. */
+static void different_dictionaries_are_refused(void **state) {
+  (void)state;
+  static uint8_t dict[4096];
+  for (size_t i = 0; i < sizeof dict; i++) {
+    dict[i] = (uint8_t)(i * 7 + i / 13);
+  }
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  scfg.zstd_dict = dict;
+  scfg.zstd_dict_len = sizeof dict;
+  pair p;
+  pn_channel_kind kind = PN_CHANNEL_ORDERED;
+  pair_open(&p, 1, &kind, NULL, 4, &scfg);
+  pn_test_latch_count_down(&p.disconnected); /* only the client hears */
+  assert_true(pn_test_latch_wait(&p.disconnected, WAIT_MS));
+  assert_int_equal(p.client_app.reason, PN_REASON_DICTIONARY);
+  assert_true(p.client_app.remote);
+  assert_int_equal(p.client_app.connected, 0);
+  assert_int_equal(p.server_app.connected, 0);
+  assert_string_equal(pn_reason_name(PN_REASON_DICTIONARY), "dictionary");
+  pn_host_stats hs;
+  PN_ASSERT_OK(pn_host_stats_get(p.server, &hs));
+  assert_int_equal(hs.accepted, 0);
+  assert_int_equal(hs.rejected, 1);
+  pair_close(&p);
 }
 
 int main(void) {
@@ -438,6 +470,7 @@ int main(void) {
       cmocka_unit_test(unsequenced_under_loss),
       cmocka_unit_test(one_mib_survives_loss),
       cmocka_unit_test(snapshot_and_trace_show_connections),
+      cmocka_unit_test(different_dictionaries_are_refused),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
