@@ -88,6 +88,9 @@ outside_user_build() {
   cmake --build build/outside -j"$jobs"
   PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs peernet >/dev/null
   LD_LIBRARY_PATH="$prefix/lib" build/outside/actors-demo/peernet-actors-demo --actors 200 --hops 2000 >/dev/null
+  LD_LIBRARY_PATH="$prefix/lib" bash tests/tools/ping_test.sh build/outside/peernet-ping/peernet-ping \
+    cmake echo --kind ordered --count 2000 --size 200 --loss 0.1 >/dev/null
+  LD_LIBRARY_PATH="$prefix/lib" bash tests/tools/chat_test.sh build/outside/peernet-chat/peernet-chat >/dev/null
   rm -rf "$prefix"
 }
 
