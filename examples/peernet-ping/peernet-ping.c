@@ -1128,6 +1128,7 @@ static int run_client(const options *o) {
       verdict = "not known: a send failed";
     }
     print_report(o, &r, secs, verdict);
+    fflush(stdout); /* the report before any message on stderr */
     if (end == RUN_LOST) {
       pthread_mutex_lock(&c.lock);
       format_reason(c.reason, why, sizeof why);
