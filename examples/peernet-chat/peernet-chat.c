@@ -5,12 +5,12 @@
  *   peernet-chat --client HOST:PORT --name NAME
  *
  * A client's first message is its name; every later one is a line of chat.
- * The server relays each line to the other clients as "NAME: line" and
- * announces "* NAME joined" (to everyone, the newcomer included) and
- * "* NAME left". It learns of clients coming and going from
- * PN_MSG_PEER_CONNECTED and PN_MSG_PEER_DISCONNECTED, and its accept hook
- * turns away peers that do not ask for exactly one ORDERED channel. Its
- * first line on stdout is "listening on ADDR".
+ * The server keeps a member per peer from PN_MSG_PEER_CONNECTED to
+ * PN_MSG_PEER_DISCONNECTED, announces "* NAME joined" (to everyone, the
+ * newcomer included) once the member has sent its name and "* NAME left"
+ * when it goes, and relays each line to the others as "NAME: line". Its
+ * accept hook turns away peers that do not ask for exactly one ORDERED
+ * channel. Its first line on stdout is "listening on ADDR".
  *
  * A client reads stdin on a thread of its own, which calls pn_channel_send
  * directly (the API may be called from any thread), and prints what

@@ -360,6 +360,36 @@ static bool check(pn_err err, const char *what) {
   return err == PN_OK;
 }
 
+/* Sums the runtime's socket counters (each tool opens one socket): they
+ * tell drops on this machine (kernel buffers, the send queue, the
+ * conditioner) from losses on the path. */
+static pn_socket_stats socket_totals(pn_runtime *rt) {
+  pn_socket_stats t;
+  memset(&t, 0, sizeof t);
+  pn_snapshot *snap = NULL;
+  if (pn_snapshot_take(rt, &snap) == PN_OK) {
+    for (size_t i = 0; i < snap->socket_count; i++) {
+      const pn_socket_stats *st = &snap->sockets[i].stats;
+      t.datagrams_in += st->datagrams_in;
+      t.datagrams_out += st->datagrams_out;
+      t.kernel_drops += st->kernel_drops;
+      t.enobufs += st->enobufs;
+      t.send_drops += st->send_drops;
+      t.cond_dropped += st->cond_dropped;
+    }
+    pn_snapshot_free(snap);
+  }
+  return t;
+}
+
+static void print_socket_totals(const pn_socket_stats *t) {
+  printf("socket        datagrams out %" PRIu64 " in %" PRIu64
+         "; dropped here: kernel %" PRIu64 ", send queue %" PRIu64
+         ", conditioner %" PRIu64 "; buffer ring ran dry %" PRIu64 "x\n",
+         t->datagrams_out, t->datagrams_in, t->kernel_drops, t->send_drops,
+         t->cond_dropped, t->enobufs);
+}
+
 /* --- server -------------------------------------------------------------- */
 
 /* An echo the peer could not take yet (PN_EAGAIN), held in arrival order. */
@@ -628,6 +658,7 @@ static int run_server(const options *o) {
     printf("%s: closing\n",
            sig > 0 ? (sig == SIGINT ? "SIGINT" : "SIGTERM") : "time is up");
   }
+  pn_socket_stats totals = socket_totals(rt);
   /* Closing the host disconnects every peer, telling each client; wait,
    * bounded, for the owner to see them go before stopping the runtime. */
   pn_host_close(host);
@@ -642,6 +673,7 @@ static int run_server(const options *o) {
     printf("served %" PRIu64 " peers, echoed %" PRIu64 " messages (%" PRIu64
            " waited for room), dropped %" PRIu64 "\n",
            s.accepted, s.echoed, s.waited, s.dropped);
+    print_socket_totals(&totals);
   }
   pn_actor_release(actor);
   ok = check(pn_runtime_destroy(rt), "destroying the runtime") && ok;
@@ -898,6 +930,7 @@ typedef struct report {
   uint64_t p50_us, p99_us, p999_us;
   bool last_delivered;
   pn_peer_stats peer;
+  pn_socket_stats sockets;
 } report;
 
 static int by_value(const void *a, const void *b) {
@@ -975,8 +1008,10 @@ static void print_report(const options *o, const report *r, double secs,
   }
   printf("kind          %s, %" PRIu64 " x %" PRIu64 " B\n",
          pn_channel_kind_name(o->kind), o->count, o->size);
-  printf("sent          %" PRIu64 " in %.3f s (%.0f msgs/s)\n", r->sent, secs,
-         secs > 0 ? (double)r->sent / secs : 0.0);
+  printf("sent          %" PRIu64 "\n", r->sent);
+  printf("time          %.3f s from the first send to the last echo"
+         " (%.0f echoes/s)\n",
+         secs, secs > 0 ? (double)r->delivered / secs : 0.0);
   printf("delivered     %" PRIu64 "\n", r->delivered);
   printf("missing       %" PRIu64 "\n", r->missing);
   printf("duplicates    %" PRIu64 "\n", r->duplicates);
@@ -989,6 +1024,7 @@ static void print_report(const options *o, const report *r, double secs,
          ", datagrams out %" PRIu64 " in %" PRIu64 "\n",
          r->peer.srtt_us, 100.0 * r->peer.loss, r->peer.retransmits,
          r->peer.datagrams_out, r->peer.datagrams_in);
+  print_socket_totals(&r->sockets);
   printf("result        %s guarantee %s\n", pn_channel_kind_name(o->kind),
          verdict);
 }
@@ -1077,6 +1113,7 @@ static int run_client(const options *o) {
     memset(&r, 0, sizeof r);
     make_report(&c, sent, &r);
     (void)pn_peer_stats_get(peer, &r.peer);
+    r.sockets = socket_totals(rt);
     bool held = guarantee_held(o->kind, &r);
     rc = held ? EXIT_HELD : EXIT_BROKEN;
     const char *verdict = held ? "held" : "BROKEN";
@@ -1091,6 +1128,7 @@ static int run_client(const options *o) {
       verdict = "not known: a send failed";
     }
     print_report(o, &r, secs, verdict);
+    fflush(stdout); /* the report before any message on stderr */
     if (end == RUN_LOST) {
       pthread_mutex_lock(&c.lock);
       format_reason(c.reason, why, sizeof why);
