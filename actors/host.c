@@ -7,7 +7,8 @@
  * peer never sends through a closed handle).
  *
  * Messages: PN_MSG_DATAGRAM (from its sockets), PN__H_REGISTER (a client
- * peer from pn_host_connect()), PN__H_CLOSE, PN_MSG_SOCKET_CLOSED,
+ * peer from pn_host_connect()), PN__H_START (pn_host_open() is done),
+ * PN__H_CLOSE, PN_MSG_SOCKET_CLOSED,
  * PN_MSG_STOPPED.
  *
  * Handshake (server side), nothing allocated before the last step:
@@ -370,9 +371,14 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
   pn_host *h = state;
   switch (pn_msg_type(msg)) {
   case PN_MSG_DATAGRAM:
-    if (!h->stopped) {
+    /* Before PN__H_START the socket table may still be being written:
+     * such early datagrams are dropped, as if not yet listening. */
+    if (!h->stopped && h->started) {
       on_datagram(h, msg);
     }
+    break;
+  case PN__H_START:
+    h->started = true; /* the message orders pn_host_open()'s writes */
     break;
   case PN__H_REGISTER: {
     pn_peer *p = (pn_peer *)pn_msg_data(msg);
@@ -533,6 +539,10 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
       cfg->home_worker >= 0
           ? cfg->home_worker
           : (int32_t)(atomic_fetch_add(&next_home, 1) % pn_runtime_workers(rt));
+  if (cfg->accept_owner) {
+    pn_actor_hold(cfg->accept_owner);
+    h->accept_owner = cfg->accept_owner;
+  }
   pn_actor_config acfg = PN_ACTOR_CONFIG_INIT;
   acfg.name = "pn.host";
   acfg.handler = host_handler;
@@ -562,10 +572,7 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
     pn__host_unref(h);
     return err;
   }
-  if (cfg->accept_owner) {
-    pn_actor_hold(cfg->accept_owner);
-    h->accept_owner = cfg->accept_owner;
-  }
+  (void)pn__send_parts(h->actor, PN__H_START, NULL, 0, NULL, 0);
   *host_out = h;
   return PN_OK;
 }

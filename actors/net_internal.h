@@ -68,7 +68,8 @@ typedef struct pn__sent {
   uint32_t bytes;
   uint16_t nframes;
   bool in_flight;
-  bool eliciting; /* carries frames or a ping: will be acknowledged */
+  bool eliciting;  /* carries frames or a ping: will be acknowledged */
+  bool disconnect; /* carries the goodbye */
 } pn__sent;
 
 /* Which message sequences of a reliable channel have arrived: all below
@@ -154,7 +155,7 @@ struct pn_peer {
   bool poked;
   bool ping_owed;
   bool disconnect_owed;
-  bool disconnect_sent;
+  bool disconnect_acked;
   uint32_t disconnect_sends;
   uint32_t compress_skip, compress_misses;
   /* Receiving. */
@@ -207,6 +208,7 @@ struct pn_host {
       rto_min_ns, rto_max_ns, rto_initial_ns;
   bool compress;
   bool stopped;       /* actor side: the host actor has stopped */
+  bool started;       /* actor side: PN__H_START handled */
   bool close_handled; /* actor side: PN__H_CLOSE closed every peer */
   uint8_t secret[32]; /* cookie key */
   pn__idmap by_id;    /* local connection id -> peer */
@@ -278,6 +280,7 @@ enum {
   PN__H_DATAGRAM_UNUSED = 1,
   PN__H_REGISTER,
   PN__H_CLOSE,
+  PN__H_START,
   PN__P_SEND,
   PN__P_RECV,
   PN__P_START,

@@ -399,7 +399,6 @@ static void send_packet(pn_peer *p, const pn__fref *frames, uint32_t n,
   pk.frames = fp;
   pk.ping = p->ping_owed;
   if (p->disconnect_owed) {
-    p->disconnect_sent = true;
     pk.disconnect = true;
     pk.disconnect_reason = p->reason;
   }
@@ -422,6 +421,7 @@ static void send_packet(pn_peer *p, const pn__fref *frames, uint32_t n,
     e->bytes = (uint32_t)len;
     e->in_flight = true;
     e->eliciting = true;
+    e->disconnect = pk.disconnect;
     for (uint32_t i = 0; i < n; i++) {
       (void)fq_push(&p->frefs, frames[i]); /* grown in flush beforehand */
     }
@@ -719,6 +719,9 @@ static void resolve(pn_peer *p, uint64_t seq, bool acked, uint64_t now) {
   p->in_flight--;
   if (acked) {
     pn__tr(pn__worker_current(p->host->rt), PN__TR_ACK, p->id, seq);
+    /* Only an acknowledged goodbye ends DISCONNECTING early: one declared
+     * lost is sent again by the timer. */
+    p->disconnect_acked |= e->disconnect;
   }
   pn__stat_add(acked ? &p->st_acked_dg : &p->st_lost, 1);
   if (acked) {
@@ -781,8 +784,7 @@ static void on_acks(pn_peer *p, uint64_t ack, uint64_t bits, uint32_t delay_us,
     resolve(p, s, false, now);
   }
   advance_oldest(p);
-  if (state_of(p) == PN_PEER_DISCONNECTING && p->disconnect_sent &&
-      p->in_flight == 0) {
+  if (state_of(p) == PN_PEER_DISCONNECTING && p->disconnect_acked) {
     close_peer(p, p->reason, false); /* the disconnect was acknowledged */
   }
 }

@@ -392,15 +392,22 @@ static void handle_cqe(pn__worker *w, uring_state *st,
   }
 }
 
+/* Handles every completion. Each one is copied and consumed before its
+ * handler runs, because a handler may poll again (a socket whose send
+ * batches are both in the kernel drives the ring until one returns): the
+ * nested reap then starts after it instead of handling it twice. */
 static void reap(pn__worker *w, uring_state *st) {
-  struct io_uring_cqe *cqe;
-  unsigned head;
-  unsigned n = 0;
-  io_uring_for_each_cqe(&st->ring, head, cqe) {
-    handle_cqe(w, st, cqe);
-    n++;
+  for (;;) {
+    struct io_uring_cqe *cqe = NULL;
+    unsigned head;
+    io_uring_for_each_cqe(&st->ring, head, cqe) { break; /* just the oldest */ }
+    if (!cqe) {
+      return;
+    }
+    struct io_uring_cqe copy = *cqe;
+    io_uring_cq_advance(&st->ring, 1);
+    handle_cqe(w, st, &copy);
   }
-  io_uring_cq_advance(&st->ring, n);
 }
 
 static void uring_wait_op(pn__worker *w, int64_t timeout_ns) {

@@ -460,6 +460,36 @@ static void different_dictionaries_are_refused(void **state) {
   pair_close(&p);
 }
 
+/* The same impairments on the receive side of both hosts (io_uring once
+ * handled completions twice when a receive conditioner released datagrams
+ * while its send batches were full). */
+static void receive_side_conditioners(void **state) {
+  (void)state;
+  pair p;
+  pn_channel_kind kind = PN_CHANNEL_ORDERED;
+  pair_open(&p, 1, &kind, NULL, 3000, NULL);
+  pair_wait_connected(&p);
+  pn_link_conditioner c = lossy(99);
+  c.latency_us = 500;
+  PN_ASSERT_OK(pn_host_set_conditioner(p.server, 0, PN_DIR_RECV, &c));
+  c.seed ^= 0x77;
+  PN_ASSERT_OK(pn_host_set_conditioner(p.client, 0, PN_DIR_RECV, &c));
+  pn_test_latch got;
+  pn_test_latch_init(&got, 2000);
+  p.server_app.on_packet = &got;
+  uint64_t rng = pn_test_seed() + 99;
+  send_n(pn_peer_channel(p.peer, 0), 2000, 8, 400, &rng);
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  pthread_mutex_lock(&p.server_app.lock);
+  for (uint64_t i = 0; i < 2000; i++) {
+    assert_int_equal(p.server_app.ids[i], i + 1);
+  }
+  assert_int_equal(p.server_app.bad, 0);
+  pthread_mutex_unlock(&p.server_app.lock);
+  pn_test_latch_fini(&got);
+  pair_close(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(handshake_exchange_and_disconnect),
@@ -471,6 +501,7 @@ int main(void) {
       cmocka_unit_test(one_mib_survives_loss),
       cmocka_unit_test(snapshot_and_trace_show_connections),
       cmocka_unit_test(different_dictionaries_are_refused),
+      cmocka_unit_test(receive_side_conditioners),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
