@@ -72,7 +72,7 @@ stop_server() {
 
 case $mode in
 echo)
-  kind= count= seed=
+  kind='' count='' seed=''
   args=("$@")
   impair=() queued=()
   for ((i = 0; i < ${#args[@]}; i++)); do
