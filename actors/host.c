@@ -48,6 +48,7 @@ static void host_free(pn_host *h) {
   ZSTD_freeDDict(h->ddict);
   free(h->buf);
   free(h->zbuf);
+  free(h->arena);
   free(h);
 }
 
@@ -464,6 +465,25 @@ static pn_err check_config(const pn_runtime *rt, const pn_host_config *cfg) {
 
 static uint64_t or_default(uint64_t v, uint64_t d) { return v ? v : d; }
 
+/* The decoding arena: a decoded datagram needs its frames, their
+ * pointers and a copy of every payload, all below this. */
+#define ARENA_BYTES (3u * PN_DATAGRAM_MAX + PN__MAX_FRAMES * 256u)
+
+static void *arena_alloc(void *data, size_t size) {
+  pn_host *h = data;
+  size_t at = (h->arena_used + 15u) & ~(size_t)15u;
+  if (size > ARENA_BYTES || at > ARENA_BYTES - size) {
+    return NULL; /* protobuf-c then fails the decode: counted as bad */
+  }
+  h->arena_used = at + size;
+  return h->arena + at;
+}
+
+static void arena_free(void *data, void *ptr) {
+  (void)data;
+  (void)ptr; /* everything goes at once, after the datagram */
+}
+
 static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   h->mtu = cfg->mtu ? cfg->mtu : DEFAULT_MTU;
   h->max_message = cfg->max_message ? cfg->max_message : DEFAULT_MAX_MESSAGE;
@@ -493,9 +513,13 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   randombytes_buf(h->secret, sizeof h->secret);
   h->cctx = ZSTD_createCCtx();
   h->dctx = ZSTD_createDCtx();
+  h->arena = malloc(ARENA_BYTES);
+  h->arena_allocator.alloc = arena_alloc;
+  h->arena_allocator.free = arena_free;
+  h->arena_allocator.allocator_data = h;
   h->buf = malloc(2 * PN_DATAGRAM_MAX);
   h->zbuf = malloc(2 * PN_DATAGRAM_MAX);
-  if (!h->cctx || !h->dctx || !h->buf || !h->zbuf) {
+  if (!h->cctx || !h->dctx || !h->buf || !h->zbuf || !h->arena) {
     return PN_ENOMEM;
   }
   if (cfg->zstd_dict_len) {

@@ -219,6 +219,12 @@ struct pn_host {
   ZSTD_DDict *ddict;
   uint64_t dict_hash;  /* BLAKE2b-64 of the dictionary, 0 without one */
   uint8_t *buf, *zbuf; /* scratch, 2 x PN_DATAGRAM_MAX each */
+  /* A bump allocator for decoding one Packet at a time (protobuf-c would
+   * otherwise malloc each frame and copy of its payload); reset after each
+   * datagram. */
+  ProtobufCAllocator arena_allocator;
+  uint8_t *arena;
+  size_t arena_used;
   _Atomic uint64_t st_in, st_bad_header, st_unknown, st_hs_dropped,
       st_challenges, st_accepted, st_rejected;
 };

@@ -1027,8 +1027,9 @@ static void on_data(pn_peer *p, const uint8_t *data, size_t len,
     body = h->zbuf;
     blen = n;
   }
-  Peernet__Wire__V1__Packet *pk =
-      pn__wire_decode_packet(body, blen, p->nchannels, h->max_message, NULL);
+  h->arena_used = 0;
+  Peernet__Wire__V1__Packet *pk = pn__wire_decode_packet(
+      body, blen, p->nchannels, h->max_message, &h->arena_allocator);
   if (!pk) {
     pn__stat_add(&p->st_bad, 1);
     return;
@@ -1036,7 +1037,7 @@ static void on_data(pn_peer *p, const uint8_t *data, size_t len,
   uint64_t now = pn__now_ns();
   on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
   if (p->gone) {
-    peernet__wire__v1__packet__free_unpacked(pk, NULL);
+    h->arena_used = 0; /* the decoded packet lived in the arena */
     return;
   }
   /* A datagram whose frames cannot all be held is neither acknowledged
@@ -1069,7 +1070,7 @@ static void on_data(pn_peer *p, const uint8_t *data, size_t len,
       close_peer(p, reason, true);
     }
   }
-  peernet__wire__v1__packet__free_unpacked(pk, NULL);
+  h->arena_used = 0; /* the decoded packet lived in the arena */
 }
 
 static void on_handshake_reply(pn_peer *p, const uint8_t *data, size_t len,
