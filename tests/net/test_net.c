@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actors/net_internal.h" /* a packet's reference count */
 #include "tests/net/net_harness.h"
 
 #define WAIT_MS 10000
@@ -490,6 +491,82 @@ static void receive_side_conditioners(void **state) {
   pair_close(&p);
 }
 
+/* One packet to 1,000 peers: every peer delivers the same bytes, and the
+ * payload is never copied on the way out (the packet's references all come
+ * back once every send is acknowledged). */
+static void fan_out_to_a_thousand_peers(void **state) {
+  (void)state;
+  enum { PEERS = 1000 };
+  pn_runtime *rt = net_runtime();
+  net_app server_app, client_app;
+  net_app_init(&server_app, PEERS);
+  net_app_init(&client_app, PEERS);
+  pn_test_latch connected, got, acked;
+  pn_test_latch_init(&connected, 2 * PEERS);
+  pn_test_latch_init(&got, PEERS);
+  pn_test_latch_init(&acked, PEERS);
+  server_app.on_connect = client_app.on_connect = &connected;
+  server_app.on_packet = &got;
+  client_app.on_resolved = &acked;
+  pn_actor *sa =
+      pn_test_spawn(rt, "server-app", net_app_handler, &server_app, -1);
+  pn_actor *ca =
+      pn_test_spawn(rt, "client-app", net_app_handler, &client_app, -1);
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  scfg.max_peers = PEERS;
+  scfg.home_worker = 0;
+  pn_host *server = net_host(rt, sa, &scfg, NULL);
+  pn_host_config ccfg = PN_HOST_CONFIG_INIT;
+  ccfg.max_peers = PEERS;
+  ccfg.home_worker = 1;
+  pn_host *client = net_host(rt, NULL, &ccfg, NULL);
+  pn_peer_config pc = PN_PEER_CONFIG_INIT;
+  PN_ASSERT_OK(pn_host_local_addr(server, 0, &pc.remote));
+  pc.owner = ca;
+  static pn_peer *peers[PEERS];
+  for (int i = 0; i < PEERS; i++) {
+    PN_ASSERT_OK(pn_host_connect(client, &pc, &peers[i]));
+  }
+  PN_ASSERT_ERR(PN_EAGAIN, pn_host_connect(client, &pc, &(pn_peer *){NULL}));
+  assert_true(pn_test_latch_wait(&connected, WAIT_MS));
+  uint8_t payload[700];
+  net_fill(payload, sizeof payload, 4242);
+  pn_packet *pkt;
+  PN_ASSERT_OK(pn_packet_create(payload, sizeof payload, &pkt));
+  for (int i = 0; i < PEERS; i++) {
+    PN_ASSERT_OK(
+        pn_channel_send_packet(pn_peer_channel(peers[i], 0), pkt, NULL));
+  }
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  pthread_mutex_lock(&server_app.lock);
+  assert_int_equal(server_app.packets, PEERS);
+  assert_int_equal(server_app.bad, 0);
+  for (int i = 0; i < PEERS; i++) {
+    assert_int_equal(server_app.ids[i], 4242);
+  }
+  pthread_mutex_unlock(&server_app.lock);
+  for (int i = 0; i < PEERS; i++) {
+    pn_peer_release(peers[i]);
+  }
+  pn_host_close(client);
+  pn_host_close(server);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  /* Every send's reference came back: only ours is left. */
+  assert_int_equal(atomic_load(&pkt->refs), 1);
+  pn_packet_release(pkt);
+  pn_peer_release(server_app.peer);
+  pn_peer_release(client_app.peer);
+  pn_actor_release(sa);
+  pn_actor_release(ca);
+  pn_test_runtime_end(rt);
+  net_app_fini(&server_app);
+  net_app_fini(&client_app);
+  pn_test_latch_fini(&connected);
+  pn_test_latch_fini(&got);
+  pn_test_latch_fini(&acked);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(handshake_exchange_and_disconnect),
@@ -502,6 +579,7 @@ int main(void) {
       cmocka_unit_test(snapshot_and_trace_show_connections),
       cmocka_unit_test(different_dictionaries_are_refused),
       cmocka_unit_test(receive_side_conditioners),
+      cmocka_unit_test(fan_out_to_a_thousand_peers),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
