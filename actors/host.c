@@ -508,6 +508,7 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
     return PN_EINVAL;
   }
   h->compress = !cfg->no_compression;
+  h->send_rate = cfg->send_rate;
   h->accept = cfg->accept;
   h->accept_ctx = cfg->accept_ctx;
   randombytes_buf(h->secret, sizeof h->secret);

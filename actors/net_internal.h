@@ -169,7 +169,10 @@ struct pn_peer {
   /* RTT, nanoseconds. */
   uint64_t srtt, rttvar, min_rtt, rto;
   uint32_t backoff;
-  /* Congestion control (see peer.c). */
+  /* Congestion control and pacing (see peer.c). */
+  uint64_t send_rate;  /* bytes/s, 0 = unlimited */
+  int64_t pace_tokens; /* bytes it may send now (may go below 0) */
+  uint64_t pace_ns;    /* when pace_tokens was last refilled */
   uint64_t cwnd, ssthresh, recovery_seq;
   /* Closing. */
   uint32_t reason;
@@ -207,6 +210,7 @@ struct pn_host {
   uint64_t connect_timeout_ns, connect_retry_ns, keepalive_ns, idle_timeout_ns,
       rto_min_ns, rto_max_ns, rto_initial_ns;
   bool compress;
+  uint64_t send_rate; /* default bytes/s per peer, 0 = unlimited */
   bool stopped;       /* actor side: the host actor has stopped */
   bool started;       /* actor side: PN__H_START handled */
   bool close_handled; /* actor side: PN__H_CLOSE closed every peer */

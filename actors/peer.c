@@ -45,6 +45,7 @@
 #define CWND_MIN 4u
 #define CWND_INITIAL 32u
 #define ACK_EVERY 32u /* datagrams received before an acknowledgement */
+#define PACE_BURST_NS 10000000u /* the bucket holds 10 ms of the rate */
 
 typedef struct recv_header {
   uint32_t socket;
@@ -408,6 +409,9 @@ static void send_packet(pn_peer *p, const pn__fref *frames, uint32_t n,
   uint8_t *out = zstd ? h->zbuf : h->buf;
   pn__wire_put_header(out, PN__T_DATA, zstd, p->remote_id);
   size_t len = pn__wire_seal(out, PN__WIRE_HEADER + sent_body, p->key);
+  if (p->send_rate && n) {
+    p->pace_tokens -= (int64_t)(PN__WIRE_OVERHEAD + sent_body);
+  }
   pn__stat_add(&p->st_raw_out, body);
   pn__stat_add(&p->st_comp_out, sent_body);
   send_raw(p, out, len);
@@ -445,6 +449,46 @@ static size_t frame_size(const pn__outmsg *om, uint32_t frag) {
                              pn__frag_len(len, om->frag_count, frag));
 }
 
+/* Pacing to send_rate: a token bucket of bytes, refilled at the rate and
+ * holding at most PACE_BURST_NS of it (at least two datagrams). A
+ * datagram with frames waits until the bucket is not negative; one may
+ * overdraw it. Acknowledgements and pings are never held back. */
+static uint64_t pace_burst(const pn_peer *p) {
+  uint64_t b = p->send_rate * PACE_BURST_NS / 1000000000u;
+  uint64_t min = 2u * p->host->mtu;
+  return b > min ? b : min;
+}
+
+static bool pace_ready(pn_peer *p, uint64_t now) {
+  if (!p->send_rate) {
+    return true;
+  }
+  if (now - p->pace_ns >= PACE_BURST_NS + 1000000000u) {
+    p->pace_ns = now; /* long idle: a full bucket (and no overflow) */
+    p->pace_tokens = (int64_t)pace_burst(p);
+    return true;
+  }
+  uint64_t add = (now - p->pace_ns) * p->send_rate / 1000000000u;
+  if (add) {
+    /* Advance only by the time the bytes added stand for, so fractions
+     * are not lost at high refill frequency. */
+    p->pace_ns += add * 1000000000u / p->send_rate;
+    int64_t t = p->pace_tokens + (int64_t)add;
+    int64_t burst = (int64_t)pace_burst(p);
+    p->pace_tokens = t > burst ? burst : t;
+  }
+  return p->pace_tokens >= 0;
+}
+
+/* When the bucket is back at zero (for the timer). */
+static uint64_t pace_at(const pn_peer *p) {
+  if (!p->send_rate || p->pace_tokens >= 0) {
+    return 0;
+  }
+  return p->pace_ns + (uint64_t)(-p->pace_tokens) * 1000000000u / p->send_rate +
+         1;
+}
+
 /* Coalesces resent and new frames into datagrams up to the MTU while the
  * window allows, and sends what acknowledgements, pings and disconnects
  * are owed. */
@@ -461,7 +505,7 @@ static void flush(pn_peer *p) {
     uint32_t n = 0;
     size_t used = 0;
     uint64_t cwnd = p->cwnd / CWND_ONE;
-    bool room = st == PN_PEER_CONNECTED &&
+    bool room = st == PN_PEER_CONNECTED && pace_ready(p, now) &&
                 p->in_flight < (cwnd < h->window ? cwnd : h->window) &&
                 sent_room(p) && fq_reserve(&p->frefs, PN__MAX_FRAMES);
     while (room && p->rtx.head < p->rtx.tail && n < PN__MAX_FRAMES) {
@@ -1172,6 +1216,10 @@ static uint64_t next_deadline(pn_peer *p) {
       uint64_t r = sent + rto_now(p);
       d = r < d ? r : d;
     }
+    uint64_t pace = pace_at(p);
+    if (pace && (p->newq || p->rtx.head < p->rtx.tail)) {
+      d = pace < d ? pace : d; /* frames wait for the bucket */
+    }
     if (p->partials) {
       d = d < p->last_recv_ns + PARTIAL_EXPIRY_NS
               ? d
@@ -1384,6 +1432,9 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   p->oldest = 1;
   p->rto = h->rto_initial_ns;
   p->cwnd = CWND_INITIAL * CWND_ONE;
+  p->send_rate = cfg->send_rate ? cfg->send_rate : h->send_rate;
+  p->pace_ns = p->start_ns;
+  p->pace_tokens = (int64_t)pace_burst(p);
   p->ssthresh = UINT64_MAX;
   p->start_ns = p->last_send_ns = p->last_recv_ns = pn__now_ns();
   atomic_init(&p->st_comp_out, 0);

@@ -238,12 +238,15 @@ typedef struct pn_host_config {
   const void *zstd_dict;       /* optional dictionary (copied), the
                                   same on both sides */
   size_t zstd_dict_len;
+  uint64_t send_rate; /* per peer: most bytes per second it sends
+                         (datagrams paced to it, like ENet's
+                         outgoing bandwidth); 0 = unlimited */
 } pn_host_config;
 
 #define PN_HOST_CONFIG_INIT                                                    \
   {                                                                            \
     sizeof(pn_host_config), NULL, 0, NULL, NULL, NULL, -1, 0, 0, 0, 0, 0, 0,   \
-        0, 0, 0, 0, 0, 0, 0, false, NULL, 0                                    \
+        0, 0, 0, 0, 0, 0, 0, false, NULL, 0, 0                                 \
   }
 
 /* Opens a host and its sockets. On PN_OK *host_out owns the handle.
@@ -304,10 +307,11 @@ typedef struct pn_peer_config {
   uint32_t sockets_mask;        /* bit i: send through the host's socket i
                                    (round robin); 0 = socket 0 */
   void *user;                   /* copied into every event */
+  uint64_t send_rate;           /* bytes per second; 0 = the host's */
 } pn_peer_config;
 
 #define PN_PEER_CONFIG_INIT                                                    \
-  { sizeof(pn_peer_config), {0, 0, 0, {0}}, NULL, 0, NULL, 0, NULL }
+  { sizeof(pn_peer_config), {0, 0, 0, {0}}, NULL, 0, NULL, 0, NULL, 0 }
 
 /* Starts connecting. On PN_OK *peer_out owns a handle (give it back with
  * pn_peer_release()); channels can be sent on at once (messages wait for

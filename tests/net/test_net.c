@@ -567,6 +567,42 @@ static void fan_out_to_a_thousand_peers(void **state) {
   pn_test_latch_fini(&acked);
 }
 
+/* A peer paced to send_rate never overruns a link capped above it: 300 KB
+ * through a 300 KB/s link with a 30 ms queue, paced at 200 KB/s, arrive
+ * with nothing dropped and nothing resent (unpaced, the same burst would
+ * overflow that queue at once). */
+static void send_rate_paces_datagrams(void **state) {
+  (void)state;
+  pair p;
+  pn_channel_kind kind = PN_CHANNEL_ORDERED;
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  scfg.send_rate = 200000;
+  pair_open(&p, 1, &kind, NULL, 400, &scfg);
+  pair_wait_connected(&p);
+  pn_link_conditioner c = PN_LINK_CONDITIONER_INIT;
+  c.rate_bytes_per_s = 300000;
+  c.queue_us = 30000;
+  c.seed = pn_test_seed();
+  PN_ASSERT_OK(pn_host_set_conditioner(p.server, 0, PN_DIR_SEND, &c));
+  pn_test_latch got;
+  pn_test_latch_init(&got, 300);
+  p.client_app.on_packet = &got;
+  uint64_t rng = pn_test_seed();
+  send_n(pn_peer_channel(p.server_app.peer, 0), 300, 1000, 1000, &rng);
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  pthread_mutex_lock(&p.client_app.lock);
+  for (uint64_t i = 0; i < 300; i++) {
+    assert_int_equal(p.client_app.ids[i], i + 1);
+  }
+  pthread_mutex_unlock(&p.client_app.lock);
+  pn_peer_stats st;
+  PN_ASSERT_OK(pn_peer_stats_get(p.server_app.peer, &st));
+  assert_int_equal(st.retransmits, 0);
+  assert_int_equal(st.datagrams_lost, 0);
+  pn_test_latch_fini(&got);
+  pair_close(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(handshake_exchange_and_disconnect),
@@ -580,6 +616,7 @@ int main(void) {
       cmocka_unit_test(different_dictionaries_are_refused),
       cmocka_unit_test(receive_side_conditioners),
       cmocka_unit_test(fan_out_to_a_thousand_peers),
+      cmocka_unit_test(send_rate_paces_datagrams),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
