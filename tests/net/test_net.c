@@ -569,8 +569,8 @@ static void fan_out_to_a_thousand_peers(void **state) {
 
 /* A peer paced to send_rate never overruns a link capped above it: 300 KB
  * through a 300 KB/s link with a 30 ms queue, paced at 200 KB/s, arrive
- * with nothing dropped and nothing resent (unpaced, the same burst would
- * overflow that queue at once). */
+ * in order and the link's queue drops nothing (unpaced, the same burst
+ * overflows that queue at once). */
 static void send_rate_paces_datagrams(void **state) {
   (void)state;
   pair p;
@@ -595,10 +595,24 @@ static void send_rate_paces_datagrams(void **state) {
     assert_int_equal(p.client_app.ids[i], i + 1);
   }
   pthread_mutex_unlock(&p.client_app.lock);
-  pn_peer_stats st;
-  PN_ASSERT_OK(pn_peer_stats_get(p.server_app.peer, &st));
-  assert_int_equal(st.retransmits, 0);
-  assert_int_equal(st.datagrams_lost, 0);
+  /* The link's queue dropped nothing. (Retransmits are not asserted: on
+   * a loaded machine a late acknowledgement can still cause one.) */
+  pn_addr server_addr;
+  char local[PN_ADDR_STRLEN];
+  PN_ASSERT_OK(pn_host_local_addr(p.server, 0, &server_addr));
+  PN_ASSERT_OK(pn_addr_format(&server_addr, local, sizeof local));
+  pn_snapshot *snap;
+  PN_ASSERT_OK(pn_snapshot_take(p.rt, &snap));
+  int found = 0;
+  for (size_t i = 0; i < snap->socket_count; i++) {
+    if (strcmp(snap->sockets[i].local, local) == 0) {
+      found++;
+      assert_int_equal(snap->sockets[i].stats.cond_dropped, 0);
+      assert_true(snap->sockets[i].stats.cond_delayed > 0); /* it was capped */
+    }
+  }
+  assert_int_equal(found, 1);
+  pn_snapshot_free(snap);
   pn_test_latch_fini(&got);
   pair_close(&p);
 }
