@@ -152,36 +152,7 @@ pn_host *net_host(pn_runtime *rt, pn_actor *accept_owner, pn_host_config *cfg,
   return h;
 }
 
-static int use_epoll(void **state) {
-  (void)state;
-  net_backend = PN_IO_EPOLL;
-  return 0;
-}
-
-static int use_uring(void **state) {
-  (void)state;
-  net_backend = PN_IO_URING;
-  return 0;
-}
-
-static bool uring_usable(void) {
-  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
-  cfg.workers = 1;
-  cfg.io = PN_IO_URING;
-  pn_runtime *rt = NULL;
-  if (pn_runtime_create(&cfg, &rt) != PN_OK) {
-    return false;
-  }
-  return pn_runtime_destroy(rt) == PN_OK;
-}
-
 int net_run_groups(const struct CMUnitTest *tests, size_t n) {
   pn_test_seed();
-  int failed = _cmocka_run_group_tests("epoll", tests, n, use_epoll, NULL);
-  if (uring_usable()) {
-    failed += _cmocka_run_group_tests("uring", tests, n, use_uring, NULL);
-  } else {
-    fprintf(stderr, "# io_uring not available here: uring group skipped\n");
-  }
-  return failed;
+  return pn_test_run_on_backends(tests, n, &net_backend);
 }

@@ -535,31 +535,6 @@ static void shutdown_closes_open_sockets(void **state) {
   pn_test_runtime_end(rt);
 }
 
-static int use_epoll(void **state) {
-  (void)state;
-  backend = PN_IO_EPOLL;
-  return 0;
-}
-
-static int use_uring(void **state) {
-  (void)state;
-  backend = PN_IO_URING;
-  return 0;
-}
-
-/* io_uring may be refused (an older kernel, or a container's seccomp
- * profile): then its group is reported as skipped, loudly. */
-static bool uring_usable(void) {
-  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
-  cfg.workers = 1;
-  cfg.io = PN_IO_URING;
-  pn_runtime *rt = NULL;
-  if (pn_runtime_create(&cfg, &rt) != PN_OK) {
-    return false;
-  }
-  return pn_runtime_destroy(rt) == PN_OK;
-}
-
 int main(void) {
   pn_test_seed();
   /* Every test runs on both I/O backends. */
@@ -574,11 +549,6 @@ int main(void) {
       cmocka_unit_test(errors_are_clear_and_leave_nothing_open),
       cmocka_unit_test(shutdown_closes_open_sockets),
   };
-  int failed = cmocka_run_group_tests_name("epoll", tests, use_epoll, NULL);
-  if (uring_usable()) {
-    failed += cmocka_run_group_tests_name("uring", tests, use_uring, NULL);
-  } else {
-    fprintf(stderr, "# io_uring not available here: uring group skipped\n");
-  }
-  return failed;
+  return pn_test_run_on_backends(tests, sizeof tests / sizeof tests[0],
+                                 &backend);
 }

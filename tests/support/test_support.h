@@ -50,6 +50,13 @@ pn_actor *pn_test_spawn(pn_runtime *rt, const char *name, pn_handler handler,
  * handles, timers, envelopes) was freed. */
 void pn_test_runtime_end(pn_runtime *rt);
 
+/* Runs the group once per I/O backend this machine allows, storing the
+ * backend in *backend before each: epoll always, io_uring unless it is
+ * refused (an older kernel, a container's seccomp profile), in which case
+ * its group is reported as skipped, loudly. Returns the failures. */
+int pn_test_run_on_backends(const struct CMUnitTest *tests, size_t n,
+                            pn_io_backend *backend);
+
 /* True when text is one well-formed JSON value (RFC 8259). */
 bool pn_test_json_valid(const char *text);
 
