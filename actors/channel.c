@@ -86,15 +86,10 @@ void pn__rxwin_free(pn__rxwin *w) {
 
 /* --- receiving ----------------------------------------------------------- */
 
-static void deliver(pn_channel *ch, pn__event *e) {
-  atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-  pn__event_send(ch->peer->owner, e);
-}
-
 static void drop_held(pn_channel *ch) {
   for (uint64_t i = 0; i < ch->held_cap; i++) {
     if (ch->held[i]) {
-      pn__event_unref_fn(ch->held[i], NULL);
+      pn__event_drop(ch->peer, ch->held[i]);
     }
   }
   free(ch->held);
@@ -102,100 +97,131 @@ static void drop_held(pn_channel *ch) {
   ch->held_cap = ch->held_count = 0;
 }
 
-static bool hold(pn_channel *ch, pn__event *e, uint64_t seq) {
+static uint64_t held_seq(const pn_msg *m) {
+  return ((const pn__event *)pn_msg_data(m))->ev.msg_id;
+}
+
+static bool hold(pn_channel *ch, pn_msg *m, uint64_t seq) {
   uint64_t ahead = seq - ch->next_expected + 1;
   if (ahead > ch->held_cap) {
     uint64_t n = ch->held_cap ? ch->held_cap : 16;
     while (n < ahead) {
       n *= 2;
     }
-    pn__event **h = calloc(n, sizeof *h);
+    pn_msg **h = calloc(n, sizeof *h);
     if (!h) {
       return false;
     }
     for (uint64_t i = 0; i < ch->held_cap; i++) {
-      pn__event *x = ch->held[i];
+      pn_msg *x = ch->held[i];
       if (x) {
-        h[x->ev.msg_id & (n - 1)] = x;
+        h[held_seq(x) & (n - 1)] = x;
       }
     }
     free(ch->held);
     ch->held = h;
     ch->held_cap = n;
   }
-  pn__event **slot = &ch->held[seq & (ch->held_cap - 1)];
+  pn_msg **slot = &ch->held[seq & (ch->held_cap - 1)];
   if (*slot) {
     return false; /* already held (never: the peer removes duplicates) */
   }
-  atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-  *slot = e;
+  *slot = m;
   ch->held_count++;
   return true;
 }
 
-static void on_recv(pn_channel *ch, pn__event *e) {
-  uint64_t seq = e->ev.msg_id;
+/* Whether the kind lets message seq through now (ORDERED: in sequence). */
+static bool admit(pn_channel *ch, uint64_t seq) {
   switch (ch->kind) {
   case PN_CHANNEL_UNRELIABLE:
   case PN_CHANNEL_RELIABLE:
     if (seq > ch->newest) {
       ch->newest = seq;
-      deliver(ch, e);
-    } else {
-      pn__stat_add(&ch->peer->st_stale, 1);
+      return true;
     }
-    break;
+    pn__stat_add(&ch->peer->st_stale, 1);
+    return false;
   case PN_CHANNEL_ORDERED:
-    if (seq == ch->next_expected) {
-      deliver(ch, e);
-      ch->next_expected++;
-      while (ch->held_count) {
-        pn__event **slot = &ch->held[ch->next_expected & (ch->held_cap - 1)];
-        if (!*slot || (*slot)->ev.msg_id != ch->next_expected) {
-          break;
-        }
-        pn__event *x = *slot;
-        *slot = NULL;
-        ch->held_count--;
-        pn__event_send(ch->peer->owner, x); /* its held reference goes */
-        ch->next_expected++;
-      }
-    } else if (seq > ch->next_expected) {
-      (void)hold(ch, e, seq);
-    } else {
+    if (seq < ch->next_expected) {
       pn__stat_add(&ch->peer->st_dups, 1);
     }
-    break;
+    return seq == ch->next_expected;
   default:
-    deliver(ch, e);
-    break;
+    return true;
+  }
+}
+
+void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt) {
+  pn_peer *p = ch->peer;
+  if (!admit(ch, seq) &&
+      (ch->kind != PN_CHANNEL_ORDERED || seq < ch->next_expected)) {
+    pn_packet_release(pkt);
+    return;
+  }
+  pn__event *e;
+  pn_msg *m = pn__event_new(PN_MSG_PEER_PACKET, p, &e);
+  if (!m) {
+    pn_packet_release(pkt);
+    return;
+  }
+  e->ev.channel = ch->index;
+  e->ev.kind = ch->kind;
+  e->ev.ch = ch;
+  e->ev.msg_id = seq;
+  e->ev.packet = pkt;
+  e->ev.data = pkt->data;
+  e->ev.len = pkt->len;
+  pn__stat_add(&p->st_msgs_in, 1);
+  if (ch->kind != PN_CHANNEL_ORDERED) {
+    pn__event_send(p->owner, m);
+    return;
+  }
+  if (seq > ch->next_expected) {
+    if (!hold(ch, m, seq)) {
+      pn__event_drop(p, m);
+    }
+    return;
+  }
+  pn__event_send(p->owner, m);
+  ch->next_expected++;
+  while (ch->held_count) {
+    pn_msg **slot = &ch->held[ch->next_expected & (ch->held_cap - 1)];
+    if (!*slot || held_seq(*slot) != ch->next_expected) {
+      break;
+    }
+    pn_msg *x = *slot;
+    *slot = NULL;
+    ch->held_count--;
+    pn__event_send(p->owner, x);
+    ch->next_expected++;
   }
 }
 
 /* --- sending ------------------------------------------------------------- */
 
-static void on_send(pn_channel *ch, pn__outmsg *om) {
+/* Gives om the channel's next wire sequence and queues it on the peer.
+ * Runs on the peer's worker: from the channel actor, or straight from
+ * pn_channel_send_packet() when the caller runs there. */
+static void enqueue(pn_channel *ch, pn__outmsg *om) {
   pn_peer *p = ch->peer;
   if (p->gone || atomic_load_explicit(&p->state, memory_order_relaxed) >=
                      PN_PEER_DISCONNECTING) {
-    return; /* the message's free function lets it go */
+    return;
   }
   om->seq = ch->next_seq++;
-  atomic_fetch_add_explicit(&om->refs, 1, memory_order_relaxed);
-  if (pn__send_buf(p->actor, PN__P_SEND, om, sizeof *om, pn__outmsg_unref_fn,
-                   NULL) != PN_OK) {
-    pn__outmsg_unref(om);
-  }
+  pn__peer_enqueue(p, om);
 }
 
 static void channel_handler(pn_actor *self, void *state, const pn_msg *msg) {
   pn_channel *ch = state;
   switch (pn_msg_type(msg)) {
   case PN__C_SEND:
-    on_send(ch, (pn__outmsg *)pn_msg_data(msg));
-    break;
-  case PN__C_RECV:
-    on_recv(ch, (pn__event *)pn_msg_data(msg));
+    /* release: pairs with the acquire load in pn_channel_send_packet(); the
+     * message is queued before a caller on this worker may skip the
+     * mailbox. */
+    atomic_fetch_sub_explicit(&ch->in_mailbox, 1, memory_order_release);
+    enqueue(ch, (pn__outmsg *)pn_msg_data(msg));
     break;
   case PN__C_CLOSE:
     drop_held(ch);
@@ -247,11 +273,13 @@ pn_err pn_channel_send_packet(pn_channel *ch, pn_packet *pkt,
     atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
     return PN_EAGAIN;
   }
-  pn__outmsg *om = calloc(1, sizeof *om);
+  pn_runtime *rt = p->host->rt;
+  pn__outmsg *om = pn__block_alloc(rt, sizeof *om);
   if (!om) {
     atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
     return PN_ENOMEM;
   }
+  memset(om, 0, sizeof *om);
   atomic_init(&om->refs, 1);
   pn_peer_hold(p);
   om->peer = p;
@@ -266,10 +294,22 @@ pn_err pn_channel_send_packet(pn_channel *ch, pn_packet *pkt,
   uint64_t id =
       atomic_fetch_add_explicit(&ch->next_msg_id, 1, memory_order_relaxed);
   om->msg_id = id;
-  if (pn__send_buf(ch->actor, PN__C_SEND, om, sizeof *om, pn__outmsg_unref_fn,
-                   NULL) != PN_OK) {
-    pn__outmsg_unref(om);
-    return PN_ECLOSED;
+  pn__worker *w = pn__worker_current(rt);
+  /* On the peer's worker with nothing of this channel's in the mailbox,
+   * the message skips the channel actor: same order, no hop. The channel
+   * actor cannot be running now (it runs on this thread). */
+  if (w && w->index == (uint32_t)p->host->home &&
+      atomic_load_explicit(&ch->in_mailbox, memory_order_acquire) == 0) {
+    enqueue(ch, om);
+    pn__outmsg_unref(om); /* the queue holds its own reference */
+  } else {
+    atomic_fetch_add_explicit(&ch->in_mailbox, 1, memory_order_relaxed);
+    if (pn__send_buf(ch->actor, PN__C_SEND, om, sizeof *om, pn__outmsg_unref_fn,
+                     NULL) != PN_OK) {
+      atomic_fetch_sub_explicit(&ch->in_mailbox, 1, memory_order_relaxed);
+      pn__outmsg_unref(om);
+      return PN_ECLOSED;
+    }
   }
   if (msg_id_out) {
     *msg_id_out = id;
@@ -285,12 +325,15 @@ pn_err pn_channel_send(pn_channel *ch, const void *data, size_t len,
   if (len > ch->peer->host->max_message) {
     return PN_EMSGSIZE;
   }
-  pn_packet *pkt;
-  pn_err err = pn_packet_create(data, len, &pkt);
-  if (err != PN_OK) {
-    return err;
+  /* A copy the application never sees: from the runtime's pools. */
+  pn_packet *pkt = pn__packet_new(ch->peer->host->rt, len);
+  if (!pkt) {
+    return PN_ENOMEM;
   }
-  err = pn_channel_send_packet(ch, pkt, msg_id_out);
+  if (len) {
+    memcpy(pkt->data, data, len);
+  }
+  pn_err err = pn_channel_send_packet(ch, pkt, msg_id_out);
   pn_packet_release(pkt);
   return err;
 }

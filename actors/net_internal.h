@@ -24,8 +24,14 @@
 struct pn_packet {
   _Atomic uint32_t refs;
   size_t len;
+  pn_runtime *rt; /* a block of rt's pools (pn__block_alloc), or NULL:
+                     malloc'd */
   unsigned char data[];
 };
+
+/* A packet of len uninitialised bytes, one reference; from rt's pools
+ * when rt is not NULL. NULL when out of memory. */
+pn_packet *pn__packet_new(pn_runtime *rt, size_t len);
 
 /* A channel message on its way out (sender side). */
 typedef struct pn__outmsg pn__outmsg;
@@ -92,11 +98,10 @@ struct pn__partial {
   pn_packet *pkt; /* msg_len bytes being filled */
 };
 
-/* An event for an application actor (also how a received message travels
- * from its peer to its channel). Holds references on ev.peer and
- * ev.packet. */
+/* An event for an application actor: the inline payload of an envelope
+ * (pn__envelope_new) whose free function gives back its references on
+ * ev.peer and ev.packet. */
 typedef struct pn__event {
-  _Atomic uint32_t refs;
   uint32_t type;
   pn_peer_event ev;
 } pn__event;
@@ -107,11 +112,13 @@ struct pn_channel {
   uint32_t index;
   pn_channel_kind kind;
   _Atomic uint64_t next_msg_id;
+  _Atomic uint32_t in_mailbox; /* PN__C_SEND messages not yet handled */
   /* Actor side. */
   uint64_t next_seq;      /* sender: next wire sequence */
   uint64_t newest;        /* receiver, sequenced kinds: newest delivered */
   uint64_t next_expected; /* receiver, ORDERED: next to deliver */
-  pn__event **held;       /* receiver, ORDERED: ring of early messages */
+  pn_msg **held;          /* receiver, ORDERED: ring of early messages:
+                             event envelopes */
   uint64_t held_cap;      /* power of two or 0 */
   uint64_t held_count;
   pn__rxwin rx; /* peer side: reliable kinds' duplicates */
@@ -238,7 +245,6 @@ struct pn_host {
 /* Any thread. */
 void pn__host_ref(pn_host *h);
 void pn__host_unref(pn_host *h);
-void pn__event_unref_fn(void *data, void *ctx);
 void pn__outmsg_unref(pn__outmsg *om);
 void pn__outmsg_unref_fn(void *data, void *ctx);
 
@@ -247,6 +253,10 @@ void pn__outmsg_unref_fn(void *data, void *ctx);
  * On PN_OK the returned peer holds one reference for the caller. */
 pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
                        pn_peer **out);
+
+/* Peer's worker: queues om (sequenced by its channel) for sending and
+ * makes sure the peer runs to send it. Takes its own reference. */
+void pn__peer_enqueue(pn_peer *p, pn__outmsg *om);
 
 /* Host actor: a datagram for peer p (routed by connection id). */
 void pn__peer_route(pn_peer *p, uint32_t socket, const pn_addr *from,
@@ -271,11 +281,20 @@ void pn__peer_close_request(pn_peer *p, uint32_t reason);
 void pn__host_send(pn_host *h, uint32_t socket, const pn_addr *to,
                    const uint8_t *data, size_t len);
 
-/* Events. type is PN_MSG_PEER_*; takes references on p and pkt. */
-pn__event *pn__event_new(uint32_t type, pn_peer *p);
+/* An event envelope of type PN_MSG_PEER_* about p (holding a reference on
+ * p), *ev_out its event to fill in; a packet stored in (*ev_out)->ev.packet
+ * is released with it. NULL when out of memory. */
+pn_msg *pn__event_new(uint32_t type, pn_peer *p, pn__event **ev_out);
 
-/* Delivers ev (one reference given) to actor `to`. */
-void pn__event_send(pn_actor *to, pn__event *ev);
+/* Delivers the envelope to actor `to` (dropped if `to` stopped). */
+void pn__event_send(pn_actor *to, pn_msg *m);
+
+/* Frees an event envelope not sent. */
+void pn__event_drop(pn_peer *p, pn_msg *m);
+
+/* Peer actor: a complete message (one reference on pkt given) for
+ * channel ch; applies the channel's kind and delivers to the owner. */
+void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt);
 
 /* Channel actor internals. */
 pn_err pn__channel_spawn(pn_peer *p, pn_channel *ch, int32_t home);
@@ -291,7 +310,6 @@ enum {
   PN__H_REGISTER,
   PN__H_CLOSE,
   PN__H_START,
-  PN__P_SEND,
   PN__P_RECV,
   PN__P_START,
   PN__P_TICK,
@@ -299,7 +317,6 @@ enum {
   PN__P_CHANNEL_DONE,
   PN__P_POKE,
   PN__C_SEND,
-  PN__C_RECV,
   PN__C_CLOSE,
 };
 

@@ -7,14 +7,18 @@
 #include "actors/net_internal.h"
 #include "runtime/actor.h"
 
-static pn_packet *packet_alloc(size_t len) {
-  pn_packet *p = malloc(sizeof *p + len);
+pn_packet *pn__packet_new(pn_runtime *rt, size_t len) {
+  pn_packet *p =
+      rt ? pn__block_alloc(rt, sizeof *p + len) : malloc(sizeof *p + len);
   if (p) {
     atomic_init(&p->refs, 1);
     p->len = len;
+    p->rt = rt;
   }
   return p;
 }
+
+static pn_packet *packet_alloc(size_t len) { return pn__packet_new(NULL, len); }
 
 pn_err pn_packet_create(const void *data, size_t len, pn_packet **out) {
   if (!out || (len && !data)) {
@@ -78,7 +82,11 @@ void pn_packet_release(pn_packet *pkt) {
   /* acq_rel: the last holder frees after every other holder's reads. */
   if (pkt &&
       atomic_fetch_sub_explicit(&pkt->refs, 1, memory_order_acq_rel) == 1) {
-    free(pkt);
+    if (pkt->rt) {
+      pn__block_free(pkt->rt, pkt);
+    } else {
+      free(pkt);
+    }
   }
 }
 
@@ -133,36 +141,38 @@ const char *pn_reason_name(uint32_t reason) {
 
 /* --- events -------------------------------------------------------------- */
 
-pn__event *pn__event_new(uint32_t type, pn_peer *p) {
-  pn__event *e = calloc(1, sizeof *e);
-  if (!e) {
+/* The envelope's free function: its references go back. */
+static void event_free_fn(void *data, void *ctx) {
+  (void)ctx;
+  pn__event *e = data;
+  pn_packet_release(e->ev.packet);
+  pn_peer_release(e->ev.peer);
+}
+
+pn_msg *pn__event_new(uint32_t type, pn_peer *p, pn__event **ev_out) {
+  void *data;
+  pn_msg *m = pn__envelope_new(p->host->rt, type, sizeof(pn__event),
+                               event_free_fn, &data);
+  if (!m) {
     return NULL;
   }
-  atomic_init(&e->refs, 1);
+  pn__event *e = data;
   e->type = type;
   pn_peer_hold(p);
   e->ev.peer = p;
   e->ev.peer_id = p->id;
   e->ev.user = p->user;
   e->ev.addr = p->addr;
-  return e;
+  *ev_out = e;
+  return m;
 }
 
-void pn__event_unref_fn(void *data, void *ctx) {
-  (void)ctx;
-  pn__event *e = data;
-  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1) {
-    pn_packet_release(e->ev.packet);
-    pn_peer_release(e->ev.peer);
-    free(e);
-  }
+void pn__event_send(pn_actor *to, pn_msg *m) {
+  (void)pn__envelope_send(to, m); /* PN_ECLOSED: the owner stopped */
 }
 
-void pn__event_send(pn_actor *to, pn__event *ev) {
-  if (pn__send_buf(to, ev->type, ev, sizeof *ev, pn__event_unref_fn, NULL) !=
-      PN_OK) {
-    pn__event_unref_fn(ev, NULL); /* the owner stopped: nobody to tell */
-  }
+void pn__event_drop(pn_peer *p, pn_msg *m) {
+  pn__envelope_free(p->host->rt, m);
 }
 
 pn_err pn_msg_peer_event(const pn_msg *msg, pn_peer_event *out) {

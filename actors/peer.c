@@ -113,9 +113,10 @@ void pn__outmsg_unref(pn__outmsg *om) {
   atomic_fetch_sub_explicit(&om->peer->queued_bytes, om->pkt->len,
                             memory_order_relaxed);
   pn_packet_release(om->pkt);
-  pn_peer_release(om->peer);
+  pn_peer *p = om->peer;
   free(om->acked);
-  free(om);
+  pn__block_free(p->host->rt, om);
+  pn_peer_release(p);
 }
 
 void pn__outmsg_unref_fn(void *data, void *ctx) {
@@ -568,23 +569,29 @@ static void flush(pn_peer *p) {
 
 /* --- events -------------------------------------------------------------- */
 
-static void emit(pn_peer *p, pn__event *e) {
-  if (e) {
-    pn__event_send(p->owner, e);
+static void emit(pn_peer *p, pn_msg *m) {
+  if (m) {
+    pn__event_send(p->owner, m);
   }
+}
+
+static void emit_simple(pn_peer *p, uint32_t type) {
+  pn__event *e;
+  emit(p, pn__event_new(type, p, &e));
 }
 
 static void emit_message_event(pn_peer *p, uint32_t type, const pn__outmsg *om,
                                uint64_t now) {
-  pn__event *e = pn__event_new(type, p);
-  if (e) {
+  pn__event *e;
+  pn_msg *m = pn__event_new(type, p, &e);
+  if (m) {
     e->ev.channel = om->channel;
     e->ev.kind = (pn_channel_kind)om->kind;
     e->ev.ch = &p->channels[om->channel];
     e->ev.msg_id = om->msg_id;
     e->ev.rtt_us = (now - om->first_sent_ns) / 1000u;
   }
-  emit(p, e);
+  emit(p, m);
 }
 
 /* --- closing ------------------------------------------------------------- */
@@ -596,12 +603,13 @@ static void cancel_timer(pn_peer *p) {
 }
 
 static void finish(pn_peer *p) {
-  pn__event *e = pn__event_new(PN_MSG_PEER_DISCONNECTED, p);
-  if (e) {
+  pn__event *e;
+  pn_msg *m = pn__event_new(PN_MSG_PEER_DISCONNECTED, p, &e);
+  if (m) {
     e->ev.reason = p->reason;
     e->ev.remote = p->reason_remote;
   }
-  emit(p, e);
+  emit(p, m);
   (void)pn_actor_stop(p->actor);
 }
 
@@ -934,28 +942,6 @@ static bool frames_fit(pn_peer *p, const Peernet__Wire__V1__Packet *pk) {
   return true;
 }
 
-static void to_channel(pn_peer *p, uint32_t channel, uint64_t seq,
-                       pn_packet *pkt) {
-  pn_channel *ch = &p->channels[channel];
-  pn__event *e = pn__event_new(PN_MSG_PEER_PACKET, p);
-  if (!e) {
-    pn_packet_release(pkt);
-    return;
-  }
-  e->ev.channel = channel;
-  e->ev.kind = ch->kind;
-  e->ev.ch = ch;
-  e->ev.msg_id = seq;
-  e->ev.packet = pkt;
-  e->ev.data = pkt->data;
-  e->ev.len = pkt->len;
-  pn__stat_add(&p->st_msgs_in, 1);
-  if (pn__send_buf(ch->actor, PN__C_RECV, e, sizeof *e, pn__event_unref_fn,
-                   NULL) != PN_OK) {
-    pn__event_unref_fn(e, NULL);
-  }
-}
-
 static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
                      uint64_t now) {
   pn_channel *ch = &p->channels[f->channel];
@@ -966,9 +952,11 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
   }
   pn_packet *pkt;
   if (f->frag_count <= 1) {
-    if (pn_packet_create(f->payload.data, f->payload.len, &pkt) != PN_OK) {
+    pkt = pn__packet_new(p->host->rt, f->payload.len);
+    if (!pkt) {
       return;
     }
+    memcpy(pkt->data, f->payload.data, f->payload.len);
   } else {
     pn__partial *q = find_partial(p, f->channel, f->msg_seq);
     if (!q) {
@@ -976,7 +964,7 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
       uint64_t words = (f->frag_count + 63) / 64;
       if (q) {
         q->have = calloc(words, sizeof *q->have);
-        q->pkt = malloc(sizeof *q->pkt + f->msg_len);
+        q->pkt = pn__packet_new(NULL, f->msg_len);
       }
       if (!q || !q->have || !q->pkt) {
         if (q) {
@@ -986,8 +974,6 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
         free(q);
         return;
       }
-      atomic_init(&q->pkt->refs, 1);
-      q->pkt->len = f->msg_len;
       q->channel = f->channel;
       q->seq = f->msg_seq;
       q->count = f->frag_count;
@@ -1023,7 +1009,7 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
   if (reliable) {
     (void)pn__rxwin_mark(&ch->rx, f->msg_seq); /* room checked before */
   }
-  to_channel(p, f->channel, f->msg_seq, pkt);
+  pn__channel_receive(ch, f->msg_seq, pkt);
 }
 
 /* Notes the datagram sequence; false for a duplicate or one too old to
@@ -1150,7 +1136,7 @@ static void on_handshake_reply(pn_peer *p, const uint8_t *data, size_t len,
       derive_key(p);
       set_state(p, PN_PEER_CONNECTED);
       p->last_recv_ns = pn__now_ns();
-      emit(p, pn__event_new(PN_MSG_PEER_CONNECTED, p));
+      emit_simple(p, PN_MSG_PEER_CONNECTED);
     } else {
       pn__stat_add(&p->st_bad, 1);
     }
@@ -1291,10 +1277,10 @@ static void on_tick(pn_peer *p) {
 
 /* --- the actor ----------------------------------------------------------- */
 
-static void on_send(pn_peer *p, pn__outmsg *om) {
+void pn__peer_enqueue(pn_peer *p, pn__outmsg *om) {
   pn_peer_state st = state_of(p);
   if (st != PN_PEER_CONNECTING && st != PN_PEER_CONNECTED) {
-    return; /* the message's free function lets it go */
+    return; /* the caller's reference lets it go */
   }
   size_t budget = p->host->mtu - PN__WIRE_OVERHEAD - PN__PACKET_FIELDS_MAX;
   size_t len = om->pkt->len;
@@ -1316,6 +1302,11 @@ static void on_send(pn_peer *p, pn__outmsg *om) {
   }
   p->newq_tail = om;
   pn__stat_add(&p->st_msgs_out, 1);
+  /* One poke per run: the peer flushes everything queued at its batch
+   * end, so messages sent together leave in full datagrams. */
+  if (!p->poked) {
+    p->poked = pn__send_parts(p->actor, PN__P_POKE, NULL, 0, NULL, 0) == PN_OK;
+  }
 }
 
 static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
@@ -1348,8 +1339,8 @@ static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
   case PN__P_RECV:
     on_recv(p, msg);
     break;
-  case PN__P_SEND:
-    on_send(p, (pn__outmsg *)pn_msg_data(msg));
+  case PN__P_POKE:
+    p->poked = false;
     break;
   case PN__P_TICK:
     cancel_timer(p);
@@ -1386,7 +1377,7 @@ void pn__peer_accepted(pn_peer *p) {
   set_state(p, PN_PEER_CONNECTED);
   p->start_ns = p->last_recv_ns = pn__now_ns();
   send_accept(p);
-  emit(p, pn__event_new(PN_MSG_PEER_CONNECTED, p));
+  emit_simple(p, PN_MSG_PEER_CONNECTED);
 }
 
 void pn__peer_resend_accept(pn_peer *p, uint32_t socket) {

@@ -416,6 +416,59 @@ pn_err pn__send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
   return PN_OK;
 }
 
+#define ENVELOPE_DATA_OFF ((sizeof(pn__msg_buf) + 15u) & ~(size_t)15u)
+
+pn_msg *pn__envelope_new(pn_runtime *rt, uint32_t type, size_t size,
+                         pn_free_fn free_fn, void **data_out) {
+  pn_msg *m =
+      pn__msg_alloc(rt, pn__worker_current(rt), ENVELOPE_DATA_OFF + size);
+  if (!m) {
+    return NULL;
+  }
+  m->type = type;
+  m->size = (uint32_t)size;
+  m->kind = PN__MSG_BUF;
+  m->data = m->inline_data + ENVELOPE_DATA_OFF;
+  memset(m->data, 0, size);
+  pn__msg_buf *buf = pn__msg_buf_of(m);
+  buf->fn = free_fn;
+  buf->ctx = NULL;
+  *data_out = m->data;
+  return m;
+}
+
+pn_err pn__envelope_send(pn_actor *to, pn_msg *m) {
+  pn__worker *w = pn__worker_current(to->rt);
+  uint32_t f = atomic_load_explicit(&to->flags, memory_order_relaxed);
+  if (f & PN__A_DEAD) {
+    pn__msg_free(to->rt, w, m);
+    return PN_ECLOSED;
+  }
+  note_send(to);
+  if (pn__tr_on(w, PN__TR_SEND)) {
+    pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
+  }
+  send_envelope(w, to, m);
+  return PN_OK;
+}
+
+void pn__envelope_free(pn_runtime *rt, pn_msg *m) {
+  pn__msg_free(rt, pn__worker_current(rt), m);
+}
+
+void *pn__block_alloc(pn_runtime *rt, size_t size) {
+  pn_msg *m = pn__msg_alloc(rt, pn__worker_current(rt), size);
+  return m ? m->inline_data : NULL;
+}
+
+void pn__block_free(pn_runtime *rt, void *block) {
+  if (block) {
+    pn_msg *m = (pn_msg *)(void *)((unsigned char *)block -
+                                   offsetof(pn_msg, inline_data));
+    pn__msg_free(rt, pn__worker_current(rt), m);
+  }
+}
+
 pn_err pn_actor_stop(pn_actor *actor) {
   if (!actor) {
     return PN_EINVAL;

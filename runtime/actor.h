@@ -184,6 +184,25 @@ pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
 pn_err pn__send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
                     pn_free_fn free_fn, void *ctx);
 
+/* Envelopes built before they are sent (the library's events): a buffer
+ * message whose size bytes live inline, 16-aligned, in the envelope itself,
+ * with free_fn called on them when the envelope is freed (delivered,
+ * dropped or discarded). pn__envelope_new returns NULL when out of memory;
+ * *data_out is zeroed. pn__envelope_send hands m over (PN_ECLOSED: the
+ * receiver stopped and m was freed). pn__envelope_free frees an unsent one.
+ * Any thread. */
+pn_msg *pn__envelope_new(pn_runtime *rt, uint32_t type, size_t size,
+                         pn_free_fn free_fn, void **data_out);
+pn_err pn__envelope_send(pn_actor *to, pn_msg *m);
+void pn__envelope_free(pn_runtime *rt, pn_msg *m);
+
+/* Small objects from the worker's envelope pools instead of malloc: what
+ * the library allocates per message (outgoing messages, packets). NULL
+ * when out of memory. pn__block_free takes any block of rt, from any
+ * thread (blocks go back to their home pool in batches). */
+void *pn__block_alloc(pn_runtime *rt, size_t size);
+void pn__block_free(pn_runtime *rt, void *block);
+
 /* Pushes everything the running handler sent (see pn__outbox). Worker
  * only; called when a run ends. */
 void pn__outbox_flush(pn__worker *w);
