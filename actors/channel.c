@@ -254,36 +254,48 @@ pn_err pn__channel_spawn(pn_peer *p, pn_channel *ch, int32_t home) {
 
 /* --- API ----------------------------------------------------------------- */
 
-pn_err pn_channel_send_packet(pn_channel *ch, pn_packet *pkt,
-                              uint64_t *msg_id_out) {
-  if (!ch || !pkt) {
-    return PN_EINVAL;
-  }
+/* pn_channel_send_packet() taking over the caller's reference on pkt
+ * (given back on errors too). */
+static pn_err send_owned(pn_channel *ch, pn_packet *pkt, uint64_t *msg_id_out) {
   pn_peer *p = ch->peer;
+  pn_err err = PN_OK;
   if (pkt->len > p->host->max_message) {
-    return PN_EMSGSIZE;
+    err = PN_EMSGSIZE;
+  } else if (atomic_load_explicit(&p->state, memory_order_relaxed) >=
+             PN_PEER_DISCONNECTING) {
+    err = PN_ECLOSED;
   }
-  if (atomic_load_explicit(&p->state, memory_order_relaxed) >=
-      PN_PEER_DISCONNECTING) {
-    return PN_ECLOSED;
+  if (err != PN_OK) {
+    pn_packet_release(pkt);
+    return err;
   }
   uint64_t before = atomic_fetch_add_explicit(&p->queued_bytes, pkt->len,
                                               memory_order_relaxed);
   if (before + pkt->len > p->host->max_queued && before > 0) {
     atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
+    pn_packet_release(pkt);
+    /* Owe the owner PN_MSG_PEER_WRITABLE. The fence pairs with the peer's
+     * (check_writable): if the peer already drained below half and looked
+     * before the flag was up, nothing would wake the owner, so poke it to
+     * look again. */
+    atomic_store_explicit(&p->want_writable, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&p->queued_bytes, memory_order_relaxed) <=
+        p->host->max_queued / 2) {
+      (void)pn__send_parts(p->actor, PN__P_POKE, NULL, 0, NULL, 0);
+    }
     return PN_EAGAIN;
   }
   pn_runtime *rt = p->host->rt;
   pn__outmsg *om = pn__block_alloc(rt, sizeof *om);
   if (!om) {
     atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
+    pn_packet_release(pkt);
     return PN_ENOMEM;
   }
   memset(om, 0, sizeof *om);
-  atomic_init(&om->refs, 1);
-  pn_peer_hold(p);
+  om->refs = 1;
   om->peer = p;
-  pn_packet_hold(pkt);
   om->pkt = pkt;
   om->channel = ch->index;
   om->kind = (uint8_t)ch->kind;
@@ -303,6 +315,8 @@ pn_err pn_channel_send_packet(pn_channel *ch, pn_packet *pkt,
     enqueue(ch, om);
     pn__outmsg_unref(om); /* the queue holds its own reference */
   } else {
+    om->holds_peer = true;
+    pn_peer_hold(p);
     atomic_fetch_add_explicit(&ch->in_mailbox, 1, memory_order_relaxed);
     if (pn__send_buf(ch->actor, PN__C_SEND, om, sizeof *om, pn__outmsg_unref_fn,
                      NULL) != PN_OK) {
@@ -315,6 +329,15 @@ pn_err pn_channel_send_packet(pn_channel *ch, pn_packet *pkt,
     *msg_id_out = id;
   }
   return PN_OK;
+}
+
+pn_err pn_channel_send_packet(pn_channel *ch, pn_packet *pkt,
+                              uint64_t *msg_id_out) {
+  if (!ch || !pkt) {
+    return PN_EINVAL;
+  }
+  pn_packet_hold(pkt);
+  return send_owned(ch, pkt, msg_id_out);
 }
 
 pn_err pn_channel_send(pn_channel *ch, const void *data, size_t len,
@@ -333,9 +356,7 @@ pn_err pn_channel_send(pn_channel *ch, const void *data, size_t len,
   if (len) {
     memcpy(pkt->data, data, len);
   }
-  pn_err err = pn_channel_send_packet(ch, pkt, msg_id_out);
-  pn_packet_release(pkt);
-  return err;
+  return send_owned(ch, pkt, msg_id_out);
 }
 
 uint32_t pn_channel_index(const pn_channel *ch) { return ch ? ch->index : 0; }

@@ -260,6 +260,7 @@ static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
   cfg.channel_count = nch;
   cfg.kinds = kinds;
   cfg.sockets_mask = 1u << socket;
+  cfg.no_delivery_events = h->no_delivery_events;
   pn_peer *p;
   if (pn__peer_create(h, &cfg, false, &p) != PN_OK) {
     pn__stat_add(&h->st_hs_dropped, 1);
@@ -509,6 +510,7 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   }
   h->compress = !cfg->no_compression;
   h->send_rate = cfg->send_rate;
+  h->no_delivery_events = cfg->no_delivery_events;
   h->accept = cfg->accept;
   h->accept_ctx = cfg->accept_ctx;
   randombytes_buf(h->secret, sizeof h->secret);

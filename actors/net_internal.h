@@ -36,12 +36,17 @@ pn_packet *pn__packet_new(pn_runtime *rt, size_t len);
 /* A channel message on its way out (sender side). */
 typedef struct pn__outmsg pn__outmsg;
 struct pn__outmsg {
-  _Atomic uint32_t refs; /* the send message, the peer's queues */
-  pn_peer *peer;         /* held */
-  pn_packet *pkt;        /* held */
-  pn__outmsg *next;      /* peer's queue of new messages */
-  uint64_t msg_id;       /* the application's id */
-  uint64_t seq;          /* the channel's wire sequence */
+  /* The send message, the peer's queues. Plain: after pn_channel_send
+   * publishes it, only the peer's worker touches it (the mailbox hand-off
+   * orders the rest). */
+  uint32_t refs;
+  bool holds_peer; /* sent through the channel's mailbox, which the peer
+                      may not outlive: holds a reference on peer */
+  pn_peer *peer;
+  pn_packet *pkt;   /* held */
+  pn__outmsg *next; /* peer's queue of new messages */
+  uint64_t msg_id;  /* the application's id */
+  uint64_t seq;     /* the channel's wire sequence */
   uint64_t first_sent_ns;
   uint32_t channel;
   uint32_t frag_count; /* 1: sent whole */
@@ -136,8 +141,9 @@ struct pn_peer {
   uint32_t sockets_mask;
   uint32_t socket_rr;
   bool is_client;
-  bool registered; /* in the host's table */
-  bool gone;       /* closed: events sent, waiting for channels */
+  bool delivery_events; /* ACKED / LOST for the owner */
+  bool registered;      /* in the host's table */
+  bool gone;            /* closed: events sent, waiting for channels */
   uint32_t local_id, remote_id;
   uint64_t client_nonce, server_nonce;
   uint8_t key[PN__KEY_BYTES];
@@ -187,6 +193,7 @@ struct pn_peer {
   uint32_t channels_open;
   /* Read by any thread. */
   _Atomic uint64_t queued_bytes;
+  _Atomic uint32_t want_writable; /* a send got PN_EAGAIN: owe WRITABLE */
   _Atomic uint64_t st_srtt, st_rttvar, st_min_rtt, st_rto;
   _Atomic uint64_t st_dg_out, st_bytes_out, st_dg_in, st_bytes_in;
   _Atomic uint64_t st_lost, st_acked_dg, st_retransmits, st_acks_only;
@@ -217,13 +224,14 @@ struct pn_host {
   uint64_t connect_timeout_ns, connect_retry_ns, keepalive_ns, idle_timeout_ns,
       rto_min_ns, rto_max_ns, rto_initial_ns;
   bool compress;
-  uint64_t send_rate; /* default bytes/s per peer, 0 = unlimited */
-  bool stopped;       /* actor side: the host actor has stopped */
-  bool started;       /* actor side: PN__H_START handled */
-  bool close_handled; /* actor side: PN__H_CLOSE closed every peer */
-  uint8_t secret[32]; /* cookie key */
-  pn__idmap by_id;    /* local connection id -> peer */
-  pn__idmap by_addr;  /* hash of (address, client id) -> accepted peer */
+  uint64_t send_rate;      /* default bytes/s per peer, 0 = unlimited */
+  bool no_delivery_events; /* for the peers it accepts */
+  bool stopped;            /* actor side: the host actor has stopped */
+  bool started;            /* actor side: PN__H_START handled */
+  bool close_handled;      /* actor side: PN__H_CLOSE closed every peer */
+  uint8_t secret[32];      /* cookie key */
+  pn__idmap by_id;         /* local connection id -> peer */
+  pn__idmap by_addr;       /* hash of (address, client id) -> accepted peer */
   ZSTD_CCtx *cctx;
   ZSTD_DCtx *dctx;
   ZSTD_CDict *cdict;

@@ -180,7 +180,7 @@ pn_err pn_msg_peer_event(const pn_msg *msg, pn_peer_event *out) {
     return PN_EINVAL;
   }
   uint32_t t = pn_msg_type(msg);
-  if (t < PN_MSG_PEER_CONNECTED || t > PN_MSG_PEER_LOST ||
+  if (t < PN_MSG_PEER_CONNECTED || t > PN_MSG_PEER_WRITABLE ||
       pn_msg_size(msg) != sizeof(pn__event)) {
     return PN_EINVAL;
   }

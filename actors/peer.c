@@ -36,8 +36,9 @@
 #define LOSS_THRESHOLD 3u   /* datagrams acknowledged after a lost one */
 #define DISCONNECT_SENDS 8u /* tries before closing anyway */
 #define PARTIAL_EXPIRY_NS (5ull * 1000000000u)
-#define COMPRESS_MIN 128u     /* bodies below this are sent as they are */
-#define COMPRESS_MIN_DICT 24u /* the same with a dictionary */
+#define COMPRESS_MIN 128u      /* bodies below this are sent as they are */
+#define COMPRESS_MIN_DICT 24u  /* the same with a dictionary */
+#define COMPRESS_MIN_SAVING 8u /* compress only when it saves 1/8 */
 #define RXWIN_MAX_BITS (1ull << 22)
 #define SENT_MIN 64u
 #define CWND_ONE 1024u
@@ -107,7 +108,7 @@ static pn__fref *fq_at(pn__fq *q, uint64_t i) { return &q->items[i & q->mask]; }
 /* --- outgoing messages --------------------------------------------------- */
 
 void pn__outmsg_unref(pn__outmsg *om) {
-  if (atomic_fetch_sub_explicit(&om->refs, 1, memory_order_acq_rel) != 1) {
+  if (--om->refs) {
     return;
   }
   atomic_fetch_sub_explicit(&om->peer->queued_bytes, om->pkt->len,
@@ -115,8 +116,11 @@ void pn__outmsg_unref(pn__outmsg *om) {
   pn_packet_release(om->pkt);
   pn_peer *p = om->peer;
   free(om->acked);
+  bool held = om->holds_peer;
   pn__block_free(p->host->rt, om);
-  pn_peer_release(p);
+  if (held) {
+    pn_peer_release(p);
+  }
 }
 
 void pn__outmsg_unref_fn(void *data, void *ctx) {
@@ -124,9 +128,7 @@ void pn__outmsg_unref_fn(void *data, void *ctx) {
   pn__outmsg_unref(data);
 }
 
-static void om_ref(pn__outmsg *om) {
-  atomic_fetch_add_explicit(&om->refs, 1, memory_order_relaxed);
-}
+static void om_ref(pn__outmsg *om) { om->refs++; }
 
 static bool frag_acked(const pn__outmsg *om, uint32_t frag) {
   return om->frag_count == 1 ? om->frags_acked == 1
@@ -333,7 +335,7 @@ static bool sent_room(pn_peer *p) {
   return true;
 }
 
-/* Compresses body into zbuf's body when that shrinks it; backs off for a
+/* Compresses body into zbuf's body when that pays; backs off for a
  * while after datagrams that do not shrink. Returns the body length used
  * and sets *out to the bytes to send. */
 static size_t maybe_compress(pn_peer *p, size_t body, bool *zstd) {
@@ -353,7 +355,10 @@ static size_t maybe_compress(pn_peer *p, size_t body, bool *zstd) {
   size_t z = h->cdict ? ZSTD_compress_usingCDict(h->cctx, dst, body - 1, src,
                                                  body, h->cdict)
                       : ZSTD_compressCCtx(h->cctx, dst, body - 1, src, body, 1);
-  if (ZSTD_isError(z) || z >= body) {
+  /* It pays only when it saves at least an eighth: below that, the CPU it
+   * costs (about half a sender's time on incompressible 64-byte messages)
+   * buys too few bytes. */
+  if (ZSTD_isError(z) || z > body - body / COMPRESS_MIN_SAVING) {
     p->compress_misses = p->compress_misses < 6 ? p->compress_misses + 1 : 6;
     p->compress_skip = 1u << p->compress_misses; /* 2 .. 64 datagrams */
     return body;
@@ -582,6 +587,9 @@ static void emit_simple(pn_peer *p, uint32_t type) {
 
 static void emit_message_event(pn_peer *p, uint32_t type, const pn__outmsg *om,
                                uint64_t now) {
+  if (!p->delivery_events) {
+    return;
+  }
   pn__event *e;
   pn_msg *m = pn__event_new(type, p, &e);
   if (m) {
@@ -592,6 +600,19 @@ static void emit_message_event(pn_peer *p, uint32_t type, const pn__outmsg *om,
     e->ev.rtt_us = (now - om->first_sent_ns) / 1000u;
   }
   emit(p, m);
+}
+
+/* PN_MSG_PEER_WRITABLE once a sender that got PN_EAGAIN may go on. The
+ * fence pairs with the one in pn_channel_send(): either this sees its
+ * flag, or it sees the bytes this peer already let go of (and pokes). */
+static void check_writable(pn_peer *p) {
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&p->want_writable, memory_order_relaxed) &&
+      atomic_load_explicit(&p->queued_bytes, memory_order_relaxed) <=
+          p->host->max_queued / 2 &&
+      atomic_exchange_explicit(&p->want_writable, 0, memory_order_relaxed)) {
+    emit_simple(p, PN_MSG_PEER_WRITABLE);
+  }
 }
 
 /* --- closing ------------------------------------------------------------- */
@@ -1354,6 +1375,7 @@ static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
   }
   case PN_MSG_BATCH_END:
     flush(p);
+    check_writable(p);
     if (!p->gone) {
       arm_timer(p);
     }
@@ -1424,6 +1446,7 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   p->rto = h->rto_initial_ns;
   p->cwnd = CWND_INITIAL * CWND_ONE;
   p->send_rate = cfg->send_rate ? cfg->send_rate : h->send_rate;
+  p->delivery_events = !cfg->no_delivery_events;
   p->pace_ns = p->start_ns;
   p->pace_tokens = (int64_t)pace_burst(p);
   p->ssthresh = UINT64_MAX;

@@ -152,7 +152,8 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
 #define PN_MSG_PEER_DISCONNECTED 0xFFFFFF11u
 #define PN_MSG_PEER_PACKET 0xFFFFFF12u
 /* Every message sent gets exactly one of these two while the connection
- * lasts (messages still unresolved when it closes get neither): ACKED once
+ * lasts (messages still unresolved when it closes get neither), unless the
+ * peer was configured with no_delivery_events: ACKED once
  * the remote peer acknowledged all of it (reliable kinds always end here); LOST
  * when a datagram carrying part of an unreliable or unsequenced message was
  * declared lost (three later datagrams acknowledged, or the RTO passed).
@@ -160,6 +161,10 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
  * LOST means "not known to have arrived". */
 #define PN_MSG_PEER_ACKED 0xFFFFFF13u
 #define PN_MSG_PEER_LOST 0xFFFFFF14u
+/* After pn_channel_send() returned PN_EAGAIN: the peer's unacknowledged
+ * bytes fell to half of max_queued, so sending may resume. Sent once per
+ * PN_EAGAIN episode (ev.channel is 0). */
+#define PN_MSG_PEER_WRITABLE 0xFFFFFF15u
 
 /* Disconnect reasons the library uses; applications pass their own values
  * below PN_REASON_LIBRARY to pn_peer_disconnect(). */
@@ -238,15 +243,18 @@ typedef struct pn_host_config {
   const void *zstd_dict;       /* optional dictionary (copied), the
                                   same on both sides */
   size_t zstd_dict_len;
-  uint64_t send_rate; /* per peer: most bytes per second it sends
-                         (datagrams paced to it, like ENet's
-                         outgoing bandwidth); 0 = unlimited */
+  uint64_t send_rate;      /* per peer: most bytes per second it sends
+                              (datagrams paced to it, like ENet's
+                              outgoing bandwidth); 0 = unlimited */
+  bool no_delivery_events; /* peers it accepts send their owner no
+                              PN_MSG_PEER_ACKED / LOST (cheaper when
+                              nobody needs them) */
 } pn_host_config;
 
 #define PN_HOST_CONFIG_INIT                                                    \
   {                                                                            \
     sizeof(pn_host_config), NULL, 0, NULL, NULL, NULL, -1, 0, 0, 0, 0, 0, 0,   \
-        0, 0, 0, 0, 0, 0, 0, false, NULL, 0, 0                                 \
+        0, 0, 0, 0, 0, 0, 0, false, NULL, 0, 0, false                          \
   }
 
 /* Opens a host and its sockets. On PN_OK *host_out owns the handle.
@@ -308,10 +316,12 @@ typedef struct pn_peer_config {
                                    (round robin); 0 = socket 0 */
   void *user;                   /* copied into every event */
   uint64_t send_rate;           /* bytes per second; 0 = the host's */
+  bool no_delivery_events;      /* no PN_MSG_PEER_ACKED / LOST for the
+                                   owner (cheaper when nobody needs them) */
 } pn_peer_config;
 
 #define PN_PEER_CONFIG_INIT                                                    \
-  { sizeof(pn_peer_config), {0, 0, 0, {0}}, NULL, 0, NULL, 0, NULL, 0 }
+  { sizeof(pn_peer_config), {0, 0, 0, {0}}, NULL, 0, NULL, 0, NULL, 0, false }
 
 /* Starts connecting. On PN_OK *peer_out owns a handle (give it back with
  * pn_peer_release()); channels can be sent on at once (messages wait for

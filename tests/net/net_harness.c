@@ -106,6 +106,10 @@ void net_app_handler(pn_actor *self, void *state, const pn_msg *msg) {
     a->rtt_sum_us += ev.rtt_us;
     latch = a->on_resolved;
     break;
+  case PN_MSG_PEER_WRITABLE:
+    a->writable++;
+    latch = a->on_writable;
+    break;
   case PN_MSG_PEER_LOST:
     if (a->lost < a->acked_cap) {
       a->lost_ids[a->lost] = ev.msg_id;

@@ -14,7 +14,7 @@ typedef struct net_app {
   pthread_mutex_t lock;
   bool echo;     /* send every packet back on its channel */
   pn_peer *peer; /* the first connected peer, held */
-  uint64_t connected, disconnected, packets, acked, lost, bad;
+  uint64_t connected, disconnected, packets, acked, lost, bad, writable;
   uint32_t reason; /* of the last disconnect */
   bool remote;
   uint64_t *ids;      /* msg_id of each packet, in arrival order */
@@ -28,9 +28,10 @@ typedef struct net_app {
   pn_test_latch *on_disconnect;
   pn_test_latch *on_packet;
   pn_test_latch *on_resolved; /* acked or lost */
-  uint64_t signal_id;         /* a packet with this id ... */
-  uint32_t signal_channel;    /* ... on this channel ... */
-  pn_test_latch *on_signal;   /* ... counts this down */
+  pn_test_latch *on_writable;
+  uint64_t signal_id;       /* a packet with this id ... */
+  uint32_t signal_channel;  /* ... on this channel ... */
+  pn_test_latch *on_signal; /* ... counts this down */
 } net_app;
 
 /* Payload used by the tests: id in the first 8 bytes, then bytes derived

@@ -617,6 +617,62 @@ static void send_rate_paces_datagrams(void **state) {
   pair_close(&p);
 }
 
+/* A sender that does not want delivery events gets none, and resumes
+ * after PN_EAGAIN on PN_MSG_PEER_WRITABLE instead of polling: a 64 KiB
+ * queue limit, 2,000 messages of 1 KiB from an application thread, each
+ * PN_EAGAIN answered by exactly one WRITABLE; all arrive in order. */
+static void writable_after_eagain_without_delivery_events(void **state) {
+  (void)state;
+  enum { N = 2000, LEN = 1024 };
+  pair p;
+  pn_channel_kind kind = PN_CHANNEL_ORDERED;
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  scfg.max_queued = 64 * 1024;
+  scfg.no_delivery_events = true;
+  pair_open(&p, 1, &kind, NULL, N, &scfg);
+  pair_wait_connected(&p);
+  pn_test_latch got;
+  pn_test_latch_init(&got, N);
+  p.client_app.on_packet = &got;
+  pn_channel *ch = pn_peer_channel(p.server_app.peer, 0);
+  uint8_t buf[LEN];
+  uint32_t eagains = 0;
+  for (uint64_t i = 1; i <= N; i++) {
+    net_fill(buf, LEN, i);
+    pn_err err = pn_channel_send(ch, buf, LEN, NULL);
+    if (err == PN_EAGAIN) {
+      pn_test_latch w;
+      pn_test_latch_init(&w, 1);
+      pthread_mutex_lock(&p.server_app.lock);
+      p.server_app.on_writable = &w;
+      bool already = p.server_app.writable > eagains;
+      pthread_mutex_unlock(&p.server_app.lock);
+      assert_true(already || pn_test_latch_wait(&w, WAIT_MS));
+      pthread_mutex_lock(&p.server_app.lock);
+      p.server_app.on_writable = NULL;
+      pthread_mutex_unlock(&p.server_app.lock);
+      pn_test_latch_fini(&w);
+      eagains++;
+      err = pn_channel_send(ch, buf, LEN, NULL);
+    }
+    PN_ASSERT_OK(err);
+  }
+  assert_true(eagains > 0); /* the limit was reached */
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  pthread_mutex_lock(&p.client_app.lock);
+  for (uint64_t i = 0; i < N; i++) {
+    assert_int_equal(p.client_app.ids[i], i + 1);
+  }
+  pthread_mutex_unlock(&p.client_app.lock);
+  pthread_mutex_lock(&p.server_app.lock);
+  assert_int_equal(p.server_app.acked, 0);
+  assert_int_equal(p.server_app.lost, 0);
+  assert_int_equal(p.server_app.writable, eagains);
+  pthread_mutex_unlock(&p.server_app.lock);
+  pn_test_latch_fini(&got);
+  pair_close(&p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(handshake_exchange_and_disconnect),
@@ -631,6 +687,7 @@ int main(void) {
       cmocka_unit_test(receive_side_conditioners),
       cmocka_unit_test(fan_out_to_a_thousand_peers),
       cmocka_unit_test(send_rate_paces_datagrams),
+      cmocka_unit_test(writable_after_eagain_without_delivery_events),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
