@@ -274,13 +274,12 @@ static pn_err send_owned(pn_channel *ch, pn_packet *pkt, uint64_t *msg_id_out) {
   if (before + pkt->len > p->host->max_queued && before > 0) {
     atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
     pn_packet_release(pkt);
-    /* Owe the owner PN_MSG_PEER_WRITABLE. The fence pairs with the peer's
-     * (check_writable): if the peer already drained below half and looked
+    /* Owe the owner PN_MSG_PEER_WRITABLE. seq_cst pairs with the peer's
+     * check_writable(): if the peer already drained below half and looked
      * before the flag was up, nothing would wake the owner, so poke it to
      * look again. */
-    atomic_store_explicit(&p->want_writable, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&p->queued_bytes, memory_order_relaxed) <=
+    atomic_store_explicit(&p->want_writable, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->queued_bytes, memory_order_seq_cst) <=
         p->host->max_queued / 2) {
       (void)pn__send_parts(p->actor, PN__P_POKE, NULL, 0, NULL, 0);
     }

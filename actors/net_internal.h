@@ -23,7 +23,7 @@
 
 struct pn_packet {
   _Atomic uint32_t refs;
-  size_t len;
+  uint32_t len;   /* at most PN_PACKET_MAX */
   pn_runtime *rt; /* a block of rt's pools (pn__block_alloc), or NULL:
                      malloc'd */
   unsigned char data[];
@@ -104,10 +104,15 @@ struct pn__partial {
 };
 
 /* An event for an application actor: the inline payload of an envelope
- * (pn__envelope_new) whose free function gives back its references on
- * ev.peer and ev.packet. */
+ * (pn__envelope_new) whose free function gives back its reference on
+ * ev.packet. Events borrow ev.peer: only the peer's last event,
+ * PN_MSG_PEER_DISCONNECTED (reserved when the peer is created, so it is
+ * never missing), holds a reference on it. As every event of a peer goes
+ * from the peer's worker to its owner's mailbox in order, the peer
+ * outlives all of them. */
 typedef struct pn__event {
   uint32_t type;
+  bool holds_peer;
   pn_peer_event ev;
 } pn__event;
 
@@ -155,6 +160,7 @@ struct pn_peer {
   uint64_t last_ack_ns; /* last acknowledgement of something new */
   pn_timer *timer;
   uint64_t timer_at;
+  pn_msg *goodbye; /* the PN_MSG_PEER_DISCONNECTED event, reserved */
   /* Sending. */
   uint64_t next_seq;
   pn__sent *sent; /* ring indexed by seq & sent_mask */
@@ -289,9 +295,9 @@ void pn__peer_close_request(pn_peer *p, uint32_t reason);
 void pn__host_send(pn_host *h, uint32_t socket, const pn_addr *to,
                    const uint8_t *data, size_t len);
 
-/* An event envelope of type PN_MSG_PEER_* about p (holding a reference on
- * p), *ev_out its event to fill in; a packet stored in (*ev_out)->ev.packet
- * is released with it. NULL when out of memory. */
+/* An event envelope of type PN_MSG_PEER_* about p (borrowing p: see
+ * pn__event), *ev_out its event to fill in; a packet stored in
+ * (*ev_out)->ev.packet is released with it. NULL when out of memory. */
 pn_msg *pn__event_new(uint32_t type, pn_peer *p, pn__event **ev_out);
 
 /* Delivers the envelope to actor `to` (dropped if `to` stopped). */

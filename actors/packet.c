@@ -12,7 +12,7 @@ pn_packet *pn__packet_new(pn_runtime *rt, size_t len) {
       rt ? pn__block_alloc(rt, sizeof *p + len) : malloc(sizeof *p + len);
   if (p) {
     atomic_init(&p->refs, 1);
-    p->len = len;
+    p->len = (uint32_t)len;
     p->rt = rt;
   }
   return p;
@@ -79,9 +79,13 @@ void pn_packet_hold(pn_packet *pkt) {
 }
 
 void pn_packet_release(pn_packet *pkt) {
-  /* acq_rel: the last holder frees after every other holder's reads. */
+  /* acq_rel: the last holder frees after every other holder's reads. A
+   * sole holder (the common case: a received message) skips the RMW:
+   * nobody else can take a reference, and acquire orders the earlier
+   * holders' releases. */
   if (pkt &&
-      atomic_fetch_sub_explicit(&pkt->refs, 1, memory_order_acq_rel) == 1) {
+      (atomic_load_explicit(&pkt->refs, memory_order_acquire) == 1 ||
+       atomic_fetch_sub_explicit(&pkt->refs, 1, memory_order_acq_rel) == 1)) {
     if (pkt->rt) {
       pn__block_free(pkt->rt, pkt);
     } else {
@@ -146,7 +150,9 @@ static void event_free_fn(void *data, void *ctx) {
   (void)ctx;
   pn__event *e = data;
   pn_packet_release(e->ev.packet);
-  pn_peer_release(e->ev.peer);
+  if (e->holds_peer) {
+    pn_peer_release(e->ev.peer);
+  }
 }
 
 pn_msg *pn__event_new(uint32_t type, pn_peer *p, pn__event **ev_out) {
@@ -158,7 +164,6 @@ pn_msg *pn__event_new(uint32_t type, pn_peer *p, pn__event **ev_out) {
   }
   pn__event *e = data;
   e->type = type;
-  pn_peer_hold(p);
   e->ev.peer = p;
   e->ev.peer_id = p->id;
   e->ev.user = p->user;

@@ -178,6 +178,9 @@ static void peer_free(pn_peer *p) {
     registry_remove(p);
   }
   drop_queues(p);
+  if (p->goodbye) {
+    pn__event_drop(p, p->goodbye); /* its creation failed */
+  }
   for (uint32_t i = 0; i < p->nchannels; i++) {
     pn__rxwin_free(&p->channels[i].rx);
     pn_actor_release(p->channels[i].actor);
@@ -602,14 +605,16 @@ static void emit_message_event(pn_peer *p, uint32_t type, const pn__outmsg *om,
   emit(p, m);
 }
 
-/* PN_MSG_PEER_WRITABLE once a sender that got PN_EAGAIN may go on. The
- * fence pairs with the one in pn_channel_send(): either this sees its
- * flag, or it sees the bytes this peer already let go of (and pokes). */
+/* PN_MSG_PEER_WRITABLE once a sender that got PN_EAGAIN may go on. Both
+ * sides use seq_cst (here an RMW that adds nothing, after the bytes this
+ * peer let go of; there the flag's store before its load of the bytes):
+ * either this sees the flag, or the sender sees the bytes gone and pokes
+ * the peer to look again. */
 static void check_writable(pn_peer *p) {
-  atomic_thread_fence(memory_order_seq_cst);
-  if (atomic_load_explicit(&p->want_writable, memory_order_relaxed) &&
-      atomic_load_explicit(&p->queued_bytes, memory_order_relaxed) <=
-          p->host->max_queued / 2 &&
+  uint64_t queued =
+      atomic_fetch_add_explicit(&p->queued_bytes, 0, memory_order_seq_cst);
+  if (atomic_load_explicit(&p->want_writable, memory_order_seq_cst) &&
+      queued <= p->host->max_queued / 2 &&
       atomic_exchange_explicit(&p->want_writable, 0, memory_order_relaxed)) {
     emit_simple(p, PN_MSG_PEER_WRITABLE);
   }
@@ -624,12 +629,16 @@ static void cancel_timer(pn_peer *p) {
 }
 
 static void finish(pn_peer *p) {
-  pn__event *e;
-  pn_msg *m = pn__event_new(PN_MSG_PEER_DISCONNECTED, p, &e);
-  if (m) {
-    e->ev.reason = p->reason;
-    e->ev.remote = p->reason_remote;
+  pn_msg *m = p->goodbye;
+  p->goodbye = NULL;
+  if (!m) {
+    return; /* already said */
   }
+  pn__event *e = (pn__event *)pn_msg_data(m);
+  e->ev.reason = p->reason;
+  e->ev.remote = p->reason_remote;
+  e->holds_peer = true; /* the earlier events borrow p: see pn__event */
+  pn_peer_hold(p);
   emit(p, m);
   (void)pn_actor_stop(p->actor);
 }
@@ -1337,6 +1346,10 @@ static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
   if (type == PN_MSG_STOPPED) {
     cancel_timer(p);
     drop_queues(p);
+    if (p->goodbye) {
+      pn__event_drop(p, p->goodbye); /* stopped without finishing */
+      p->goodbye = NULL;
+    }
     if (!p->gone) {
       p->gone = true;
       set_state(p, PN_PEER_DISCONNECTED);
@@ -1463,7 +1476,11 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
     ch->next_expected = 1;
     ch->rx.base = 1;
   }
-  pn_err err = PN_OK;
+  /* Reserved now, so the owner's last event is never missing (the
+   * events before it borrow the peer on its strength). */
+  pn__event *goodbye;
+  p->goodbye = pn__event_new(PN_MSG_PEER_DISCONNECTED, p, &goodbye);
+  pn_err err = p->goodbye ? PN_OK : PN_ENOMEM;
   uint32_t spawned = 0;
   for (; spawned < nch && err == PN_OK; spawned++) {
     err = pn__channel_spawn(p, &p->channels[spawned], h->home);

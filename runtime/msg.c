@@ -13,10 +13,13 @@
 static const uint32_t class_bytes[PN__MSG_CLASSES] = {128, 256, 512, 2048,
                                                       8192};
 /* Free-list caps per pool: 2 MiB for small envelopes (enough for the
- * envelopes circulating between two busy workers), about 512 KiB for the
- * others, so a burst's envelopes are reused but a past flood's memory goes
- * back to malloc. */
-static const uint32_t class_cap[PN__MSG_CLASSES] = {16384, 2048, 1024, 256, 64};
+ * envelopes circulating between two busy workers), 4 MiB for the next
+ * class (the net layer's per-message blocks: a peer's max_queued of small
+ * messages in flight, and their events), about 512 KiB for the others, so
+ * a burst's blocks are reused but a past flood's memory goes back to
+ * malloc. */
+static const uint32_t class_cap[PN__MSG_CLASSES] = {16384, 16384, 1024, 256,
+                                                    64};
 #define OVERSIZE_CLASS 0xFFu
 /* Foreign envelopes collected before one CAS hands them home. */
 #define RETURN_BATCH 32u
