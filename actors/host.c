@@ -31,6 +31,7 @@
 #define COOKIE_LIFETIME_MS 10000u
 #define DEFAULT_MTU 1200u
 #define DEFAULT_MAX_MESSAGE (4u << 20)
+#define DEFAULT_MAX_QUEUED (512u << 10)
 
 /* --- lifetime ------------------------------------------------------------ */
 
@@ -492,10 +493,10 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
       cfg->max_reassembly, (uint64_t)h->max_message * 2 > UINT32_MAX
                                ? UINT32_MAX
                                : (uint64_t)h->max_message * 2);
-  h->max_queued = (uint32_t)or_default(cfg->max_queued,
-                                       (uint64_t)h->max_message * 8 > UINT32_MAX
-                                           ? UINT32_MAX
-                                           : (uint64_t)h->max_message * 8);
+  /* Small by default, as GameNetworkingSockets' send buffer: a sender
+   * far ahead of the network only grows memory and misses caches (one
+   * message larger than it still goes, alone). */
+  h->max_queued = cfg->max_queued ? cfg->max_queued : DEFAULT_MAX_QUEUED;
   h->max_peers = cfg->max_peers ? cfg->max_peers : 1024;
   h->window = cfg->window ? cfg->window : 1024;
   h->connect_timeout_ns = or_default(cfg->connect_timeout_us, 5000000) * 1000;

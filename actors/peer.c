@@ -412,7 +412,7 @@ static void send_packet(pn_peer *p, const pn__fref *frames, uint32_t n,
     pk.disconnect = true;
     pk.disconnect_reason = p->reason;
   }
-  size_t body = protobuf_c_message_pack(&pk.base, h->buf + PN__WIRE_HEADER);
+  size_t body = pn__wire_encode_packet(&pk, h->buf + PN__WIRE_HEADER);
   bool zstd;
   size_t sent_body = maybe_compress(p, body, &zstd);
   uint8_t *out = zstd ? h->zbuf : h->buf;

@@ -72,16 +72,271 @@ size_t pn__frag_payload_max(size_t budget) {
   return budget > fields + outer ? budget - fields - outer : 0;
 }
 
+/* --- Packet codec ---------------------------------------------------------
+ * Packet and Frame are on every datagram, so they are encoded and decoded
+ * here by hand rather than through protobuf-c's reflection (which costs
+ * more than everything else a receiver does per message). The bytes are
+ * protobuf's: fields in number order, proto3 defaults left out, the same
+ * as protobuf_c_message_pack() writes; decoding takes fields in any order,
+ * keeps the last of a repeated scalar and skips unknown fields, as
+ * protobuf does. test_wire checks both against protobuf-c. */
+
+static uint8_t *put_varint(uint8_t *o, uint64_t v) {
+  while (v >= 0x80) {
+    *o++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *o++ = (uint8_t)v;
+  return o;
+}
+
+static uint8_t *put_varint_field(uint8_t *o, uint8_t tag, uint64_t v) {
+  if (!v) {
+    return o;
+  }
+  *o++ = tag;
+  return put_varint(o, v);
+}
+
+enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
+#define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
+
+static uint8_t *put_frame(uint8_t *o, const Peernet__Wire__V1__Frame *f) {
+  size_t inner =
+      varint_field(f->channel) + varint_field(f->msg_seq) +
+      varint_field(f->frag_index) + varint_field(f->frag_count) +
+      varint_field(f->msg_len) +
+      (f->payload.len ? 1 + pn__varint_len(f->payload.len) + f->payload.len
+                      : 0);
+  *o++ = TAG(5, WT_LEN);
+  o = put_varint(o, inner);
+  o = put_varint_field(o, TAG(1, WT_VARINT), f->channel);
+  o = put_varint_field(o, TAG(2, WT_VARINT), f->msg_seq);
+  o = put_varint_field(o, TAG(3, WT_VARINT), f->frag_index);
+  o = put_varint_field(o, TAG(4, WT_VARINT), f->frag_count);
+  o = put_varint_field(o, TAG(5, WT_VARINT), f->msg_len);
+  if (f->payload.len) {
+    *o++ = TAG(6, WT_LEN);
+    o = put_varint(o, f->payload.len);
+    memcpy(o, f->payload.data, f->payload.len);
+    o += f->payload.len;
+  }
+  return o;
+}
+
+size_t pn__wire_encode_packet(const Peernet__Wire__V1__Packet *pk,
+                              uint8_t *out) {
+  uint8_t *o = out;
+  o = put_varint_field(o, TAG(1, WT_VARINT), pk->seq);
+  o = put_varint_field(o, TAG(2, WT_VARINT), pk->ack);
+  if (pk->ack_bits) {
+    *o++ = TAG(3, WT_FIXED64);
+    for (int i = 0; i < 8; i++) {
+      *o++ = (uint8_t)(pk->ack_bits >> (8 * i));
+    }
+  }
+  o = put_varint_field(o, TAG(4, WT_VARINT), pk->ack_delay_us);
+  for (size_t i = 0; i < pk->n_frames; i++) {
+    o = put_frame(o, pk->frames[i]);
+  }
+  o = put_varint_field(o, TAG(6, WT_VARINT), pk->ping);
+  o = put_varint_field(o, TAG(7, WT_VARINT), pk->disconnect);
+  o = put_varint_field(o, TAG(8, WT_VARINT), pk->disconnect_reason);
+  return (size_t)(o - out);
+}
+
+typedef struct reader {
+  const uint8_t *p, *end;
+} reader;
+
+static bool get_varint(reader *r, uint64_t *v) {
+  uint64_t x = 0;
+  for (unsigned shift = 0; shift < 64; shift += 7) {
+    if (r->p == r->end) {
+      return false;
+    }
+    uint8_t b = *r->p++;
+    x |= (uint64_t)(b & 0x7F) << shift;
+    if (!(b & 0x80)) {
+      *v = x;
+      return true;
+    }
+  }
+  return false; /* more than 10 bytes */
+}
+
+/* Skips a field of wire type wt; false when malformed or a group. */
+static bool skip_field(reader *r, uint32_t wt) {
+  uint64_t n;
+  switch (wt) {
+  case WT_VARINT:
+    return get_varint(r, &n);
+  case WT_FIXED64:
+    n = 8;
+    break;
+  case WT_FIXED32:
+    n = 4;
+    break;
+  case WT_LEN:
+    if (!get_varint(r, &n)) {
+      return false;
+    }
+    break;
+  default:
+    return false;
+  }
+  if (n > (size_t)(r->end - r->p)) {
+    return false;
+  }
+  r->p += n;
+  return true;
+}
+
+/* Reads a tag; false at the end or on a malformed tag (*ok says which). */
+static bool get_tag(reader *r, uint32_t *field, uint32_t *wt, bool *ok) {
+  uint64_t t;
+  *ok = true;
+  if (r->p == r->end) {
+    return false;
+  }
+  if (!get_varint(r, &t) || (t >> 3) == 0 || (t >> 3) > UINT32_MAX) {
+    *ok = false;
+    return false;
+  }
+  *field = (uint32_t)(t >> 3);
+  *wt = (uint32_t)(t & 7);
+  return true;
+}
+
+static bool get_frame(reader *r, Peernet__Wire__V1__Frame *f) {
+  uint32_t field, wt;
+  bool ok;
+  while (get_tag(r, &field, &wt, &ok)) {
+    uint64_t v = 0;
+    if (field >= 1 && field <= 5) {
+      if (wt != WT_VARINT || !get_varint(r, &v)) {
+        return false;
+      }
+      switch (field) {
+      case 1:
+        f->channel = (uint32_t)v;
+        break;
+      case 2:
+        f->msg_seq = v;
+        break;
+      case 3:
+        f->frag_index = (uint32_t)v;
+        break;
+      case 4:
+        f->frag_count = (uint32_t)v;
+        break;
+      default:
+        f->msg_len = (uint32_t)v;
+        break;
+      }
+    } else if (field == 6) {
+      if (wt != WT_LEN || !get_varint(r, &v) || v > (uint64_t)(r->end - r->p)) {
+        return false;
+      }
+      f->payload.data = (uint8_t *)(uintptr_t)r->p;
+      f->payload.len = (size_t)v;
+      r->p += v;
+    } else if (!skip_field(r, wt)) {
+      return false;
+    }
+  }
+  return ok;
+}
+
+static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
+                                         ProtobufCAllocator *alloc) {
+  /* Frames live in one array sized for the most a datagram may carry. */
+  Peernet__Wire__V1__Packet *pk = alloc->alloc(
+      alloc->allocator_data,
+      sizeof *pk + PN__MAX_FRAMES * (sizeof(Peernet__Wire__V1__Frame) +
+                                     sizeof(Peernet__Wire__V1__Frame *)));
+  if (!pk) {
+    return NULL;
+  }
+  peernet__wire__v1__packet__init(pk);
+  Peernet__Wire__V1__Frame **ptrs = (Peernet__Wire__V1__Frame **)(pk + 1);
+  Peernet__Wire__V1__Frame *frames =
+      (Peernet__Wire__V1__Frame *)(ptrs + PN__MAX_FRAMES);
+  pk->frames = ptrs;
+  reader r = {body, body + len};
+  uint32_t field, wt;
+  bool ok;
+  while (get_tag(&r, &field, &wt, &ok)) {
+    uint64_t v = 0;
+    switch (field) {
+    case 1:
+    case 2:
+    case 4:
+    case 6:
+    case 7:
+    case 8:
+      if (wt != WT_VARINT || !get_varint(&r, &v)) {
+        return NULL;
+      }
+      if (field == 1) {
+        pk->seq = v;
+      } else if (field == 2) {
+        pk->ack = v;
+      } else if (field == 4) {
+        pk->ack_delay_us = (uint32_t)v;
+      } else if (field == 6) {
+        pk->ping = v != 0;
+      } else if (field == 7) {
+        pk->disconnect = v != 0;
+      } else {
+        pk->disconnect_reason = (uint32_t)v;
+      }
+      break;
+    case 3:
+      if (wt != WT_FIXED64 || r.end - r.p < 8) {
+        return NULL;
+      }
+      v = 0;
+      for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)r.p[i] << (8 * i);
+      }
+      r.p += 8;
+      pk->ack_bits = v;
+      break;
+    case 5: {
+      if (wt != WT_LEN || !get_varint(&r, &v) || v > (uint64_t)(r.end - r.p) ||
+          pk->n_frames == PN__MAX_FRAMES) {
+        return NULL;
+      }
+      Peernet__Wire__V1__Frame *f = &frames[pk->n_frames];
+      peernet__wire__v1__frame__init(f);
+      reader fr = {r.p, r.p + v};
+      if (!get_frame(&fr, f)) {
+        return NULL;
+      }
+      r.p += v;
+      ptrs[pk->n_frames++] = f;
+      break;
+    }
+    default:
+      if (!skip_field(&r, wt)) {
+        return NULL;
+      }
+      break;
+    }
+  }
+  return ok ? pk : NULL;
+}
+
 Peernet__Wire__V1__Packet *pn__wire_decode_packet(const uint8_t *body,
                                                   size_t len, uint32_t channels,
                                                   uint32_t max_message,
                                                   ProtobufCAllocator *alloc) {
-  Peernet__Wire__V1__Packet *p =
-      peernet__wire__v1__packet__unpack(alloc, len, body);
+  Peernet__Wire__V1__Packet *p = decode(body, len, alloc);
   if (!p) {
     return NULL;
   }
-  bool ok = p->seq != 0 && p->n_frames <= PN__MAX_FRAMES;
+  bool ok = p->seq != 0;
   for (size_t i = 0; ok && i < p->n_frames; i++) {
     const Peernet__Wire__V1__Frame *f = p->frames[i];
     ok = f->channel < channels && f->msg_seq != 0;
@@ -97,9 +352,5 @@ Peernet__Wire__V1__Packet *pn__wire_decode_packet(const uint8_t *body,
            f->payload.len <= max_message;
     }
   }
-  if (!ok) {
-    peernet__wire__v1__packet__free_unpacked(p, alloc);
-    return NULL;
-  }
-  return p;
+  return ok ? p : NULL; /* the arena holds it: nothing to free */
 }

@@ -88,11 +88,17 @@ size_t pn__frame_wire_size(uint32_t channel, uint64_t msg_seq,
  * bytes of frames, for any channel index and sequence number. */
 size_t pn__frag_payload_max(size_t budget);
 
+/* Encodes pk into out (room for its packed size: the MTU) as protobuf
+ * would; returns the bytes written. */
+size_t pn__wire_encode_packet(const Peernet__Wire__V1__Packet *pk,
+                              uint8_t *out);
+
 /* Decodes and validates a DATA body (already decompressed): a Packet whose
  * frames name channels below `channels`, have consistent fragment fields
  * (count <= max_frags, index < count, msg_len <= max_message and matching
  * the fragment's length) and at most PN__MAX_FRAMES frames. Returns NULL
- * when malformed. Free with packet__free_unpacked(p, alloc). */
+ * when malformed. The packet is one block from alloc (an arena: nothing
+ * to free one by one); frame payloads point into body. */
 Peernet__Wire__V1__Packet *pn__wire_decode_packet(const uint8_t *body,
                                                   size_t len, uint32_t channels,
                                                   uint32_t max_message,

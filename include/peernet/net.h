@@ -132,8 +132,11 @@ PN_API pn_err pn_channel_kind_parse(const char *name, pn_channel_kind *out);
  * PN_EINVAL (NULL channel, NULL data with len > 0), PN_EMSGSIZE (len above
  * the host's max_message), PN_ECLOSED (peer disconnected or disconnecting),
  * PN_EAGAIN (the peer already holds max_queued bytes not yet acknowledged:
- * back off), PN_ENOMEM. Messages sent on a channel from one thread leave in
- * that order. Any thread, never blocks. */
+ * back off; the owner gets PN_MSG_PEER_WRITABLE when it may go on),
+ * PN_ENOMEM. Messages sent on a channel from one thread leave in that
+ * order. Called from an actor on the host's worker, the message goes
+ * straight onto the peer's queue (no hop through the channel actor). Any
+ * thread, never blocks. */
 PN_API pn_err pn_channel_send(pn_channel *ch, const void *data, size_t len,
                               uint64_t *msg_id_out);
 
@@ -230,7 +233,8 @@ typedef struct pn_host_config {
   uint32_t max_message;        /* 0 = 4 MiB, at most PN_PACKET_MAX */
   uint32_t max_reassembly;     /* per peer; 0 = 2 x max_message */
   uint32_t max_queued;         /* per peer bytes sent but not yet
-                                  acknowledged; 0 = 8 x max_message */
+                                  acknowledged; 0 = 512 KiB (a larger
+                                  message is taken when none is queued) */
   uint32_t window;             /* datagrams in flight; 0 = 1024 */
   uint64_t connect_timeout_us; /* 0 = 5 s */
   uint64_t connect_retry_us;   /* 0 = 250 ms */

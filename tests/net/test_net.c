@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actors/net_internal.h" /* a packet's reference count */
@@ -122,11 +123,16 @@ static void send_n(pn_channel *ch, uint64_t n, size_t min_len, size_t max_len,
     net_fill(buf, len, i);
     uint64_t id = 0;
     pn_err err;
-    /* PN_EAGAIN is backpressure: the bounded loop waits for acks. */
-    for (int tries = 0;
-         (err = pn_channel_send(ch, buf, len, &id)) == PN_EAGAIN &&
-         tries < 1000000;
-         tries++) {
+    /* PN_EAGAIN is backpressure: wait for acks, up to WAIT_MS (under 20%
+     * loss on a loaded machine a full queue can take a while to drain). */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while ((err = pn_channel_send(ch, buf, len, &id)) == PN_EAGAIN) {
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
+          WAIT_MS) {
+        break;
+      }
       sched_yield();
     }
     PN_ASSERT_OK(err);
