@@ -269,11 +269,29 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
   while (get_tag(&r, &field, &wt, &ok)) {
     uint64_t v = 0;
     switch (field) {
+    case 6:
+    case 7: {
+      /* Booleans as protobuf-c reads them: any wire type but a group, true
+       * when a byte of the value (a length prefix included) has a low bit
+       * set. */
+      const uint8_t *from = r.p;
+      if (!skip_field(&r, wt)) {
+        return NULL;
+      }
+      bool b = false;
+      for (const uint8_t *q = from; q < r.p; q++) {
+        b |= (*q & 0x7F) != 0;
+      }
+      if (field == 6) {
+        pk->ping = b;
+      } else {
+        pk->disconnect = b;
+      }
+      break;
+    }
     case 1:
     case 2:
     case 4:
-    case 6:
-    case 7:
     case 8:
       if (wt != WT_VARINT || !get_varint(&r, &v)) {
         return NULL;
@@ -284,10 +302,6 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
         pk->ack = v;
       } else if (field == 4) {
         pk->ack_delay_us = (uint32_t)v;
-      } else if (field == 6) {
-        pk->ping = v != 0;
-      } else if (field == 7) {
-        pk->disconnect = v != 0;
       } else {
         pk->disconnect_reason = (uint32_t)v;
       }
