@@ -1,19 +1,21 @@
 /* The channel actor: one typed stream of a peer.
  *
- * Sending: pn_channel_send() hands it an outgoing message (PN__C_SEND); it
- * gives the message the channel's next wire sequence and passes it to its
- * peer (PN__P_SEND), which fragments, sends and resends it.
+ * Sending: the channel gives each message its next wire sequence and
+ * queues it on its peer (pn__peer_enqueue), which fragments, sends and
+ * resends it. From threads other than the host's worker the message comes
+ * through the actor's mailbox (PN__C_SEND); an actor on that worker queues
+ * it directly when no PN__C_SEND is pending (the order stays the same).
  *
- * Receiving: its peer hands it each complete message once (PN__C_RECV;
- * duplicates of reliable kinds are already gone); the channel applies its
- * kind and sends the owner PN_MSG_PEER_PACKET:
+ * Receiving: the peer calls pn__channel_receive() with each complete
+ * message once (duplicates of reliable kinds are already gone), on its own
+ * thread; it applies the kind and sends the owner PN_MSG_PEER_PACKET:
  *   UNRELIABLE, RELIABLE: only messages newer than the newest delivered;
  *   ORDERED: in sequence, holding early ones until the gap is filled;
  *   UNSEQUENCED, RELIABLE_UNORDERED: as they come.
  *
  * PN__C_CLOSE (the peer closed): held messages are dropped, the peer is
- * told (PN__P_CHANNEL_DONE) and the actor stops. Its deliveries were
- * pushed before that, so the owner gets them before the peer's
+ * told (PN__P_CHANNEL_DONE) and the actor stops. Deliveries were pushed
+ * before that, so the owner gets them before the peer's
  * PN_MSG_PEER_DISCONNECTED.
  */
 #include <stdlib.h>

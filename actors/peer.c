@@ -8,10 +8,11 @@
  * stops).
  *
  * Messages: PN__P_START (client: the host gave it an id), PN__P_RECV (a
- * datagram routed by the host), PN__P_SEND (a message from a channel),
- * PN__P_TICK (its one timer), PN__P_DISCONNECT, PN__P_CHANNEL_DONE,
- * PN_MSG_BATCH_END (flush: frames coalesced into datagrams up to the MTU,
- * acknowledgements piggybacked), PN_MSG_STOPPED.
+ * datagram routed by the host), PN__P_POKE (messages were queued with
+ * pn__peer_enqueue: run, so the batch end sends them), PN__P_TICK (its one
+ * timer), PN__P_DISCONNECT, PN__P_CHANNEL_DONE, PN_MSG_BATCH_END (flush:
+ * frames coalesced into datagrams up to the MTU, acknowledgements
+ * piggybacked; PN_MSG_PEER_WRITABLE when owed), PN_MSG_STOPPED.
  *
  * Reliability: every datagram has a sequence number and carries the
  * highest sequence received with a 64-bit bitmap of the ones before it. A
