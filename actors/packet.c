@@ -18,8 +18,6 @@ pn_packet *pn__packet_new(pn_runtime *rt, size_t len) {
   return p;
 }
 
-static pn_packet *packet_alloc(size_t len) { return pn__packet_new(NULL, len); }
-
 pn_err pn_packet_create(const void *data, size_t len, pn_packet **out) {
   if (!out || (len && !data)) {
     return PN_EINVAL;
@@ -27,7 +25,7 @@ pn_err pn_packet_create(const void *data, size_t len, pn_packet **out) {
   if (len > PN_PACKET_MAX) {
     return PN_EMSGSIZE;
   }
-  pn_packet *p = packet_alloc(len);
+  pn_packet *p = pn__packet_new(NULL, len);
   if (!p) {
     return PN_ENOMEM;
   }
@@ -47,7 +45,7 @@ pn_err pn_packet_from_protobuf(const struct ProtobufCMessage *msg,
   if (len > PN_PACKET_MAX) {
     return PN_EMSGSIZE;
   }
-  pn_packet *p = packet_alloc(len);
+  pn_packet *p = pn__packet_new(NULL, len);
   if (!p) {
     return PN_ENOMEM;
   }

@@ -337,6 +337,15 @@ static void note_send(pn_actor *to) {
   }
 }
 
+/* Counts, traces and queues a built envelope for `to`. */
+static void post(pn__worker *w, pn_actor *to, pn_msg *m) {
+  note_send(to);
+  if (pn__tr_on(w, PN__TR_SEND)) {
+    pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
+  }
+  send_envelope(w, to, m);
+}
+
 pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
                       const void *b, size_t blen) {
   size_t size = alen + blen;
@@ -363,11 +372,7 @@ pn_err pn__send_parts(pn_actor *to, uint32_t type, const void *a, size_t alen,
       memcpy(m->inline_data + alen, b, blen);
     }
   }
-  note_send(to);
-  if (pn__tr_on(w, PN__TR_SEND)) {
-    pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
-  }
-  send_envelope(w, to, m);
+  post(w, to, m);
   return PN_OK;
 }
 
@@ -408,11 +413,7 @@ pn_err pn__send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
   pn__msg_buf *buf = pn__msg_buf_of(m);
   buf->fn = free_fn;
   buf->ctx = ctx;
-  note_send(to);
-  if (pn__tr_on(w, PN__TR_SEND)) {
-    pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
-  }
-  send_envelope(w, to, m);
+  post(w, to, m);
   return PN_OK;
 }
 
@@ -444,11 +445,7 @@ pn_err pn__envelope_send(pn_actor *to, pn_msg *m) {
     pn__msg_free(to->rt, w, m);
     return PN_ECLOSED;
   }
-  note_send(to);
-  if (pn__tr_on(w, PN__TR_SEND)) {
-    pn__tr(w, PN__TR_SEND, tls_actor ? tls_actor->id : 0, to->id);
-  }
-  send_envelope(w, to, m);
+  post(w, to, m);
   return PN_OK;
 }
 

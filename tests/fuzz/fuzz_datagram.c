@@ -23,6 +23,7 @@
 #include <zstd.h>
 
 #include "actors/wire.h"
+#include "tests/support/bump_arena.h"
 #include "peernet/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,30 +65,10 @@ static void check_frame(const Peernet__Wire__V1__Frame *f, uint32_t channels,
   }
 }
 
-/* A bump arena reset per input, as the host decodes into one. */
-static _Alignas(16) uint8_t arena_buf[1u << 18];
-static size_t arena_used;
-
-static void *arena_alloc(void *data, size_t size) {
-  (void)data;
-  size = (size + 15u) & ~(size_t)15u;
-  if (size > sizeof arena_buf - arena_used) {
-    return NULL;
-  }
-  void *p = arena_buf + arena_used;
-  arena_used += size;
-  return p;
-}
-
-static void arena_free(void *data, void *p) {
-  (void)data;
-  (void)p;
-}
-
 static void decode(const uint8_t *body, size_t len, uint32_t channels,
                    uint32_t max_message) {
-  ProtobufCAllocator arena = {arena_alloc, arena_free, NULL};
-  arena_used = 0;
+  static pn_test_arena mem;
+  ProtobufCAllocator arena = pn_test_arena_allocator(&mem);
   Peernet__Wire__V1__Packet *p =
       pn__wire_decode_packet(body, len, channels, max_message, &arena);
   if (!p) {

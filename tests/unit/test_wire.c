@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "actors/wire.h"
+#include "tests/support/bump_arena.h"
 #include "tests/support/test_support.h"
 
 enum { ROUNDS = 20000, MAX_BODY = 4096 };
@@ -53,28 +54,6 @@ static void random_packet(uint64_t *rng, Peernet__Wire__V1__Packet *pk,
     fp[i] = &fr[i];
   }
   pk->frames = fp;
-}
-
-/* A bump arena reset every round, as the host decodes (a refused body may
- * leave its partial packet there). */
-typedef struct arena {
-  _Alignas(16) uint8_t buf[1u << 18];
-  size_t used;
-} arena;
-
-static void *arena_alloc(void *data, size_t size) {
-  arena *a = data;
-  size = (size + 15u) & ~(size_t)15u;
-  if (size > sizeof a->buf - a->used) {
-    return NULL;
-  }
-  void *p = a->buf + a->used;
-  a->used += size;
-  return p;
-}
-static void arena_free(void *data, void *p) {
-  (void)data;
-  (void)p;
 }
 
 static void assert_same(const Peernet__Wire__V1__Packet *a,
@@ -137,15 +116,14 @@ static void decode_matches_protobuf_c(void **state) {
   for (size_t i = 0; i < sizeof payload; i++) {
     payload[i] = (uint8_t)pn_test_rand(&rng);
   }
-  static arena mem;
-  ProtobufCAllocator heap = {arena_alloc, arena_free, &mem};
+  static pn_test_arena mem;
   Peernet__Wire__V1__Frame fr[8], *fp[8];
   uint64_t accepted = 0, refused = 0;
   for (int r = 0; r < ROUNDS; r++) {
     Peernet__Wire__V1__Packet pk;
     random_packet(&rng, &pk, fr, fp, payload);
     size_t n = pn__wire_encode_packet(&pk, body);
-    mem.used = 0;
+    ProtobufCAllocator heap = pn_test_arena_allocator(&mem);
     int mutations = (int)(pn_test_rand(&rng) % 4);
     for (int k = 0; k < mutations && n; k++) {
       switch (pn_test_rand(&rng) % 3) {
