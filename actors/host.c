@@ -269,6 +269,7 @@ static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
   }
   p->remote_id = r->client_id;
   p->client_nonce = r->client_nonce;
+  p->aes_gcm = r->aes_gcm && h->aes_gcm;
   randombytes_buf(&p->server_nonce, sizeof p->server_nonce);
   atomic_fetch_add_explicit(&h->npeers, 1, memory_order_relaxed);
   if (!pn__host_register(h, p)) {
@@ -512,6 +513,7 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   h->compress = !cfg->no_compression;
   h->send_rate = cfg->send_rate;
   h->no_delivery_events = cfg->no_delivery_events;
+  h->aes_gcm = pn__wire_aes_available();
   h->accept = cfg->accept;
   h->accept_ctx = cfg->accept_ctx;
   randombytes_buf(h->secret, sizeof h->secret);

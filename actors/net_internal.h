@@ -151,7 +151,8 @@ struct pn_peer {
   bool gone;            /* closed: events sent, waiting for channels */
   uint32_t local_id, remote_id;
   uint64_t client_nonce, server_nonce;
-  uint8_t key[PN__KEY_BYTES];
+  bool aes_gcm; /* DATA tags: AES-256-GCM, else ChaCha20-Poly1305 */
+  pn__data_key dkey;
   uint8_t cookie[32];
   size_t cookie_len;
   uint64_t cookie_ts;
@@ -243,6 +244,7 @@ struct pn_host {
   ZSTD_CDict *cdict;
   ZSTD_DDict *ddict;
   uint64_t dict_hash;  /* BLAKE2b-64 of the dictionary, 0 without one */
+  bool aes_gcm;        /* this machine can tag DATA with AES-256-GCM */
   uint8_t *buf, *zbuf; /* scratch, 2 x PN_DATAGRAM_MAX each */
   /* A bump allocator for decoding one Packet at a time (protobuf-c would
    * otherwise malloc each frame and copy of its payload); reset after each

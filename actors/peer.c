@@ -192,6 +192,7 @@ static void peer_free(pn_peer *p) {
   pn_actor_release(p->actor);
   pn_actor_release(p->owner);
   pn__host_unref(p->host);
+  pn__data_key_clear(&p->dkey);
   free(p);
 }
 
@@ -292,6 +293,7 @@ static void send_connect(pn_peer *p) {
     r.channel_kinds.data = kinds;
     r.channel_kinds.len = p->nchannels;
     r.dict_hash = p->host->dict_hash;
+    r.aes_gcm = p->host->aes_gcm;
     send_handshake(p, PN__T_CONNECT_RESPONSE, 0, &r.base, &r.padding);
   }
 }
@@ -302,18 +304,21 @@ static void send_accept(pn_peer *p) {
   a.client_nonce = p->client_nonce;
   a.server_id = p->local_id;
   a.server_nonce = p->server_nonce;
+  a.aes_gcm = p->aes_gcm;
   send_handshake(p, PN__T_ACCEPT, p->remote_id, &a.base, NULL);
 }
 
 static void derive_key(pn_peer *p) {
-  uint8_t in[8 + 8 + 4 + 4];
+  uint8_t in[8 + 8 + 4 + 4], key[PN__DATA_KEY_BYTES];
   uint32_t cid = p->is_client ? p->local_id : p->remote_id;
   uint32_t sid = p->is_client ? p->remote_id : p->local_id;
   memcpy(in, &p->client_nonce, 8);
   memcpy(in + 8, &p->server_nonce, 8);
   memcpy(in + 16, &cid, 4);
   memcpy(in + 20, &sid, 4);
-  crypto_generichash(p->key, sizeof p->key, in, sizeof in, NULL, 0);
+  crypto_generichash(key, sizeof key, in, sizeof in, NULL, 0);
+  pn__data_key_init(&p->dkey, key, p->aes_gcm);
+  sodium_memzero(key, sizeof key);
 }
 
 static bool sent_room(pn_peer *p) {
@@ -354,8 +359,8 @@ static size_t maybe_compress(pn_peer *p, size_t body, bool *zstd) {
     p->compress_skip--;
     return body;
   }
-  const uint8_t *src = h->buf + PN__WIRE_HEADER;
-  uint8_t *dst = h->zbuf + PN__WIRE_HEADER;
+  const uint8_t *src = h->buf + PN__DATA_HEADER;
+  uint8_t *dst = h->zbuf + PN__DATA_HEADER;
   size_t z = h->cdict ? ZSTD_compress_usingCDict(h->cctx, dst, body - 1, src,
                                                  body, h->cdict)
                       : ZSTD_compressCCtx(h->cctx, dst, body - 1, src, body, 1);
@@ -399,7 +404,7 @@ static void send_packet(pn_peer *p, const pn__fref *frames, uint32_t n,
     fp[i] = &fr[i];
   }
   Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
-  pk.seq = p->next_seq;
+  /* pk.seq stays 0 (not encoded): the header carries the sequence. */
   pk.ack = p->rx_highest;
   pk.ack_bits = p->rx_bits;
   if (p->rx_highest) {
@@ -413,14 +418,15 @@ static void send_packet(pn_peer *p, const pn__fref *frames, uint32_t n,
     pk.disconnect = true;
     pk.disconnect_reason = p->reason;
   }
-  size_t body = pn__wire_encode_packet(&pk, h->buf + PN__WIRE_HEADER);
+  size_t body = pn__wire_encode_packet(&pk, h->buf + PN__DATA_HEADER);
   bool zstd;
   size_t sent_body = maybe_compress(p, body, &zstd);
   uint8_t *out = zstd ? h->zbuf : h->buf;
-  pn__wire_put_header(out, PN__T_DATA, zstd, p->remote_id);
-  size_t len = pn__wire_seal(out, PN__WIRE_HEADER + sent_body, p->key);
+  pn__wire_put_data_header(out, zstd, p->remote_id, p->next_seq);
+  size_t len = pn__data_seal(&p->dkey, p->is_client, p->next_seq, out,
+                             PN__DATA_HEADER + sent_body);
   if (p->send_rate && n) {
-    p->pace_tokens -= (int64_t)(PN__WIRE_OVERHEAD + sent_body);
+    p->pace_tokens -= (int64_t)len;
   }
   pn__stat_add(&p->st_raw_out, body);
   pn__stat_add(&p->st_comp_out, sent_body);
@@ -509,7 +515,7 @@ static void flush(pn_peer *p) {
   }
   pn_host *h = p->host;
   uint64_t now = pn__now_ns();
-  size_t budget = h->mtu - PN__WIRE_OVERHEAD - PN__PACKET_FIELDS_MAX;
+  size_t budget = h->mtu - PN__DATA_OVERHEAD - PN__PACKET_FIELDS_MAX;
   pn__fref frames[PN__MAX_FRAMES];
   for (;;) {
     uint32_t n = 0;
@@ -1069,12 +1075,17 @@ static void on_data(pn_peer *p, const uint8_t *data, size_t len,
   pn_host *h = p->host;
   pn_peer_state st = state_of(p);
   if ((st != PN_PEER_CONNECTED && st != PN_PEER_DISCONNECTING) ||
-      !pn__wire_verify(data, len, p->key)) {
+      len < PN__DATA_OVERHEAD) {
     pn__stat_add(&p->st_bad, 1);
     return;
   }
-  const uint8_t *body = data + PN__WIRE_HEADER;
-  size_t blen = len - PN__WIRE_OVERHEAD;
+  uint64_t seq = pn__data_seq(data, p->rx_highest);
+  if (!pn__data_verify(&p->dkey, !p->is_client, seq, data, len)) {
+    pn__stat_add(&p->st_bad, 1);
+    return;
+  }
+  const uint8_t *body = data + PN__DATA_HEADER;
+  size_t blen = len - PN__DATA_OVERHEAD;
   if (hdr->zstd) {
     size_t n =
         h->ddict ? ZSTD_decompress_usingDDict(h->dctx, h->zbuf, PN_DATAGRAM_MAX,
@@ -1095,6 +1106,7 @@ static void on_data(pn_peer *p, const uint8_t *data, size_t len,
     pn__stat_add(&p->st_bad, 1);
     return;
   }
+  pk->seq = seq; /* the body's own field is not used (version 2) */
   uint64_t now = pn__now_ns();
   on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
   if (p->gone) {
@@ -1161,7 +1173,9 @@ static void on_handshake_reply(pn_peer *p, const uint8_t *data, size_t len,
     Peernet__Wire__V1__Accept *a =
         peernet__wire__v1__accept__unpack(NULL, blen, body);
     if (a && a->client_id == p->local_id &&
-        a->client_nonce == p->client_nonce && a->server_id) {
+        a->client_nonce == p->client_nonce && a->server_id &&
+        (!a->aes_gcm || p->host->aes_gcm)) {
+      p->aes_gcm = a->aes_gcm;
       p->remote_id = a->server_id;
       p->server_nonce = a->server_nonce;
       derive_key(p);
@@ -1313,7 +1327,7 @@ void pn__peer_enqueue(pn_peer *p, pn__outmsg *om) {
   if (st != PN_PEER_CONNECTING && st != PN_PEER_CONNECTED) {
     return; /* the caller's reference lets it go */
   }
-  size_t budget = p->host->mtu - PN__WIRE_OVERHEAD - PN__PACKET_FIELDS_MAX;
+  size_t budget = p->host->mtu - PN__DATA_OVERHEAD - PN__PACKET_FIELDS_MAX;
   size_t len = om->pkt->len;
   if (pn__frame_wire_size(om->channel, om->seq, 0, 1, 0, len) <= budget) {
     om->frag_count = 1;

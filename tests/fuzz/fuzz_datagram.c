@@ -3,12 +3,14 @@
  *
  *   pn__wire_peek() and pn__wire_verify() on the whole input (with the
  *   tag recomputed by pn__wire_seal(), which must agree with verify);
- *   when the header parses, the body as the peer would see it after the
- *   tag (zstd-decompressed into a bounded buffer when the flag says so);
- *   DATA bodies through pn__wire_decode_packet() with channel counts and
- *   max_message values taken from the header bytes, and once with the
- *   most permissive ones; every handshake unpacker on the body; inputs
- *   that do not parse as a datagram go through all of them whole.
+ *   pn__data_seq() and pn__data_verify() likewise against pn__data_seal()
+ *   under the corpus's ChaCha20-Poly1305 key and an AES-256-GCM one (when
+ *   the CPU has it); when the header parses, the body as the peer would see
+ *   it after the tag (zstd-decompressed into a bounded buffer when the flag
+ * says so); DATA bodies through pn__wire_decode_packet() with channel counts
+ * and max_message values taken from the header bytes, and once with the most
+ * permissive ones; every handshake unpacker on the body; inputs that do not
+ * parse as a datagram go through all of them whole.
  *
  * A decoded packet is checked against what the peer relies on: channels
  * in range, fragments that lie inside their message (on_frame copies
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <zstd.h>
 
 #include "actors/wire.h"
@@ -28,7 +31,25 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static uint8_t scratch[PN__WIRE_OVERHEAD + 65536];
+static uint8_t scratch[PN__DATA_OVERHEAD + 65536];
+static pn__data_key keys[2]; /* ChaCha20-Poly1305, AES-256-GCM */
+static int nkeys;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  if (sodium_init() < 0) {
+    abort();
+  }
+  uint8_t key[PN__DATA_KEY_BYTES];
+  memset(key, 0x42, sizeof key); /* make_corpus's */
+  pn__data_key_init(&keys[nkeys++], key, false);
+  if (crypto_aead_aes256gcm_is_available()) {
+    pn__data_key_init(&keys[nkeys++], key, true);
+  }
+  return 0;
+}
 
 static void broken(const char *what) {
   fprintf(stderr, "invariant broken: %s\n", what);
@@ -74,7 +95,7 @@ static void decode(const uint8_t *body, size_t len, uint32_t channels,
   if (!p) {
     return;
   }
-  if (p->seq == 0 || p->n_frames > PN__MAX_FRAMES) {
+  if (p->n_frames > PN__MAX_FRAMES) {
     broken("packet fields");
   }
   for (size_t i = 0; i < p->n_frames; i++) {
@@ -123,6 +144,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else if (tagged) {
     broken("verify accepted a short datagram");
   }
+  if (size >= PN__DATA_OVERHEAD && size <= sizeof scratch) {
+    size_t ad = size - PN__DATA_TAG;
+    for (int k = 0; k < nkeys; k++) {
+      for (int side = 0; side < 2; side++) {
+        /* two receivers: one fresh, one near the 32-bit wrap */
+        uint64_t seq = pn__data_seq(data, (uint64_t)k * 0xFFFFFFF0u);
+        bool ok = pn__data_verify(&keys[k], side, seq, data, size);
+        memcpy(scratch, data, ad);
+        bool same = seq != 0 &&
+                    pn__data_seal(&keys[k], side, seq, scratch, ad) == size &&
+                    memcmp(scratch + ad, data + ad, PN__DATA_TAG) == 0;
+        if (ok != same) {
+          broken("data verify disagrees with seal");
+        }
+      }
+    }
+  }
   if (!parsed) {
     decode(data, size, PN_MAX_CHANNELS, PN_PACKET_MAX);
     unpack_handshakes(data, size);
@@ -130,6 +168,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   const uint8_t *body = data + PN__WIRE_HEADER;
   size_t len = size - PN__WIRE_OVERHEAD;
+  if (h.type == PN__T_DATA) {
+    if (size < PN__DATA_OVERHEAD) {
+      return 0; /* the peer drops it before the tag */
+    }
+    body = data + PN__DATA_HEADER;
+    len = size - PN__DATA_OVERHEAD;
+  }
   if (h.zstd) {
     /* The peer decompresses into PN_DATAGRAM_MAX bytes; a smaller bound
      * here keeps runs fast and exercises the same refusal. */

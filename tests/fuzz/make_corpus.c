@@ -12,9 +12,9 @@
 #include "actors/wire.h"
 
 static const uint8_t zeros[PN__HANDSHAKE_PAD];
-static const uint8_t data_key[PN__KEY_BYTES] = {
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
-    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42};
+/* DATA datagrams are tagged with ChaCha20-Poly1305 under 32 bytes of 0x42,
+ * as sent by the client: the fuzzer checks tags with the same key. */
+static pn__data_key data_key;
 static const uint8_t cookie[16] = {0xC0, 0x0C, 0x1E, 3,  4,  5,  6,  7,
                                    8,    9,    10,   11, 12, 13, 14, 15};
 static const uint8_t kinds[5] = {2, 0, 1, 3, 4};
@@ -55,24 +55,27 @@ static void handshake(const char *name, uint8_t type, uint32_t conn_id,
              pn__wire_seal(buf, PN__WIRE_HEADER + body, pn__wire_public_key));
 }
 
-static void data(const char *name, Peernet__Wire__V1__Packet *pk, bool zstd) {
+/* The sequence goes in the header (version 2); the body's field stays 0. */
+static void data(const char *name, Peernet__Wire__V1__Packet *pk, uint64_t seq,
+                 bool zstd) {
   uint8_t raw[4096], buf[4096];
   size_t body = protobuf_c_message_pack(&pk->base, raw);
   if (zstd) {
-    size_t z = ZSTD_compress(buf + PN__WIRE_HEADER,
-                             sizeof buf - PN__WIRE_OVERHEAD, raw, body, 1);
+    size_t z = ZSTD_compress(buf + PN__DATA_HEADER,
+                             sizeof buf - PN__DATA_OVERHEAD, raw, body, 1);
     if (ZSTD_isError(z)) {
       failures++;
       return;
     }
     body = z;
   } else {
-    memcpy(buf + PN__WIRE_HEADER, raw, body);
+    memcpy(buf + PN__DATA_HEADER, raw, body);
   }
   /* Connection id 0x00000F07: the fuzzer reads channels and max_message
    * choices from bytes 2 and 3 (here 64 channels, 4 MiB). */
-  pn__wire_put_header(buf, PN__T_DATA, zstd, 0x00000F07u);
-  write_file(name, buf, pn__wire_seal(buf, PN__WIRE_HEADER + body, data_key));
+  pn__wire_put_data_header(buf, zstd, 0x00000F07u, seq);
+  write_file(name, buf,
+             pn__data_seal(&data_key, true, seq, buf, PN__DATA_HEADER + body));
 }
 
 int main(int argc, char **argv) {
@@ -81,6 +84,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   dir = argv[1];
+  if (sodium_init() < 0) {
+    return 1;
+  }
+  uint8_t key[PN__DATA_KEY_BYTES];
+  memset(key, 0x42, sizeof key);
+  pn__data_key_init(&data_key, key, false);
 
   Peernet__Wire__V1__ConnectRequest rq =
       PEERNET__WIRE__V1__CONNECT_REQUEST__INIT;
@@ -144,10 +153,9 @@ int main(int argc, char **argv) {
   f[1].payload.data = text + 40;
   f[1].payload.len = 100;
   Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
-  pk.seq = 1;
   pk.frames = fp;
   pk.n_frames = 2;
-  data("data_whole", &pk, false);
+  data("data_whole", &pk, 1, false);
 
   /* DATA: fragments 0 and 2 of a 3000-byte message in three, with
    * acknowledgements. */
@@ -161,24 +169,21 @@ int main(int argc, char **argv) {
   f[1] = f[0];
   f[1].frag_index = 2;
   f[1].payload.data = text + 2000;
-  pk.seq = 77;
   pk.ack = 75;
   pk.ack_bits = 0x5555555555555555ull;
   pk.ack_delay_us = 1500;
-  data("data_fragments", &pk, false);
+  data("data_fragments", &pk, 77, false);
 
   /* DATA: acknowledgements and a ping only; a disconnect. */
   Peernet__Wire__V1__Packet ping = PEERNET__WIRE__V1__PACKET__INIT;
-  ping.seq = 78;
   ping.ack = 80;
   ping.ack_bits = ~0ull;
   ping.ping = true;
-  data("data_ping", &ping, false);
+  data("data_ping", &ping, 78, false);
   Peernet__Wire__V1__Packet bye = PEERNET__WIRE__V1__PACKET__INIT;
-  bye.seq = 79;
   bye.disconnect = true;
   bye.disconnect_reason = 42;
-  data("data_disconnect", &bye, false);
+  data("data_disconnect", &bye, 79, false);
 
   /* DATA, zstd: one compressible 1000-byte message. */
   peernet__wire__v1__frame__init(&f[2]);
@@ -188,6 +193,6 @@ int main(int argc, char **argv) {
   f[2].payload.len = 1000;
   pk.frames = &fp[2];
   pk.n_frames = 1;
-  data("data_zstd", &pk, true);
+  data("data_zstd", &pk, 80, true);
   return failures ? 1 : 0;
 }

@@ -33,6 +33,14 @@ static pn_link_conditioner lossy(uint64_t salt) {
   return c;
 }
 
+/* 1 or 2: the server's or the client's host behaves like a machine
+ * without AES-NI (its DATA tags must fall back to ChaCha20-Poly1305). */
+static int aes_off_side;
+
+static bool expect_aes(void) {
+  return crypto_aead_aes256gcm_is_available() && aes_off_side == 0;
+}
+
 /* A connected pair with `nch` channels of the given kinds; with `cond`
  * both directions pass through it (different seeds). */
 static void pair_open(pair *p, uint32_t nch, const pn_channel_kind *kinds,
@@ -60,10 +68,13 @@ static void pair_open(pair *p, uint32_t nch, const pn_channel_kind *kinds,
     scfg = *server_cfg;
   }
   scfg.home_worker = 0;
+  atomic_store(&pn__wire_aes_disabled, aes_off_side == 1);
   p->server = net_host(p->rt, p->server_actor, &scfg, cond);
   pn_host_config ccfg = PN_HOST_CONFIG_INIT;
   ccfg.home_worker = 1;
+  atomic_store(&pn__wire_aes_disabled, aes_off_side == 2);
   p->client = net_host(p->rt, NULL, &ccfg, cond ? &c2 : NULL);
+  atomic_store(&pn__wire_aes_disabled, false);
   pn_peer_config pc = PN_PEER_CONFIG_INIT;
   PN_ASSERT_OK(pn_host_local_addr(p->server, 0, &pc.remote));
   pc.owner = p->client_actor;
@@ -209,6 +220,9 @@ static void kind_under_loss(pn_channel_kind kind, uint64_t n, size_t max_len) {
   pn_link_conditioner cond = lossy(kind);
   pair_open(&p, 1, &kind, &cond, n + 16, NULL);
   pair_wait_connected(&p);
+  /* Both ends agreed on the DATA tag (the CONNECTED latch orders this). */
+  assert_int_equal(p.peer->aes_gcm, expect_aes());
+  assert_int_equal(p.server_app.peer->aes_gcm, expect_aes());
   bool reliable = kind == PN_CHANNEL_RELIABLE || kind == PN_CHANNEL_ORDERED ||
                   kind == PN_CHANNEL_RELIABLE_UNORDERED;
   pn_test_latch resolved;
@@ -322,6 +336,17 @@ static void unreliable_under_loss(void **state) {
 static void unsequenced_under_loss(void **state) {
   (void)state;
   kind_under_loss(PN_CHANNEL_UNSEQUENCED, 2000, 3000);
+}
+
+/* Where one side has no AES-NI (made so on the server, then on the
+ * client), the connection tags DATA with ChaCha20-Poly1305 and keeps
+ * every guarantee through the same impairments. */
+static void chacha_tags_when_one_side_lacks_aes(void **state) {
+  (void)state;
+  for (aes_off_side = 1; aes_off_side <= 2; aes_off_side++) {
+    kind_under_loss(PN_CHANNEL_ORDERED, 500, 1500);
+  }
+  aes_off_side = 0;
 }
 
 /* One 1 MiB message, fragmented, through the same impairments. */
@@ -687,6 +712,7 @@ int main(void) {
       cmocka_unit_test(reliable_under_loss),
       cmocka_unit_test(unreliable_under_loss),
       cmocka_unit_test(unsequenced_under_loss),
+      cmocka_unit_test(chacha_tags_when_one_side_lacks_aes),
       cmocka_unit_test(one_mib_survives_loss),
       cmocka_unit_test(snapshot_and_trace_show_connections),
       cmocka_unit_test(different_dictionaries_are_refused),
