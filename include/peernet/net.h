@@ -19,7 +19,9 @@
  * event is borrowed: it stays valid while the handler runs and, for the
  * peer's owner, until the handler of its PN_MSG_PEER_DISCONNECTED returns
  * (the last event of a peer). Keep it longer with pn_peer_hold(). Packets
- * are reference counted (pn_packet_hold/pn_packet_release).
+ * are reference counted (pn_packet_hold/pn_packet_release). A received
+ * packet kept past its event's handler lives in the runtime's memory pools:
+ * release it before pn_runtime_destroy().
  */
 #ifndef PEERNET_NET_H
 #define PEERNET_NET_H
@@ -73,7 +75,9 @@ PN_API pn_err pn_packet_unpack(const pn_packet *pkt,
                                struct ProtobufCAllocator *allocator,
                                struct ProtobufCMessage **out);
 
-/* Another reference / give one back (NULL is ignored). Any thread. */
+/* Another reference / give one back (NULL is ignored). Any thread; a
+ * packet that came from the network must be given back before its
+ * runtime is destroyed. */
 PN_API void pn_packet_hold(pn_packet *pkt);
 PN_API void pn_packet_release(pn_packet *pkt);
 
