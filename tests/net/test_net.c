@@ -390,6 +390,7 @@ static void snapshot_and_trace_show_connections(void **state) {
     assert_int_equal(pi->channel_count, 2);
     assert_int_equal(pi->stats.state, PN_PEER_CONNECTED);
     assert_true(strncmp(pi->remote, "127.0.0.1:", 10) == 0);
+    assert_true(pi->stats.cwnd >= 4); /* never below the minimum window */
     clients += pi->is_client;
     if (pi->is_client) {
       assert_int_equal(pi->id, pn_peer_id(p.peer));
@@ -412,9 +413,11 @@ static void snapshot_and_trace_show_connections(void **state) {
   assert_true(pn_test_json_valid(text));
   assert_non_null(strstr(text, "\"peers\":[{"));
   assert_non_null(strstr(text, "\"kind\":\"ordered\""));
+  assert_non_null(strstr(text, "\"cwnd\":"));
   pn_free(text);
   PN_ASSERT_OK(pn_snapshot_prometheus(snap, &text, NULL));
   assert_non_null(strstr(text, "peernet_peer_srtt_seconds{peer="));
+  assert_non_null(strstr(text, "peernet_peer_cwnd{peer="));
   pn_free(text);
   pn_snapshot_free(snap);
   char path[] = "/tmp/pn-net-trace-XXXXXX";
