@@ -206,6 +206,8 @@ struct pn_peer {
   _Atomic uint64_t st_lost, st_acked_dg, st_retransmits, st_acks_only;
   _Atomic uint64_t st_msgs_out, st_msgs_in, st_dups, st_bad, st_stale;
   _Atomic uint64_t st_raw_out, st_comp_out, st_in_flight, st_reassembly;
+  /* In datagrams; st_ssthresh 0 until the first cut. */
+  _Atomic uint64_t st_cwnd, st_ssthresh;
   pn_peer *reg_prev, *reg_next; /* the runtime's registry (reg_lock) */
   bool in_registry;
   uint32_t nchannels;

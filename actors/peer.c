@@ -580,6 +580,10 @@ static void flush(pn_peer *p) {
     }
   }
   atomic_store_explicit(&p->st_in_flight, p->in_flight, memory_order_relaxed);
+  atomic_store_explicit(&p->st_cwnd, p->cwnd / CWND_ONE, memory_order_relaxed);
+  atomic_store_explicit(&p->st_ssthresh,
+                        p->ssthresh == UINT64_MAX ? 0 : p->ssthresh / CWND_ONE,
+                        memory_order_relaxed);
 }
 
 /* --- events -------------------------------------------------------------- */
@@ -1473,6 +1477,7 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   p->oldest = 1;
   p->rto = h->rto_initial_ns;
   p->cwnd = CWND_INITIAL * CWND_ONE;
+  atomic_init(&p->st_cwnd, CWND_INITIAL);
   p->send_rate = cfg->send_rate ? cfg->send_rate : h->send_rate;
   p->delivery_events = !cfg->no_delivery_events;
   p->pace_ns = p->start_ns;
@@ -1595,6 +1600,8 @@ static void stats_fill(const pn_peer *peer, pn_peer_stats *out) {
   out->in_flight = LD(st_in_flight);
   out->queued_bytes = LD(queued_bytes);
   out->reassembly_bytes = LD(st_reassembly);
+  out->cwnd = LD(st_cwnd);
+  out->ssthresh = LD(st_ssthresh);
 #undef LD
 }
 

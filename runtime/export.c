@@ -215,14 +215,14 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          ",\"messages_in\":%" PRIu64 ",\"duplicates\":%" PRIu64
          ",\"bad_datagrams\":%" PRIu64 ",\"compression_ratio\":%.3f"
          ",\"in_flight\":%" PRIu64 ",\"queued_bytes\":%" PRIu64
-         ",\"channels\":[",
+         ",\"cwnd\":%" PRIu64 ",\"ssthresh\":%" PRIu64 ",\"channels\":[",
          p->is_client ? "true" : "false",
          (unsigned)st->state < 4 ? states[st->state] : "?", st->srtt_us,
          st->rttvar_us, st->min_rtt_us, st->rto_us, st->loss, st->datagrams_out,
          st->bytes_out, st->datagrams_in, st->bytes_in, st->datagrams_lost,
          st->retransmits, st->messages_out, st->messages_in, st->duplicates,
          st->bad_datagrams, st->compression_ratio, st->in_flight,
-         st->queued_bytes);
+         st->queued_bytes, st->cwnd, st->ssthresh);
     for (uint32_t c = 0; c < p->channel_count && ch < snap->channel_count;
          c++, ch++) {
       const pn_channel_info *ci = &snap->channels[ch];
@@ -457,6 +457,8 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
        offsetof(pn_peer_info, stats.bad_datagrams), VALUE_U64},
       {"peernet_peer_in_flight", "gauge", "Datagrams awaiting a verdict.",
        offsetof(pn_peer_info, stats.in_flight), VALUE_U64},
+      {"peernet_peer_cwnd", "gauge", "Congestion window, datagrams.",
+       offsetof(pn_peer_info, stats.cwnd), VALUE_U64},
   };
   put_families(&t, peer_families, ARRAY_LEN(peer_families), snap->peers,
                sizeof *snap->peers, snap->peer_count, peer_labels);

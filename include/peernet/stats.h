@@ -168,6 +168,8 @@ typedef struct pn_peer_stats {
   uint64_t in_flight;            /* datagrams sent and not yet resolved */
   uint64_t queued_bytes;         /* message bytes not yet acknowledged */
   uint64_t reassembly_bytes;     /* held for partial fragmented messages */
+  uint64_t cwnd;                 /* congestion window, datagrams */
+  uint64_t ssthresh;             /* slow-start threshold; 0: none yet */
 } pn_peer_stats;
 
 /* A channel of a peer in a snapshot. */

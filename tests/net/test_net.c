@@ -2,7 +2,9 @@
  * delivery kind on a clean link and through the link conditioner (20%
  * loss, 5% duplication, 10% reordering from the run's seed), delivery
  * notifications, a 1 MiB message, graceful disconnect seen on both sides,
- * host close. */
+ * host close, pacing, and the congestion window backing off under a
+ * rate-capped link and growing back when the cap is lifted. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,6 +417,7 @@ static void snapshot_and_trace_show_connections(void **state) {
     assert_int_equal(pi->channel_count, 2);
     assert_int_equal(pi->stats.state, PN_PEER_CONNECTED);
     assert_true(strncmp(pi->remote, "127.0.0.1:", 10) == 0);
+    assert_true(pi->stats.cwnd >= 4); /* never below the minimum window */
     clients += pi->is_client;
     if (pi->is_client) {
       assert_int_equal(pi->id, pn_peer_id(p.peer));
@@ -437,9 +440,11 @@ static void snapshot_and_trace_show_connections(void **state) {
   assert_true(pn_test_json_valid(text));
   assert_non_null(strstr(text, "\"peers\":[{"));
   assert_non_null(strstr(text, "\"kind\":\"ordered\""));
+  assert_non_null(strstr(text, "\"cwnd\":"));
   pn_free(text);
   PN_ASSERT_OK(pn_snapshot_prometheus(snap, &text, NULL));
   assert_non_null(strstr(text, "peernet_peer_srtt_seconds{peer="));
+  assert_non_null(strstr(text, "peernet_peer_cwnd{peer="));
   pn_free(text);
   pn_snapshot_free(snap);
   char path[] = "/tmp/pn-net-trace-XXXXXX";
@@ -704,6 +709,246 @@ static void writable_after_eagain_without_delivery_events(void **state) {
   pair_close(&p);
 }
 
+/* --- congestion control under a rate cap --------------------------------- */
+
+/* Samples a peer's congestion window every millisecond from an actor's
+ * timer, keeping the smallest and largest value seen in each phase (the
+ * test thread moves the phase on). */
+enum { CC_TICK = 1 };
+enum { CC_OPEN, CC_CAP_CUT, CC_CAP_SETTLED, CC_FREED, CC_PHASES };
+
+typedef struct cc_range {
+  uint64_t min, max, samples;
+} cc_range;
+
+typedef struct cc_sampler {
+  pthread_mutex_t lock;
+  pn_peer *peer;
+  uint32_t phase;
+  cc_range range[CC_PHASES];
+} cc_sampler;
+
+static void cc_sampler_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  cc_sampler *s = state;
+  pn_peer_stats st;
+  if (pn_msg_type(msg) != CC_TICK || pn_peer_stats_get(s->peer, &st) != PN_OK) {
+    return;
+  }
+  pthread_mutex_lock(&s->lock);
+  cc_range *r = &s->range[s->phase];
+  if (!r->samples || st.cwnd < r->min) {
+    r->min = st.cwnd;
+  }
+  if (st.cwnd > r->max) {
+    r->max = st.cwnd;
+  }
+  r->samples++;
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void cc_phase(cc_sampler *s, uint32_t phase) {
+  pthread_mutex_lock(&s->lock);
+  s->phase = phase;
+  pthread_mutex_unlock(&s->lock);
+}
+
+static cc_range cc_range_of(cc_sampler *s, uint32_t phase) {
+  pthread_mutex_lock(&s->lock);
+  cc_range r = s->range[phase];
+  pthread_mutex_unlock(&s->lock);
+  return r;
+}
+
+/* Messages first..last of `len` bytes from the server's peer, each
+ * PN_EAGAIN waited out on PN_MSG_PEER_WRITABLE (no polling, so the test
+ * thread takes no CPU from the workers); returns when every one of them
+ * is acknowledged. */
+static void cc_send(pair *p, uint64_t first, uint64_t last, size_t len,
+                    uint64_t *eagains) {
+  net_app *a = &p->server_app;
+  pn_channel *ch = pn_peer_channel(a->peer, 0);
+  pn_test_latch acked;
+  pn_test_latch_init(&acked, last - first + 1);
+  pthread_mutex_lock(&a->lock);
+  a->on_resolved = &acked;
+  pthread_mutex_unlock(&a->lock);
+  uint8_t *buf = malloc(len);
+  for (uint64_t i = first; i <= last; i++) {
+    net_fill(buf, len, i);
+    pn_err err = pn_channel_send(ch, buf, len, NULL);
+    if (err == PN_EAGAIN) {
+      pn_test_latch w;
+      pn_test_latch_init(&w, 1);
+      pthread_mutex_lock(&a->lock);
+      a->on_writable = &w;
+      bool already = a->writable > *eagains;
+      pthread_mutex_unlock(&a->lock);
+      assert_true(already || pn_test_latch_wait(&w, WAIT_MS));
+      pthread_mutex_lock(&a->lock);
+      a->on_writable = NULL;
+      pthread_mutex_unlock(&a->lock);
+      pn_test_latch_fini(&w);
+      ++*eagains;
+      err = pn_channel_send(ch, buf, len, NULL);
+    }
+    PN_ASSERT_OK(err);
+  }
+  free(buf);
+  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  pthread_mutex_lock(&a->lock);
+  a->on_resolved = NULL;
+  pthread_mutex_unlock(&a->lock);
+  pn_test_latch_fini(&acked);
+}
+
+static uint64_t cond_dropped(pn_runtime *rt, const pn_host *h) {
+  pn_addr addr;
+  char want[PN_ADDR_STRLEN];
+  PN_ASSERT_OK(pn_host_local_addr(h, 0, &addr));
+  PN_ASSERT_OK(pn_addr_format(&addr, want, sizeof want));
+  pn_snapshot *snap;
+  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
+  uint64_t dropped = UINT64_MAX;
+  for (size_t i = 0; i < snap->socket_count; i++) {
+    if (strcmp(snap->sockets[i].local, want) == 0) {
+      dropped = snap->sockets[i].stats.cond_dropped;
+    }
+  }
+  pn_snapshot_free(snap);
+  assert_true(dropped != UINT64_MAX);
+  return dropped;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* An unpaced sender's congestion window backs off when its link is capped
+ * and grows again when the cap is lifted. 1 KB messages from the server
+ * (64 KiB max_queued, so each refill is a burst), in three phases:
+ * - the open link: the window grows from its initial 32 datagrams;
+ * - its socket's send conditioner capped at 500 KB/s with a 20 ms queue
+ *   (about nine datagrams): the window falls to a quarter of its peak or
+ *   less and stays there, and in the second half of the phase the link
+ *   drops under a tenth of what is sent (without the back-off every
+ *   refill overruns the queue: four datagrams in five dropped);
+ * - the cap lifted: the window grows to more than twice what it had under
+ *   the settled cap.
+ * Every message arrives, in order. The window is sampled every millisecond
+ * by an actor and at each phase's end; only relative comparisons, no
+ * timings. */
+static void congestion_backs_off_under_a_rate_cap_and_recovers(void **state) {
+  (void)state;
+  enum { LEN = 1000, N_OPEN = 3000, N_CAP = 600, N_FREE = 2000 };
+  enum { N = N_OPEN + N_CAP + N_FREE, N_HALF = N_OPEN + N_CAP / 2 };
+  pair p;
+  pn_channel_kind kind = PN_CHANNEL_ORDERED;
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  scfg.max_queued = 64 * 1024;
+  pair_open(&p, 1, &kind, NULL, N, &scfg);
+  pair_wait_connected(&p);
+  pn_test_latch got;
+  pn_test_latch_init(&got, N);
+  p.client_app.on_packet = &got;
+  pn_peer *sender = p.server_app.peer;
+  cc_sampler cs;
+  memset(&cs, 0, sizeof cs);
+  pthread_mutex_init(&cs.lock, NULL);
+  cs.peer = sender;
+  pn_actor *sampler =
+      pn_test_spawn(p.rt, "cwnd-sampler", cc_sampler_handler, &cs, -1);
+  pn_timer *tick;
+  PN_ASSERT_OK(pn_timer_start(sampler, CC_TICK, 1000, 1000, &tick));
+  uint64_t eagains = 0;
+  pn_peer_stats open, mid, capped, freed;
+
+  /* The open link. */
+  cc_send(&p, 1, N_OPEN, LEN, &eagains);
+  PN_ASSERT_OK(pn_peer_stats_get(sender, &open));
+
+  /* Capped, in two halves: the cut, then the settled window. */
+  cc_phase(&cs, CC_CAP_CUT);
+  pn_link_conditioner cap = PN_LINK_CONDITIONER_INIT;
+  cap.rate_bytes_per_s = 500000;
+  cap.queue_us = 20000;
+  cap.seed = pn_test_seed();
+  PN_ASSERT_OK(pn_host_set_conditioner(p.server, 0, PN_DIR_SEND, &cap));
+  cc_send(&p, N_OPEN + 1, N_HALF, LEN, &eagains);
+  PN_ASSERT_OK(pn_peer_stats_get(sender, &mid));
+  uint64_t dropped_mid = cond_dropped(p.rt, p.server);
+  cc_phase(&cs, CC_CAP_SETTLED);
+  cc_send(&p, N_HALF + 1, N_OPEN + N_CAP, LEN, &eagains);
+  PN_ASSERT_OK(pn_peer_stats_get(sender, &capped));
+  uint64_t dropped = cond_dropped(p.rt, p.server);
+
+  /* The cap lifted. */
+  cc_phase(&cs, CC_FREED);
+  pn_link_conditioner open_link = PN_LINK_CONDITIONER_INIT;
+  open_link.seed = cap.seed;
+  PN_ASSERT_OK(pn_host_set_conditioner(p.server, 0, PN_DIR_SEND, &open_link));
+  cc_send(&p, N_OPEN + N_CAP + 1, N, LEN, &eagains);
+  PN_ASSERT_OK(pn_peer_stats_get(sender, &freed));
+  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  pn_timer_cancel(tick);
+
+  cc_range r[CC_PHASES];
+  for (uint32_t i = 0; i < CC_PHASES; i++) {
+    r[i] = cc_range_of(&cs, i);
+  }
+  uint64_t peak = max_u64(r[CC_OPEN].max, open.cwnd);
+  uint64_t cut = min_u64(min_u64(r[CC_CAP_CUT].min, r[CC_CAP_SETTLED].min),
+                         min_u64(mid.cwnd, capped.cwnd));
+  uint64_t settled = max_u64(r[CC_CAP_SETTLED].max, capped.cwnd);
+  uint64_t regrown = max_u64(r[CC_FREED].max, freed.cwnd);
+  uint64_t out_cap = capped.datagrams_out - open.datagrams_out;
+  uint64_t lost_cap = capped.datagrams_lost - open.datagrams_lost;
+  uint64_t out_settled = capped.datagrams_out - mid.datagrams_out;
+  uint64_t lost_settled = capped.datagrams_lost - mid.datagrams_lost;
+  uint64_t dropped_settled = dropped - dropped_mid;
+  fprintf(stderr,
+          "# cwnd: open peak %" PRIu64 "; capped min %" PRIu64
+          ", settled max %" PRIu64 " (ssthresh %" PRIu64 "); freed max %" PRIu64
+          "; capped: %" PRIu64 " datagrams out, %" PRIu64 " lost, %" PRIu64
+          " dropped by the link; settled half: %" PRIu64 " out, %" PRIu64
+          " lost, %" PRIu64 " dropped; freed: %" PRIu64 " lost\n",
+          peak, cut, settled, capped.ssthresh, regrown, out_cap, lost_cap,
+          dropped, out_settled, lost_settled, dropped_settled,
+          freed.datagrams_lost - capped.datagrams_lost);
+  for (uint32_t i = CC_CAP_CUT; i < CC_PHASES; i++) {
+    assert_true(r[i].samples > 0);
+  }
+  /* Slow start grew the window past its initial 32 datagrams. */
+  assert_true(peak > 32);
+  /* The cap overran the link's queue and the peer saw it: its window
+   * fell to a quarter of the peak or less, and stayed there. */
+  assert_true(dropped > 0);
+  assert_true(lost_cap > 0);
+  assert_true(capped.ssthresh > 0);
+  assert_true(settled * 4 <= peak);
+  /* Not a flood of losses: once the window had settled (the second half
+   * of the capped phase), the link dropped under a tenth of what was
+   * sent. (The link's drops, not the peer's count: on a starved machine a
+   * late acknowledgement also makes the peer declare a datagram lost. The
+   * first half is not bounded: how many datagrams the cut costs depends
+   * on whether the burst's tail loss is found by the RTO or by halvings.) */
+  assert_true(dropped_settled * 10 < out_settled);
+  /* Recovered: more than twice the settled window once the cap is gone. */
+  assert_true(regrown > 2 * settled);
+  pthread_mutex_lock(&p.client_app.lock);
+  assert_int_equal(p.client_app.packets, N);
+  for (uint64_t i = 0; i < N; i++) {
+    assert_int_equal(p.client_app.ids[i], i + 1);
+  }
+  assert_int_equal(p.client_app.bad, 0);
+  pthread_mutex_unlock(&p.client_app.lock);
+  PN_ASSERT_OK(pn_actor_stop(sampler));
+  pn_actor_release(sampler);
+  pn_test_latch_fini(&got);
+  pair_close(&p);
+  pthread_mutex_destroy(&cs.lock);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(handshake_exchange_and_disconnect),
@@ -720,6 +965,7 @@ int main(void) {
       cmocka_unit_test(fan_out_to_a_thousand_peers),
       cmocka_unit_test(send_rate_paces_datagrams),
       cmocka_unit_test(writable_after_eagain_without_delivery_events),
+      cmocka_unit_test(congestion_backs_off_under_a_rate_cap_and_recovers),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
 }
