@@ -273,10 +273,21 @@ static bool uring_usable(void) {
 int pn_test_run_on_backends(const struct CMUnitTest *tests, size_t n,
                             pn_io_backend *backend) {
   group_backend = backend;
-  int failed = _cmocka_run_group_tests("epoll", tests, n, use_epoll, NULL);
-  if (uring_usable()) {
+  const char *only = getenv("PEERNET_IO");
+  bool all = !only || !*only;
+  bool epoll = all || strcmp(only, "epoll") == 0;
+  bool uring = all || strcmp(only, "uring") == 0;
+  if (!epoll && !uring) {
+    fprintf(stderr, "# PEERNET_IO=%s: expected uring or epoll\n", only);
+    return 1;
+  }
+  int failed = 0;
+  if (epoll) {
+    failed += _cmocka_run_group_tests("epoll", tests, n, use_epoll, NULL);
+  }
+  if (uring && uring_usable()) {
     failed += _cmocka_run_group_tests("uring", tests, n, use_uring, NULL);
-  } else {
+  } else if (uring) {
     fprintf(stderr, "# io_uring not available here: uring group skipped\n");
   }
   return failed;

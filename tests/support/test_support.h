@@ -53,7 +53,9 @@ void pn_test_runtime_end(pn_runtime *rt);
 /* Runs the group once per I/O backend this machine allows, storing the
  * backend in *backend before each: epoll always, io_uring unless it is
  * refused (an older kernel, a container's seccomp profile), in which case
- * its group is reported as skipped, loudly. Returns the failures. */
+ * its group is reported as skipped, loudly. PEERNET_IO=epoll or
+ * PEERNET_IO=uring runs that one group only (so ctest can give each
+ * backend its own entry). Returns the failures. */
 int pn_test_run_on_backends(const struct CMUnitTest *tests, size_t n,
                             pn_io_backend *backend);
 
