@@ -198,6 +198,8 @@ struct pn_peer {
   uint32_t reason;
   bool reason_remote;
   uint32_t channels_open;
+  uint64_t unqueued; /* acknowledged bytes still in queued_bytes until the
+                        run's end */
   /* Read by any thread. */
   _Atomic uint64_t queued_bytes;
   _Atomic uint32_t want_writable; /* a send got PN_EAGAIN: owe WRITABLE */

@@ -108,12 +108,7 @@ static pn__fref *fq_at(pn__fq *q, uint64_t i) { return &q->items[i & q->mask]; }
 
 /* --- outgoing messages --------------------------------------------------- */
 
-void pn__outmsg_unref(pn__outmsg *om) {
-  if (--om->refs) {
-    return;
-  }
-  atomic_fetch_sub_explicit(&om->peer->queued_bytes, om->pkt->len,
-                            memory_order_relaxed);
+static void outmsg_free(pn__outmsg *om) {
   pn_packet_release(om->pkt);
   pn_peer *p = om->peer;
   free(om->acked);
@@ -122,6 +117,28 @@ void pn__outmsg_unref(pn__outmsg *om) {
   if (held) {
     pn_peer_release(p);
   }
+}
+
+void pn__outmsg_unref(pn__outmsg *om) {
+  if (--om->refs) {
+    return;
+  }
+  atomic_fetch_sub_explicit(&om->peer->queued_bytes, om->pkt->len,
+                            memory_order_relaxed);
+  outmsg_free(om);
+}
+
+/* pn__outmsg_unref for an acknowledged message, in the peer's own run: its
+ * bytes leave queued_bytes at the run's end (check_writable), so a run that
+ * acknowledges hundreds of messages pays one atomic operation, not one
+ * each. Until then senders see the queue fuller than it is, never
+ * emptier. */
+static void outmsg_unref_acked(pn_peer *p, pn__outmsg *om) {
+  if (--om->refs) {
+    return;
+  }
+  p->unqueued += om->pkt->len;
+  outmsg_free(om);
 }
 
 void pn__outmsg_unref_fn(void *data, void *ctx) {
@@ -622,8 +639,10 @@ static void emit_message_event(pn_peer *p, uint32_t type, const pn__outmsg *om,
  * either this sees the flag, or the sender sees the bytes gone and pokes
  * the peer to look again. */
 static void check_writable(pn_peer *p) {
-  uint64_t queued =
-      atomic_fetch_add_explicit(&p->queued_bytes, 0, memory_order_seq_cst);
+  uint64_t queued = atomic_fetch_sub_explicit(&p->queued_bytes, p->unqueued,
+                                              memory_order_seq_cst) -
+                    p->unqueued;
+  p->unqueued = 0;
   if (atomic_load_explicit(&p->want_writable, memory_order_seq_cst) &&
       queued <= p->host->max_queued / 2 &&
       atomic_exchange_explicit(&p->want_writable, 0, memory_order_relaxed)) {
@@ -735,7 +754,7 @@ static void frame_acked(pn_peer *p, pn__fref f, uint64_t now) {
       emit_message_event(p, PN_MSG_PEER_ACKED, om, now);
     }
   }
-  pn__outmsg_unref(om);
+  outmsg_unref_acked(p, om);
 }
 
 static void frame_lost(pn_peer *p, pn__fref f, uint64_t now) {
