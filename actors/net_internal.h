@@ -158,7 +158,8 @@ struct pn_peer {
   uint64_t cookie_ts;
   uint64_t start_ns, last_send_ns, last_recv_ns, handshake_sent_ns;
   uint64_t ping_tried_ns;
-  uint64_t last_ack_ns; /* last acknowledgement of something new */
+  uint64_t keepalive_ns; /* this peer's ping interval (see pn__peer_create) */
+  uint64_t last_ack_ns;  /* last acknowledgement of something new */
   pn_timer *timer;
   uint64_t timer_at;
   pn_msg *goodbye; /* the PN_MSG_PEER_DISCONNECTED event, reserved */

@@ -36,6 +36,8 @@
 
 #define LOSS_THRESHOLD 3u   /* datagrams acknowledged after a lost one */
 #define DISCONNECT_SENDS 8u /* tries before closing anyway */
+#define KEEPALIVE_SLOTS 32u /* keepalive deadlines round up to 1/32 of it, */
+#define KEEPALIVE_SLOT_MAX_NS 2000000u /* but to no more than 2 ms */
 #define PARTIAL_EXPIRY_NS (5ull * 1000000000u)
 #define COMPRESS_MIN 128u      /* bodies below this are sent as they are */
 #define COMPRESS_MIN_DICT 24u  /* the same with a dictionary */
@@ -1246,6 +1248,15 @@ static void on_recv(pn_peer *p, const pn_msg *msg) {
 
 /* --- timer --------------------------------------------------------------- */
 
+static uint64_t keepalive_slot(const pn_host *h) {
+  uint64_t slot = h->keepalive_ns / KEEPALIVE_SLOTS;
+  return slot < KEEPALIVE_SLOT_MAX_NS ? slot : KEEPALIVE_SLOT_MAX_NS;
+}
+
+static uint64_t slot_up(uint64_t t, uint64_t slot) {
+  return slot ? (t + slot - 1) / slot * slot : t;
+}
+
 static uint64_t next_deadline(pn_peer *p) {
   const pn_host *h = p->host;
   advance_oldest(p); /* so sent[oldest] is the oldest datagram in flight */
@@ -1259,10 +1270,17 @@ static uint64_t next_deadline(pn_peer *p) {
     return retry < give_up ? retry : give_up;
   }
   case PN_PEER_CONNECTED: {
-    uint64_t d = p->last_recv_ns + h->idle_timeout_ns;
-    uint64_t k = (p->last_send_ns > p->ping_tried_ns ? p->last_send_ns
-                                                     : p->ping_tried_ns) +
-                 h->keepalive_ns;
+    /* Keepalive and idle deadlines need no precision: rounded up to a slot
+     * (keepalive/32, at most 2 ms), all the peers due in one slot are
+     * served by one wake-up of the worker rather than one each. Larger
+     * slots make bursts that overflow a socket's receive buffer. */
+    uint64_t slot = keepalive_slot(h);
+    uint64_t d = slot_up(p->last_recv_ns + h->idle_timeout_ns, slot);
+    uint64_t k =
+        slot_up((p->last_send_ns > p->ping_tried_ns ? p->last_send_ns
+                                                    : p->ping_tried_ns) +
+                    p->keepalive_ns,
+                slot);
     d = k < d ? k : d;
     if (p->in_flight) {
       const pn__sent *e = &p->sent[p->oldest & p->sent_mask];
@@ -1281,8 +1299,16 @@ static uint64_t next_deadline(pn_peer *p) {
     }
     return d;
   }
-  case PN_PEER_DISCONNECTING:
-    return p->last_send_ns + rto_now(p);
+  case PN_PEER_DISCONNECTING: {
+    /* Each goodbye waits twice as long as the one before (up to
+     * rto_max): a receiver too busy to answer within one RTO, as when
+     * thousands of peers close at once, still hears one of them. */
+    uint64_t wait = rto_now(p);
+    for (uint32_t i = 1; i < p->disconnect_sends && wait < h->rto_max_ns; i++) {
+      wait *= 2;
+    }
+    return p->last_send_ns + (wait < h->rto_max_ns ? wait : h->rto_max_ns);
+  }
   default:
     return 0;
   }
@@ -1323,8 +1349,8 @@ static void on_tick(pn_peer *p) {
       break;
     }
     on_rto(p, now);
-    if (now - p->last_send_ns >= h->keepalive_ns &&
-        now - p->ping_tried_ns >= h->keepalive_ns) {
+    if (now - p->last_send_ns >= p->keepalive_ns &&
+        now - p->ping_tried_ns >= p->keepalive_ns) {
       p->ping_owed = true;
       p->ping_tried_ns = now;
     }
@@ -1497,6 +1523,15 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   p->rto = h->rto_initial_ns;
   p->cwnd = CWND_INITIAL * CWND_ONE;
   atomic_init(&p->st_cwnd, CWND_INITIAL);
+  /* Each peer pings at its own interval, 3/4 of keepalive_us to one slot
+   * less than all of it, so peers that connected together drift apart
+   * instead of pinging in one burst; rounded up to next_deadline's slot
+   * it is never longer than keepalive_us, which the other side's idle
+   * timeout counts on. */
+  uint64_t r;
+  randombytes_buf(&r, sizeof r);
+  p->keepalive_ns = h->keepalive_ns - h->keepalive_ns / 4 +
+                    r % (h->keepalive_ns / 4 - keepalive_slot(h) + 1);
   p->send_rate = cfg->send_rate ? cfg->send_rate : h->send_rate;
   p->delivery_events = !cfg->no_delivery_events;
   p->pace_ns = p->start_ns;
