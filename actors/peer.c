@@ -778,6 +778,13 @@ static void frame_lost(pn_peer *p, pn__fref f, uint64_t now) {
  * datagrams (those sent before the cut do not cut again); an RTO drops it
  * to the minimum. */
 static void congestion_acked(pn_peer *p) {
+  /* Grow only a window the sender uses (RFC 7661): an application that
+   * sends little would otherwise inflate it to the cap, and after a loss
+   * halve a window it never filled, so the cut would not slow it. The
+   * acknowledged datagram has already left in_flight. */
+  if ((p->in_flight + 1) * 2 * CWND_ONE < p->cwnd) {
+    return;
+  }
   if (p->cwnd < p->ssthresh) {
     p->cwnd += CWND_ONE;
   } else {
