@@ -256,10 +256,11 @@ pn_err pn__channel_spawn(pn_peer *p, pn_channel *ch, int32_t home) {
 
 /* --- API ----------------------------------------------------------------- */
 
-/* pn_channel_send_packet() taking over the caller's reference on pkt
- * (given back on errors too). */
-static pn_err send_owned(pn_channel *ch, pn_packet *pkt, uint64_t *msg_id_out) {
+/* Queues om, a message whose only field set is its packet (held by om);
+ * on errors om and the packet are given back. */
+static pn_err send_om(pn_channel *ch, pn__outmsg *om, uint64_t *msg_id_out) {
   pn_peer *p = ch->peer;
+  pn_packet *pkt = om->pkt;
   pn_err err = PN_OK;
   if (pkt->len > p->host->max_message) {
     err = PN_EMSGSIZE;
@@ -268,31 +269,11 @@ static pn_err send_owned(pn_channel *ch, pn_packet *pkt, uint64_t *msg_id_out) {
     err = PN_ECLOSED;
   }
   if (err != PN_OK) {
-    pn_packet_release(pkt);
+    om->peer = p; /* whose runtime's pools it goes back to */
+    om->holds_peer = false;
+    om->acked = NULL;
+    pn__outmsg_free(om);
     return err;
-  }
-  uint64_t before = atomic_fetch_add_explicit(&p->queued_bytes, pkt->len,
-                                              memory_order_relaxed);
-  if (before + pkt->len > p->host->max_queued && before > 0) {
-    atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
-    pn_packet_release(pkt);
-    /* Owe the owner PN_MSG_PEER_WRITABLE. seq_cst pairs with the peer's
-     * check_writable(): if the peer already drained below half and looked
-     * before the flag was up, nothing would wake the owner, so poke it to
-     * look again. */
-    atomic_store_explicit(&p->want_writable, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&p->queued_bytes, memory_order_seq_cst) <=
-        p->host->max_queued / 2) {
-      (void)pn__send_parts(p->actor, PN__P_POKE, NULL, 0, NULL, 0);
-    }
-    return PN_EAGAIN;
-  }
-  pn_runtime *rt = p->host->rt;
-  pn__outmsg *om = pn__block_alloc(rt, sizeof *om);
-  if (!om) {
-    atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
-    pn_packet_release(pkt);
-    return PN_ENOMEM;
   }
   /* A compound literal, not memset + stores: a small memset is a
    * `rep stos`, slow to start on every message. */
@@ -307,10 +288,26 @@ static pn_err send_owned(pn_channel *ch, pn_packet *pkt, uint64_t *msg_id_out) {
                   ch->kind == PN_CHANNEL_RELIABLE_UNORDERED,
       .frag_count = 1,
   };
+  uint64_t before = atomic_fetch_add_explicit(&p->queued_bytes, pkt->len,
+                                              memory_order_relaxed);
+  if (before + pkt->len > p->host->max_queued && before > 0) {
+    atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
+    pn__outmsg_free(om);
+    /* Owe the owner PN_MSG_PEER_WRITABLE. seq_cst pairs with the peer's
+     * check_writable(): if the peer already drained below half and looked
+     * before the flag was up, nothing would wake the owner, so poke it to
+     * look again. */
+    atomic_store_explicit(&p->want_writable, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->queued_bytes, memory_order_seq_cst) <=
+        p->host->max_queued / 2) {
+      (void)pn__send_parts(p->actor, PN__P_POKE, NULL, 0, NULL, 0);
+    }
+    return PN_EAGAIN;
+  }
   uint64_t id =
       atomic_fetch_add_explicit(&ch->next_msg_id, 1, memory_order_relaxed);
   om->msg_id = id;
-  pn__worker *w = pn__worker_current(rt);
+  pn__worker *w = pn__worker_current(p->host->rt);
   /* On the peer's worker with nothing of this channel's in the mailbox,
    * the message skips the channel actor: same order, no hop. The channel
    * actor cannot be running now (it runs on this thread). */
@@ -340,8 +337,13 @@ pn_err pn_channel_send_packet(pn_channel *ch, pn_packet *pkt,
   if (!ch || !pkt) {
     return PN_EINVAL;
   }
+  pn__outmsg *om = pn__block_alloc(ch->peer->host->rt, sizeof *om);
+  if (!om) {
+    return PN_ENOMEM;
+  }
   pn_packet_hold(pkt);
-  return send_owned(ch, pkt, msg_id_out);
+  om->pkt = pkt;
+  return send_om(ch, om, msg_id_out);
 }
 
 pn_err pn_channel_send(pn_channel *ch, const void *data, size_t len,
@@ -352,15 +354,21 @@ pn_err pn_channel_send(pn_channel *ch, const void *data, size_t len,
   if (len > ch->peer->host->max_message) {
     return PN_EMSGSIZE;
   }
-  /* A copy the application never sees: from the runtime's pools. */
-  pn_packet *pkt = pn__packet_new(ch->peer->host->rt, len);
-  if (!pkt) {
+  /* A copy the application never sees, in the message's own pool block. */
+  pn__outmsg *om =
+      pn__block_alloc(ch->peer->host->rt, sizeof *om + sizeof(pn_packet) + len);
+  if (!om) {
     return PN_ENOMEM;
   }
+  pn_packet *pkt = pn__outmsg_inline_packet(om);
+  atomic_init(&pkt->refs, 1);
+  pkt->len = (uint32_t)len;
+  pkt->rt = ch->peer->host->rt;
   if (len) {
     memcpy(pkt->data, data, len);
   }
-  return send_owned(ch, pkt, msg_id_out);
+  om->pkt = pkt;
+  return send_om(ch, om, msg_id_out);
 }
 
 uint32_t pn_channel_index(const pn_channel *ch) { return ch ? ch->index : 0; }

@@ -268,6 +268,16 @@ void pn__host_ref(pn_host *h);
 void pn__host_unref(pn_host *h);
 void pn__outmsg_unref(pn__outmsg *om);
 void pn__outmsg_unref_fn(void *data, void *ctx);
+/* Frees om and its packet without touching the peer's queued bytes: for a
+ * message never queued. */
+void pn__outmsg_free(pn__outmsg *om);
+
+/* pn_channel_send()'s private copy of the bytes lives in the same pool
+ * block as its message, right after it (one allocation, not two); such a
+ * packet is never shared, and goes with its message. */
+static inline pn_packet *pn__outmsg_inline_packet(pn__outmsg *om) {
+  return (pn_packet *)(om + 1);
+}
 
 /* Creates a peer and its actors on the host's worker. Client peers come
  * from pn_host_connect() (any thread); server peers from the host actor.

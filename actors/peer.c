@@ -110,8 +110,10 @@ static pn__fref *fq_at(pn__fq *q, uint64_t i) { return &q->items[i & q->mask]; }
 
 /* --- outgoing messages --------------------------------------------------- */
 
-static void outmsg_free(pn__outmsg *om) {
-  pn_packet_release(om->pkt);
+void pn__outmsg_free(pn__outmsg *om) {
+  if (om->pkt != pn__outmsg_inline_packet(om)) {
+    pn_packet_release(om->pkt);
+  }
   pn_peer *p = om->peer;
   free(om->acked);
   bool held = om->holds_peer;
@@ -127,7 +129,7 @@ void pn__outmsg_unref(pn__outmsg *om) {
   }
   atomic_fetch_sub_explicit(&om->peer->queued_bytes, om->pkt->len,
                             memory_order_relaxed);
-  outmsg_free(om);
+  pn__outmsg_free(om);
 }
 
 /* pn__outmsg_unref for an acknowledged message, in the peer's own run: its
@@ -140,7 +142,7 @@ static void outmsg_unref_acked(pn_peer *p, pn__outmsg *om) {
     return;
   }
   p->unqueued += om->pkt->len;
-  outmsg_free(om);
+  pn__outmsg_free(om);
 }
 
 void pn__outmsg_unref_fn(void *data, void *ctx) {

@@ -242,7 +242,9 @@ typedef struct pn_host_config {
   uint32_t window;             /* datagrams in flight; 0 = 1024 */
   uint64_t connect_timeout_us; /* 0 = 5 s */
   uint64_t connect_retry_us;   /* 0 = 250 ms */
-  uint64_t keepalive_us;       /* 0 = 1 s */
+  uint64_t keepalive_us;       /* longest silence before a ping (each
+                                  peer pings after 3/4 to all of it);
+                                  0 = 1 s */
   uint64_t idle_timeout_us;    /* 0 = 10 s */
   uint64_t rto_min_us;         /* 0 = 10 ms */
   uint64_t rto_max_us;         /* 0 = 2 s */

@@ -190,7 +190,7 @@ static void check_tags(bool aes, uint64_t *rng) {
   assert_non_null(k);
   pn__data_key_init(&k[0], raw, aes);
   pn__data_key_init(&k[1], other_raw, aes);
-  uint8_t buf[600 + PN__DATA_TAG];
+  uint8_t buf[PN__DATA_HEADER + 600 + PN__DATA_TAG];
   for (int r = 0; r < 200; r++) {
     size_t len = PN__DATA_HEADER + pn_test_rand(rng) % 600;
     uint64_t seq = 1 + pn_test_rand(rng) % (1ull << 40);
