@@ -79,8 +79,10 @@ typedef struct pn__sent {
   uint32_t bytes;
   uint16_t nframes;
   bool in_flight;
-  bool eliciting;  /* carries frames or a ping: will be acknowledged */
-  bool disconnect; /* carries the goodbye */
+  bool eliciting;   /* carries frames or a ping: will be acknowledged */
+  bool disconnect;  /* carries the goodbye */
+  bool window_used; /* sent with at least half the window in flight: its
+                       acknowledgement may grow the window (RFC 7661) */
 } pn__sent;
 
 /* Which message sequences of a reliable channel have arrived: all below

@@ -160,6 +160,10 @@ static bool frag_acked(const pn__outmsg *om, uint32_t frag) {
 /* --- lifetime ------------------------------------------------------------ */
 
 static void drop_queues(pn_peer *p) {
+  /* Acknowledged bytes a closing run had not given back yet. */
+  atomic_fetch_sub_explicit(&p->queued_bytes, p->unqueued,
+                            memory_order_relaxed);
+  p->unqueued = 0;
   for (uint64_t s = p->oldest; s < p->next_seq; s++) {
     pn__sent *e = &p->sent[s & p->sent_mask];
     if (e->seq == s && e->in_flight) {
@@ -463,6 +467,7 @@ static void send_packet(pn_peer *p, const pn__fref *frames, uint32_t n,
     e->in_flight = true;
     e->eliciting = true;
     e->disconnect = pk.disconnect;
+    e->window_used = (p->in_flight + 1) * 2 * CWND_ONE >= p->cwnd;
     for (uint32_t i = 0; i < n; i++) {
       (void)fq_push(&p->frefs, frames[i]); /* grown in flush beforehand */
     }
@@ -638,8 +643,9 @@ static void emit_message_event(pn_peer *p, uint32_t type, const pn__outmsg *om,
 }
 
 /* PN_MSG_PEER_WRITABLE once a sender that got PN_EAGAIN may go on. Both
- * sides use seq_cst (here an RMW that adds nothing, after the bytes this
- * peer let go of; there the flag's store before its load of the bytes):
+ * sides use seq_cst (here the RMW giving back the run's acknowledged bytes,
+ * before the load of the flag; there the flag's store before its load of
+ * the bytes):
  * either this sees the flag, or the sender sees the bytes gone and pokes
  * the peer to look again. */
 static void check_writable(pn_peer *p) {
@@ -779,12 +785,14 @@ static void frame_lost(pn_peer *p, pn__fref f, uint64_t now) {
  * one datagram per round trip; a loss halves it once per round trip of
  * datagrams (those sent before the cut do not cut again); an RTO drops it
  * to the minimum. */
-static void congestion_acked(pn_peer *p) {
+static void congestion_acked(pn_peer *p, bool window_used) {
   /* Grow only a window the sender uses (RFC 7661): an application that
    * sends little would otherwise inflate it to the cap, and after a loss
-   * halve a window it never filled, so the cut would not slow it. The
-   * acknowledged datagram has already left in_flight. */
-  if ((p->in_flight + 1) * 2 * CWND_ONE < p->cwnd) {
+   * halve a window it never filled, so the cut would not slow it. Whether
+   * it was used is judged when the datagram left (window_used), not now:
+   * one acknowledgement can resolve dozens of datagrams, emptying the
+   * window before the batch end refills it. */
+  if (!window_used) {
     return;
   }
   if (p->cwnd < p->ssthresh) {
@@ -848,7 +856,7 @@ static void resolve(pn_peer *p, uint64_t seq, bool acked, uint64_t now) {
   }
   pn__stat_add(acked ? &p->st_acked_dg : &p->st_lost, 1);
   if (acked) {
-    congestion_acked(p);
+    congestion_acked(p, e->window_used);
   } else {
     congestion_lost(p, seq, false);
   }
@@ -1309,13 +1317,13 @@ static uint64_t next_deadline(pn_peer *p) {
     return d;
   }
   case PN_PEER_DISCONNECTING: {
-    /* Each goodbye waits twice as long as the one before (up to
-     * rto_max): a receiver too busy to answer within one RTO, as when
-     * thousands of peers close at once, still hears one of them. */
+    /* Each goodbye waits twice as long as the one before, up to 4 RTOs
+     * (and rto_max): a receiver too busy to answer within one RTO, as
+     * when thousands of peers close at once, still hears one of them, and
+     * an unresponsive one holds the peer at most 27 RTOs. */
     uint64_t wait = rto_now(p);
-    for (uint32_t i = 1; i < p->disconnect_sends && wait < h->rto_max_ns; i++) {
-      wait *= 2;
-    }
+    uint32_t sent = p->disconnect_sends;
+    wait <<= sent > 3 ? 2 : (sent ? sent - 1 : 0);
     return p->last_send_ns + (wait < h->rto_max_ns ? wait : h->rto_max_ns);
   }
   default:
@@ -1366,6 +1374,9 @@ static void on_tick(pn_peer *p) {
     expire_partials(p, now, UINT32_MAX, 0);
     break;
   case PN_PEER_DISCONNECTING:
+    if (now < next_deadline(p)) {
+      break; /* a timer armed while connected: not a goodbye's turn */
+    }
     if (p->disconnect_sends >= DISCONNECT_SENDS) {
       close_peer(p, p->reason, false);
     } else {

@@ -147,9 +147,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size >= PN__DATA_OVERHEAD && size <= sizeof scratch) {
     size_t ad = size - PN__DATA_TAG;
     for (int k = 0; k < nkeys; k++) {
-      for (int side = 0; side < 2; side++) {
-        /* two receivers: one fresh, one near the 32-bit wrap */
-        uint64_t seq = pn__data_seq(data, (uint64_t)k * 0xFFFFFFF0u);
+      for (int rx = 0; rx < 4; rx++) {
+        /* either side; a receiver fresh or near the 32-bit wrap */
+        bool side = rx & 1;
+        uint64_t seq = pn__data_seq(data, (uint64_t)(rx >> 1) * 0xFFFFFFF0u);
         bool ok = pn__data_verify(&keys[k], side, seq, data, size);
         memcpy(scratch, data, ad);
         bool same = seq != 0 &&
