@@ -455,6 +455,17 @@ static pn_err check_config(const pn_runtime *rt, const pn_host_config *cfg) {
       (cfg->zstd_dict_len && !cfg->zstd_dict) || cfg->window > (1u << 20)) {
     return PN_EINVAL;
   }
+  /* Times become nanoseconds and deadlines are sums of them: a bound keeps
+   * both far from overflow. */
+  const uint64_t times[] = {cfg->connect_timeout_us, cfg->connect_retry_us,
+                            cfg->keepalive_us,       cfg->idle_timeout_us,
+                            cfg->rto_min_us,         cfg->rto_max_us,
+                            cfg->rto_initial_us};
+  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+    if (times[i] > PN_HOST_TIME_MAX_US) {
+      return PN_EINVAL;
+    }
+  }
   uint32_t mtu = cfg->mtu ? cfg->mtu : DEFAULT_MTU;
   for (uint32_t i = 0; i < cfg->socket_count; i++) {
     uint32_t maxd =

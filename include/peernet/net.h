@@ -267,11 +267,15 @@ typedef struct pn_host_config {
         0, 0, 0, 0, 0, 0, 0, false, NULL, 0, 0, false                          \
   }
 
+/* The longest time a host config takes (a day, in microseconds). */
+#define PN_HOST_TIME_MAX_US (86400ull * 1000000u)
+
 /* Opens a host and its sockets. On PN_OK *host_out owns the handle.
  * Errors, with nothing left open: PN_EINVAL (NULL, small size, no sockets
  * or more than 32, mtu below 576 or above a socket's max_datagram,
- * max_message above PN_PACKET_MAX, home worker out of range, bad socket
- * config), PN_ECLOSED, PN_ENOMEM, and every pn_socket_open() error.
+ * max_message above PN_PACKET_MAX, home worker out of range, a time above
+ * PN_HOST_TIME_MAX_US, rto_min_us above rto_max_us, bad socket config),
+ * PN_ECLOSED, PN_ENOMEM, and every pn_socket_open() error.
  * Blocks only to resolve a socket's host name. */
 PN_API pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
                            pn_host **host_out);

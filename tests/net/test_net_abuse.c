@@ -1470,6 +1470,12 @@ static void bad_input_changes_nothing(void **state) {
   open_fails(rt, PN_EINVAL, &c);
   c = ok, c.rto_min_us = 5000000, c.rto_max_us = 1000000;
   open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.keepalive_us = PN_HOST_TIME_MAX_US + 1;
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.idle_timeout_us = UINT64_MAX; /* would wrap as nanoseconds */
+  open_fails(rt, PN_EINVAL, &c);
+  c = ok, c.connect_timeout_us = PN_HOST_TIME_MAX_US + 1;
+  open_fails(rt, PN_EINVAL, &c);
   {
     pn_socket_config two[2] = {sc[0], sc[1]};
     two[1].size = 0;
