@@ -154,27 +154,35 @@ static void make_cookie(const pn_host *h, const pn_addr *from,
  * request that caused it (never amplify). */
 static void reply(pn_host *h, uint32_t socket, const pn_addr *to, uint8_t type,
                   uint32_t client_id, const ProtobufCMessage *m,
-                  size_t request_len) {
+                  size_t request_len, uint8_t version) {
   size_t body = protobuf_c_message_get_packed_size(m);
   size_t len = PN__WIRE_OVERHEAD + body;
   if (len > request_len) {
     return;
   }
   pn__wire_put_header(h->buf, type, false, client_id);
+  h->buf[0] = version; /* an old client reads only its own version */
   (void)protobuf_c_message_pack(m, h->buf + PN__WIRE_HEADER);
   len = pn__wire_seal(h->buf, PN__WIRE_HEADER + body, pn__wire_public_key);
   pn__host_send(h, socket, to, h->buf, len);
 }
 
-static void send_reject(pn_host *h, uint32_t socket, const pn_addr *to,
-                        uint32_t client_id, uint64_t nonce, uint32_t reason,
-                        size_t request_len) {
+static void send_reject_in(pn_host *h, uint32_t socket, const pn_addr *to,
+                           uint32_t client_id, uint64_t nonce, uint32_t reason,
+                           size_t request_len, uint8_t version) {
   Peernet__Wire__V1__Reject r = PEERNET__WIRE__V1__REJECT__INIT;
   r.client_id = client_id;
   r.client_nonce = nonce;
   r.reason = reason;
-  reply(h, socket, to, PN__T_REJECT, client_id, &r.base, request_len);
+  reply(h, socket, to, PN__T_REJECT, client_id, &r.base, request_len, version);
   pn__stat_add(&h->st_rejected, 1);
+}
+
+static void send_reject(pn_host *h, uint32_t socket, const pn_addr *to,
+                        uint32_t client_id, uint64_t nonce, uint32_t reason,
+                        size_t request_len) {
+  send_reject_in(h, socket, to, client_id, nonce, reason, request_len,
+                 PN__WIRE_VERSION);
 }
 
 static bool handshake_ok(pn_host *h, const uint8_t *data, size_t len) {
@@ -196,7 +204,8 @@ static bool kinds_ok(const ProtobufCBinaryData *kinds) {
 }
 
 static void on_connect_request(pn_host *h, uint32_t socket, const pn_addr *from,
-                               const uint8_t *data, size_t len) {
+                               const uint8_t *data, size_t len,
+                               uint8_t version) {
   if (!handshake_ok(h, data, len)) {
     pn__stat_add(&h->st_hs_dropped, 1);
     return;
@@ -206,9 +215,9 @@ static void on_connect_request(pn_host *h, uint32_t socket, const pn_addr *from,
                                                  data + PN__WIRE_HEADER);
   if (!req || !req->client_id || !kinds_ok(&req->channel_kinds)) {
     pn__stat_add(&h->st_hs_dropped, 1);
-  } else if (req->version != PN__WIRE_VERSION) {
-    send_reject(h, socket, from, req->client_id, req->client_nonce,
-                PN_REASON_VERSION, len);
+  } else if (version != PN__WIRE_VERSION || req->version != PN__WIRE_VERSION) {
+    send_reject_in(h, socket, from, req->client_id, req->client_nonce,
+                   PN_REASON_VERSION, len, version);
   } else {
     uint8_t cookie[COOKIE_BYTES];
     Peernet__Wire__V1__Challenge c = PEERNET__WIRE__V1__CHALLENGE__INIT;
@@ -218,7 +227,8 @@ static void on_connect_request(pn_host *h, uint32_t socket, const pn_addr *from,
     make_cookie(h, from, c.client_id, c.client_nonce, c.timestamp_ms, cookie);
     c.cookie.data = cookie;
     c.cookie.len = sizeof cookie;
-    reply(h, socket, from, PN__T_CHALLENGE, c.client_id, &c.base, len);
+    reply(h, socket, from, PN__T_CHALLENGE, c.client_id, &c.base, len,
+          PN__WIRE_VERSION);
     pn__stat_add(&h->st_challenges, 1);
   }
   peernet__wire__v1__connect_request__free_unpacked(req, NULL);
@@ -336,7 +346,7 @@ static void on_datagram(pn_host *h, const pn_msg *msg) {
   }
   switch (hdr.type) {
   case PN__T_CONNECT_REQUEST:
-    on_connect_request(h, socket, &d.from, data, d.len);
+    on_connect_request(h, socket, &d.from, data, d.len, hdr.version);
     return;
   case PN__T_CONNECT_RESPONSE:
     on_connect_response(h, socket, &d.from, data, d.len);

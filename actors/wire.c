@@ -10,13 +10,15 @@ const uint8_t pn__wire_public_key[PN__KEY_BYTES] = {
     'w', 'i', 'r', 'e', '-', 'v', '1', 0};
 
 bool pn__wire_peek(const uint8_t *buf, size_t len, pn__wire_header *out) {
-  if (len < PN__WIRE_OVERHEAD || buf[0] != PN__WIRE_VERSION) {
+  if (len < PN__WIRE_OVERHEAD || buf[0] == 0 || buf[0] > PN__WIRE_VERSION) {
     return false;
   }
   uint8_t type = buf[1] & 0x0Fu;
-  if (type == 0 || type > PN__T_MAX || (buf[1] & ~(0x0Fu | PN__WIRE_ZSTD))) {
+  if (type == 0 || type > PN__T_MAX || (buf[1] & ~(0x0Fu | PN__WIRE_ZSTD)) ||
+      (buf[0] != PN__WIRE_VERSION && type != PN__T_CONNECT_REQUEST)) {
     return false;
   }
+  out->version = buf[0];
   out->type = type;
   out->zstd = (buf[1] & PN__WIRE_ZSTD) != 0;
   out->conn_id = (uint32_t)buf[2] | (uint32_t)buf[3] << 8 |

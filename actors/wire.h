@@ -57,6 +57,7 @@ typedef enum pn__wire_type {
 } pn__wire_type;
 
 typedef struct pn__wire_header {
+  uint8_t version; /* PN__WIRE_VERSION, or older in a ConnectRequest */
   uint8_t type;
   bool zstd;
   uint32_t conn_id;
@@ -66,7 +67,10 @@ typedef struct pn__wire_header {
 extern const uint8_t pn__wire_public_key[PN__KEY_BYTES];
 
 /* Reads the header of a datagram of len bytes. False when it is too short
- * or has an unknown version or type (the tag is not checked here). */
+ * or has an unknown version or type (the tag is not checked here). A
+ * ConnectRequest of an older version (1 .. PN__WIRE_VERSION - 1) is read
+ * too: the handshake layout is the same in every version, so a server can
+ * tell an old client, in its own version, that it is too old. */
 bool pn__wire_peek(const uint8_t *buf, size_t len, pn__wire_header *out);
 
 /* Writes the header into buf (PN__WIRE_HEADER bytes). */

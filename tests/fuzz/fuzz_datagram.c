@@ -128,8 +128,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pn__wire_header h;
   bool parsed = pn__wire_peek(data, size, &h);
   bool tagged = pn__wire_verify(data, size, pn__wire_public_key);
-  if (parsed && (size < PN__WIRE_OVERHEAD || data[0] != PN__WIRE_VERSION ||
-                 h.type < 1 || h.type > PN__T_MAX)) {
+  if (parsed &&
+      (size < PN__WIRE_OVERHEAD || data[0] == 0 || data[0] > PN__WIRE_VERSION ||
+       h.version != data[0] || h.type < 1 || h.type > PN__T_MAX ||
+       (data[0] != PN__WIRE_VERSION && h.type != PN__T_CONNECT_REQUEST))) {
     broken("peek accepted a bad header");
   }
   if (size >= PN__WIRE_OVERHEAD && size <= sizeof scratch) {

@@ -205,6 +205,7 @@ typedef struct prober {
   _Atomic uint64_t replies, challenges, accepts, rejects, data, bad;
   _Atomic uint64_t requests; /* padded requests (the prober as a server) */
   _Atomic uint32_t reject_reason;
+  _Atomic uint64_t old_rejects; /* Rejects in version PN__WIRE_VERSION - 1 */
   /* The last challenge (read by the test after a latch). */
   pthread_mutex_t lock;
   uint32_t chal_id;
@@ -214,7 +215,32 @@ typedef struct prober {
   uint32_t accept_server_id;
 } prober;
 
+/* A Reject to a request in the previous version comes in that version (an
+ * old client reads nothing else); the handshake layout is the same. */
+static bool prober_old_reject(prober *pr, const uint8_t *b, size_t len) {
+  if (len < PN__WIRE_OVERHEAD || b[0] != PN__WIRE_VERSION - 1 ||
+      b[1] != PN__T_REJECT) {
+    return false;
+  }
+  Peernet__Wire__V1__Reject *r =
+      pn__wire_verify(b, len, pn__wire_public_key)
+          ? peernet__wire__v1__reject__unpack(NULL, len - PN__WIRE_OVERHEAD,
+                                              b + PN__WIRE_HEADER)
+          : NULL;
+  if (r && r->client_nonce == nonce_of(r->client_id) &&
+      r->reason == PN_REASON_VERSION && len <= request_size(r->client_id)) {
+    atomic_fetch_add(&pr->old_rejects, 1);
+  } else {
+    atomic_fetch_add(&pr->bad, 1);
+  }
+  peernet__wire__v1__reject__free_unpacked(r, NULL);
+  return true;
+}
+
 static void prober_reply(prober *pr, const uint8_t *b, size_t len) {
+  if (prober_old_reject(pr, b, len)) {
+    return;
+  }
   pn__wire_header h;
   if (!pn__wire_peek(b, len, &h)) {
     atomic_fetch_add(&pr->bad, 1);
@@ -960,6 +986,17 @@ static void connect_flood(void **state) {
   assert_int_equal(atomic_load(&a.rejects), 1);
   assert_int_equal(atomic_load(&a.reject_reason), PN_REASON_VERSION);
   assert_int_equal(host_stats(server).rejected, 1);
+  /* A client of the previous version: the Reject comes in its version. */
+  prober_expect(&a, 1);
+  size_t old_len =
+      forge_request(buf, PN__WIRE_VERSION - 1, 0x50000001u, 1, 256);
+  buf[0] = PN__WIRE_VERSION - 1;
+  (void)pn__wire_seal(buf, old_len - PN__WIRE_TAG, pn__wire_public_key);
+  prober_send(&a, &to, buf, old_len);
+  prober_wait(&a, "old version reject");
+  assert_int_equal(atomic_load(&a.old_rejects), 1);
+  assert_int_equal(atomic_load(&a.bad), 0);
+  assert_int_equal(host_stats(server).rejected, 2);
   /* Forged cookies. */
   uint64_t rng = pn_test_seed() ^ 0xC00C1E;
   for (uint32_t i = 0; i < FORGED; i++) {
@@ -973,7 +1010,7 @@ static void connect_flood(void **state) {
   prober_sync(&a, &to); /* leaves a's last challenge: the marker's */
   st = host_stats(server);
   assert_int_equal(st.handshake_dropped, SHORT + FORGED);
-  assert_int_equal(atomic_load(&a.replies), N + 3);
+  assert_int_equal(atomic_load(&a.replies), N + 4);
   /* A genuine cookie from another address: dropped. */
   pthread_mutex_lock(&a.lock);
   uint32_t id = a.chal_id;
