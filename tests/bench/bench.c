@@ -29,6 +29,7 @@
 #include "tests/bench/bench_rtt.h"
 #include "tests/bench/bench_throughput.h"
 #include "tests/bench/bench_udp.h"
+#include "tests/support/rss.h"
 
 typedef struct options {
   uint64_t n;
@@ -332,18 +333,6 @@ static void bench_spawn(const options *o) {
 
 /* --- actor-memory -------------------------------------------------------- */
 
-static long rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (!f) {
-    return -1;
-  }
-  long size = 0;
-  long resident = 0;
-  int got = fscanf(f, "%ld %ld", &size, &resident);
-  fclose(f);
-  return got == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
-}
-
 static void idle_handler(pn_actor *self, void *state, const pn_msg *msg) {
   (void)self;
   (void)state;
@@ -355,11 +344,11 @@ static void bench_memory(const options *o) {
   pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
   cfg.handler = idle_handler;
   cfg.name = "idle";
-  long before = rss_bytes();
+  long before = pn_rss_bytes();
   for (uint64_t i = 0; i < o->n; i++) {
     check(pn_spawn(rt, &cfg, NULL), "spawn");
   }
-  long after = rss_bytes();
+  long after = pn_rss_bytes();
   pn_runtime_stats st;
   check(pn_runtime_stats_get(rt, &st), "stats");
   double per = (double)(after - before) / (double)o->n;

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/support/rss.h"
+
 typedef struct peers_state {
   pthread_mutex_t lock;
   pthread_cond_t cv;
@@ -45,18 +47,6 @@ static bool wait_count(peers_state *s, uint64_t *field, uint64_t want,
   bool ok = *field >= want;
   pthread_mutex_unlock(&s->lock);
   return ok;
-}
-
-static long rss_kib(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-  if (f) {
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) {
-      resident = 0;
-    }
-    fclose(f);
-  }
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static double cpu_seconds(void) {
@@ -108,7 +98,7 @@ int bench_peers(pn_io_backend io, uint64_t count, uint32_t idle_s) {
   pn_host *client = open_host(rt, 1, NULL, max);
   pn_peer **peers = calloc(count, sizeof *peers);
   int rc_out = 1;
-  long rss0 = rss_kib();
+  long rss0 = pn_rss_bytes();
   if (server && client && peers) {
     pn_channel_kind kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_UNRELIABLE};
     pn_peer_config pc = PN_PEER_CONFIG_INIT;
@@ -130,7 +120,7 @@ int bench_peers(pn_io_backend io, uint64_t count, uint32_t idle_s) {
     }
     bool ok = made == count && wait_count(&s, &s.connected, 2 * count, 60);
     double connect_s = (double)((uint64_t)time(NULL) - t0);
-    long rss1 = rss_kib();
+    long rss1 = pn_rss_bytes();
     double c0 = cpu_seconds();
     struct timespec t_a, t_b;
     clock_gettime(CLOCK_MONOTONIC, &t_a);
@@ -149,8 +139,8 @@ int bench_peers(pn_io_backend io, uint64_t count, uint32_t idle_s) {
              "\"idle_s\":%.1f}\n",
              pn_runtime_io_name(rt), (unsigned long long)count, connect_s,
              (unsigned long long)hs.peers,
-             (double)(rss1 - rss0) * 1024.0 / (double)count,
-             100.0 * (c1 - c0) / wall, wall);
+             (double)(rss1 - rss0) / (double)count, 100.0 * (c1 - c0) / wall,
+             wall);
       rc_out = 0;
     } else {
       fprintf(stderr, "peers: %llu of %llu connected\n",

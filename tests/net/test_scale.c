@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "tests/net/net_harness.h"
+#include "tests/support/rss.h"
 
 /* ThreadSanitizer's shadow memory multiplies the resident memory of a
  * connection several times over: that build skips the memory bound (the
@@ -103,18 +104,6 @@ static double seconds(clockid_t clock) {
   struct timespec t;
   clock_gettime(clock, &t);
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static long rss_kib(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-  if (f) {
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2) {
-      resident = 0;
-    }
-    fclose(f);
-  }
-  return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static int open_fds(void) {
@@ -397,7 +386,7 @@ static void connected_peers_idle_exchange_and_leave(void **state) {
   pc.channel_count = 2;
   pc.kinds = kinds;
   int fds0 = open_fds();
-  long rss0 = rss_kib();
+  long rss0 = pn_rss_bytes();
   double t0 = seconds(CLOCK_MONOTONIC);
   uint64_t deadline = now_ms() + wait_ms;
   for (uint64_t i = 0; i < n; i++) {
@@ -416,7 +405,7 @@ static void connected_peers_idle_exchange_and_leave(void **state) {
     fail_not_connected(s, rt, server, client, n);
   }
   double connect_s = seconds(CLOCK_MONOTONIC) - t0;
-  long rss1 = rss_kib();
+  long rss1 = pn_rss_bytes();
   int fds1 = open_fds();
   pn_host_stats hs;
   PN_ASSERT_OK(pn_host_stats_get(server, &hs));
@@ -424,7 +413,7 @@ static void connected_peers_idle_exchange_and_leave(void **state) {
   assert_int_equal(hs.accepted, n);
   PN_ASSERT_OK(pn_host_stats_get(client, &hs));
   assert_int_equal(hs.peers, n);
-  double per_peer = (double)(rss1 - rss0) * 1024.0 / (double)n;
+  double per_peer = (double)(rss1 - rss0) / (double)n;
   fprintf(stderr,
           "# %" PRIu64 " peers (%s, %u socket%s per host): connected in "
           "%.2f s; %.0f bytes per connection (both ends, RSS); %d "
