@@ -18,20 +18,9 @@
 #include <zstd.h>
 
 #include "actors/idmap.h"
+#include "actors/packet.h"
 #include "actors/wire.h"
 #include "peernet/net.h"
-
-struct pn_packet {
-  _Atomic uint32_t refs;
-  uint32_t len;   /* at most PN_PACKET_MAX */
-  pn_runtime *rt; /* a block of rt's pools (pn__block_alloc), or NULL:
-                     malloc'd */
-  unsigned char data[];
-};
-
-/* A packet of len uninitialised bytes, one reference; from rt's pools
- * when rt is not NULL. NULL when out of memory. */
-pn_packet *pn__packet_new(pn_runtime *rt, size_t len);
 
 /* A channel message on its way out (sender side). */
 typedef struct pn__outmsg pn__outmsg;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/packet.h"
 #include "actors/net_internal.h"
 #include "runtime/actor.h"
 

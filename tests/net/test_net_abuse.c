@@ -22,7 +22,7 @@
 #include <time.h>
 #include <zdict.h>
 
-#include "actors/net_internal.h"
+#include "actors/packet.h"
 #include "actors/wire.h"
 #include "tests/net/net_harness.h"
 
