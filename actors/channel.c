@@ -21,7 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/net_internal.h"
+#include "actors/channel.h"
+#include "actors/event.h"
+#include "actors/host.h"
+#include "actors/msg_ids.h"
+#include "actors/outmsg.h"
+#include "actors/peer.h"
 #include "runtime/actor.h"
 #include "runtime/worker.h"
 

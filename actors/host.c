@@ -8,27 +8,24 @@
  *
  * Messages: PN_MSG_DATAGRAM (from its sockets), PN__H_REGISTER (a client
  * peer from pn_host_connect()), PN__H_START (pn_host_open() is done),
- * PN__H_CLOSE, PN_MSG_SOCKET_CLOSED,
- * PN_MSG_STOPPED.
+ * PN__H_CLOSE, PN_MSG_STOPPED.
  *
- * Handshake (server side), nothing allocated before the last step:
- *   ConnectRequest (padded) -> Challenge with a cookie: a keyed hash of
- *   the client's address, id, nonce and a timestamp;
- *   ConnectResponse (padded, cookie echoed) -> cookie checked, then
- *   accept hook and peer limit -> peer created, Accept sent by it.
- * A retried ConnectResponse for an existing peer gets the Accept again.
+ * Handshake requests go to handshake.c (the server half, stateless until
+ * a cookie comes back); everything else is routed to its peer by
+ * connection id.
  */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/net_internal.h"
+#include "actors/handshake.h"
+#include "actors/host.h"
+#include "actors/msg_ids.h"
+#include "actors/peer.h"
 #include "runtime/actor.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
 
-#define COOKIE_BYTES 16u
-#define COOKIE_LIFETIME_MS 10000u
 #define DEFAULT_MTU 1200u
 #define DEFAULT_MAX_MESSAGE (4u << 20)
 #define DEFAULT_MAX_QUEUED (512u << 10)
@@ -43,13 +40,9 @@ static void host_free(pn_host *h) {
   pn_actor_release(h->actor);
   pn__idmap_free(&h->by_id);
   pn__idmap_free(&h->by_addr);
-  ZSTD_freeCCtx(h->cctx);
-  ZSTD_freeDCtx(h->dctx);
   ZSTD_freeCDict(h->cdict);
   ZSTD_freeDDict(h->ddict);
-  free(h->buf);
-  free(h->zbuf);
-  free(h->arena);
+  pn__scratch_destroy(h->scratch);
   free(h);
 }
 
@@ -99,6 +92,11 @@ bool pn__host_register(pn_host *h, pn_peer *p) {
   return true;
 }
 
+pn_peer *pn__host_find_accepted(pn_host *h, const pn_addr *from,
+                                uint32_t client_id) {
+  return pn__idmap_get(&h->by_addr, addr_key(h, from, client_id));
+}
+
 void pn__host_forget(pn_host *h, pn_peer *p) {
   if (!p->registered) {
     return;
@@ -124,205 +122,6 @@ void pn__host_send(pn_host *h, uint32_t socket, const pn_addr *to,
   (void)pn_socket_send(h->sockets[socket], to, data, len);
 }
 
-/* --- handshake ----------------------------------------------------------- */
-
-static uint64_t now_ms(void) { return pn__now_ns() / 1000000u; }
-
-static void make_cookie(const pn_host *h, const pn_addr *from,
-                        uint32_t client_id, uint64_t nonce, uint64_t ts,
-                        uint8_t out[COOKIE_BYTES]) {
-  uint8_t in[2 + 2 + 4 + 16 + 4 + 8 + 8];
-  size_t n = 0;
-  memcpy(in + n, &from->family, 2);
-  n += 2;
-  memcpy(in + n, &from->port, 2);
-  n += 2;
-  memcpy(in + n, &from->scope_id, 4);
-  n += 4;
-  memcpy(in + n, from->ip, 16);
-  n += 16;
-  memcpy(in + n, &client_id, 4);
-  n += 4;
-  memcpy(in + n, &nonce, 8);
-  n += 8;
-  memcpy(in + n, &ts, 8);
-  n += 8;
-  crypto_generichash(out, COOKIE_BYTES, in, n, h->secret, sizeof h->secret);
-}
-
-/* Packs a handshake reply and sends it if it is no larger than the
- * request that caused it (never amplify). */
-static void reply(pn_host *h, uint32_t socket, const pn_addr *to, uint8_t type,
-                  uint32_t client_id, const ProtobufCMessage *m,
-                  size_t request_len, uint8_t version) {
-  size_t body = protobuf_c_message_get_packed_size(m);
-  size_t len = PN__WIRE_OVERHEAD + body;
-  if (len > request_len) {
-    return;
-  }
-  pn__wire_put_header(h->buf, type, false, client_id);
-  h->buf[0] = version; /* an old client reads only its own version */
-  (void)protobuf_c_message_pack(m, h->buf + PN__WIRE_HEADER);
-  len = pn__wire_seal(h->buf, PN__WIRE_HEADER + body, pn__wire_public_key);
-  pn__host_send(h, socket, to, h->buf, len);
-}
-
-static void send_reject_in(pn_host *h, uint32_t socket, const pn_addr *to,
-                           uint32_t client_id, uint64_t nonce, uint32_t reason,
-                           size_t request_len, uint8_t version) {
-  Peernet__Wire__V1__Reject r = PEERNET__WIRE__V1__REJECT__INIT;
-  r.client_id = client_id;
-  r.client_nonce = nonce;
-  r.reason = reason;
-  reply(h, socket, to, PN__T_REJECT, client_id, &r.base, request_len, version);
-  pn__stat_add(&h->st_rejected, 1);
-}
-
-static void send_reject(pn_host *h, uint32_t socket, const pn_addr *to,
-                        uint32_t client_id, uint64_t nonce, uint32_t reason,
-                        size_t request_len) {
-  send_reject_in(h, socket, to, client_id, nonce, reason, request_len,
-                 PN__WIRE_VERSION);
-}
-
-static bool handshake_ok(pn_host *h, const uint8_t *data, size_t len) {
-  return h->accept_owner && len >= PN__HANDSHAKE_PAD &&
-         !atomic_load_explicit(&h->closing, memory_order_relaxed) &&
-         pn__wire_verify(data, len, pn__wire_public_key);
-}
-
-static bool kinds_ok(const ProtobufCBinaryData *kinds) {
-  if (kinds->len < 1 || kinds->len > PN_MAX_CHANNELS) {
-    return false;
-  }
-  for (size_t i = 0; i < kinds->len; i++) {
-    if (kinds->data[i] >= PN_CHANNEL_KINDS) {
-      return false;
-    }
-  }
-  return true;
-}
-
-static void on_connect_request(pn_host *h, uint32_t socket, const pn_addr *from,
-                               const uint8_t *data, size_t len,
-                               uint8_t version) {
-  if (!handshake_ok(h, data, len)) {
-    pn__stat_add(&h->st_hs_dropped, 1);
-    return;
-  }
-  Peernet__Wire__V1__ConnectRequest *req =
-      peernet__wire__v1__connect_request__unpack(NULL, len - PN__WIRE_OVERHEAD,
-                                                 data + PN__WIRE_HEADER);
-  if (!req || !req->client_id || !kinds_ok(&req->channel_kinds)) {
-    pn__stat_add(&h->st_hs_dropped, 1);
-  } else if (version != PN__WIRE_VERSION || req->version != PN__WIRE_VERSION) {
-    send_reject_in(h, socket, from, req->client_id, req->client_nonce,
-                   PN_REASON_VERSION, len, version);
-  } else {
-    uint8_t cookie[COOKIE_BYTES];
-    Peernet__Wire__V1__Challenge c = PEERNET__WIRE__V1__CHALLENGE__INIT;
-    c.client_id = req->client_id;
-    c.client_nonce = req->client_nonce;
-    c.timestamp_ms = now_ms();
-    make_cookie(h, from, c.client_id, c.client_nonce, c.timestamp_ms, cookie);
-    c.cookie.data = cookie;
-    c.cookie.len = sizeof cookie;
-    reply(h, socket, from, PN__T_CHALLENGE, c.client_id, &c.base, len,
-          PN__WIRE_VERSION);
-    pn__stat_add(&h->st_challenges, 1);
-  }
-  peernet__wire__v1__connect_request__free_unpacked(req, NULL);
-}
-
-static bool cookie_ok(const pn_host *h, const pn_addr *from,
-                      const Peernet__Wire__V1__ConnectResponse *r) {
-  uint64_t now = now_ms();
-  if (r->cookie.len != COOKIE_BYTES || r->timestamp_ms > now ||
-      now - r->timestamp_ms > COOKIE_LIFETIME_MS) {
-    return false;
-  }
-  uint8_t want[COOKIE_BYTES];
-  make_cookie(h, from, r->client_id, r->client_nonce, r->timestamp_ms, want);
-  return crypto_verify_16(want, r->cookie.data) == 0;
-}
-
-static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
-                        const Peernet__Wire__V1__ConnectResponse *r,
-                        size_t len) {
-  pn_channel_kind kinds[PN_MAX_CHANNELS];
-  for (size_t i = 0; i < r->channel_kinds.len; i++) {
-    kinds[i] = (pn_channel_kind)r->channel_kinds.data[i];
-  }
-  uint32_t nch = (uint32_t)r->channel_kinds.len;
-  if (atomic_load_explicit(&h->npeers, memory_order_relaxed) >= h->max_peers) {
-    send_reject(h, socket, from, r->client_id, r->client_nonce, PN_REASON_FULL,
-                len);
-    return;
-  }
-  uint32_t reason = h->accept ? h->accept(h->accept_ctx, from, nch, kinds) : 0;
-  if (reason) {
-    send_reject(h, socket, from, r->client_id, r->client_nonce,
-                reason < PN_REASON_LIBRARY ? reason : PN_REASON_REFUSED, len);
-    return;
-  }
-  pn_peer_config cfg = PN_PEER_CONFIG_INIT;
-  cfg.remote = *from;
-  cfg.owner = h->accept_owner;
-  cfg.channel_count = nch;
-  cfg.kinds = kinds;
-  cfg.sockets_mask = 1u << socket;
-  cfg.no_delivery_events = h->no_delivery_events;
-  pn_peer *p;
-  if (pn__peer_create(h, &cfg, false, &p) != PN_OK) {
-    pn__stat_add(&h->st_hs_dropped, 1);
-    return;
-  }
-  p->remote_id = r->client_id;
-  p->client_nonce = r->client_nonce;
-  p->aes_gcm = r->aes_gcm && h->aes_gcm;
-  randombytes_buf(&p->server_nonce, sizeof p->server_nonce);
-  atomic_fetch_add_explicit(&h->npeers, 1, memory_order_relaxed);
-  if (!pn__host_register(h, p)) {
-    atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
-    pn__peer_close_request(p, PN_REASON_HOST_CLOSED);
-    pn_peer_release(p);
-    return;
-  }
-  pn__stat_add(&h->st_accepted, 1);
-  pn__peer_accepted(p); /* the table keeps the creation reference */
-}
-
-static void on_connect_response(pn_host *h, uint32_t socket,
-                                const pn_addr *from, const uint8_t *data,
-                                size_t len) {
-  if (!handshake_ok(h, data, len)) {
-    pn__stat_add(&h->st_hs_dropped, 1);
-    return;
-  }
-  Peernet__Wire__V1__ConnectResponse *r =
-      peernet__wire__v1__connect_response__unpack(NULL, len - PN__WIRE_OVERHEAD,
-                                                  data + PN__WIRE_HEADER);
-  if (!r || !r->client_id || !kinds_ok(&r->channel_kinds) ||
-      !cookie_ok(h, from, r)) {
-    pn__stat_add(&h->st_hs_dropped, 1);
-  } else {
-    pn_peer *p = pn__idmap_get(&h->by_addr, addr_key(h, from, r->client_id));
-    if (p && p->client_nonce == r->client_nonce &&
-        pn_addr_equal(&p->addr, from)) {
-      pn__peer_resend_accept(p, socket);
-    } else if (!p && r->dict_hash != h->dict_hash) {
-      /* Different dictionaries would decompress into different bytes. */
-      send_reject(h, socket, from, r->client_id, r->client_nonce,
-                  PN_REASON_DICTIONARY, len);
-    } else if (!p) {
-      accept_peer(h, socket, from, r, len);
-    } else {
-      pn__stat_add(&h->st_hs_dropped, 1); /* same address and id, new nonce */
-    }
-  }
-  peernet__wire__v1__connect_response__free_unpacked(r, NULL);
-}
-
 /* --- routing ------------------------------------------------------------- */
 
 static void on_datagram(pn_host *h, const pn_msg *msg) {
@@ -346,10 +145,10 @@ static void on_datagram(pn_host *h, const pn_msg *msg) {
   }
   switch (hdr.type) {
   case PN__T_CONNECT_REQUEST:
-    on_connect_request(h, socket, &d.from, data, d.len, hdr.version);
+    pn__handshake_on_request(h, socket, &d.from, data, d.len, hdr.version);
     return;
   case PN__T_CONNECT_RESPONSE:
-    on_connect_response(h, socket, &d.from, data, d.len);
+    pn__handshake_on_response(h, socket, &d.from, data, d.len);
     return;
   default: {
     pn_peer *p = pn__idmap_get(&h->by_id, hdr.conn_id);
@@ -489,25 +288,6 @@ static pn_err check_config(const pn_runtime *rt, const pn_host_config *cfg) {
 
 static uint64_t or_default(uint64_t v, uint64_t d) { return v ? v : d; }
 
-/* The decoding arena: a decoded datagram needs its frames, their
- * pointers and a copy of every payload, all below this. */
-#define ARENA_BYTES (3u * PN_DATAGRAM_MAX + PN__MAX_FRAMES * 256u)
-
-static void *arena_alloc(void *data, size_t size) {
-  pn_host *h = data;
-  size_t at = (h->arena_used + 15u) & ~(size_t)15u;
-  if (size > ARENA_BYTES || at > ARENA_BYTES - size) {
-    return NULL; /* protobuf-c then fails the decode: counted as bad */
-  }
-  h->arena_used = at + size;
-  return h->arena + at;
-}
-
-static void arena_free(void *data, void *ptr) {
-  (void)data;
-  (void)ptr; /* everything goes at once, after the datagram */
-}
-
 static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   h->mtu = cfg->mtu ? cfg->mtu : DEFAULT_MTU;
   h->max_message = cfg->max_message ? cfg->max_message : DEFAULT_MAX_MESSAGE;
@@ -538,16 +318,9 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   h->accept = cfg->accept;
   h->accept_ctx = cfg->accept_ctx;
   randombytes_buf(h->secret, sizeof h->secret);
-  h->cctx = ZSTD_createCCtx();
-  h->dctx = ZSTD_createDCtx();
-  h->arena = malloc(ARENA_BYTES);
-  h->arena_allocator.alloc = arena_alloc;
-  h->arena_allocator.free = arena_free;
-  h->arena_allocator.allocator_data = h;
-  h->buf = malloc(2 * PN_DATAGRAM_MAX);
-  h->zbuf = malloc(2 * PN_DATAGRAM_MAX);
-  if (!h->cctx || !h->dctx || !h->buf || !h->zbuf || !h->arena) {
-    return PN_ENOMEM;
+  pn_err err = pn__scratch_create(&h->scratch);
+  if (err != PN_OK) {
+    return err;
   }
   if (cfg->zstd_dict_len) {
     crypto_generichash((unsigned char *)&h->dict_hash, sizeof h->dict_hash,

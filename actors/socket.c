@@ -4,16 +4,16 @@
  * States: open -> closed (fd deregistered and closed, owner told) -> stopped.
  *
  * Messages it handles:
- *   SOCK_ATTACH       first message: start watching the fd (the backend
+ *   PN__SOCK_ATTACH       first message: start watching the fd (the backend
  *                     must be driven from the home worker's thread).
- *   SOCK_READY        the backend saw the fd readable or writable: read
+ *   PN__SOCK_READY        the backend saw the fd readable or writable: read
  *                     datagrams in batches and hand each to the owner;
  *                     retry queued sends.
- *   SOCK_SEND         a pn_addr and the bytes to send: queued (through the
+ *   PN__SOCK_SEND         a pn_addr and the bytes to send: queued (through the
  *                     send conditioner when one is set).
- *   SOCK_SET_COND     new conditioner settings for one direction.
- *   SOCK_COND_TICK    the conditioner's timer: release what is due.
- *   SOCK_CLOSE        pn_socket_close(): send what is queued, close, tell
+ *   PN__SOCK_SET_COND     new conditioner settings for one direction.
+ *   PN__SOCK_COND_TICK    the conditioner's timer: release what is due.
+ *   PN__SOCK_CLOSE        pn_socket_close(): send what is queued, close, tell
  *                     the owner, stop.
  *   PN_MSG_BATCH_END  end of a run: send the queued batch with one sendmmsg.
  *   PN_MSG_STOPPED    runtime shutdown (or after close): release everything.
@@ -34,8 +34,11 @@
 
 #include "actors/addr.h"
 #include "actors/link_conditioner.h"
+#include "actors/msg_ids.h"
+#include "actors/socket.h"
 #include "peernet/socket.h"
 #include "runtime/clock.h"
+#include "runtime/timer.h"
 #include "runtime/err_os.h"
 #include "runtime/rt.h"
 #include "runtime/tsan.h"
@@ -54,14 +57,6 @@ static char kernel_delivery_token;
 #define KERNEL_SENDS() ((void)0)
 #define KERNEL_DELIVERED() ((void)0)
 #endif
-
-#define SOCK_READY 0xFFFFFF10u
-#define SOCK_SEND 0xFFFFFF11u
-#define SOCK_CLOSE 0xFFFFFF12u
-#define SOCK_SET_COND 0xFFFFFF13u
-#define SOCK_ATTACH 0xFFFFFF14u
-/* The conditioner timer uses a user-range type on a private actor. */
-#define SOCK_COND_TICK 0xFFFE0001u
 
 /* Datagrams per recvmmsg/sendmmsg, and receive batches per run before the
  * socket yields to other actors (it posts itself a READY to go on). */
@@ -125,11 +120,9 @@ struct pn_socket {
   int family; /* AF_INET or AF_INET6 */
   bool v6only;
   bool closed;
-  bool attached;   /* watched by the home worker's backend */
-  bool registered; /* on the runtime's socket list (reg_lock) */
-  pn_socket *reg_prev;
-  pn_socket *reg_next;
-  bool detached; /* the backend confirmed it watches no more */
+  bool attached;     /* watched by the home worker's backend */
+  pn__stat_obj stat; /* in the runtime's registry of objects */
+  bool detached;     /* the backend confirmed it watches no more */
   uint32_t max_datagram;
   uint32_t batch;
   bool want_write; /* the kernel said EAGAIN: wait for writability */
@@ -462,8 +455,8 @@ static void arm_cond_timer(pn_socket *s) {
   }
   uint64_t now = pn__now_ns();
   uint64_t delay_us = next > now ? (next - now + 999) / 1000 : 0;
-  if (pn_timer_start(s->actor, SOCK_COND_TICK, delay_us, 0, &s->cond_timer) ==
-      PN_OK) {
+  if (pn__timer_start(s->actor, PN__SOCK_COND_TICK, delay_us, 0,
+                      &s->cond_timer) == PN_OK) {
     s->cond_timer_ns = next;
   }
 }
@@ -643,56 +636,15 @@ static void socket_on_recv_error(pn__worker *w, pn__io_source *src, int err) {
 
 /* --- the actor ----------------------------------------------------------- */
 
-static void registry_add(pn_socket *s) {
-  pn_runtime *rt = s->rt;
-  pthread_mutex_lock(&rt->reg_lock);
-  s->reg_prev = NULL;
-  s->reg_next = rt->sockets;
-  if (rt->sockets) {
-    rt->sockets->reg_prev = s;
-  }
-  rt->sockets = s;
-  s->registered = true;
-  pthread_mutex_unlock(&rt->reg_lock);
-}
+const pn__stat_class pn__socket_class = {.name = "socket"};
 
-static void registry_remove(pn_socket *s) {
-  pn_runtime *rt = s->rt;
-  pthread_mutex_lock(&rt->reg_lock);
-  if (s->registered) {
-    if (s->reg_prev) {
-      s->reg_prev->reg_next = s->reg_next;
-    } else {
-      rt->sockets = s->reg_next;
-    }
-    if (s->reg_next) {
-      s->reg_next->reg_prev = s->reg_prev;
-    }
-    s->registered = false;
-  }
-  pthread_mutex_unlock(&rt->reg_lock);
-}
-
-size_t pn__sockets_count_locked(pn_runtime *rt) {
-  size_t n = 0;
-  for (pn_socket *s = rt->sockets; s; s = s->reg_next) {
-    n++;
-  }
-  return n;
-}
-
-size_t pn__sockets_fill_locked(pn_runtime *rt, pn_socket_info *out,
-                               size_t cap) {
-  size_t n = 0;
-  for (pn_socket *s = rt->sockets; s && n < cap; s = s->reg_next) {
-    pn_socket_info *info = &out[n++];
-    memset(info, 0, sizeof *info);
-    info->id = s->id;
-    info->owner_id = pn_actor_id(s->owner);
-    (void)pn_addr_format(&s->local, info->local, sizeof info->local);
-    (void)pn_socket_stats_get(s, &info->stats);
-  }
-  return n;
+void pn__socket_info_fill(const pn__stat_obj *o, pn_socket_info *info) {
+  const pn_socket *s = PN__CONTAINER_OF(o, pn_socket, stat);
+  memset(info, 0, sizeof *info);
+  info->id = s->id;
+  info->owner_id = pn_actor_id(s->owner);
+  (void)pn_addr_format(&s->local, info->local, sizeof info->local);
+  (void)pn_socket_stats_get(s, &info->stats);
 }
 
 static void socket_on_detached(pn__worker *w, pn__io_source *src) {
@@ -706,7 +658,7 @@ static void close_socket(pn_socket *s) {
     return;
   }
   s->closed = true;
-  registry_remove(s);
+  pn__registry_remove(s->rt, &s->stat);
   if (s->src.fd >= 0) {
     flush_sends(s);
   }
@@ -756,7 +708,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     return;
   }
   switch (type) {
-  case SOCK_ATTACH:
+  case PN__SOCK_ATTACH:
     if (s->rt->io->add(s->home, &s->src) == PN_OK) {
       s->attached = true;
     } else {
@@ -764,7 +716,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
       (void)pn_actor_stop(self);
     }
     break;
-  case SOCK_READY: {
+  case PN__SOCK_READY: {
     uint32_t ev = atomic_exchange_explicit(&s->ready, 0, memory_order_acquire);
     STAT_ADD(s, readiness, 1);
     if ((ev & PN__IO_WRITE) && s->want_write) {
@@ -774,12 +726,12 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
       /* More may be waiting: continue in a later run, after others. */
       if (!atomic_fetch_or_explicit(&s->ready, PN__IO_READ,
                                     memory_order_acq_rel)) {
-        (void)pn__send_parts(self, SOCK_READY, NULL, 0, NULL, 0);
+        (void)pn__send_parts(self, PN__SOCK_READY, NULL, 0, NULL, 0);
       }
     }
     break;
   }
-  case SOCK_SEND: {
+  case PN__SOCK_SEND: {
     pn_addr to;
     memcpy(&to, pn_msg_data(msg), sizeof to);
     const unsigned char *data =
@@ -790,7 +742,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     }
     break;
   }
-  case SOCK_SET_COND: {
+  case PN__SOCK_SET_COND: {
     uint32_t dir;
     pn_link_conditioner cfg;
     memcpy(&dir, pn_msg_data(msg), sizeof dir);
@@ -800,7 +752,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     arm_cond_timer(s);
     break;
   }
-  case SOCK_COND_TICK:
+  case PN__SOCK_COND_TICK:
     /* The one-shot fired (ticks of replaced timers are dropped, so this is
      * the current one): give its handle back. */
     pn_timer_cancel(s->cond_timer);
@@ -808,7 +760,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     release_due(s);
     arm_cond_timer(s);
     break;
-  case SOCK_CLOSE:
+  case PN__SOCK_CLOSE:
     close_socket(s);
     (void)pn_actor_stop(self);
     break;
@@ -829,7 +781,7 @@ static void socket_on_ready(pn__worker *w, pn__io_source *src, uint32_t ev) {
   /* acq_rel: the first setter sends the wakeup; the handler's exchange
    * takes all bits set since. */
   if (!atomic_fetch_or_explicit(&s->ready, ev, memory_order_acq_rel)) {
-    (void)pn__send_parts(s->actor, SOCK_READY, NULL, 0, NULL, 0);
+    (void)pn__send_parts(s->actor, PN__SOCK_READY, NULL, 0, NULL, 0);
   }
 }
 
@@ -1009,6 +961,7 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
   if (!s) {
     return PN_ENOMEM;
   }
+  pn__list_init(&s->stat.link);
   s->rt = rt;
   s->src.fd = -1;
   s->src.on_ready = socket_on_ready;
@@ -1065,7 +1018,7 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
     s->owner = cfg->owner;
     /* The backend is driven from the home worker: the actor attaches the
      * fd with its first message. */
-    err = pn__send_parts(s->actor, SOCK_ATTACH, NULL, 0, NULL, 0);
+    err = pn__send_parts(s->actor, PN__SOCK_ATTACH, NULL, 0, NULL, 0);
     if (err != PN_OK) {
       pn_actor_release(s->owner);
       s->owner = NULL;
@@ -1082,7 +1035,7 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
     socket_unref(s);
     return err;
   }
-  registry_add(s);
+  pn__registry_add(rt, &s->stat, &pn__socket_class);
   *sock_out = s;
   return PN_OK;
 }
@@ -1111,7 +1064,7 @@ pn_err pn_socket_send(pn_socket *sock, const pn_addr *to, const void *data,
   if (atomic_load_explicit(&sock->closing, memory_order_relaxed)) {
     return PN_ECLOSED;
   }
-  return pn__send_parts(sock->actor, SOCK_SEND, to, sizeof *to, data, len);
+  return pn__send_parts(sock->actor, PN__SOCK_SEND, to, sizeof *to, data, len);
 }
 
 pn_err pn_socket_set_conditioner(pn_socket *sock, pn_direction dir,
@@ -1126,7 +1079,7 @@ pn_err pn_socket_set_conditioner(pn_socket *sock, pn_direction dir,
   uint32_t d = (uint32_t)dir;
   pn_link_conditioner copy = *cfg;
   copy.size = sizeof copy;
-  return pn__send_parts(sock->actor, SOCK_SET_COND, &d, sizeof d, &copy,
+  return pn__send_parts(sock->actor, PN__SOCK_SET_COND, &d, sizeof d, &copy,
                         sizeof copy);
 }
 
@@ -1137,7 +1090,7 @@ void pn_socket_close(pn_socket *sock) {
   atomic_store_explicit(&sock->closing, 1, memory_order_relaxed);
   /* PN_ECLOSED: the actor already stopped (runtime shutdown) and closed the
    * socket itself. */
-  (void)pn__send_parts(sock->actor, SOCK_CLOSE, NULL, 0, NULL, 0);
+  (void)pn__send_parts(sock->actor, PN__SOCK_CLOSE, NULL, 0, NULL, 0);
   pn_actor_release(sock->actor);
   socket_unref(sock);
 }

@@ -63,12 +63,12 @@ static pn_actor *slab_take(pn_runtime *rt) {
     rt->slab_chunks[rt->slab_nchunks++] = chunk;
     for (uint32_t i = PN__ACTORS_PER_CHUNK; i-- > 0;) {
       chunk[i].slab_slot = (uint8_t)i;
-      chunk[i].reg_next = rt->slab_free;
+      chunk[i].slab_next = rt->slab_free;
       rt->slab_free = &chunk[i];
     }
   }
   pn_actor *a = rt->slab_free;
-  rt->slab_free = a->reg_next;
+  rt->slab_free = a->slab_next;
   return a;
 }
 
@@ -82,7 +82,7 @@ void pn__actor_unref(pn_actor *a) {
   pthread_mutex_lock(&rt->reg_lock);
   pn__label_put(&rt->labels, a->label);
   a->label = NULL;
-  a->reg_next = rt->slab_free;
+  a->slab_next = rt->slab_free;
   rt->slab_free = a;
   pthread_mutex_unlock(&rt->reg_lock);
   atomic_fetch_sub_explicit(&rt->actor_objects, 1, memory_order_relaxed);
@@ -123,7 +123,7 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
   if (cfg->name && cfg->name[0]) {
     label = pn__label_get(&rt->labels, cfg->name);
     if (!label) {
-      a->reg_next = rt->slab_free;
+      a->slab_next = rt->slab_free;
       rt->slab_free = a;
       pthread_mutex_unlock(&rt->reg_lock);
       return PN_ENOMEM;
@@ -156,12 +156,7 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
   atomic_init(&a->flags, cfg->batch_end ? PN__A_BATCH_END : 0u);
   atomic_init(&a->mute_state, PN__MUTE_NONE);
   atomic_init(&a->head, (uintptr_t)&a->stub | 1u);
-  a->reg_prev = NULL;
-  a->reg_next = rt->reg_head;
-  if (rt->reg_head) {
-    rt->reg_head->reg_prev = a;
-  }
-  rt->reg_head = a;
+  pn__list_insert_after(&rt->actors, &a->reg);
   /* Counted under the lock: a shutdown that set closing sees every spawn
    * that got past the check. */
   atomic_fetch_add_explicit(&rt->actor_objects, 1, memory_order_relaxed);

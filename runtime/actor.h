@@ -20,6 +20,7 @@
 
 #include "peernet/runtime.h"
 #include "peernet/stats.h"
+#include "runtime/list.h"
 #include "runtime/msg.h"
 #include "runtime/runq.h"
 
@@ -48,8 +49,10 @@ struct pn_actor {
   int16_t home; /* -1 or worker index */
   uint64_t id;
   pn__qlink run_link; /* inject queue link */
-  pn_actor *reg_prev; /* registry of live actors (runtime lock) */
-  pn_actor *reg_next; /* also the slab free-list link */
+  union {
+    pn__list reg;        /* registry of live actors (runtime lock) */
+    pn_actor *slab_next; /* the slab's free list, while unused */
+  };
 
   /* Line 1: the running worker. */
   _Alignas(64) pn__node *tail; /* last node taken (stub or envelope) */

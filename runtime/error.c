@@ -1,7 +1,10 @@
 /* The error table: enum values, names and texts all come from PN_ERRORS. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "peernet/error.h"
+#include "runtime/assert.h"
 
 const char *pn_strerror(pn_err err) {
   switch (err) {
@@ -36,4 +39,11 @@ const char *pn_err_name(pn_err err) {
 int pn_err_errno(pn_err err) {
   int code = (int)err;
   return code <= PN_EOS_BASE ? PN_EOS_BASE - code : 0;
+}
+
+/* --- internal invariants (runtime/assert.h) ------------------------------ */
+
+_Noreturn void pn__assert_fail(const char *expr, const char *file, int line) {
+  fprintf(stderr, "peernet: invariant failed: %s (%s:%d)\n", expr, file, line);
+  abort();
 }

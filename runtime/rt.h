@@ -11,9 +11,9 @@
 #include "peernet/runtime.h"
 #include "peernet/stats.h"
 #include "runtime/actor.h"
-#include "runtime/endpoint.h"
 #include "runtime/io/io.h"
 #include "runtime/labels.h"
+#include "runtime/list.h"
 #include "runtime/runq.h"
 #include "runtime/worker.h"
 
@@ -27,7 +27,7 @@ struct pn_runtime {
   bool stats_histograms; /* per-actor mailbox and processing times */
   uint64_t hist_ns_q32;  /* their TSC calibration: ns per tick << 32 */
   char *trace_path;      /* dump the flight recorder here at shutdown */
-  pn__endpoint endpoint; /* stats socket, when configured */
+  void *observer;        /* the stats endpoint (observer.h), or NULL */
   uint32_t trace_events; /* 0: tracing off */
   uint32_t trace_mask;   /* kinds recorded (see pn__worker.trace_mask) */
   uint64_t spin_ns;
@@ -43,16 +43,16 @@ struct pn_runtime {
   /* Registry of live actors and the actor slab; one lock for both so a
    * spawn takes it once. */
   _Alignas(64) pthread_mutex_t reg_lock;
-  pn_actor *reg_head;
+  pn__list actors; /* live actors (pn_actor.reg) */
   pn_actor *slab_free;
   void **slab_chunks;
   size_t slab_nchunks;
   size_t slab_cap;
-  pn__label_table labels;    /* under reg_lock */
-  struct pn_socket *sockets; /* open sockets, under reg_lock */
-  struct pn_peer *peers;     /* live peers, under reg_lock */
-  bool closing;              /* under reg_lock */
-  uint64_t next_id;          /* under reg_lock */
+  pn__label_table labels; /* under reg_lock */
+  pn__list objects;       /* observable objects of the layers above
+                             (registry.h), under reg_lock */
+  bool closing;           /* under reg_lock */
+  uint64_t next_id;       /* under reg_lock */
 
   /* Workers report their backend's thread_start here. */
   uint32_t workers_started; /* under done_lock */
@@ -91,17 +91,10 @@ void pn__runtime_unregister(pn_runtime *rt, pn_actor *a);
  * wakes a shutdown waiting for the last one. */
 void pn__runtime_count_stopped(pn_runtime *rt);
 
-/* With reg_lock held: the number of open sockets, and their details into
- * out (at most cap). Defined with the sockets (actors/socket.c). */
-size_t pn__sockets_count_locked(pn_runtime *rt);
-size_t pn__sockets_fill_locked(pn_runtime *rt, pn_socket_info *out, size_t cap);
-
-/* With reg_lock held: the number of peers and of their channels, and their
- * details (at most the counts given). Defined with the peers
- * (actors/peer.c). */
-void pn__peers_count_locked(pn_runtime *rt, size_t *peers, size_t *channels);
-void pn__peers_fill_locked(pn_runtime *rt, pn_peer_info *peers, size_t *npeers,
-                           pn_channel_info *channels, size_t *nchannels);
+/* With reg_lock held: fills the runtime's part of snap (runtime counters,
+ * workers, live actors and their histograms). Errors: PN_ENOMEM (what was
+ * allocated stays in snap for pn_snapshot_free). Defined in stats.c. */
+pn_err pn__runtime_snapshot_locked(pn_runtime *rt, pn_snapshot *snap);
 
 /* Converts a tick count to nanoseconds with the runtime's calibration. */
 uint64_t pn__ticks_to_ns(const pn_runtime *rt, uint64_t ticks);

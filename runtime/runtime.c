@@ -13,6 +13,7 @@
 #include "runtime/clock.h"
 #include "runtime/err_os.h"
 #include "runtime/lock.h"
+#include "runtime/observer.h"
 #include "runtime/rt.h"
 
 /* How long pn_runtime_destroy() waits for running handlers to return. */
@@ -203,6 +204,8 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
   rt->ns0 = pn__now_ns();
   pn__injectq_init(&rt->global);
   pn__mutex_init(&rt->reg_lock);
+  pn__list_init(&rt->actors);
+  pn__list_init(&rt->objects);
   pn__mutex_init(&rt->ext_lock);
   pthread_mutex_init(&rt->done_lock, NULL);
   pthread_condattr_t ca;
@@ -262,7 +265,7 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
     stats_socket = getenv("PEERNET_STATS_SOCKET");
   }
   if (stats_socket && *stats_socket) {
-    err = pn__endpoint_start(&rt->endpoint, rt, stats_socket);
+    err = pn__observer_hooks.start(rt, stats_socket, &rt->observer);
     if (err != PN_OK) {
       join_workers(rt);
       runtime_free(rt, inited);
@@ -275,15 +278,7 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
 
 void pn__runtime_unregister(pn_runtime *rt, pn_actor *a) {
   pthread_mutex_lock(&rt->reg_lock);
-  if (a->reg_prev) {
-    a->reg_prev->reg_next = a->reg_next;
-  } else {
-    rt->reg_head = a->reg_next;
-  }
-  if (a->reg_next) {
-    a->reg_next->reg_prev = a->reg_prev;
-  }
-  a->reg_prev = a->reg_next = NULL;
+  pn__list_remove(&a->reg);
   pthread_mutex_unlock(&rt->reg_lock);
 }
 
@@ -309,7 +304,8 @@ static bool all_stopped(pn_runtime *rt) {
 static void stop_all(pn_runtime *rt) {
   pthread_mutex_lock(&rt->reg_lock);
   rt->closing = true;
-  for (pn_actor *a = rt->reg_head; a; a = a->reg_next) {
+  PN__LIST_FOREACH(it, &rt->actors) {
+    pn_actor *a = PN__CONTAINER_OF(it, pn_actor, reg);
     /* PN_ENOMEM leaves the actor running; the wait below then times out
      * and the caller can retry. */
     (void)pn_actor_stop(a);
@@ -349,7 +345,8 @@ pn_err pn_runtime_shutdown(pn_runtime *rt, uint64_t timeout_us) {
   if (!all_stopped(rt)) {
     return PN_ETIMEDOUT;
   }
-  pn__endpoint_stop(&rt->endpoint);
+  pn__observer_hooks.stop(rt->observer);
+  rt->observer = NULL;
   join_workers(rt);
   /* No worker runs now: retire the timers still armed, which drops their
    * actor references, so what remains is held by the application. */

@@ -1,9 +1,11 @@
-/* Statistics snapshots. Counters are single-writer relaxed atomics, read
- * here without stopping anyone. */
+/* The runtime's statistics: runtime, worker and actor counters and
+ * histograms, and the runtime's part of a snapshot (the observability
+ * layer, observe/snapshot.c, adds the objects of the layers above).
+ * Counters are single-writer relaxed atomics, read here without stopping
+ * anyone. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "peernet/socket.h"
 #include "peernet/stats.h"
 #include "runtime/rt.h"
 
@@ -120,6 +122,9 @@ static void runtime_fill(pn_runtime *rt, pn_runtime_stats *s) {
   }
   s->msgs_in_flight = allocs >= frees ? allocs - frees : 0;
   s->timers_active = LOAD(rt->timers_live);
+  for (uint32_t i = 0; i < rt->nworkers; i++) {
+    s->timers_fired += LOAD(rt->workers[i].timers_fired);
+  }
 }
 
 pn_err pn_runtime_stats_get(pn_runtime *rt, pn_runtime_stats *stats_out) {
@@ -150,18 +155,10 @@ pn_err pn_actor_histograms_get(const pn_actor *actor,
   return PN_OK;
 }
 
-pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out) {
-  if (!rt || !snap_out) {
-    return PN_EINVAL;
-  }
-  pn_snapshot *snap = calloc(1, sizeof *snap);
-  if (!snap) {
-    return PN_ENOMEM;
-  }
+pn_err pn__runtime_snapshot_locked(pn_runtime *rt, pn_snapshot *snap) {
   snap->worker_count = rt->nworkers;
   snap->workers = calloc(rt->nworkers, sizeof *snap->workers);
   if (!snap->workers) {
-    free(snap);
     return PN_ENOMEM;
   }
   for (uint32_t i = 0; i < rt->nworkers; i++) {
@@ -176,66 +173,27 @@ pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out) {
     ws->timers_fired = LOAD(w->timers_fired);
     ws->io_calls = LOAD(w->io_calls);
   }
-  /* The live count can only be read exactly under the lock; size the array
-   * from it and fill it in the same critical section. */
-  pthread_mutex_lock(&rt->reg_lock);
+  /* The live count can only be read exactly under the lock the caller
+   * holds; size the array from it and fill it in the same section. */
   size_t n = 0;
-  for (pn_actor *a = rt->reg_head; a; a = a->reg_next) {
-    n++;
-  }
+  PN__LIST_FOREACH(it, &rt->actors) { n++; }
   snap->actors = n ? malloc(n * sizeof *snap->actors) : NULL;
   snap->actor_histograms = n && rt->stats_histograms
                                ? malloc(n * sizeof *snap->actor_histograms)
                                : NULL;
   if (n &&
       (!snap->actors || (rt->stats_histograms && !snap->actor_histograms))) {
-    pthread_mutex_unlock(&rt->reg_lock);
-    pn_snapshot_free(snap);
     return PN_ENOMEM;
   }
   size_t i = 0;
-  for (pn_actor *a = rt->reg_head; a; a = a->reg_next) {
+  PN__LIST_FOREACH(it, &rt->actors) {
+    const pn_actor *a = PN__CONTAINER_OF(it, pn_actor, reg);
     if (snap->actor_histograms) {
       actor_hist_fill(a, &snap->actor_histograms[i]);
     }
     actor_fill(a, &snap->actors[i++]);
   }
-  size_t ns = pn__sockets_count_locked(rt);
-  snap->sockets = ns ? malloc(ns * sizeof *snap->sockets) : NULL;
-  if (ns && !snap->sockets) {
-    pthread_mutex_unlock(&rt->reg_lock);
-    pn_snapshot_free(snap);
-    return PN_ENOMEM;
-  }
-  snap->socket_count = pn__sockets_fill_locked(rt, snap->sockets, ns);
-  size_t np, nc;
-  pn__peers_count_locked(rt, &np, &nc);
-  snap->peers = np ? malloc(np * sizeof *snap->peers) : NULL;
-  snap->channels = nc ? malloc(nc * sizeof *snap->channels) : NULL;
-  if ((np && !snap->peers) || (nc && !snap->channels)) {
-    pthread_mutex_unlock(&rt->reg_lock);
-    pn_snapshot_free(snap);
-    return PN_ENOMEM;
-  }
-  snap->peer_count = np;
-  snap->channel_count = nc;
-  pn__peers_fill_locked(rt, snap->peers, &snap->peer_count, snap->channels,
-                        &snap->channel_count);
-  pthread_mutex_unlock(&rt->reg_lock);
   snap->actor_count = n;
   runtime_fill(rt, &snap->runtime);
-  *snap_out = snap;
   return PN_OK;
-}
-
-void pn_snapshot_free(pn_snapshot *snap) {
-  if (snap) {
-    free(snap->workers);
-    free(snap->actors);
-    free(snap->sockets);
-    free(snap->actor_histograms);
-    free(snap->peers);
-    free(snap->channels);
-    free(snap);
-  }
 }

@@ -236,8 +236,16 @@ bool pn__timer_tick_take(pn_timer *t) {
 
 pn_err pn_timer_start(pn_actor *actor, uint32_t type, uint64_t delay_us,
                       uint64_t period_us, pn_timer **timer_out) {
-  if (!actor || type >= PN_MSG_TYPE_RESERVED || (period_us && !timer_out) ||
-      delay_us > UINT64_MAX / 2000 || period_us > UINT64_MAX / 2000) {
+  if (type >= PN_MSG_TYPE_RESERVED) {
+    return PN_EINVAL;
+  }
+  return pn__timer_start(actor, type, delay_us, period_us, timer_out);
+}
+
+pn_err pn__timer_start(pn_actor *actor, uint32_t type, uint64_t delay_us,
+                       uint64_t period_us, pn_timer **timer_out) {
+  if (!actor || (period_us && !timer_out) || delay_us > UINT64_MAX / 2000 ||
+      period_us > UINT64_MAX / 2000) {
     return PN_EINVAL;
   }
   pn_runtime *rt = actor->rt;

@@ -75,4 +75,10 @@ bool pn__timer_tick_take(struct pn_timer *t);
 /* Drops one reference; frees the timer at zero. Any thread. */
 void pn__timer_release(struct pn_timer *t);
 
+/* pn_timer_start() for the library's own message types, which live in the
+ * reserved range the public call refuses. Same errors, ownership and
+ * threading. */
+pn_err pn__timer_start(pn_actor *actor, uint32_t type, uint64_t delay_us,
+                       uint64_t period_us, pn_timer **timer_out);
+
 #endif

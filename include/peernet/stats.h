@@ -111,6 +111,7 @@ typedef struct pn_runtime_stats {
                               actor frees the last one it handled when it
                               goes idle or takes the next) */
   uint64_t timers_active;
+  uint64_t timers_fired; /* ticks delivered, all workers together */
 } pn_runtime_stats;
 
 typedef struct pn_socket_stats {

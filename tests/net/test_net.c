@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "actors/net_internal.h" /* a packet's reference count, a peer's tag algorithm */
+#include "actors/peer.h" /* a packet's reference count, a peer's tag algorithm */
 #include "tests/net/net_harness.h"
 
 #define WAIT_MS 10000

@@ -2,8 +2,8 @@
  * every connection with one JSON snapshot (pn_snapshot_json) and closes
  * it. A small thread of its own serves it, so a slow or stuck reader never
  * holds up a worker. */
-#ifndef PN_RUNTIME_ENDPOINT_H
-#define PN_RUNTIME_ENDPOINT_H
+#ifndef PN_OBSERVE_ENDPOINT_H
+#define PN_OBSERVE_ENDPOINT_H
 
 #include <pthread.h>
 #include <stdbool.h>

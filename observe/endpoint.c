@@ -1,5 +1,5 @@
 /* Stats endpoint: see endpoint.h. */
-#include "runtime/endpoint.h"
+#include "observe/endpoint.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -1,0 +1,63 @@
+/* The channel actor's object (public API: pn_channel_* in net.h). A peer
+ * holds its channels inline; each has an actor for sends that arrive from
+ * other threads. */
+#ifndef PN_ACTORS_CHANNEL_H
+#define PN_ACTORS_CHANNEL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actors/packet.h"
+#include "peernet/net.h"
+
+/* Which message sequences of a reliable channel have arrived: all below
+ * base, and a bit per sequence above it. */
+typedef struct pn__rxwin {
+  uint64_t base;
+  uint64_t *bits; /* ring of nbits bits, bit (seq & (nbits - 1)) */
+  uint64_t nbits;
+} pn__rxwin;
+
+/* The most sequences a reliable channel remembers above its base: a
+ * datagram with a frame further ahead is dropped unacknowledged. */
+#define PN__RXWIN_MAX_BITS (1ull << 22)
+
+struct pn_channel {
+  pn_peer *peer;
+  pn_actor *actor;
+  uint32_t index;
+  pn_channel_kind kind;
+  _Atomic uint64_t next_msg_id;
+  _Atomic uint32_t in_mailbox; /* PN__C_SEND messages not yet handled */
+  /* Actor side (the peer's worker). */
+  uint64_t next_seq;      /* sender: next wire sequence */
+  uint64_t newest;        /* receiver, sequenced kinds: newest delivered */
+  uint64_t next_expected; /* receiver, ORDERED: next to deliver */
+  pn_msg **held;          /* receiver, ORDERED: ring of early messages:
+                             event envelopes */
+  uint64_t held_cap;      /* power of two or 0 */
+  uint64_t held_count;
+  pn__rxwin rx; /* peer side: reliable kinds' duplicates */
+};
+
+static inline bool pn__kind_reliable(pn_channel_kind kind) {
+  return kind == PN_CHANNEL_RELIABLE || kind == PN_CHANNEL_ORDERED ||
+         kind == PN_CHANNEL_RELIABLE_UNORDERED;
+}
+
+/* Peer actor: a complete message (one reference on pkt given) for
+ * channel ch; applies the channel's kind and delivers to the owner. */
+void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt);
+
+/* Spawns ch's actor on worker `home`; it holds a reference on p until it
+ * stops. Errors: those of pn_spawn(). Any thread. */
+pn_err pn__channel_spawn(pn_peer *p, pn_channel *ch, int32_t home);
+
+/* The duplicate window. Peer's worker. */
+bool pn__rxwin_seen(const pn__rxwin *w, uint64_t seq);
+/* False when seq lies too far ahead to remember (nothing changed). */
+bool pn__rxwin_mark(pn__rxwin *w, uint64_t seq);
+void pn__rxwin_free(pn__rxwin *w);
+
+#endif

@@ -1,0 +1,237 @@
+/* The peer actor's object and what its files share (public API:
+ * pn_peer_* in net.h).
+ *
+ * One connection is four files: peer.c (states, the handler, timers,
+ * closing, the API), peer_send.c (queues, datagrams out, pacing, what
+ * acknowledgements resolve), peer_recv.c (datagrams in, reassembly,
+ * duplicates), handshake.c (both halves of the handshake, with the host),
+ * over recovery.c (RTT, loss, congestion window: pure).
+ *
+ * A host, its peers and their channels are actors homed on one worker, so
+ * they never run at the same time: the fields marked "actor side" are
+ * plain, read and written only from those handlers. Fields read by
+ * application threads (state, queued bytes, counters) are atomics, all
+ * relaxed unless a comment names the operation they pair with.
+ */
+#ifndef PN_ACTORS_PEER_H
+#define PN_ACTORS_PEER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actors/channel.h"
+#include "actors/outmsg.h"
+#include "actors/recovery.h"
+#include "actors/scratch.h"
+#include "actors/wire.h"
+#include "peernet/net.h"
+#include "peernet/stats.h"
+#include "runtime/registry.h"
+
+/* One frame in flight: a fragment of an outgoing message. */
+typedef struct pn__fref {
+  pn__outmsg *om;
+  uint32_t frag;
+} pn__fref;
+
+/* A deque of frame references with absolute, growing indices. */
+typedef struct pn__fq {
+  pn__fref *items;
+  uint64_t head, tail; /* [head, tail) live */
+  uint64_t mask;       /* capacity - 1 */
+} pn__fq;
+
+/* A fragmented message being put together (receiver side). */
+typedef struct pn__partial pn__partial;
+struct pn__partial {
+  pn__partial *next;
+  uint32_t channel;
+  uint64_t seq;
+  uint32_t count, received;
+  uint64_t touched_ns;
+  uint64_t *have;
+  pn_packet *pkt; /* msg_len bytes being filled */
+};
+
+struct pn_peer {
+  _Atomic uint32_t refs;
+  _Atomic uint32_t state; /* pn_peer_state */
+  pn_host *host;          /* held */
+  pn_actor *actor;        /* held */
+  pn_actor *owner;        /* held */
+  uint64_t id;
+  void *user;
+  pn_addr addr;
+  uint32_t sockets_mask;
+  uint32_t socket_rr;
+  bool is_client;
+  bool delivery_events; /* ACKED / LOST for the owner */
+  bool registered;      /* in the host's table */
+  bool gone;            /* closed: events sent, waiting for channels */
+  /* Handshake (handshake.c). */
+  uint32_t local_id, remote_id;
+  uint64_t client_nonce, server_nonce;
+  bool aes_gcm; /* DATA tags: AES-256-GCM, else ChaCha20-Poly1305 */
+  pn__data_key dkey;
+  uint8_t cookie[32];
+  size_t cookie_len;
+  uint64_t cookie_ts;
+  uint64_t start_ns, last_send_ns, last_recv_ns, handshake_sent_ns;
+  uint64_t ping_tried_ns;
+  uint64_t keepalive_ns; /* this peer's ping interval (see pn__peer_create) */
+  pn_timer *timer;
+  uint64_t timer_at;
+  pn_msg *goodbye; /* the PN_MSG_PEER_DISCONNECTED event, reserved */
+  /* Sending (peer_send.c). */
+  pn__recovery rec; /* datagrams in flight, RTT, window */
+  pn__fq frefs;     /* frames of datagrams in flight */
+  pn__fq rtx;       /* frames to send again */
+  pn__outmsg *newq, *newq_tail;
+  bool poked;
+  bool ping_owed;
+  bool disconnect_owed;
+  bool disconnect_acked;
+  uint32_t disconnect_sends;
+  uint32_t compress_skip, compress_misses;
+  uint64_t send_rate;  /* pacing, bytes/s, 0 = unlimited */
+  int64_t pace_tokens; /* bytes it may send now (may go below 0) */
+  uint64_t pace_ns;    /* when pace_tokens was last refilled */
+  /* Receiving (peer_recv.c). */
+  uint64_t rx_highest;
+  uint64_t rx_bits; /* bit i: rx_highest - 1 - i received */
+  uint64_t rx_highest_ns;
+  bool ack_owed;
+  uint32_t rx_unacked; /* eliciting datagrams since the last ack */
+  pn__partial *partials;
+  uint64_t reassembly;
+  /* Closing. */
+  uint32_t reason;
+  bool reason_remote;
+  uint32_t channels_open;
+  uint64_t unqueued; /* acknowledged bytes still in queued_bytes until the
+                        run's end */
+  /* Read by any thread. */
+  _Atomic uint64_t queued_bytes;
+  _Atomic uint32_t want_writable; /* a send got PN_EAGAIN: owe WRITABLE */
+  _Atomic uint64_t st_srtt, st_rttvar, st_min_rtt, st_rto;
+  _Atomic uint64_t st_dg_out, st_bytes_out, st_dg_in, st_bytes_in;
+  _Atomic uint64_t st_lost, st_acked_dg, st_retransmits, st_acks_only;
+  _Atomic uint64_t st_msgs_out, st_msgs_in, st_dups, st_bad, st_stale;
+  _Atomic uint64_t st_raw_out, st_comp_out, st_in_flight, st_reassembly;
+  /* In datagrams; st_ssthresh 0 until the first cut. */
+  _Atomic uint64_t st_cwnd, st_ssthresh;
+  pn__stat_obj stat; /* in the runtime's registry of objects */
+  uint32_t nchannels;
+  pn_channel channels[];
+};
+
+static inline pn_peer_state pn__peer_state(const pn_peer *p) {
+  return (pn_peer_state)atomic_load_explicit(&p->state, memory_order_relaxed);
+}
+
+static inline void pn__peer_set_state(pn_peer *p, pn_peer_state s) {
+  atomic_store_explicit(&p->state, (uint32_t)s, memory_order_relaxed);
+}
+
+/* --- peer.c: lifetime, events, closing ----------------------------------- */
+
+/* Creates a peer and its actors on the host's worker. Client peers come
+ * from pn_host_connect() (any thread); server peers from the host actor.
+ * On PN_OK the returned peer holds one reference for the caller.
+ * Errors: PN_ENOMEM, those of pn_spawn(). */
+pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
+                       pn_peer **out);
+
+/* Host actor: a datagram for peer p (routed by connection id). */
+void pn__peer_route(pn_peer *p, uint32_t socket, const pn_addr *from,
+                    const uint8_t *data, size_t len);
+
+/* Asks p's actor to close (any thread). */
+void pn__peer_close_request(pn_peer *p, uint32_t reason);
+
+/* Peer actor: ends the connection: nothing more is sent or delivered; the
+ * owner hears of it once every channel has delivered what it had. */
+void pn__peer_close(pn_peer *p, uint32_t reason, bool remote);
+
+/* Peer actor: an event without details for the owner (dropped when out of
+ * memory). */
+void pn__peer_emit(pn_peer *p, uint32_t type);
+
+/* Peer actor: PN_MSG_PEER_ACKED or LOST about om, when p reports them. */
+void pn__peer_emit_message(pn_peer *p, uint32_t type, const pn__outmsg *om,
+                           uint64_t now);
+
+/* The keepalive and idle deadlines' rounding (see next_deadline). */
+uint64_t pn__peer_keepalive_slot(const pn_host *h);
+
+/* Peer statistics, read from any thread (relaxed loads of single-writer
+ * counters: consistent per counter). */
+void pn__peer_stats_fill(const pn_peer *p, pn_peer_stats *out);
+
+/* Snapshots (observe/): peers are registered under this class; a peer's
+ * row and its nchannels channel rows. Under the registry lock. */
+extern const pn__stat_class pn__peer_class;
+void pn__peer_info_fill(const pn_peer *p, pn_peer_info *o,
+                        pn_channel_info *channels);
+
+/* --- peer_send.c --------------------------------------------------------- */
+
+/* Peer's worker: queues om (sequenced by its channel) for sending and
+ * makes sure the peer runs to send it. Takes its own reference. */
+void pn__peer_enqueue(pn_peer *p, pn__outmsg *om);
+
+/* Sends a sealed datagram through socket `socket` of the host, counting
+ * it. */
+void pn__peer_send_on(pn_peer *p, uint32_t socket, const uint8_t *data,
+                      size_t len);
+
+/* Coalesces resent and new frames into datagrams up to the MTU while the
+ * window allows, and sends what acknowledgements, pings and disconnects
+ * are owed. */
+void pn__peer_flush(pn_peer *p, pn__scratch *sc);
+
+/* At a run's end: gives back acknowledged bytes and sends
+ * PN_MSG_PEER_WRITABLE when owed. */
+void pn__peer_check_writable(pn_peer *p);
+
+/* An acknowledgement from the peer: resolves datagrams, reports messages,
+ * and closes a DISCONNECTING peer whose goodbye was acknowledged. */
+void pn__peer_on_acks(pn_peer *p, uint64_t ack, uint64_t bits,
+                      uint32_t delay_us, uint64_t now);
+
+/* The retransmission timer's part of a tick. */
+void pn__peer_on_rto(pn_peer *p, uint64_t now);
+
+/* Drops everything queued or in flight (closing): messages are released
+ * without events. */
+void pn__peer_drop_sends(pn_peer *p);
+
+/* When the pacing bucket is back at zero (0: not waiting), and the bucket
+ * size. */
+uint64_t pn__peer_pace_at(const pn_peer *p);
+uint64_t pn__peer_pace_burst(const pn_peer *p);
+
+/* --- peer_recv.c --------------------------------------------------------- */
+
+/* A PN__P_RECV message: a datagram the host routed here. */
+void pn__peer_on_recv(pn_peer *p, pn__scratch *sc, const pn_msg *msg);
+
+/* Drops partial unreliable messages nobody will complete: older than
+ * `newest` on `channel` (UNRELIABLE), or silent for too long. */
+void pn__peer_expire_partials(pn_peer *p, uint64_t now, uint32_t channel,
+                              uint64_t newest);
+
+/* Drops every partial message (closing). */
+void pn__peer_drop_partials(pn_peer *p);
+
+/* A partial message unheard of for this long is dropped. */
+#define PN__PARTIAL_EXPIRY_NS (5ull * 1000000000u)
+
+/* What a PN__P_RECV message carries before the datagram. */
+typedef struct pn__recv_header {
+  uint32_t socket;
+  pn_addr from;
+} pn__recv_header;
+
+#endif

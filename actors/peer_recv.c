@@ -1,0 +1,288 @@
+/* The peer's receiving half: a DATA datagram is verified (its tag names
+ * the sequence, so a replay or forgery is dropped before anything else),
+ * decompressed, decoded into the worker's arena, its acknowledgements
+ * handed to the sending half, and its frames delivered: whole messages to
+ * their channel, fragments into reassembly.
+ *
+ * A datagram whose frames the receiver cannot hold (reassembly memory,
+ * duplicate window) is dropped whole and not acknowledged, so nothing
+ * acknowledged is ever thrown away.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/handshake.h"
+#include "actors/host.h"
+#include "actors/peer.h"
+#include "runtime/assert.h"
+#include "runtime/clock.h"
+#include "runtime/rt.h"
+
+#define ACK_EVERY 32u /* datagrams received before an acknowledgement */
+
+/* --- reassembly ---------------------------------------------------------- */
+
+static pn__partial *find_partial(pn_peer *p, uint32_t ch, uint64_t seq) {
+  for (pn__partial *q = p->partials; q; q = q->next) {
+    if (q->channel == ch && q->seq == seq) {
+      return q;
+    }
+  }
+  return NULL;
+}
+
+static void free_partial(pn_peer *p, pn__partial *q) {
+  for (pn__partial **pp = &p->partials; *pp; pp = &(*pp)->next) {
+    if (*pp == q) {
+      *pp = q->next;
+      break;
+    }
+  }
+  p->reassembly -= q->pkt->len;
+  pn_packet_release(q->pkt);
+  free(q->have);
+  free(q);
+}
+
+/* Drops partial unreliable messages nobody will complete: older than the
+ * newest complete one on a sequenced channel, or silent for too long. */
+void pn__peer_expire_partials(pn_peer *p, uint64_t now, uint32_t channel,
+                              uint64_t newest) {
+  pn__partial *q = p->partials;
+  while (q) {
+    pn__partial *next = q->next;
+    pn_channel_kind kind = p->channels[q->channel].kind;
+    bool stale = !pn__kind_reliable(kind) &&
+                 ((q->channel == channel && q->seq < newest &&
+                   kind == PN_CHANNEL_UNRELIABLE) ||
+                  now - q->touched_ns > PN__PARTIAL_EXPIRY_NS);
+    if (stale) {
+      free_partial(p, q);
+    }
+    q = next;
+  }
+  atomic_store_explicit(&p->st_reassembly, p->reassembly, memory_order_relaxed);
+}
+
+/* --- frames and datagrams ------------------------------------------------ */
+
+/* Can every frame of the packet be taken? (see the top comment) */
+static bool frames_fit(pn_peer *p, const Peernet__Wire__V1__Packet *pk) {
+  uint64_t extra = 0;
+  for (size_t i = 0; i < pk->n_frames; i++) {
+    const Peernet__Wire__V1__Frame *f = pk->frames[i];
+    pn_channel *ch = &p->channels[f->channel];
+    bool reliable = pn__kind_reliable(ch->kind);
+    if (reliable && f->msg_seq >= ch->rx.base &&
+        f->msg_seq - ch->rx.base >= PN__RXWIN_MAX_BITS) {
+      return false;
+    }
+    if (f->frag_count > 1 &&
+        !(reliable && pn__rxwin_seen(&ch->rx, f->msg_seq)) &&
+        !find_partial(p, f->channel, f->msg_seq)) {
+      extra += f->msg_len; /* may count one message twice: errs safe */
+      if (p->reassembly + extra > p->host->max_reassembly) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
+                     uint64_t now) {
+  pn_channel *ch = &p->channels[f->channel];
+  bool reliable = pn__kind_reliable(ch->kind);
+  if (reliable && pn__rxwin_seen(&ch->rx, f->msg_seq)) {
+    pn__stat_add(&p->st_dups, 1);
+    return;
+  }
+  pn_packet *pkt;
+  if (f->frag_count <= 1) {
+    pkt = pn__packet_new(p->host->rt, f->payload.len);
+    if (!pkt) {
+      return;
+    }
+    memcpy(pkt->data, f->payload.data, f->payload.len);
+  } else {
+    pn__partial *q = find_partial(p, f->channel, f->msg_seq);
+    if (!q) {
+      q = calloc(1, sizeof *q);
+      uint64_t words = (f->frag_count + 63) / 64;
+      if (q) {
+        q->have = calloc(words, sizeof *q->have);
+        q->pkt = pn__packet_new(NULL, f->msg_len);
+      }
+      if (!q || !q->have || !q->pkt) {
+        if (q) {
+          free(q->have);
+          free(q->pkt);
+        }
+        free(q);
+        return;
+      }
+      q->channel = f->channel;
+      q->seq = f->msg_seq;
+      q->count = f->frag_count;
+      q->next = p->partials;
+      p->partials = q;
+      p->reassembly += f->msg_len;
+    }
+    q->touched_ns = now;
+    if (q->count != f->frag_count || q->pkt->len != f->msg_len) {
+      pn__stat_add(&p->st_bad, 1); /* inconsistent fragments */
+      return;
+    }
+    if (q->have[f->frag_index / 64] >> (f->frag_index % 64) & 1u) {
+      pn__stat_add(&p->st_dups, 1);
+      return;
+    }
+    q->have[f->frag_index / 64] |= 1ull << (f->frag_index % 64);
+    size_t piece = ((size_t)f->msg_len + f->frag_count - 1) / f->frag_count;
+    memcpy(q->pkt->data + piece * f->frag_index, f->payload.data,
+           f->payload.len);
+    if (++q->received < q->count) {
+      atomic_store_explicit(&p->st_reassembly, p->reassembly,
+                            memory_order_relaxed);
+      return;
+    }
+    pkt = q->pkt;
+    pn_packet_hold(pkt);
+    free_partial(p, q);
+    if (ch->kind == PN_CHANNEL_UNRELIABLE) {
+      pn__peer_expire_partials(p, now, f->channel, f->msg_seq);
+    }
+  }
+  if (reliable) {
+    bool marked = pn__rxwin_mark(&ch->rx, f->msg_seq);
+    PN_ASSERT(marked); /* frames_fit() checked the room */
+  }
+  pn__channel_receive(ch, f->msg_seq, pkt);
+}
+
+/* Notes the datagram sequence; false for a duplicate or one too old to
+ * tell (replayed or duplicated by the network). */
+static bool rx_seq(pn_peer *p, uint64_t seq, uint64_t now) {
+  if (seq > p->rx_highest) {
+    uint64_t shift = seq - p->rx_highest;
+    p->rx_bits = shift >= 64 ? 0 : p->rx_bits << shift;
+    if (p->rx_highest && shift <= 64) {
+      p->rx_bits |= 1ull << (shift - 1);
+    }
+    p->rx_highest = seq;
+    p->rx_highest_ns = now;
+    return true;
+  }
+  uint64_t back = p->rx_highest - seq;
+  if (back == 0 || back > 64 || (p->rx_bits >> (back - 1) & 1u)) {
+    return false;
+  }
+  p->rx_bits |= 1ull << (back - 1);
+  return true;
+}
+
+static void on_data(pn_peer *p, pn__scratch *sc, const uint8_t *data,
+                    size_t len, const pn__wire_header *hdr) {
+  const pn_host *h = p->host;
+  pn_peer_state st = pn__peer_state(p);
+  if ((st != PN_PEER_CONNECTED && st != PN_PEER_DISCONNECTING) ||
+      len < PN__DATA_OVERHEAD) {
+    pn__stat_add(&p->st_bad, 1);
+    return;
+  }
+  uint64_t seq = pn__data_seq(data, p->rx_highest);
+  if (!pn__data_verify(&p->dkey, !p->is_client, seq, data, len)) {
+    pn__stat_add(&p->st_bad, 1);
+    return;
+  }
+  const uint8_t *body = data + PN__DATA_HEADER;
+  size_t blen = len - PN__DATA_OVERHEAD;
+  if (hdr->zstd) {
+    size_t n;
+    if (!pn__scratch_decompress(sc, h->ddict, body, blen, &n)) {
+      pn__stat_add(&p->st_bad, 1);
+      return;
+    }
+    body = sc->zbuf;
+    blen = n;
+  }
+  sc->arena_used = 0;
+  Peernet__Wire__V1__Packet *pk = pn__wire_decode_packet(
+      body, blen, p->nchannels, h->max_message, &sc->arena_allocator);
+  if (!pk) {
+    pn__stat_add(&p->st_bad, 1);
+    return;
+  }
+  pk->seq = seq; /* the body's own field is not used (version 2) */
+  uint64_t now = pn__now_ns();
+  pn__peer_on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
+  if (p->gone) {
+    sc->arena_used = 0; /* the decoded packet lived in the arena */
+    return;
+  }
+  /* A datagram whose frames cannot all be held is neither acknowledged
+   * nor remembered: its sender will send those frames again. */
+  if (!frames_fit(p, pk)) {
+    /* resource limit, not bad input: not counted as either */
+    if (pk->seq > p->rx_highest) {
+      p->last_recv_ns = now;
+    }
+  } else if (!rx_seq(p, pk->seq, now)) {
+    /* A replay does not count as hearing from the peer: an on-path
+     * replayer must not keep a dead connection alive. */
+    pn__stat_add(&p->st_dups, 1);
+  } else {
+    p->last_recv_ns = now;
+    for (size_t i = 0; i < pk->n_frames; i++) {
+      on_frame(p, pk->frames[i], now);
+    }
+    if (pk->n_frames || pk->ping || pk->disconnect) {
+      p->ack_owed = true;
+      /* An acknowledgement covers 65 datagrams: send one before more
+       * arrive than it can name, or the sender declares them lost. */
+      if (++p->rx_unacked >= ACK_EVERY) {
+        pn__peer_flush(p, sc);
+      }
+    }
+    if (pk->disconnect) {
+      uint32_t reason = pk->disconnect_reason;
+      pn__peer_flush(p, sc); /* the acknowledgement, so the other side
+                                closes at once */
+      pn__peer_close(p, reason, true);
+    }
+  }
+  sc->arena_used = 0; /* the decoded packet lived in the arena */
+}
+
+void pn__peer_on_recv(pn_peer *p, pn__scratch *sc, const pn_msg *msg) {
+  if (pn_msg_size(msg) < sizeof(pn__recv_header)) {
+    return;
+  }
+  pn__recv_header rh;
+  memcpy(&rh, pn_msg_data(msg), sizeof rh);
+  const uint8_t *data = (const uint8_t *)pn_msg_data(msg) + sizeof rh;
+  size_t len = pn_msg_size(msg) - sizeof rh;
+  pn__stat_add(&p->st_dg_in, 1);
+  pn__stat_add(&p->st_bytes_in, len);
+  pn__wire_header hdr;
+  if (!pn__wire_peek(data, len, &hdr)) {
+    pn__stat_add(&p->st_bad, 1);
+    return;
+  }
+  if (hdr.type == PN__T_DATA) {
+    on_data(p, sc, data, len, &hdr);
+  } else {
+    pn__handshake_on_reply(p, sc, data, len, hdr.type);
+  }
+}
+
+void pn__peer_drop_partials(pn_peer *p) {
+  while (p->partials) {
+    pn__partial *q = p->partials;
+    p->partials = q->next;
+    pn_packet_release(q->pkt);
+    free(q->have);
+    free(q);
+  }
+  p->reassembly = 0;
+}

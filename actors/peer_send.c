@@ -1,0 +1,516 @@
+/* The peer's sending half: messages queued by its channels are cut into
+ * frames, coalesced into DATA datagrams up to the MTU while the congestion
+ * window (recovery.c) and the pacing bucket allow, compressed when that
+ * pays, sealed and sent; acknowledgements resolve them.
+ *
+ * Frames, not datagrams, are resent: a datagram declared lost puts its
+ * reliable frames on the resend queue and reports its unreliable messages
+ * lost. Every frame in flight holds a reference on its message, which goes
+ * when the last fragment is acknowledged.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/event.h"
+#include "actors/host.h"
+#include "actors/peer.h"
+#include "actors/msg_ids.h"
+#include "runtime/actor.h"
+#include "runtime/assert.h"
+#include "runtime/clock.h"
+#include "runtime/rt.h"
+#include "runtime/worker.h"
+
+#define COMPRESS_MIN 128u       /* bodies below this are sent as they are */
+#define COMPRESS_MIN_DICT 24u   /* the same with a dictionary */
+#define COMPRESS_MIN_SAVING 8u  /* compress only when it saves 1/8 */
+#define PACE_BURST_NS 10000000u /* the bucket holds 10 ms of the rate */
+
+/* --- frame deques -------------------------------------------------------- */
+
+/* Makes room for n more items. */
+static bool fq_reserve(pn__fq *q, uint64_t n) {
+  uint64_t cap = q->items ? q->mask + 1 : 0;
+  if (q->tail - q->head + n <= cap) {
+    return true;
+  }
+  uint64_t ncap = cap ? cap : 64;
+  while (ncap < q->tail - q->head + n) {
+    ncap *= 2;
+  }
+  pn__fref *items = malloc(ncap * sizeof *items);
+  if (!items) {
+    return false;
+  }
+  for (uint64_t i = q->head; i < q->tail; i++) {
+    items[i & (ncap - 1)] = q->items[i & q->mask];
+  }
+  free(q->items);
+  q->items = items;
+  q->mask = ncap - 1;
+  return true;
+}
+
+static bool fq_push(pn__fq *q, pn__fref f) {
+  if (!fq_reserve(q, 1)) {
+    return false;
+  }
+  q->items[q->tail & q->mask] = f;
+  q->tail++;
+  return true;
+}
+
+static pn__fref *fq_at(pn__fq *q, uint64_t i) { return &q->items[i & q->mask]; }
+
+/* --- outgoing messages --------------------------------------------------- */
+
+/* pn__outmsg_unref for an acknowledged message, in the peer's own run: its
+ * bytes leave queued_bytes at the run's end (check_writable), so a run that
+ * acknowledges hundreds of messages pays one atomic operation, not one
+ * each. Until then senders see the queue fuller than it is, never
+ * emptier. */
+static void outmsg_unref_acked(pn_peer *p, pn__outmsg *om) {
+  if (--om->refs) {
+    return;
+  }
+  p->unqueued += om->pkt->len;
+  pn__outmsg_free(om);
+}
+
+static void om_ref(pn__outmsg *om) { om->refs++; }
+
+static bool frag_acked(const pn__outmsg *om, uint32_t frag) {
+  return om->frag_count == 1 ? om->frags_acked == 1
+                             : (om->acked[frag / 64] >> (frag % 64)) & 1u;
+}
+
+/* --- datagrams out -------------------------------------------------------- */
+
+static uint32_t next_socket(pn_peer *p) {
+  uint32_t n = p->host->nsockets;
+  for (uint32_t i = 1; i <= n; i++) {
+    uint32_t s = (p->socket_rr + i) % n;
+    if (p->sockets_mask >> s & 1u) {
+      p->socket_rr = s;
+      return s;
+    }
+  }
+  return 0;
+}
+
+void pn__peer_send_on(pn_peer *p, uint32_t socket, const uint8_t *data,
+                      size_t len) {
+  pn__host_send(p->host, socket, &p->addr, data, len);
+  pn__stat_add(&p->st_dg_out, 1);
+  pn__stat_add(&p->st_bytes_out, len);
+  p->last_send_ns = pn__now_ns();
+}
+
+static void send_raw(pn_peer *p, const uint8_t *data, size_t len) {
+  pn__peer_send_on(p, next_socket(p), data, len);
+}
+
+/* Compresses body into zbuf's body when that pays; backs off for a
+ * while after datagrams that do not shrink. Returns the body length used
+ * and sets *out to the bytes to send. */
+static size_t maybe_compress(pn_peer *p, pn__scratch *sc, size_t body,
+                             bool *zstd) {
+  const pn_host *h = p->host;
+  *zstd = false;
+  /* With a dictionary even small bodies shrink; without one, below
+   * COMPRESS_MIN bytes they almost never do. */
+  if (!h->compress || body < (h->cdict ? COMPRESS_MIN_DICT : COMPRESS_MIN)) {
+    return body;
+  }
+  if (p->compress_skip) {
+    p->compress_skip--;
+    return body;
+  }
+  size_t z = pn__scratch_compress(sc, h->cdict, sc->zbuf + PN__DATA_HEADER,
+                                  body - 1, sc->buf + PN__DATA_HEADER, body);
+  /* It pays only when it saves at least an eighth: below that, the CPU it
+   * costs (about half a sender's time on incompressible 64-byte messages)
+   * buys too few bytes. */
+  if (!z || z > body - body / COMPRESS_MIN_SAVING) {
+    p->compress_misses = p->compress_misses < 6 ? p->compress_misses + 1 : 6;
+    p->compress_skip = 1u << p->compress_misses; /* 2 .. 64 datagrams */
+    return body;
+  }
+  p->compress_misses = 0;
+  *zstd = true;
+  return z;
+}
+
+/* Builds and sends one DATA datagram from frames[0..n) and the owed
+ * flags; records it when it will be acknowledged. */
+static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
+                        uint32_t n, uint64_t now) {
+  Peernet__Wire__V1__Frame fr[PN__MAX_FRAMES];
+  Peernet__Wire__V1__Frame *fp[PN__MAX_FRAMES];
+  for (uint32_t i = 0; i < n; i++) {
+    const pn__outmsg *om = frames[i].om;
+    peernet__wire__v1__frame__init(&fr[i]);
+    fr[i].channel = om->channel;
+    fr[i].msg_seq = om->seq;
+    if (om->frag_count > 1) {
+      uint32_t len = (uint32_t)om->pkt->len;
+      size_t piece = ((size_t)len + om->frag_count - 1) / om->frag_count;
+      fr[i].frag_index = frames[i].frag;
+      fr[i].frag_count = om->frag_count;
+      fr[i].msg_len = len;
+      fr[i].payload.data = om->pkt->data + piece * frames[i].frag;
+      fr[i].payload.len = pn__frag_len(len, om->frag_count, frames[i].frag);
+    } else {
+      fr[i].payload.data = (uint8_t *)om->pkt->data;
+      fr[i].payload.len = om->pkt->len;
+    }
+    fp[i] = &fr[i];
+  }
+  Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
+  /* pk.seq stays 0 (not encoded): the header carries the sequence. */
+  pk.ack = p->rx_highest;
+  pk.ack_bits = p->rx_bits;
+  if (p->rx_highest) {
+    uint64_t d = (now - p->rx_highest_ns) / 1000u;
+    pk.ack_delay_us = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+  }
+  pk.n_frames = n;
+  pk.frames = fp;
+  pk.ping = p->ping_owed;
+  if (p->disconnect_owed) {
+    pk.disconnect = true;
+    pk.disconnect_reason = p->reason;
+  }
+  size_t body = pn__wire_encode_packet(&pk, sc->buf + PN__DATA_HEADER);
+  bool zstd;
+  size_t sent_body = maybe_compress(p, sc, body, &zstd);
+  uint8_t *out = zstd ? sc->zbuf : sc->buf;
+  uint64_t seq = p->rec.next_seq;
+  pn__wire_put_data_header(out, zstd, p->remote_id, seq);
+  size_t len = pn__data_seal(&p->dkey, p->is_client, seq, out,
+                             PN__DATA_HEADER + sent_body);
+  if (p->send_rate && n) {
+    p->pace_tokens -= (int64_t)len;
+  }
+  pn__stat_add(&p->st_raw_out, body);
+  pn__stat_add(&p->st_comp_out, sent_body);
+  send_raw(p, out, len);
+  bool eliciting = n > 0 || pk.ping || pk.disconnect;
+  pn__sent *e =
+      pn__recovery_sent(&p->rec, now, (uint32_t)len, eliciting, pk.disconnect);
+  if (e) {
+    e->fstart = p->frefs.tail;
+    e->nframes = (uint16_t)n;
+    for (uint32_t i = 0; i < n; i++) {
+      bool pushed = fq_push(&p->frefs, frames[i]);
+      PN_ASSERT(pushed); /* reserved in flush beforehand */
+    }
+  } else {
+    pn__stat_add(&p->st_acks_only, 1);
+  }
+  p->ack_owed = false;
+  p->rx_unacked = 0;
+  p->ping_owed = false;
+  p->disconnect_owed = false;
+}
+
+static size_t frame_size(const pn__outmsg *om, uint32_t frag) {
+  uint32_t len = (uint32_t)om->pkt->len;
+  if (om->frag_count == 1) {
+    return pn__frame_wire_size(om->channel, om->seq, 0, 1, 0, len);
+  }
+  return pn__frame_wire_size(om->channel, om->seq, frag, om->frag_count, len,
+                             pn__frag_len(len, om->frag_count, frag));
+}
+
+/* Pacing to send_rate: a token bucket of bytes, refilled at the rate and
+ * holding at most PACE_BURST_NS of it (at least two datagrams). A
+ * datagram with frames waits until the bucket is not negative; one may
+ * overdraw it. Acknowledgements and pings are never held back. */
+uint64_t pn__peer_pace_burst(const pn_peer *p) {
+  uint64_t b = p->send_rate * PACE_BURST_NS / 1000000000u;
+  uint64_t min = 2u * p->host->mtu;
+  return b > min ? b : min;
+}
+
+static bool pace_ready(pn_peer *p, uint64_t now) {
+  if (!p->send_rate) {
+    return true;
+  }
+  if (now - p->pace_ns >= PACE_BURST_NS + 1000000000u) {
+    p->pace_ns = now; /* long idle: a full bucket (and no overflow) */
+    p->pace_tokens = (int64_t)pn__peer_pace_burst(p);
+    return true;
+  }
+  uint64_t add = (now - p->pace_ns) * p->send_rate / 1000000000u;
+  if (add) {
+    /* Advance only by the time the bytes added stand for, so fractions
+     * are not lost at high refill frequency. */
+    p->pace_ns += add * 1000000000u / p->send_rate;
+    int64_t t = p->pace_tokens + (int64_t)add;
+    int64_t burst = (int64_t)pn__peer_pace_burst(p);
+    p->pace_tokens = t > burst ? burst : t;
+  }
+  return p->pace_tokens >= 0;
+}
+
+/* When the bucket is back at zero (for the timer). */
+uint64_t pn__peer_pace_at(const pn_peer *p) {
+  if (!p->send_rate || p->pace_tokens >= 0) {
+    return 0;
+  }
+  return p->pace_ns + (uint64_t)(-p->pace_tokens) * 1000000000u / p->send_rate +
+         1;
+}
+
+/* Coalesces resent and new frames into datagrams up to the MTU while the
+ * window allows, and sends what acknowledgements, pings and disconnects
+ * are owed. */
+void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
+  pn_peer_state st = pn__peer_state(p);
+  if (st != PN_PEER_CONNECTED && st != PN_PEER_DISCONNECTING) {
+    return;
+  }
+  pn_host *h = p->host;
+  uint64_t now = pn__now_ns();
+  size_t budget = h->mtu - PN__DATA_OVERHEAD - PN__PACKET_FIELDS_MAX;
+  pn__fref frames[PN__MAX_FRAMES];
+  for (;;) {
+    uint32_t n = 0;
+    size_t used = 0;
+    bool room = st == PN_PEER_CONNECTED && pace_ready(p, now) &&
+                pn__recovery_can_send(&p->rec) &&
+                fq_reserve(&p->frefs, PN__MAX_FRAMES);
+    while (room && p->rtx.head < p->rtx.tail && n < PN__MAX_FRAMES) {
+      pn__fref *f = fq_at(&p->rtx, p->rtx.head);
+      if (f->om->resolved || frag_acked(f->om, f->frag)) {
+        pn__outmsg_unref(f->om);
+        p->rtx.head++;
+        continue;
+      }
+      size_t sz = frame_size(f->om, f->frag);
+      if (used + sz > budget) {
+        break;
+      }
+      used += sz;
+      frames[n++] = *f; /* its reference moves to the datagram */
+      p->rtx.head++;
+      pn__stat_add(&p->st_retransmits, 1);
+      pn__tr(pn__worker_current(h->rt), PN__TR_RETRANSMIT, p->id, f->om->seq);
+    }
+    while (room && p->newq && n < PN__MAX_FRAMES) {
+      pn__outmsg *om = p->newq;
+      size_t sz = frame_size(om, om->next_frag);
+      if (used + sz > budget) {
+        break;
+      }
+      used += sz;
+      if (om->next_frag == 0) {
+        om->first_sent_ns = now;
+      }
+      om_ref(om);
+      frames[n].om = om;
+      frames[n].frag = om->next_frag++;
+      n++;
+      if (om->next_frag == om->frag_count) {
+        p->newq = om->next;
+        if (!p->newq) {
+          p->newq_tail = NULL;
+        }
+        pn__outmsg_unref(om); /* the queue's reference */
+      }
+    }
+    bool owed = p->ping_owed || p->disconnect_owed;
+    if (!n && !owed && !p->ack_owed) {
+      break;
+    }
+    if (!n && owed &&
+        !(pn__recovery_room(&p->rec) &&
+          fq_reserve(&p->frefs, PN__MAX_FRAMES))) {
+      p->ping_owed = p->disconnect_owed = false; /* retried by the timer */
+      if (!p->ack_owed) {
+        break;
+      }
+    }
+    send_packet(p, sc, frames, n, now);
+    if (!n) {
+      break;
+    }
+  }
+  atomic_store_explicit(&p->st_in_flight, p->rec.in_flight,
+                        memory_order_relaxed);
+  atomic_store_explicit(&p->st_cwnd, pn__recovery_cwnd(&p->rec),
+                        memory_order_relaxed);
+  atomic_store_explicit(&p->st_ssthresh, pn__recovery_ssthresh(&p->rec),
+                        memory_order_relaxed);
+}
+
+/* PN_MSG_PEER_WRITABLE once a sender that got PN_EAGAIN may go on. Both
+ * sides use seq_cst (here the RMW giving back the run's acknowledged bytes,
+ * before the load of the flag; there the flag's store before its load of
+ * the bytes):
+ * either this sees the flag, or the sender sees the bytes gone and pokes
+ * the peer to look again. */
+void pn__peer_check_writable(pn_peer *p) {
+  uint64_t queued = atomic_fetch_sub_explicit(&p->queued_bytes, p->unqueued,
+                                              memory_order_seq_cst) -
+                    p->unqueued;
+  p->unqueued = 0;
+  if (atomic_load_explicit(&p->want_writable, memory_order_seq_cst) &&
+      queued <= p->host->max_queued / 2 &&
+      atomic_exchange_explicit(&p->want_writable, 0, memory_order_relaxed)) {
+    pn__peer_emit(p, PN_MSG_PEER_WRITABLE);
+  }
+}
+
+/* --- acknowledgements and loss ------------------------------------------- */
+
+static void frame_acked(pn_peer *p, pn__fref f, uint64_t now) {
+  pn__outmsg *om = f.om;
+  if (!om->resolved && !frag_acked(om, f.frag)) {
+    if (om->frag_count > 1) {
+      om->acked[f.frag / 64] |= 1ull << (f.frag % 64);
+    }
+    if (++om->frags_acked == om->frag_count) {
+      om->resolved = true;
+      pn__peer_emit_message(p, PN_MSG_PEER_ACKED, om, now);
+    }
+  }
+  outmsg_unref_acked(p, om);
+}
+
+static void frame_lost(pn_peer *p, pn__fref f, uint64_t now) {
+  pn__outmsg *om = f.om;
+  if (om->reliable) {
+    if (!om->resolved && !frag_acked(om, f.frag) && fq_push(&p->rtx, f)) {
+      return; /* the reference moves to the resend queue */
+    }
+  } else if (!om->resolved) {
+    om->resolved = true;
+    pn__peer_emit_message(p, PN_MSG_PEER_LOST, om, now);
+  }
+  pn__outmsg_unref(om);
+}
+
+/* A datagram resolved by recovery.c: its frames are acknowledged or lost,
+ * and an acknowledged goodbye ends DISCONNECTING (one declared lost is
+ * sent again by the timer). */
+static void datagram_resolved(void *ctx, const pn__sent *e, bool acked,
+                              uint64_t now) {
+  pn_peer *p = ctx;
+  if (acked) {
+    pn__tr(pn__worker_current(p->host->rt), PN__TR_ACK, p->id, e->seq);
+    p->disconnect_acked |= e->disconnect;
+  }
+  pn__stat_add(acked ? &p->st_acked_dg : &p->st_lost, 1);
+  for (uint32_t i = 0; i < e->nframes; i++) {
+    pn__fref f = *fq_at(&p->frefs, e->fstart + i);
+    if (acked) {
+      frame_acked(p, f, now);
+    } else {
+      frame_lost(p, f, now);
+    }
+  }
+}
+
+/* The frames of datagrams no longer in flight leave the deque. */
+static void advance_frames(pn_peer *p) {
+  p->frefs.head = pn__recovery_advance(&p->rec, p->frefs.tail);
+}
+
+static void publish_rtt(pn_peer *p) {
+  const pn__recovery *r = &p->rec;
+  atomic_store_explicit(&p->st_srtt, r->srtt_ns / 1000, memory_order_relaxed);
+  atomic_store_explicit(&p->st_rttvar, r->rttvar_ns / 1000,
+                        memory_order_relaxed);
+  atomic_store_explicit(&p->st_min_rtt, r->min_rtt_ns / 1000,
+                        memory_order_relaxed);
+  atomic_store_explicit(&p->st_rto, r->rto_ns / 1000, memory_order_relaxed);
+}
+
+void pn__peer_on_acks(pn_peer *p, uint64_t ack, uint64_t bits,
+                      uint32_t delay_us, uint64_t now) {
+  uint32_t flags = pn__recovery_on_ack(&p->rec, ack, bits, delay_us, now,
+                                       datagram_resolved, p);
+  if (flags & PN__ACK_RTT) {
+    publish_rtt(p);
+  }
+  advance_frames(p);
+  if (pn__peer_state(p) == PN_PEER_DISCONNECTING && p->disconnect_acked) {
+    pn__peer_close(p, p->reason, false); /* the goodbye was acknowledged */
+  }
+}
+
+void pn__peer_on_rto(pn_peer *p, uint64_t now) {
+  if (!pn__recovery_on_rto(&p->rec, now, datagram_resolved, p)) {
+    return;
+  }
+  advance_frames(p);
+  if (p->rtx.head == p->rtx.tail) {
+    p->ping_owed = true; /* probe, so acknowledgements resume */
+  }
+}
+
+/* --- queueing and closing ------------------------------------------------ */
+
+void pn__peer_enqueue(pn_peer *p, pn__outmsg *om) {
+  pn_peer_state st = pn__peer_state(p);
+  if (st != PN_PEER_CONNECTING && st != PN_PEER_CONNECTED) {
+    return; /* the caller's reference lets it go */
+  }
+  size_t budget = p->host->mtu - PN__DATA_OVERHEAD - PN__PACKET_FIELDS_MAX;
+  size_t len = om->pkt->len;
+  if (pn__frame_wire_size(om->channel, om->seq, 0, 1, 0, len) <= budget) {
+    om->frag_count = 1;
+  } else {
+    om->frag_count = pn__frag_count(len, pn__frag_payload_max(budget));
+    om->acked = calloc((om->frag_count + 63) / 64, sizeof *om->acked);
+    if (!om->acked) {
+      return;
+    }
+  }
+  om_ref(om);
+  om->next = NULL;
+  if (p->newq_tail) {
+    p->newq_tail->next = om;
+  } else {
+    p->newq = om;
+  }
+  p->newq_tail = om;
+  pn__stat_add(&p->st_msgs_out, 1);
+  /* One poke per run: the peer flushes everything queued at its batch
+   * end, so messages sent together leave in full datagrams. */
+  if (!p->poked) {
+    p->poked = pn__send_parts(p->actor, PN__P_POKE, NULL, 0, NULL, 0) == PN_OK;
+  }
+}
+
+/* Abandoned datagrams' frames let their messages go, silently. */
+static void datagram_dropped(void *ctx, const pn__sent *e, bool acked,
+                             uint64_t now) {
+  (void)acked;
+  (void)now;
+  pn_peer *p = ctx;
+  for (uint32_t i = 0; i < e->nframes; i++) {
+    pn__outmsg_unref(fq_at(&p->frefs, e->fstart + i)->om);
+  }
+}
+
+void pn__peer_drop_sends(pn_peer *p) {
+  /* Acknowledged bytes a closing run had not given back yet. */
+  atomic_fetch_sub_explicit(&p->queued_bytes, p->unqueued,
+                            memory_order_relaxed);
+  p->unqueued = 0;
+  pn__recovery_abandon(&p->rec, datagram_dropped, p);
+  p->frefs.head = p->frefs.tail;
+  for (uint64_t i = p->rtx.head; i < p->rtx.tail; i++) {
+    pn__outmsg_unref(fq_at(&p->rtx, i)->om);
+  }
+  p->rtx.head = p->rtx.tail;
+  while (p->newq) {
+    pn__outmsg *om = p->newq;
+    p->newq = om->next;
+    pn__outmsg_unref(om);
+  }
+  p->newq_tail = NULL;
+}

@@ -1,0 +1,297 @@
+/* Loss recovery and congestion control: see recovery.h.
+ *
+ * The ring of datagrams in flight is indexed by sequence; `oldest` trails
+ * the oldest datagram that may still be in flight, so loss detection and
+ * the RTO scan only [oldest, next_seq).
+ */
+#include "actors/recovery.h"
+
+#include <stdlib.h>
+
+#include "runtime/assert.h"
+
+#define SENT_MIN 64u
+#define CLOCK_GRANULARITY_NS 1000000u /* RFC 6298's G: 1 ms */
+
+pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim) {
+  *r = (pn__recovery){
+      .lim = *lim,
+      .sent_mask = SENT_MIN - 1,
+      .next_seq = 1,
+      .oldest = 1,
+      .rto_ns = lim->rto_initial_ns,
+      .cwnd = PN__CWND_INITIAL * PN__CWND_ONE,
+      .ssthresh = UINT64_MAX,
+  };
+  r->sent = calloc(SENT_MIN, sizeof *r->sent);
+  return r->sent ? PN_OK : PN_ENOMEM;
+}
+
+void pn__recovery_fini(pn__recovery *r) {
+  free(r->sent);
+  r->sent = NULL;
+}
+
+bool pn__recovery_room(pn__recovery *r) {
+  uint64_t need = r->next_seq - r->oldest + 1;
+  uint64_t cap = r->sent_mask + 1;
+  if (need <= cap) {
+    return true;
+  }
+  if (cap >= 4ull * r->lim.window) {
+    return false;
+  }
+  uint64_t ncap = cap * 2;
+  pn__sent *ns = calloc(ncap, sizeof *ns);
+  if (!ns) {
+    return false;
+  }
+  for (uint64_t s = r->oldest; s < r->next_seq; s++) {
+    ns[s & (ncap - 1)] = r->sent[s & r->sent_mask];
+  }
+  free(r->sent);
+  r->sent = ns;
+  r->sent_mask = ncap - 1;
+  return true;
+}
+
+bool pn__recovery_can_send(pn__recovery *r) {
+  uint64_t cwnd = r->cwnd / PN__CWND_ONE;
+  uint64_t limit = cwnd < r->lim.window ? cwnd : r->lim.window;
+  return r->in_flight < limit && pn__recovery_room(r);
+}
+
+pn__sent *pn__recovery_sent(pn__recovery *r, uint64_t now, uint32_t bytes,
+                            bool eliciting, bool disconnect) {
+  uint64_t seq = r->next_seq++;
+  if (!eliciting) {
+    return NULL;
+  }
+  PN_ASSERT(seq - r->oldest <= r->sent_mask); /* pn__recovery_room() */
+  pn__sent *e = &r->sent[seq & r->sent_mask];
+  *e = (pn__sent){
+      .seq = seq,
+      .sent_ns = now,
+      .bytes = bytes,
+      .in_flight = true,
+      .eliciting = true,
+      .disconnect = disconnect,
+      .window_used = (r->in_flight + 1) * 2 * PN__CWND_ONE >= r->cwnd,
+  };
+  r->in_flight++;
+  return e;
+}
+
+/* --- round trip (RFC 6298) ----------------------------------------------- */
+
+static void rtt_sample(pn__recovery *r, uint64_t rtt) {
+  if (!r->srtt_ns) {
+    r->srtt_ns = rtt;
+    r->rttvar_ns = rtt / 2;
+  } else {
+    uint64_t d = r->srtt_ns > rtt ? r->srtt_ns - rtt : rtt - r->srtt_ns;
+    r->rttvar_ns = (3 * r->rttvar_ns + d) / 4;
+    r->srtt_ns = (7 * r->srtt_ns + rtt) / 8;
+  }
+  if (!r->min_rtt_ns || rtt < r->min_rtt_ns) {
+    r->min_rtt_ns = rtt;
+  }
+  uint64_t var = 4 * r->rttvar_ns;
+  uint64_t rto =
+      r->srtt_ns + (var > CLOCK_GRANULARITY_NS ? var : CLOCK_GRANULARITY_NS);
+  r->rto_ns = rto < r->lim.rto_min_ns   ? r->lim.rto_min_ns
+              : rto > r->lim.rto_max_ns ? r->lim.rto_max_ns
+                                        : rto;
+}
+
+uint64_t pn__recovery_rto(const pn__recovery *r) {
+  uint64_t rto = r->rto_ns;
+  for (uint32_t i = 0; i < r->backoff && rto < r->lim.rto_max_ns; i++) {
+    rto *= 2;
+  }
+  return rto < r->lim.rto_max_ns ? rto : r->lim.rto_max_ns;
+}
+
+/* --- congestion window --------------------------------------------------- */
+
+static uint64_t halved(uint64_t cwnd) {
+  uint64_t min = PN__CWND_MIN * PN__CWND_ONE;
+  return cwnd / 2 > min ? cwnd / 2 : min;
+}
+
+/* Reno: slow start doubles the window per round trip up to ssthresh, then
+ * it grows by one datagram per round trip. Only a window the sender uses
+ * grows (RFC 7661): an application that sends little would otherwise
+ * inflate it to the cap, and after a loss halve a window it never filled.
+ * Whether it was used is judged when the datagram left (window_used), not
+ * now: one acknowledgement can resolve dozens of datagrams, emptying the
+ * window before the caller refills it. */
+static void congestion_acked(pn__recovery *r, bool window_used) {
+  if (!window_used) {
+    return;
+  }
+  if (r->cwnd < r->ssthresh) {
+    r->cwnd += PN__CWND_ONE;
+  } else {
+    r->cwnd += PN__CWND_ONE * PN__CWND_ONE / r->cwnd;
+  }
+  uint64_t max = (uint64_t)r->lim.window * PN__CWND_ONE;
+  if (r->cwnd > max) {
+    r->cwnd = max;
+  }
+}
+
+/* A loss halves the window once per round trip of datagrams (those sent
+ * before the cut are part of the same loss event); an RTO drops it to the
+ * minimum. */
+static void congestion_lost(pn__recovery *r, uint64_t seq, bool timeout) {
+  if (timeout) {
+    r->ssthresh = halved(r->cwnd);
+    r->cwnd = PN__CWND_MIN * PN__CWND_ONE;
+    r->recovery_seq = r->next_seq;
+    return;
+  }
+  if (seq < r->recovery_seq) {
+    return;
+  }
+  r->cwnd = halved(r->cwnd);
+  r->ssthresh = r->cwnd;
+  r->recovery_seq = r->next_seq;
+}
+
+/* Queueing delay as a congestion signal: a round trip more than
+ * PN__QUEUE_DELAY_NS (or the minimum RTT, if larger) above the minimum
+ * means datagrams wait in a queue (often the receiver's own backlog, which
+ * no loss would ever reveal): shrink by an eighth, once per round trip. */
+static void congestion_delay(pn__recovery *r, uint64_t sample, uint64_t seq) {
+  uint64_t allowance =
+      r->min_rtt_ns > PN__QUEUE_DELAY_NS ? r->min_rtt_ns : PN__QUEUE_DELAY_NS;
+  if (sample <= r->min_rtt_ns + allowance || seq < r->recovery_seq) {
+    return;
+  }
+  r->cwnd -= r->cwnd / 8;
+  if (r->cwnd < PN__CWND_MIN * PN__CWND_ONE) {
+    r->cwnd = PN__CWND_MIN * PN__CWND_ONE;
+  }
+  r->ssthresh = r->cwnd;
+  r->recovery_seq = r->next_seq;
+}
+
+uint64_t pn__recovery_cwnd(const pn__recovery *r) {
+  return r->cwnd / PN__CWND_ONE;
+}
+
+uint64_t pn__recovery_ssthresh(const pn__recovery *r) {
+  return r->ssthresh == UINT64_MAX ? 0 : r->ssthresh / PN__CWND_ONE;
+}
+
+/* --- resolving ----------------------------------------------------------- */
+
+static bool resolve(pn__recovery *r, uint64_t seq, bool acked, uint64_t now,
+                    pn__resolved_fn *fn, void *ctx) {
+  pn__sent *e = &r->sent[seq & r->sent_mask];
+  if (e->seq != seq || !e->in_flight) {
+    return false;
+  }
+  e->in_flight = false;
+  r->in_flight--;
+  if (acked) {
+    congestion_acked(r, e->window_used);
+  } else {
+    congestion_lost(r, seq, false);
+  }
+  fn(ctx, e, acked, now);
+  return true;
+}
+
+uint64_t pn__recovery_advance(pn__recovery *r, uint64_t none) {
+  while (r->oldest < r->next_seq) {
+    const pn__sent *e = &r->sent[r->oldest & r->sent_mask];
+    if (e->seq == r->oldest && e->in_flight) {
+      return e->fstart;
+    }
+    r->oldest++;
+  }
+  return none;
+}
+
+uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack, uint64_t bits,
+                             uint32_t delay_us, uint64_t now,
+                             pn__resolved_fn *fn, void *ctx) {
+  if (!ack || ack >= r->next_seq) {
+    return 0;
+  }
+  uint32_t flags = 0;
+  const pn__sent *top = &r->sent[ack & r->sent_mask];
+  if (top->seq == ack && top->in_flight && top->eliciting) {
+    uint64_t rtt = now - top->sent_ns;
+    uint64_t held = (uint64_t)delay_us * 1000u;
+    uint64_t sample = rtt > held ? rtt - held : rtt;
+    rtt_sample(r, sample);
+    congestion_delay(r, sample, ack);
+    flags |= PN__ACK_RTT;
+  }
+  for (uint64_t i = 0; i <= 64 && ack >= r->oldest + i; i++) {
+    if ((i == 0 || (bits >> (i - 1) & 1u)) &&
+        resolve(r, ack - i, true, now, fn, ctx)) {
+      flags |= PN__ACK_NEW;
+    }
+  }
+  if (flags & PN__ACK_NEW) {
+    r->backoff = 0;
+    r->last_ack_ns = now;
+  }
+  if (ack > r->largest_acked) {
+    r->largest_acked = ack;
+  }
+  for (uint64_t s = r->oldest;
+       s + PN__LOSS_THRESHOLD <= r->largest_acked && s < r->next_seq; s++) {
+    (void)resolve(r, s, false, now, fn, ctx);
+  }
+  return flags;
+}
+
+bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
+                         void *ctx) {
+  uint64_t rto = pn__recovery_rto(r);
+  /* While acknowledgements keep coming, losses are found by the gap rule;
+   * an RTO is for an acknowledgement stream that stopped. (A busy peer's
+   * tick can also run before acknowledgements queued behind it.) */
+  if (now - r->last_ack_ns < rto) {
+    return false;
+  }
+  bool any = false;
+  for (uint64_t s = r->oldest; s < r->next_seq; s++) {
+    const pn__sent *e = &r->sent[s & r->sent_mask];
+    if (e->seq == s && e->in_flight && e->sent_ns + rto <= now) {
+      any |= resolve(r, s, false, now, fn, ctx);
+    }
+  }
+  if (any) {
+    r->backoff++;
+    congestion_lost(r, r->next_seq, true);
+  }
+  return any;
+}
+
+void pn__recovery_abandon(pn__recovery *r, pn__resolved_fn *fn, void *ctx) {
+  for (uint64_t s = r->oldest; s < r->next_seq; s++) {
+    pn__sent *e = &r->sent[s & r->sent_mask];
+    if (e->seq == s && e->in_flight) {
+      e->in_flight = false;
+      fn(ctx, e, false, 0);
+    }
+  }
+  r->oldest = r->next_seq;
+  r->in_flight = 0;
+}
+
+uint64_t pn__recovery_rto_deadline(pn__recovery *r) {
+  (void)pn__recovery_advance(r, 0);
+  if (!r->in_flight) {
+    return 0;
+  }
+  const pn__sent *e = &r->sent[r->oldest & r->sent_mask];
+  uint64_t from = e->sent_ns > r->last_ack_ns ? e->sent_ns : r->last_ack_ns;
+  return from + pn__recovery_rto(r);
+}

@@ -1,0 +1,135 @@
+/* Loss recovery and congestion control of one connection: the datagrams in
+ * flight, the round-trip estimate (RFC 6298), loss detection (an
+ * acknowledgement gap or an RTO) and the congestion window (Reno with
+ * RFC 7661's rule for an unused window, plus a queueing-delay cut).
+ *
+ * Pure: no I/O, no clock, no allocation after pn__recovery_init() except
+ * when the ring of datagrams in flight grows (pn__recovery_room). The
+ * caller gives every time as `now` (nanoseconds) and learns which
+ * datagrams were acknowledged or lost through a callback, so the module is
+ * tested alone (tests/unit/test_recovery.c).
+ *
+ * Threading: one owner (the peer actor); nothing here is shared.
+ */
+#ifndef PN_ACTORS_RECOVERY_H
+#define PN_ACTORS_RECOVERY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "peernet/error.h"
+
+/* The window is fixed point: PN__CWND_ONE is one datagram. */
+#define PN__CWND_ONE 1024u
+#define PN__CWND_MIN 4u       /* datagrams */
+#define PN__CWND_INITIAL 32u  /* datagrams */
+#define PN__LOSS_THRESHOLD 3u /* datagrams acknowledged after a lost one */
+#define PN__QUEUE_DELAY_NS 2000000u /* 2 ms above the minimum RTT */
+
+/* A datagram sent and not yet resolved. */
+typedef struct pn__sent {
+  uint64_t seq; /* 0: slot unused */
+  uint64_t sent_ns;
+  uint64_t fstart; /* the caller's: where its frames are kept */
+  uint32_t bytes;
+  uint16_t nframes;
+  bool in_flight;
+  bool eliciting;   /* carries frames or a ping: will be acknowledged */
+  bool disconnect;  /* carries the goodbye */
+  bool window_used; /* sent with at least half the window in flight: its
+                       acknowledgement may grow the window (RFC 7661) */
+} pn__sent;
+
+typedef struct pn__recovery_limits {
+  uint64_t rto_min_ns, rto_max_ns, rto_initial_ns;
+  uint32_t window; /* most datagrams in flight */
+} pn__recovery_limits;
+
+typedef struct pn__recovery {
+  pn__recovery_limits lim;
+  pn__sent *sent; /* ring indexed by seq & sent_mask */
+  uint64_t sent_mask;
+  uint64_t next_seq;      /* the next datagram's sequence, from 1 */
+  uint64_t oldest;        /* oldest sequence whose slot may be in use */
+  uint64_t in_flight;     /* datagrams sent and not resolved */
+  uint64_t largest_acked; /* highest sequence acknowledged */
+  uint64_t last_ack_ns;   /* last acknowledgement of something new */
+  uint64_t srtt_ns, rttvar_ns, min_rtt_ns, rto_ns; /* 0 before a sample
+                                                       (rto_ns: initial) */
+  uint32_t backoff;        /* RTO expiries since the last ack */
+  uint64_t cwnd, ssthresh; /* fixed point; ssthresh UINT64_MAX */
+  uint64_t recovery_seq;   /* datagrams below it were sent before
+                              the last cut */
+} pn__recovery;
+
+/* Called once per datagram resolved: acked true when acknowledged, false
+ * when declared lost (or abandoned by pn__recovery_abandon). The record is
+ * no longer in flight when it runs. */
+typedef void pn__resolved_fn(void *ctx, const pn__sent *e, bool acked,
+                             uint64_t now);
+
+/* Sets r up for a new connection. Errors: PN_ENOMEM (r untouched but
+ * safe to pass to pn__recovery_fini). Caller's memory. */
+pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim);
+
+/* Frees the ring. Safe on a zeroed or failed r. */
+void pn__recovery_fini(pn__recovery *r);
+
+/* Whether the ring can record one more datagram, growing it up to four
+ * times the window. False when it cannot (at the cap, or out of memory):
+ * the caller waits for acknowledgements. */
+bool pn__recovery_room(pn__recovery *r);
+
+/* Whether another datagram with frames may leave: fewer in flight than the
+ * congestion window and the configured window, and room to record it. */
+bool pn__recovery_can_send(pn__recovery *r);
+
+/* Records the datagram of sequence r->next_seq as sent (eliciting ones
+ * stay in flight until resolved) and advances next_seq. Call
+ * pn__recovery_room() first for an eliciting one. Returns its record
+ * (NULL for a non-eliciting datagram), whose fstart/nframes the caller
+ * fills. */
+pn__sent *pn__recovery_sent(pn__recovery *r, uint64_t now, uint32_t bytes,
+                            bool eliciting, bool disconnect);
+
+enum {
+  PN__ACK_NEW = 1u, /* something in flight was acknowledged */
+  PN__ACK_RTT = 2u, /* the RTT estimate changed */
+};
+
+/* An acknowledgement: `ack` and the 64 sequences before it named by
+ * `bits` (bit i: ack - 1 - i), `delay_us` the time the receiver held it.
+ * Resolves what it acknowledges, then declares lost every datagram
+ * PN__LOSS_THRESHOLD below the largest acknowledged. Returns PN__ACK_*
+ * flags. Ignores acknowledgements of sequences never sent. */
+uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack, uint64_t bits,
+                             uint32_t delay_us, uint64_t now,
+                             pn__resolved_fn *fn, void *ctx);
+
+/* The retransmission timer: once no acknowledgement came for an RTO, every
+ * datagram older than the backed-off RTO is lost, the backoff doubles and
+ * the window falls to the minimum. True when something was declared
+ * lost. */
+bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
+                         void *ctx);
+
+/* Resolves everything in flight as lost without touching the window
+ * (the connection is closing). */
+void pn__recovery_abandon(pn__recovery *r, pn__resolved_fn *fn, void *ctx);
+
+/* The RTO with its backoff, bounded by rto_max. */
+uint64_t pn__recovery_rto(const pn__recovery *r);
+
+/* When the RTO of the oldest datagram in flight expires; 0 when nothing is
+ * in flight. Moves `oldest` past resolved datagrams first. */
+uint64_t pn__recovery_rto_deadline(pn__recovery *r);
+
+/* Moves `oldest` past resolved datagrams; returns the fstart of the oldest
+ * one in flight, or `none` when nothing is. */
+uint64_t pn__recovery_advance(pn__recovery *r, uint64_t none);
+
+/* The window in whole datagrams, and ssthresh (0 until the first cut). */
+uint64_t pn__recovery_cwnd(const pn__recovery *r);
+uint64_t pn__recovery_ssthresh(const pn__recovery *r);
+
+#endif

@@ -1,0 +1,78 @@
+/* Snapshots: the runtime's part (runtime/stats.c) and every registered
+ * object of the layers above it, by class (sockets, peers and their
+ * channels), all copied under the registry lock so each row describes an
+ * object that was alive at one moment. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/peer.h"
+#include "actors/socket.h"
+#include "peernet/stats.h"
+#include "runtime/registry.h"
+#include "runtime/rt.h"
+
+static pn_err objects_fill_locked(pn_runtime *rt, pn_snapshot *snap) {
+  size_t ns = 0, np = 0, nc = 0;
+  PN__LIST_FOREACH(it, pn__registry_objects(rt)) {
+    const pn__stat_obj *o = PN__CONTAINER_OF(it, pn__stat_obj, link);
+    if (o->cls == &pn__socket_class) {
+      ns++;
+    } else if (o->cls == &pn__peer_class) {
+      np++;
+      nc += PN__CONTAINER_OF(o, pn_peer, stat)->nchannels;
+    }
+  }
+  snap->sockets = ns ? malloc(ns * sizeof *snap->sockets) : NULL;
+  snap->peers = np ? malloc(np * sizeof *snap->peers) : NULL;
+  snap->channels = nc ? malloc(nc * sizeof *snap->channels) : NULL;
+  if ((ns && !snap->sockets) || (np && !snap->peers) ||
+      (nc && !snap->channels)) {
+    return PN_ENOMEM;
+  }
+  PN__LIST_FOREACH(it, pn__registry_objects(rt)) {
+    const pn__stat_obj *o = PN__CONTAINER_OF(it, pn__stat_obj, link);
+    if (o->cls == &pn__socket_class) {
+      pn__socket_info_fill(o, &snap->sockets[snap->socket_count++]);
+    } else if (o->cls == &pn__peer_class) {
+      const pn_peer *p = PN__CONTAINER_OF(o, pn_peer, stat);
+      pn__peer_info_fill(p, &snap->peers[snap->peer_count++],
+                         &snap->channels[snap->channel_count]);
+      snap->channel_count += p->nchannels;
+    }
+  }
+  return PN_OK;
+}
+
+pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out) {
+  if (!rt || !snap_out) {
+    return PN_EINVAL;
+  }
+  pn_snapshot *snap = calloc(1, sizeof *snap);
+  if (!snap) {
+    return PN_ENOMEM;
+  }
+  pn__registry_lock(rt);
+  pn_err err = pn__runtime_snapshot_locked(rt, snap);
+  if (err == PN_OK) {
+    err = objects_fill_locked(rt, snap);
+  }
+  pn__registry_unlock(rt);
+  if (err != PN_OK) {
+    pn_snapshot_free(snap);
+    return err;
+  }
+  *snap_out = snap;
+  return PN_OK;
+}
+
+void pn_snapshot_free(pn_snapshot *snap) {
+  if (snap) {
+    free(snap->workers);
+    free(snap->actors);
+    free(snap->sockets);
+    free(snap->actor_histograms);
+    free(snap->peers);
+    free(snap->channels);
+    free(snap);
+  }
+}
