@@ -28,6 +28,7 @@
 #include "actors/outmsg.h"
 #include "actors/peer.h"
 #include "runtime/actor.h"
+#include "runtime/alloc.h"
 #include "runtime/worker.h"
 
 /* --- duplicate window ---------------------------------------------------- */
@@ -48,7 +49,7 @@ static bool rxwin_grow(pn__rxwin *w, uint64_t need) {
   while (n < need) {
     n *= 2;
   }
-  uint64_t *bits = calloc(n / 64, sizeof *bits);
+  uint64_t *bits = pn__calloc(n / 64, sizeof *bits);
   if (!bits) {
     return false;
   }
@@ -115,7 +116,7 @@ static bool hold(pn_channel *ch, pn_msg *m, uint64_t seq) {
     while (n < ahead) {
       n *= 2;
     }
-    pn_msg **h = calloc(n, sizeof *h);
+    pn_msg **h = pn__calloc(n, sizeof *h);
     if (!h) {
       return false;
     }

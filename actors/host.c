@@ -23,6 +23,7 @@
 #include "actors/msg_ids.h"
 #include "actors/peer.h"
 #include "runtime/actor.h"
+#include "runtime/alloc.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
 
@@ -165,7 +166,7 @@ static void on_datagram(pn_host *h, const pn_msg *msg) {
 static void close_all(pn_host *h) {
   /* Closing removes peers from the table: collect them first. */
   size_t n = 0;
-  pn_peer **all = malloc((h->by_id.count + 1) * sizeof *all);
+  pn_peer **all = pn__malloc((h->by_id.count + 1) * sizeof *all);
   for (size_t i = 0; all && i < h->by_id.cap; i++) {
     if (h->by_id.slots[i].key) {
       all[n] = h->by_id.slots[i].value;
@@ -347,7 +348,7 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
   if (sodium_init() < 0) {
     return PN_ENOMEM;
   }
-  pn_host *h = calloc(1, sizeof *h);
+  pn_host *h = pn__calloc(1, sizeof *h);
   if (!h) {
     return PN_ENOMEM;
   }

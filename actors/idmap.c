@@ -1,5 +1,6 @@
 /* See idmap.h. */
 #include "actors/idmap.h"
+#include "runtime/alloc.h"
 
 #include <stdlib.h>
 
@@ -34,7 +35,7 @@ static void put_new(pn__idmap_slot *slots, size_t cap, uint64_t key,
 
 static bool grow(pn__idmap *m) {
   size_t cap = m->cap ? m->cap * 2 : 16;
-  pn__idmap_slot *slots = calloc(cap, sizeof *slots);
+  pn__idmap_slot *slots = pn__calloc(cap, sizeof *slots);
   if (!slots) {
     return false;
   }

@@ -1,5 +1,6 @@
 /* The link conditioner engine. See link_conditioner.h for the model. */
 #include "actors/link_conditioner.h"
+#include "runtime/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,7 @@ static bool heap_reserve(pn__conditioner *c, size_t n) {
   while (cap < c->count + n) {
     cap *= 2;
   }
-  pn__cond_entry *h = realloc(c->heap, cap * sizeof *h);
+  pn__cond_entry *h = pn__realloc(c->heap, cap * sizeof *h);
   if (!h) {
     return false;
   }

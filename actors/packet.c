@@ -6,10 +6,11 @@
 
 #include "actors/packet.h"
 #include "runtime/actor.h"
+#include "runtime/alloc.h"
 
 pn_packet *pn__packet_new(pn_runtime *rt, size_t len) {
   pn_packet *p =
-      rt ? pn__block_alloc(rt, sizeof *p + len) : malloc(sizeof *p + len);
+      rt ? pn__block_alloc(rt, sizeof *p + len) : pn__malloc(sizeof *p + len);
   if (p) {
     atomic_init(&p->refs, 1);
     p->len = (uint32_t)len;
@@ -158,8 +159,8 @@ pn_err pn_zstd_train_dictionary(const void *const *samples,
     total += sample_lens[i];
   }
   /* ZDICT wants the samples back to back. */
-  unsigned char *all = malloc(total ? total : 1);
-  size_t *lens = malloc(count * sizeof *lens);
+  unsigned char *all = pn__malloc(total ? total : 1);
+  size_t *lens = pn__malloc(count * sizeof *lens);
   if (!all || !lens) {
     free(all);
     free(lens);

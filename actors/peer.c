@@ -32,6 +32,7 @@
 #include "actors/msg_ids.h"
 #include "actors/peer.h"
 #include "runtime/actor.h"
+#include "runtime/alloc.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
 #include "runtime/timer.h"
@@ -367,7 +368,7 @@ void pn__peer_close_request(pn_peer *p, uint32_t reason) {
 pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
                        pn_peer **out) {
   uint32_t nch = cfg->channel_count ? cfg->channel_count : 1;
-  pn_peer *p = calloc(1, sizeof *p + nch * sizeof(pn_channel));
+  pn_peer *p = pn__calloc(1, sizeof *p + nch * sizeof(pn_channel));
   if (!p) {
     return PN_ENOMEM;
   }

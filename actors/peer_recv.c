@@ -14,6 +14,7 @@
 #include "actors/handshake.h"
 #include "actors/host.h"
 #include "actors/peer.h"
+#include "runtime/alloc.h"
 #include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
@@ -107,10 +108,10 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
   } else {
     pn__partial *q = find_partial(p, f->channel, f->msg_seq);
     if (!q) {
-      q = calloc(1, sizeof *q);
+      q = pn__calloc(1, sizeof *q);
       uint64_t words = (f->frag_count + 63) / 64;
       if (q) {
-        q->have = calloc(words, sizeof *q->have);
+        q->have = pn__calloc(words, sizeof *q->have);
         q->pkt = pn__packet_new(NULL, f->msg_len);
       }
       if (!q || !q->have || !q->pkt) {

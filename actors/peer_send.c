@@ -13,9 +13,10 @@
 
 #include "actors/event.h"
 #include "actors/host.h"
-#include "actors/peer.h"
 #include "actors/msg_ids.h"
+#include "actors/peer.h"
 #include "runtime/actor.h"
+#include "runtime/alloc.h"
 #include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
@@ -38,7 +39,7 @@ static bool fq_reserve(pn__fq *q, uint64_t n) {
   while (ncap < q->tail - q->head + n) {
     ncap *= 2;
   }
-  pn__fref *items = malloc(ncap * sizeof *items);
+  pn__fref *items = pn__malloc(ncap * sizeof *items);
   if (!items) {
     return false;
   }
@@ -464,7 +465,7 @@ void pn__peer_enqueue(pn_peer *p, pn__outmsg *om) {
     om->frag_count = 1;
   } else {
     om->frag_count = pn__frag_count(len, pn__frag_payload_max(budget));
-    om->acked = calloc((om->frag_count + 63) / 64, sizeof *om->acked);
+    om->acked = pn__calloc((om->frag_count + 63) / 64, sizeof *om->acked);
     if (!om->acked) {
       return;
     }

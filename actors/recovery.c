@@ -5,6 +5,7 @@
  * the RTO scan only [oldest, next_seq).
  */
 #include "actors/recovery.h"
+#include "runtime/alloc.h"
 
 #include <stdlib.h>
 
@@ -23,7 +24,7 @@ pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim) {
       .cwnd = PN__CWND_INITIAL * PN__CWND_ONE,
       .ssthresh = UINT64_MAX,
   };
-  r->sent = calloc(SENT_MIN, sizeof *r->sent);
+  r->sent = pn__calloc(SENT_MIN, sizeof *r->sent);
   return r->sent ? PN_OK : PN_ENOMEM;
 }
 
@@ -42,7 +43,7 @@ bool pn__recovery_room(pn__recovery *r) {
     return false;
   }
   uint64_t ncap = cap * 2;
-  pn__sent *ns = calloc(ncap, sizeof *ns);
+  pn__sent *ns = pn__calloc(ncap, sizeof *ns);
   if (!ns) {
     return false;
   }

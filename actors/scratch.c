@@ -1,5 +1,6 @@
 /* Scratch space of a worker's network actors: see scratch.h. */
 #include "actors/scratch.h"
+#include "runtime/alloc.h"
 
 #include <stdlib.h>
 
@@ -26,15 +27,15 @@ static void arena_free(void *data, void *ptr) {
 }
 
 pn_err pn__scratch_create(pn__scratch **out) {
-  pn__scratch *s = calloc(1, sizeof *s);
+  pn__scratch *s = pn__calloc(1, sizeof *s);
   if (!s) {
     return PN_ENOMEM;
   }
   s->cctx = ZSTD_createCCtx();
   s->dctx = ZSTD_createDCtx();
-  s->arena = malloc(ARENA_BYTES);
-  s->buf = malloc(2 * PN_DATAGRAM_MAX);
-  s->zbuf = malloc(2 * PN_DATAGRAM_MAX);
+  s->arena = pn__malloc(ARENA_BYTES);
+  s->buf = pn__malloc(2 * PN_DATAGRAM_MAX);
+  s->zbuf = pn__malloc(2 * PN_DATAGRAM_MAX);
   s->arena_allocator.alloc = arena_alloc;
   s->arena_allocator.free = arena_free;
   s->arena_allocator.allocator_data = s;

@@ -37,10 +37,11 @@
 #include "actors/msg_ids.h"
 #include "actors/socket.h"
 #include "peernet/socket.h"
+#include "runtime/alloc.h"
 #include "runtime/clock.h"
-#include "runtime/timer.h"
 #include "runtime/err_os.h"
 #include "runtime/rt.h"
+#include "runtime/timer.h"
 #include "runtime/tsan.h"
 #include "runtime/worker.h"
 
@@ -426,7 +427,7 @@ static void queue_send(pn_socket *s, const pn_addr *to, const void *data,
 static void *dup_held(void *item, void *ctx) {
   (void)ctx;
   held *h = item;
-  held *copy = malloc(sizeof *h + h->len);
+  held *copy = pn__malloc(sizeof *h + h->len);
   if (copy) {
     memcpy(copy, h, sizeof *h + h->len);
   }
@@ -482,7 +483,7 @@ static bool condition(pn_socket *s, pn_direction dir, const pn_addr *addr,
   if (!c->active && !c->count) {
     return false;
   }
-  held *h = malloc(sizeof *h + len);
+  held *h = pn__malloc(sizeof *h + len);
   if (!h) {
     c->stats.dropped_rate++;
     return true;
@@ -839,15 +840,15 @@ static pn_err bind_error(int err) {
 
 static bool alloc_send_batch(pn_socket *s, send_batch *b) {
   size_t m = s->max_datagram;
-  b->gmsg = calloc(s->batch, sizeof *b->gmsg);
-  b->gfirst = calloc(s->batch, sizeof *b->gfirst);
-  b->gcount = calloc(s->batch, sizeof *b->gcount);
-  b->gctl = calloc(s->batch, GSO_CTL);
-  b->req = calloc(s->batch, sizeof *b->req);
-  b->msg = calloc(s->batch, sizeof *b->msg);
-  b->iov = calloc(s->batch, sizeof *b->iov);
-  b->addr = calloc(s->batch, sizeof *b->addr);
-  b->buf = malloc(s->batch * m);
+  b->gmsg = pn__calloc(s->batch, sizeof *b->gmsg);
+  b->gfirst = pn__calloc(s->batch, sizeof *b->gfirst);
+  b->gcount = pn__calloc(s->batch, sizeof *b->gcount);
+  b->gctl = pn__calloc(s->batch, GSO_CTL);
+  b->req = pn__calloc(s->batch, sizeof *b->req);
+  b->msg = pn__calloc(s->batch, sizeof *b->msg);
+  b->iov = pn__calloc(s->batch, sizeof *b->iov);
+  b->addr = pn__calloc(s->batch, sizeof *b->addr);
+  b->buf = pn__malloc(s->batch * m);
   if (!b->gmsg || !b->gfirst || !b->gcount || !b->gctl || !b->req || !b->msg ||
       !b->iov || !b->addr || !b->buf) {
     return false;
@@ -866,11 +867,11 @@ static bool alloc_batches(pn_socket *s) {
     return false;
   }
   s->cur = &s->sb[0];
-  s->rmsg = calloc(s->rbatch, sizeof *s->rmsg);
-  s->riov = calloc(s->rbatch, sizeof *s->riov);
-  s->raddr = calloc(s->rbatch, sizeof *s->raddr);
-  s->rbuf = malloc((size_t)s->rbatch * s->rslot);
-  s->rctl = calloc(s->rbatch, CTL_BYTES);
+  s->rmsg = pn__calloc(s->rbatch, sizeof *s->rmsg);
+  s->riov = pn__calloc(s->rbatch, sizeof *s->riov);
+  s->raddr = pn__calloc(s->rbatch, sizeof *s->raddr);
+  s->rbuf = pn__malloc((size_t)s->rbatch * s->rslot);
+  s->rctl = pn__calloc(s->rbatch, CTL_BYTES);
   if (!s->rmsg || !s->riov || !s->raddr || !s->rbuf || !s->rctl) {
     return false;
   }
@@ -957,7 +958,7 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
       cfg->owner->rt != rt) {
     return PN_EINVAL;
   }
-  pn_socket *s = calloc(1, sizeof *s);
+  pn_socket *s = pn__calloc(1, sizeof *s);
   if (!s) {
     return PN_ENOMEM;
   }

@@ -1,5 +1,6 @@
 /* Stats endpoint: see endpoint.h. */
 #include "observe/endpoint.h"
+#include "runtime/alloc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -104,7 +105,7 @@ pn_err pn__endpoint_start(pn__endpoint *ep, pn_runtime *rt, const char *path) {
   }
   serve_args *args = NULL;
   if (err == PN_OK) {
-    args = malloc(sizeof *args);
+    args = pn__malloc(sizeof *args);
     if (!args) {
       err = PN_ENOMEM;
     } else {

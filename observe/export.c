@@ -8,6 +8,7 @@
 
 #include "peernet/net.h"
 #include "peernet/stats.h"
+#include "runtime/alloc.h"
 
 typedef struct text {
   char *buf;
@@ -25,7 +26,7 @@ static void put_raw(text *t, const char *s, size_t n) {
     while (cap < t->len + n + 1) {
       cap *= 2;
     }
-    char *b = realloc(t->buf, cap);
+    char *b = pn__realloc(t->buf, cap);
     if (!b) {
       t->failed = true;
       return;
@@ -52,7 +53,7 @@ __attribute__((format(printf, 2, 3))) static void putf(text *t, const char *fmt,
   } else if ((size_t)n < sizeof small) {
     put_raw(t, small, (size_t)n);
   } else {
-    char *big = malloc((size_t)n + 1);
+    char *big = pn__malloc((size_t)n + 1);
     if (!big) {
       t->failed = true;
       return;

@@ -2,11 +2,12 @@
 #include <stdlib.h>
 
 #include "observe/endpoint.h"
+#include "runtime/alloc.h"
 #include "runtime/observer.h"
 
 static pn_err endpoint_start(pn_runtime *rt, const char *path,
                              void **state_out) {
-  pn__endpoint *ep = calloc(1, sizeof *ep);
+  pn__endpoint *ep = pn__calloc(1, sizeof *ep);
   if (!ep) {
     return PN_ENOMEM;
   }

@@ -8,6 +8,7 @@
 #include "actors/peer.h"
 #include "actors/socket.h"
 #include "peernet/stats.h"
+#include "runtime/alloc.h"
 #include "runtime/registry.h"
 #include "runtime/rt.h"
 
@@ -22,9 +23,9 @@ static pn_err objects_fill_locked(pn_runtime *rt, pn_snapshot *snap) {
       nc += PN__CONTAINER_OF(o, pn_peer, stat)->nchannels;
     }
   }
-  snap->sockets = ns ? malloc(ns * sizeof *snap->sockets) : NULL;
-  snap->peers = np ? malloc(np * sizeof *snap->peers) : NULL;
-  snap->channels = nc ? malloc(nc * sizeof *snap->channels) : NULL;
+  snap->sockets = ns ? pn__malloc(ns * sizeof *snap->sockets) : NULL;
+  snap->peers = np ? pn__malloc(np * sizeof *snap->peers) : NULL;
+  snap->channels = nc ? pn__malloc(nc * sizeof *snap->channels) : NULL;
   if ((ns && !snap->sockets) || (np && !snap->peers) ||
       (nc && !snap->channels)) {
     return PN_ENOMEM;
@@ -47,7 +48,7 @@ pn_err pn_snapshot_take(pn_runtime *rt, pn_snapshot **snap_out) {
   if (!rt || !snap_out) {
     return PN_EINVAL;
   }
-  pn_snapshot *snap = calloc(1, sizeof *snap);
+  pn_snapshot *snap = pn__calloc(1, sizeof *snap);
   if (!snap) {
     return PN_ENOMEM;
   }

@@ -18,6 +18,7 @@
  * Application threads are never muted.
  */
 #include "runtime/actor.h"
+#include "runtime/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ static pn_actor *slab_take(pn_runtime *rt) {
   if (!rt->slab_free) {
     if (rt->slab_nchunks == rt->slab_cap) {
       size_t cap = rt->slab_cap ? rt->slab_cap * 2 : 16;
-      void **chunks = realloc(rt->slab_chunks, cap * sizeof *chunks);
+      void **chunks = pn__realloc(rt->slab_chunks, cap * sizeof *chunks);
       if (!chunks) {
         return NULL;
       }
@@ -56,7 +57,7 @@ static pn_actor *slab_take(pn_runtime *rt) {
     if (rt->stats_histograms) {
       bytes += PN__ACTORS_PER_CHUNK * sizeof(pn__actor_hist);
     }
-    pn_actor *chunk = aligned_alloc(64, bytes);
+    pn_actor *chunk = pn__aligned_alloc(64, bytes);
     if (!chunk) {
       return NULL;
     }

@@ -1,4 +1,5 @@
 /* Interned actor names: a chained hash set that doubles as it fills. */
+#include "runtime/alloc.h"
 #include "runtime/labels.h"
 
 #include <stdlib.h>
@@ -33,7 +34,7 @@ void pn__labels_fini(pn__label_table *t) {
 
 static void grow(pn__label_table *t) {
   size_t n = t->nbuckets ? t->nbuckets * 2 : 64;
-  pn__label **b = calloc(n, sizeof *b);
+  pn__label **b = pn__calloc(n, sizeof *b);
   if (!b) {
     return; /* longer chains, still correct */
   }
@@ -67,7 +68,7 @@ pn__label *pn__label_get(pn__label_table *t, const char *name) {
       return l;
     }
   }
-  pn__label *l = malloc(sizeof *l);
+  pn__label *l = pn__malloc(sizeof *l);
   if (!l) {
     return NULL;
   }

@@ -1,4 +1,5 @@
 /* Envelope pools. See msg.h for the scheme. */
+#include "runtime/alloc.h"
 #include "runtime/msg.h"
 
 #include <stdlib.h>
@@ -37,9 +38,9 @@ static uint8_t class_for(size_t size) {
 pn_err pn__msg_pool_init(pn__msg_pool *pool, uint32_t workers) {
   memset(pool, 0, sizeof *pool);
   /* One batch per worker plus one for the application threads' pool. */
-  pool->ret_head = calloc(workers + 1, sizeof *pool->ret_head);
-  pool->ret_tail = calloc(workers + 1, sizeof *pool->ret_tail);
-  pool->ret_count = calloc(workers + 1, sizeof *pool->ret_count);
+  pool->ret_head = pn__calloc(workers + 1, sizeof *pool->ret_head);
+  pool->ret_tail = pn__calloc(workers + 1, sizeof *pool->ret_tail);
+  pool->ret_count = pn__calloc(workers + 1, sizeof *pool->ret_count);
   if (!pool->ret_head || !pool->ret_tail || !pool->ret_count) {
     free(pool->ret_head);
     free(pool->ret_tail);
@@ -111,7 +112,7 @@ static pn_msg *pool_take(pn__msg_pool *pool, uint8_t c) {
     pool->free_count[c]--;
     return m;
   }
-  return malloc(class_bytes[c]);
+  return pn__malloc(class_bytes[c]);
 }
 
 /* Puts a block back on its owner's free list. The pool's owner only. */
@@ -127,10 +128,13 @@ static void pool_put(pn__msg_pool *pool, pn_msg *m) {
 }
 
 pn_msg *pn__msg_alloc(pn_runtime *rt, pn__worker *w, size_t size) {
+  if (pn__alloc_fails()) {
+    return NULL; /* injected (alloc.h): a pool hit counts too */
+  }
   uint8_t c = class_for(size);
   pn_msg *m;
   if (c == OVERSIZE_CLASS) {
-    m = malloc(sizeof(pn_msg) + size);
+    m = pn__malloc(sizeof(pn_msg) + size);
   } else if (w) {
     m = pool_take(&w->pool, c);
   } else {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "peernet/peernet.h"
+#include "runtime/alloc.h"
 #include "runtime/clock.h"
 #include "runtime/err_os.h"
 #include "runtime/lock.h"
@@ -172,7 +173,7 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
   if (err != PN_OK) {
     return err;
   }
-  pn_runtime *rt = aligned_alloc(64, (sizeof *rt + 63) & ~(size_t)63);
+  pn_runtime *rt = pn__aligned_alloc(64, (sizeof *rt + 63) & ~(size_t)63);
   if (!rt) {
     return PN_ENOMEM;
   }
@@ -220,7 +221,7 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
     runtime_free(rt, 0);
     return PN_ENOMEM;
   }
-  rt->workers = aligned_alloc(
+  rt->workers = pn__aligned_alloc(
       64, ((size_t)rt->nworkers * sizeof(pn__worker) + 63) & ~(size_t)63);
   if (!rt->workers) {
     runtime_free(rt, 0);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "peernet/stats.h"
+#include "runtime/alloc.h"
 #include "runtime/rt.h"
 
 const char *pn_actor_state_name(pn_actor_state state) {
@@ -157,7 +158,7 @@ pn_err pn_actor_histograms_get(const pn_actor *actor,
 
 pn_err pn__runtime_snapshot_locked(pn_runtime *rt, pn_snapshot *snap) {
   snap->worker_count = rt->nworkers;
-  snap->workers = calloc(rt->nworkers, sizeof *snap->workers);
+  snap->workers = pn__calloc(rt->nworkers, sizeof *snap->workers);
   if (!snap->workers) {
     return PN_ENOMEM;
   }
@@ -177,9 +178,9 @@ pn_err pn__runtime_snapshot_locked(pn_runtime *rt, pn_snapshot *snap) {
    * holds; size the array from it and fill it in the same section. */
   size_t n = 0;
   PN__LIST_FOREACH(it, &rt->actors) { n++; }
-  snap->actors = n ? malloc(n * sizeof *snap->actors) : NULL;
+  snap->actors = n ? pn__malloc(n * sizeof *snap->actors) : NULL;
   snap->actor_histograms = n && rt->stats_histograms
-                               ? malloc(n * sizeof *snap->actor_histograms)
+                               ? pn__malloc(n * sizeof *snap->actor_histograms)
                                : NULL;
   if (n &&
       (!snap->actors || (rt->stats_histograms && !snap->actor_histograms))) {

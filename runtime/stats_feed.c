@@ -6,6 +6,7 @@
 
 #include "peernet/stats.h"
 #include "runtime/actor.h"
+#include "runtime/alloc.h"
 #include "runtime/rt.h"
 
 #define FEED_START 1u
@@ -53,7 +54,7 @@ pn_err pn_stats_subscribe(pn_runtime *rt, pn_actor *to, uint64_t period_us) {
   if (atomic_load_explicit(&to->flags, memory_order_acquire) & PN__A_DEAD) {
     return PN_ECLOSED;
   }
-  feed *f = calloc(1, sizeof *f);
+  feed *f = pn__calloc(1, sizeof *f);
   if (!f) {
     return PN_ENOMEM;
   }

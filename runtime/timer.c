@@ -1,4 +1,5 @@
 /* Timers: per-worker min-heap ordered by (deadline, arm order). */
+#include "runtime/alloc.h"
 #include "runtime/timer.h"
 
 #include <stdlib.h>
@@ -62,7 +63,7 @@ static void publish_earliest(pn__timer_heap *h) {
 static bool heap_insert(pn__timer_heap *h, pn_timer *t) {
   if (h->count == h->capacity) {
     uint32_t cap = h->capacity ? h->capacity * 2 : 64;
-    pn_timer **items = realloc(h->items, cap * sizeof *items);
+    pn_timer **items = pn__realloc(h->items, cap * sizeof *items);
     if (!items) {
       return false;
     }
@@ -252,7 +253,7 @@ pn_err pn__timer_start(pn_actor *actor, uint32_t type, uint64_t delay_us,
   if (atomic_load_explicit(&actor->flags, memory_order_acquire) & PN__A_DEAD) {
     return PN_ECLOSED;
   }
-  pn_timer *t = malloc(sizeof *t);
+  pn_timer *t = pn__malloc(sizeof *t);
   if (!t) {
     return PN_ENOMEM;
   }

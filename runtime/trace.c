@@ -2,6 +2,7 @@
  * (https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU:
  * "X" complete events for runs, "i" instant events for the rest, one
  * thread per worker). */
+#include "runtime/alloc.h"
 #include "runtime/trace.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@ pn_err pn__trace_ring_init(pn__trace_ring *r, uint32_t events) {
   while (n < events && n < (1u << 24)) {
     n *= 2;
   }
-  r->ev = calloc(n, sizeof *r->ev);
+  r->ev = pn__calloc(n, sizeof *r->ev);
   if (!r->ev) {
     return PN_ENOMEM;
   }

@@ -26,6 +26,7 @@
 
 #include <liburing.h>
 
+#include "runtime/alloc.h"
 #include "runtime/err_os.h"
 #include "runtime/io/io.h"
 #include "runtime/worker.h"
@@ -126,7 +127,7 @@ bool pn__io_uring_available(void) {
 }
 
 static pn_err uring_worker_init(pn__worker *w) {
-  uring_state *st = calloc(1, sizeof *st);
+  uring_state *st = pn__calloc(1, sizeof *st);
   if (!st) {
     return PN_ENOMEM;
   }
@@ -233,7 +234,7 @@ static void arm_recv(uring_state *st, pn__io_source *src) {
 /* Registers the source's buffer ring by hand (io_uring_setup_buf_ring only
  * arrived in liburing 2.4) and fills it. */
 static pn_err setup_recv_ring(uring_state *st, pn__io_source *src) {
-  recv_ring *rr = calloc(1, sizeof *rr);
+  recv_ring *rr = pn__calloc(1, sizeof *rr);
   if (!rr) {
     return PN_ENOMEM;
   }
@@ -253,7 +254,7 @@ static pn_err setup_recv_ring(uring_state *st, pn__io_source *src) {
   }
   rr->bgid = st->next_bgid++;
   size_t ring_bytes = rr->nbufs * sizeof(struct io_uring_buf);
-  rr->bufs = aligned_alloc(64, (size_t)rr->nbufs * rr->buf_bytes);
+  rr->bufs = pn__aligned_alloc(64, (size_t)rr->nbufs * rr->buf_bytes);
   if (!rr->bufs ||
       posix_memalign((void **)&rr->br, 4096, (ring_bytes + 4095) & ~4095ul)) {
     free(rr->bufs);

@@ -1,0 +1,49 @@
+/* Every heap allocation of the library goes through these wrappers, so a
+ * test can make the Nth one fail (pn__alloc_fail_at) and prove that every
+ * out-of-memory path returns a clear error and leaks nothing. Memory they
+ * return is freed with free(). Message envelopes and pool blocks count as
+ * allocations too (runtime/msg.c asks pn__alloc_fails() first), whether or
+ * not a pool had one ready.
+ *
+ * Not covered: memory that zstd and protobuf-c's handshake decoding take
+ * for themselves, and the C library's own (threads, stdio).
+ *
+ * Threading: any thread. The hook costs one relaxed load per allocation
+ * when off.
+ */
+#ifndef PN_RUNTIME_ALLOC_H
+#define PN_RUNTIME_ALLOC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* True when this allocation is the one to fail. */
+bool pn__alloc_fails(void);
+
+static inline void *pn__malloc(size_t n) {
+  return pn__alloc_fails() ? NULL : malloc(n);
+}
+
+static inline void *pn__calloc(size_t n, size_t size) {
+  return pn__alloc_fails() ? NULL : calloc(n, size);
+}
+
+static inline void *pn__realloc(void *p, size_t n) {
+  return pn__alloc_fails() ? NULL : realloc(p, n);
+}
+
+static inline void *pn__aligned_alloc(size_t align, size_t n) {
+  return pn__alloc_fails() ? NULL : aligned_alloc(align, n);
+}
+
+/* Tests only: from now on, the nth allocation counted (1 = the next one)
+ * fails, once; 0 turns failures off. Resets the count. */
+void pn__alloc_fail_at(uint64_t n);
+
+/* Tests only: allocations counted since the last pn__alloc_fail_at(), and
+ * whether the planned failure happened. */
+uint64_t pn__alloc_counted(void);
+bool pn__alloc_failed(void);
+
+#endif
