@@ -29,6 +29,7 @@
 #include "actors/peer.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/worker.h"
 
 /* --- duplicate window ---------------------------------------------------- */
@@ -66,12 +67,17 @@ static bool rxwin_grow(pn__rxwin *w, uint64_t need) {
   return true;
 }
 
+bool pn__rxwin_reserve(pn__rxwin *w, uint64_t seq) {
+  return seq < w->base || seq - w->base < w->nbits ||
+         rxwin_grow(w, seq - w->base + 1);
+}
+
 bool pn__rxwin_mark(pn__rxwin *w, uint64_t seq) {
+  if (!pn__rxwin_reserve(w, seq)) {
+    return false;
+  }
   if (seq < w->base) {
     return true;
-  }
-  if (seq - w->base >= w->nbits && !rxwin_grow(w, seq - w->base + 1)) {
-    return false;
   }
   uint64_t b = seq & (w->nbits - 1);
   w->bits[b / 64] |= 1ull << (b % 64);
@@ -109,7 +115,10 @@ static uint64_t held_seq(const pn_msg *m) {
   return ((const pn__event *)pn_msg_data(m))->ev.msg_id;
 }
 
-static bool hold(pn_channel *ch, pn_msg *m, uint64_t seq) {
+bool pn__channel_reserve(pn_channel *ch, uint64_t seq) {
+  if (ch->kind != PN_CHANNEL_ORDERED || seq <= ch->next_expected) {
+    return true;
+  }
   uint64_t ahead = seq - ch->next_expected + 1;
   if (ahead > ch->held_cap) {
     uint64_t n = ch->held_cap ? ch->held_cap : 16;
@@ -130,13 +139,15 @@ static bool hold(pn_channel *ch, pn_msg *m, uint64_t seq) {
     ch->held = h;
     ch->held_cap = n;
   }
+  return true;
+}
+
+static void hold(pn_channel *ch, pn_msg *m, uint64_t seq) {
+  PN_ASSERT(seq - ch->next_expected < ch->held_cap); /* reserved */
   pn_msg **slot = &ch->held[seq & (ch->held_cap - 1)];
-  if (*slot) {
-    return false; /* already held (never: the peer removes duplicates) */
-  }
+  PN_ASSERT(!*slot); /* the peer removes duplicates before delivery */
   *slot = m;
   ch->held_count++;
-  return true;
 }
 
 /* Whether the kind lets message seq through now (ORDERED: in sequence). */
@@ -160,17 +171,13 @@ static bool admit(pn_channel *ch, uint64_t seq) {
   }
 }
 
-void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt) {
+void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt,
+                         pn_msg *m, pn__event *e) {
   pn_peer *p = ch->peer;
   if (!admit(ch, seq) &&
       (ch->kind != PN_CHANNEL_ORDERED || seq < ch->next_expected)) {
     pn_packet_release(pkt);
-    return;
-  }
-  pn__event *e;
-  pn_msg *m = pn__event_new(PN_MSG_PEER_PACKET, p, &e);
-  if (!m) {
-    pn_packet_release(pkt);
+    pn__event_drop(p, m);
     return;
   }
   e->ev.channel = ch->index;
@@ -186,9 +193,7 @@ void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt) {
     return;
   }
   if (seq > ch->next_expected) {
-    if (!hold(ch, m, seq)) {
-      pn__event_drop(p, m);
-    }
+    hold(ch, m, seq);
     return;
   }
   pn__event_send(p->owner, m);

@@ -46,9 +46,20 @@ static inline bool pn__kind_reliable(pn_channel_kind kind) {
          kind == PN_CHANNEL_RELIABLE_UNORDERED;
 }
 
+struct pn__event;
+
 /* Peer actor: a complete message (one reference on pkt given) for
- * channel ch; applies the channel's kind and delivers to the owner. */
-void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt);
+ * channel ch, with the PN_MSG_PEER_PACKET envelope m (its payload e) made
+ * for it beforehand; applies the channel's kind and delivers it to the
+ * owner, or drops both. Never fails: an ORDERED message ahead of the next
+ * one needs room that pn__channel_reserve() made. */
+void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt,
+                         pn_msg *m, struct pn__event *e);
+
+/* Peer actor: makes room to hold message seq of an ORDERED channel until
+ * the gap before it fills (true at once for other kinds, or when seq is
+ * next). False when out of memory. */
+bool pn__channel_reserve(pn_channel *ch, uint64_t seq);
 
 /* Spawns ch's actor on worker `home`; it holds a reference on p until it
  * stops. Errors: those of pn_spawn(). Any thread. */
@@ -56,7 +67,9 @@ pn_err pn__channel_spawn(pn_peer *p, pn_channel *ch, int32_t home);
 
 /* The duplicate window. Peer's worker. */
 bool pn__rxwin_seen(const pn__rxwin *w, uint64_t seq);
-/* False when seq lies too far ahead to remember (nothing changed). */
+/* Makes room to mark seq; false when out of memory (nothing changed). */
+bool pn__rxwin_reserve(pn__rxwin *w, uint64_t seq);
+/* Marks seq; false when there is no room and none could be made. */
 bool pn__rxwin_mark(pn__rxwin *w, uint64_t seq);
 void pn__rxwin_free(pn__rxwin *w);
 

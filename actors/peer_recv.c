@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/event.h"
 #include "actors/handshake.h"
 #include "actors/host.h"
 #include "actors/peer.h"
@@ -90,8 +91,87 @@ static bool frames_fit(pn_peer *p, const Peernet__Wire__V1__Packet *pk) {
   return true;
 }
 
+/* What delivering one frame may need, allocated before the datagram is
+ * acknowledged: a packet for a whole message, the reassembly entry for a
+ * fragment, the owner's event envelope, room in the duplicate window and
+ * in the ORDERED hold ring. Without this, memory running out after the
+ * acknowledgement would lose a reliable message for good (or stall an
+ * ORDERED channel behind it). */
+typedef struct prepared {
+  pn_packet *pkt; /* whole messages */
+  pn_msg *ev;     /* the PN_MSG_PEER_PACKET envelope */
+  pn__event *e;
+} prepared;
+
+static pn__partial *partial_new(pn_peer *p, const Peernet__Wire__V1__Frame *f) {
+  pn__partial *q = pn__calloc(1, sizeof *q);
+  uint64_t words = (f->frag_count + 63) / 64;
+  if (q) {
+    q->have = pn__calloc(words, sizeof *q->have);
+    q->pkt = pn__packet_new(NULL, f->msg_len);
+  }
+  if (!q || !q->have || !q->pkt) {
+    if (q) {
+      free(q->have);
+      free(q->pkt);
+    }
+    free(q);
+    return NULL;
+  }
+  q->channel = f->channel;
+  q->seq = f->msg_seq;
+  q->count = f->frag_count;
+  q->next = p->partials;
+  p->partials = q;
+  p->reassembly += f->msg_len;
+  return q;
+}
+
+static void release_prepared(pn_peer *p, prepared *pr, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    pn_packet_release(pr[i].pkt);
+    if (pr[i].ev) {
+      pn__event_drop(p, pr[i].ev);
+    }
+    pr[i] = (prepared){0};
+  }
+}
+
+/* All or nothing: false when memory ran out (everything given back; a
+ * reassembly entry already made stays for the resend to fill). */
+static bool prepare_frames(pn_peer *p, const Peernet__Wire__V1__Packet *pk,
+                           prepared *pr) {
+  for (size_t i = 0; i < pk->n_frames; i++) {
+    const Peernet__Wire__V1__Frame *f = pk->frames[i];
+    pn_channel *ch = &p->channels[f->channel];
+    bool reliable = pn__kind_reliable(ch->kind);
+    pr[i] = (prepared){0};
+    if (reliable && pn__rxwin_seen(&ch->rx, f->msg_seq)) {
+      continue; /* a duplicate: nothing to deliver */
+    }
+    bool ok = !reliable || pn__rxwin_reserve(&ch->rx, f->msg_seq);
+    if (ok && f->frag_count <= 1) {
+      pr[i].pkt = pn__packet_new(p->host->rt, f->payload.len);
+      ok = pr[i].pkt != NULL;
+    } else if (ok && !find_partial(p, f->channel, f->msg_seq)) {
+      ok = partial_new(p, f) != NULL;
+    }
+    if (ok) {
+      pr[i].ev = pn__event_new(PN_MSG_PEER_PACKET, p, &pr[i].e);
+      ok = pr[i].ev && pn__channel_reserve(ch, f->msg_seq);
+    }
+    if (!ok) {
+      release_prepared(p, pr, i + 1);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Delivers one frame with what prepare_frames() set aside (the caller
+ * gives back what it did not use). */
 static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
-                     uint64_t now) {
+                     prepared *pr, uint64_t now) {
   pn_channel *ch = &p->channels[f->channel];
   bool reliable = pn__kind_reliable(ch->kind);
   if (reliable && pn__rxwin_seen(&ch->rx, f->msg_seq)) {
@@ -100,34 +180,22 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
   }
   pn_packet *pkt;
   if (f->frag_count <= 1) {
-    pkt = pn__packet_new(p->host->rt, f->payload.len);
+    pkt = pr->pkt;
+    pr->pkt = NULL;
     if (!pkt) {
+      /* Only an unreliable kind repeats a whole message inside one
+       * datagram (reliable repeats are seen above): a duplicate. */
+      pn__stat_add(&p->st_dups, 1);
       return;
     }
     memcpy(pkt->data, f->payload.data, f->payload.len);
   } else {
     pn__partial *q = find_partial(p, f->channel, f->msg_seq);
     if (!q) {
-      q = pn__calloc(1, sizeof *q);
-      uint64_t words = (f->frag_count + 63) / 64;
-      if (q) {
-        q->have = pn__calloc(words, sizeof *q->have);
-        q->pkt = pn__packet_new(NULL, f->msg_len);
-      }
-      if (!q || !q->have || !q->pkt) {
-        if (q) {
-          free(q->have);
-          free(q->pkt);
-        }
-        free(q);
-        return;
-      }
-      q->channel = f->channel;
-      q->seq = f->msg_seq;
-      q->count = f->frag_count;
-      q->next = p->partials;
-      p->partials = q;
-      p->reassembly += f->msg_len;
+      /* Completed by an earlier frame of this datagram (an unreliable
+       * kind: reliable ones were seen above). */
+      pn__stat_add(&p->st_dups, 1);
+      return;
     }
     q->touched_ns = now;
     if (q->count != f->frag_count || q->pkt->len != f->msg_len) {
@@ -156,14 +224,25 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
   }
   if (reliable) {
     bool marked = pn__rxwin_mark(&ch->rx, f->msg_seq);
-    PN_ASSERT(marked); /* frames_fit() checked the room */
+    PN_ASSERT(marked); /* prepare_frames() reserved the room */
   }
-  pn__channel_receive(ch, f->msg_seq, pkt);
+  PN_ASSERT(pr->ev); /* prepared for every frame not seen before */
+  pn__channel_receive(ch, f->msg_seq, pkt, pr->ev, pr->e);
+  pr->ev = NULL;
 }
 
-/* Notes the datagram sequence; false for a duplicate or one too old to
- * tell (replayed or duplicated by the network). */
-static bool rx_seq(pn_peer *p, uint64_t seq, uint64_t now) {
+/* Whether the datagram sequence is new (neither a duplicate nor too old
+ * to tell: replayed or duplicated by the network). */
+static bool rx_new(const pn_peer *p, uint64_t seq) {
+  if (seq > p->rx_highest) {
+    return true;
+  }
+  uint64_t back = p->rx_highest - seq;
+  return back != 0 && back <= 64 && !(p->rx_bits >> (back - 1) & 1u);
+}
+
+/* Notes a new datagram sequence (rx_new). */
+static void rx_mark(pn_peer *p, uint64_t seq, uint64_t now) {
   if (seq > p->rx_highest) {
     uint64_t shift = seq - p->rx_highest;
     p->rx_bits = shift >= 64 ? 0 : p->rx_bits << shift;
@@ -172,14 +251,9 @@ static bool rx_seq(pn_peer *p, uint64_t seq, uint64_t now) {
     }
     p->rx_highest = seq;
     p->rx_highest_ns = now;
-    return true;
+    return;
   }
-  uint64_t back = p->rx_highest - seq;
-  if (back == 0 || back > 64 || (p->rx_bits >> (back - 1) & 1u)) {
-    return false;
-  }
-  p->rx_bits |= 1ull << (back - 1);
-  return true;
+  p->rx_bits |= 1ull << (p->rx_highest - seq - 1);
 }
 
 static void on_data(pn_peer *p, pn__scratch *sc, const uint8_t *data,
@@ -221,22 +295,26 @@ static void on_data(pn_peer *p, pn__scratch *sc, const uint8_t *data,
     sc->arena_used = 0; /* the decoded packet lived in the arena */
     return;
   }
-  /* A datagram whose frames cannot all be held is neither acknowledged
-   * nor remembered: its sender will send those frames again. */
-  if (!frames_fit(p, pk)) {
+  /* A datagram whose frames cannot all be held (limits, or memory for
+   * what delivering them needs) is neither acknowledged nor remembered:
+   * its sender will send those frames again. */
+  prepared pr[PN__MAX_FRAMES];
+  if (!rx_new(p, pk->seq)) {
+    /* A replay does not count as hearing from the peer: an on-path
+     * replayer must not keep a dead connection alive. */
+    pn__stat_add(&p->st_dups, 1);
+  } else if (!frames_fit(p, pk) || !prepare_frames(p, pk, pr)) {
     /* resource limit, not bad input: not counted as either */
     if (pk->seq > p->rx_highest) {
       p->last_recv_ns = now;
     }
-  } else if (!rx_seq(p, pk->seq, now)) {
-    /* A replay does not count as hearing from the peer: an on-path
-     * replayer must not keep a dead connection alive. */
-    pn__stat_add(&p->st_dups, 1);
   } else {
+    rx_mark(p, pk->seq, now);
     p->last_recv_ns = now;
     for (size_t i = 0; i < pk->n_frames; i++) {
-      on_frame(p, pk->frames[i], now);
+      on_frame(p, pk->frames[i], &pr[i], now);
     }
+    release_prepared(p, pr, pk->n_frames);
     if (pk->n_frames || pk->ping || pk->disconnect) {
       p->ack_owed = true;
       /* An acknowledgement covers 65 datagrams: send one before more

@@ -45,6 +45,8 @@ pn_err pn__msg_pool_init(pn__msg_pool *pool, uint32_t workers) {
     free(pool->ret_head);
     free(pool->ret_tail);
     free(pool->ret_count);
+    /* Nothing dangles: pn__msg_pool_fini() may still see this pool. */
+    memset(pool, 0, sizeof *pool);
     return PN_ENOMEM;
   }
   atomic_init(&pool->returned, NULL);
@@ -67,7 +69,7 @@ void pn__msg_pool_fini(pn__msg_pool *pool, uint32_t workers) {
     free_chain(pool->free_list[c]);
     pool->free_list[c] = NULL;
   }
-  for (uint32_t i = 0; i <= workers; i++) {
+  for (uint32_t i = 0; pool->ret_head && i <= workers; i++) {
     free_chain(pool->ret_head[i]);
   }
   free_chain(
