@@ -26,105 +26,6 @@
 #include "actors/wire.h"
 #include "tests/net/net_harness.h"
 
-#define WAIT_MS 10000
-
-/* --- small helpers ------------------------------------------------------- */
-
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static pn_host_stats host_stats(const pn_host *h) {
-  pn_host_stats st;
-  PN_ASSERT_OK(pn_host_stats_get(h, &st));
-  return st;
-}
-
-static pn_peer_stats peer_stats(const pn_peer *p) {
-  pn_peer_stats st;
-  PN_ASSERT_OK(pn_peer_stats_get(p, &st));
-  return st;
-}
-
-static void print_host(const char *name, const pn_host *h) {
-  pn_host_stats s = host_stats(h);
-  fprintf(stderr,
-          "# %s: in %" PRIu64 " bad_header %" PRIu64 " unknown %" PRIu64
-          " hs_dropped %" PRIu64 " challenges %" PRIu64 " accepted %" PRIu64
-          " rejected %" PRIu64 " peers %" PRIu64 "\n",
-          name, s.datagrams_in, s.bad_header, s.unknown_connection,
-          s.handshake_dropped, s.challenges_sent, s.accepted, s.rejected,
-          s.peers);
-}
-
-static void print_peer(const char *name, const pn_peer *p) {
-  pn_peer_stats s = peer_stats(p);
-  fprintf(stderr,
-          "# %s: state %d out %" PRIu64 " in %" PRIu64 " lost %" PRIu64
-          " rtx %" PRIu64 " dups %" PRIu64 " bad %" PRIu64 " msgs %" PRIu64
-          "/%" PRIu64 "\n",
-          name, (int)s.state, s.datagrams_out, s.datagrams_in, s.datagrams_lost,
-          s.retransmits, s.duplicates, s.bad_datagrams, s.messages_out,
-          s.messages_in);
-}
-
-/* A host on 127.0.0.1 with `nsockets` sockets (each on a free port). */
-static pn_host *host_on(pn_runtime *rt, pn_actor *accept_owner,
-                        pn_host_config *cfg, uint32_t nsockets) {
-  pn_host_config local = PN_HOST_CONFIG_INIT;
-  if (!cfg) {
-    cfg = &local;
-  }
-  pn_socket_config sc[32];
-  for (uint32_t i = 0; i < nsockets; i++) {
-    pn_socket_config one = PN_SOCKET_CONFIG_INIT;
-    one.host = "127.0.0.1";
-    sc[i] = one;
-  }
-  cfg->sockets = sc;
-  cfg->socket_count = nsockets;
-  cfg->accept_owner = accept_owner;
-  pn_host *h = NULL;
-  PN_ASSERT_OK(pn_host_open(rt, cfg, &h));
-  cfg->sockets = NULL;
-  return h;
-}
-
-static pn_peer *connect_to(pn_host *client, const pn_addr *to, pn_actor *owner,
-                           uint32_t nch, const pn_channel_kind *kinds,
-                           uint32_t sockets_mask) {
-  pn_peer_config pc = PN_PEER_CONFIG_INIT;
-  pc.remote = *to;
-  pc.owner = owner;
-  pc.channel_count = nch;
-  pc.kinds = kinds;
-  pc.sockets_mask = sockets_mask;
-  pn_peer *p = NULL;
-  PN_ASSERT_OK(pn_host_connect(client, &pc, &p));
-  return p;
-}
-
-/* Sends ids first..last (net_fill payloads of len bytes), retrying on
- * backpressure in a bounded loop. */
-static void send_range(pn_channel *ch, uint64_t first, uint64_t last,
-                       size_t len) {
-  uint8_t *buf = malloc(len ? len : 1);
-  for (uint64_t i = first; i <= last; i++) {
-    net_fill(buf, len, i);
-    pn_err err;
-    for (int tries = 0;
-         (err = pn_channel_send(ch, buf, len, NULL)) == PN_EAGAIN &&
-         tries < 1000000;
-         tries++) {
-      sched_yield();
-    }
-    PN_ASSERT_OK(err);
-  }
-  free(buf);
-}
-
 /* --- forged datagrams ---------------------------------------------------- */
 
 static const uint8_t zeros[2048];
@@ -350,7 +251,7 @@ static void prober_expect(prober *pr, uint64_t n) {
 }
 
 static void prober_wait(prober *pr, const char *what) {
-  if (!pn_test_latch_wait(&pr->replies_latch, WAIT_MS)) {
+  if (!pn_test_latch_wait(&pr->replies_latch, NET_WAIT_MS)) {
     fail_msg("%s: replies %" PRIu64 " challenges %" PRIu64 " bad %" PRIu64,
              what, atomic_load(&pr->replies), atomic_load(&pr->challenges),
              atomic_load(&pr->bad));
@@ -480,127 +381,46 @@ static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
   }
 }
 
-/* --- a connected pair, directly or through the relay --------------------- */
-
-typedef struct world {
-  pn_runtime *rt;
-  net_app sapp, capp;
-  pn_actor *sactor, *cactor;
-  pn_host *server, *client;
-  pn_addr server_addr;
-  pn_peer *peer; /* the client's handle */
-  pn_test_latch connected, disconnected;
-  relay *rl;
-  pn_actor *ractor;
-  pn_actor *extra[4]; /* more handles to give back after shutdown */
-  pn_peer *extra_peers[4];
-} world;
-
-typedef struct world_opts {
-  pn_host_config *server_cfg, *client_cfg; /* NULL: defaults */
-  uint32_t nch;
-  const pn_channel_kind *kinds;
-  size_t cap;
-  bool relay;
-  uint64_t salt; /* of the relay's PRNG */
-} world_opts;
-
-static void world_open(world *w, const world_opts *o) {
-  memset(w, 0, sizeof *w);
-  w->rt = net_runtime();
-  net_app_init(&w->sapp, o->cap);
-  net_app_init(&w->capp, o->cap);
-  pn_test_latch_init(&w->connected, 2);
-  pn_test_latch_init(&w->disconnected, 2);
-  w->sapp.on_connect = w->capp.on_connect = &w->connected;
-  w->sapp.on_disconnect = w->capp.on_disconnect = &w->disconnected;
-  w->sactor = pn_test_spawn(w->rt, "server-app", net_app_handler, &w->sapp, -1);
-  w->cactor = pn_test_spawn(w->rt, "client-app", net_app_handler, &w->capp, -1);
-  pn_host_config scfg = PN_HOST_CONFIG_INIT;
-  if (o->server_cfg) {
-    scfg = *o->server_cfg;
-  }
-  scfg.home_worker = 0;
-  w->server = host_on(w->rt, w->sactor, &scfg, 1);
-  pn_host_config ccfg = PN_HOST_CONFIG_INIT;
-  if (o->client_cfg) {
-    ccfg = *o->client_cfg;
-  }
-  ccfg.home_worker = 1;
-  w->client = host_on(w->rt, NULL, &ccfg, 1);
-  PN_ASSERT_OK(pn_host_local_addr(w->server, 0, &w->server_addr));
-  pn_addr to = w->server_addr;
-  if (o->relay) {
-    w->rl = calloc(1, sizeof *w->rl);
-    w->rl->server = w->server_addr;
-    w->rl->rng = pn_test_seed() ^ o->salt;
-    w->ractor = pn_test_spawn(w->rt, "relay", relay_handler, w->rl, -1);
-    pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
-    sc.host = "127.0.0.1";
-    sc.owner = w->ractor;
-    PN_ASSERT_OK(pn_socket_open(w->rt, &sc, &w->rl->sock));
-    PN_ASSERT_OK(pn_socket_local_addr(w->rl->sock, &w->rl->local));
-    to = w->rl->local;
-  }
-  w->peer = connect_to(w->client, &to, w->cactor, o->nch, o->kinds, 0);
-}
-
-static void world_wait_connected(world *w) {
-  if (!pn_test_latch_wait(&w->connected, WAIT_MS)) {
-    print_host("server", w->server);
-    print_host("client", w->client);
-    print_peer("client peer", w->peer);
-    fail_msg("not connected");
-  }
-  assert_int_equal(w->sapp.connected, 1);
-  assert_int_equal(w->capp.connected, 1);
-}
-
-static void world_close(world *w) {
-  pn_peer_release(w->peer);
-  pn_host_close(w->client);
-  pn_host_close(w->server);
-  (void)pn_test_latch_wait(&w->disconnected, WAIT_MS);
-  if (w->rl) {
-    pn_socket_close(w->rl->sock); /* after the disconnects went through */
-  }
-  PN_ASSERT_OK(pn_runtime_shutdown(w->rt, UINT64_MAX));
-  pn_peer_release(w->sapp.peer);
-  pn_peer_release(w->capp.peer);
-  pn_actor_release(w->sactor);
-  pn_actor_release(w->cactor);
-  pn_actor_release(w->ractor);
-  for (size_t i = 0; i < sizeof w->extra / sizeof w->extra[0]; i++) {
-    pn_actor_release(w->extra[i]);
-    pn_peer_release(w->extra_peers[i]);
-  }
-  pn_test_runtime_end(w->rt);
-  free(w->rl);
-  net_app_fini(&w->sapp);
-  net_app_fini(&w->capp);
-  pn_test_latch_fini(&w->connected);
-  pn_test_latch_fini(&w->disconnected);
+/* A pair whose client connects through a relay in front of the server
+ * (its PRNG from the run's seed ^ salt). The relay's socket and actor go
+ * back with the pair; free the relay after net_pair_close(). */
+static relay *relay_pair_open(net_pair *p, const net_pair_opts *o,
+                              uint64_t salt) {
+  net_pair_start(p, o);
+  relay *r = calloc(1, sizeof *r);
+  r->server = p->server_addr;
+  r->rng = pn_test_seed() ^ salt;
+  pn_actor *a = pn_test_spawn(p->rt, "relay", relay_handler, r, -1);
+  pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
+  sc.host = "127.0.0.1";
+  sc.owner = a;
+  PN_ASSERT_OK(pn_socket_open(p->rt, &sc, &r->sock));
+  PN_ASSERT_OK(pn_socket_local_addr(r->sock, &r->local));
+  net_pair_adopt_socket(p, r->sock);
+  net_pair_adopt_actor(p, a);
+  net_pair_connect(p, o, &r->local);
+  return r;
 }
 
 /* Sends id `id` from the client and waits until the server delivered it:
  * every datagram that reached the server before it has been handled. */
-static void world_sync(world *w, uint64_t id) {
+static void pair_sync(net_pair *w, uint64_t id) {
   pn_test_latch got;
   pn_test_latch_init(&got, 1);
-  pthread_mutex_lock(&w->sapp.lock);
-  w->sapp.signal_id = id;
-  w->sapp.signal_channel = 0;
-  w->sapp.on_signal = &got;
-  pthread_mutex_unlock(&w->sapp.lock);
-  send_range(pn_peer_channel(w->peer, 0), id, id, 64);
-  if (!pn_test_latch_wait(&got, WAIT_MS)) {
-    print_host("server", w->server);
-    print_peer("client peer", w->peer);
+  pthread_mutex_lock(&w->server_app.lock);
+  w->server_app.signal_id = id;
+  w->server_app.signal_channel = 0;
+  w->server_app.on_signal = &got;
+  pthread_mutex_unlock(&w->server_app.lock);
+  net_send_range(pn_peer_channel(w->peer, 0), id, id, 64);
+  if (!pn_test_latch_wait(&got, NET_WAIT_MS)) {
+    net_print_host("server", w->server);
+    net_print_peer("client peer", w->peer);
     fail_msg("message %" PRIu64 " never arrived", id);
   }
-  pthread_mutex_lock(&w->sapp.lock);
-  w->sapp.on_signal = NULL;
-  pthread_mutex_unlock(&w->sapp.lock);
+  pthread_mutex_lock(&w->server_app.lock);
+  w->server_app.on_signal = NULL;
+  pthread_mutex_unlock(&w->server_app.lock);
   pn_test_latch_fini(&got);
 }
 
@@ -612,27 +432,28 @@ static void world_sync(world *w, uint64_t id) {
  * gets a reply, creates a peer or disturbs the connection. */
 static void garbage_is_counted_and_dropped(void **state) {
   (void)state;
-  world w;
+  net_pair w;
   pn_host_config quiet = PN_HOST_CONFIG_INIT;
   quiet.keepalive_us = 60000000; /* no traffic of its own meanwhile */
   quiet.idle_timeout_us = 120000000;
   pn_channel_kind kind = PN_CHANNEL_ORDERED;
-  world_open(&w, &(world_opts){.server_cfg = &quiet,
-                               .client_cfg = &quiet,
-                               .nch = 1,
-                               .kinds = &kind,
-                               .cap = 64,
-                               .relay = true});
-  world_wait_connected(&w);
-  world_sync(&w, 1); /* a DATA datagram: the relay learns the server's id */
-  uint32_t real = atomic_load(&w.rl->server_id);
+  relay *rl = relay_pair_open(&w,
+                              &(net_pair_opts){.server_cfg = &quiet,
+                                               .client_cfg = &quiet,
+                                               .nch = 1,
+                                               .kinds = &kind,
+                                               .cap = 64},
+                              0);
+  net_pair_wait_connected(&w);
+  pair_sync(&w, 1); /* a DATA datagram: the relay learns the server's id */
+  uint32_t real = atomic_load(&rl->server_id);
   assert_true(real != 0);
   prober pr;
   pn_actor *pa = prober_open(w.rt, &pr);
   const pn_addr *to = &w.server_addr;
   uint64_t rng = pn_test_seed() ^ 0xBAD;
   uint8_t buf[2048];
-  pn_host_stats before = host_stats(w.server);
+  pn_host_stats before = net_host_stats(w.server);
   uint64_t sent = 0, bad_header = 0, unknown = 0, dropped = 0, peer_bad = 0;
 
   /* Random bytes (never our version), 1..1200 long. */
@@ -774,9 +595,9 @@ static void garbage_is_counted_and_dropped(void **state) {
   }
   sent = bad_header + unknown + dropped + peer_bad;
   prober_sync(&pr, to);
-  pn_host_stats after = host_stats(w.server);
+  pn_host_stats after = net_host_stats(w.server);
   if (after.datagrams_in - before.datagrams_in != sent + 1) {
-    print_host("server", w.server);
+    net_print_host("server", w.server);
   }
   assert_int_equal(after.datagrams_in - before.datagrams_in, sent + 1);
   assert_int_equal(after.bad_header - before.bad_header, bad_header);
@@ -790,18 +611,19 @@ static void garbage_is_counted_and_dropped(void **state) {
   assert_int_equal(atomic_load(&pr.replies), 1); /* the marker's only */
   assert_int_equal(atomic_load(&pr.bad), 0);
   /* The connection still works, and its peer counted the forged DATA. */
-  world_sync(&w, 2);
-  pn_peer_stats sp = peer_stats(w.sapp.peer);
+  pair_sync(&w, 2);
+  pn_peer_stats sp = net_peer_stats(w.server_app.peer);
   assert_int_equal(sp.bad_datagrams, peer_bad);
   assert_int_equal(sp.state, PN_PEER_CONNECTED);
-  assert_int_equal(peer_stats(w.peer).bad_datagrams, 0);
-  assert_int_equal(w.sapp.bad, 0);
-  assert_int_equal(w.sapp.packets, 2);
-  assert_int_equal(w.sapp.ids[0], 1);
-  assert_int_equal(w.sapp.ids[1], 2);
+  assert_int_equal(net_peer_stats(w.peer).bad_datagrams, 0);
+  assert_int_equal(w.server_app.bad, 0);
+  assert_int_equal(w.server_app.packets, 2);
+  assert_int_equal(w.server_app.ids[0], 1);
+  assert_int_equal(w.server_app.ids[1], 2);
   pn_socket_close(pr.sock);
-  w.extra[0] = pa;
-  world_close(&w);
+  net_pair_adopt_actor(&w, pa);
+  net_pair_close(&w);
+  free(rl);
   prober_fini(&pr, NULL);
 }
 
@@ -815,59 +637,43 @@ static void garbage_is_counted_and_dropped(void **state) {
 static void corrupted_truncated_replayed(void **state) {
   (void)state;
   enum { N = 500 };
-  world w;
+  net_pair w;
   pn_channel_kind kind = PN_CHANNEL_ORDERED;
-  world_open(&w, &(world_opts){.nch = 1,
-                               .kinds = &kind,
-                               .cap = 2 * N + 16,
-                               .relay = true,
-                               .salt = 0xC0FFEE});
-  world_wait_connected(&w);
-  w.rl->corrupt = 0.08;
-  w.rl->truncate = 0.04;
-  w.rl->replay = 0.08;
-  pn_host_stats s0 = host_stats(w.server), c0 = host_stats(w.client);
-  atomic_store(&w.rl->mode, RELAY_IMPAIR);
+  relay *rl = relay_pair_open(
+      &w, &(net_pair_opts){.nch = 1, .kinds = &kind, .cap = 2 * N + 16},
+      0xC0FFEE);
+  net_pair_wait_connected(&w);
+  rl->corrupt = 0.08;
+  rl->truncate = 0.04;
+  rl->replay = 0.08;
+  pn_host_stats s0 = net_host_stats(w.server), c0 = net_host_stats(w.client);
+  atomic_store(&rl->mode, RELAY_IMPAIR);
   pn_test_latch got;
   pn_test_latch_init(&got, 2 * N);
-  pthread_mutex_lock(&w.sapp.lock);
-  w.sapp.echo = true; /* the server sends everything back */
-  w.sapp.on_packet = &got;
-  pthread_mutex_unlock(&w.sapp.lock);
-  pthread_mutex_lock(&w.capp.lock);
-  w.capp.on_packet = &got;
-  pthread_mutex_unlock(&w.capp.lock);
+  pthread_mutex_lock(&w.server_app.lock);
+  w.server_app.echo = true; /* the server sends everything back */
+  w.server_app.on_packet = &got;
+  pthread_mutex_unlock(&w.server_app.lock);
+  pthread_mutex_lock(&w.client_app.lock);
+  w.client_app.on_packet = &got;
+  pthread_mutex_unlock(&w.client_app.lock);
   uint64_t rng = pn_test_seed() ^ 0xF00D;
-  pn_channel *ch = pn_peer_channel(w.peer, 0);
-  uint8_t *buf = malloc(3000);
-  for (uint64_t i = 1; i <= N; i++) {
-    size_t len = 8 + pn_test_rand(&rng) % 2993;
-    net_fill(buf, len, i);
-    pn_err err;
-    for (int tries = 0;
-         (err = pn_channel_send(ch, buf, len, NULL)) == PN_EAGAIN &&
-         tries < 1000000;
-         tries++) {
-      sched_yield();
-    }
-    PN_ASSERT_OK(err);
+  net_send_n(pn_peer_channel(w.peer, 0), N, 8, 3000, &rng);
+  if (!pn_test_latch_wait(&got, NET_WAIT_MS)) {
+    net_print_host("server", w.server);
+    net_print_host("client", w.client);
+    net_print_peer("client peer", w.peer);
+    net_print_peer("server peer", w.server_app.peer);
+    fail_msg("delivered %" PRIu64 " + %" PRIu64, w.server_app.packets,
+             w.client_app.packets);
   }
-  free(buf);
-  if (!pn_test_latch_wait(&got, WAIT_MS)) {
-    print_host("server", w.server);
-    print_host("client", w.client);
-    print_peer("client peer", w.peer);
-    print_peer("server peer", w.sapp.peer);
-    fail_msg("delivered %" PRIu64 " + %" PRIu64, w.sapp.packets,
-             w.capp.packets);
-  }
-  atomic_store(&w.rl->mode, RELAY_PASS);
-  pthread_mutex_lock(&w.sapp.lock);
-  w.sapp.echo = false;
-  w.sapp.on_packet = NULL;
-  pthread_mutex_unlock(&w.sapp.lock);
-  world_sync(&w, N + 1);
-  relay_dir *cs = &w.rl->dir[0], *sc = &w.rl->dir[1];
+  atomic_store(&rl->mode, RELAY_PASS);
+  pthread_mutex_lock(&w.server_app.lock);
+  w.server_app.echo = false;
+  w.server_app.on_packet = NULL;
+  pthread_mutex_unlock(&w.server_app.lock);
+  pair_sync(&w, N + 1);
+  relay_dir *cs = &rl->dir[0], *sc = &rl->dir[1];
   uint64_t impaired_cs = atomic_load(&cs->impaired);
   uint64_t impaired_sc = atomic_load(&sc->impaired);
   fprintf(stderr,
@@ -877,7 +683,7 @@ static void corrupted_truncated_replayed(void **state) {
           atomic_load(&sc->forwarded), impaired_sc, atomic_load(&sc->replayed));
   assert_true(impaired_cs > 0 && impaired_sc > 0);
   assert_true(atomic_load(&cs->replayed) > 0);
-  net_app *s = &w.sapp, *c = &w.capp;
+  net_app *s = &w.server_app, *c = &w.client_app;
   pthread_mutex_lock(&s->lock);
   pthread_mutex_lock(&c->lock);
   assert_int_equal(s->bad, 0);
@@ -891,8 +697,9 @@ static void corrupted_truncated_replayed(void **state) {
   pthread_mutex_unlock(&c->lock);
   pthread_mutex_unlock(&s->lock);
   /* Client to server: each impaired datagram in exactly one counter. */
-  pn_host_stats s1 = host_stats(w.server), c1 = host_stats(w.client);
-  pn_peer_stats sp = peer_stats(w.sapp.peer), cp = peer_stats(w.peer);
+  pn_host_stats s1 = net_host_stats(w.server), c1 = net_host_stats(w.client);
+  pn_peer_stats sp = net_peer_stats(w.server_app.peer),
+                cp = net_peer_stats(w.peer);
   uint64_t seen_cs = (s1.bad_header - s0.bad_header) +
                      (s1.unknown_connection - s0.unknown_connection) +
                      (s1.handshake_dropped - s0.handshake_dropped) +
@@ -914,7 +721,8 @@ static void corrupted_truncated_replayed(void **state) {
   assert_int_equal(sp.state, PN_PEER_CONNECTED);
   assert_int_equal(cp.state, PN_PEER_CONNECTED);
   pn_test_latch_fini(&got);
-  world_close(&w);
+  net_pair_close(&w);
+  free(rl);
 }
 
 /* --- connect floods ------------------------------------------------------ */
@@ -939,14 +747,14 @@ static void connect_flood(void **state) {
   pn_host_config cfg = PN_HOST_CONFIG_INIT;
   cfg.rto_initial_us = 20000; /* its one peer gives up on a mute client */
   cfg.rto_max_us = 20000;
-  pn_host *server = host_on(rt, sa, &cfg, 1);
+  pn_host *server = net_host(rt, sa, &cfg, NULL);
   pn_addr to;
   PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
   prober a, b;
   pn_actor *pa = prober_open(rt, &a);
   pn_actor *pb = prober_open(rt, &b);
   uint8_t buf[512];
-  uint64_t t0 = mono_ms();
+  uint64_t t0 = net_now_ms();
   for (uint32_t first = 1; first <= N; first += WINDOW) {
     prober_expect(&a, WINDOW);
     for (uint32_t id = first; id < first + WINDOW; id++) {
@@ -958,8 +766,8 @@ static void connect_flood(void **state) {
     prober_wait(&a, "flood window");
   }
   fprintf(stderr, "# %d requests answered in %" PRIu64 " ms\n", N,
-          mono_ms() - t0);
-  pn_host_stats st = host_stats(server);
+          net_now_ms() - t0);
+  pn_host_stats st = net_host_stats(server);
   assert_int_equal(atomic_load(&a.challenges), N);
   assert_int_equal(atomic_load(&a.bad), 0);
   assert_int_equal(st.datagrams_in, N);
@@ -974,7 +782,7 @@ static void connect_flood(void **state) {
                 forge_request(buf, PN__WIRE_VERSION, N + 1 + i, 1, 0));
   }
   prober_sync(&a, &to);
-  st = host_stats(server);
+  st = net_host_stats(server);
   assert_int_equal(atomic_load(&a.replies), N + 1);
   assert_int_equal(st.handshake_dropped, SHORT);
   assert_int_equal(st.challenges_sent, N + 1);
@@ -985,7 +793,7 @@ static void connect_flood(void **state) {
   prober_wait(&a, "version reject");
   assert_int_equal(atomic_load(&a.rejects), 1);
   assert_int_equal(atomic_load(&a.reject_reason), PN_REASON_VERSION);
-  assert_int_equal(host_stats(server).rejected, 1);
+  assert_int_equal(net_host_stats(server).rejected, 1);
   /* A client of the previous version: the Reject comes in its version. */
   prober_expect(&a, 1);
   size_t old_len =
@@ -996,7 +804,7 @@ static void connect_flood(void **state) {
   prober_wait(&a, "old version reject");
   assert_int_equal(atomic_load(&a.old_rejects), 1);
   assert_int_equal(atomic_load(&a.bad), 0);
-  assert_int_equal(host_stats(server).rejected, 2);
+  assert_int_equal(net_host_stats(server).rejected, 2);
   /* Forged cookies. */
   uint64_t rng = pn_test_seed() ^ 0xC00C1E;
   for (uint32_t i = 0; i < FORGED; i++) {
@@ -1005,10 +813,10 @@ static void connect_flood(void **state) {
       cookie[j] = (uint8_t)pn_test_rand(&rng);
     }
     prober_send(&a, &to, buf,
-                forge_response(buf, 0x60000000u + i, mono_ms(), cookie, 16));
+                forge_response(buf, 0x60000000u + i, net_now_ms(), cookie, 16));
   }
   prober_sync(&a, &to); /* leaves a's last challenge: the marker's */
-  st = host_stats(server);
+  st = net_host_stats(server);
   assert_int_equal(st.handshake_dropped, SHORT + FORGED);
   assert_int_equal(atomic_load(&a.replies), N + 4);
   /* A genuine cookie from another address: dropped. */
@@ -1022,7 +830,7 @@ static void connect_flood(void **state) {
   size_t len = forge_response(buf, id, ts, cookie, cookie_len);
   prober_send(&b, &to, buf, len);
   prober_sync(&b, &to);
-  st = host_stats(server);
+  st = net_host_stats(server);
   assert_int_equal(st.handshake_dropped, SHORT + FORGED + 1);
   assert_int_equal(st.accepted, 0);
   assert_int_equal(atomic_load(&b.replies), 1);
@@ -1032,7 +840,7 @@ static void connect_flood(void **state) {
   prober_expect(&a, 1);
   prober_send(&a, &to, buf, len);
   prober_wait(&a, "accept");
-  assert_true(pn_test_latch_wait(&connected, WAIT_MS));
+  assert_true(pn_test_latch_wait(&connected, NET_WAIT_MS));
   assert_int_equal(atomic_load(&a.accepts), 1);
   pthread_mutex_lock(&a.lock);
   uint32_t server_id = a.accept_server_id;
@@ -1044,7 +852,7 @@ static void connect_flood(void **state) {
   pthread_mutex_lock(&a.lock);
   assert_int_equal(a.accept_server_id, server_id);
   pthread_mutex_unlock(&a.lock);
-  st = host_stats(server);
+  st = net_host_stats(server);
   assert_int_equal(st.accepted, 1);
   assert_int_equal(st.peers, 1);
   assert_int_equal(app.connected, 1);
@@ -1055,7 +863,7 @@ static void connect_flood(void **state) {
   assert_int_equal(atomic_load(&b.bad), 0);
   /* The mute client's peer gives up after its disconnect tries. */
   pn_host_close(server);
-  assert_true(pn_test_latch_wait(&disconnected, WAIT_MS));
+  assert_true(pn_test_latch_wait(&disconnected, NET_WAIT_MS));
   assert_int_equal(app.reason, PN_REASON_HOST_CLOSED);
   assert_false(app.remote);
   pn_socket_close(a.sock);
@@ -1095,46 +903,14 @@ static uint32_t accept_hook(void *ctx, const pn_addr *from, uint32_t channels,
   return answer;
 }
 
-/* One client app per connection attempt in these tests. */
-typedef struct attempt {
-  net_app app;
-  pn_actor *actor;
-  pn_test_latch done; /* connected or disconnected */
-  pn_peer *peer;
-} attempt;
-
-static void attempt_start(attempt *at, pn_runtime *rt, pn_host *client,
-                          const pn_addr *to, uint32_t nch,
-                          const pn_channel_kind *kinds) {
-  net_app_init(&at->app, 4);
-  pn_test_latch_init(&at->done, 1);
-  at->app.on_connect = &at->done;
-  at->app.on_disconnect = &at->done;
-  at->actor = pn_test_spawn(rt, "attempt", net_app_handler, &at->app, -1);
-  at->peer = connect_to(client, to, at->actor, nch, kinds, 0);
-}
-
-static void attempt_wait(attempt *at) {
-  assert_true(pn_test_latch_wait(&at->done, WAIT_MS));
-}
-
-/* After the runtime shut down. */
-static void attempt_fini(attempt *at) {
-  pn_peer_release(at->peer);
-  pn_peer_release(at->app.peer);
-  pn_actor_release(at->actor);
-  net_app_fini(&at->app);
-  pn_test_latch_fini(&at->done);
-}
-
-static void assert_refused(attempt *at, uint32_t reason) {
+static void assert_refused(net_attempt *at, uint32_t reason) {
   pthread_mutex_lock(&at->app.lock);
   assert_int_equal(at->app.connected, 0);
   assert_int_equal(at->app.disconnected, 1);
   assert_int_equal(at->app.reason, reason);
   assert_true(at->app.remote);
   pthread_mutex_unlock(&at->app.lock);
-  assert_int_equal(peer_stats(at->peer).state, PN_PEER_DISCONNECTED);
+  assert_int_equal(net_peer_stats(at->peer).state, PN_PEER_DISCONNECTED);
 }
 
 /* With max_peers = 1 a second client is refused with PN_REASON_FULL, and
@@ -1150,62 +926,62 @@ static void max_peers_refuses_with_full(void **state) {
   pn_actor *sa = pn_test_spawn(rt, "server-app", net_app_handler, &sapp, -1);
   pn_host_config scfg = PN_HOST_CONFIG_INIT;
   scfg.max_peers = 1;
-  pn_host *server = host_on(rt, sa, &scfg, 1);
-  pn_host *client = host_on(rt, NULL, NULL, 1);
+  pn_host *server = net_host(rt, sa, &scfg, NULL);
+  pn_host *client = net_host(rt, NULL, NULL, NULL);
   pn_addr to;
   PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
-  attempt first, second, third;
-  attempt_start(&first, rt, client, &to, 1, NULL);
-  attempt_wait(&first);
+  net_attempt first, second, third;
+  net_attempt_start(&first, rt, client, &to, 1, NULL);
+  net_attempt_wait(&first);
   assert_int_equal(first.app.connected, 1);
-  attempt_start(&second, rt, client, &to, 1, NULL);
-  attempt_wait(&second);
+  net_attempt_start(&second, rt, client, &to, 1, NULL);
+  net_attempt_wait(&second);
   assert_refused(&second, PN_REASON_FULL);
-  pn_host_stats st = host_stats(server);
+  pn_host_stats st = net_host_stats(server);
   assert_int_equal(st.accepted, 1);
   assert_int_equal(st.rejected, 1);
   assert_int_equal(st.peers, 1);
-  assert_int_equal(host_stats(client).peers, 1);
+  assert_int_equal(net_host_stats(client).peers, 1);
   /* The first leaves; the slot is free again. */
   pn_test_latch_add(&first.done, 1);
   PN_ASSERT_OK(pn_peer_disconnect(first.peer, 9));
-  assert_true(pn_test_latch_wait(&first.done, WAIT_MS));
-  assert_true(pn_test_latch_wait(&sdisc, WAIT_MS));
+  assert_true(pn_test_latch_wait(&first.done, NET_WAIT_MS));
+  assert_true(pn_test_latch_wait(&sdisc, NET_WAIT_MS));
   assert_int_equal(sapp.reason, 9);
-  assert_int_equal(host_stats(server).peers, 0);
-  attempt_start(&third, rt, client, &to, 1, NULL);
-  attempt_wait(&third);
+  assert_int_equal(net_host_stats(server).peers, 0);
+  net_attempt_start(&third, rt, client, &to, 1, NULL);
+  net_attempt_wait(&third);
   assert_int_equal(third.app.connected, 1);
-  st = host_stats(server);
+  st = net_host_stats(server);
   assert_int_equal(st.accepted, 2);
   assert_int_equal(st.peers, 1);
   /* The client host's own max_peers (its one peer connecting to a host
    * that never answers): PN_EAGAIN, nothing created. */
   pn_host_config ccfg = PN_HOST_CONFIG_INIT;
   ccfg.max_peers = 1;
-  pn_host *small = host_on(rt, NULL, &ccfg, 1);
+  pn_host *small = net_host(rt, NULL, &ccfg, NULL);
   pn_addr mute;
   PN_ASSERT_OK(pn_host_local_addr(client, 0, &mute));
-  attempt fourth;
-  attempt_start(&fourth, rt, small, &mute, 1, NULL);
+  net_attempt fourth;
+  net_attempt_start(&fourth, rt, small, &mute, 1, NULL);
   pn_peer_config pc = PN_PEER_CONFIG_INIT;
   pc.remote = to;
   pc.owner = fourth.actor;
   pn_peer *none = (pn_peer *)&pc;
   PN_ASSERT_ERR(PN_EAGAIN, pn_host_connect(small, &pc, &none));
   assert_ptr_equal(none, (pn_peer *)&pc);
-  assert_int_equal(host_stats(small).peers, 1);
+  assert_int_equal(net_host_stats(small).peers, 1);
   pn_host_close(small);
-  attempt_wait(&fourth);
+  net_attempt_wait(&fourth);
   assert_int_equal(fourth.app.reason, PN_REASON_HOST_CLOSED);
   assert_false(fourth.app.remote);
   pn_host_close(client);
   pn_host_close(server);
   PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
-  attempt_fini(&first);
-  attempt_fini(&second);
-  attempt_fini(&third);
-  attempt_fini(&fourth);
+  net_attempt_fini(&first);
+  net_attempt_fini(&second);
+  net_attempt_fini(&third);
+  net_attempt_fini(&fourth);
   pn_peer_release(sapp.peer);
   pn_actor_release(sa);
   pn_test_runtime_end(rt);
@@ -1229,16 +1005,16 @@ static void accept_hook_refuses(void **state) {
   pn_host_config scfg = PN_HOST_CONFIG_INIT;
   scfg.accept = accept_hook;
   scfg.accept_ctx = &hk;
-  pn_host *server = host_on(rt, sa, &scfg, 1);
-  pn_host *client = host_on(rt, NULL, NULL, 1);
+  pn_host *server = net_host(rt, sa, &scfg, NULL);
+  pn_host *client = net_host(rt, NULL, NULL, NULL);
   pn_addr to, client_addr;
   PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
   PN_ASSERT_OK(pn_host_local_addr(client, 0, &client_addr));
   pn_channel_kind kinds[3] = {PN_CHANNEL_UNRELIABLE, PN_CHANNEL_ORDERED,
                               PN_CHANNEL_RELIABLE_UNORDERED};
-  attempt a, b, c;
-  attempt_start(&a, rt, client, &to, 3, kinds);
-  attempt_wait(&a);
+  net_attempt a, b, c;
+  net_attempt_start(&a, rt, client, &to, 3, kinds);
+  net_attempt_wait(&a);
   assert_refused(&a, 77);
   pthread_mutex_lock(&hk.lock);
   assert_int_equal(hk.calls, 1);
@@ -1247,10 +1023,10 @@ static void accept_hook_refuses(void **state) {
   assert_true(pn_addr_equal(&hk.from, &client_addr));
   hk.answer = PN_REASON_TIMEOUT;
   pthread_mutex_unlock(&hk.lock);
-  attempt_start(&b, rt, client, &to, 1, NULL);
-  attempt_wait(&b);
+  net_attempt_start(&b, rt, client, &to, 1, NULL);
+  net_attempt_wait(&b);
   assert_refused(&b, PN_REASON_REFUSED);
-  pn_host_stats st = host_stats(server);
+  pn_host_stats st = net_host_stats(server);
   assert_int_equal(st.rejected, 2);
   assert_int_equal(st.accepted, 0);
   assert_int_equal(st.peers, 0);
@@ -1258,10 +1034,10 @@ static void accept_hook_refuses(void **state) {
   pthread_mutex_lock(&hk.lock);
   hk.answer = 0;
   pthread_mutex_unlock(&hk.lock);
-  attempt_start(&c, rt, client, &to, 1, NULL);
-  attempt_wait(&c);
+  net_attempt_start(&c, rt, client, &to, 1, NULL);
+  net_attempt_wait(&c);
   assert_int_equal(c.app.connected, 1);
-  assert_int_equal(host_stats(server).accepted, 1);
+  assert_int_equal(net_host_stats(server).accepted, 1);
   pthread_mutex_lock(&hk.lock);
   assert_int_equal(hk.calls, 3);
   assert_int_equal(hk.channels, 1);
@@ -1270,9 +1046,9 @@ static void accept_hook_refuses(void **state) {
   pn_host_close(client);
   pn_host_close(server);
   PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
-  attempt_fini(&a);
-  attempt_fini(&b);
-  attempt_fini(&c);
+  net_attempt_fini(&a);
+  net_attempt_fini(&b);
+  net_attempt_fini(&c);
   pn_peer_release(sapp.peer);
   pn_actor_release(sa);
   pn_test_runtime_end(rt);
@@ -1302,18 +1078,18 @@ static void connect_timeout(void **state) {
   pn_host_config cfg = PN_HOST_CONFIG_INIT;
   cfg.connect_timeout_us = 300000;
   cfg.connect_retry_us = 50000;
-  pn_host *client = host_on(rt, NULL, &cfg, 1);
-  attempt a, b;
-  uint64_t t0 = mono_ms();
-  attempt_start(&a, rt, client, &hole.local, 1, NULL);
-  attempt_start(&b, rt, client, &closed_port, 1, NULL);
-  assert_int_equal(host_stats(client).peers, 2);
-  attempt_wait(&a);
-  attempt_wait(&b);
-  uint64_t elapsed = mono_ms() - t0;
+  pn_host *client = net_host(rt, NULL, &cfg, NULL);
+  net_attempt a, b;
+  uint64_t t0 = net_now_ms();
+  net_attempt_start(&a, rt, client, &hole.local, 1, NULL);
+  net_attempt_start(&b, rt, client, &closed_port, 1, NULL);
+  assert_int_equal(net_host_stats(client).peers, 2);
+  net_attempt_wait(&a);
+  net_attempt_wait(&b);
+  uint64_t elapsed = net_now_ms() - t0;
   fprintf(stderr, "# connect timeouts after %" PRIu64 " ms\n", elapsed);
   assert_true(elapsed >= 300);
-  attempt *both[2] = {&a, &b};
+  net_attempt *both[2] = {&a, &b};
   for (int i = 0; i < 2; i++) {
     net_app *app = &both[i]->app;
     pthread_mutex_lock(&app->lock);
@@ -1322,22 +1098,22 @@ static void connect_timeout(void **state) {
     assert_int_equal(app->reason, PN_REASON_CONNECT_TIMEOUT);
     assert_false(app->remote);
     pthread_mutex_unlock(&app->lock);
-    pn_peer_stats ps = peer_stats(both[i]->peer);
+    pn_peer_stats ps = net_peer_stats(both[i]->peer);
     assert_int_equal(ps.state, PN_PEER_DISCONNECTED);
     /* The first request and its retries, one per connect_retry. */
     assert_true(ps.datagrams_out >= 2 && ps.datagrams_out <= 7);
     PN_ASSERT_ERR(PN_ECLOSED, pn_peer_disconnect(both[i]->peer, 1));
   }
-  assert_int_equal(host_stats(client).peers, 0);
+  assert_int_equal(net_host_stats(client).peers, 0);
   /* What reached the hole: padded requests, never more than were sent. */
   uint64_t got = atomic_load(&hole.requests);
-  assert_true(got >= 1 && got <= peer_stats(a.peer).datagrams_out);
+  assert_true(got >= 1 && got <= net_peer_stats(a.peer).datagrams_out);
   assert_int_equal(atomic_load(&hole.bad), 0);
   pn_host_close(client);
   pn_socket_close(hole.sock);
   PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
-  attempt_fini(&a);
-  attempt_fini(&b);
+  net_attempt_fini(&a);
+  net_attempt_fini(&b);
   prober_fini(&hole, ha);
   pn_test_runtime_end(rt);
 }
@@ -1346,32 +1122,32 @@ static void connect_timeout(void **state) {
  * on its own. Before that, keepalives hold an idle connection open. */
 static void idle_timeout_both_sides(void **state) {
   (void)state;
-  world w;
+  net_pair w;
   pn_host_config cfg = PN_HOST_CONFIG_INIT;
   cfg.idle_timeout_us = 300000;
   cfg.keepalive_us = 50000;
-  world_open(&w,
-             &(world_opts){
-                 .server_cfg = &cfg, .client_cfg = &cfg, .nch = 1, .cap = 4});
-  world_wait_connected(&w);
+  net_pair_open(
+      &w, &(net_pair_opts){
+              .server_cfg = &cfg, .client_cfg = &cfg, .nch = 1, .cap = 4});
+  net_pair_wait_connected(&w);
   assert_false(pn_test_latch_wait(&w.disconnected, 700)); /* kept alive */
-  pn_peer_stats before = peer_stats(w.peer);
+  pn_peer_stats before = net_peer_stats(w.peer);
   assert_true(before.datagrams_out >= 3); /* keepalives */
   pn_link_conditioner cut = PN_LINK_CONDITIONER_INIT;
   cut.loss = 1.0;
-  uint64_t t0 = mono_ms();
+  uint64_t t0 = net_now_ms();
   PN_ASSERT_OK(pn_host_set_conditioner(w.client, 0, PN_DIR_SEND, &cut));
   PN_ASSERT_OK(pn_host_set_conditioner(w.client, 0, PN_DIR_RECV, &cut));
-  assert_true(pn_test_latch_wait(&w.disconnected, WAIT_MS));
-  uint64_t elapsed = mono_ms() - t0;
+  assert_true(pn_test_latch_wait(&w.disconnected, NET_WAIT_MS));
+  uint64_t elapsed = net_now_ms() - t0;
   fprintf(stderr, "# both timed out after %" PRIu64 " ms\n", elapsed);
   assert_true(elapsed >= 250); /* a keepalive may have left just before */
-  assert_int_equal(w.sapp.reason, PN_REASON_TIMEOUT);
-  assert_false(w.sapp.remote);
-  assert_int_equal(w.capp.reason, PN_REASON_TIMEOUT);
-  assert_false(w.capp.remote);
-  assert_int_equal(host_stats(w.server).peers, 0);
-  assert_int_equal(host_stats(w.client).peers, 0);
+  assert_int_equal(w.server_app.reason, PN_REASON_TIMEOUT);
+  assert_false(w.server_app.remote);
+  assert_int_equal(w.client_app.reason, PN_REASON_TIMEOUT);
+  assert_false(w.client_app.remote);
+  assert_int_equal(net_host_stats(w.server).peers, 0);
+  assert_int_equal(net_host_stats(w.client).peers, 0);
   /* Bad arguments to the conditioner call change nothing. */
   pn_link_conditioner bad = PN_LINK_CONDITIONER_INIT;
   bad.loss = 2.0;
@@ -1384,7 +1160,7 @@ static void idle_timeout_both_sides(void **state) {
                 pn_host_set_conditioner(w.client, 0, PN_DIR_SEND, &bad));
   PN_ASSERT_ERR(PN_EINVAL,
                 pn_host_set_conditioner(w.client, 0, PN_DIR_SEND, NULL));
-  world_close(&w);
+  net_pair_close(&w);
 }
 
 /* pn_host_close() on either side: the other side hears
@@ -1395,15 +1171,15 @@ static void idle_timeout_both_sides(void **state) {
 static void host_close_seen_remotely(void **state) {
   (void)state;
   for (int server_closes = 0; server_closes < 2; server_closes++) {
-    world w;
-    world_open(&w, &(world_opts){.nch = 1, .cap = 4});
-    world_wait_connected(&w);
+    net_pair w;
+    net_pair_open(&w, &(net_pair_opts){.nch = 1, .cap = 4});
+    net_pair_wait_connected(&w);
     pn_host **closing = server_closes ? &w.server : &w.client;
-    net_app *closer = server_closes ? &w.sapp : &w.capp;
-    net_app *other = server_closes ? &w.capp : &w.sapp;
+    net_app *closer = server_closes ? &w.server_app : &w.client_app;
+    net_app *other = server_closes ? &w.client_app : &w.server_app;
     pn_host_close(*closing);
     *closing = NULL;
-    assert_true(pn_test_latch_wait(&w.disconnected, WAIT_MS));
+    assert_true(pn_test_latch_wait(&w.disconnected, NET_WAIT_MS));
     assert_int_equal(other->reason, PN_REASON_HOST_CLOSED);
     assert_true(other->remote);
     assert_int_equal(closer->reason, PN_REASON_HOST_CLOSED);
@@ -1412,13 +1188,13 @@ static void host_close_seen_remotely(void **state) {
     PN_ASSERT_ERR(PN_ECLOSED,
                   pn_channel_send(pn_peer_channel(w.peer, 0), "x", 1, NULL));
     pn_host *survivor = server_closes ? w.client : w.server;
-    pn_host_stats st = host_stats(survivor);
+    pn_host_stats st = net_host_stats(survivor);
     assert_int_equal(st.peers, 0);
     if (st.unknown_connection > 1) {
       fail_msg("%" PRIu64 " disconnect datagrams after the first",
                st.unknown_connection);
     }
-    world_close(&w); /* pn_host_close(NULL) is ignored */
+    net_pair_close(&w); /* pn_host_close(NULL) is ignored */
   }
 }
 
@@ -1459,13 +1235,13 @@ static void open_fails(pn_runtime *rt, pn_err want, const pn_host_config *cfg) {
 
 static void bad_input_changes_nothing(void **state) {
   (void)state;
-  world w;
+  net_pair w;
   pn_host_config small = PN_HOST_CONFIG_INIT;
   small.max_message = 1000;
-  world_open(
-      &w, &(world_opts){
+  net_pair_open(
+      &w, &(net_pair_opts){
               .server_cfg = &small, .client_cfg = &small, .nch = 2, .cap = 8});
-  world_wait_connected(&w);
+  net_pair_wait_connected(&w);
   pn_runtime *rt = w.rt;
 
   /* pn_host_open. */
@@ -1541,10 +1317,10 @@ static void bad_input_changes_nothing(void **state) {
   pn_host_close(NULL);
 
   /* pn_host_connect. */
-  pn_host_stats before = host_stats(w.client);
+  pn_host_stats before = net_host_stats(w.client);
   pn_peer_config pc = PN_PEER_CONFIG_INIT;
   pc.remote = w.server_addr;
-  pc.owner = w.cactor;
+  pc.owner = w.client_actor;
   pn_peer_config p2;
   pn_peer *sentinel = (pn_peer *)(uintptr_t)0x2;
   pn_peer *out = sentinel;
@@ -1579,7 +1355,7 @@ static void bad_input_changes_nothing(void **state) {
   p2 = pc, p2.sockets_mask = 0x80000000u;
   CONNECT_FAILS(PN_EINVAL, w.client, &p2);
 #undef CONNECT_FAILS
-  pn_host_stats after = host_stats(w.client);
+  pn_host_stats after = net_host_stats(w.client);
   assert_int_equal(after.peers, before.peers);
   assert_int_equal(after.peers, 1);
 
@@ -1612,7 +1388,7 @@ static void bad_input_changes_nothing(void **state) {
   PN_ASSERT_ERR(PN_EINVAL, pn_peer_disconnect(w.peer, PN_REASON_LIBRARY));
   PN_ASSERT_ERR(PN_EINVAL, pn_peer_disconnect(w.peer, PN_REASON_TIMEOUT));
   PN_ASSERT_ERR(PN_EINVAL, pn_peer_disconnect(w.peer, UINT32_MAX));
-  assert_int_equal(peer_stats(w.peer).state, PN_PEER_CONNECTED);
+  assert_int_equal(net_peer_stats(w.peer).state, PN_PEER_CONNECTED);
   assert_int_equal(pn_peer_id(NULL), 0);
   assert_true(pn_peer_id(w.peer) != 0);
   PN_ASSERT_ERR(PN_EINVAL, pn_peer_addr(NULL, &addr));
@@ -1675,15 +1451,15 @@ static void bad_input_changes_nothing(void **state) {
   atomic_init(&ep.result, -1);
   pn_actor *ea = pn_test_spawn(rt, "event-probe", event_probe_handler, &ep, -1);
   PN_ASSERT_OK(pn_send(ea, 7, &ev, sizeof ev)); /* right size, wrong type */
-  assert_true(pn_test_latch_wait(&ep.got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&ep.got, NET_WAIT_MS));
   assert_int_equal(atomic_load(&ep.result), PN_EINVAL);
 
   /* The connection never noticed. */
-  pn_peer_stats sp = peer_stats(w.sapp.peer);
+  pn_peer_stats sp = net_peer_stats(w.server_app.peer);
   assert_int_equal(sp.state, PN_PEER_CONNECTED);
   assert_int_equal(sp.bad_datagrams, 0);
-  w.extra[0] = ea;
-  world_close(&w);
+  net_pair_adopt_actor(&w, ea);
+  net_pair_close(&w);
   pn_test_latch_fini(&ep.got);
 }
 
@@ -1742,17 +1518,17 @@ static void protobuf_packets_to_many_peers(void **state) {
   pn_test_latch_init(&got, PEERS * 2 + 1);
   sapp.on_packet = &got;
   pn_actor *sa = pn_test_spawn(rt, "proto-app", proto_handler, &sapp, -1);
-  pn_host *server = host_on(rt, sa, NULL, 1);
-  pn_host *client = host_on(rt, NULL, NULL, 1);
+  pn_host *server = net_host(rt, sa, NULL, NULL);
+  pn_host *client = net_host(rt, NULL, NULL, NULL);
   pn_addr to;
   PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
-  attempt at[PEERS];
+  net_attempt at[PEERS];
   pn_channel_kind kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_UNSEQUENCED};
   for (int i = 0; i < PEERS; i++) {
-    attempt_start(&at[i], rt, client, &to, 2, kinds);
+    net_attempt_start(&at[i], rt, client, &to, 2, kinds);
   }
   for (int i = 0; i < PEERS; i++) {
-    attempt_wait(&at[i]);
+    net_attempt_wait(&at[i]);
     assert_int_equal(at[i].app.connected, 1);
   }
   /* Round trip in memory. */
@@ -1793,7 +1569,7 @@ static void protobuf_packets_to_many_peers(void **state) {
   PN_ASSERT_OK(
       pn_channel_send_packet(pn_peer_channel(at[0].peer, 0), other, NULL));
   pn_packet_release(other);
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
   pthread_mutex_lock(&sapp.lock);
   assert_int_equal(sapp.packets, PEERS * 2 + 1);
   assert_int_equal(sapp.bad, 0);
@@ -1812,7 +1588,7 @@ static void protobuf_packets_to_many_peers(void **state) {
   assert_int_equal(atomic_load(&pkt->refs), 1);
   pn_packet_release(pkt);
   for (int i = 0; i < PEERS; i++) {
-    attempt_fini(&at[i]);
+    net_attempt_fini(&at[i]);
   }
   pn_actor_release(sa);
   pn_test_runtime_end(rt);
@@ -1821,25 +1597,6 @@ static void protobuf_packets_to_many_peers(void **state) {
 }
 
 /* --- several sockets ----------------------------------------------------- */
-
-static pn_socket_stats socket_stats_of(pn_runtime *rt, const pn_addr *a) {
-  char want[PN_ADDR_STRLEN];
-  PN_ASSERT_OK(pn_addr_format(a, want, sizeof want));
-  pn_snapshot *snap = NULL;
-  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
-  pn_socket_stats st;
-  memset(&st, 0, sizeof st);
-  bool found = false;
-  for (size_t i = 0; i < snap->socket_count; i++) {
-    if (strcmp(snap->sockets[i].local, want) == 0) {
-      st = snap->sockets[i].stats;
-      found = true;
-    }
-  }
-  pn_snapshot_free(snap);
-  assert_true(found);
-  return st;
-}
 
 /* A client host with two sockets sends round robin through both for a
  * peer whose mask names both (its handshake from one of them: the cookie
@@ -1865,44 +1622,44 @@ static void several_sockets(void **state) {
   pn_host_config quiet = PN_HOST_CONFIG_INIT;
   quiet.keepalive_us = 60000000;
   quiet.idle_timeout_us = 120000000;
-  pn_host *server = host_on(rt, sa, &quiet, 2);
-  pn_host *client = host_on(rt, NULL, &quiet, 2);
+  pn_host *server = net_host_sockets(rt, sa, &quiet, 2);
+  pn_host *client = net_host_sockets(rt, NULL, &quiet, 2);
   pn_addr s0, s1, c0, c1;
   PN_ASSERT_OK(pn_host_local_addr(server, 0, &s0));
   PN_ASSERT_OK(pn_host_local_addr(server, 1, &s1));
   PN_ASSERT_OK(pn_host_local_addr(client, 0, &c0));
   PN_ASSERT_OK(pn_host_local_addr(client, 1, &c1));
   assert_int_not_equal(s0.port, s1.port);
-  pn_peer *both = connect_to(client, &s0, ca, 1, NULL, 0x3);
-  pn_peer *second = connect_to(client, &s1, ca, 1, NULL, 0x2);
-  assert_true(pn_test_latch_wait(&connected, WAIT_MS));
-  send_range(pn_peer_channel(both, 0), 1, N, 100);
-  send_range(pn_peer_channel(second, 0), N + 1, 2 * N, 100);
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
-  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  pn_peer *both = net_connect(client, &s0, ca, 1, NULL, 0x3);
+  pn_peer *second = net_connect(client, &s1, ca, 1, NULL, 0x2);
+  assert_true(pn_test_latch_wait(&connected, NET_WAIT_MS));
+  net_send_range(pn_peer_channel(both, 0), 1, N, 100);
+  net_send_range(pn_peer_channel(second, 0), N + 1, 2 * N, 100);
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, NET_WAIT_MS));
   assert_int_equal(sapp.bad, 0);
   assert_int_equal(sapp.packets, 2 * N);
-  pn_host_stats st = host_stats(server);
+  pn_host_stats st = net_host_stats(server);
   assert_int_equal(st.accepted, 2);
   assert_int_equal(st.peers, 2);
   assert_int_equal(st.handshake_dropped, 0);
   assert_int_equal(st.challenges_sent, 2);
   /* Once the sockets sent all the peers sent (a bounded wait): `both`
    * alternates between sockets 0 and 1, `second` uses socket 1 only. */
-  pn_peer_stats pb = peer_stats(both), p2 = peer_stats(second);
+  pn_peer_stats pb = net_peer_stats(both), p2 = net_peer_stats(second);
   pn_socket_stats k0, k1;
-  uint64_t deadline = mono_ms() + WAIT_MS;
+  uint64_t deadline = net_now_ms() + NET_WAIT_MS;
   do {
-    k0 = socket_stats_of(rt, &c0);
-    k1 = socket_stats_of(rt, &c1);
-    pb = peer_stats(both);
-    p2 = peer_stats(second);
+    k0 = net_socket_stats(rt, &c0);
+    k1 = net_socket_stats(rt, &c1);
+    pb = net_peer_stats(both);
+    p2 = net_peer_stats(second);
     if (k0.datagrams_out + k1.datagrams_out ==
         pb.datagrams_out + p2.datagrams_out) {
       break;
     }
     sched_yield();
-  } while (mono_ms() < deadline);
+  } while (net_now_ms() < deadline);
   fprintf(stderr,
           "# client sockets sent %" PRIu64 " + %" PRIu64 "; peers %" PRIu64
           " (both) + %" PRIu64 " (second)\n",
@@ -1916,8 +1673,8 @@ static void several_sockets(void **state) {
   assert_true(both0 > 1 && both1 > 1);
   assert_true(both0 <= both1 + 2 && both1 <= both0 + 2); /* the handshake */
   /* The server answered the second peer from socket 1 only. */
-  pn_socket_stats ks0 = socket_stats_of(rt, &s0);
-  pn_socket_stats ks1 = socket_stats_of(rt, &s1);
+  pn_socket_stats ks0 = net_socket_stats(rt, &s0);
+  pn_socket_stats ks1 = net_socket_stats(rt, &s1);
   assert_int_equal(ks1.datagrams_in, p2.datagrams_out);
   assert_true(ks0.datagrams_in <= pb.datagrams_out);
   assert_int_equal(p2.bad_datagrams, 0);
@@ -1942,10 +1699,10 @@ static void several_sockets(void **state) {
 /* A host may have 32 sockets, and a peer may send through the 32nd. */
 static void thirty_two_sockets(void **state) {
   (void)state;
-  world w;
-  world_open(&w, &(world_opts){.nch = 1, .cap = 16});
-  world_wait_connected(&w);
-  pn_host *wide = host_on(w.rt, NULL, NULL, 32);
+  net_pair w;
+  net_pair_open(&w, &(net_pair_opts){.nch = 1, .cap = 16});
+  net_pair_wait_connected(&w);
+  pn_host *wide = net_host_sockets(w.rt, NULL, NULL, 32);
   pn_addr last;
   PN_ASSERT_OK(pn_host_local_addr(wide, 31, &last));
   pn_test_latch done;
@@ -1955,19 +1712,19 @@ static void thirty_two_sockets(void **state) {
   app.on_connect = &done;
   app.on_disconnect = &done;
   pn_actor *owner = pn_test_spawn(w.rt, "wide-app", net_app_handler, &app, -1);
-  pn_peer *all = connect_to(wide, &w.server_addr, owner, 1, NULL, 0xFFFFFFFFu);
-  pn_peer *top = connect_to(wide, &w.server_addr, owner, 1, NULL, 0x80000000u);
-  assert_true(pn_test_latch_wait(&done, WAIT_MS));
+  pn_peer *all = net_connect(wide, &w.server_addr, owner, 1, NULL, 0xFFFFFFFFu);
+  pn_peer *top = net_connect(wide, &w.server_addr, owner, 1, NULL, 0x80000000u);
+  assert_true(pn_test_latch_wait(&done, NET_WAIT_MS));
   assert_int_equal(app.connected, 2);
-  pn_host_stats st = host_stats(w.server);
+  pn_host_stats st = net_host_stats(w.server);
   assert_int_equal(st.accepted, 3);
   assert_int_equal(st.handshake_dropped, 0);
   pn_peer_release(all);
   pn_peer_release(top);
   pn_host_close(wide);
-  w.extra[0] = owner;
-  w.extra_peers[0] = app.peer; /* the app holds its first peer */
-  world_close(&w);
+  net_pair_adopt_actor(&w, owner);
+  net_pair_adopt_peer(&w, app.peer); /* the app holds its first peer */
+  net_pair_close(&w);
   net_app_fini(&app);
   pn_test_latch_fini(&done);
 }
@@ -2038,12 +1795,12 @@ static double text_run(const void *dict, size_t dict_len, bool no_compression,
   cfg.zstd_dict = dict;
   cfg.zstd_dict_len = dict_len;
   cfg.no_compression = no_compression;
-  pn_host *server = host_on(rt, sa, &cfg, 1);
-  pn_host *client = host_on(rt, NULL, &cfg, 1);
+  pn_host *server = net_host(rt, sa, &cfg, NULL);
+  pn_host *client = net_host(rt, NULL, &cfg, NULL);
   pn_addr to;
   PN_ASSERT_OK(pn_host_local_addr(server, 0, &to));
-  pn_peer *peer = connect_to(client, &to, ca, 1, NULL, 0);
-  assert_true(pn_test_latch_wait(&connected, WAIT_MS));
+  pn_peer *peer = net_connect(client, &to, ca, 1, NULL, 0);
+  assert_true(pn_test_latch_wait(&connected, NET_WAIT_MS));
   uint64_t rng = pn_test_seed() ^ 0x7E57;
   char text[512];
   for (uint64_t i = 1; i <= n; i++) {
@@ -2054,18 +1811,18 @@ static double text_run(const void *dict, size_t dict_len, bool no_compression,
     pthread_mutex_unlock(&capp.lock);
     size_t len = state_text(text, sizeof text, i, &rng);
     PN_ASSERT_OK(pn_channel_send(pn_peer_channel(peer, 0), text, len, NULL));
-    assert_true(pn_test_latch_wait(&one, WAIT_MS));
+    assert_true(pn_test_latch_wait(&one, NET_WAIT_MS));
     pthread_mutex_lock(&capp.lock);
     capp.on_resolved = NULL;
     pthread_mutex_unlock(&capp.lock);
     pn_test_latch_fini(&one);
   }
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
   pthread_mutex_lock(&sapp.lock);
   assert_int_equal(sapp.packets, n);
   assert_int_equal(sapp.bad, 0);
   pthread_mutex_unlock(&sapp.lock);
-  pn_peer_stats ps = peer_stats(peer);
+  pn_peer_stats ps = net_peer_stats(peer);
   if (no_compression) {
     assert_int_equal(ps.raw_bytes_out, ps.compressed_bytes_out);
   }
@@ -2092,12 +1849,12 @@ static void compression_and_dictionary(void **state) {
   (void)state;
   /* Compressible: 20 x 1000 bytes of mostly one phrase. */
   {
-    world w;
-    world_open(&w, &(world_opts){.nch = 1, .cap = 32});
-    world_wait_connected(&w);
+    net_pair w;
+    net_pair_open(&w, &(net_pair_opts){.nch = 1, .cap = 32});
+    net_pair_wait_connected(&w);
     pn_test_latch got;
     pn_test_latch_init(&got, 20);
-    w.sapp.on_packet = &got;
+    w.server_app.on_packet = &got;
     uint8_t buf[1000];
     for (size_t i = 0; i < sizeof buf; i++) {
       buf[i] = (uint8_t) "peernet "[i % 8];
@@ -2107,15 +1864,15 @@ static void compression_and_dictionary(void **state) {
       PN_ASSERT_OK(
           pn_channel_send(pn_peer_channel(w.peer, 0), buf, 1000, NULL));
     }
-    assert_true(pn_test_latch_wait(&got, WAIT_MS));
-    assert_int_equal(w.sapp.packets, 20);
-    pn_peer_stats ps = peer_stats(w.peer);
+    assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
+    assert_int_equal(w.server_app.packets, 20);
+    pn_peer_stats ps = net_peer_stats(w.peer);
     fprintf(stderr, "# repetitive payloads: ratio %.2f\n",
             ps.compression_ratio);
     assert_true(ps.compression_ratio > 2.0);
     assert_true(ps.compressed_bytes_out < ps.raw_bytes_out);
     pn_test_latch_fini(&got);
-    world_close(&w);
+    net_pair_close(&w);
   }
   /* A dictionary from 2000 samples like the messages (not the same). */
   enum { SAMPLES = 2000, DICT = 4096, N = 200 };
