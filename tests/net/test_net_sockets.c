@@ -1,32 +1,12 @@
-/* Connections under abuse, on both I/O backends: garbage and forged
- * datagrams from a plain socket, a relay that corrupts, truncates and
- * replays a live connection's datagrams, a flood of connect requests that
- * never answer the challenge, stolen cookies, max_peers and the accept
- * hook, connect and idle timeouts, host close seen from the other side,
- * every API function given bad input, protobuf packets and one packet
- * sent to several peers, hosts with several sockets, compression with and
- * without a zstd dictionary.
- *
- * The datagrams the tests forge are built with the library's own wire
- * helpers (actors/wire.h), so each one is wrong in exactly the way the
- * test means. Counters are checked exactly wherever the path is
- * deterministic: the host handles its socket's datagrams in arrival
- * order, so once it answers a marker request sent after a batch, it has
- * counted the whole batch. */
+/* Hosts with several sockets, on both I/O backends: a client peer sends
+ * round robin through the sockets its mask names, a server accepts on
+ * each and answers from the one a client used, and a host may have 32
+ * sockets with a peer sending through the last. */
 #include <inttypes.h>
-#include <protobuf-c/protobuf-c.h>
 #include <sched.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <zdict.h>
 
-#include "actors/packet.h"
-#include "actors/wire.h"
-#include "tests/net/forge.h"
 #include "tests/net/net_harness.h"
-#include "tests/net/relay.h"
 
 /* --- several sockets ----------------------------------------------------- */
 
