@@ -18,10 +18,6 @@ size_t forge_handshake(uint8_t *buf, uint8_t type, uint32_t conn_id,
                        ProtobufCMessage *m, ProtobufCBinaryData *padding,
                        size_t pad_to);
 
-/* The nonce the prober uses for a client id (from the run's seed), so
- * replies can be checked without shared tables. */
-uint64_t forge_nonce(uint32_t client_id);
-
 /* The size a request from client_id is padded to, and the most its
  * replies may be: 256..352 bytes for ids below 0x40000000, 256 above. */
 size_t forge_request_size(uint32_t client_id);

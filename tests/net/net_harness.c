@@ -39,17 +39,12 @@ void net_app_init(net_app *a, size_t cap) {
   pthread_mutex_init(&a->lock, NULL);
   a->cap = cap;
   a->ids = calloc(cap ? cap : 1, sizeof *a->ids);
-  a->channels = calloc(cap ? cap : 1, sizeof *a->channels);
-  a->acked_cap = cap;
   a->acked_ids = calloc(cap ? cap : 1, sizeof *a->acked_ids);
-  a->lost_ids = calloc(cap ? cap : 1, sizeof *a->lost_ids);
 }
 
 void net_app_fini(net_app *a) {
   free(a->ids);
-  free(a->channels);
   free(a->acked_ids);
-  free(a->lost_ids);
   pthread_mutex_destroy(&a->lock);
 }
 
@@ -84,7 +79,6 @@ void net_app_handler(pn_actor *self, void *state, const pn_msg *msg) {
     }
     if (a->packets < a->cap) {
       a->ids[a->packets] = id;
-      a->channels[a->packets] = ev.channel;
     }
     a->packets++;
     if (a->echo) {
@@ -102,11 +96,10 @@ void net_app_handler(pn_actor *self, void *state, const pn_msg *msg) {
     break;
   }
   case PN_MSG_PEER_ACKED:
-    if (a->acked < a->acked_cap) {
+    if (a->acked < a->cap) {
       a->acked_ids[a->acked] = ev.msg_id;
     }
     a->acked++;
-    a->rtt_sum_us += ev.rtt_us;
     latch = a->on_resolved;
     break;
   case PN_MSG_PEER_WRITABLE:
@@ -114,9 +107,6 @@ void net_app_handler(pn_actor *self, void *state, const pn_msg *msg) {
     latch = a->on_writable;
     break;
   case PN_MSG_PEER_LOST:
-    if (a->lost < a->acked_cap) {
-      a->lost_ids[a->lost] = ev.msg_id;
-    }
     a->lost++;
     latch = a->on_resolved;
     break;
@@ -250,8 +240,10 @@ void net_print_peer(const char *name, const pn_peer *p) {
           s.messages_in);
 }
 
-pn_err net_send_wait(pn_channel *ch, const void *data, size_t len,
-                     uint64_t *id_out) {
+/* Sends one message, waiting out PN_EAGAIN for up to NET_WAIT_MS; returns
+ * the last result. */
+static pn_err send_wait(pn_channel *ch, const void *data, size_t len,
+                        uint64_t *id_out) {
   /* Under 20% loss on a loaded machine a full queue can take a while to
    * drain. */
   uint64_t deadline = net_now_ms() + NET_WAIT_MS;
@@ -272,7 +264,7 @@ void net_send_n(pn_channel *ch, uint64_t n, size_t min_len, size_t max_len,
         (max_len > min_len ? pn_test_rand(rng) % (max_len - min_len + 1) : 0);
     net_fill(buf, len, i);
     uint64_t id = 0;
-    PN_ASSERT_OK(net_send_wait(ch, buf, len, &id));
+    PN_ASSERT_OK(send_wait(ch, buf, len, &id));
     assert_int_equal(id, i);
   }
   free(buf);
@@ -282,7 +274,7 @@ void net_send_range(pn_channel *ch, uint64_t first, uint64_t last, size_t len) {
   uint8_t *buf = malloc(len ? len : 1);
   for (uint64_t i = first; i <= last; i++) {
     net_fill(buf, len, i);
-    PN_ASSERT_OK(net_send_wait(ch, buf, len, NULL));
+    PN_ASSERT_OK(send_wait(ch, buf, len, NULL));
   }
   free(buf);
 }

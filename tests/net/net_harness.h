@@ -20,13 +20,9 @@ typedef struct net_app {
   uint64_t connected, disconnected, packets, acked, lost, bad, writable;
   uint32_t reason; /* of the last disconnect */
   bool remote;
-  uint64_t *ids;      /* msg_id of each packet, in arrival order */
-  uint32_t *channels; /* channel of each packet */
-  size_t cap;
+  uint64_t *ids;       /* net_fill id of each packet, in arrival order */
   uint64_t *acked_ids; /* ids of PN_MSG_PEER_ACKED, in arrival order */
-  uint64_t *lost_ids;
-  size_t acked_cap;
-  uint64_t rtt_sum_us;
+  size_t cap;          /* entries of each; later events are only counted */
   pn_test_latch *on_connect; /* counted down per event when set */
   pn_test_latch *on_disconnect;
   pn_test_latch *on_packet;
@@ -81,17 +77,15 @@ pn_socket_stats net_socket_stats(pn_runtime *rt, const pn_addr *local);
 void net_print_host(const char *name, const pn_host *h);
 void net_print_peer(const char *name, const pn_peer *p);
 
-/* Sends one message, waiting out PN_EAGAIN (backpressure: acknowledgements
- * make room) for up to NET_WAIT_MS; returns the last result. */
-pn_err net_send_wait(pn_channel *ch, const void *data, size_t len,
-                     uint64_t *id_out);
-
 /* Sends messages 1..n of min_len..max_len bytes (lengths from *rng,
- * net_fill payloads) and asserts each got the next message id. */
+ * net_fill payloads) and asserts each got the next message id. Each
+ * PN_EAGAIN (backpressure: acknowledgements make room) is waited out for
+ * up to NET_WAIT_MS. */
 void net_send_n(pn_channel *ch, uint64_t n, size_t min_len, size_t max_len,
                 uint64_t *rng);
 
-/* Sends net_fill payloads of len bytes with ids first..last. */
+/* Sends net_fill payloads of len bytes with ids first..last, waiting out
+ * PN_EAGAIN the same way. */
 void net_send_range(pn_channel *ch, uint64_t first, uint64_t last, size_t len);
 
 /* --- a connected pair ----------------------------------------------------
