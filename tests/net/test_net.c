@@ -8,22 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "actors/peer.h" /* a packet's reference count, a peer's tag algorithm */
 #include "tests/net/net_harness.h"
-
-#define WAIT_MS 10000
-
-typedef struct pair {
-  pn_runtime *rt;
-  net_app server_app, client_app;
-  pn_actor *server_actor, *client_actor;
-  pn_host *server, *client;
-  pn_peer *peer; /* the client's handle */
-  pn_test_latch connected, disconnected;
-} pair;
 
 static pn_link_conditioner lossy(uint64_t salt) {
   pn_link_conditioner c = PN_LINK_CONDITIONER_INIT;
@@ -43,125 +31,19 @@ static bool expect_aes(void) {
   return crypto_aead_aes256gcm_is_available() && aes_off_side == 0;
 }
 
-/* A connected pair with `nch` channels of the given kinds; with `cond`
- * both directions pass through it (different seeds). */
-static void pair_open(pair *p, uint32_t nch, const pn_channel_kind *kinds,
-                      const pn_link_conditioner *cond, size_t cap,
-                      pn_host_config *server_cfg) {
-  memset(p, 0, sizeof *p);
-  p->rt = net_runtime();
-  net_app_init(&p->server_app, cap);
-  net_app_init(&p->client_app, cap);
-  pn_test_latch_init(&p->connected, 2);
-  pn_test_latch_init(&p->disconnected, 2);
-  p->server_app.on_connect = p->client_app.on_connect = &p->connected;
-  p->server_app.on_disconnect = p->client_app.on_disconnect = &p->disconnected;
-  p->server_actor =
-      pn_test_spawn(p->rt, "server-app", net_app_handler, &p->server_app, -1);
-  p->client_actor =
-      pn_test_spawn(p->rt, "client-app", net_app_handler, &p->client_app, -1);
-  pn_link_conditioner c2;
-  if (cond) {
-    c2 = *cond;
-    c2.seed ^= 0x5555;
-  }
-  pn_host_config scfg = PN_HOST_CONFIG_INIT;
-  if (server_cfg) {
-    scfg = *server_cfg;
-  }
-  scfg.home_worker = 0;
-  atomic_store(&pn__wire_aes_disabled, aes_off_side == 1);
-  p->server = net_host(p->rt, p->server_actor, &scfg, cond);
-  pn_host_config ccfg = PN_HOST_CONFIG_INIT;
-  ccfg.home_worker = 1;
-  atomic_store(&pn__wire_aes_disabled, aes_off_side == 2);
-  p->client = net_host(p->rt, NULL, &ccfg, cond ? &c2 : NULL);
-  atomic_store(&pn__wire_aes_disabled, false);
-  pn_peer_config pc = PN_PEER_CONFIG_INIT;
-  PN_ASSERT_OK(pn_host_local_addr(p->server, 0, &pc.remote));
-  pc.owner = p->client_actor;
-  pc.channel_count = nch;
-  pc.kinds = kinds;
-  PN_ASSERT_OK(pn_host_connect(p->client, &pc, &p->peer));
-}
-
-static void pair_wait_connected(pair *p) {
-  if (!pn_test_latch_wait(&p->connected, WAIT_MS)) {
-    pn_host_stats a, b;
-    pn_peer_stats c;
-    PN_ASSERT_OK(pn_host_stats_get(p->server, &a));
-    PN_ASSERT_OK(pn_host_stats_get(p->client, &b));
-    PN_ASSERT_OK(pn_peer_stats_get(p->peer, &c));
-    fail_msg(
-        "not connected: server in %llu bad %llu unknown %llu hs_drop "
-        "%llu challenges %llu accepted %llu; client in %llu unknown "
-        "%llu; peer state %d out %llu in %llu bad %llu",
-        (unsigned long long)a.datagrams_in, (unsigned long long)a.bad_header,
-        (unsigned long long)a.unknown_connection,
-        (unsigned long long)a.handshake_dropped,
-        (unsigned long long)a.challenges_sent, (unsigned long long)a.accepted,
-        (unsigned long long)b.datagrams_in,
-        (unsigned long long)b.unknown_connection, (int)c.state,
-        (unsigned long long)c.datagrams_out, (unsigned long long)c.datagrams_in,
-        (unsigned long long)c.bad_datagrams);
-  }
-  assert_int_equal(p->server_app.connected, 1);
-  assert_int_equal(p->client_app.connected, 1);
-}
-
-static void pair_close(pair *p) {
-  pn_peer_release(p->peer);
-  pn_host_close(p->client);
-  pn_host_close(p->server);
-  (void)pn_test_latch_wait(&p->disconnected, WAIT_MS);
-  PN_ASSERT_OK(pn_runtime_shutdown(p->rt, UINT64_MAX));
-  pn_peer_release(p->server_app.peer);
-  pn_peer_release(p->client_app.peer);
-  pn_actor_release(p->server_actor);
-  pn_actor_release(p->client_actor);
-  pn_test_runtime_end(p->rt);
-  net_app_fini(&p->server_app);
-  net_app_fini(&p->client_app);
-  pn_test_latch_fini(&p->connected);
-  pn_test_latch_fini(&p->disconnected);
-}
-
-static void send_n(pn_channel *ch, uint64_t n, size_t min_len, size_t max_len,
-                   uint64_t *rng) {
-  uint8_t *buf = malloc(max_len ? max_len : 1);
-  for (uint64_t i = 1; i <= n; i++) {
-    size_t len =
-        min_len +
-        (max_len > min_len ? pn_test_rand(rng) % (max_len - min_len + 1) : 0);
-    net_fill(buf, len, i);
-    uint64_t id = 0;
-    pn_err err;
-    /* PN_EAGAIN is backpressure: wait for acks, up to WAIT_MS (under 20%
-     * loss on a loaded machine a full queue can take a while to drain). */
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while ((err = pn_channel_send(ch, buf, len, &id)) == PN_EAGAIN) {
-      clock_gettime(CLOCK_MONOTONIC, &t);
-      if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
-          WAIT_MS) {
-        break;
-      }
-      sched_yield();
-    }
-    PN_ASSERT_OK(err);
-    assert_int_equal(id, i);
-  }
-  free(buf);
+/* Before each host opens: the side aes_off_side names lacks AES-NI. */
+static void lack_aes_where_asked(bool server) {
+  atomic_store(&pn__wire_aes_disabled, aes_off_side == (server ? 1 : 2));
 }
 
 /* --- tests --------------------------------------------------------------- */
 
 static void handshake_exchange_and_disconnect(void **state) {
   (void)state;
-  pair p;
+  net_pair p;
   pn_channel_kind kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_UNRELIABLE};
-  pair_open(&p, 2, kinds, NULL, 1000, NULL);
-  pair_wait_connected(&p);
+  net_pair_open(&p, &(net_pair_opts){.nch = 2, .kinds = kinds, .cap = 1000});
+  net_pair_wait_connected(&p);
   assert_int_equal(pn_peer_channel_count(p.peer), 2);
   assert_null(pn_peer_channel(p.peer, 2));
   pn_test_latch got;
@@ -169,8 +51,8 @@ static void handshake_exchange_and_disconnect(void **state) {
   p.server_app.echo = true;
   p.client_app.on_packet = &got;
   uint64_t rng = pn_test_seed();
-  send_n(pn_peer_channel(p.peer, 0), 100, 8, 3000, &rng);
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  net_send_n(pn_peer_channel(p.peer, 0), 100, 8, 3000, &rng);
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
   for (uint64_t i = 0; i < 100; i++) {
     assert_int_equal(p.client_app.ids[i], i + 1);
   }
@@ -181,7 +63,7 @@ static void handshake_exchange_and_disconnect(void **state) {
   assert_true(st.srtt_us > 0 && st.min_rtt_us > 0);
   assert_true(st.messages_out == 100 && st.messages_in == 100);
   PN_ASSERT_OK(pn_peer_disconnect(p.peer, 42));
-  assert_true(pn_test_latch_wait(&p.disconnected, WAIT_MS));
+  assert_true(pn_test_latch_wait(&p.disconnected, NET_WAIT_MS));
   assert_int_equal(p.client_app.reason, 42);
   assert_false(p.client_app.remote);
   assert_int_equal(p.server_app.reason, 42);
@@ -190,7 +72,7 @@ static void handshake_exchange_and_disconnect(void **state) {
   PN_ASSERT_ERR(PN_ECLOSED,
                 pn_channel_send(pn_peer_channel(p.peer, 0), "x", 1, NULL));
   pn_test_latch_fini(&got);
-  pair_close(&p);
+  net_pair_close(&p);
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -218,10 +100,17 @@ static void assert_exactly_once(const uint64_t *ids, uint64_t n) {
  * server's DISCONNECTED comes after every delivery, so the test then sees
  * all the server got. */
 static void kind_under_loss(pn_channel_kind kind, uint64_t n, size_t max_len) {
-  pair p;
+  net_pair p;
   pn_link_conditioner cond = lossy(kind);
-  pair_open(&p, 1, &kind, &cond, n + 16, NULL);
-  pair_wait_connected(&p);
+  net_pair_opts o = {.cond = &cond,
+                     .nch = 1,
+                     .kinds = &kind,
+                     .cap = n + 16,
+                     .before_host_open = lack_aes_where_asked};
+  net_pair_start(&p, &o);
+  atomic_store(&pn__wire_aes_disabled, false);
+  net_pair_connect(&p, &o, NULL);
+  net_pair_wait_connected(&p);
   /* Both ends agreed on the DATA tag (the CONNECTED latch orders this). */
   assert_int_equal(p.peer->aes_gcm, expect_aes());
   assert_int_equal(p.server_app.peer->aes_gcm, expect_aes());
@@ -231,12 +120,12 @@ static void kind_under_loss(pn_channel_kind kind, uint64_t n, size_t max_len) {
   pn_test_latch_init(&resolved, n);
   p.client_app.on_resolved = &resolved;
   uint64_t rng = pn_test_seed() + kind;
-  send_n(pn_peer_channel(p.peer, 0), n, 8, max_len, &rng);
-  assert_true(pn_test_latch_wait(&resolved, WAIT_MS));
+  net_send_n(pn_peer_channel(p.peer, 0), n, 8, max_len, &rng);
+  assert_true(pn_test_latch_wait(&resolved, NET_WAIT_MS));
   pn_peer_stats st;
   PN_ASSERT_OK(pn_peer_stats_get(p.peer, &st));
   PN_ASSERT_OK(pn_peer_disconnect(p.peer, 5));
-  if (!pn_test_latch_wait(&p.disconnected, WAIT_MS)) {
+  if (!pn_test_latch_wait(&p.disconnected, NET_WAIT_MS)) {
     pn_peer_stats a, b;
     PN_ASSERT_OK(pn_peer_stats_get(p.server_app.peer, &a));
     PN_ASSERT_OK(pn_peer_stats_get(p.peer, &b));
@@ -312,7 +201,7 @@ static void kind_under_loss(pn_channel_kind kind, uint64_t n, size_t max_len) {
   pthread_mutex_unlock(&s->lock);
   free(got);
   pn_test_latch_fini(&resolved);
-  pair_close(&p);
+  net_pair_close(&p);
 }
 
 static void ordered_under_loss(void **state) {
@@ -354,11 +243,12 @@ static void chacha_tags_when_one_side_lacks_aes(void **state) {
 /* One 1 MiB message, fragmented, through the same impairments. */
 static void one_mib_survives_loss(void **state) {
   (void)state;
-  pair p;
+  net_pair p;
   pn_channel_kind kind = PN_CHANNEL_ORDERED;
   pn_link_conditioner cond = lossy(77);
-  pair_open(&p, 1, &kind, &cond, 4, NULL);
-  pair_wait_connected(&p);
+  net_pair_open(
+      &p, &(net_pair_opts){.cond = &cond, .nch = 1, .kinds = &kind, .cap = 4});
+  net_pair_wait_connected(&p);
   pn_test_latch got, acked;
   pn_test_latch_init(&got, 1);
   pn_test_latch_init(&acked, 1);
@@ -369,8 +259,8 @@ static void one_mib_survives_loss(void **state) {
   net_fill(big, len, 7);
   uint64_t id;
   PN_ASSERT_OK(pn_channel_send(pn_peer_channel(p.peer, 0), big, len, &id));
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
-  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, NET_WAIT_MS));
   assert_int_equal(p.server_app.bad, 0);
   assert_int_equal(p.server_app.ids[0], 7);
   assert_int_equal(p.client_app.acked_ids[0], id);
@@ -381,32 +271,32 @@ static void one_mib_survives_loss(void **state) {
   free(big);
   pn_test_latch_fini(&got);
   pn_test_latch_fini(&acked);
-  pair_close(&p);
+  net_pair_close(&p);
 }
 
 /* Peers and channels appear in snapshots and exports; the flight recorder
  * holds the packet events of the exchange. */
 static void snapshot_and_trace_show_connections(void **state) {
   (void)state;
-  pair p;
+  net_pair p;
   pn_channel_kind kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_UNRELIABLE};
   char at_exit[] = "/tmp/pn-net-trace-exit-XXXXXX";
   int efd = mkstemp(at_exit);
   assert_true(efd >= 0);
   close(efd);
   net_trace_path = at_exit;
-  pair_open(&p, 2, kinds, NULL, 100, NULL);
+  net_pair_open(&p, &(net_pair_opts){.nch = 2, .kinds = kinds, .cap = 100});
   net_trace_path = NULL;
-  pair_wait_connected(&p);
+  net_pair_wait_connected(&p);
   pn_test_latch got, acked;
   pn_test_latch_init(&got, 10);
   pn_test_latch_init(&acked, 10);
   p.server_app.on_packet = &got;
   p.client_app.on_resolved = &acked; /* acknowledged: traced before */
   uint64_t rng = pn_test_seed();
-  send_n(pn_peer_channel(p.peer, 0), 10, 8, 100, &rng);
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
-  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  net_send_n(pn_peer_channel(p.peer, 0), 10, 8, 100, &rng);
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, NET_WAIT_MS));
   pn_snapshot *snap;
   PN_ASSERT_OK(pn_snapshot_take(p.rt, &snap));
   assert_int_equal(snap->peer_count, 2);
@@ -465,7 +355,7 @@ static void snapshot_and_trace_show_connections(void **state) {
   assert_non_null(strstr(buf, "\"ack\""));
   pn_test_latch_fini(&got);
   pn_test_latch_fini(&acked);
-  pair_close(&p);
+  net_pair_close(&p);
   unlink(at_exit);
 }
 
@@ -480,11 +370,13 @@ static void different_dictionaries_are_refused(void **state) {
   pn_host_config scfg = PN_HOST_CONFIG_INIT;
   scfg.zstd_dict = dict;
   scfg.zstd_dict_len = sizeof dict;
-  pair p;
+  net_pair p;
   pn_channel_kind kind = PN_CHANNEL_ORDERED;
-  pair_open(&p, 1, &kind, NULL, 4, &scfg);
+  net_pair_open(&p,
+                &(net_pair_opts){
+                    .server_cfg = &scfg, .nch = 1, .kinds = &kind, .cap = 4});
   pn_test_latch_count_down(&p.disconnected); /* only the client hears */
-  assert_true(pn_test_latch_wait(&p.disconnected, WAIT_MS));
+  assert_true(pn_test_latch_wait(&p.disconnected, NET_WAIT_MS));
   assert_int_equal(p.client_app.reason, PN_REASON_DICTIONARY);
   assert_true(p.client_app.remote);
   assert_int_equal(p.client_app.connected, 0);
@@ -494,7 +386,7 @@ static void different_dictionaries_are_refused(void **state) {
   PN_ASSERT_OK(pn_host_stats_get(p.server, &hs));
   assert_int_equal(hs.accepted, 0);
   assert_int_equal(hs.rejected, 1);
-  pair_close(&p);
+  net_pair_close(&p);
 }
 
 /* The same impairments on the receive side of both hosts (io_uring once
@@ -502,10 +394,10 @@ static void different_dictionaries_are_refused(void **state) {
  * while its send batches were full). */
 static void receive_side_conditioners(void **state) {
   (void)state;
-  pair p;
+  net_pair p;
   pn_channel_kind kind = PN_CHANNEL_ORDERED;
-  pair_open(&p, 1, &kind, NULL, 3000, NULL);
-  pair_wait_connected(&p);
+  net_pair_open(&p, &(net_pair_opts){.nch = 1, .kinds = &kind, .cap = 3000});
+  net_pair_wait_connected(&p);
   pn_link_conditioner c = lossy(99);
   c.latency_us = 500;
   PN_ASSERT_OK(pn_host_set_conditioner(p.server, 0, PN_DIR_RECV, &c));
@@ -515,8 +407,8 @@ static void receive_side_conditioners(void **state) {
   pn_test_latch_init(&got, 2000);
   p.server_app.on_packet = &got;
   uint64_t rng = pn_test_seed() + 99;
-  send_n(pn_peer_channel(p.peer, 0), 2000, 8, 400, &rng);
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  net_send_n(pn_peer_channel(p.peer, 0), 2000, 8, 400, &rng);
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
   pthread_mutex_lock(&p.server_app.lock);
   for (uint64_t i = 0; i < 2000; i++) {
     assert_int_equal(p.server_app.ids[i], i + 1);
@@ -524,7 +416,7 @@ static void receive_side_conditioners(void **state) {
   assert_int_equal(p.server_app.bad, 0);
   pthread_mutex_unlock(&p.server_app.lock);
   pn_test_latch_fini(&got);
-  pair_close(&p);
+  net_pair_close(&p);
 }
 
 /* One packet to 1,000 peers: every peer delivers the same bytes, and the
@@ -564,7 +456,7 @@ static void fan_out_to_a_thousand_peers(void **state) {
     PN_ASSERT_OK(pn_host_connect(client, &pc, &peers[i]));
   }
   PN_ASSERT_ERR(PN_EAGAIN, pn_host_connect(client, &pc, &(pn_peer *){NULL}));
-  assert_true(pn_test_latch_wait(&connected, WAIT_MS));
+  assert_true(pn_test_latch_wait(&connected, NET_WAIT_MS));
   uint8_t payload[700];
   net_fill(payload, sizeof payload, 4242);
   pn_packet *pkt;
@@ -573,8 +465,8 @@ static void fan_out_to_a_thousand_peers(void **state) {
     PN_ASSERT_OK(
         pn_channel_send_packet(pn_peer_channel(peers[i], 0), pkt, NULL));
   }
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
-  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, NET_WAIT_MS));
   pthread_mutex_lock(&server_app.lock);
   assert_int_equal(server_app.packets, PEERS);
   assert_int_equal(server_app.bad, 0);
@@ -609,12 +501,14 @@ static void fan_out_to_a_thousand_peers(void **state) {
  * overflows that queue at once). */
 static void send_rate_paces_datagrams(void **state) {
   (void)state;
-  pair p;
+  net_pair p;
   pn_channel_kind kind = PN_CHANNEL_ORDERED;
   pn_host_config scfg = PN_HOST_CONFIG_INIT;
   scfg.send_rate = 200000;
-  pair_open(&p, 1, &kind, NULL, 400, &scfg);
-  pair_wait_connected(&p);
+  net_pair_open(&p,
+                &(net_pair_opts){
+                    .server_cfg = &scfg, .nch = 1, .kinds = &kind, .cap = 400});
+  net_pair_wait_connected(&p);
   pn_link_conditioner c = PN_LINK_CONDITIONER_INIT;
   c.rate_bytes_per_s = 300000;
   c.queue_us = 30000;
@@ -624,8 +518,8 @@ static void send_rate_paces_datagrams(void **state) {
   pn_test_latch_init(&got, 300);
   p.client_app.on_packet = &got;
   uint64_t rng = pn_test_seed();
-  send_n(pn_peer_channel(p.server_app.peer, 0), 300, 1000, 1000, &rng);
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  net_send_n(pn_peer_channel(p.server_app.peer, 0), 300, 1000, 1000, &rng);
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
   pthread_mutex_lock(&p.client_app.lock);
   for (uint64_t i = 0; i < 300; i++) {
     assert_int_equal(p.client_app.ids[i], i + 1);
@@ -633,24 +527,27 @@ static void send_rate_paces_datagrams(void **state) {
   pthread_mutex_unlock(&p.client_app.lock);
   /* The link's queue dropped nothing. (Retransmits are not asserted: on
    * a loaded machine a late acknowledgement can still cause one.) */
-  pn_addr server_addr;
-  char local[PN_ADDR_STRLEN];
-  PN_ASSERT_OK(pn_host_local_addr(p.server, 0, &server_addr));
-  PN_ASSERT_OK(pn_addr_format(&server_addr, local, sizeof local));
-  pn_snapshot *snap;
-  PN_ASSERT_OK(pn_snapshot_take(p.rt, &snap));
-  int found = 0;
-  for (size_t i = 0; i < snap->socket_count; i++) {
-    if (strcmp(snap->sockets[i].local, local) == 0) {
-      found++;
-      assert_int_equal(snap->sockets[i].stats.cond_dropped, 0);
-      assert_true(snap->sockets[i].stats.cond_delayed > 0); /* it was capped */
-    }
-  }
-  assert_int_equal(found, 1);
-  pn_snapshot_free(snap);
+  pn_socket_stats ss = net_socket_stats(p.rt, &p.server_addr);
+  assert_int_equal(ss.cond_dropped, 0);
+  assert_true(ss.cond_delayed > 0); /* it was capped */
   pn_test_latch_fini(&got);
-  pair_close(&p);
+  net_pair_close(&p);
+}
+
+/* After the PN_EAGAIN that follows `eagains` earlier ones: waits for the
+ * PN_MSG_PEER_WRITABLE that answers it, unless it already came. */
+static void wait_writable(net_app *a, uint64_t eagains) {
+  pn_test_latch w;
+  pn_test_latch_init(&w, 1);
+  pthread_mutex_lock(&a->lock);
+  a->on_writable = &w;
+  bool already = a->writable > eagains;
+  pthread_mutex_unlock(&a->lock);
+  assert_true(already || pn_test_latch_wait(&w, NET_WAIT_MS));
+  pthread_mutex_lock(&a->lock);
+  a->on_writable = NULL;
+  pthread_mutex_unlock(&a->lock);
+  pn_test_latch_fini(&w);
 }
 
 /* A sender that does not want delivery events gets none, and resumes
@@ -660,13 +557,15 @@ static void send_rate_paces_datagrams(void **state) {
 static void writable_after_eagain_without_delivery_events(void **state) {
   (void)state;
   enum { N = 2000, LEN = 1024 };
-  pair p;
+  net_pair p;
   pn_channel_kind kind = PN_CHANNEL_ORDERED;
   pn_host_config scfg = PN_HOST_CONFIG_INIT;
   scfg.max_queued = 64 * 1024;
   scfg.no_delivery_events = true;
-  pair_open(&p, 1, &kind, NULL, N, &scfg);
-  pair_wait_connected(&p);
+  net_pair_open(&p,
+                &(net_pair_opts){
+                    .server_cfg = &scfg, .nch = 1, .kinds = &kind, .cap = N});
+  net_pair_wait_connected(&p);
   pn_test_latch got;
   pn_test_latch_init(&got, N);
   p.client_app.on_packet = &got;
@@ -677,24 +576,14 @@ static void writable_after_eagain_without_delivery_events(void **state) {
     net_fill(buf, LEN, i);
     pn_err err = pn_channel_send(ch, buf, LEN, NULL);
     if (err == PN_EAGAIN) {
-      pn_test_latch w;
-      pn_test_latch_init(&w, 1);
-      pthread_mutex_lock(&p.server_app.lock);
-      p.server_app.on_writable = &w;
-      bool already = p.server_app.writable > eagains;
-      pthread_mutex_unlock(&p.server_app.lock);
-      assert_true(already || pn_test_latch_wait(&w, WAIT_MS));
-      pthread_mutex_lock(&p.server_app.lock);
-      p.server_app.on_writable = NULL;
-      pthread_mutex_unlock(&p.server_app.lock);
-      pn_test_latch_fini(&w);
+      wait_writable(&p.server_app, eagains);
       eagains++;
       err = pn_channel_send(ch, buf, LEN, NULL);
     }
     PN_ASSERT_OK(err);
   }
   assert_true(eagains > 0); /* the limit was reached */
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
   pthread_mutex_lock(&p.client_app.lock);
   for (uint64_t i = 0; i < N; i++) {
     assert_int_equal(p.client_app.ids[i], i + 1);
@@ -706,7 +595,7 @@ static void writable_after_eagain_without_delivery_events(void **state) {
   assert_int_equal(p.server_app.writable, eagains);
   pthread_mutex_unlock(&p.server_app.lock);
   pn_test_latch_fini(&got);
-  pair_close(&p);
+  net_pair_close(&p);
 }
 
 /* --- congestion control under a rate cap --------------------------------- */
@@ -764,7 +653,7 @@ static cc_range cc_range_of(cc_sampler *s, uint32_t phase) {
  * PN_EAGAIN waited out on PN_MSG_PEER_WRITABLE (no polling, so the test
  * thread takes no CPU from the workers); returns when every one of them
  * is acknowledged. */
-static void cc_send(pair *p, uint64_t first, uint64_t last, size_t len,
+static void cc_send(net_pair *p, uint64_t first, uint64_t last, size_t len,
                     uint64_t *eagains) {
   net_app *a = &p->server_app;
   pn_channel *ch = pn_peer_channel(a->peer, 0);
@@ -778,46 +667,18 @@ static void cc_send(pair *p, uint64_t first, uint64_t last, size_t len,
     net_fill(buf, len, i);
     pn_err err = pn_channel_send(ch, buf, len, NULL);
     if (err == PN_EAGAIN) {
-      pn_test_latch w;
-      pn_test_latch_init(&w, 1);
-      pthread_mutex_lock(&a->lock);
-      a->on_writable = &w;
-      bool already = a->writable > *eagains;
-      pthread_mutex_unlock(&a->lock);
-      assert_true(already || pn_test_latch_wait(&w, WAIT_MS));
-      pthread_mutex_lock(&a->lock);
-      a->on_writable = NULL;
-      pthread_mutex_unlock(&a->lock);
-      pn_test_latch_fini(&w);
+      wait_writable(a, *eagains);
       ++*eagains;
       err = pn_channel_send(ch, buf, len, NULL);
     }
     PN_ASSERT_OK(err);
   }
   free(buf);
-  assert_true(pn_test_latch_wait(&acked, WAIT_MS));
+  assert_true(pn_test_latch_wait(&acked, NET_WAIT_MS));
   pthread_mutex_lock(&a->lock);
   a->on_resolved = NULL;
   pthread_mutex_unlock(&a->lock);
   pn_test_latch_fini(&acked);
-}
-
-static uint64_t cond_dropped(pn_runtime *rt, const pn_host *h) {
-  pn_addr addr;
-  char want[PN_ADDR_STRLEN];
-  PN_ASSERT_OK(pn_host_local_addr(h, 0, &addr));
-  PN_ASSERT_OK(pn_addr_format(&addr, want, sizeof want));
-  pn_snapshot *snap;
-  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
-  uint64_t dropped = UINT64_MAX;
-  for (size_t i = 0; i < snap->socket_count; i++) {
-    if (strcmp(snap->sockets[i].local, want) == 0) {
-      dropped = snap->sockets[i].stats.cond_dropped;
-    }
-  }
-  pn_snapshot_free(snap);
-  assert_true(dropped != UINT64_MAX);
-  return dropped;
 }
 
 static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
@@ -842,12 +703,14 @@ static void congestion_backs_off_under_a_rate_cap_and_recovers(void **state) {
   (void)state;
   enum { LEN = 1000, N_OPEN = 3000, N_CAP = 600, N_FREE = 2000 };
   enum { N = N_OPEN + N_CAP + N_FREE, N_HALF = N_OPEN + N_CAP / 2 };
-  pair p;
+  net_pair p;
   pn_channel_kind kind = PN_CHANNEL_ORDERED;
   pn_host_config scfg = PN_HOST_CONFIG_INIT;
   scfg.max_queued = 64 * 1024;
-  pair_open(&p, 1, &kind, NULL, N, &scfg);
-  pair_wait_connected(&p);
+  net_pair_open(&p,
+                &(net_pair_opts){
+                    .server_cfg = &scfg, .nch = 1, .kinds = &kind, .cap = N});
+  net_pair_wait_connected(&p);
   pn_test_latch got;
   pn_test_latch_init(&got, N);
   p.client_app.on_packet = &got;
@@ -876,11 +739,11 @@ static void congestion_backs_off_under_a_rate_cap_and_recovers(void **state) {
   PN_ASSERT_OK(pn_host_set_conditioner(p.server, 0, PN_DIR_SEND, &cap));
   cc_send(&p, N_OPEN + 1, N_HALF, LEN, &eagains);
   PN_ASSERT_OK(pn_peer_stats_get(sender, &mid));
-  uint64_t dropped_mid = cond_dropped(p.rt, p.server);
+  uint64_t dropped_mid = net_socket_stats(p.rt, &p.server_addr).cond_dropped;
   cc_phase(&cs, CC_CAP_SETTLED);
   cc_send(&p, N_HALF + 1, N_OPEN + N_CAP, LEN, &eagains);
   PN_ASSERT_OK(pn_peer_stats_get(sender, &capped));
-  uint64_t dropped = cond_dropped(p.rt, p.server);
+  uint64_t dropped = net_socket_stats(p.rt, &p.server_addr).cond_dropped;
 
   /* The cap lifted. */
   cc_phase(&cs, CC_FREED);
@@ -889,7 +752,7 @@ static void congestion_backs_off_under_a_rate_cap_and_recovers(void **state) {
   PN_ASSERT_OK(pn_host_set_conditioner(p.server, 0, PN_DIR_SEND, &open_link));
   cc_send(&p, N_OPEN + N_CAP + 1, N, LEN, &eagains);
   PN_ASSERT_OK(pn_peer_stats_get(sender, &freed));
-  assert_true(pn_test_latch_wait(&got, WAIT_MS));
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
   pn_timer_cancel(tick);
 
   cc_range r[CC_PHASES];
@@ -945,7 +808,7 @@ static void congestion_backs_off_under_a_rate_cap_and_recovers(void **state) {
   PN_ASSERT_OK(pn_actor_stop(sampler));
   pn_actor_release(sampler);
   pn_test_latch_fini(&got);
-  pair_close(&p);
+  net_pair_close(&p);
   pthread_mutex_destroy(&cs.lock);
 }
 

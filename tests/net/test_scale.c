@@ -94,12 +94,6 @@ typedef struct scale {
   owner server_owner, client_owner;
 } scale;
 
-static uint64_t now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
 static double seconds(clockid_t clock) {
   struct timespec t;
   clock_gettime(clock, &t);
@@ -388,7 +382,7 @@ static void connected_peers_idle_exchange_and_leave(void **state) {
   int fds0 = open_fds();
   long rss0 = pn_rss_bytes();
   double t0 = seconds(CLOCK_MONOTONIC);
-  uint64_t deadline = now_ms() + wait_ms;
+  uint64_t deadline = net_now_ms() + wait_ms;
   for (uint64_t i = 0; i < n; i++) {
     if (i >= OUTSTANDING &&
         !wait_until(s, client_connected, i - OUTSTANDING, deadline)) {
@@ -438,7 +432,7 @@ static void connected_peers_idle_exchange_and_leave(void **state) {
   double cpu0 = seconds(CLOCK_PROCESS_CPUTIME_ID);
   double w0 = seconds(CLOCK_MONOTONIC);
   /* The idle window is a wait for a disconnect that must not come. */
-  bool dropped = wait_until(s, any_disconnected, 1, now_ms() + idle_ms);
+  bool dropped = wait_until(s, any_disconnected, 1, net_now_ms() + idle_ms);
   double cpu1 = seconds(CLOCK_PROCESS_CPUTIME_ID);
   double wall = seconds(CLOCK_MONOTONIC) - w0;
   uint64_t asleep1 = workers_idle_ns(rt, &wake1);
@@ -497,7 +491,7 @@ static void connected_peers_idle_exchange_and_leave(void **state) {
   }
   uint8_t buf[MAX_PAYLOAD];
   double x0 = seconds(CLOCK_MONOTONIC);
-  deadline = now_ms() + wait_ms;
+  deadline = net_now_ms() + wait_ms;
   for (uint64_t start = 0; start < n; start += BATCH) {
     uint64_t end = start + BATCH < n ? start + BATCH : n;
     for (uint64_t k = start; k < end; k++) {
@@ -524,7 +518,7 @@ static void connected_peers_idle_exchange_and_leave(void **state) {
 
   /* --- graceful disconnect of every peer; nothing per peer is left ------ */
   double d0 = seconds(CLOCK_MONOTONIC);
-  deadline = now_ms() + wait_ms;
+  deadline = net_now_ms() + wait_ms;
   /* In waves, as the exchange: a peer retries its disconnect only eight
    * times, one RTO apart (tens of milliseconds on loopback), so when all
    * 10,000 leave at once whole retry waves overflow the server's socket
@@ -554,7 +548,7 @@ static void connected_peers_idle_exchange_and_leave(void **state) {
     if ((rs.actors_alive == base.actors_alive &&
          rs.timers_active == base.timers_active && hs_server.peers == 0 &&
          hs_client.peers == 0) ||
-        now_ms() > deadline) {
+        net_now_ms() > deadline) {
       break;
     }
     sched_yield();

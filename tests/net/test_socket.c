@@ -90,13 +90,7 @@ static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
 }
 
 static pn_actor *spawn_peer(pn_runtime *rt, peer *p) {
-  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
-  cfg.name = "peer";
-  cfg.handler = peer_handler;
-  cfg.state = p;
-  pn_actor *a = NULL;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a));
-  return a;
+  return pn_test_spawn(rt, "peer", peer_handler, p, -1);
 }
 
 static bool no_offload;

@@ -1,0 +1,107 @@
+/* See relay.h. */
+#include "tests/net/relay.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/wire.h"
+
+static double unit(uint64_t *rng) {
+  return (double)(pn_test_rand(rng) >> 11) / 9007199254740992.0;
+}
+
+static void relay_send(relay *r, const pn_addr *to, const uint8_t *b,
+                       size_t len) {
+  /* PN_ECLOSED once the test closes the relay. */
+  (void)pn_socket_send(r->sock, to, b, len);
+}
+
+static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  relay *r = state;
+  pn_datagram d;
+  if (pn_msg_type(msg) != PN_MSG_DATAGRAM || pn_msg_datagram(msg, &d)) {
+    return;
+  }
+  int k = pn_addr_equal(&d.from, &r->server) ? 1 : 0;
+  if (k == 0) {
+    r->client = d.from;
+    r->have_client = true;
+  } else if (!r->have_client) {
+    return;
+  }
+  const pn_addr *to = k ? &r->client : &r->server;
+  relay_dir *rd = &r->dir[k];
+  const uint8_t *b = d.data;
+  bool data = d.len >= PN__WIRE_OVERHEAD && (b[1] & 0x0Fu) == PN__T_DATA &&
+              d.len <= sizeof rd->ring[0];
+  if (data) {
+    uint32_t id = (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 |
+                  (uint32_t)b[5] << 24;
+    atomic_store(k ? &r->client_id : &r->server_id, id);
+  } else {
+    atomic_fetch_add(&rd->handshakes, 1);
+  }
+  atomic_fetch_add(&rd->forwarded, 1);
+  if (data && atomic_load(&r->mode) == RELAY_IMPAIR) {
+    double u = unit(&r->rng);
+    if (u < r->corrupt) {
+      /* One to three distinct bits, so the copy always differs. */
+      uint8_t copy[2048];
+      memcpy(copy, b, d.len);
+      uint64_t bits[3];
+      uint32_t n = 1 + (uint32_t)(pn_test_rand(&r->rng) % 3);
+      for (uint32_t i = 0; i < n; i++) {
+        bool again;
+        do {
+          bits[i] = pn_test_rand(&r->rng) % (d.len * 8);
+          again = false;
+          for (uint32_t j = 0; j < i; j++) {
+            again |= bits[j] == bits[i];
+          }
+        } while (again);
+        copy[bits[i] / 8] ^= (uint8_t)(1u << (bits[i] % 8));
+      }
+      relay_send(r, to, copy, d.len);
+      atomic_fetch_add(&rd->impaired, 1);
+      return;
+    }
+    if (u < r->corrupt + r->truncate) {
+      size_t len = 1 + (size_t)(pn_test_rand(&r->rng) % (d.len - 1));
+      relay_send(r, to, b, len);
+      atomic_fetch_add(&rd->impaired, 1);
+      return;
+    }
+  }
+  relay_send(r, to, b, d.len);
+  if (!data) {
+    return;
+  }
+  size_t slot = rd->ring_n++ % RELAY_RING;
+  memcpy(rd->ring[slot], b, d.len);
+  rd->ring_len[slot] = d.len;
+  if (atomic_load(&r->mode) == RELAY_IMPAIR && rd->ring_n > 1 &&
+      unit(&r->rng) < r->replay) {
+    uint64_t n = rd->ring_n < RELAY_RING ? rd->ring_n : RELAY_RING;
+    size_t old = (size_t)(pn_test_rand(&r->rng) % n);
+    relay_send(r, to, rd->ring[old], rd->ring_len[old]);
+    atomic_fetch_add(&rd->replayed, 1);
+  }
+}
+
+relay *relay_pair_open(net_pair *p, const net_pair_opts *o, uint64_t salt) {
+  net_pair_start(p, o);
+  relay *r = calloc(1, sizeof *r);
+  r->server = p->server_addr;
+  r->rng = pn_test_seed() ^ salt;
+  pn_actor *a = pn_test_spawn(p->rt, "relay", relay_handler, r, -1);
+  pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
+  sc.host = "127.0.0.1";
+  sc.owner = a;
+  PN_ASSERT_OK(pn_socket_open(p->rt, &sc, &r->sock));
+  PN_ASSERT_OK(pn_socket_local_addr(r->sock, &r->local));
+  net_pair_adopt_socket(p, r->sock);
+  net_pair_adopt_actor(p, a);
+  net_pair_connect(p, o, &r->local);
+  return r;
+}
