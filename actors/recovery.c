@@ -21,7 +21,9 @@ pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim) {
       .next_seq = 1,
       .oldest = 1,
       .rto_ns = lim->rto_initial_ns,
-      .cwnd = PN__CWND_INITIAL * PN__CWND_ONE,
+      .cwnd = (uint64_t)(lim->window < PN__CWND_INITIAL ? lim->window
+                                                        : PN__CWND_INITIAL) *
+              PN__CWND_ONE,
       .ssthresh = UINT64_MAX,
   };
   r->sent = pn__calloc(SENT_MIN, sizeof *r->sent);
@@ -34,15 +36,26 @@ void pn__recovery_fini(pn__recovery *r) {
 }
 
 bool pn__recovery_room(pn__recovery *r) {
+  /* The ring spans [oldest, next_seq]: datagrams that carry only
+   * acknowledgements take sequences too, so a wait for the oldest one's
+   * RTO can need more than one doubling. */
   uint64_t need = r->next_seq - r->oldest + 1;
   uint64_t cap = r->sent_mask + 1;
   if (need <= cap) {
     return true;
   }
-  if (cap >= 4ull * r->lim.window) {
+  /* At most the first doubling that holds four windows. */
+  uint64_t max = SENT_MIN;
+  while (max < 4ull * r->lim.window) {
+    max *= 2;
+  }
+  uint64_t ncap = cap;
+  while (ncap < need) {
+    ncap *= 2;
+  }
+  if (ncap > max) {
     return false;
   }
-  uint64_t ncap = cap * 2;
   pn__sent *ns = pn__calloc(ncap, sizeof *ns);
   if (!ns) {
     return false;
@@ -188,8 +201,10 @@ uint64_t pn__recovery_ssthresh(const pn__recovery *r) {
 
 /* --- resolving ----------------------------------------------------------- */
 
-static bool resolve(pn__recovery *r, uint64_t seq, bool acked, uint64_t now,
-                    pn__resolved_fn *fn, void *ctx) {
+/* Resolves datagram seq; a loss found by the gap rule cuts the window
+ * (cut), one found by the RTO leaves that to pn__recovery_on_rto(). */
+static bool resolve(pn__recovery *r, uint64_t seq, bool acked, bool cut,
+                    uint64_t now, pn__resolved_fn *fn, void *ctx) {
   pn__sent *e = &r->sent[seq & r->sent_mask];
   if (e->seq != seq || !e->in_flight) {
     return false;
@@ -198,7 +213,7 @@ static bool resolve(pn__recovery *r, uint64_t seq, bool acked, uint64_t now,
   r->in_flight--;
   if (acked) {
     congestion_acked(r, e->window_used);
-  } else {
+  } else if (cut) {
     congestion_lost(r, seq, false);
   }
   fn(ctx, e, acked, now);
@@ -234,7 +249,7 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack, uint64_t bits,
   }
   for (uint64_t i = 0; i <= 64 && ack >= r->oldest + i; i++) {
     if ((i == 0 || (bits >> (i - 1) & 1u)) &&
-        resolve(r, ack - i, true, now, fn, ctx)) {
+        resolve(r, ack - i, true, false, now, fn, ctx)) {
       flags |= PN__ACK_NEW;
     }
   }
@@ -247,7 +262,7 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack, uint64_t bits,
   }
   for (uint64_t s = r->oldest;
        s + PN__LOSS_THRESHOLD <= r->largest_acked && s < r->next_seq; s++) {
-    (void)resolve(r, s, false, now, fn, ctx);
+    (void)resolve(r, s, false, true, now, fn, ctx);
   }
   return flags;
 }
@@ -265,7 +280,7 @@ bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
   for (uint64_t s = r->oldest; s < r->next_seq; s++) {
     const pn__sent *e = &r->sent[s & r->sent_mask];
     if (e->seq == s && e->in_flight && e->sent_ns + rto <= now) {
-      any |= resolve(r, s, false, now, fn, ctx);
+      any |= resolve(r, s, false, false, now, fn, ctx);
     }
   }
   if (any) {

@@ -68,16 +68,19 @@ typedef struct pn__recovery {
 typedef void pn__resolved_fn(void *ctx, const pn__sent *e, bool acked,
                              uint64_t now);
 
-/* Sets r up for a new connection. Errors: PN_ENOMEM (r untouched but
- * safe to pass to pn__recovery_fini). Caller's memory. */
+/* Sets r up for a new connection (the window starts at
+ * PN__CWND_INITIAL datagrams, or lim->window if smaller). Errors:
+ * PN_ENOMEM (r is then safe to pass to pn__recovery_fini). Caller's
+ * memory. */
 pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim);
 
 /* Frees the ring. Safe on a zeroed or failed r. */
 void pn__recovery_fini(pn__recovery *r);
 
-/* Whether the ring can record one more datagram, growing it up to four
- * times the window. False when it cannot (at the cap, or out of memory):
- * the caller waits for acknowledgements. */
+/* Whether the ring can record the datagram of sequence next_seq, growing
+ * it (by as many doublings as [oldest, next_seq] needs) up to the first
+ * size that holds four windows. False when it cannot (past that cap, or
+ * out of memory): the caller waits for acknowledgements or the RTO. */
 bool pn__recovery_room(pn__recovery *r);
 
 /* Whether another datagram with frames may leave: fewer in flight than the
