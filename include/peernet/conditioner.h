@@ -36,7 +36,7 @@ typedef struct pn_link_conditioner {
 
 /* No impairment at all. */
 #define PN_LINK_CONDITIONER_INIT                                               \
-  { sizeof(pn_link_conditioner), 0.0, 0.0, 0.0, 0, 0, 0, 0, 0, 0 }
+  { .size = sizeof(pn_link_conditioner) }
 
 /* Checks settings: PN_OK, or PN_EINVAL for a NULL pointer, a small size, a
  * probability outside 0..1 (or NaN), or delays over 60 s. Pure; any

@@ -262,10 +262,7 @@ typedef struct pn_host_config {
 } pn_host_config;
 
 #define PN_HOST_CONFIG_INIT                                                    \
-  {                                                                            \
-    sizeof(pn_host_config), NULL, 0, NULL, NULL, NULL, -1, 0, 0, 0, 0, 0, 0,   \
-        0, 0, 0, 0, 0, 0, 0, false, NULL, 0, 0, false                          \
-  }
+  { .size = sizeof(pn_host_config), .home_worker = -1 }
 
 /* The longest time a host config takes (a day, in microseconds). */
 #define PN_HOST_TIME_MAX_US (86400ull * 1000000u)
@@ -335,7 +332,7 @@ typedef struct pn_peer_config {
 } pn_peer_config;
 
 #define PN_PEER_CONFIG_INIT                                                    \
-  { sizeof(pn_peer_config), {0, 0, 0, {0}}, NULL, 0, NULL, 0, NULL, 0, false }
+  { .size = sizeof(pn_peer_config) }
 
 /* Starts connecting. On PN_OK *peer_out owns a handle (give it back with
  * pn_peer_release()); channels can be sent on at once (messages wait for

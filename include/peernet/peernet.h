@@ -2,6 +2,13 @@
  *
  * Including this header is enough to use the library. Each header it
  * includes documents its own threading, ownership and errors.
+ *
+ * Configs are plain structs with a size field, so they can grow: start
+ * from their PN_..._INIT macro and set what you need. The macros are
+ * designated initialisers naming only the fields whose default is not
+ * zero, so a new field never shifts an old one (C99 and later; C++20, or
+ * in older C++ value-initialise the struct and assign size and those
+ * fields by hand).
  */
 #ifndef PEERNET_PEERNET_H
 #define PEERNET_PEERNET_H

@@ -89,8 +89,8 @@ typedef struct pn_runtime_config {
 
 #define PN_RUNTIME_CONFIG_INIT                                                 \
   {                                                                            \
-    sizeof(pn_runtime_config), 0, 0, 0, PN_IO_AUTO, true, 0, NULL, 0, NULL, 0, \
-        false                                                                  \
+    .size = sizeof(pn_runtime_config), .io = PN_IO_AUTO,                       \
+    .stats_cpu_time = true                                                     \
   }
 
 /* Flight recorder categories, the bits of trace_categories. Every event
@@ -126,7 +126,7 @@ typedef struct pn_actor_config {
 } pn_actor_config;
 
 #define PN_ACTOR_CONFIG_INIT                                                   \
-  { sizeof(pn_actor_config), NULL, NULL, NULL, -1, false }
+  { .size = sizeof(pn_actor_config), .home_worker = -1 }
 
 /* Frees the bytes of a buffer handed over with pn_send_buf(). */
 typedef void (*pn_free_fn)(void *data, void *ctx);

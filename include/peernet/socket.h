@@ -87,8 +87,9 @@ typedef struct pn_socket_config {
 
 #define PN_SOCKET_CONFIG_INIT                                                  \
   {                                                                            \
-    sizeof(pn_socket_config), NULL, 0, NULL, 0, 0, 0, false, false, -1,        \
-        PN_LINK_CONDITIONER_INIT, PN_LINK_CONDITIONER_INIT                     \
+    .size = sizeof(pn_socket_config), .home_worker = -1,                       \
+    .send_conditioner = PN_LINK_CONDITIONER_INIT,                              \
+    .recv_conditioner = PN_LINK_CONDITIONER_INIT                               \
   }
 
 /* Opens and binds a UDP socket. On PN_OK *sock_out owns the handle.
