@@ -20,18 +20,6 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static pn_actor *spawn_named(pn_runtime *rt, const char *name, pn_handler h,
-                             void *state, int32_t home) {
-  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
-  cfg.name = name;
-  cfg.handler = h;
-  cfg.state = state;
-  cfg.home_worker = home;
-  pn_actor *a = NULL;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a));
-  return a;
-}
-
 static pn_actor_stats actor_stats(const pn_actor *a) {
   pn_actor_stats st;
   PN_ASSERT_OK(pn_actor_stats_get(a, &st));
@@ -102,9 +90,9 @@ static void counters_exact_after_known_workload(void **state) {
   pn_test_latch_init(&b_done, K / 2);
   pn_test_latch_init(&stopped, 2);
   forwarder fb = {.each = &b_done, .stopped = &stopped};
-  pn_actor *b = spawn_named(rt, "fwd-b", forwarder_handler, &fb, -1);
+  pn_actor *b = pn_test_spawn(rt, "fwd-b", forwarder_handler, &fb, -1);
   forwarder fa = {.to = b, .stopped = &stopped};
-  pn_actor *a = spawn_named(rt, "fwd-a", forwarder_handler, &fa, -1);
+  pn_actor *a = pn_test_spawn(rt, "fwd-a", forwarder_handler, &fa, -1);
   for (uint64_t i = 0; i < K; i++) {
     PN_ASSERT_OK(pn_send(a, MSG_VALUE, &i, sizeof i));
   }
@@ -252,7 +240,7 @@ static void snapshot_lists_live_actors_once(void **state) {
   for (uint32_t i = 0; i < SNAP_ACTORS; i++) {
     char name[16];
     snprintf(name, sizeof name, "w-%u", i % SNAP_NAMES);
-    a[i] = spawn_named(rt, name, quiet_handler, &q, -1);
+    a[i] = pn_test_spawn(rt, name, quiet_handler, &q, -1);
     live[i] = true;
   }
   pn_snapshot *snap = NULL;
@@ -415,7 +403,7 @@ static void snapshot_concurrent_with_spawn_and_stop(void **state) {
   pn_test_latch_init(&started, 1);
   snap_checker c = {
       .rt = rt, .workers = 2, .snapped = &snapped, .started = &started};
-  pn_actor *snapper = spawn_named(rt, "snapper", snapper_handler, &c, -1);
+  pn_actor *snapper = pn_test_spawn(rt, "snapper", snapper_handler, &c, -1);
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, snapshot_thread, &c), 0);
   /* Overlap for sure: the churn starts once the thread takes snapshots. */
@@ -428,7 +416,7 @@ static void snapshot_concurrent_with_spawn_and_stop(void **state) {
     for (uint32_t i = 0; i < CONC_PER_ROUND; i++) {
       char name[16];
       snprintf(name, sizeof name, "c-%u", i % 5);
-      batch[i] = spawn_named(rt, name, quiet_handler, &q, -1);
+      batch[i] = pn_test_spawn(rt, name, quiet_handler, &q, -1);
       PN_ASSERT_OK(pn_send(batch[i], MSG_VALUE, NULL, 0));
     }
     PN_ASSERT_OK(pn_send(snapper, MSG_SNAP, NULL, 0));
@@ -515,7 +503,7 @@ static pn_actor_stats run_busy_workload(bool cpu_time, uint64_t *wall_ns) {
   pn_test_latch_init(&stopped, 1);
   busy b = {.stopped = &stopped};
   uint64_t t0 = mono_ns();
-  pn_actor *a = spawn_named(rt, "busy", busy_handler, &b, -1);
+  pn_actor *a = pn_test_spawn(rt, "busy", busy_handler, &b, -1);
   for (int i = 0; i < MSGS; i++) {
     PN_ASSERT_OK(pn_send(a, MSG_VALUE, NULL, 0));
   }
@@ -611,7 +599,7 @@ static bool flood_blocked_actor(uint32_t threads, uint32_t per_thread) {
   pn_test_latch_init(&release, 1);
   pn_test_latch_init(&stopped, 1);
   blocker b = {.entered = &entered, .release = &release, .stopped = &stopped};
-  pn_actor *a = spawn_named(rt, "blocker", blocker_handler, &b, -1);
+  pn_actor *a = pn_test_spawn(rt, "blocker", blocker_handler, &b, -1);
   PN_ASSERT_OK(pn_send(a, MSG_BLOCK, NULL, 0));
   assert_true(pn_test_latch_wait(&entered, 10000));
   assert_int_equal(actor_stats(a).state, PN_ACTOR_RUNNABLE);
@@ -780,11 +768,11 @@ static void histograms_count_every_handled_message(void **state) {
   pn_test_latch_init(&handled, BUFS + 3);
   pn_test_latch_init(&entered, 1);
   forwarder fb = {.each = &b_done, .stopped = &stopped};
-  pn_actor *b = spawn_named(rt, "fwd-b", forwarder_handler, &fb, -1);
+  pn_actor *b = pn_test_spawn(rt, "fwd-b", forwarder_handler, &fb, -1);
   forwarder fa = {.to = b, .stopped = &stopped};
-  pn_actor *a = spawn_named(rt, "fwd-a", forwarder_handler, &fa, -1);
+  pn_actor *a = pn_test_spawn(rt, "fwd-a", forwarder_handler, &fa, -1);
   timed t = {.handled = &handled, .entered = &entered, .stopped = &stopped};
-  pn_actor *c = spawn_named(rt, "timed", timed_handler, &t, -1);
+  pn_actor *c = pn_test_spawn(rt, "timed", timed_handler, &t, -1);
 
   for (uint64_t i = 0; i < K; i++) {
     PN_ASSERT_OK(pn_send(a, MSG_VALUE, &i, sizeof i));
@@ -874,7 +862,7 @@ static void histograms_count_every_handled_message(void **state) {
 static void histograms_off_by_default(void **state) {
   (void)state;
   pn_runtime *rt = pn_test_runtime(2);
-  pn_actor *a = spawn_named(rt, "plain", quiet_handler, NULL, -1);
+  pn_actor *a = pn_test_spawn(rt, "plain", quiet_handler, NULL, -1);
   pn_actor_histograms h;
   memset(&h, 0xA5, sizeof h);
   pn_actor_histograms pattern = h;
@@ -940,7 +928,7 @@ static void histograms_start_empty_in_a_reused_slot(void **state) {
   pn_test_latch_init(&done, 10);
   pn_test_latch_init(&stopped, 1);
   forwarder f = {.each = &done, .stopped = &stopped};
-  pn_actor *a = spawn_named(rt, "first", forwarder_handler, &f, -1);
+  pn_actor *a = pn_test_spawn(rt, "first", forwarder_handler, &f, -1);
   for (uint64_t i = 0; i < 10; i++) {
     PN_ASSERT_OK(pn_send(a, MSG_VALUE, &i, sizeof i));
   }
@@ -956,7 +944,7 @@ static void histograms_start_empty_in_a_reused_slot(void **state) {
     assert_true(mono_ns() < deadline);
     sched_yield();
   }
-  pn_actor *b = spawn_named(rt, "second", quiet_handler, NULL, -1);
+  pn_actor *b = pn_test_spawn(rt, "second", quiet_handler, NULL, -1);
   assert_ptr_equal(b, old); /* the slab hands the freed slot out first */
   pn_actor_histograms h = histograms(b);
   assert_int_equal(h.mailbox_time.count + h.processing_time.count, 0);
@@ -972,8 +960,8 @@ static void histograms_start_empty_in_a_reused_slot(void **state) {
 static void fresh_actor_stats_and_bad_arguments(void **state) {
   (void)state;
   pn_runtime *rt = pn_test_runtime(2);
-  pn_actor *a = spawn_named(rt, "fresh", quiet_handler, NULL, 1);
-  pn_actor *anon = spawn_named(rt, NULL, quiet_handler, NULL, -1);
+  pn_actor *a = pn_test_spawn(rt, "fresh", quiet_handler, NULL, 1);
+  pn_actor *anon = pn_test_spawn(rt, NULL, quiet_handler, NULL, -1);
 
   pn_actor_stats st = actor_stats(a);
   assert_int_equal(st.id, pn_actor_id(a));

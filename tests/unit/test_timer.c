@@ -123,20 +123,8 @@ static void sink_handler(pn_actor *self, void *state, const pn_msg *msg) {
   }
 }
 
-static pn_actor *spawn_with(pn_runtime *rt, const char *name, pn_handler h,
-                            void *state, int32_t home) {
-  pn_actor_config cfg = PN_ACTOR_CONFIG_INIT;
-  cfg.name = name;
-  cfg.handler = h;
-  cfg.state = state;
-  cfg.home_worker = home;
-  pn_actor *a = NULL;
-  PN_ASSERT_OK(pn_spawn(rt, &cfg, &a));
-  return a;
-}
-
 static pn_actor *spawn_sink(pn_runtime *rt, sink *s, int32_t home) {
-  return spawn_with(rt, "sink", sink_handler, s, home);
+  return pn_test_spawn(rt, "sink", sink_handler, s, home);
 }
 
 /* Stops a sink from the test thread and waits for its PN_MSG_STOPPED. */
@@ -316,7 +304,7 @@ static void deadline_order(bool from_handler) {
   plan.armed = &armed;
   pn_actor *armer = NULL;
   if (from_handler) {
-    armer = spawn_with(rt, "armer", armer_handler, NULL, -1);
+    armer = pn_test_spawn(rt, "armer", armer_handler, NULL, -1);
     order_plan *p = &plan;
     PN_ASSERT_OK(pn_send(armer, MSG_ARM, &p, sizeof p));
   } else {
@@ -430,8 +418,8 @@ static void periodic_cancelled_in_handler(bool from_handler) {
                 .cancel_after = 5,
                 .probe = &probe,
                 .stopped = &stopped};
-  pn_actor *a =
-      spawn_with(rt, "periodic", periodic_handler, &p, from_handler ? 1 : -1);
+  pn_actor *a = pn_test_spawn(rt, "periodic", periodic_handler, &p,
+                              from_handler ? 1 : -1);
   if (from_handler) {
     PN_ASSERT_OK(pn_send(a, MSG_ARM, NULL, 0));
   } else {
@@ -492,7 +480,7 @@ static void periodic_cancelled_from_app_thread(void **state) {
                 .first_ticks = &first,
                 .probe = &probe,
                 .stopped = &stopped};
-  pn_actor *a = spawn_with(rt, "periodic", periodic_handler, &p, -1);
+  pn_actor *a = pn_test_spawn(rt, "periodic", periodic_handler, &p, -1);
   pn_timer *t = NULL;
   PN_ASSERT_OK(pn_timer_start(a, TICK, 0, p.period_us, &t));
   assert_true(pn_test_latch_wait(&first, 10000));
@@ -596,9 +584,9 @@ static void periodic_never_queues_catch_up_ticks(void **state) {
   pn_test_latch_init(&cancelled, 1);
   slow_target t = {
       .entered = &entered, .release = &release, .stopped = &stopped};
-  pn_actor *b = spawn_with(rt, "slow", slow_target_handler, &t, 0);
+  pn_actor *b = pn_test_spawn(rt, "slow", slow_target_handler, &t, 0);
   remote_arm r = {.target = b, .probe = &probe, .cancelled = &cancelled};
-  pn_actor *h = spawn_with(rt, "remote-arm", remote_arm_handler, &r, 1);
+  pn_actor *h = pn_test_spawn(rt, "remote-arm", remote_arm_handler, &r, 1);
 
   PN_ASSERT_OK(pn_send(b, MSG_ARM, NULL, 0));
   assert_true(pn_test_latch_wait(&entered, 10000));
@@ -752,8 +740,8 @@ static void cancel_in_handler_before_fire(void **state) {
    * the other worker and only flag them. */
   canceller c0 = {.done = &done};
   canceller c1 = {.done = &done};
-  pn_actor *a0 = spawn_with(rt, "canceller", canceller_handler, &c0, 0);
-  pn_actor *a1 = spawn_with(rt, "canceller", canceller_handler, &c1, -1);
+  pn_actor *a0 = pn_test_spawn(rt, "canceller", canceller_handler, &c0, 0);
+  pn_actor *a1 = pn_test_spawn(rt, "canceller", canceller_handler, &c1, -1);
   PN_ASSERT_OK(pn_send(a0, MSG_ARM, NULL, 0));
   PN_ASSERT_OK(pn_send(a0, MSG_CANCEL, NULL, 0));
   PN_ASSERT_OK(pn_send(a1, MSG_ARM, NULL, 0));
@@ -822,8 +810,8 @@ static void cancel_after_fire_is_safe(void **state) {
   /* From the tick's own handler, on the owner (homed) and anywhere. */
   self_cancel c0 = {.done = &done};
   self_cancel c1 = {.done = &done};
-  pn_actor *b0 = spawn_with(rt, "self-cancel", self_cancel_handler, &c0, 1);
-  pn_actor *b1 = spawn_with(rt, "self-cancel", self_cancel_handler, &c1, -1);
+  pn_actor *b0 = pn_test_spawn(rt, "self-cancel", self_cancel_handler, &c0, 1);
+  pn_actor *b1 = pn_test_spawn(rt, "self-cancel", self_cancel_handler, &c1, -1);
   PN_ASSERT_OK(pn_send(b0, MSG_ARM, NULL, 0));
   PN_ASSERT_OK(pn_send(b1, MSG_ARM, NULL, 0));
   assert_true(pn_test_latch_wait(&done, 10000));
@@ -905,7 +893,7 @@ static void timers_from_threads_and_handlers(void **state) {
   pn_actor *a0 = spawn_sink(rt, &s0, -1);
   pn_actor *a1 = spawn_sink(rt, &s1, 1);
   relay r = {.to = {a0, a1}, .rng = seed ^ 0x4E1Au};
-  pn_actor *armer = spawn_with(rt, "relay", relay_handler, &r, -1);
+  pn_actor *armer = pn_test_spawn(rt, "relay", relay_handler, &r, -1);
 
   pthread_t th[ARM_THREADS];
   arm_thread at[ARM_THREADS];
@@ -1041,7 +1029,7 @@ static void shutdown_frees_armed_timers(void **state) {
   memset(&s, 0, sizeof s);
   pn_actor *a = spawn_sink(rt, &s, -1);
   long_arm l = {.armed = &armed};
-  pn_actor *b = spawn_with(rt, "long-arm", long_arm_handler, &l, -1);
+  pn_actor *b = pn_test_spawn(rt, "long-arm", long_arm_handler, &l, -1);
   PN_ASSERT_OK(pn_send(b, MSG_ARM, NULL, 0));
   assert_true(pn_test_latch_wait(&armed, 10000));
   pn_timer *one_shot = NULL;
