@@ -14,13 +14,7 @@
 #include <cmocka.h>
 
 #include "peernet/peernet.h"
-
-/* The run's seed: PEERNET_TEST_SEED if set, else from the clock. Printed
- * once so a failure can be replayed with PEERNET_TEST_SEED=<seed>. */
-uint64_t pn_test_seed(void);
-
-/* Deterministic PRNG (splitmix64) for tests. */
-uint64_t pn_test_rand(uint64_t *state);
+#include "tests/support/seed.h"
 
 /* A countdown latch: actors count down from any thread; the test thread
  * waits with a deadline. */

@@ -5,10 +5,8 @@
  * worked out from the RFCs and the code's integer arithmetic; then a seeded
  * sender and receiver over a lossy channel checking the invariants.
  *
- * No runtime and no clock: every `now` is chosen here. The seed comes from
- * PEERNET_TEST_SEED when set (as pn_test_seed() does; that helper lives in
- * a support library that needs the runtime, which this test does not
- * link).
+ * No runtime and no clock: every `now` is chosen here. The seed is
+ * pn_test_seed()'s (tests/support/seed.c): PEERNET_TEST_SEED replays a run.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +23,7 @@
 
 #include "actors/recovery.h"
 #include "runtime/alloc.h"
+#include "tests/support/seed.h"
 
 #define US 1000ull
 #define MS 1000000ull
@@ -1050,37 +1049,6 @@ static void abandon_resolves_all_keeps_window(void **state) {
 
 /* --- seeded: a sender and a receiver over a lossy channel ---------------- */
 
-/* The run's seed: PEERNET_TEST_SEED if set (0 counts as unset, as in
- * pn_test_seed()), else from getentropy(). Printed once so a failure can
- * be replayed. */
-static uint64_t test_seed(void) {
-  static uint64_t seed;
-  static bool printed;
-  if (printed) {
-    return seed;
-  }
-  const char *env = getenv("PEERNET_TEST_SEED");
-  if (env && *env) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(env, &end, 0);
-    if (errno == 0 && end && *end == '\0') {
-      seed = v;
-    }
-  }
-  if (!seed && getentropy(&seed, sizeof seed) != 0) {
-    seed = 0x5eed5eed5eed5eedull;
-  }
-  if (!seed) {
-    seed = 1;
-  }
-  fprintf(stderr,
-          "# seed=%" PRIu64 " (replay: PEERNET_TEST_SEED=%" PRIu64 ")\n", seed,
-          seed);
-  printed = true;
-  return seed;
-}
-
 static uint64_t xorshift64(uint64_t *s) {
   uint64_t x = *s;
   x ^= x << 13;
@@ -1378,7 +1346,7 @@ static void randomized_lossy_channel(void **state) {
       {200, 200, 100}, {32, 300, 300}, {1024, 50, 50}, {100, 0, 500},
       {256, 0, 0},     {1024, 0, 0},
   };
-  uint64_t seed = test_seed();
+  uint64_t seed = pn_test_seed();
   for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
     /* one stream per run, derived from the seed */
     uint64_t run_seed = seed ^ ((i + 1) * 0x9E3779B97F4A7C15ull);
