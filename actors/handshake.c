@@ -20,8 +20,6 @@
 #define COOKIE_BYTES 16u
 #define COOKIE_LIFETIME_MS 10000u
 
-static const uint8_t zeros[PN__HANDSHAKE_PAD];
-
 /* --- server half ---------------------------------------------------------- */
 
 static uint64_t now_ms(void) { return pn__now_ns() / 1000000u; }
@@ -120,20 +118,9 @@ static uint32_t handshake_socket(const pn_peer *p) {
 static void send_handshake(pn_peer *p, pn__scratch *sc, uint8_t type,
                            uint32_t conn_id, ProtobufCMessage *m,
                            ProtobufCBinaryData *padding) {
-  uint8_t *buf = sc->buf;
-  if (padding) {
-    padding->data = (uint8_t *)zeros;
-    padding->len = 0;
-    size_t base = PN__WIRE_OVERHEAD + protobuf_c_message_get_packed_size(m);
-    while (base + 1 + pn__varint_len(padding->len) + padding->len <
-           PN__HANDSHAKE_PAD) {
-      padding->len++;
-    }
-  }
-  pn__wire_put_header(buf, type, false, conn_id);
-  size_t body = protobuf_c_message_pack(m, buf + PN__WIRE_HEADER);
-  size_t len = pn__wire_seal(buf, PN__WIRE_HEADER + body, pn__wire_public_key);
-  pn__peer_send_on(p, handshake_socket(p), buf, len);
+  size_t len = pn__wire_pack_handshake(sc->buf, type, conn_id, m, padding,
+                                       PN__HANDSHAKE_PAD);
+  pn__peer_send_on(p, handshake_socket(p), sc->buf, len);
   p->handshake_sent_ns = p->last_send_ns;
 }
 

@@ -41,6 +41,28 @@ size_t pn__wire_seal(uint8_t *buf, size_t len, const uint8_t *key) {
   return len + PN__WIRE_TAG;
 }
 
+/* Padding bytes: zeros, never read back (tests pad forged requests up
+ * to 2 KiB). */
+static const uint8_t pad_zeros[2048];
+
+size_t pn__wire_pack_handshake(uint8_t *buf, uint8_t type, uint32_t conn_id,
+                               ProtobufCMessage *m,
+                               ProtobufCBinaryData *padding, size_t pad_to) {
+  if (padding) {
+    padding->data = (uint8_t *)pad_zeros;
+    padding->len = 0;
+    size_t base = PN__WIRE_OVERHEAD + protobuf_c_message_get_packed_size(m);
+    /* One byte of field tag, the length's varint, the bytes. */
+    while (base + 1 + pn__varint_len(padding->len) + padding->len < pad_to &&
+           padding->len < sizeof pad_zeros) {
+      padding->len++;
+    }
+  }
+  pn__wire_put_header(buf, type, false, conn_id);
+  size_t body = protobuf_c_message_pack(m, buf + PN__WIRE_HEADER);
+  return pn__wire_seal(buf, PN__WIRE_HEADER + body, pn__wire_public_key);
+}
+
 bool pn__wire_verify(const uint8_t *buf, size_t len, const uint8_t *key) {
   if (len < PN__WIRE_OVERHEAD) {
     return false;

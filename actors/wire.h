@@ -81,6 +81,15 @@ void pn__wire_put_header(uint8_t *buf, uint8_t type, bool zstd,
  * PN__WIRE_TAG bytes of room); returns len + PN__WIRE_TAG. */
 size_t pn__wire_seal(uint8_t *buf, size_t len, const uint8_t *key);
 
+/* A whole handshake datagram in buf: header (type, conn_id), the message
+ * m packed, sealed with the public key. With padding (m's padding field)
+ * the padding grows until the datagram is pad_to bytes, so a request is
+ * never smaller than its reply. Returns the length; buf holds at least
+ * max(pad_to, the packed size + PN__WIRE_OVERHEAD). */
+size_t pn__wire_pack_handshake(uint8_t *buf, uint8_t type, uint32_t conn_id,
+                               ProtobufCMessage *m,
+                               ProtobufCBinaryData *padding, size_t pad_to);
+
 /* True when the last PN__WIRE_TAG bytes are the tag of the rest. */
 bool pn__wire_verify(const uint8_t *buf, size_t len, const uint8_t *key);
 

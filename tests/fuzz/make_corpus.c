@@ -11,7 +11,6 @@
 
 #include "actors/wire.h"
 
-static const uint8_t zeros[PN__HANDSHAKE_PAD];
 /* DATA datagrams are tagged with ChaCha20-Poly1305 under 32 bytes of 0x42,
  * as sent by the client: the fuzzer checks tags with the same key. */
 static pn__data_key data_key;
@@ -39,20 +38,10 @@ static void write_file(const char *name, const uint8_t *b, size_t len) {
  * is given, sealed with the public key. */
 static void handshake(const char *name, uint8_t type, uint32_t conn_id,
                       ProtobufCMessage *m, ProtobufCBinaryData *padding) {
-  uint8_t buf[1024];
-  if (padding) {
-    padding->data = (uint8_t *)zeros;
-    padding->len = 0;
-    size_t base = PN__WIRE_OVERHEAD + protobuf_c_message_get_packed_size(m);
-    while (base + 1 + pn__varint_len(padding->len) + padding->len <
-           PN__HANDSHAKE_PAD) {
-      padding->len++;
-    }
-  }
-  pn__wire_put_header(buf, type, false, conn_id);
-  size_t body = protobuf_c_message_pack(m, buf + PN__WIRE_HEADER);
+  uint8_t buf[PN_DATAGRAM_MAX];
   write_file(name, buf,
-             pn__wire_seal(buf, PN__WIRE_HEADER + body, pn__wire_public_key));
+             pn__wire_pack_handshake(buf, type, conn_id, m, padding,
+                                     PN__HANDSHAKE_PAD));
 }
 
 /* The sequence goes in the header (version 2); the body's field stays 0. */

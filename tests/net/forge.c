@@ -6,23 +6,10 @@
 
 #include "actors/wire.h"
 
-/* Padding bytes. */
-static const uint8_t zeros[2048];
-
 size_t forge_handshake(uint8_t *buf, uint8_t type, uint32_t conn_id,
                        ProtobufCMessage *m, ProtobufCBinaryData *padding,
                        size_t pad_to) {
-  if (padding) {
-    padding->data = (uint8_t *)zeros;
-    padding->len = 0;
-    size_t base = PN__WIRE_OVERHEAD + protobuf_c_message_get_packed_size(m);
-    while (base + 1 + pn__varint_len(padding->len) + padding->len < pad_to) {
-      padding->len++;
-    }
-  }
-  pn__wire_put_header(buf, type, false, conn_id);
-  size_t body = protobuf_c_message_pack(m, buf + PN__WIRE_HEADER);
-  return pn__wire_seal(buf, PN__WIRE_HEADER + body, pn__wire_public_key);
+  return pn__wire_pack_handshake(buf, type, conn_id, m, padding, pad_to);
 }
 
 /* The nonce the prober uses for a client id (from the run's seed), so
