@@ -359,11 +359,14 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
     host_free(h);
     return err;
   }
+  /* relaxed: a round-robin spread of hosts over workers; it orders
+   * nothing. */
   static _Atomic uint32_t next_home;
-  h->home =
-      cfg->home_worker >= 0
-          ? cfg->home_worker
-          : (int32_t)(atomic_fetch_add(&next_home, 1) % pn_runtime_workers(rt));
+  h->home = cfg->home_worker >= 0
+                ? cfg->home_worker
+                : (int32_t)(atomic_fetch_add_explicit(&next_home, 1,
+                                                      memory_order_relaxed) %
+                            pn_runtime_workers(rt));
   if (cfg->accept_owner) {
     pn_actor_hold(cfg->accept_owner);
     h->accept_owner = cfg->accept_owner;
@@ -376,7 +379,8 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
   pn__host_ref(h); /* the actor's, given back on PN_MSG_STOPPED */
   err = pn_spawn(rt, &acfg, &h->actor);
   if (err != PN_OK) {
-    atomic_store(&h->refs, 1);
+    /* relaxed: no actor was made, so no other thread has seen h. */
+    atomic_store_explicit(&h->refs, 1, memory_order_relaxed);
     host_free(h);
     return err;
   }
@@ -437,14 +441,17 @@ pn_err pn_host_stats_get(const pn_host *host, pn_host_stats *out) {
     return PN_EINVAL;
   }
   memset(out, 0, sizeof *out);
-  out->datagrams_in = atomic_load(&host->st_in);
-  out->bad_header = atomic_load(&host->st_bad_header);
-  out->unknown_connection = atomic_load(&host->st_unknown);
-  out->handshake_dropped = atomic_load(&host->st_hs_dropped);
-  out->challenges_sent = atomic_load(&host->st_challenges);
-  out->accepted = atomic_load(&host->st_accepted);
-  out->rejected = atomic_load(&host->st_rejected);
-  out->peers = atomic_load(&host->npeers);
+  /* Counters ordering nothing: relaxed, as in every snapshot. */
+#define LOAD(f) atomic_load_explicit(&host->f, memory_order_relaxed)
+  out->datagrams_in = LOAD(st_in);
+  out->bad_header = LOAD(st_bad_header);
+  out->unknown_connection = LOAD(st_unknown);
+  out->handshake_dropped = LOAD(st_hs_dropped);
+  out->challenges_sent = LOAD(st_challenges);
+  out->accepted = LOAD(st_accepted);
+  out->rejected = LOAD(st_rejected);
+  out->peers = LOAD(npeers);
+#undef LOAD
   return PN_OK;
 }
 
