@@ -299,10 +299,15 @@ static pn_err send_om(pn_channel *ch, pn__outmsg *om, uint64_t *msg_id_out) {
   if (before + pkt->len > p->host->max_queued && before > 0) {
     atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
     pn__outmsg_free(om);
-    /* Owe the owner PN_MSG_PEER_WRITABLE. seq_cst pairs with the peer's
-     * check_writable(): if the peer already drained below half and looked
-     * before the flag was up, nothing would wake the owner, so poke it to
-     * look again. */
+    /* Owe the owner PN_MSG_PEER_WRITABLE. seq_cst on this store and on the
+     * load of queued_bytes below, pairing with the seq_cst fetch_sub of
+     * queued_bytes and load of want_writable in pn__peer_check_writable()
+     * (peer_send.c): each side writes one variable then reads the other,
+     * so in the single order of seq_cst operations either its load sees
+     * our flag, or our load sees its subtraction. In the second case the
+     * peer may have drained below half and looked before the flag was up,
+     * and nothing would wake the owner: poke the peer to look again.
+     * Release and acquire would let both miss; this needs seq_cst. */
     atomic_store_explicit(&p->want_writable, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&p->queued_bytes, memory_order_seq_cst) <=
         p->host->max_queued / 2) {

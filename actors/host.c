@@ -48,10 +48,14 @@ static void host_free(pn_host *h) {
 }
 
 void pn__host_ref(pn_host *h) {
+  /* relaxed: the caller already holds a reference. */
   atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
 }
 
 void pn__host_unref(pn_host *h) {
+  /* acq_rel, the usual reference count release: the release half publishes
+   * this holder's writes; the acquire half, in the last holder, pairs with
+   * every other holder's release half here before host_free(). */
   if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
     host_free(h);
   }

@@ -195,7 +195,9 @@ static void socket_free(pn_socket *s) {
 }
 
 static void socket_unref(pn_socket *s) {
-  /* acq_rel: the last holder sees the other's writes before freeing. */
+  /* acq_rel, the usual reference count release: the release half publishes
+   * this holder's writes; the acquire half, in the last holder, pairs with
+   * the other holder's release half here before socket_free(). */
   if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
     socket_free(s);
   }
@@ -1011,6 +1013,8 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
     socket_free(s);
     return err;
   }
+  /* acquire: pairs with the release fetch_or of DEAD in finish_stop()
+   * (runtime/actor.c). */
   if (atomic_load_explicit(&cfg->owner->flags, memory_order_acquire) &
       PN__A_DEAD) {
     err = PN_ECLOSED;
