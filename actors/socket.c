@@ -720,15 +720,20 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     }
     break;
   case PN__SOCK_READY: {
-    uint32_t ev = atomic_exchange_explicit(&s->ready, 0, memory_order_acquire);
+    /* relaxed: every access to ready runs on the home worker, the
+     * backend's callback (socket_on_ready()) and this handler alike, so
+     * one thread's program order orders them and acquire or release would
+     * pair with nothing. */
+    uint32_t ev = atomic_exchange_explicit(&s->ready, 0, memory_order_relaxed);
     STAT_ADD(s, readiness, 1);
     if ((ev & PN__IO_WRITE) && s->want_write) {
       flush_sends(s);
     }
     if ((ev & PN__IO_READ) && read_batches(s)) {
-      /* More may be waiting: continue in a later run, after others. */
+      /* More may be waiting: continue in a later run, after others.
+       * relaxed: home worker only, as the exchange above. */
       if (!atomic_fetch_or_explicit(&s->ready, PN__IO_READ,
-                                    memory_order_acq_rel)) {
+                                    memory_order_relaxed)) {
         (void)pn__send_parts(self, PN__SOCK_READY, NULL, 0, NULL, 0);
       }
     }
@@ -781,9 +786,10 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
 static void socket_on_ready(pn__worker *w, pn__io_source *src, uint32_t ev) {
   (void)w;
   pn_socket *s = socket_of(src);
-  /* acq_rel: the first setter sends the wakeup; the handler's exchange
-   * takes all bits set since. */
-  if (!atomic_fetch_or_explicit(&s->ready, ev, memory_order_acq_rel)) {
+  /* The first setter sends the wakeup; the handler's exchange takes all
+   * bits set since. relaxed: the backend calls this on the home worker,
+   * the thread the handler runs on (see PN__SOCK_READY). */
+  if (!atomic_fetch_or_explicit(&s->ready, ev, memory_order_relaxed)) {
     (void)pn__send_parts(s->actor, PN__SOCK_READY, NULL, 0, NULL, 0);
   }
 }
