@@ -24,6 +24,7 @@
 #include "actors/peer.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
 
@@ -89,7 +90,8 @@ bool pn__host_register(pn_host *h, pn_peer *p) {
   }
   if (!p->is_client &&
       !pn__idmap_put(&h->by_addr, addr_key(h, &p->addr, p->remote_id), p)) {
-    (void)pn__idmap_del(&h->by_id, id);
+    void *undone = pn__idmap_del(&h->by_id, id);
+    PN_ASSERT(undone == p); /* put just above */
     return false;
   }
   p->local_id = id;
@@ -107,11 +109,16 @@ void pn__host_forget(pn_host *h, pn_peer *p) {
     return;
   }
   p->registered = false;
-  (void)pn__idmap_del(&h->by_id, p->local_id);
+  /* Registered peers are in by_id under their own id (pn__host_register()
+   * picks an unused one; only this function and the host's STOPPED, which
+   * clears registered first, take them out). */
+  void *gone = pn__idmap_del(&h->by_id, p->local_id);
+  PN_ASSERT(gone == p);
   if (!p->is_client) {
     uint64_t k = addr_key(h, &p->addr, p->remote_id);
     if (pn__idmap_get(&h->by_addr, k) == p) {
-      (void)pn__idmap_del(&h->by_addr, k);
+      gone = pn__idmap_del(&h->by_addr, k);
+      PN_ASSERT(gone == p);
     }
   }
   atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
@@ -123,6 +130,9 @@ void pn__host_forget(pn_host *h, pn_peer *p) {
 
 void pn__host_send(pn_host *h, uint32_t socket, const pn_addr *to,
                    const uint8_t *data, size_t len) {
+  /* The index comes from on_datagram() (a socket of this host) or a peer's
+   * sockets_mask, which pn_host_connect() checked against nsockets. */
+  PN_ASSERT(socket < h->nsockets);
   /* PN_ECLOSED while closing; other refusals are counted by the socket. */
   (void)pn_socket_send(h->sockets[socket], to, data, len);
 }
@@ -398,7 +408,8 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
     }
     h->nsockets++;
     h->socket_ids[i] = pn_socket_id(h->sockets[i]);
-    (void)pn_socket_local_addr(h->sockets[i], &h->local[i]);
+    pn_err aerr = pn_socket_local_addr(h->sockets[i], &h->local[i]);
+    PN_ASSERT(aerr == PN_OK); /* fails only for NULL arguments */
   }
   if (err != PN_OK) {
     (void)pn_actor_stop(h->actor); /* its STOPPED gives its reference back */

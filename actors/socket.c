@@ -38,6 +38,7 @@
 #include "actors/socket.h"
 #include "peernet/socket.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/err_os.h"
 #include "runtime/rt.h"
@@ -647,7 +648,8 @@ void pn__socket_info_fill(const pn__stat_obj *o, pn_socket_info *info) {
   info->id = s->id;
   info->owner_id = pn_actor_id(s->owner);
   (void)pn_addr_format(&s->local, info->local, sizeof info->local);
-  (void)pn_socket_stats_get(s, &info->stats);
+  pn_err err = pn_socket_stats_get(s, &info->stats);
+  PN_ASSERT(err == PN_OK); /* fails only for NULL arguments */
 }
 
 static void socket_on_detached(pn__worker *w, pn__io_source *src) {
@@ -756,6 +758,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     memcpy(&dir, pn_msg_data(msg), sizeof dir);
     memcpy(&cfg, (const unsigned char *)pn_msg_data(msg) + sizeof dir,
            sizeof cfg);
+    PN_ASSERT(dir < 2); /* pn_socket_set_conditioner() checked it */
     (void)pn__conditioner_set(&s->cond[dir], &cfg);
     arm_cond_timer(s);
     break;

@@ -1,5 +1,6 @@
 /* Timers: per-worker min-heap ordered by (deadline, arm order). */
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/timer.h"
 
 #include <stdlib.h>
@@ -79,6 +80,7 @@ static bool heap_insert(pn__timer_heap *h, pn_timer *t) {
 
 static void heap_remove(pn__timer_heap *h, pn_timer *t) {
   uint32_t i = t->heap_index;
+  PN_ASSERT(i < h->count); /* callers take only timers on this heap */
   t->heap_index = OFF_HEAP;
   h->count--;
   if (i != h->count) {
