@@ -205,9 +205,12 @@ static void mute_register(pn_actor *sender, pn_actor *to) {
   pthread_mutex_unlock(lock);
 }
 
-/* Clears the overloaded flag and reschedules every actor muted on a. */
+/* Clears the overloaded flag and reschedules every actor muted on a. The
+ * lock comes from w's runtime, not a->rt: from went_idle(), a may have been
+ * freed and be in pn_spawn(), whose memset leaves a->rt NULL for a moment
+ * (actor memory stays in its runtime's slab, so the runtimes are one). */
 static void unmute_all(pn__worker *w, pn_actor *a) {
-  pthread_mutex_t *lock = pn__mute_lock(a->rt, a);
+  pthread_mutex_t *lock = pn__mute_lock(w->rt, a);
   pthread_mutex_lock(lock);
   atomic_fetch_and_explicit(&a->flags, ~PN__A_OVERLOADED, memory_order_relaxed);
   pn_actor *list = a->mute_list;
