@@ -230,10 +230,16 @@ static void channel_handler(pn_actor *self, void *state, const pn_msg *msg) {
   pn_channel *ch = state;
   switch (pn_msg_type(msg)) {
   case PN__C_SEND:
-    /* release: pairs with the acquire load in pn_channel_send_packet(); the
-     * message is queued before a caller on this worker may skip the
-     * mailbox. */
-    atomic_fetch_sub_explicit(&ch->in_mailbox, 1, memory_order_release);
+    /* relaxed: this decrement and the load that lets send_om() skip the
+     * mailbox both run on the host's home worker: the channel actor is
+     * homed there and only runs there (run_one() in runtime/worker.c sends
+     * a stolen homed actor back), and the skip is taken only there. One
+     * thread's program order puts this decrement and the enqueue below
+     * before any later skip, so a release here would pair with nothing
+     * (and, coming before the enqueue, could not publish it anyway).
+     * Increments from other threads order nothing: their messages come
+     * through the mailbox. */
+    atomic_fetch_sub_explicit(&ch->in_mailbox, 1, memory_order_relaxed);
     enqueue(ch, (pn__outmsg *)pn_msg_data(msg));
     break;
   case PN__C_CLOSE:
@@ -304,10 +310,15 @@ static pn_err send_om(pn_channel *ch, pn__outmsg *om, uint64_t *msg_id_out) {
   if (before + pkt->len > p->host->max_queued && before > 0) {
     atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
     pn__outmsg_free(om);
-    /* Owe the owner PN_MSG_PEER_WRITABLE. seq_cst pairs with the peer's
-     * check_writable(): if the peer already drained below half and looked
-     * before the flag was up, nothing would wake the owner, so poke it to
-     * look again. */
+    /* Owe the owner PN_MSG_PEER_WRITABLE. seq_cst on this store and on the
+     * load of queued_bytes below, pairing with the seq_cst fetch_sub of
+     * queued_bytes and load of want_writable in pn__peer_check_writable()
+     * (peer_send.c): each side writes one variable then reads the other,
+     * so in the single order of seq_cst operations either its load sees
+     * our flag, or our load sees its subtraction. In the second case the
+     * peer may have drained below half and looked before the flag was up,
+     * and nothing would wake the owner: poke the peer to look again.
+     * Release and acquire would let both miss; this needs seq_cst. */
     atomic_store_explicit(&p->want_writable, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&p->queued_bytes, memory_order_seq_cst) <=
         p->host->max_queued / 2) {
@@ -321,9 +332,11 @@ static pn_err send_om(pn_channel *ch, pn__outmsg *om, uint64_t *msg_id_out) {
   pn__worker *w = pn__worker_current(p->host->rt);
   /* On the peer's worker with nothing of this channel's in the mailbox,
    * the message skips the channel actor: same order, no hop. The channel
-   * actor cannot be running now (it runs on this thread). */
+   * actor cannot be running now (it runs on this thread). relaxed: the
+   * decrement in channel_handler() runs on this same thread (see there);
+   * our own increments below are ours in program order. */
   if (w && w->index == (uint32_t)p->host->home &&
-      atomic_load_explicit(&ch->in_mailbox, memory_order_acquire) == 0) {
+      atomic_load_explicit(&ch->in_mailbox, memory_order_relaxed) == 0) {
     enqueue(ch, om);
     pn__outmsg_unref(om); /* the queue holds its own reference */
   } else {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "actors/event.h"
+#include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/worker.h"
 
@@ -59,7 +60,8 @@ static void reply(pn_host *h, uint32_t socket, const pn_addr *to, uint8_t type,
   uint8_t *buf = pn__host_scratch(h)->buf;
   pn__wire_put_header(buf, type, false, client_id);
   buf[0] = version; /* an old client reads only its own version */
-  (void)protobuf_c_message_pack(m, buf + PN__WIRE_HEADER);
+  size_t packed = protobuf_c_message_pack(m, buf + PN__WIRE_HEADER);
+  PN_ASSERT(packed == body); /* our own message, sized just above */
   len = pn__wire_seal(buf, PN__WIRE_HEADER + body, pn__wire_public_key);
   pn__host_send(h, socket, to, buf, len);
 }

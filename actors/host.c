@@ -24,6 +24,7 @@
 #include "actors/peer.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
 
@@ -48,10 +49,14 @@ static void host_free(pn_host *h) {
 }
 
 void pn__host_ref(pn_host *h) {
+  /* relaxed: the caller already holds a reference. */
   atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
 }
 
 void pn__host_unref(pn_host *h) {
+  /* acq_rel, the usual reference count release: the release half publishes
+   * this holder's writes; the acquire half, in the last holder, pairs with
+   * every other holder's release half here before host_free(). */
   if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) {
     host_free(h);
   }
@@ -85,7 +90,8 @@ bool pn__host_register(pn_host *h, pn_peer *p) {
   }
   if (!p->is_client &&
       !pn__idmap_put(&h->by_addr, addr_key(h, &p->addr, p->remote_id), p)) {
-    (void)pn__idmap_del(&h->by_id, id);
+    void *undone = pn__idmap_del(&h->by_id, id);
+    PN_ASSERT(undone == p); /* put just above */
     return false;
   }
   p->local_id = id;
@@ -103,11 +109,16 @@ void pn__host_forget(pn_host *h, pn_peer *p) {
     return;
   }
   p->registered = false;
-  (void)pn__idmap_del(&h->by_id, p->local_id);
+  /* Registered peers are in by_id under their own id (pn__host_register()
+   * picks an unused one; only this function and the host's STOPPED, which
+   * clears registered first, take them out). */
+  void *gone = pn__idmap_del(&h->by_id, p->local_id);
+  PN_ASSERT(gone == p);
   if (!p->is_client) {
     uint64_t k = addr_key(h, &p->addr, p->remote_id);
     if (pn__idmap_get(&h->by_addr, k) == p) {
-      (void)pn__idmap_del(&h->by_addr, k);
+      gone = pn__idmap_del(&h->by_addr, k);
+      PN_ASSERT(gone == p);
     }
   }
   atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
@@ -119,6 +130,9 @@ void pn__host_forget(pn_host *h, pn_peer *p) {
 
 void pn__host_send(pn_host *h, uint32_t socket, const pn_addr *to,
                    const uint8_t *data, size_t len) {
+  /* The index comes from on_datagram() (a socket of this host) or a peer's
+   * sockets_mask, which pn_host_connect() checked against nsockets. */
+  PN_ASSERT(socket < h->nsockets);
   /* PN_ECLOSED while closing; other refusals are counted by the socket. */
   (void)pn_socket_send(h->sockets[socket], to, data, len);
 }
@@ -359,11 +373,14 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
     host_free(h);
     return err;
   }
+  /* relaxed: a round-robin spread of hosts over workers; it orders
+   * nothing. */
   static _Atomic uint32_t next_home;
-  h->home =
-      cfg->home_worker >= 0
-          ? cfg->home_worker
-          : (int32_t)(atomic_fetch_add(&next_home, 1) % pn_runtime_workers(rt));
+  h->home = cfg->home_worker >= 0
+                ? cfg->home_worker
+                : (int32_t)(atomic_fetch_add_explicit(&next_home, 1,
+                                                      memory_order_relaxed) %
+                            pn_runtime_workers(rt));
   if (cfg->accept_owner) {
     pn_actor_hold(cfg->accept_owner);
     h->accept_owner = cfg->accept_owner;
@@ -376,7 +393,8 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
   pn__host_ref(h); /* the actor's, given back on PN_MSG_STOPPED */
   err = pn_spawn(rt, &acfg, &h->actor);
   if (err != PN_OK) {
-    atomic_store(&h->refs, 1);
+    /* relaxed: no actor was made, so no other thread has seen h. */
+    atomic_store_explicit(&h->refs, 1, memory_order_relaxed);
     host_free(h);
     return err;
   }
@@ -390,7 +408,8 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
     }
     h->nsockets++;
     h->socket_ids[i] = pn_socket_id(h->sockets[i]);
-    (void)pn_socket_local_addr(h->sockets[i], &h->local[i]);
+    pn_err aerr = pn_socket_local_addr(h->sockets[i], &h->local[i]);
+    PN_ASSERT(aerr == PN_OK); /* fails only for NULL arguments */
   }
   if (err != PN_OK) {
     (void)pn_actor_stop(h->actor); /* its STOPPED gives its reference back */
@@ -437,14 +456,17 @@ pn_err pn_host_stats_get(const pn_host *host, pn_host_stats *out) {
     return PN_EINVAL;
   }
   memset(out, 0, sizeof *out);
-  out->datagrams_in = atomic_load(&host->st_in);
-  out->bad_header = atomic_load(&host->st_bad_header);
-  out->unknown_connection = atomic_load(&host->st_unknown);
-  out->handshake_dropped = atomic_load(&host->st_hs_dropped);
-  out->challenges_sent = atomic_load(&host->st_challenges);
-  out->accepted = atomic_load(&host->st_accepted);
-  out->rejected = atomic_load(&host->st_rejected);
-  out->peers = atomic_load(&host->npeers);
+  /* Counters ordering nothing: relaxed, as in every snapshot. */
+#define LOAD(f) atomic_load_explicit(&host->f, memory_order_relaxed)
+  out->datagrams_in = LOAD(st_in);
+  out->bad_header = LOAD(st_bad_header);
+  out->unknown_connection = LOAD(st_unknown);
+  out->handshake_dropped = LOAD(st_hs_dropped);
+  out->challenges_sent = LOAD(st_challenges);
+  out->accepted = LOAD(st_accepted);
+  out->rejected = LOAD(st_rejected);
+  out->peers = LOAD(npeers);
+#undef LOAD
   return PN_OK;
 }
 

@@ -1,6 +1,7 @@
 /* The link conditioner engine. See link_conditioner.h for the model. */
 #include "actors/link_conditioner.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,7 @@ static bool heap_reserve(pn__conditioner *c, size_t n) {
 }
 
 static void heap_push(pn__conditioner *c, uint64_t release_ns, void *item) {
+  PN_ASSERT(c->count < c->capacity); /* heap_reserve() in submit */
   pn__cond_entry e = {release_ns, c->next_order++, item};
   size_t i = c->count++;
   while (i > 0) {

@@ -78,10 +78,12 @@ void pn_packet_hold(pn_packet *pkt) {
 }
 
 void pn_packet_release(pn_packet *pkt) {
-  /* acq_rel: the last holder frees after every other holder's reads. A
+  /* acq_rel, the usual reference count release: the release half publishes
+   * this holder's reads and writes; the acquire half, in the last holder,
+   * pairs with every other holder's release half here before the free. A
    * sole holder (the common case: a received message) skips the RMW:
-   * nobody else can take a reference, and acquire orders the earlier
-   * holders' releases. */
+   * nobody else can take a reference, and its acquire load pairs with the
+   * release half of the earlier holders' fetch_sub here just the same. */
   if (pkt &&
       (atomic_load_explicit(&pkt->refs, memory_order_acquire) == 1 ||
        atomic_fetch_sub_explicit(&pkt->refs, 1, memory_order_acq_rel) == 1)) {

@@ -76,6 +76,9 @@ void pn_peer_hold(pn_peer *peer) {
 }
 
 void pn_peer_release(pn_peer *peer) {
+  /* acq_rel, the usual reference count release: the release half publishes
+   * this holder's writes; the acquire half, in the last holder, pairs with
+   * every other holder's release half here before peer_free(). */
   if (peer &&
       atomic_fetch_sub_explicit(&peer->refs, 1, memory_order_acq_rel) == 1) {
     peer_free(peer);

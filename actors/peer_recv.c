@@ -73,6 +73,9 @@ static bool frames_fit(pn_peer *p, const Peernet__Wire__V1__Packet *pk) {
   uint64_t extra = 0;
   for (size_t i = 0; i < pk->n_frames; i++) {
     const Peernet__Wire__V1__Frame *f = pk->frames[i];
+    /* pn__wire_decode_packet() refused any other channel (network input
+     * never gets here); on_frame() indexes with the same frames. */
+    PN_ASSERT(f->channel < p->nchannels);
     pn_channel *ch = &p->channels[f->channel];
     bool reliable = pn__kind_reliable(ch->kind);
     if (reliable && f->msg_seq >= ch->rx.base &&

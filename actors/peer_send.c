@@ -353,10 +353,16 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
  * either this sees the flag, or the sender sees the bytes gone and pokes
  * the peer to look again. */
 void pn__peer_check_writable(pn_peer *p) {
+  /* seq_cst: pairs with the seq_cst load of queued_bytes in send_om()
+   * (channel.c), which comes after its seq_cst store of want_writable. */
   uint64_t queued = atomic_fetch_sub_explicit(&p->queued_bytes, p->unqueued,
                                               memory_order_seq_cst) -
                     p->unqueued;
   p->unqueued = 0;
+  /* seq_cst: pairs with the seq_cst store of want_writable in send_om()
+   * (channel.c). With the subtraction before it, either this sees that
+   * store or send_om() sees the subtraction and pokes us. The exchange
+   * only claims the flag (one event per PN_EAGAIN): relaxed. */
   if (atomic_load_explicit(&p->want_writable, memory_order_seq_cst) &&
       queued <= p->host->max_queued / 2 &&
       atomic_exchange_explicit(&p->want_writable, 0, memory_order_relaxed)) {

@@ -38,6 +38,7 @@
 #include "actors/socket.h"
 #include "peernet/socket.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/err_os.h"
 #include "runtime/rt.h"
@@ -195,7 +196,9 @@ static void socket_free(pn_socket *s) {
 }
 
 static void socket_unref(pn_socket *s) {
-  /* acq_rel: the last holder sees the other's writes before freeing. */
+  /* acq_rel, the usual reference count release: the release half publishes
+   * this holder's writes; the acquire half, in the last holder, pairs with
+   * the other holder's release half here before socket_free(). */
   if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
     socket_free(s);
   }
@@ -645,7 +648,8 @@ void pn__socket_info_fill(const pn__stat_obj *o, pn_socket_info *info) {
   info->id = s->id;
   info->owner_id = pn_actor_id(s->owner);
   (void)pn_addr_format(&s->local, info->local, sizeof info->local);
-  (void)pn_socket_stats_get(s, &info->stats);
+  pn_err err = pn_socket_stats_get(s, &info->stats);
+  PN_ASSERT(err == PN_OK); /* fails only for NULL arguments */
 }
 
 static void socket_on_detached(pn__worker *w, pn__io_source *src) {
@@ -718,15 +722,20 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     }
     break;
   case PN__SOCK_READY: {
-    uint32_t ev = atomic_exchange_explicit(&s->ready, 0, memory_order_acquire);
+    /* relaxed: every access to ready runs on the home worker, the
+     * backend's callback (socket_on_ready()) and this handler alike, so
+     * one thread's program order orders them and acquire or release would
+     * pair with nothing. */
+    uint32_t ev = atomic_exchange_explicit(&s->ready, 0, memory_order_relaxed);
     STAT_ADD(s, readiness, 1);
     if ((ev & PN__IO_WRITE) && s->want_write) {
       flush_sends(s);
     }
     if ((ev & PN__IO_READ) && read_batches(s)) {
-      /* More may be waiting: continue in a later run, after others. */
+      /* More may be waiting: continue in a later run, after others.
+       * relaxed: home worker only, as the exchange above. */
       if (!atomic_fetch_or_explicit(&s->ready, PN__IO_READ,
-                                    memory_order_acq_rel)) {
+                                    memory_order_relaxed)) {
         (void)pn__send_parts(self, PN__SOCK_READY, NULL, 0, NULL, 0);
       }
     }
@@ -749,6 +758,7 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     memcpy(&dir, pn_msg_data(msg), sizeof dir);
     memcpy(&cfg, (const unsigned char *)pn_msg_data(msg) + sizeof dir,
            sizeof cfg);
+    PN_ASSERT(dir < 2); /* pn_socket_set_conditioner() checked it */
     (void)pn__conditioner_set(&s->cond[dir], &cfg);
     arm_cond_timer(s);
     break;
@@ -779,9 +789,10 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
 static void socket_on_ready(pn__worker *w, pn__io_source *src, uint32_t ev) {
   (void)w;
   pn_socket *s = socket_of(src);
-  /* acq_rel: the first setter sends the wakeup; the handler's exchange
-   * takes all bits set since. */
-  if (!atomic_fetch_or_explicit(&s->ready, ev, memory_order_acq_rel)) {
+  /* The first setter sends the wakeup; the handler's exchange takes all
+   * bits set since. relaxed: the backend calls this on the home worker,
+   * the thread the handler runs on (see PN__SOCK_READY). */
+  if (!atomic_fetch_or_explicit(&s->ready, ev, memory_order_relaxed)) {
     (void)pn__send_parts(s->actor, PN__SOCK_READY, NULL, 0, NULL, 0);
   }
 }
@@ -1011,6 +1022,8 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
     socket_free(s);
     return err;
   }
+  /* acquire: pairs with the release fetch_or of DEAD in finish_stop()
+   * (runtime/actor.c). */
   if (atomic_load_explicit(&cfg->owner->flags, memory_order_acquire) &
       PN__A_DEAD) {
     err = PN_ECLOSED;

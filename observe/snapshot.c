@@ -9,6 +9,7 @@
 #include "actors/socket.h"
 #include "peernet/stats.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/registry.h"
 #include "runtime/rt.h"
 
@@ -30,12 +31,17 @@ static pn_err objects_fill_locked(pn_runtime *rt, pn_snapshot *snap) {
       (nc && !snap->channels)) {
     return PN_ENOMEM;
   }
+  /* The same walk under the same hold of the registry lock: the arrays
+   * sized above fit. */
   PN__LIST_FOREACH(it, pn__registry_objects(rt)) {
     const pn__stat_obj *o = PN__CONTAINER_OF(it, pn__stat_obj, link);
     if (o->cls == &pn__socket_class) {
+      PN_ASSERT(snap->socket_count < ns);
       pn__socket_info_fill(o, &snap->sockets[snap->socket_count++]);
     } else if (o->cls == &pn__peer_class) {
       const pn_peer *p = PN__CONTAINER_OF(o, pn_peer, stat);
+      PN_ASSERT(snap->peer_count < np &&
+                snap->channel_count + p->nchannels <= nc);
       pn__peer_info_fill(p, &snap->peers[snap->peer_count++],
                          &snap->channels[snap->channel_count]);
       snap->channel_count += p->nchannels;

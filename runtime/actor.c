@@ -74,8 +74,10 @@ static pn_actor *slab_take(pn_runtime *rt) {
 }
 
 void pn__actor_unref(pn_actor *a) {
-  /* acq_rel: the last holder sees every write of the others before the
-   * memory is reused. */
+  /* acq_rel, the usual reference count release: the release half publishes
+   * this holder's writes to whoever drops the last reference; the acquire
+   * half, in that last holder, pairs with every other holder's release
+   * half here, so the slab reuse comes after all their writes. */
   if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1) {
     return;
   }
@@ -185,8 +187,9 @@ static void mute_register(pn_actor *sender, pn_actor *to) {
           PN__MUTE_NONE &&
       atomic_load_explicit(&sender->mute_state, memory_order_acquire) ==
           PN__MUTE_NONE) {
-    /* seq_cst, with the load of head below: pairs with the receiver's
-     * seq_cst idle CAS and flag load. Either we see it idle and stay
+    /* seq_cst, with the seq_cst load of head below: pairs with the
+     * receiver's seq_cst idle CAS in mailbox_try_idle() and its seq_cst
+     * load of the flags in went_idle(). Either we see it idle and stay
      * unmuted, or it sees the mark after going idle and unmutes us. */
     atomic_fetch_or_explicit(&to->flags, PN__A_OVERLOADED,
                              memory_order_seq_cst);
@@ -202,9 +205,12 @@ static void mute_register(pn_actor *sender, pn_actor *to) {
   pthread_mutex_unlock(lock);
 }
 
-/* Clears the overloaded flag and reschedules every actor muted on a. */
+/* Clears the overloaded flag and reschedules every actor muted on a. The
+ * lock comes from w's runtime, not a->rt: from went_idle(), a may have been
+ * freed and be in pn_spawn(), whose memset leaves a->rt NULL for a moment
+ * (actor memory stays in its runtime's slab, so the runtimes are one). */
 static void unmute_all(pn__worker *w, pn_actor *a) {
-  pthread_mutex_t *lock = pn__mute_lock(a->rt, a);
+  pthread_mutex_t *lock = pn__mute_lock(w->rt, a);
   pthread_mutex_lock(lock);
   atomic_fetch_and_explicit(&a->flags, ~PN__A_OVERLOADED, memory_order_relaxed);
   pn_actor *list = a->mute_list;
@@ -216,9 +222,11 @@ static void unmute_all(pn__worker *w, pn_actor *a) {
   while (list) {
     pn_actor *s = list;
     list = s->mute_next;
-    /* acq_rel: acquire pairs with the parking CAS (the parked run's writes
-     * are visible before we reschedule it); release pairs with
-     * mute_register()'s acquire load. */
+    /* acq_rel: the acquire half pairs with the parking CAS at the end of
+     * pn__actor_run() (the parked run's writes are visible before we
+     * reschedule it); the release half pairs with the acquire load of
+     * mute_state in mute_register() (our read of mute_next comes before the
+     * sender reuses it). */
     uint16_t prev = atomic_exchange_explicit(&s->mute_state, PN__MUTE_NONE,
                                              memory_order_acq_rel);
     if (prev == PN__MUTE_PARKED) {
@@ -267,7 +275,8 @@ static void outbox_flush_at(pn__worker *w, uint64_t at) {
     pn__outbox_slot *slot = &w->outbox[i];
     pn_actor *a = slot->to;
     if (pn__mailbox_push_msgs(a, slot->first, slot->last, slot->count)) {
-      /* acquire: as in pn__actor_deliver(). */
+      /* acquire: pairs with the release fetch_or of DEAD in finish_stop(),
+       * as in pn__actor_deliver(). */
       if (atomic_load_explicit(&a->flags, memory_order_acquire) & PN__A_DEAD) {
         pn_actor_hold(a);
       }
@@ -466,7 +475,11 @@ pn_err pn_actor_stop(pn_actor *actor) {
   if (!actor) {
     return PN_EINVAL;
   }
-  /* acq_rel: orders the request with the flags the stopping run sets. */
+  /* acq_rel: the acquire half pairs with the release fetch_or of DEAD in
+   * finish_stop(), so a caller told PN_ECLOSED sees the stopped handler's
+   * writes. The release half pairs with nothing that reads STOP_REQ for
+   * data (the stop travels as an envelope, which the mailbox push
+   * publishes); it is kept because this is no hot path. */
   uint32_t f = atomic_fetch_or_explicit(&actor->flags, PN__A_STOP_REQ,
                                         memory_order_acq_rel);
   if (f & PN__A_DEAD) {
@@ -518,8 +531,10 @@ static bool mailbox_try_idle(pn__worker *w, pn_actor *a) {
   uintptr_t expected = (uintptr_t)tail;
   /* seq_cst (at least release): publishes this run's writes, tail and the
    * stub to the sender that next finds the mailbox idle (pairs with the
-   * acquire half of its exchange), and orders the CAS before went_idle()'s
-   * look at the overload mark (see mute_register()). */
+   * acquire half of its exchange in pn__mailbox_push_chain() or
+   * pn__mailbox_push_msgs(), actor.h), and orders the CAS before
+   * went_idle()'s seq_cst look at the overload mark (pairs with the seq_cst
+   * fetch_or and load of head in mute_register()). */
   if (atomic_compare_exchange_strong_explicit(
           &a->head, &expected, (uintptr_t)&a->stub | 1u, memory_order_seq_cst,
           memory_order_relaxed)) {
@@ -538,7 +553,9 @@ static bool mailbox_try_idle(pn__worker *w, pn_actor *a) {
  * the allocator while the runtime lives, and a stray unmute is harmless
  * (the senders resume and register again if they must). */
 static void went_idle(pn__worker *w, pn_actor *a) {
-  /* seq_cst: pairs with mute_register()'s mark-then-look. */
+  /* seq_cst: after the seq_cst idle CAS in mailbox_try_idle(), pairs with
+   * mute_register()'s seq_cst fetch_or of OVERLOADED and load of head (its
+   * mark, then its look). */
   if (atomic_load_explicit(&a->flags, memory_order_seq_cst) &
       PN__A_OVERLOADED) {
     unmute_all(w, a);
@@ -552,6 +569,8 @@ static void drain_stopped(pn__worker *w, pn_actor *a) {
   uint32_t taken = 0;
   for (;;) {
     pn__node *tail = a->tail;
+    /* acquire: pairs with the release store of this link in
+     * pn__mailbox_push_chain() or pn__mailbox_push_msgs() (actor.h). */
     pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (!next) {
       break;
@@ -590,8 +609,12 @@ static void finish_stop(pn__worker *w, pn_actor *a) {
   /* Off the registry first, under its lock, so no snapshot lists an actor
    * that is already marked stopped. */
   pn__runtime_unregister(a->rt, a);
-  /* release: pairs with the acquire loads in pn__actor_deliver() and
-   * pn_send(); a sender that sees DEAD sees the handler's last writes. */
+  /* release: pairs with the acquire loads of the flags in
+   * pn__actor_deliver(), outbox_flush_at() and pn__actor_run(), the acq_rel
+   * fetch_or in pn_actor_stop(), pn__timer_heap_fire() and
+   * pn__timer_start() (timer.c), pn_stats_subscribe() (stats_feed.c) and
+   * pn_socket_open() (actors/socket.c): whoever sees DEAD sees the
+   * handler's last writes. */
   atomic_fetch_or_explicit(&a->flags, PN__A_DEAD | PN__A_STOP_REQ,
                            memory_order_release);
   unmute_all(w, a);
@@ -710,7 +733,8 @@ handle_messages(pn__worker *w, pn_actor *a, pn__node *h0,
   bool reached_h0 = false;
   for (;;) {
     pn__node *tail = a->tail;
-    /* acquire: pairs with the sender's release store of this link. */
+    /* acquire: pairs with the sender's release store of this link in
+     * pn__mailbox_push_chain() or pn__mailbox_push_msgs() (actor.h). */
     pn__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (!next) {
       t.end = RUN_EMPTY;
@@ -762,18 +786,27 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
   pn_runtime *rt = a->rt;
   uint64_t runs_before = atomic_load_explicit(&a->runs, memory_order_relaxed);
   atomic_store_explicit(&a->runs, runs_before + 1, memory_order_relaxed);
+  /* acquire: pairs with the release fetch_or of DEAD in finish_stop(), so a
+   * drain run sees the stopped run's writes (the run queue's hand-over
+   * orders them too; this keeps the pairing visible here). */
   uint32_t flags = atomic_load_explicit(&a->flags, memory_order_acquire);
   if (flags & PN__A_DEAD) {
     drain_stopped(w, a);
     return;
   }
-  /* acquire: everything pushed up to h0 is linked or being linked; the run
-   * stops after h0 so a steady stream of sends cannot keep it going. */
+  /* acquire: pairs with the release half of the senders' exchange in
+   * pn__mailbox_push_chain() or pn__mailbox_push_msgs() (actor.h). h0 is
+   * only compared, never read through: everything pushed up to it is
+   * linked or being linked, and the run stops after h0 so a steady stream
+   * of sends cannot keep it going. */
   pn__node *h0 =
       (pn__node *)(atomic_load_explicit(&a->head, memory_order_acquire) &
                    ~(uintptr_t)1);
   /* A run with more than one message waiting is timed exactly (two TSC
-   * reads are cheap next to it); single-message runs are sampled. */
+   * reads are cheap next to it); single-message runs are sampled. acquire:
+   * pairs with the release link store in pn__mailbox_push_chain() or
+   * pn__mailbox_push_msgs() (actor.h), as the loads in handle_messages()
+   * do; this one is only compared. */
   bool several =
       atomic_load_explicit(&a->tail->next, memory_order_acquire) != h0;
   uint64_t cpu_weight = (several || a->time_exactly) && rt->stats_cpu_time
@@ -848,8 +881,10 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
      * it can release them (that is what keeps muting free of cycles). */
     uint16_t target =
         (flags & PN__A_OVERLOADED) ? PN__MUTE_CANCELLED : PN__MUTE_PARKED;
-    /* acq_rel: release pairs with the unmuting exchange (which then may
-     * reschedule us); acquire if it already unmuted us. */
+    /* acq_rel: the release half pairs with the acq_rel exchange in
+     * unmute_all(), which may then reschedule us on another worker; the
+     * acquire half (and the acquire failure order) pairs with that
+     * exchange's release half when it already unmuted us. */
     if (atomic_compare_exchange_strong_explicit(&a->mute_state, &expected,
                                                 target, memory_order_acq_rel,
                                                 memory_order_acquire) &&

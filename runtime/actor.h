@@ -119,15 +119,20 @@ static inline uint32_t pn__hist_bucket(uint64_t ns) {
 static inline bool pn__mailbox_push_chain(pn_actor *a, pn__node *first,
                                           pn__node *last) {
   atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
-  /* acq_rel: the acquire half pairs with the release CAS that marked the
-   * mailbox idle, so a sender that wakes the actor sees every write the last
-   * run made (including PN__A_DEAD); the release half orders the chain's
-   * links before last becomes reachable from head. */
+  /* acq_rel. The acquire half pairs with the seq_cst CAS in
+   * mailbox_try_idle() (actor.c) that marked the mailbox idle, so a sender
+   * that wakes the actor sees every write the last run made (PN__A_DEAD
+   * included), and with the release half of the previous sender's exchange
+   * here, so our link into its node comes after its reset of that node's
+   * next. The release half pairs with the same acquire half of the next
+   * sender's exchange (the reset of last->next above comes before its link)
+   * and with the acquire load of head in pn__actor_run() (actor.c). */
   uintptr_t prev =
       atomic_exchange_explicit(&a->head, (uintptr_t)last, memory_order_acq_rel);
   pn__node *p = (pn__node *)(prev & ~(uintptr_t)1);
-  /* release: publishes the chain's contents; pairs with the acquire load of
-   * next in the consumer. */
+  /* release: publishes the chain's envelopes and links to the consumer;
+   * pairs with the acquire loads of next in handle_messages(),
+   * drain_stopped() and pn__actor_run() (actor.c). */
   atomic_store_explicit(&p->next, first, memory_order_release);
   return (prev & 1u) != 0;
 }
@@ -145,7 +150,10 @@ static inline bool pn__mailbox_push(pn_actor *a, pn__node *n) {
 static inline bool pn__mailbox_push_msgs(pn_actor *a, pn_msg *first,
                                          pn_msg *last, uint32_t count) {
   atomic_store_explicit(&last->node.next, NULL, memory_order_relaxed);
-  /* acq_rel: as in pn__mailbox_push_chain(). */
+  /* acq_rel, pairing as in pn__mailbox_push_chain(): acquire with the idle
+   * CAS in mailbox_try_idle() (actor.c) and the previous sender's exchange,
+   * release with the next sender's exchange and the load of head in
+   * pn__actor_run() (actor.c). */
   uintptr_t prev = atomic_exchange_explicit(&a->head, (uintptr_t)&last->node,
                                             memory_order_acq_rel);
   bool was_idle = (prev & 1u) != 0;
@@ -154,7 +162,9 @@ static inline bool pn__mailbox_push_msgs(pn_actor *a, pn_msg *first,
     atomic_fetch_add_explicit(&a->enqueued, count, memory_order_relaxed);
   }
   pn__node *p = (pn__node *)(prev & ~(uintptr_t)1);
-  /* release: publishes the chain (and chain_count) to the consumer. */
+  /* release: publishes the chain (and chain_count) to the consumer; pairs
+   * with the acquire loads of next in handle_messages() and drain_stopped()
+   * (actor.c). */
   atomic_store_explicit(&p->next, &first->node, memory_order_release);
   return was_idle;
 }

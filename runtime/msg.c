@@ -72,6 +72,8 @@ void pn__msg_pool_fini(pn__msg_pool *pool, uint32_t workers) {
   for (uint32_t i = 0; pool->ret_head && i <= workers; i++) {
     free_chain(pool->ret_head[i]);
   }
+  /* acquire: pairs with the release CAS in give_home(), as in
+   * take_returned() (the workers are joined by now, which orders it too). */
   free_chain(
       atomic_exchange_explicit(&pool->returned, NULL, memory_order_acquire));
   free(pool->ret_head);
@@ -186,7 +188,9 @@ static void give_home(pn__msg_pool *home, pn_msg *first, pn_msg *last) {
   do {
     atomic_store_explicit(&last->node.next, (pn__node *)old,
                           memory_order_relaxed);
-    /* release: publishes the chain to the owner's acquire exchange. */
+    /* release: publishes the chain's links and headers; pairs with the
+     * owner's acquire exchange in take_returned() (or
+     * pn__msg_pool_fini()). */
   } while (!atomic_compare_exchange_weak_explicit(&home->returned, &old, first,
                                                   memory_order_release,
                                                   memory_order_relaxed));

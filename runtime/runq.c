@@ -9,22 +9,27 @@
 
 bool pn__runq_push(pn__runq *q, pn_actor *a) {
   uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-  /* acquire: pairs with the thieves' release CAS on head, so the slot we
-   * are about to reuse has been read by whoever took it. */
+  /* acquire: pairs with the release half of the thieves' CAS on head in
+   * pn__runq_steal(), so the slot we are about to reuse has been read by
+   * whoever took it. */
   uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
   if (t - h >= PN__RUNQ_SIZE) {
     return false;
   }
   atomic_store_explicit(&q->slots[t % PN__RUNQ_SIZE], a, memory_order_relaxed);
-  /* release: publishes the slot (and the actor's state) to thieves and to
-   * our own later pop; pairs with the acquire loads of tail. */
+  /* release: publishes the slot (and the actor's state) to thieves; pairs
+   * with the acquire load of src->tail in pn__runq_steal(). Our own pops
+   * read tail in program order. */
   atomic_store_explicit(&q->tail, t + 1, memory_order_release);
   return true;
 }
 
 pn_actor *pn__runq_pop(pn__runq *q) {
   for (;;) {
-    /* acquire: pairs with a thief's release CAS (slots it left are ours). */
+    /* acquire: pairs with the release half of a thief's CAS on head in
+     * pn__runq_steal(). The owner writes no slot here, so nothing depends
+     * on it; kept (a plain load on x86) so head is read the same way
+     * everywhere. */
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     if (h == t) {
@@ -32,7 +37,10 @@ pn_actor *pn__runq_pop(pn__runq *q) {
     }
     pn_actor *a = atomic_load_explicit(&q->slots[h % PN__RUNQ_SIZE],
                                        memory_order_relaxed);
-    /* release: tells the pusher (us) and thieves the slot was consumed. */
+    /* release: pairs with the acquire loads of head in pn__runq_steal().
+     * Only this thread writes the slots, so the read of the slot above
+     * needs no ordering against a reuse; kept as it costs nothing over the
+     * locked CAS itself. */
     if (atomic_compare_exchange_weak_explicit(
             &q->head, &h, h + 1, memory_order_release, memory_order_relaxed)) {
       return a;
@@ -42,8 +50,10 @@ pn_actor *pn__runq_pop(pn__runq *q) {
 
 uint32_t pn__runq_steal(pn__runq *src, pn__runq *dst) {
   for (;;) {
-    /* acquire on both: pairs with the owner's release store of tail (slots
-     * are written) and other consumers' release CAS of head. */
+    /* acquire on both: tail pairs with the owner's release store in
+     * pn__runq_push() (the slots below it are written), head with the
+     * release CAS of other consumers in pn__runq_pop() and here (so head
+     * is read before tail, never after). */
     uint32_t h = atomic_load_explicit(&src->head, memory_order_acquire);
     uint32_t t = atomic_load_explicit(&src->tail, memory_order_acquire);
     uint32_t n = t - h;
@@ -55,6 +65,9 @@ uint32_t pn__runq_steal(pn__runq *src, pn__runq *dst) {
     }
     n -= n / 2;
     uint32_t dt = atomic_load_explicit(&dst->tail, memory_order_relaxed);
+    /* acquire: dst is ours; pairs with the release CAS of thieves stealing
+     * from it (here, in their call), so the slots we overwrite below have
+     * been read. */
     uint32_t dh = atomic_load_explicit(&dst->head, memory_order_acquire);
     if (PN__RUNQ_SIZE - (dt - dh) < n) {
       n = PN__RUNQ_SIZE - (dt - dh);
@@ -69,11 +82,17 @@ uint32_t pn__runq_steal(pn__runq *src, pn__runq *dst) {
                             memory_order_relaxed);
     }
     /* acq_rel: claims the copied slots; if another consumer moved head first
-     * the copies are discarded (dst's tail is not advanced). */
+     * the copies are discarded (dst's tail is not advanced). The release
+     * half pairs with the owner's acquire load of head in pn__runq_push()
+     * (our reads of the slots come before it reuses them); the acquire
+     * half pairs with the release CAS of other consumers (pn__runq_pop(),
+     * here). */
     if (atomic_compare_exchange_strong_explicit(&src->head, &h, h + n,
                                                 memory_order_acq_rel,
                                                 memory_order_relaxed)) {
-      /* release: publishes the copied slots to dst's own pops. */
+      /* release: publishes the copied slots to thieves of dst; pairs with
+       * the acquire load of src->tail above in their call. dst's own pops
+       * are this thread. */
       atomic_store_explicit(&dst->tail, dt + n, memory_order_release);
       return n;
     }
@@ -103,11 +122,14 @@ void pn__injectq_fini(pn__injectq *q) { pthread_mutex_destroy(&q->pop_lock); }
 
 static void link_push(pn__injectq *q, pn__qlink *l) {
   atomic_store_explicit(&l->next, NULL, memory_order_relaxed);
-  /* acq_rel: orders the link reset before l is reachable, and takes the
-   * previous producer's node. */
+  /* acq_rel. The release half orders the reset of l->next before l is
+   * reachable: it pairs with the acquire half of the next exchange here
+   * (by the next producer, or by link_pop() pushing the stub), whose link
+   * into l must come after the reset. The acquire half pairs with the
+   * previous exchange's release half in the same way, for prev. */
   pn__qlink *prev = atomic_exchange_explicit(&q->head, l, memory_order_acq_rel);
-  /* release: publishes l (and the actor's state) to the consumer's acquire
-   * load of prev->next. */
+  /* release: publishes l (and the actor's state) to the consumer; pairs
+   * with the acquire loads of next in link_pop(). */
   atomic_store_explicit(&prev->next, l, memory_order_release);
 }
 
@@ -121,6 +143,8 @@ void pn__injectq_push(pn__injectq *q, pn_actor *a) {
 /* Vyukov's intrusive MPSC pop; the caller holds pop_lock. */
 static pn__qlink *link_pop(pn__injectq *q) {
   pn__qlink *tail = q->tail;
+  /* acquire (all loads of next here): pairs with the release store of the
+   * link in link_push(); the actor behind it is complete. */
   pn__qlink *next = atomic_load_explicit(&tail->next, memory_order_acquire);
   if (tail == &q->stub) {
     if (!next) {
@@ -134,6 +158,8 @@ static pn__qlink *link_pop(pn__injectq *q) {
     q->tail = next;
     return tail;
   }
+  /* acquire: pairs with the release half of the exchange in link_push().
+   * Only compared; the stub push below orders itself (acq_rel). */
   if (tail != atomic_load_explicit(&q->head, memory_order_acquire)) {
     return NULL; /* a producer is between its exchange and its link */
   }

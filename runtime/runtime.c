@@ -134,7 +134,10 @@ static pn_err worker_init(pn_runtime *rt, pn__worker *w, uint32_t index) {
 
 /* Stops and joins every started worker thread. */
 static void join_workers(pn_runtime *rt) {
-  /* release: pairs with the workers' acquire load of exit_workers. */
+  /* seq_cst: pairs with the acquire load in pn__worker_main() and the
+   * seq_cst load after the fence in worker_sleep() (worker.c). Release
+   * would do: the wake below, sent to every worker whether it sleeps or
+   * not, is what ends a wait; kept as this runs once. */
   atomic_store_explicit(&rt->exit_workers, 1, memory_order_seq_cst);
   for (uint32_t i = 0; i < rt->nworkers; i++) {
     if (rt->workers[i].thread_started) {
@@ -284,6 +287,14 @@ void pn__runtime_unregister(pn_runtime *rt, pn_actor *a) {
 }
 
 void pn__runtime_count_stopped(pn_runtime *rt) {
+  /* acq_rel: the release half pairs with the acquire load in all_stopped(),
+   * so a shutdown that sees every actor stopped sees their last handlers'
+   * writes. The acquire half pairs with the release half of the earlier
+   * stoppers' fetch_add here: each actor's spawn comes before its own stop,
+   * so the last stopper then sees every spawn counted and cannot miss the
+   * broadcast by reading a stale actors_spawned. That load pairs with no
+   * release (pn_spawn() counts relaxed, under reg_lock); its acquire is
+   * more than needed and kept, as this runs once per actor. */
   uint64_t stopped =
       atomic_fetch_add_explicit(&rt->actors_stopped, 1, memory_order_acq_rel) +
       1;
@@ -295,6 +306,10 @@ void pn__runtime_count_stopped(pn_runtime *rt) {
   }
 }
 
+/* acquire on actors_stopped: pairs with the acq_rel fetch_add in
+ * pn__runtime_count_stopped(). The acquire on actors_spawned pairs with no
+ * release (pn_spawn() counts relaxed); the registry lock in stop_all()
+ * orders every spawn that got past the closing check before this. */
 static bool all_stopped(pn_runtime *rt) {
   return atomic_load_explicit(&rt->actors_stopped, memory_order_acquire) ==
          atomic_load_explicit(&rt->actors_spawned, memory_order_acquire);
@@ -386,6 +401,10 @@ pn_err pn_runtime_destroy(pn_runtime *rt) {
   if (err != PN_OK) {
     return err;
   }
+  /* acquire, pairing with no release: both counts go down relaxed (in
+   * pn__actor_unref(), actor.c, and pn__timer_release(), timer.c). Freeing
+   * is safe for other reasons: the workers are joined, and the caller's
+   * own releases come before this call. Kept; relaxed would do. */
   if (atomic_load_explicit(&rt->actor_objects, memory_order_acquire) ||
       atomic_load_explicit(&rt->timers_live, memory_order_acquire)) {
     return PN_EBUSY;

@@ -8,6 +8,7 @@
 
 #include "peernet/stats.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/rt.h"
 
 const char *pn_actor_state_name(pn_actor_state state) {
@@ -189,6 +190,7 @@ pn_err pn__runtime_snapshot_locked(pn_runtime *rt, pn_snapshot *snap) {
   size_t i = 0;
   PN__LIST_FOREACH(it, &rt->actors) {
     const pn_actor *a = PN__CONTAINER_OF(it, pn_actor, reg);
+    PN_ASSERT(i < n); /* counted under the same hold of the lock */
     if (snap->actor_histograms) {
       actor_hist_fill(a, &snap->actor_histograms[i]);
     }

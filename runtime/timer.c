@@ -1,5 +1,6 @@
 /* Timers: per-worker min-heap ordered by (deadline, arm order). */
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/timer.h"
 
 #include <stdlib.h>
@@ -79,6 +80,7 @@ static bool heap_insert(pn__timer_heap *h, pn_timer *t) {
 
 static void heap_remove(pn__timer_heap *h, pn_timer *t) {
   uint32_t i = t->heap_index;
+  PN_ASSERT(i < h->count); /* callers take only timers on this heap */
   t->heap_index = OFF_HEAP;
   h->count--;
   if (i != h->count) {
@@ -104,7 +106,10 @@ pn_err pn__timer_heap_init(pn__timer_heap *h) {
 }
 
 void pn__timer_release(pn_timer *t) {
-  /* acq_rel: the last release sees every other holder's writes. */
+  /* acq_rel, the usual reference count release: the release half publishes
+   * this holder's writes (the receiving worker's tick bookkeeping, the
+   * heap's) to whoever frees; the acquire half, in the last holder, pairs
+   * with every other holder's release half here before free(). */
   if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
     atomic_fetch_sub_explicit(&t->rt->timers_live, 1, memory_order_relaxed);
     free(t);
@@ -154,6 +159,7 @@ static void take_inbox(pn__worker *w) {
   }
   while (fifo) {
     pn_timer *next = fifo->inbox_next;
+    /* acquire: pairs with the release store in pn_timer_cancel(). */
     if (atomic_load_explicit(&fifo->cancelled, memory_order_acquire) ||
         !heap_insert(h, fifo)) {
       timer_retire(fifo);
@@ -164,8 +170,9 @@ static void take_inbox(pn__worker *w) {
 
 static void send_tick(pn__worker *w, pn_timer *t) {
   /* One tick in flight at most: a receiver that fell behind gets the next
-   * tick, not a burst of stale ones. acquire pairs with the release store
-   * in pn__timer_tick_take(). */
+   * tick, not a burst of stale ones. acquire: pairs with the release store
+   * in pn__timer_tick_take(), so the receiver's take of the last tick comes
+   * before the next one is queued. */
   if (atomic_exchange_explicit(&t->tick_queued, 1, memory_order_acquire)) {
     return;
   }
@@ -194,6 +201,9 @@ uint32_t pn__timer_heap_fire(pn__worker *w, uint64_t now_ns) {
   while (h->count && h->items[0]->deadline_ns <= now_ns) {
     pn_timer *t = h->items[0];
     heap_remove(h, t);
+    /* acquire: the flags pair with the release fetch_or of DEAD in
+     * finish_stop() (actor.c), cancelled with the release store in
+     * pn_timer_cancel(). */
     bool dead = atomic_load_explicit(&t->target->flags, memory_order_acquire) &
                 PN__A_DEAD;
     if (dead || atomic_load_explicit(&t->cancelled, memory_order_acquire)) {
@@ -232,6 +242,7 @@ int64_t pn__timer_heap_timeout_ns(pn__worker *w, uint64_t now_ns) {
 bool pn__timer_tick_take(pn_timer *t) {
   /* release: pairs with the acquire exchange in send_tick(). */
   atomic_store_explicit(&t->tick_queued, 0, memory_order_release);
+  /* acquire: pairs with the release store in pn_timer_cancel(). */
   return !atomic_load_explicit(&t->cancelled, memory_order_acquire);
 }
 
@@ -250,6 +261,8 @@ pn_err pn__timer_start(pn_actor *actor, uint32_t type, uint64_t delay_us,
     return PN_EINVAL;
   }
   pn_runtime *rt = actor->rt;
+  /* acquire: pairs with the release fetch_or of DEAD in finish_stop()
+   * (actor.c). */
   if (atomic_load_explicit(&actor->flags, memory_order_acquire) & PN__A_DEAD) {
     return PN_ECLOSED;
   }
@@ -301,8 +314,8 @@ void pn_timer_cancel(pn_timer *timer) {
   if (!timer) {
     return;
   }
-  /* release: pairs with the acquire loads in pn__timer_tick_take() and the
-   * owner's heap walk, which then drop the timer. */
+  /* release: pairs with the acquire loads in pn__timer_tick_take(),
+   * take_inbox() and pn__timer_heap_fire(), which then drop the timer. */
   atomic_store_explicit(&timer->cancelled, 1, memory_order_release);
   pn__worker *w = pn__worker_current(timer->rt);
   if (w && w->index == timer->owner && timer->heap_index != OFF_HEAP) {

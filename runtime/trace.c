@@ -166,8 +166,9 @@ pn_err pn__trace_dump(pn_runtime *rt, const char *path) {
     if (!r->ev) {
       continue;
     }
-    /* acquire: pairs with the release store of pos in pn__trace_put. The
-     * oldest event is at pos once the ring has wrapped, else at ev. */
+    /* acquire: pairs with the release store of pos in pn__trace_put()
+     * (trace.h). The oldest event is at pos once the ring has wrapped,
+     * else at ev. */
     const pn__trace_event *pos =
         atomic_load_explicit(&r->pos, memory_order_acquire);
     bool wrapped = atomic_load_explicit(&r->wrapped, memory_order_relaxed);

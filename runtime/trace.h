@@ -99,7 +99,9 @@ static inline void pn__trace_put(pn__trace_ring *r, uint32_t kind, uint64_t ts,
     e = r->ev;
     atomic_store_explicit(&r->wrapped, true, memory_order_relaxed);
   }
-  /* release: a dump that reads pos sees the fields of the events before. */
+  /* release: pairs with the acquire load of pos in pn__trace_dump()
+   * (trace.c): a dump that reads pos sees the fields of the events before
+   * it, and wrapped. */
   atomic_store_explicit(&r->pos, e, memory_order_release);
 }
 

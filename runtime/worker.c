@@ -25,10 +25,13 @@ _Thread_local pn__worker *pn__tls_worker
 
 static uint32_t sleepers_after_publish(pn_runtime *rt) {
 #ifdef PN__TSAN
+  /* acq_rel: the release half pairs with the acquire half of the seq_cst
+   * fetch_add in worker_sleep() when ours comes first in nsleeping's order
+   * (the sleeper then sees our work); otherwise ours reads its count. */
   return atomic_fetch_add_explicit(&rt->nsleeping, 0, memory_order_acq_rel);
 #else
   /* seq_cst fence: orders the work we published before the read of the
-   * sleeper count; pairs with the fence in worker_sleep(). */
+   * sleeper count; pairs with the seq_cst fence in worker_sleep(). */
   atomic_thread_fence(memory_order_seq_cst);
   return atomic_load_explicit(&rt->nsleeping, memory_order_relaxed);
 #endif
@@ -36,9 +39,12 @@ static uint32_t sleepers_after_publish(pn_runtime *rt) {
 
 static uint32_t sleeping_after_publish(pn__worker *w) {
 #ifdef PN__TSAN
+  /* acq_rel: pairs with the seq_cst exchange of sleeping in worker_sleep(),
+   * as in sleepers_after_publish(). */
   return atomic_fetch_or_explicit(&w->sleeping, 0, memory_order_acq_rel);
 #else
-  /* seq_cst fence: as in sleepers_after_publish(). */
+  /* seq_cst fence: pairs with the seq_cst fence in worker_sleep(), as in
+   * sleepers_after_publish(). */
   atomic_thread_fence(memory_order_seq_cst);
   return atomic_load_explicit(&w->sleeping, memory_order_relaxed);
 #endif
@@ -46,8 +52,12 @@ static uint32_t sleeping_after_publish(pn__worker *w) {
 
 static void wake_if_sleeping(pn__worker *w) {
   uint32_t expected = 1;
-  /* acq_rel: claims the wakeup so concurrent wakers write the eventfd once;
-   * pairs with the sleeper's seq_cst store of 1. */
+  /* acq_rel: claims the wakeup so concurrent wakers write the eventfd once.
+   * The acquire half pairs with the sleeper's seq_cst exchange to 1 in
+   * worker_sleep(), the release half with its next one; neither orders
+   * anything the sleeper reads (the work was published before
+   * sleeping_after_publish() or sleepers_after_publish()). Kept: a wakeup
+   * costs a system call anyway. */
   if (atomic_load_explicit(&w->sleeping, memory_order_relaxed) == 1 &&
       atomic_compare_exchange_strong_explicit(&w->sleeping, &expected, 0,
                                               memory_order_acq_rel,
@@ -257,12 +267,19 @@ static void worker_sleep(pn__worker *w) {
   pn_runtime *rt = w->rt;
   pn__msg_pool_flush(rt, w);
   /* seq_cst: the flag, the count and the fence order our next look at the
-   * queues after them; pairs with the wakers' fences. */
+   * queues after them. The exchange pairs with sleeping_after_publish() and
+   * the CAS in wake_if_sleeping(), the fetch_add with
+   * sleepers_after_publish(), the fence with the fences in both (in
+   * ThreadSanitizer builds, with their read-modify-writes instead). */
   atomic_exchange_explicit(&w->sleeping, 1, memory_order_seq_cst);
   atomic_fetch_add_explicit(&rt->nsleeping, 1, memory_order_seq_cst);
 #ifndef PN__TSAN
   atomic_thread_fence(memory_order_seq_cst);
 #endif
+  /* seq_cst: pairs with the seq_cst store in join_workers() (runtime.c).
+   * What guarantees the exit is the wake join_workers() sends every worker
+   * after its store (an eventfd write, which also ends a wait begun after
+   * it); acquire would do here, seq_cst is kept as this is the slow path. */
   if (!has_work(w) &&
       !atomic_load_explicit(&rt->exit_workers, memory_order_seq_cst)) {
     uint64_t t0 = pn__now_ns();
@@ -318,8 +335,9 @@ void *pn__worker_main(void *arg) {
     if (spin_for_work(w)) {
       continue;
     }
-    /* acquire: pairs with the shutdown's release store; every actor has
-     * stopped, so only drain runs can remain and has_work() finds them. */
+    /* acquire: pairs with the seq_cst store in join_workers() (runtime.c);
+     * every actor has stopped, so only drain runs can remain and
+     * has_work() finds them. */
     if (atomic_load_explicit(&rt->exit_workers, memory_order_acquire) &&
         !has_work(w)) {
       break;

@@ -11,7 +11,8 @@
 
 static void say_once(const char *name, const char *why) {
   static atomic_flag said = ATOMIC_FLAG_INIT;
-  if (!atomic_flag_test_and_set(&said)) {
+  /* relaxed: only the flag itself matters (one line, once). */
+  if (!atomic_flag_test_and_set_explicit(&said, memory_order_relaxed)) {
     fprintf(stderr, "peernet: I/O backend %s (%s)\n", name, why);
   }
 }
