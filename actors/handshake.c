@@ -242,7 +242,9 @@ static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
   atomic_fetch_add_explicit(&h->npeers, 1, memory_order_relaxed);
   if (!pn__host_register(h, p)) {
     atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
-    pn__peer_close_request(p, PN_REASON_HOST_CLOSED);
+    /* The host and the new peer share a worker and never run at once:
+     * close it here rather than by a request that could not be sent. */
+    pn__peer_close(p, PN_REASON_HOST_CLOSED, false);
     pn_peer_release(p);
     return;
   }

@@ -26,6 +26,7 @@
 #include "runtime/alloc.h"
 #include "runtime/assert.h"
 #include "runtime/clock.h"
+#include "runtime/timer.h"
 #include "runtime/rt.h"
 
 #define DEFAULT_MTU 1200u
@@ -177,22 +178,19 @@ static void on_datagram(pn_host *h, const pn_msg *msg) {
   }
 }
 
-static void close_all(pn_host *h) {
-  /* Closing removes peers from the table: collect them first. */
-  size_t n = 0;
-  pn_peer **all = pn__malloc((h->by_id.count + 1) * sizeof *all);
-  for (size_t i = 0; all && i < h->by_id.cap; i++) {
-    if (h->by_id.slots[i].key) {
-      all[n] = h->by_id.slots[i].value;
-      pn_peer_hold(all[n]);
-      n++;
+/* Tells every peer to close. The peers leave the table later, in their
+ * own runs, so it can be walked as it is. False when a request could not
+ * be sent (out of memory). */
+static bool close_all(pn_host *h) {
+  bool all = true;
+  for (size_t i = 0; i < h->by_id.cap; i++) {
+    if (h->by_id.slots[i].key &&
+        pn__peer_close_request(h->by_id.slots[i].value,
+                               PN_REASON_HOST_CLOSED) != PN_OK) {
+      all = false;
     }
   }
-  for (size_t i = 0; i < n; i++) {
-    pn__peer_close_request(all[i], PN_REASON_HOST_CLOSED);
-    pn_peer_release(all[i]);
-  }
-  free(all);
+  return all;
 }
 
 static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
@@ -226,7 +224,11 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
      * their disconnects come through here, and without them each peer
      * would resend its disconnect until it gave up (DISCONNECT_SENDS
      * RTOs). The last peer to leave stops the actor (pn__host_forget). */
-    close_all(h);
+    if (!close_all(h)) {
+      /* Out of memory: ask again soon (peers already closing ignore a
+       * second request). */
+      (void)pn__timer_start(self, PN__H_CLOSE, 10000, 0, NULL);
+    }
     h->close_handled = true;
     if (!h->by_id.count) {
       (void)pn_actor_stop(self);

@@ -363,9 +363,11 @@ void pn__peer_route(pn_peer *p, uint32_t socket, const pn_addr *from,
   (void)pn__send_parts(p->actor, PN__P_RECV, &rh, sizeof rh, data, len);
 }
 
-void pn__peer_close_request(pn_peer *p, uint32_t reason) {
-  (void)pn__send_parts(p->actor, PN__P_DISCONNECT, &reason, sizeof reason, NULL,
-                       0);
+pn_err pn__peer_close_request(pn_peer *p, uint32_t reason) {
+  pn_err err = pn__send_parts(p->actor, PN__P_DISCONNECT, &reason,
+                              sizeof reason, NULL, 0);
+  /* PN_ECLOSED: the peer is stopping anyway. */
+  return err == PN_ECLOSED ? PN_OK : err;
 }
 
 pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,

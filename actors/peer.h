@@ -147,8 +147,9 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
 void pn__peer_route(pn_peer *p, uint32_t socket, const pn_addr *from,
                     const uint8_t *data, size_t len);
 
-/* Asks p's actor to close (any thread). */
-void pn__peer_close_request(pn_peer *p, uint32_t reason);
+/* Asks p's actor to close (any thread). Errors: PN_ENOMEM (the request
+ * could not be sent; the caller may try again). */
+pn_err pn__peer_close_request(pn_peer *p, uint32_t reason);
 
 /* Peer actor: ends the connection: nothing more is sent or delivered; the
  * owner hears of it once every channel has delivered what it had. */
