@@ -34,18 +34,7 @@
 
 /* --- duplicate window ---------------------------------------------------- */
 
-bool pn__rxwin_seen(const pn__rxwin *w, uint64_t seq) {
-  if (seq < w->base) {
-    return true;
-  }
-  if (seq - w->base >= w->nbits) {
-    return false;
-  }
-  uint64_t b = seq & (w->nbits - 1);
-  return (w->bits[b / 64] >> (b % 64)) & 1u;
-}
-
-static bool rxwin_grow(pn__rxwin *w, uint64_t need) {
+bool pn__rxwin_grow(pn__rxwin *w, uint64_t need) {
   uint64_t n = w->nbits ? w->nbits : 64;
   while (n < need) {
     n *= 2;
@@ -65,11 +54,6 @@ static bool rxwin_grow(pn__rxwin *w, uint64_t need) {
   w->bits = bits;
   w->nbits = n;
   return true;
-}
-
-bool pn__rxwin_reserve(pn__rxwin *w, uint64_t seq) {
-  return seq < w->base || seq - w->base < w->nbits ||
-         rxwin_grow(w, seq - w->base + 1);
 }
 
 bool pn__rxwin_mark(pn__rxwin *w, uint64_t seq) {
@@ -115,11 +99,7 @@ static uint64_t held_seq(const pn_msg *m) {
   return ((const pn__event *)pn_msg_data(m))->ev.msg_id;
 }
 
-bool pn__channel_reserve(pn_channel *ch, uint64_t seq) {
-  if (ch->kind != PN_CHANNEL_ORDERED || seq <= ch->next_expected) {
-    return true;
-  }
-  uint64_t ahead = seq - ch->next_expected + 1;
+bool pn__channel_hold_grow(pn_channel *ch, uint64_t ahead) {
   if (ahead > ch->held_cap) {
     uint64_t n = ch->held_cap ? ch->held_cap : 16;
     while (n < ahead) {

@@ -56,19 +56,43 @@ struct pn__event;
 void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt,
                          pn_msg *m, struct pn__event *e);
 
+/* Grows ch's hold ring to hold `ahead` messages. */
+bool pn__channel_hold_grow(pn_channel *ch, uint64_t ahead);
+
 /* Peer actor: makes room to hold message seq of an ORDERED channel until
  * the gap before it fills (true at once for other kinds, or when seq is
  * next). False when out of memory. */
-bool pn__channel_reserve(pn_channel *ch, uint64_t seq);
+static inline bool pn__channel_reserve(pn_channel *ch, uint64_t seq) {
+  return ch->kind != PN_CHANNEL_ORDERED || seq <= ch->next_expected ||
+         seq - ch->next_expected < ch->held_cap ||
+         pn__channel_hold_grow(ch, seq - ch->next_expected + 1);
+}
 
 /* Spawns ch's actor on worker `home`; it holds a reference on p until it
  * stops. Errors: those of pn_spawn(). Any thread. */
 pn_err pn__channel_spawn(pn_peer *p, pn_channel *ch, int32_t home);
 
-/* The duplicate window. Peer's worker. */
-bool pn__rxwin_seen(const pn__rxwin *w, uint64_t seq);
+/* The duplicate window. Peer's worker. Inline: every received frame asks
+ * each of these. */
+static inline bool pn__rxwin_seen(const pn__rxwin *w, uint64_t seq) {
+  if (seq < w->base) {
+    return true;
+  }
+  if (seq - w->base >= w->nbits) {
+    return false;
+  }
+  uint64_t b = seq & (w->nbits - 1);
+  return (w->bits[b / 64] >> (b % 64)) & 1u;
+}
+
+/* Grows the window to hold need sequences above base. */
+bool pn__rxwin_grow(pn__rxwin *w, uint64_t need);
+
 /* Makes room to mark seq; false when out of memory (nothing changed). */
-bool pn__rxwin_reserve(pn__rxwin *w, uint64_t seq);
+static inline bool pn__rxwin_reserve(pn__rxwin *w, uint64_t seq) {
+  return seq < w->base || seq - w->base < w->nbits ||
+         pn__rxwin_grow(w, seq - w->base + 1);
+}
 /* Marks seq; false when there is no room and none could be made. */
 bool pn__rxwin_mark(pn__rxwin *w, uint64_t seq);
 void pn__rxwin_free(pn__rxwin *w);

@@ -6,13 +6,13 @@
 /* All relaxed: a test arms the hook before it starts the work it watches
  * and reads the count after joining that work (pn_runtime_shutdown and
  * the latches order those), so the counters order nothing themselves. */
-static _Atomic uint64_t fail_at; /* 0: off */
+_Atomic uint64_t pn__alloc_fail_n; /* 0: off */
 static _Atomic uint64_t counted;
 static _Atomic bool failed;
 
-bool pn__alloc_fails(void) {
-  uint64_t at = atomic_load_explicit(&fail_at, memory_order_relaxed);
-  if (__builtin_expect(at == 0, 1)) {
+bool pn__alloc_fails_slow(void) {
+  uint64_t at = atomic_load_explicit(&pn__alloc_fail_n, memory_order_relaxed);
+  if (at == 0) {
     return false;
   }
   uint64_t n = atomic_fetch_add_explicit(&counted, 1, memory_order_relaxed);
@@ -24,10 +24,10 @@ bool pn__alloc_fails(void) {
 }
 
 void pn__alloc_fail_at(uint64_t n) {
-  atomic_store_explicit(&fail_at, 0, memory_order_relaxed);
+  atomic_store_explicit(&pn__alloc_fail_n, 0, memory_order_relaxed);
   atomic_store_explicit(&counted, 0, memory_order_relaxed);
   atomic_store_explicit(&failed, false, memory_order_relaxed);
-  atomic_store_explicit(&fail_at, n, memory_order_relaxed);
+  atomic_store_explicit(&pn__alloc_fail_n, n, memory_order_relaxed);
 }
 
 uint64_t pn__alloc_counted(void) {

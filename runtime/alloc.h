@@ -14,12 +14,26 @@
 #ifndef PN_RUNTIME_ALLOC_H
 #define PN_RUNTIME_ALLOC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-/* True when this allocation is the one to fail. */
-bool pn__alloc_fails(void);
+/* The planned failure (0: none). Relaxed: see alloc.c. */
+extern _Atomic uint64_t pn__alloc_fail_n;
+
+/* Counts an allocation while a failure is planned; true for the one to
+ * fail. */
+bool pn__alloc_fails_slow(void);
+
+/* True when this allocation is the one to fail: one relaxed load and a
+ * branch when no failure is planned. */
+static inline bool pn__alloc_fails(void) {
+  return __builtin_expect(
+             atomic_load_explicit(&pn__alloc_fail_n, memory_order_relaxed) != 0,
+             0) &&
+         pn__alloc_fails_slow();
+}
 
 static inline void *pn__malloc(size_t n) {
   return pn__alloc_fails() ? NULL : malloc(n);
