@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #include "actors/wire.h"
+#include "peernet/socket.h"
 
 /* DATA datagrams are tagged with ChaCha20-Poly1305 under 32 bytes of 0x42,
  * as sent by the client: the fuzzer checks tags with the same key. */
