@@ -429,6 +429,7 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
     close(s->src.fd);
     s->src.fd = -1;
     s->closed = true;
+    pn__registry_remove(rt, &s->stat); /* never listed */
     (void)pn_actor_stop(s->actor);
     pn_actor_release(s->actor);
     socket_unref(s);

@@ -23,14 +23,19 @@ typedef struct pn__stat_class {
 typedef struct pn__stat_obj {
   pn__list link;
   const pn__stat_class *cls;
+  bool retired; /* removed: never (again) added (under the lock) */
 } pn__stat_obj;
 
-/* Registers o (embedded in a live object) under cls. Any thread. */
+/* Registers o (embedded in a live object) under cls, unless o was
+ * removed already: an object whose actor closed it before its opener got
+ * to register it (the two run on different threads) stays out. Any
+ * thread. */
 void pn__registry_add(pn_runtime *rt, pn__stat_obj *o,
                       const pn__stat_class *cls);
 
-/* Removes o; removing one never added (or already removed) is harmless,
- * provided its link was initialised with pn__list_init(). Any thread. */
+/* Removes o for good; removing one never added (or already removed) is
+ * harmless, provided its link was initialised with pn__list_init(). Any
+ * thread. */
 void pn__registry_remove(pn_runtime *rt, pn__stat_obj *o);
 
 /* The registry lock, for readers walking pn__registry_objects(). */
