@@ -5,8 +5,17 @@
  * from, so a spoofed source can only make the host answer to the address
  * it spoofed, with no more bytes than it sent. Client half, on the peer
  * actor: the request is retried every connect_retry until
- * connect_timeout (peer.c's timer). The DATA key is derived from the
- * nonces and connection ids once both sides know them.
+ * connect_timeout (peer.c's timer).
+ *
+ * Keys (version 3): the client sends an ephemeral X25519 public key, which
+ * the cookie covers; only once the cookie comes back does the server make
+ * its own ephemeral pair. Both sides compute two Diffie-Hellman results,
+ * ephemeral-ephemeral (forward secrecy) and client ephemeral with the
+ * server's long-term key (only the holder of that key can compute it:
+ * what a client that pins the key relies on), and derive the keys from
+ * them, the transcript and the pre-shared key if any (derive_keys). The
+ * Accept carries a confirmation only the same keys produce, so a client
+ * refuses a server (or someone in the middle) that derived others.
  */
 #include "actors/handshake.h"
 
@@ -14,6 +23,7 @@
 #include <string.h>
 
 #include "actors/event.h"
+#include "runtime/alloc.h"
 #include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/worker.h"
@@ -26,9 +36,10 @@
 static uint64_t now_ms(void) { return pn__now_ns() / 1000000u; }
 
 static void make_cookie(const pn_host *h, const pn_addr *from,
-                        uint32_t client_id, uint64_t nonce, uint64_t ts,
+                        uint32_t client_id, uint64_t nonce,
+                        const uint8_t kx[PN_KEY_BYTES], uint64_t ts,
                         uint8_t out[COOKIE_BYTES]) {
-  uint8_t in[2 + 2 + 4 + 16 + 4 + 8 + 8];
+  uint8_t in[2 + 2 + 4 + 16 + 4 + 8 + 8 + PN_KEY_BYTES];
   size_t n = 0;
   memcpy(in + n, &from->family, 2);
   n += 2;
@@ -44,6 +55,8 @@ static void make_cookie(const pn_host *h, const pn_addr *from,
   n += 8;
   memcpy(in + n, &ts, 8);
   n += 8;
+  memcpy(in + n, kx, PN_KEY_BYTES);
+  n += PN_KEY_BYTES;
   crypto_generichash(out, COOKIE_BYTES, in, n, h->secret, sizeof h->secret);
 }
 
@@ -126,17 +139,60 @@ static void send_handshake(pn_peer *p, pn__scratch *sc, uint8_t type,
   p->handshake_sent_ns = p->last_send_ns;
 }
 
-static void derive_key(pn_peer *p) {
-  uint8_t in[8 + 8 + 4 + 4], key[PN__DATA_KEY_BYTES];
+/* The connection's keys, and the Accept's confirmation, from the two
+ * Diffie-Hellman results, the transcript (ids, nonces, the three public
+ * keys) and the host's pre-shared key. BLAKE2b (libsodium generichash)
+ * hashes the transcript and, keyed with the pre-shared key, extracts the
+ * master key; libsodium's KDF expands it into one key per direction and
+ * the confirmation key. */
+static void derive_keys(pn_peer *p, const uint8_t dh_ee[PN_KEY_BYTES],
+                        const uint8_t dh_es[PN_KEY_BYTES],
+                        const uint8_t client_kx[PN_KEY_BYTES],
+                        const uint8_t server_kx[PN_KEY_BYTES],
+                        const uint8_t server_key[PN_KEY_BYTES],
+                        uint8_t confirm[PN__CONFIRM_BYTES]) {
+  static const uint8_t label[] = "peernet/3 handshake";
   uint32_t cid = p->is_client ? p->local_id : p->remote_id;
   uint32_t sid = p->is_client ? p->remote_id : p->local_id;
-  memcpy(in, &p->client_nonce, 8);
-  memcpy(in + 8, &p->server_nonce, 8);
-  memcpy(in + 16, &cid, 4);
-  memcpy(in + 20, &sid, 4);
-  crypto_generichash(key, sizeof key, in, sizeof in, NULL, 0);
-  pn__data_key_init(&p->dkey, key, p->aes_gcm);
-  sodium_memzero(key, sizeof key);
+  uint8_t transcript[32];
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, sizeof transcript);
+  crypto_generichash_update(&st, label, sizeof label - 1);
+  crypto_generichash_update(&st, (const uint8_t *)&cid, 4);
+  crypto_generichash_update(&st, (const uint8_t *)&p->client_nonce, 8);
+  crypto_generichash_update(&st, client_kx, PN_KEY_BYTES);
+  crypto_generichash_update(&st, (const uint8_t *)&sid, 4);
+  crypto_generichash_update(&st, (const uint8_t *)&p->server_nonce, 8);
+  crypto_generichash_update(&st, server_kx, PN_KEY_BYTES);
+  crypto_generichash_update(&st, server_key, PN_KEY_BYTES);
+  crypto_generichash_final(&st, transcript, sizeof transcript);
+
+  const pn_host *h = p->host;
+  uint8_t master[crypto_kdf_KEYBYTES];
+  crypto_generichash_init(&st, h->has_psk ? h->psk : NULL,
+                          h->has_psk ? sizeof h->psk : 0, sizeof master);
+  crypto_generichash_update(&st, transcript, sizeof transcript);
+  crypto_generichash_update(&st, dh_ee, PN_KEY_BYTES);
+  crypto_generichash_update(&st, dh_es, PN_KEY_BYTES);
+  crypto_generichash_final(&st, master, sizeof master);
+
+  uint8_t c2s[PN__DATA_KEY_BYTES], s2c[PN__DATA_KEY_BYTES], ck[32];
+  static const char ctx[crypto_kdf_CONTEXTBYTES] = {'p', 'e', 'e', 'r',
+                                                    'n', 'e', 't', '3'};
+  crypto_kdf_derive_from_key(c2s, sizeof c2s, 1, ctx, master);
+  crypto_kdf_derive_from_key(s2c, sizeof s2c, 2, ctx, master);
+  crypto_kdf_derive_from_key(ck, sizeof ck, 3, ctx, master);
+  crypto_generichash(confirm, PN__CONFIRM_BYTES, transcript, sizeof transcript,
+                     ck, sizeof ck);
+  if (p->is_client) {
+    pn__data_keys_init(&p->dkeys, c2s, s2c, p->aes_gcm);
+  } else {
+    pn__data_keys_init(&p->dkeys, s2c, c2s, p->aes_gcm);
+  }
+  sodium_memzero(master, sizeof master);
+  sodium_memzero(c2s, sizeof c2s);
+  sodium_memzero(s2c, sizeof s2c);
+  sodium_memzero(ck, sizeof ck);
 }
 
 static void send_accept(pn_peer *p, pn__scratch *sc) {
@@ -146,13 +202,18 @@ static void send_accept(pn_peer *p, pn__scratch *sc) {
   a.server_id = p->local_id;
   a.server_nonce = p->server_nonce;
   a.aes_gcm = p->aes_gcm;
+  a.server_kx.data = p->hs->kx_public;
+  a.server_kx.len = PN_KEY_BYTES;
+  a.server_key.data = (uint8_t *)p->host->public_key;
+  a.server_key.len = PN_KEY_BYTES;
+  a.confirm.data = p->hs->confirm;
+  a.confirm.len = PN__CONFIRM_BYTES;
   send_handshake(p, sc, PN__T_ACCEPT, p->remote_id, &a.base, NULL);
 }
 
 /* The server peer is accepted (on the host actor, the peer's worker):
  * keys, state, the Accept and the owner's event. */
 static void peer_accepted(pn_peer *p, pn__scratch *sc) {
-  derive_key(p);
   pn__peer_set_state(p, PN_PEER_CONNECTED);
   p->start_ns = p->last_recv_ns = pn__now_ns();
   send_accept(p, sc);
@@ -176,13 +237,16 @@ void pn__handshake_on_request(pn_host *h, uint32_t socket, const pn_addr *from,
   } else if (version != PN__WIRE_VERSION || req->version != PN__WIRE_VERSION) {
     send_reject_in(h, socket, from, req->client_id, req->client_nonce,
                    PN_REASON_VERSION, len, version);
+  } else if (req->client_kx.len != PN_KEY_BYTES) {
+    pn__stat_add(&h->st_hs_dropped, 1);
   } else {
     uint8_t cookie[COOKIE_BYTES];
     Peernet__Wire__V1__Challenge c = PEERNET__WIRE__V1__CHALLENGE__INIT;
     c.client_id = req->client_id;
     c.client_nonce = req->client_nonce;
     c.timestamp_ms = now_ms();
-    make_cookie(h, from, c.client_id, c.client_nonce, c.timestamp_ms, cookie);
+    make_cookie(h, from, c.client_id, c.client_nonce, req->client_kx.data,
+                c.timestamp_ms, cookie);
     c.cookie.data = cookie;
     c.cookie.len = sizeof cookie;
     reply(h, socket, from, PN__T_CHALLENGE, c.client_id, &c.base, len,
@@ -195,13 +259,39 @@ void pn__handshake_on_request(pn_host *h, uint32_t socket, const pn_addr *from,
 static bool cookie_ok(const pn_host *h, const pn_addr *from,
                       const Peernet__Wire__V1__ConnectResponse *r) {
   uint64_t now = now_ms();
-  if (r->cookie.len != COOKIE_BYTES || r->timestamp_ms > now ||
-      now - r->timestamp_ms > COOKIE_LIFETIME_MS) {
+  if (r->cookie.len != COOKIE_BYTES || r->client_kx.len != PN_KEY_BYTES ||
+      r->timestamp_ms > now || now - r->timestamp_ms > COOKIE_LIFETIME_MS) {
     return false;
   }
   uint8_t want[COOKIE_BYTES];
-  make_cookie(h, from, r->client_id, r->client_nonce, r->timestamp_ms, want);
+  make_cookie(h, from, r->client_id, r->client_nonce, r->client_kx.data,
+              r->timestamp_ms, want);
   return crypto_verify_16(want, r->cookie.data) == 0;
+}
+
+/* The server side of the keys: an ephemeral pair, the two Diffie-Hellman
+ * results with the client's ephemeral key, the keys and the confirmation
+ * the Accept carries (kept for a resent Accept). False when the client's
+ * key is one X25519 refuses (a low-order point: the result would be
+ * known to anyone) or memory ran out. */
+static bool server_keys(pn_peer *p, const uint8_t client_kx[PN_KEY_BYTES]) {
+  p->hs = pn__calloc(1, sizeof *p->hs);
+  if (!p->hs) {
+    return false;
+  }
+  uint8_t eph[PN_KEY_BYTES], dh_ee[PN_KEY_BYTES], dh_es[PN_KEY_BYTES];
+  randombytes_buf(eph, sizeof eph);
+  bool ok = crypto_scalarmult_base(p->hs->kx_public, eph) == 0 &&
+            crypto_scalarmult(dh_ee, eph, client_kx) == 0 &&
+            crypto_scalarmult(dh_es, p->host->secret_key, client_kx) == 0;
+  if (ok) {
+    derive_keys(p, dh_ee, dh_es, client_kx, p->hs->kx_public,
+                p->host->public_key, p->hs->confirm);
+  }
+  sodium_memzero(eph, sizeof eph);
+  sodium_memzero(dh_ee, sizeof dh_ee);
+  sodium_memzero(dh_es, sizeof dh_es);
+  return ok;
 }
 
 static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
@@ -248,6 +338,12 @@ static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
     pn_peer_release(p);
     return;
   }
+  /* The keys name the server's connection id, which registering gave. */
+  if (!server_keys(p, r->client_kx.data)) {
+    pn__stat_add(&h->st_hs_dropped, 1);
+    pn__peer_close(p, PN_REASON_AUTH, false); /* leaves the tables too */
+    return;
+  }
   pn__stat_add(&h->st_accepted, 1);
   peer_accepted(p, pn__host_scratch(h)); /* the table keeps the creation
                                            reference */
@@ -269,8 +365,10 @@ void pn__handshake_on_response(pn_host *h, uint32_t socket, const pn_addr *from,
     pn_peer *p = pn__host_find_accepted(h, from, r->client_id);
     if (p && p->client_nonce == r->client_nonce &&
         pn_addr_equal(&p->addr, from)) {
-      if (pn__peer_state(p) == PN_PEER_CONNECTED) {
-        send_accept(p, pn__host_scratch(h)); /* its Accept was lost */
+      /* Its Accept was lost: the same again (until the client's first
+       * DATA shows it arrived and the peer let the handshake go). */
+      if (pn__peer_state(p) == PN_PEER_CONNECTED && p->hs) {
+        send_accept(p, pn__host_scratch(h));
       }
     } else if (!p && r->dict_hash != h->dict_hash) {
       /* Different dictionaries would decompress into different bytes. */
@@ -301,6 +399,8 @@ void pn__handshake_send_connect(pn_peer *p, pn__scratch *sc) {
     r.channel_kinds.data = kinds;
     r.channel_kinds.len = p->nchannels;
     r.dict_hash = p->host->dict_hash;
+    r.client_kx.data = p->hs->kx_public;
+    r.client_kx.len = PN_KEY_BYTES;
     send_handshake(p, sc, PN__T_CONNECT_REQUEST, 0, &r.base, &r.padding);
   } else {
     Peernet__Wire__V1__ConnectResponse r =
@@ -314,8 +414,44 @@ void pn__handshake_send_connect(pn_peer *p, pn__scratch *sc) {
     r.channel_kinds.len = p->nchannels;
     r.dict_hash = p->host->dict_hash;
     r.aes_gcm = p->host->aes_gcm;
+    r.client_kx.data = p->hs->kx_public;
+    r.client_kx.len = PN_KEY_BYTES;
     send_handshake(p, sc, PN__T_CONNECT_RESPONSE, 0, &r.base, &r.padding);
   }
+}
+
+/* An Accept for this client: the server's key checked against the pinned
+ * one, the keys derived, the confirmation compared (constant time). A
+ * mismatch ends the connection with its reason: nothing was sent under
+ * those keys. */
+static void client_accepted(pn_peer *p, const Peernet__Wire__V1__Accept *a) {
+  pn__handshake *hs = p->hs;
+  if (hs->pinned &&
+      sodium_memcmp(hs->server_key, a->server_key.data, PN_KEY_BYTES) != 0) {
+    pn__peer_close(p, PN_REASON_SERVER_KEY, false);
+    return;
+  }
+  p->aes_gcm = a->aes_gcm;
+  p->remote_id = a->server_id;
+  p->server_nonce = a->server_nonce;
+  uint8_t dh_ee[PN_KEY_BYTES], dh_es[PN_KEY_BYTES], want[PN__CONFIRM_BYTES];
+  bool ok = crypto_scalarmult(dh_ee, hs->kx_secret, a->server_kx.data) == 0 &&
+            crypto_scalarmult(dh_es, hs->kx_secret, a->server_key.data) == 0;
+  if (ok) {
+    derive_keys(p, dh_ee, dh_es, hs->kx_public, a->server_kx.data,
+                a->server_key.data, want);
+    ok = sodium_memcmp(want, a->confirm.data, PN__CONFIRM_BYTES) == 0;
+  }
+  sodium_memzero(dh_ee, sizeof dh_ee);
+  sodium_memzero(dh_es, sizeof dh_es);
+  pn__handshake_done(p);
+  if (!ok) {
+    pn__peer_close(p, PN_REASON_AUTH, false);
+    return;
+  }
+  pn__peer_set_state(p, PN_PEER_CONNECTED);
+  p->last_recv_ns = pn__now_ns();
+  pn__peer_emit(p, PN_MSG_PEER_CONNECTED);
 }
 
 void pn__handshake_on_reply(pn_peer *p, pn__scratch *sc, const uint8_t *data,
@@ -346,14 +482,10 @@ void pn__handshake_on_reply(pn_peer *p, pn__scratch *sc, const uint8_t *data,
         peernet__wire__v1__accept__unpack(NULL, blen, body);
     if (a && a->client_id == p->local_id &&
         a->client_nonce == p->client_nonce && a->server_id &&
-        (!a->aes_gcm || p->host->aes_gcm)) {
-      p->aes_gcm = a->aes_gcm;
-      p->remote_id = a->server_id;
-      p->server_nonce = a->server_nonce;
-      derive_key(p);
-      pn__peer_set_state(p, PN_PEER_CONNECTED);
-      p->last_recv_ns = pn__now_ns();
-      pn__peer_emit(p, PN_MSG_PEER_CONNECTED);
+        (!a->aes_gcm || p->host->aes_gcm) && a->server_kx.len == PN_KEY_BYTES &&
+        a->server_key.len == PN_KEY_BYTES &&
+        a->confirm.len == PN__CONFIRM_BYTES) {
+      client_accepted(p, a);
     } else {
       pn__stat_add(&p->st_bad, 1);
     }
@@ -368,5 +500,37 @@ void pn__handshake_on_reply(pn_peer *p, pn__scratch *sc, const uint8_t *data,
       pn__stat_add(&p->st_bad, 1);
     }
     peernet__wire__v1__reject__free_unpacked(r, NULL);
+  }
+}
+
+pn_err pn__handshake_client_init(pn_peer *p, const uint8_t *server_key) {
+  p->hs = pn__calloc(1, sizeof *p->hs);
+  if (!p->hs) {
+    return PN_ENOMEM;
+  }
+  randombytes_buf(p->hs->kx_secret, PN_KEY_BYTES);
+  if (crypto_scalarmult_base(p->hs->kx_public, p->hs->kx_secret) != 0) {
+    return PN_ENOMEM; /* never for a random scalar: libsodium clamps it */
+  }
+  if (server_key) {
+    memcpy(p->hs->server_key, server_key, PN_KEY_BYTES);
+    p->hs->pinned = true;
+  }
+  return PN_OK;
+}
+
+void pn__handshake_done(pn_peer *p) {
+  if (p->hs && p->is_client) {
+    sodium_memzero(p->hs, sizeof *p->hs);
+    free(p->hs);
+    p->hs = NULL;
+  }
+}
+
+void pn__handshake_free(pn_peer *p) {
+  if (p->hs) {
+    sodium_memzero(p->hs, sizeof *p->hs);
+    free(p->hs);
+    p->hs = NULL;
   }
 }

@@ -22,6 +22,33 @@
 #include "actors/host.h"
 #include "actors/peer.h"
 
+/* Bytes of the Accept's key confirmation. */
+#define PN__CONFIRM_BYTES 16u
+
+/* What a connection needs only while its handshake lasts (allocated apart,
+ * so a connected peer does not carry it): the client's ephemeral key pair
+ * and the key it pins; the server's ephemeral public key and the
+ * confirmation, kept to resend a lost Accept until the client's first
+ * DATA datagram shows it arrived. */
+typedef struct pn__handshake {
+  uint8_t kx_secret[PN_KEY_BYTES];  /* client */
+  uint8_t kx_public[PN_KEY_BYTES];  /* client: its own; server: its own */
+  uint8_t server_key[PN_KEY_BYTES]; /* client: the pinned key */
+  bool pinned;
+  uint8_t confirm[PN__CONFIRM_BYTES]; /* server */
+} pn__handshake;
+
+/* Client peers, at creation: makes the ephemeral key pair and copies the
+ * pinned server key (NULL: none). Errors: PN_ENOMEM. */
+pn_err pn__handshake_client_init(pn_peer *p, const uint8_t *server_key);
+
+/* The client's handshake state is wiped and freed once it is connected
+ * (a server keeps its own until the peer goes: a resent Accept needs it). */
+void pn__handshake_done(pn_peer *p);
+
+/* Wipes and frees whatever handshake state p still has. */
+void pn__handshake_free(pn_peer *p);
+
 /* --- server half: the host actor ----------------------------------------- */
 
 /* A ConnectRequest: a Challenge (or a version Reject). Bad ones are

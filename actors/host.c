@@ -36,6 +36,9 @@
 /* --- lifetime ------------------------------------------------------------ */
 
 static void host_free(pn_host *h) {
+  sodium_memzero(h->secret_key, sizeof h->secret_key);
+  sodium_memzero(h->psk, sizeof h->psk);
+  sodium_memzero(h->secret, sizeof h->secret);
   for (uint32_t i = 0; i < h->nsockets; i++) {
     pn_socket_close(h->sockets[i]);
   }
@@ -335,6 +338,18 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   h->accept = cfg->accept;
   h->accept_ctx = cfg->accept_ctx;
   randombytes_buf(h->secret, sizeof h->secret);
+  if (cfg->secret_key) {
+    memcpy(h->secret_key, cfg->secret_key, PN_KEY_BYTES);
+  } else {
+    randombytes_buf(h->secret_key, PN_KEY_BYTES);
+  }
+  if (crypto_scalarmult_base(h->public_key, h->secret_key) != 0) {
+    return PN_EINVAL; /* never for a clamped scalar */
+  }
+  if (cfg->psk) {
+    memcpy(h->psk, cfg->psk, PN_KEY_BYTES);
+    h->has_psk = true;
+  }
   pn_err err = pn__scratch_create(&h->scratch);
   if (err != PN_OK) {
     return err;
@@ -420,6 +435,15 @@ pn_err pn_host_open(pn_runtime *rt, const pn_host_config *cfg,
   }
   (void)pn__send_parts(h->actor, PN__H_START, NULL, 0, NULL, 0);
   *host_out = h;
+  return PN_OK;
+}
+
+pn_err pn_host_public_key(const pn_host *host,
+                          uint8_t public_out[PN_KEY_BYTES]) {
+  if (!host || !public_out) {
+    return PN_EINVAL;
+  }
+  memcpy(public_out, host->public_key, PN_KEY_BYTES);
   return PN_OK;
 }
 

@@ -37,7 +37,11 @@ struct pn_host {
   bool no_delivery_events; /* for the peers it accepts */
   bool aes_gcm;            /* this machine can tag DATA with AES-256-GCM */
   uint8_t secret[32];      /* cookie and table key */
-  ZSTD_CDict *cdict;       /* the configured dictionary, or NULL */
+  uint8_t secret_key[PN_KEY_BYTES]; /* long-term X25519 key pair */
+  uint8_t public_key[PN_KEY_BYTES];
+  uint8_t psk[PN_KEY_BYTES]; /* pre-shared key, when has_psk */
+  bool has_psk;
+  ZSTD_CDict *cdict; /* the configured dictionary, or NULL */
   ZSTD_DDict *ddict;
   uint64_t dict_hash;   /* BLAKE2b-64 of the dictionary, 0 without one */
   pn__scratch *scratch; /* the home worker's (see scratch.h) */

@@ -139,6 +139,10 @@ const char *pn_reason_name(uint32_t reason) {
     return "refused";
   case PN_REASON_DICTIONARY:
     return "dictionary";
+  case PN_REASON_SERVER_KEY:
+    return "server-key";
+  case PN_REASON_AUTH:
+    return "auth";
   default:
     return reason < PN_REASON_LIBRARY ? "application" : "?";
   }

@@ -65,7 +65,8 @@ static void peer_free(pn_peer *p) {
   pn_actor_release(p->actor);
   pn_actor_release(p->owner);
   pn__host_unref(p->host);
-  pn__data_key_clear(&p->dkey);
+  pn__data_keys_clear(&p->dkeys);
+  pn__handshake_free(p);
   free(p);
 }
 
@@ -433,6 +434,9 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   pn__event *goodbye;
   p->goodbye = pn__event_new(PN_MSG_PEER_DISCONNECTED, p, &goodbye);
   pn_err err = p->goodbye ? PN_OK : PN_ENOMEM;
+  if (err == PN_OK && is_client) {
+    err = pn__handshake_client_init(p, cfg->server_key);
+  }
   uint32_t spawned = 0;
   for (; spawned < nch && err == PN_OK; spawned++) {
     err = pn__channel_spawn(p, &p->channels[spawned], h->home);

@@ -72,8 +72,9 @@ struct pn_peer {
   /* Handshake (handshake.c). */
   uint32_t local_id, remote_id;
   uint64_t client_nonce, server_nonce;
-  bool aes_gcm; /* DATA tags: AES-256-GCM, else ChaCha20-Poly1305 */
-  pn__data_key dkey;
+  bool aes_gcm;             /* DATA: AES-256-GCM, else ChaCha20-Poly1305 */
+  pn__data_keys dkeys;      /* once connected */
+  struct pn__handshake *hs; /* while connecting (handshake.h) */
   uint8_t cookie[32];
   size_t cookie_len;
   uint64_t cookie_ts;

@@ -269,11 +269,16 @@ static void on_data(pn_peer *p, pn__scratch *sc, const uint8_t *data,
     return;
   }
   uint64_t seq = pn__data_seq(data, p->rx_highest);
-  if (!pn__data_verify(&p->dkey, !p->is_client, seq, data, len)) {
+  /* Decrypted into the scratch buffer: the datagram itself is the
+   * mailbox's. Nothing of a datagram is read before it proved authentic. */
+  if (!pn__data_open(&p->dkeys.rx, seq, data, len, sc->buf)) {
     pn__stat_add(&p->st_bad, 1);
     return;
   }
-  const uint8_t *body = data + PN__DATA_HEADER;
+  if (p->hs) {
+    pn__handshake_free(p); /* the client has its Accept: no resend needed */
+  }
+  const uint8_t *body = sc->buf;
   size_t blen = len - PN__DATA_OVERHEAD;
   if (hdr->zstd) {
     size_t n;
@@ -291,7 +296,7 @@ static void on_data(pn_peer *p, pn__scratch *sc, const uint8_t *data,
     pn__stat_add(&p->st_bad, 1);
     return;
   }
-  pk->seq = seq; /* the body's own field is not used (version 2) */
+  pk->seq = seq; /* the body's own field is not used (version 2 on) */
   uint64_t now = pn__now_ns();
   pn__peer_on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
   if (p->gone) {

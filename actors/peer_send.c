@@ -188,8 +188,8 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   uint8_t *out = zstd ? sc->zbuf : sc->buf;
   uint64_t seq = p->rec.next_seq;
   pn__wire_put_data_header(out, zstd, p->remote_id, seq);
-  size_t len = pn__data_seal(&p->dkey, p->is_client, seq, out,
-                             PN__DATA_HEADER + sent_body);
+  size_t len =
+      pn__data_seal(&p->dkeys.tx, seq, out, PN__DATA_HEADER + sent_body);
   if (p->send_rate && n) {
     p->pace_tokens -= (int64_t)len;
   }

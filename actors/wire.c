@@ -79,16 +79,37 @@ bool pn__wire_aes_available(void) {
          !atomic_load_explicit(&pn__wire_aes_disabled, memory_order_relaxed);
 }
 
-void pn__data_key_init(pn__data_key *k, const uint8_t key[PN__DATA_KEY_BYTES],
-                       bool aes) {
+_Atomic uint32_t pn__wire_rekey_bits = 28;
+
+static void dir_key_set(pn__dir_key *k, const uint8_t key[PN__DATA_KEY_BYTES],
+                        uint64_t epoch, bool aes) {
   memcpy(k->key, key, PN__DATA_KEY_BYTES);
+  k->epoch = epoch;
   k->aes = aes;
   if (aes) {
     crypto_aead_aes256gcm_beforenm(&k->gcm, key);
   }
 }
 
-void pn__data_key_clear(pn__data_key *k) { sodium_memzero(k, sizeof *k); }
+void pn__data_keys_init(pn__data_keys *k, const uint8_t tx[PN__DATA_KEY_BYTES],
+                        const uint8_t rx[PN__DATA_KEY_BYTES], bool aes) {
+  dir_key_set(&k->tx, tx, 0, aes);
+  dir_key_set(&k->rx, rx, 0, aes);
+}
+
+void pn__data_keys_clear(pn__data_keys *k) { sodium_memzero(k, sizeof *k); }
+
+/* The key of the epoch after k's. */
+static void next_key(const pn__dir_key *k, uint8_t out[PN__DATA_KEY_BYTES]) {
+  static const uint8_t label[] = "peernet rekey";
+  crypto_generichash(out, PN__DATA_KEY_BYTES, label, sizeof label - 1, k->key,
+                     PN__DATA_KEY_BYTES);
+}
+
+static uint64_t epoch_of(uint64_t seq) {
+  return seq >>
+         atomic_load_explicit(&pn__wire_rekey_bits, memory_order_relaxed);
+}
 
 void pn__wire_put_data_header(uint8_t *buf, bool zstd, uint32_t conn_id,
                               uint64_t seq) {
@@ -114,47 +135,80 @@ uint64_t pn__data_seq(const uint8_t *buf, uint64_t largest) {
   return seq;
 }
 
-/* Sides are told apart in the nonce, so the two directions, which share a
- * key and count sequences independently, never reuse one. */
-static void data_nonce(uint8_t nonce[12], bool from_client, uint64_t seq) {
-  nonce[0] = from_client ? 1 : 2;
-  nonce[1] = nonce[2] = nonce[3] = 0;
+/* Directions have keys of their own, so the nonce is the sequence alone:
+ * unique under one key, since a direction never sends a sequence twice. */
+static void data_nonce(uint8_t nonce[12], uint64_t seq) {
+  nonce[0] = nonce[1] = nonce[2] = nonce[3] = 0;
   for (int i = 0; i < 8; i++) {
     nonce[4 + i] = (uint8_t)(seq >> (8 * i));
   }
 }
 
-size_t pn__data_seal(const pn__data_key *k, bool from_client, uint64_t seq,
-                     uint8_t *buf, size_t len) {
+size_t pn__data_seal(pn__dir_key *k, uint64_t seq, uint8_t *buf, size_t len) {
+  uint64_t epoch = epoch_of(seq);
+  while (k->epoch < epoch) {
+    uint8_t key[PN__DATA_KEY_BYTES];
+    next_key(k, key);
+    dir_key_set(k, key, k->epoch + 1, k->aes);
+    sodium_memzero(key, sizeof key);
+  }
   uint8_t nonce[12];
-  data_nonce(nonce, from_client, seq);
+  data_nonce(nonce, seq);
+  uint8_t *body = buf + PN__DATA_HEADER;
+  size_t blen = len - PN__DATA_HEADER;
   unsigned long long maclen;
-  uint8_t none[1] = {0}; /* the empty plaintext (libsodium wants a pointer) */
+  /* In place: libsodium allows the ciphertext to be the plaintext. */
   if (k->aes) {
     (void)crypto_aead_aes256gcm_encrypt_detached_afternm(
-        none, buf + len, &maclen, none, 0, buf, len, NULL, nonce, &k->gcm);
+        body, buf + len, &maclen, body, blen, buf, PN__DATA_HEADER, NULL, nonce,
+        &k->gcm);
   } else {
     (void)crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-        none, buf + len, &maclen, none, 0, buf, len, NULL, nonce, k->key);
+        body, buf + len, &maclen, body, blen, buf, PN__DATA_HEADER, NULL, nonce,
+        k->key);
   }
   return len + PN__DATA_TAG;
 }
 
-bool pn__data_verify(const pn__data_key *k, bool from_client, uint64_t seq,
-                     const uint8_t *buf, size_t len) {
+static bool open_with(const pn__dir_key *k, uint64_t seq, const uint8_t *in,
+                      size_t len, uint8_t *out) {
+  uint8_t nonce[12];
+  data_nonce(nonce, seq);
+  size_t clen = len - PN__DATA_OVERHEAD;
+  const uint8_t *tag = in + len - PN__DATA_TAG;
+  if (k->aes) {
+    return crypto_aead_aes256gcm_decrypt_detached_afternm(
+               out, NULL, in + PN__DATA_HEADER, clen, tag, in, PN__DATA_HEADER,
+               nonce, &k->gcm) == 0;
+  }
+  return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+             out, NULL, in + PN__DATA_HEADER, clen, tag, in, PN__DATA_HEADER,
+             nonce, k->key) == 0;
+}
+
+bool pn__data_open(pn__dir_key *k, uint64_t seq, const uint8_t *in, size_t len,
+                   uint8_t *out) {
   if (len < PN__DATA_OVERHEAD || seq == 0) {
     return false;
   }
-  uint8_t nonce[12];
-  data_nonce(nonce, from_client, seq);
-  size_t ad = len - PN__DATA_TAG;
-  uint8_t none[1] = {0};
-  if (k->aes) {
-    return crypto_aead_aes256gcm_decrypt_detached_afternm(
-               none, NULL, none, 0, buf + ad, buf, ad, nonce, &k->gcm) == 0;
+  uint64_t epoch = epoch_of(seq);
+  if (epoch == k->epoch) {
+    return open_with(k, seq, in, len, out);
   }
-  return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-             none, NULL, none, 0, buf + ad, buf, ad, nonce, k->key) == 0;
+  if (epoch != k->epoch + 1) {
+    return false; /* an older epoch's key is gone; a later one is forged */
+  }
+  pn__dir_key next;
+  uint8_t key[PN__DATA_KEY_BYTES];
+  next_key(k, key);
+  dir_key_set(&next, key, epoch, k->aes);
+  sodium_memzero(key, sizeof key);
+  bool ok = open_with(&next, seq, in, len, out);
+  if (ok) {
+    *k = next; /* only an authentic datagram moves the key on */
+  }
+  sodium_memzero(&next, sizeof next);
+  return ok;
 }
 
 /* A length-delimited or varint field with a one-byte tag. */

@@ -19,6 +19,7 @@
 #ifndef PN_ACTORS_WIRE_H
 #define PN_ACTORS_WIRE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +28,7 @@
 
 #include "peernet.pb-c.h"
 
-#define PN__WIRE_VERSION 2u
+#define PN__WIRE_VERSION 3u
 #define PN__WIRE_HEADER 6u
 #define PN__WIRE_TAG 8u
 #define PN__WIRE_OVERHEAD (PN__WIRE_HEADER + PN__WIRE_TAG)
@@ -93,14 +94,28 @@ size_t pn__wire_pack_handshake(uint8_t *buf, uint8_t type, uint32_t conn_id,
 /* True when the last PN__WIRE_TAG bytes are the tag of the rest. */
 bool pn__wire_verify(const uint8_t *buf, size_t len, const uint8_t *key);
 
-/* A connection's DATA key, both directions (the nonce tells them apart).
- * AES-256-GCM when both ends have AES-NI and PCLMUL (about twice as fast
- * as SipHash over a full datagram), else ChaCha20-Poly1305. */
-typedef struct pn__data_key {
+/* One direction's DATA key. AES-256-GCM when both ends have AES-NI and
+ * PCLMUL, else ChaCha20-Poly1305. The key changes every 2^rekey_bits
+ * datagrams (an epoch): key(e + 1) = BLAKE2b-256(key(e), "peernet rekey"),
+ * so both ends ratchet from the sequence alone, with no message, long
+ * before either AEAD's usage limits, and an old key cannot be computed
+ * from a newer one. */
+typedef struct pn__dir_key {
   crypto_aead_aes256gcm_state gcm; /* expanded key; AES only */
   uint8_t key[PN__DATA_KEY_BYTES];
+  uint64_t epoch;
   bool aes;
-} pn__data_key;
+} pn__dir_key;
+
+/* A connection's keys: what it sends with, what it receives with. */
+typedef struct pn__data_keys {
+  pn__dir_key tx, rx;
+} pn__data_keys;
+
+/* log2 of the datagrams per key epoch: 28 (268 million datagrams, four
+ * minutes at a million datagrams a second). Tests lower it to watch keys
+ * change. */
+extern _Atomic uint32_t pn__wire_rekey_bits;
 
 /* True when this process may use AES-256-GCM: the CPU has it and the test
  * hook pn__wire_aes_disabled is off. */
@@ -110,13 +125,13 @@ bool pn__wire_aes_available(void);
  * without AES-NI. */
 extern _Atomic bool pn__wire_aes_disabled;
 
-/* Makes k from 32 key bytes; aes must only be true when
- * pn__wire_aes_available(). */
-void pn__data_key_init(pn__data_key *k, const uint8_t key[PN__DATA_KEY_BYTES],
-                       bool aes);
+/* Sets up both directions from their epoch-0 keys; aes must only be true
+ * when pn__wire_aes_available(). */
+void pn__data_keys_init(pn__data_keys *k, const uint8_t tx[PN__DATA_KEY_BYTES],
+                        const uint8_t rx[PN__DATA_KEY_BYTES], bool aes);
 
 /* Wipes k. */
-void pn__data_key_clear(pn__data_key *k);
+void pn__data_keys_clear(pn__data_keys *k);
 
 /* Writes a DATA header (PN__DATA_HEADER bytes) for datagram `seq`. */
 void pn__wire_put_data_header(uint8_t *buf, bool zstd, uint32_t conn_id,
@@ -127,16 +142,21 @@ void pn__wire_put_data_header(uint8_t *buf, bool zstd, uint32_t conn_id,
  * none), as QUIC decodes packet numbers. 0 is never valid. */
 uint64_t pn__data_seq(const uint8_t *buf, uint64_t largest);
 
-/* Appends the tag of DATA datagram buf[0..len), sequence seq, sent by the
- * client side when from_client; the caller leaves PN__DATA_TAG bytes of
- * room. Returns len + PN__DATA_TAG. */
-size_t pn__data_seal(const pn__data_key *k, bool from_client, uint64_t seq,
-                     uint8_t *buf, size_t len);
+/* Encrypts DATA datagram buf[0..len) (header, then body) in place: the
+ * body becomes ciphertext, the header is authenticated with it, and the
+ * tag is appended (the caller leaves PN__DATA_TAG bytes of room). The
+ * nonce is the 64-bit sequence, never reused under one key. Moves the
+ * send key to seq's epoch first. Returns len + PN__DATA_TAG. */
+size_t pn__data_seal(pn__dir_key *k, uint64_t seq, uint8_t *buf, size_t len);
 
-/* True when buf[0..len) ends in the tag of the rest for that sequence and
- * side (constant time). */
-bool pn__data_verify(const pn__data_key *k, bool from_client, uint64_t seq,
-                     const uint8_t *buf, size_t len);
+/* Decrypts DATA datagram in[0..len), sequence seq, into out (len -
+ * PN__DATA_OVERHEAD bytes of body; out may not overlap in). False when the
+ * datagram is not authentic under the receive key of seq's epoch, which
+ * is the current one or the next (a datagram from an older epoch is
+ * refused); only an authentic datagram moves the key on. Constant time in
+ * the tag. */
+bool pn__data_open(pn__dir_key *k, uint64_t seq, const uint8_t *in, size_t len,
+                   uint8_t *out);
 
 /* Bytes of a protobuf varint holding v. */
 static inline size_t pn__varint_len(uint64_t v) {

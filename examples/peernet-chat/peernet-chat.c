@@ -1,8 +1,14 @@
 /* peernet-chat: a chat room over one ORDERED channel per client, written as
  * a short tour of the PeerNet API from an application's side.
  *
- *   peernet-chat --server HOST:PORT [--max-seconds S]
- *   peernet-chat --client HOST:PORT --name NAME
+ *   peernet-chat --server HOST:PORT [--max-seconds S] [--key FILE]
+ *                [--psk FILE]
+ *   peernet-chat --client HOST:PORT --name NAME [--server-key FILE]
+ *                [--psk FILE]
+ *
+ * Traffic is encrypted; the key files are peernet-keygen's: the server's
+ * secret key (--key), the public half a client insists on (--server-key),
+ * a pre-shared key both sides must have (--psk).
  *
  * A client's first message is its name; every later one is a line of chat.
  * The server keeps a member per peer from PN_MSG_PEER_CONNECTED to
@@ -236,7 +242,26 @@ static bool parse_listen(const char *text, char *host, size_t cap,
   return true;
 }
 
-static int run_server(const char *listen, uint64_t max_seconds) {
+/* Key files (peernet-keygen's), loaded by main. */
+typedef struct keys {
+  bool have_secret, have_server, have_psk;
+  uint8_t secret[PN_KEY_BYTES], server[PN_KEY_BYTES], psk[PN_KEY_BYTES];
+} keys;
+
+static bool read_key_file(const char *path, uint8_t key[PN_KEY_BYTES]) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    return false;
+  }
+  char text[128];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  bool ok = ferror(f) == 0 && n < sizeof text - 1;
+  fclose(f);
+  text[n] = '\0';
+  return ok && pn_key_from_text(text, key) == PN_OK;
+}
+
+static int run_server(const char *listen, uint64_t max_seconds, const keys *k) {
   char host_text[256];
   pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
   if (!parse_listen(listen, host_text, sizeof host_text, &sc)) {
@@ -273,6 +298,8 @@ static int run_server(const char *listen, uint64_t max_seconds) {
     hc.socket_count = 1;
     hc.accept_owner = actor; /* accepted peers' events go to the room */
     hc.accept = accept_chat;
+    hc.secret_key = k->have_secret ? k->secret : NULL;
+    hc.psk = k->have_psk ? k->psk : NULL;
     ok = check(pn_host_open(rt, &hc, &host), "opening the host");
   }
   pn_addr bound;
@@ -386,7 +413,7 @@ static void *read_stdin(void *arg) {
   return NULL;
 }
 
-static int run_client(const char *server, const char *name) {
+static int run_client(const char *server, const char *name, const keys *k) {
   pn_addr remote;
   if (pn_addr_parse(server, &remote) != PN_OK) {
     fprintf(stderr, "peernet-chat: --client wants a numeric HOST:PORT\n");
@@ -411,6 +438,7 @@ static int run_client(const char *server, const char *name) {
   pn_host_config hc = PN_HOST_CONFIG_INIT;
   hc.sockets = &sc;
   hc.socket_count = 1;
+  hc.psk = k->have_psk ? k->psk : NULL;
   pn_host *host = NULL;
   bool ok = check(pn_spawn(rt, &acfg, &actor), "spawning the actor") &&
             check(pn_host_open(rt, &hc, &host), "opening the host");
@@ -418,6 +446,7 @@ static int run_client(const char *server, const char *name) {
     pn_peer_config pc = PN_PEER_CONFIG_INIT; /* one ORDERED channel */
     pc.remote = remote;
     pc.owner = actor;
+    pc.server_key = k->have_server ? k->server : NULL;
     ok = check(pn_host_connect(host, &pc, &c.peer), "connecting");
   }
 
@@ -465,6 +494,7 @@ static int run_client(const char *server, const char *name) {
 
 int main(int argc, char **argv) {
   const char *server = NULL, *client = NULL, *name = NULL, *secs = "0";
+  const char *key_file = NULL, *server_key_file = NULL, *psk_file = NULL;
   bool valid = true;
   /* Every option takes a value, so arguments come in pairs. */
   for (int i = 1; valid && i < argc; i += 2) {
@@ -472,7 +502,10 @@ int main(int argc, char **argv) {
                        : strcmp(argv[i], "--client") == 0      ? &client
                        : strcmp(argv[i], "--name") == 0        ? &name
                        : strcmp(argv[i], "--max-seconds") == 0 ? &secs
-                                                               : NULL;
+                       : strcmp(argv[i], "--key") == 0         ? &key_file
+                       : strcmp(argv[i], "--server-key") == 0 ? &server_key_file
+                       : strcmp(argv[i], "--psk") == 0        ? &psk_file
+                                                              : NULL;
     valid = dst != NULL && i + 1 < argc;
     if (valid) {
       *dst = argv[i + 1];
@@ -483,16 +516,28 @@ int main(int argc, char **argv) {
   valid = valid && secs[0] >= '0' && secs[0] <= '9' && *end == '\0' &&
           (server != NULL) != (client != NULL) &&
           (server != NULL ||
-           (name != NULL && name[0] != '\0' && strlen(name) <= NAME_MAX_LEN));
+           (name != NULL && name[0] != '\0' && strlen(name) <= NAME_MAX_LEN)) &&
+          !(server && server_key_file) && !(client && key_file);
+  keys k = {0};
+  if (valid &&
+      ((key_file && !(k.have_secret = read_key_file(key_file, k.secret))) ||
+       (server_key_file &&
+        !(k.have_server = read_key_file(server_key_file, k.server))) ||
+       (psk_file && !(k.have_psk = read_key_file(psk_file, k.psk))))) {
+    fprintf(stderr, "peernet-chat: a key file could not be read\n");
+    valid = false;
+  }
   if (!valid) {
     fprintf(stderr,
-            "usage: peernet-chat --server HOST:PORT [--max-seconds S]\n"
+            "usage: peernet-chat --server HOST:PORT [--max-seconds S] "
+            "[--key FILE] [--psk FILE]\n"
             "       peernet-chat --client HOST:PORT --name NAME (1..%d "
-            "bytes)\n"
+            "bytes) [--server-key FILE] [--psk FILE]\n"
             "A client sends each line of its input and prints what others "
             "send;\nat the end of input it disconnects and exits.\n",
             NAME_MAX_LEN);
     return 2;
   }
-  return server ? run_server(server, max_seconds) : run_client(client, name);
+  return server ? run_server(server, max_seconds, &k)
+                : run_client(client, name, &k);
 }

@@ -103,6 +103,8 @@ typedef struct options {
   uint64_t max_queued; /* the host's per-peer limit; 0 = its default */
   double loss, dup, reorder;
   bool json;
+  const char *key_file, *server_key_file, *psk_file;
+  uint8_t key[PN_KEY_BYTES], server_key[PN_KEY_BYTES], psk[PN_KEY_BYTES];
 } options;
 
 static void usage(FILE *f) {
@@ -132,6 +134,12 @@ static void usage(FILE *f) {
       "  --loss P --dup P --reorder P   probabilities 0..1 per datagram\n"
       "  --latency-us U      added one-way delay\n"
       "  --seed X            seed of the impairments (default 1)\n"
+      "keys (peernet-keygen makes them; traffic is always encrypted):\n"
+      "  --key FILE          server: its secret key (clients may pin the\n"
+      "                      public half); default: a new one each run\n"
+      "  --server-key FILE   client: the server's public key to insist on;\n"
+      "                      another key ends the attempt (exit 3)\n"
+      "  --psk FILE          either side: a pre-shared key both must have\n"
       "either side:\n"
       "  --max-queued BYTES  unacknowledged bytes per peer before sends\n"
       "                      push back, 1024.. (default 32 MiB)\n"
@@ -161,6 +169,20 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max,
   }
   *out = (uint64_t)v;
   return true;
+}
+
+/* A key file as peernet-keygen writes it: one line of base64. */
+static bool read_key_file(const char *path, uint8_t key[PN_KEY_BYTES]) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    return false;
+  }
+  char text[128];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  bool ok = ferror(f) == 0 && n < sizeof text - 1;
+  fclose(f);
+  text[n] = '\0';
+  return ok && pn_key_from_text(text, key) == PN_OK;
 }
 
 static bool parse_probability(const char *s, double *out) {
@@ -204,6 +226,9 @@ static void parse_args(int argc, char **argv, options *o) {
       {"--latency-us", OPT_U64, FOR_BOTH, &o->latency_us, 0, 60000000},
       {"--seed", OPT_U64, FOR_BOTH, &o->seed, 0, UINT64_MAX},
       {"--max-queued", OPT_U64, FOR_BOTH, &o->max_queued, 1024, UINT32_MAX},
+      {"--key", OPT_TEXT, FOR_SERVER, &o->key_file, 0, 0},
+      {"--server-key", OPT_TEXT, FOR_CLIENT, &o->server_key_file, 0, 0},
+      {"--psk", OPT_TEXT, FOR_BOTH, &o->psk_file, 0, 0},
   };
   enum { NOPTS = sizeof opts / sizeof opts[0] };
   int modes = FOR_BOTH; /* the modes every option given allows */
@@ -235,6 +260,19 @@ static void parse_args(int argc, char **argv, options *o) {
     }
     if (!ok) {
       usage_error("missing or out-of-range value for ", opts[k].name);
+    }
+  }
+  const struct {
+    const char *path, *what;
+    uint8_t *key;
+  } keys[] = {{o->key_file, "--key", o->key},
+              {o->server_key_file, "--server-key", o->server_key},
+              {o->psk_file, "--psk", o->psk}};
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+    if (keys[k].path && !read_key_file(keys[k].path, keys[k].key)) {
+      fprintf(stderr, "peernet-ping: %s %s: not a key file\n", keys[k].what,
+              keys[k].path);
+      exit(EXIT_USAGE);
     }
   }
   if ((o->listen != NULL) == (o->connect != NULL)) {
@@ -631,6 +669,8 @@ static int run_server(const options *o) {
   hc.sockets = &sc;
   hc.socket_count = 1;
   hc.max_queued = (uint32_t)o->max_queued;
+  hc.secret_key = o->key_file ? o->key : NULL;
+  hc.psk = o->psk_file ? o->psk : NULL;
   bool ok = check(pn_spawn(rt, &acfg, &actor), "spawning the echo actor");
   hc.accept_owner = actor;
   ok = ok && check(pn_host_open(rt, &hc, &host), "opening the host");
@@ -1067,6 +1107,7 @@ static int run_client(const options *o) {
   hc.socket_count = 1;
   hc.connect_timeout_us = o->timeout_s * 1000000u;
   hc.max_queued = (uint32_t)o->max_queued;
+  hc.psk = o->psk_file ? o->psk : NULL;
   pn_host *host = NULL;
   ok = ok && check(pn_host_open(rt, &hc, &host), "opening the host");
   pn_peer_config pc = PN_PEER_CONFIG_INIT;
@@ -1074,6 +1115,7 @@ static int run_client(const options *o) {
   pc.owner = actor;
   pc.channel_count = 1;
   pc.kinds = &o->kind;
+  pc.server_key = o->server_key_file ? o->server_key : NULL;
   pn_peer *peer = NULL;
   ok = ok && check(pn_host_connect(host, &pc, &peer), "connecting");
   int rc = ok ? EXIT_HELD : EXIT_LOCAL_ERR;

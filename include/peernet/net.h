@@ -183,6 +183,11 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
 #define PN_REASON_VERSION 0xFFFFFF05u         /* protocol versions differ */
 #define PN_REASON_REFUSED 0xFFFFFF06u    /* accept hook said no (default) */
 #define PN_REASON_DICTIONARY 0xFFFFFF07u /* zstd dictionaries differ */
+#define PN_REASON_SERVER_KEY 0xFFFFFF08u /* not the pinned server key */
+#define PN_REASON_AUTH                                                         \
+  0xFFFFFF09u /* keys did not agree: different                                 \
+                 pre-shared keys, or a handshake                               \
+                 changed on the way */
 
 /* Name of a library reason, or "application" for smaller values. */
 PN_API const char *pn_reason_name(uint32_t reason);
@@ -253,16 +258,56 @@ typedef struct pn_host_config {
   const void *zstd_dict;       /* optional dictionary (copied), the
                                   same on both sides */
   size_t zstd_dict_len;
-  uint64_t send_rate;      /* per peer: most bytes per second it sends
-                              (datagrams paced to it, like ENet's
-                              outgoing bandwidth); 0 = unlimited */
-  bool no_delivery_events; /* peers it accepts send their owner no
-                              PN_MSG_PEER_ACKED / LOST (cheaper when
-                              nobody needs them) */
+  uint64_t send_rate;        /* per peer: most bytes per second it sends
+                                (datagrams paced to it, like ENet's
+                                outgoing bandwidth); 0 = unlimited */
+  bool no_delivery_events;   /* peers it accepts send their owner no
+                                PN_MSG_PEER_ACKED / LOST (cheaper when
+                                nobody needs them) */
+  const uint8_t *secret_key; /* PN_KEY_BYTES: the host's long-term X25519
+                                secret key (copied), whose public half
+                                clients may pin (pn_host_public_key,
+                                pn_key_pair); NULL: a random key made at
+                                open, so nothing is pinned */
+  const uint8_t *psk;        /* PN_KEY_BYTES: a pre-shared key (copied)
+                                mixed into every connection's keys, the
+                                same on both sides; a side with another
+                                or none cannot connect (PN_REASON_AUTH) */
 } pn_host_config;
 
 #define PN_HOST_CONFIG_INIT                                                    \
   { .size = sizeof(pn_host_config), .home_worker = -1 }
+
+/* Bytes of an X25519 key (public, secret) and of a pre-shared key. */
+#define PN_KEY_BYTES 32u
+
+/* Makes a long-term key pair for pn_host_config.secret_key: the secret
+ * half (keep it private) and the public half (clients pin it in
+ * pn_peer_config.server_key). Errors: PN_EINVAL (NULL). Any thread. */
+PN_API pn_err pn_key_pair(uint8_t public_out[PN_KEY_BYTES],
+                          uint8_t secret_out[PN_KEY_BYTES]);
+
+/* The public half of a secret key. Errors: PN_EINVAL (NULL). Any thread. */
+PN_API pn_err pn_key_public(const uint8_t secret[PN_KEY_BYTES],
+                            uint8_t public_out[PN_KEY_BYTES]);
+
+/* Bytes of a key's text form (base64, as WireGuard writes keys), with its
+ * terminating NUL. */
+#define PN_KEY_TEXT_BYTES 45u
+
+/* A key as text, for files and command lines. Errors: PN_EINVAL (NULL).
+ * Pure; any thread. */
+PN_API pn_err pn_key_to_text(const uint8_t key[PN_KEY_BYTES],
+                             char text_out[PN_KEY_TEXT_BYTES]);
+
+/* Reads a key's text form (trailing white space allowed). On error
+ * key_out is untouched. Errors: PN_EINVAL (NULL, not base64 of exactly
+ * PN_KEY_BYTES bytes). Pure; any thread. */
+PN_API pn_err pn_key_from_text(const char *text, uint8_t key_out[PN_KEY_BYTES]);
+
+/* The host's long-term public key. Errors: PN_EINVAL. Any thread. */
+PN_API pn_err pn_host_public_key(const pn_host *host,
+                                 uint8_t public_out[PN_KEY_BYTES]);
 
 /* The longest time a host config takes (a day, in microseconds). */
 #define PN_HOST_TIME_MAX_US (86400ull * 1000000u)
@@ -329,6 +374,13 @@ typedef struct pn_peer_config {
   uint64_t send_rate;           /* bytes per second; 0 = the host's */
   bool no_delivery_events;      /* no PN_MSG_PEER_ACKED / LOST for the
                                    owner (cheaper when nobody needs them) */
+  const uint8_t *server_key;    /* PN_KEY_BYTES: the server's long-term
+                                   public key to insist on (copied); a
+                                   server with another cannot connect
+                                   (PN_REASON_SERVER_KEY), nor can anyone
+                                   in the middle (PN_REASON_AUTH). NULL:
+                                   any key (encrypted, but an on-path
+                                   attacker could stand in the middle) */
 } pn_peer_config;
 
 #define PN_PEER_CONFIG_INIT                                                    \
@@ -337,11 +389,11 @@ typedef struct pn_peer_config {
 /* Starts connecting. On PN_OK *peer_out owns a handle (give it back with
  * pn_peer_release()); channels can be sent on at once (messages wait for
  * the connection). The owner receives PN_MSG_PEER_CONNECTED, or
- * PN_MSG_PEER_DISCONNECTED with PN_REASON_CONNECT_TIMEOUT or the server's
- * refusal reason. Errors, with nothing created: PN_EINVAL (NULL, small
- * size, no owner, bad kinds or channel count, unset or unreachable
- * address family, empty socket mask), PN_EAGAIN (max_peers reached),
- * PN_ECLOSED (host closing), PN_ENOMEM. Any thread. */
+ * PN_MSG_PEER_DISCONNECTED with PN_REASON_CONNECT_TIMEOUT, the server's
+ * refusal reason, PN_REASON_SERVER_KEY or PN_REASON_AUTH. Errors, with nothing
+ * created: PN_EINVAL (NULL, small size, no owner, bad kinds or channel count,
+ * unset or unreachable address family, empty socket mask), PN_EAGAIN (max_peers
+ * reached), PN_ECLOSED (host closing), PN_ENOMEM. Any thread. */
 PN_API pn_err pn_host_connect(pn_host *host, const pn_peer_config *cfg,
                               pn_peer **peer_out);
 

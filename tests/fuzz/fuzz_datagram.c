@@ -3,14 +3,16 @@
  *
  *   pn__wire_peek() and pn__wire_verify() on the whole input (with the
  *   tag recomputed by pn__wire_seal(), which must agree with verify);
- *   pn__data_seq() and pn__data_verify() likewise against pn__data_seal()
- *   under the corpus's ChaCha20-Poly1305 key and an AES-256-GCM one (when
- *   the CPU has it); when the header parses, the body as the peer would see
- *   it after the tag (zstd-decompressed into a bounded buffer when the flag
- * says so); DATA bodies through pn__wire_decode_packet() with channel counts
- * and max_message values taken from the header bytes, and once with the most
- * permissive ones; every handshake unpacker on the body; inputs that do not
- * parse as a datagram go through all of them whole.
+ *   pn__data_seq() and pn__data_open() under the corpus's
+ *   ChaCha20-Poly1305 key and an AES-256-GCM one (when the CPU has it):
+ *   what opens must seal back to the same bytes; when the header parses,
+ *   the body as the peer would see it after the tag (the plaintext of a
+ *   datagram that opens, else the raw bytes, zstd-decompressed into a
+ *   bounded buffer when the flag says so); DATA bodies through
+ * pn__wire_decode_packet() with channel counts and max_message values taken
+ * from the header bytes, and once with the most permissive ones; every
+ * handshake unpacker on the body; inputs that do not parse as a datagram go
+ * through all of them whole.
  *
  * A decoded packet is checked against what the peer relies on: channels
  * in range, fragments that lie inside their message (on_frame copies
@@ -32,7 +34,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t scratch[PN__DATA_OVERHEAD + 65536];
-static pn__data_key keys[2]; /* ChaCha20-Poly1305, AES-256-GCM */
+static pn__data_keys keys[2]; /* ChaCha20-Poly1305, AES-256-GCM */
+static uint8_t plain[65536];
 static int nkeys;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -44,9 +47,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   }
   uint8_t key[PN__DATA_KEY_BYTES];
   memset(key, 0x42, sizeof key); /* make_corpus's */
-  pn__data_key_init(&keys[nkeys++], key, false);
+  pn__data_keys_init(&keys[nkeys++], key, key, false);
   if (crypto_aead_aes256gcm_is_available()) {
-    pn__data_key_init(&keys[nkeys++], key, true);
+    pn__data_keys_init(&keys[nkeys++], key, key, true);
   }
   return 0;
 }
@@ -146,20 +149,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else if (tagged) {
     broken("verify accepted a short datagram");
   }
+  bool opened = false;
+  size_t plain_len = 0;
   if (size >= PN__DATA_OVERHEAD && size <= sizeof scratch) {
-    size_t ad = size - PN__DATA_TAG;
     for (int k = 0; k < nkeys; k++) {
-      for (int rx = 0; rx < 4; rx++) {
-        /* either side; a receiver fresh or near the 32-bit wrap */
-        bool side = rx & 1;
-        uint64_t seq = pn__data_seq(data, (uint64_t)(rx >> 1) * 0xFFFFFFF0u);
-        bool ok = pn__data_verify(&keys[k], side, seq, data, size);
-        memcpy(scratch, data, ad);
-        bool same = seq != 0 &&
-                    pn__data_seal(&keys[k], side, seq, scratch, ad) == size &&
-                    memcmp(scratch + ad, data + ad, PN__DATA_TAG) == 0;
-        if (ok != same) {
-          broken("data verify disagrees with seal");
+      for (int rx = 0; rx < 2; rx++) {
+        /* a receiver fresh or near the 32-bit wrap (keys of epoch 0: a
+         * fresh copy each time, so nothing ratchets between inputs) */
+        uint64_t seq = pn__data_seq(data, (uint64_t)rx * 0xFFFFFFF0u);
+        pn__dir_key key = keys[k].rx;
+        bool ok = pn__data_open(&key, seq, data, size, plain);
+        if (ok) {
+          /* Sealing the plaintext again gives the same datagram. */
+          pn__dir_key tx = keys[k].tx;
+          memcpy(scratch, data, PN__DATA_HEADER);
+          memcpy(scratch + PN__DATA_HEADER, plain, size - PN__DATA_OVERHEAD);
+          if (pn__data_seal(&tx, seq, scratch, size - PN__DATA_TAG) != size ||
+              memcmp(scratch, data, size) != 0) {
+            broken("open disagrees with seal");
+          }
+          opened = true;
+          plain_len = size - PN__DATA_OVERHEAD;
         }
       }
     }
@@ -175,8 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < PN__DATA_OVERHEAD) {
       return 0; /* the peer drops it before the tag */
     }
-    body = data + PN__DATA_HEADER;
-    len = size - PN__DATA_OVERHEAD;
+    body = opened ? plain : data + PN__DATA_HEADER;
+    len = opened ? plain_len : size - PN__DATA_OVERHEAD;
   }
   if (h.zstd) {
     /* The peer decompresses into PN_DATAGRAM_MAX bytes; a smaller bound

@@ -12,9 +12,9 @@
 #include "actors/wire.h"
 #include "peernet/socket.h"
 
-/* DATA datagrams are tagged with ChaCha20-Poly1305 under 32 bytes of 0x42,
- * as sent by the client: the fuzzer checks tags with the same key. */
-static pn__data_key data_key;
+/* DATA datagrams are encrypted with ChaCha20-Poly1305 under 32 bytes of
+ * 0x42 (both directions): the fuzzer opens them with the same key. */
+static pn__data_keys data_key;
 static const uint8_t cookie[16] = {0xC0, 0x0C, 0x1E, 3,  4,  5,  6,  7,
                                    8,    9,    10,   11, 12, 13, 14, 15};
 static const uint8_t kinds[5] = {2, 0, 1, 3, 4};
@@ -65,7 +65,7 @@ static void data(const char *name, Peernet__Wire__V1__Packet *pk, uint64_t seq,
    * choices from bytes 2 and 3 (here 64 channels, 4 MiB). */
   pn__wire_put_data_header(buf, zstd, 0x00000F07u, seq);
   write_file(name, buf,
-             pn__data_seal(&data_key, true, seq, buf, PN__DATA_HEADER + body));
+             pn__data_seal(&data_key.tx, seq, buf, PN__DATA_HEADER + body));
 }
 
 int main(int argc, char **argv) {
@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
   }
   uint8_t key[PN__DATA_KEY_BYTES];
   memset(key, 0x42, sizeof key);
-  pn__data_key_init(&data_key, key, false);
+  pn__data_keys_init(&data_key, key, key, false);
 
   Peernet__Wire__V1__ConnectRequest rq =
       PEERNET__WIRE__V1__CONNECT_REQUEST__INIT;
@@ -88,6 +88,10 @@ int main(int argc, char **argv) {
   rq.client_nonce = 0x1122334455667788ull;
   rq.channel_kinds.data = (uint8_t *)kinds;
   rq.channel_kinds.len = sizeof kinds;
+  static uint8_t kx[32];
+  memset(kx, 0x21, sizeof kx);
+  rq.client_kx.data = kx;
+  rq.client_kx.len = sizeof kx;
   handshake("connect_request", PN__T_CONNECT_REQUEST, 0, &rq.base, &rq.padding);
   rq.padding.len = 0;
   handshake("connect_request_unpadded", PN__T_CONNECT_REQUEST, 0, &rq.base,
@@ -108,6 +112,7 @@ int main(int argc, char **argv) {
   rs.timestamp_ms = ch.timestamp_ms;
   rs.cookie = ch.cookie;
   rs.channel_kinds = rq.channel_kinds;
+  rs.client_kx = rq.client_kx;
   handshake("connect_response", PN__T_CONNECT_RESPONSE, 0, &rs.base,
             &rs.padding);
 
@@ -116,6 +121,16 @@ int main(int argc, char **argv) {
   ac.client_nonce = rq.client_nonce;
   ac.server_id = 0x0A0B0C0Du;
   ac.server_nonce = 0x8877665544332211ull;
+  static uint8_t skx[32], skey[32], confirm[16];
+  memset(skx, 0x31, sizeof skx);
+  memset(skey, 0x41, sizeof skey);
+  memset(confirm, 0x51, sizeof confirm);
+  ac.server_kx.data = skx;
+  ac.server_kx.len = sizeof skx;
+  ac.server_key.data = skey;
+  ac.server_key.len = sizeof skey;
+  ac.confirm.data = confirm;
+  ac.confirm.len = sizeof confirm;
   handshake("accept", PN__T_ACCEPT, rq.client_id, &ac.base, NULL);
 
   Peernet__Wire__V1__Reject rj = PEERNET__WIRE__V1__REJECT__INIT;

@@ -2,6 +2,7 @@
 #include "tests/net/forge.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "actors/wire.h"
@@ -23,6 +24,20 @@ size_t forge_request_size(uint32_t client_id) {
   return client_id < 0x40000000u ? 256u + client_id % 97u : 256u;
 }
 
+/* One ephemeral public key for every forged client (a valid point, so the
+ * server's key exchange goes through). */
+static const uint8_t *forge_kx(void) {
+  static uint8_t kx[PN_KEY_BYTES];
+  static bool made;
+  if (!made) {
+    uint8_t secret[PN_KEY_BYTES];
+    memset(secret, 0x5a, sizeof secret);
+    (void)crypto_scalarmult_base(kx, secret);
+    made = true;
+  }
+  return kx;
+}
+
 size_t forge_request(uint8_t *buf, uint32_t version, uint32_t client_id,
                      uint32_t nch, size_t pad_to) {
   uint8_t kinds[PN_MAX_CHANNELS + 1];
@@ -36,6 +51,8 @@ size_t forge_request(uint8_t *buf, uint32_t version, uint32_t client_id,
   r.client_nonce = forge_nonce(client_id);
   r.channel_kinds.data = kinds;
   r.channel_kinds.len = nch;
+  r.client_kx.data = (uint8_t *)forge_kx();
+  r.client_kx.len = PN_KEY_BYTES;
   return forge_handshake(buf, PN__T_CONNECT_REQUEST, 0, &r.base,
                          pad_to ? &r.padding : NULL, pad_to);
 }
@@ -52,6 +69,8 @@ size_t forge_response(uint8_t *buf, uint32_t client_id, uint64_t ts_ms,
   r.cookie.len = cookie_len;
   r.channel_kinds.data = kinds;
   r.channel_kinds.len = 1;
+  r.client_kx.data = (uint8_t *)forge_kx();
+  r.client_kx.len = PN_KEY_BYTES;
   return forge_handshake(buf, PN__T_CONNECT_RESPONSE, 0, &r.base, &r.padding,
                          forge_request_size(client_id));
 }

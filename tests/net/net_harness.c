@@ -321,8 +321,13 @@ void net_pair_start(net_pair *p, const net_pair_opts *o) {
 }
 
 void net_pair_connect(net_pair *p, const net_pair_opts *o, const pn_addr *to) {
-  p->peer = net_connect(p->client, to ? to : &p->server_addr, p->client_actor,
-                        o->nch, o->kinds, 0);
+  pn_peer_config pc = PN_PEER_CONFIG_INIT;
+  pc.remote = to ? *to : p->server_addr;
+  pc.owner = p->client_actor;
+  pc.channel_count = o->nch;
+  pc.kinds = o->kinds;
+  pc.server_key = o->server_key;
+  PN_ASSERT_OK(pn_host_connect(p->client, &pc, &p->peer));
 }
 
 void net_pair_open(net_pair *p, const net_pair_opts *o) {

@@ -119,6 +119,8 @@ typedef struct net_pair_opts {
   size_t cap; /* of each app's records */
   /* Called just before each host opens (server first), when set. */
   void (*before_host_open)(bool server);
+  /* The server key the client pins (NULL: none). */
+  const uint8_t *server_key;
 } net_pair_opts;
 
 /* net_pair_start() then net_pair_connect(p, NULL). */

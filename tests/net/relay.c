@@ -16,6 +16,32 @@ static void relay_send(relay *r, const pn_addr *to, const uint8_t *b,
   (void)pn_socket_send(r->sock, to, b, len);
 }
 
+/* An Accept changed on the way: a key flipped, resealed with the public
+ * handshake key (which anyone can). True when it was one and was sent. */
+static bool tamper(relay *r, const pn_addr *to, const uint8_t *b, size_t len) {
+  if (len < PN__WIRE_OVERHEAD || (b[1] & 0x0Fu) != PN__T_ACCEPT) {
+    return false;
+  }
+  Peernet__Wire__V1__Accept *a = peernet__wire__v1__accept__unpack(
+      NULL, len - PN__WIRE_OVERHEAD, b + PN__WIRE_HEADER);
+  if (!a) {
+    return false;
+  }
+  ProtobufCBinaryData *key = r->tamper_key ? &a->server_key : &a->server_kx;
+  if (key->len) {
+    key->data[0] ^= 0x40;
+  }
+  uint32_t conn = (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 |
+                  (uint32_t)b[5] << 24;
+  uint8_t out[2048];
+  size_t n =
+      pn__wire_pack_handshake(out, PN__T_ACCEPT, conn, &a->base, NULL, 0);
+  peernet__wire__v1__accept__free_unpacked(a, NULL);
+  relay_send(r, to, out, n);
+  atomic_fetch_add(&r->tampered, 1);
+  return true;
+}
+
 static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
   (void)self;
   relay *r = state;
@@ -43,6 +69,12 @@ static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
     atomic_fetch_add(&rd->handshakes, 1);
   }
   atomic_fetch_add(&rd->forwarded, 1);
+  if (r->marker_len && memmem(b, d.len, r->marker, r->marker_len)) {
+    atomic_fetch_add(&r->marker_seen, 1);
+  }
+  if (k == 1 && !data && r->tamper_accept && tamper(r, to, b, d.len)) {
+    return;
+  }
   if (data && atomic_load(&r->mode) == RELAY_IMPAIR) {
     double u = unit(&r->rng);
     if (u < r->corrupt) {
@@ -89,17 +121,22 @@ static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
   }
 }
 
+pn_actor *relay_spawn(pn_runtime *rt, relay *r) {
+  pn_actor *a = pn_test_spawn(rt, "relay", relay_handler, r, -1);
+  pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
+  sc.host = "127.0.0.1";
+  sc.owner = a;
+  PN_ASSERT_OK(pn_socket_open(rt, &sc, &r->sock));
+  PN_ASSERT_OK(pn_socket_local_addr(r->sock, &r->local));
+  return a;
+}
+
 relay *relay_pair_open(net_pair *p, const net_pair_opts *o, uint64_t salt) {
   net_pair_start(p, o);
   relay *r = calloc(1, sizeof *r);
   r->server = p->server_addr;
   r->rng = pn_test_seed() ^ salt;
-  pn_actor *a = pn_test_spawn(p->rt, "relay", relay_handler, r, -1);
-  pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
-  sc.host = "127.0.0.1";
-  sc.owner = a;
-  PN_ASSERT_OK(pn_socket_open(p->rt, &sc, &r->sock));
-  PN_ASSERT_OK(pn_socket_local_addr(r->sock, &r->local));
+  pn_actor *a = relay_spawn(p->rt, r);
   net_pair_adopt_socket(p, r->sock);
   net_pair_adopt_actor(p, a);
   net_pair_connect(p, o, &r->local);

@@ -31,6 +31,15 @@ typedef struct relay {
   double corrupt, truncate, replay;
   _Atomic int mode;
   _Atomic uint32_t server_id, client_id;
+  /* Set before traffic: bytes to look for in every datagram either way
+   * (what an on-path observer could read), and whether to change the
+   * Accept on its way (its server_kx, or with tamper_key its server_key),
+   * resealing it as anyone can. */
+  uint8_t marker[64];
+  size_t marker_len;
+  _Atomic uint64_t marker_seen;
+  bool tamper_accept, tamper_key;
+  _Atomic uint64_t tampered;
   relay_dir dir[2]; /* 0: client to server, 1: server to client */
 } relay;
 
@@ -39,5 +48,9 @@ typedef struct relay {
  * relay's socket and actor go back with the pair; free() the relay after
  * net_pair_close(). */
 relay *relay_pair_open(net_pair *p, const net_pair_opts *o, uint64_t salt);
+
+/* The relay's actor and socket on 127.0.0.1, for a test that sets r up
+ * (r->server at least) itself; the caller owns both handles. */
+pn_actor *relay_spawn(pn_runtime *rt, relay *r);
 
 #endif

@@ -13,6 +13,10 @@
 #       connecting where nobody listens exits 3 naming the reason
 #   ping_test.sh PING CMAKE usage
 #       bad command lines exit 2
+#   ping_test.sh PING CMAKE keys KEYGEN
+#       keys made with peernet-keygen: a client pinning the server's public
+#       key connects; one pinning another key, or with another pre-shared
+#       key, exits 3 naming the reason; keygen never overwrites a key
 #
 # With impairments and no --seed, the seed comes from PEERNET_TEST_SEED or
 # is drawn, and is printed for replay (the server uses seed + 1).
@@ -148,8 +152,41 @@ usage)
   done
   "$ping" --help | grep -q '^usage: ' || fail "--help printed no usage"
   ;;
+keys)
+  keygen=$1
+  "$keygen" "$dir/server" >"$dir/keygen.out" || fail "keygen failed"
+  "$keygen" "$dir/other" >/dev/null || fail "keygen failed"
+  "$keygen" --psk "$dir/psk" >/dev/null || fail "keygen --psk failed"
+  "$keygen" --psk "$dir/psk2" >/dev/null || fail "keygen --psk failed"
+  [ "$(stat -c %a "$dir/server")" = 600 ] || fail "secret key not mode 0600"
+  [ "$(stat -c %a "$dir/psk")" = 600 ] || fail "psk not mode 0600"
+  [ "$(cat "$dir/keygen.out")" = "$(cat "$dir/server.pub")" ] ||
+    fail "keygen printed another public key than it wrote"
+  rc=0
+  "$keygen" "$dir/server" >/dev/null 2>&1 || rc=$?
+  [ "$rc" -eq 1 ] || fail "keygen overwrote a key (exit $rc)"
+  start_server --key "$dir/server" --psk "$dir/psk"
+  msg=(--kind ordered --count 200 --size 64 --timeout 5)
+  "$ping" --connect "$addr" --server-key "$dir/server.pub" --psk "$dir/psk" \
+    "${msg[@]}" >"$dir/client.out" 2>"$dir/client.err" ||
+    fail "the client pinning the right key did not get through"
+  for bad in "other.pub psk server-key" "server.pub psk2 auth"; do
+    read -r pub psk why <<<"$bad"
+    rc=0
+    "$ping" --connect "$addr" --server-key "$dir/$pub" --psk "$dir/$psk" \
+      "${msg[@]}" >"$dir/client.out" 2>"$dir/client.err" || rc=$?
+    [ "$rc" -eq 3 ] || fail "$pub/$psk: expected exit 3, got $rc"
+    grep -q "could not connect to $addr: $why" "$dir/client.err" ||
+      fail "$pub/$psk: the reason was not $why"
+  done
+  rc=0
+  "$ping" --connect "$addr" --server-key "$dir/psk-missing" "${msg[@]}" \
+    >/dev/null 2>"$dir/client.err" || rc=$?
+  [ "$rc" -eq 2 ] || fail "a missing key file exited with $rc, not 2"
+  stop_server
+  ;;
 *)
-  echo "usage: $0 PING CMAKE echo|noserver|usage [client args]" >&2
+  echo "usage: $0 PING CMAKE echo|noserver|usage|keys [args]" >&2
   exit 2
   ;;
 esac

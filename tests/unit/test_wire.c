@@ -180,55 +180,121 @@ static void decode_matches_protobuf_c(void **state) {
   assert_true(accepted > ROUNDS / 4 && refused > ROUNDS / 20);
 }
 
-static void check_tags(bool aes, uint64_t *rng) {
-  uint8_t raw[PN__DATA_KEY_BYTES], other_raw[PN__DATA_KEY_BYTES];
-  for (size_t i = 0; i < sizeof raw; i++) {
-    raw[i] = (uint8_t)pn_test_rand(rng);
-    other_raw[i] = raw[i] ^ (i == 7 ? 0x10 : 0);
+/* A pair of key sets as two ends hold them: a's tx is b's rx. */
+static pn__data_keys *key_pair(bool aes, uint64_t *rng, bool flip) {
+  uint8_t k1[PN__DATA_KEY_BYTES], k2[PN__DATA_KEY_BYTES];
+  for (size_t i = 0; i < sizeof k1; i++) {
+    k1[i] = (uint8_t)pn_test_rand(rng);
+    k2[i] = (uint8_t)pn_test_rand(rng);
   }
-  pn__data_key *k = aligned_alloc(16, 2 * sizeof *k);
+  pn__data_keys *k = aligned_alloc(16, 2 * sizeof *k);
   assert_non_null(k);
-  pn__data_key_init(&k[0], raw, aes);
-  pn__data_key_init(&k[1], other_raw, aes);
-  uint8_t buf[PN__DATA_HEADER + 600 + PN__DATA_TAG];
+  pn__data_keys_init(&k[0], k1, k2, aes);
+  k1[7] ^= (uint8_t)(flip ? 0x10 : 0); /* b's rx key differs in one bit */
+  pn__data_keys_init(&k[1], k2, k1, aes);
+  return k;
+}
+
+static void check_seal(bool aes, uint64_t *rng) {
+  pn__data_keys *k = key_pair(aes, rng, false);
+  pn__data_keys *bad = key_pair(aes, rng, true);
+  uint8_t buf[PN__DATA_HEADER + 600 + PN__DATA_TAG], plain[600], out[600];
   for (int r = 0; r < 200; r++) {
-    size_t len = PN__DATA_HEADER + pn_test_rand(rng) % 600;
-    uint64_t seq = 1 + pn_test_rand(rng) % (1ull << 40);
-    bool side = pn_test_rand(rng) & 1;
-    for (size_t i = 0; i < len; i++) {
-      buf[i] = (uint8_t)pn_test_rand(rng);
+    size_t body = pn_test_rand(rng) % 600;
+    size_t len = PN__DATA_HEADER + body;
+    uint64_t seq = 1 + pn_test_rand(rng) % (1ull << 27);
+    for (size_t i = 0; i < body; i++) {
+      plain[i] = (uint8_t)pn_test_rand(rng);
     }
     pn__wire_put_data_header(buf, false, 7, seq);
-    size_t n = pn__data_seal(&k[0], side, seq, buf, len);
+    memcpy(buf + PN__DATA_HEADER, plain, body);
+    size_t n = pn__data_seal(&k[0].tx, seq, buf, len);
     assert_int_equal(n, len + PN__DATA_TAG);
-    assert_true(pn__data_verify(&k[0], side, seq, buf, n));
+    /* Encrypted: a body of 16 bytes or more is never sent as it is. */
+    if (body >= 16) {
+      assert_memory_not_equal(buf + PN__DATA_HEADER, plain, body);
+    }
+    assert_true(pn__data_open(&k[1].rx, seq, buf, n, out));
+    assert_memory_equal(out, plain, body);
     assert_int_equal(pn__data_seq(buf, seq - 1), seq);
-    assert_false(pn__data_verify(&k[0], !side, seq, buf, n));
-    assert_false(pn__data_verify(&k[0], side, seq + 1, buf, n));
-    assert_false(pn__data_verify(&k[1], side, seq, buf, n));
-    assert_false(pn__data_verify(&k[0], side, seq, buf, n - 1));
+    /* The other direction's key, another sequence, a key one bit off,
+     * a short datagram: all refused. */
+    assert_false(pn__data_open(&k[0].rx, seq, buf, n, out));
+    assert_false(pn__data_open(&k[1].rx, seq + 1, buf, n, out));
+    assert_false(pn__data_open(&bad[1].rx, seq, buf, n, out));
+    assert_false(pn__data_open(&k[1].rx, seq, buf, n - 1, out));
     size_t at = pn_test_rand(rng) % n;
     uint8_t bit = (uint8_t)(1u << pn_test_rand(rng) % 8);
     buf[at] ^= bit;
-    assert_false(pn__data_verify(&k[0], side, seq, buf, n));
+    assert_false(pn__data_open(&k[1].rx, seq, buf, n, out));
     buf[at] ^= bit;
-    assert_true(pn__data_verify(&k[0], side, seq, buf, n));
+    assert_true(pn__data_open(&k[1].rx, seq, buf, n, out));
   }
-  pn__data_key_clear(&k[0]);
-  pn__data_key_clear(&k[1]);
+  pn__data_keys_clear(&k[0]);
+  pn__data_keys_clear(&k[1]);
   free(k);
+  free(bad);
 }
 
-static void data_tags_verify_only_what_was_sealed(void **state) {
+static void data_is_encrypted_and_opens_only_as_sealed(void **state) {
   (void)state;
   assert_true(sodium_init() >= 0);
   uint64_t rng = pn_test_seed();
-  check_tags(false, &rng);
+  check_seal(false, &rng);
   if (crypto_aead_aes256gcm_is_available()) {
-    check_tags(true, &rng);
+    check_seal(true, &rng);
   } else {
-    fprintf(stderr, "# no AES-NI here: AES-256-GCM tags not tested\n");
+    fprintf(stderr, "# no AES-NI here: AES-256-GCM not tested\n");
   }
+}
+
+/* Keys change every 2^rekey_bits datagrams on both sides from the
+ * sequence alone; the receiver follows only authentic datagrams one epoch
+ * ahead, and an old epoch's key is gone. */
+static void keys_change_every_epoch(void **state) {
+  (void)state;
+  assert_true(sodium_init() >= 0);
+  uint64_t rng = pn_test_seed();
+  atomic_store(&pn__wire_rekey_bits, 4); /* 16 datagrams an epoch */
+  pn__data_keys *k = key_pair(false, &rng, false);
+  uint8_t buf[PN__DATA_HEADER + 64 + PN__DATA_TAG], out[64];
+  uint8_t first_key[PN__DATA_KEY_BYTES];
+  memcpy(first_key, k[0].tx.key, sizeof first_key);
+  uint8_t old[sizeof buf];
+  size_t old_n = 0;
+  for (uint64_t seq = 1; seq < 100; seq++) {
+    pn__wire_put_data_header(buf, false, 7, seq);
+    memset(buf + PN__DATA_HEADER, (int)seq, 64);
+    size_t n = pn__data_seal(&k[0].tx, seq, buf, PN__DATA_HEADER + 64);
+    assert_int_equal(k[0].tx.epoch, seq >> 4);
+    if (seq == 3) {
+      memcpy(old, buf, n); /* epoch 0, for later */
+      old_n = n;
+    }
+    if (seq == 40) {
+      /* A forged datagram of the next epoch does not move the key. */
+      uint8_t forged[sizeof buf];
+      memcpy(forged, buf, n);
+      forged[PN__DATA_HEADER] ^= 1;
+      uint64_t before = k[1].rx.epoch;
+      assert_false(pn__data_open(&k[1].rx, seq, forged, n, out));
+      assert_int_equal(k[1].rx.epoch, before);
+    }
+    assert_true(pn__data_open(&k[1].rx, seq, buf, n, out));
+    assert_int_equal(out[0], (uint8_t)seq);
+    assert_int_equal(k[1].rx.epoch, seq >> 4);
+  }
+  assert_memory_not_equal(k[0].tx.key, first_key, sizeof first_key);
+  /* Six epochs on, epoch 0's datagram no longer opens. */
+  assert_false(pn__data_open(&k[1].rx, 3, old, old_n, out));
+  /* Two epochs ahead is refused, not followed. */
+  pn__wire_put_data_header(buf, false, 7, 140);
+  size_t n = pn__data_seal(&k[0].tx, 140, buf, PN__DATA_HEADER + 64);
+  assert_false(pn__data_open(&k[1].rx, 140, buf, n, out));
+  atomic_store(&pn__wire_rekey_bits, 28);
+  pn__data_keys_clear(&k[0]);
+  pn__data_keys_clear(&k[1]);
+  free(k);
 }
 
 static uint64_t expand(uint64_t largest, uint64_t seq) {
@@ -266,7 +332,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(encode_matches_protobuf_c),
       cmocka_unit_test(decode_matches_protobuf_c),
-      cmocka_unit_test(data_tags_verify_only_what_was_sealed),
+      cmocka_unit_test(data_is_encrypted_and_opens_only_as_sealed),
+      cmocka_unit_test(keys_change_every_epoch),
       cmocka_unit_test(data_sequence_expands_across_wraps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
