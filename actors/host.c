@@ -288,8 +288,8 @@ static pn_err check_config(const pn_runtime *rt, const pn_host_config *cfg) {
    * both far from overflow. */
   const uint64_t times[] = {cfg->connect_timeout_us, cfg->connect_retry_us,
                             cfg->keepalive_us,       cfg->idle_timeout_us,
-                            cfg->rto_min_us,         cfg->rto_max_us,
-                            cfg->rto_initial_us};
+                            cfg->ack_timeout_us,     cfg->rto_min_us,
+                            cfg->rto_max_us,         cfg->rto_initial_us};
   for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
     if (times[i] > PN_HOST_TIME_MAX_US) {
       return PN_EINVAL;
@@ -325,6 +325,8 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   h->connect_retry_ns = or_default(cfg->connect_retry_us, 250000) * 1000;
   h->keepalive_ns = or_default(cfg->keepalive_us, 1000000) * 1000;
   h->idle_timeout_ns = or_default(cfg->idle_timeout_us, 10000000) * 1000;
+  h->ack_timeout_ns =
+      cfg->ack_timeout_us ? cfg->ack_timeout_us * 1000 : h->idle_timeout_ns / 2;
   h->rto_min_ns = or_default(cfg->rto_min_us, 10000) * 1000;
   h->rto_max_ns = or_default(cfg->rto_max_us, 2000000) * 1000;
   h->rto_initial_ns = or_default(cfg->rto_initial_us, 200000) * 1000;

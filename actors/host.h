@@ -30,6 +30,7 @@ struct pn_host {
   pn_accept_fn accept;
   void *accept_ctx;
   uint32_t max_peers, mtu, max_message, max_reassembly, max_queued, window;
+  uint64_t ack_timeout_ns;
   uint64_t connect_timeout_ns, connect_retry_ns, keepalive_ns, idle_timeout_ns,
       rto_min_ns, rto_max_ns, rto_initial_ns;
   bool compress;

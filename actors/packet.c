@@ -143,6 +143,8 @@ const char *pn_reason_name(uint32_t reason) {
     return "server-key";
   case PN_REASON_AUTH:
     return "auth";
+  case PN_REASON_ACK_TIMEOUT:
+    return "ack-timeout";
   default:
     return reason < PN_REASON_LIBRARY ? "application" : "?";
   }

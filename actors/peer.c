@@ -209,6 +209,10 @@ static uint64_t next_deadline(pn_peer *p) {
                     p->keepalive_ns,
                 slot);
     d = k < d ? k : d;
+    if (p->unacked_since_ns) {
+      uint64_t a = p->unacked_since_ns + h->ack_timeout_ns;
+      d = a < d ? a : d;
+    }
     uint64_t r = pn__recovery_rto_deadline(&p->rec);
     if (r) {
       d = r < d ? r : d;
@@ -271,6 +275,12 @@ static void on_tick(pn_peer *p, pn__scratch *sc) {
   case PN_PEER_CONNECTED:
     if (now - p->last_recv_ns >= h->idle_timeout_ns) {
       pn__peer_close(p, PN_REASON_TIMEOUT, false);
+      break;
+    }
+    /* Hearing from a peer is not enough: one that pings but acknowledges
+     * nothing would hold its send queue forever. */
+    if (p->unacked_since_ns && now - p->unacked_since_ns >= h->ack_timeout_ns) {
+      pn__peer_close(p, PN_REASON_ACK_TIMEOUT, false);
       break;
     }
     pn__peer_on_rto(p, now);

@@ -94,6 +94,8 @@ struct pn_peer {
   bool disconnect_owed;
   bool disconnect_acked;
   uint32_t disconnect_sends;
+  uint64_t unacked_since_ns; /* since when something sent waits for an
+                                acknowledgement (0: nothing does) */
   uint32_t compress_skip, compress_misses;
   uint64_t send_rate;  /* pacing, bytes/s, 0 = unlimited */
   int64_t pace_tokens; /* bytes it may send now (may go below 0) */

@@ -200,6 +200,9 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   pn__sent *e =
       pn__recovery_sent(&p->rec, now, (uint32_t)len, eliciting, pk.disconnect);
   if (e) {
+    if (!p->unacked_since_ns) {
+      p->unacked_since_ns = now; /* the ack timeout starts */
+    }
     e->fstart = p->frefs.tail;
     e->nframes = (uint16_t)n;
     for (uint32_t i = 0; i < n; i++) {
@@ -443,6 +446,12 @@ void pn__peer_on_acks(pn_peer *p, uint64_t ack, uint64_t bits,
     publish_rtt(p);
   }
   advance_frames(p);
+  if (flags & PN__ACK_NEW) {
+    /* Heard back: the ack timeout starts again, or stops when nothing
+     * waits (resends and new messages wait too). */
+    bool waiting = p->rec.in_flight || p->rtx.head < p->rtx.tail || p->newq;
+    p->unacked_since_ns = waiting ? now : 0;
+  }
   if (pn__peer_state(p) == PN_PEER_DISCONNECTING && p->disconnect_acked) {
     pn__peer_close(p, p->reason, false); /* the goodbye was acknowledged */
   }

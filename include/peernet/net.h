@@ -184,10 +184,11 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
 #define PN_REASON_REFUSED 0xFFFFFF06u    /* accept hook said no (default) */
 #define PN_REASON_DICTIONARY 0xFFFFFF07u /* zstd dictionaries differ */
 #define PN_REASON_SERVER_KEY 0xFFFFFF08u /* not the pinned server key */
-#define PN_REASON_AUTH                                                         \
-  0xFFFFFF09u /* keys did not agree: different                                 \
-                 pre-shared keys, or a handshake                               \
-                 changed on the way */
+/* Keys did not agree: different pre-shared keys, or a handshake changed
+ * on the way. */
+#define PN_REASON_AUTH 0xFFFFFF09u
+/* Nothing sent was acknowledged for ack_timeout_us. */
+#define PN_REASON_ACK_TIMEOUT 0xFFFFFF0Au
 
 /* Name of a library reason, or "application" for smaller values. */
 PN_API const char *pn_reason_name(uint32_t reason);
@@ -251,6 +252,10 @@ typedef struct pn_host_config {
                                   peer pings after 3/4 to all of it);
                                   0 = 1 s */
   uint64_t idle_timeout_us;    /* 0 = 10 s */
+  uint64_t ack_timeout_us;     /* a peer that acknowledges nothing sent for
+                                  this long is disconnected
+                                  (PN_REASON_ACK_TIMEOUT), even if it keeps
+                                  pinging; 0 = half of idle_timeout_us */
   uint64_t rto_min_us;         /* 0 = 10 ms */
   uint64_t rto_max_us;         /* 0 = 2 s */
   uint64_t rto_initial_us;     /* before any sample; 0 = 200 ms */

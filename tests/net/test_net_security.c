@@ -212,6 +212,45 @@ static void keys_roll_over_during_a_connection(void **state) {
   atomic_store(&pn__wire_rekey_bits, 28);
 }
 
+/* A peer that acknowledges nothing (here: everything it sends is lost) is
+ * dropped after ack_timeout_us with its own reason, long before the idle
+ * timeout, and its queued messages with it. */
+static void silent_acknowledger_is_dropped(void **state) {
+  (void)state;
+  pn_host_config scfg = PN_HOST_CONFIG_INIT;
+  scfg.ack_timeout_us = 300000;
+  scfg.idle_timeout_us = 20000000;
+  scfg.rto_max_us = 100000;
+  net_pair_opts o = {.server_cfg = &scfg, .cap = 64};
+  net_pair p;
+  net_pair_start(&p, &o);
+  pn_test_latch server_done;
+  pn_test_latch_init(&server_done, 1);
+  p.server_app.on_disconnect = &server_done;
+  net_pair_connect(&p, &o, NULL);
+  net_pair_wait_connected(&p);
+  pn_link_conditioner cut = PN_LINK_CONDITIONER_INIT;
+  cut.loss = 1.0;
+  PN_ASSERT_OK(pn_host_set_conditioner(p.client, 0, PN_DIR_SEND, &cut));
+  pthread_mutex_lock(&p.server_app.lock);
+  pn_peer *back = p.server_app.peer;
+  pthread_mutex_unlock(&p.server_app.lock);
+  uint64_t t0 = net_now_ms();
+  net_send_range(pn_peer_channel(back, 0), 1, 20, 100);
+  assert_true(pn_test_latch_wait(&server_done, NET_WAIT_MS));
+  uint64_t elapsed = net_now_ms() - t0;
+  pthread_mutex_lock(&p.server_app.lock);
+  uint32_t reason = p.server_app.reason;
+  pthread_mutex_unlock(&p.server_app.lock);
+  fprintf(stderr, "# dropped after %llu ms: %s\n", (unsigned long long)elapsed,
+          pn_reason_name(reason));
+  assert_int_equal(reason, PN_REASON_ACK_TIMEOUT);
+  assert_true(elapsed >= 300 && elapsed < 20000);
+  p.server_app.on_disconnect = NULL;
+  net_pair_close(&p);
+  pn_test_latch_fini(&server_done);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(nothing_in_the_clear),
@@ -220,6 +259,7 @@ int main(void) {
       cmocka_unit_test(psk_must_match),
       cmocka_unit_test(changed_accept_is_refused),
       cmocka_unit_test(keys_roll_over_during_a_connection),
+      cmocka_unit_test(silent_acknowledger_is_dropped),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
 }

@@ -78,6 +78,7 @@ static void idle_timeout_both_sides(void **state) {
   pn_host_config cfg = PN_HOST_CONFIG_INIT;
   cfg.idle_timeout_us = 300000;
   cfg.keepalive_us = 50000;
+  cfg.ack_timeout_us = 10000000; /* the idle timeout is under test here */
   net_pair_open(
       &w, &(net_pair_opts){
               .server_cfg = &cfg, .client_cfg = &cfg, .nch = 1, .cap = 4});
