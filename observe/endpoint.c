@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -76,6 +77,35 @@ static void *serve(void *arg) {
   return NULL;
 }
 
+/* What is at path, before binding there: nothing, or a socket file no
+ * server answers on (a stale one from a crashed run, removed here), is
+ * fine. A live server's socket is PN_EADDRINUSE and anything that is not a
+ * socket PN_EADDRINUSE too: neither is ever removed. */
+static pn_err clear_path(const struct sockaddr_un *sa) {
+  struct stat st;
+  if (lstat(sa->sun_path, &st) != 0) {
+    return errno == ENOENT ? PN_OK : pn__err_os(errno);
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return PN_EADDRINUSE; /* a file of someone else's */
+  }
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) {
+    return pn__err_os(errno);
+  }
+  int rc = connect(probe, (const struct sockaddr *)sa, sizeof *sa);
+  int err = errno;
+  close(probe);
+  if (rc == 0) {
+    return PN_EADDRINUSE; /* another runtime serves there */
+  }
+  if (err != ECONNREFUSED) {
+    return pn__err_os(err);
+  }
+  return unlink(sa->sun_path) == 0 || errno == ENOENT ? PN_OK
+                                                      : pn__err_os(errno);
+}
+
 pn_err pn__endpoint_start(pn__endpoint *ep, pn_runtime *rt, const char *path) {
   memset(ep, 0, sizeof *ep);
   ep->listen_fd = ep->stop_fd = -1;
@@ -97,10 +127,18 @@ pn_err pn__endpoint_start(pn__endpoint *ep, pn_runtime *rt, const char *path) {
   if (ep->listen_fd < 0 || ep->stop_fd < 0) {
     err = pn__err_os(errno);
   } else {
-    (void)unlink(path); /* a stale socket from an earlier run */
-    if (bind(ep->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(ep->listen_fd, 16) != 0) {
+    err = clear_path(&sa);
+    struct stat st;
+    if (err == PN_OK &&
+        (bind(ep->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+         stat(path, &st) != 0 || listen(ep->listen_fd, 16) != 0)) {
       err = pn__err_os(errno);
+    }
+    if (err == PN_OK) {
+      /* Ours: only this file is removed at the end. */
+      ep->dev = st.st_dev;
+      ep->ino = st.st_ino;
+      ep->bound = true;
     }
   }
   serve_args *args = NULL;
@@ -139,7 +177,11 @@ void pn__endpoint_stop(pn__endpoint *ep) {
   if (ep->listen_fd >= 0) {
     close(ep->listen_fd);
     ep->listen_fd = -1;
-    if (ep->path) {
+    /* Only the socket this endpoint made: another server may have put its
+     * own at the path since (after removing ours). */
+    struct stat st;
+    if (ep->bound && lstat(ep->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        st.st_dev == ep->dev && st.st_ino == ep->ino) {
       (void)unlink(ep->path);
     }
   }

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "peernet/error.h"
 
@@ -18,12 +19,18 @@ typedef struct pn__endpoint {
   int stop_fd; /* eventfd: wakes the thread to exit */
   pthread_t thread;
   bool running;
+  bool bound; /* the socket file at path is ours: */
+  dev_t dev;  /* its device */
+  ino_t ino;  /* and inode, checked before removing it */
 } pn__endpoint;
 
-/* Binds path (replacing a stale socket file) and starts serving. */
+/* Binds path and starts serving. A socket file nobody answers on (left by
+ * a crashed run) is replaced; a live server's socket, or anything that is
+ * not a socket, is left alone: PN_EADDRINUSE. */
 pn_err pn__endpoint_start(pn__endpoint *ep, pn_runtime *rt, const char *path);
 
-/* Stops the thread, closes and unlinks the socket. Idempotent. */
+/* Stops the thread, closes the socket and removes its file if the file is
+ * still the one it created. Idempotent. */
 void pn__endpoint_stop(pn__endpoint *ep);
 
 #endif

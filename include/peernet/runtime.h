@@ -74,7 +74,12 @@ typedef struct pn_runtime_config {
   const char *stats_socket;  /* publish JSON snapshots on this Unix socket
                                 path (peernet-top reads it); NULL:
                                 PEERNET_STATS_SOCKET, if set, else none.
-                                Copied; the file is removed at shutdown. */
+                                Copied. A stale socket file there is
+                                replaced; another live runtime's socket or
+                                a file that is not a socket makes
+                                pn_runtime_create fail (PN_EADDRINUSE) and
+                                is left alone. The file is removed at
+                                shutdown if it is still this one's. */
   uint32_t trace_categories; /* PN_TRACE_... bits the flight recorder
                                 records, when it is on; 0 = all */
   bool stats_histograms;     /* per-actor histograms of mailbox and

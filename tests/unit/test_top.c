@@ -109,12 +109,65 @@ static void bad_socket_path_is_an_error(void **state) {
   assert_null(rt);
 }
 
+/* The stats socket never removes what is not its own: a regular file and
+ * a live runtime's socket make a second runtime fail and stay; a stale
+ * socket file (nobody listening) is replaced; and a runtime whose socket
+ * file another one replaced leaves that one alone at shutdown. */
+static void stats_socket_removes_only_its_own(void **state) {
+  (void)state;
+  char path[96];
+  snprintf(path, sizeof path, "/tmp/peernet-top-own-%ld.sock", (long)getpid());
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 1;
+  cfg.stats_socket = path;
+  pn_runtime *rt = NULL, *second = NULL;
+  /* A regular file. */
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("someone's data\n", f);
+  fclose(f);
+  PN_ASSERT_ERR(PN_EADDRINUSE, pn_runtime_create(&cfg, &second));
+  assert_null(second);
+  assert_int_equal(access(path, F_OK), 0);
+  assert_int_equal(unlink(path), 0);
+  /* A live runtime's socket. */
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  PN_ASSERT_ERR(PN_EADDRINUSE, pn_runtime_create(&cfg, &second));
+  char *json = read_socket(path); /* still the first one's, still served */
+  assert_true(pn_test_json_valid(json));
+  free(json);
+  /* Another takes the path over (as an operator removing the file and
+   * starting a second runtime would): the first one's shutdown leaves
+   * the second one's socket in place. */
+  assert_int_equal(unlink(path), 0);
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &second));
+  pn_test_runtime_end(rt);
+  assert_int_equal(access(path, F_OK), 0);
+  json = read_socket(path);
+  assert_true(pn_test_json_valid(json));
+  free(json);
+  pn_test_runtime_end(second);
+  assert_int_not_equal(access(path, F_OK), 0);
+  /* A stale socket file (bound, nobody listening): replaced. */
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  close(fd);
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  pn_test_runtime_end(rt);
+  assert_int_not_equal(access(path, F_OK), 0);
+}
+
 int main(int argc, char **argv) {
   pn_test_seed();
   top_binary = argc > 1 ? argv[1] : NULL;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(endpoint_and_top),
       cmocka_unit_test(bad_socket_path_is_an_error),
+      cmocka_unit_test(stats_socket_removes_only_its_own),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
