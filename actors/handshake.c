@@ -229,6 +229,9 @@ void pn__handshake_on_request(pn_host *h, uint32_t socket, const pn_addr *from,
     pn__stat_add(&h->st_hs_dropped, 1);
     return;
   }
+  if (!pn__host_handshake_allowed(h)) {
+    return; /* over the rate: counted, before any decoding or hashing */
+  }
   Peernet__Wire__V1__ConnectRequest *req =
       peernet__wire__v1__connect_request__unpack(NULL, len - PN__WIRE_OVERHEAD,
                                                  data + PN__WIRE_HEADER);
@@ -307,6 +310,11 @@ static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
                 len);
     return;
   }
+  if (!pn__host_ip_has_room(h, from)) {
+    send_reject(h, socket, from, r->client_id, r->client_nonce,
+                PN_REASON_ADDRESS_LIMIT, len);
+    return;
+  }
   uint32_t reason = h->accept ? h->accept(h->accept_ctx, from, nch, kinds) : 0;
   if (reason) {
     send_reject(h, socket, from, r->client_id, r->client_nonce,
@@ -353,6 +361,9 @@ void pn__handshake_on_response(pn_host *h, uint32_t socket, const pn_addr *from,
                                const uint8_t *data, size_t len) {
   if (!handshake_ok(h, data, len)) {
     pn__stat_add(&h->st_hs_dropped, 1);
+    return;
+  }
+  if (!pn__host_handshake_allowed(h)) {
     return;
   }
   Peernet__Wire__V1__ConnectResponse *r =

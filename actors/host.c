@@ -46,6 +46,7 @@ static void host_free(pn_host *h) {
   pn_actor_release(h->actor);
   pn__idmap_free(&h->by_id);
   pn__idmap_free(&h->by_addr);
+  pn__idmap_free(&h->per_ip);
   ZSTD_freeCDict(h->cdict);
   ZSTD_freeDDict(h->ddict);
   pn__scratch_destroy(h->scratch);
@@ -84,6 +85,62 @@ static uint64_t addr_key(const pn_host *h, const pn_addr *a,
   return k ? k : 1;
 }
 
+/* The per-IP key: the address without its port, keyed with the host's
+ * secret so nobody can aim collisions at one slot. */
+static uint64_t ip_key(const pn_host *h, const pn_addr *a) {
+  uint8_t in[2 + 16];
+  memcpy(in, &a->family, 2);
+  memcpy(in + 2, a->ip, 16);
+  uint64_t k;
+  crypto_shorthash((unsigned char *)&k, in, sizeof in, h->secret);
+  return k ? k : 1;
+}
+
+bool pn__host_ip_has_room(const pn_host *h, const pn_addr *from) {
+  return !h->max_per_ip ||
+         (uintptr_t)pn__idmap_get(&h->per_ip, ip_key(h, from)) < h->max_per_ip;
+}
+
+/* Counts an accepted peer in (delta 1) or out (-1) of its IP's total. */
+static bool ip_count(pn_host *h, const pn_addr *a, int delta) {
+  if (!h->max_per_ip) {
+    return true;
+  }
+  uint64_t k = ip_key(h, a);
+  uintptr_t n = (uintptr_t)pn__idmap_get(&h->per_ip, k);
+  if (delta < 0) {
+    PN_ASSERT(n > 0); /* counted in when registered */
+    if (n == 1) {
+      (void)pn__idmap_del(&h->per_ip, k);
+      return true;
+    }
+    return pn__idmap_put(&h->per_ip, k, (void *)(n - 1)); /* in place */
+  }
+  return pn__idmap_put(&h->per_ip, k, (void *)(n + 1));
+}
+
+bool pn__host_handshake_allowed(pn_host *h) {
+  if (!h->hs_rate) {
+    return true;
+  }
+  uint64_t now = pn__now_ns();
+  uint64_t burst = h->hs_rate / 10 ? h->hs_rate / 10 : 1;
+  uint64_t add = (now - h->hs_refill_ns) * h->hs_rate / 1000000000u;
+  if (add) {
+    h->hs_refill_ns += add * 1000000000u / h->hs_rate;
+    h->hs_tokens += (int64_t)add;
+    if (h->hs_tokens > (int64_t)burst) {
+      h->hs_tokens = (int64_t)burst;
+    }
+  }
+  if (h->hs_tokens <= 0) {
+    pn__stat_add(&h->st_hs_limited, 1);
+    return false;
+  }
+  h->hs_tokens--;
+  return true;
+}
+
 bool pn__host_register(pn_host *h, pn_peer *p) {
   uint32_t id;
   do {
@@ -96,6 +153,13 @@ bool pn__host_register(pn_host *h, pn_peer *p) {
       !pn__idmap_put(&h->by_addr, addr_key(h, &p->addr, p->remote_id), p)) {
     void *undone = pn__idmap_del(&h->by_id, id);
     PN_ASSERT(undone == p); /* put just above */
+    return false;
+  }
+  if (!p->is_client && !ip_count(h, &p->addr, 1)) {
+    void *undone = pn__idmap_del(&h->by_id, id);
+    PN_ASSERT(undone == p);
+    undone = pn__idmap_del(&h->by_addr, addr_key(h, &p->addr, p->remote_id));
+    PN_ASSERT(undone == p);
     return false;
   }
   p->local_id = id;
@@ -124,6 +188,8 @@ void pn__host_forget(pn_host *h, pn_peer *p) {
       gone = pn__idmap_del(&h->by_addr, k);
       PN_ASSERT(gone == p);
     }
+    bool counted = ip_count(h, &p->addr, -1);
+    PN_ASSERT(counted); /* an update in place allocates nothing */
   }
   atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
   pn_peer_release(p); /* the table's reference */
@@ -251,6 +317,7 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
     }
     pn__idmap_free(&h->by_id);
     pn__idmap_free(&h->by_addr);
+    pn__idmap_free(&h->per_ip);
     pn__host_unref(h); /* the actor's reference */
     break;
   default:
@@ -334,6 +401,10 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
     return PN_EINVAL;
   }
   h->compress = !cfg->no_compression;
+  h->max_per_ip = cfg->max_peers_per_address;
+  h->hs_rate = cfg->max_handshakes_per_s;
+  h->hs_tokens = (int64_t)(h->hs_rate / 10 ? h->hs_rate / 10 : 1);
+  h->hs_refill_ns = pn__now_ns();
   h->send_rate = cfg->send_rate;
   h->no_delivery_events = cfg->no_delivery_events;
   h->aes_gcm = pn__wire_aes_available();
@@ -494,6 +565,7 @@ pn_err pn_host_stats_get(const pn_host *host, pn_host_stats *out) {
   out->accepted = LOAD(st_accepted);
   out->rejected = LOAD(st_rejected);
   out->peers = LOAD(npeers);
+  out->handshake_limited = LOAD(st_hs_limited);
 #undef LOAD
   return PN_OK;
 }

@@ -47,13 +47,18 @@ struct pn_host {
   uint64_t dict_hash;   /* BLAKE2b-64 of the dictionary, 0 without one */
   pn__scratch *scratch; /* the home worker's (see scratch.h) */
   /* Actor side. */
-  bool stopped;       /* the host actor has stopped */
-  bool started;       /* PN__H_START handled */
-  bool close_handled; /* PN__H_CLOSE closed every peer */
-  pn__idmap by_id;    /* local connection id -> peer */
-  pn__idmap by_addr;  /* hash of (address, client id) -> accepted peer */
+  bool stopped;        /* the host actor has stopped */
+  bool started;        /* PN__H_START handled */
+  bool close_handled;  /* PN__H_CLOSE closed every peer */
+  pn__idmap by_id;     /* local connection id -> peer */
+  pn__idmap by_addr;   /* hash of (address, client id) -> accepted peer */
+  pn__idmap per_ip;    /* keyed hash of an IP -> accepted peers from it */
+  uint32_t max_per_ip; /* 0: no limit */
+  uint64_t hs_rate;    /* handshakes per second, 0: no limit */
+  int64_t hs_tokens;   /* the bucket: requests it may answer now */
+  uint64_t hs_refill_ns;
   _Atomic uint64_t st_in, st_bad_header, st_unknown, st_hs_dropped,
-      st_challenges, st_accepted, st_rejected;
+      st_challenges, st_accepted, st_rejected, st_hs_limited;
 };
 
 /* References: the handle, the actor and every peer hold one. Any
@@ -72,6 +77,14 @@ bool pn__host_register(pn_host *h, pn_peer *p);
 /* Host actor: the accepted peer of that address and client id, or NULL. */
 pn_peer *pn__host_find_accepted(pn_host *h, const pn_addr *from,
                                 uint32_t client_id);
+
+/* Host actor: whether another peer may be accepted from `from`'s IP, and
+ * the bookkeeping when one is (pn__host_register) or leaves. */
+bool pn__host_ip_has_room(const pn_host *h, const pn_addr *from);
+
+/* Host actor: whether a handshake request may be answered now (the rate
+ * limit's token bucket); counts the ones that may not. */
+bool pn__host_handshake_allowed(pn_host *h);
 
 /* Peer actor: p leaves the host's tables (and the host stops once closing
  * and empty). */

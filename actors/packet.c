@@ -145,6 +145,8 @@ const char *pn_reason_name(uint32_t reason) {
     return "auth";
   case PN_REASON_ACK_TIMEOUT:
     return "ack-timeout";
+  case PN_REASON_ADDRESS_LIMIT:
+    return "address-limit";
   default:
     return reason < PN_REASON_LIBRARY ? "application" : "?";
   }

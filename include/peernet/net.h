@@ -189,6 +189,8 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
 #define PN_REASON_AUTH 0xFFFFFF09u
 /* Nothing sent was acknowledged for ack_timeout_us. */
 #define PN_REASON_ACK_TIMEOUT 0xFFFFFF0Au
+/* The server holds max_peers_per_address connections from this address. */
+#define PN_REASON_ADDRESS_LIMIT 0xFFFFFF0Bu
 
 /* Name of a library reason, or "application" for smaller values. */
 PN_API const char *pn_reason_name(uint32_t reason);
@@ -263,21 +265,29 @@ typedef struct pn_host_config {
   const void *zstd_dict;       /* optional dictionary (copied), the
                                   same on both sides */
   size_t zstd_dict_len;
-  uint64_t send_rate;        /* per peer: most bytes per second it sends
-                                (datagrams paced to it, like ENet's
-                                outgoing bandwidth); 0 = unlimited */
-  bool no_delivery_events;   /* peers it accepts send their owner no
-                                PN_MSG_PEER_ACKED / LOST (cheaper when
-                                nobody needs them) */
-  const uint8_t *secret_key; /* PN_KEY_BYTES: the host's long-term X25519
-                                secret key (copied), whose public half
-                                clients may pin (pn_host_public_key,
-                                pn_key_pair); NULL: a random key made at
-                                open, so nothing is pinned */
-  const uint8_t *psk;        /* PN_KEY_BYTES: a pre-shared key (copied)
-                                mixed into every connection's keys, the
-                                same on both sides; a side with another
-                                or none cannot connect (PN_REASON_AUTH) */
+  uint64_t send_rate;             /* per peer: most bytes per second it sends
+                                     (datagrams paced to it, like ENet's
+                                     outgoing bandwidth); 0 = unlimited */
+  bool no_delivery_events;        /* peers it accepts send their owner no
+                                     PN_MSG_PEER_ACKED / LOST (cheaper when
+                                     nobody needs them) */
+  const uint8_t *secret_key;      /* PN_KEY_BYTES: the host's long-term X25519
+                                     secret key (copied), whose public half
+                                     clients may pin (pn_host_public_key,
+                                     pn_key_pair); NULL: a random key made at
+                                     open, so nothing is pinned */
+  uint32_t max_peers_per_address; /* connections accepted from one IP
+                                     address (any port); more are refused
+                                     (PN_REASON_ADDRESS_LIMIT); 0 = no
+                                     limit besides max_peers */
+  uint32_t max_handshakes_per_s;  /* handshake requests answered per second
+                                     (bursts of a tenth of it); more are
+                                     dropped unanswered and counted
+                                     (handshake_limited); 0 = no limit */
+  const uint8_t *psk;             /* PN_KEY_BYTES: a pre-shared key (copied)
+                                     mixed into every connection's keys, the
+                                     same on both sides; a side with another
+                                     or none cannot connect (PN_REASON_AUTH) */
 } pn_host_config;
 
 #define PN_HOST_CONFIG_INIT                                                    \
@@ -358,7 +368,8 @@ typedef struct pn_host_stats {
   uint64_t challenges_sent;
   uint64_t accepted;
   uint64_t rejected;
-  uint64_t peers; /* current */
+  uint64_t peers;             /* current */
+  uint64_t handshake_limited; /* over max_handshakes_per_s: dropped */
 } pn_host_stats;
 
 /* Counters of the host. Errors: PN_EINVAL. Any thread. */
