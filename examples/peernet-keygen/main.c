@@ -9,6 +9,8 @@
  *
  * Keys are one line of base64 (pn_key_to_text). Existing files are never
  * overwritten. Exit: 0 written, 1 could not write, 2 usage. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
