@@ -69,7 +69,11 @@ static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
     atomic_fetch_add(&rd->handshakes, 1);
   }
   atomic_fetch_add(&rd->forwarded, 1);
-  if (r->marker_len && memmem(b, d.len, r->marker, r->marker_len)) {
+  /* acquire: pairs with the test's release store of marker_len, after
+   * which the marker bytes are complete. */
+  size_t marker_len =
+      atomic_load_explicit(&r->marker_len, memory_order_acquire);
+  if (marker_len && memmem(b, d.len, r->marker, marker_len)) {
     atomic_fetch_add(&r->marker_seen, 1);
   }
   if (k == 1 && !data && r->tamper_accept && tamper(r, to, b, d.len)) {

@@ -36,7 +36,7 @@ typedef struct relay {
    * Accept on its way (its server_kx, or with tamper_key its server_key),
    * resealing it as anyone can. */
   uint8_t marker[64];
-  size_t marker_len;
+  _Atomic size_t marker_len; /* stored (release) after marker is written */
   _Atomic uint64_t marker_seen;
   bool tamper_accept, tamper_key;
   _Atomic uint64_t tampered;

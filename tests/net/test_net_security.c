@@ -57,7 +57,9 @@ static void nothing_in_the_clear(void **state) {
   net_pair p;
   relay *r = relay_pair_open(&p, &o, 0x5ec);
   memcpy(r->marker, MARKER, sizeof MARKER - 1);
-  r->marker_len = sizeof MARKER - 1; /* before any datagram: set at open */
+  /* release: pairs with the relay's acquire load (it already runs). */
+  atomic_store_explicit(&r->marker_len, sizeof MARKER - 1,
+                        memory_order_release);
   net_pair_wait_connected(&p);
   pn_test_latch got;
   pn_test_latch_init(&got, 200);
