@@ -356,20 +356,41 @@ static bool skip_field(reader *r, uint32_t wt) {
   return true;
 }
 
-/* Reads a tag; false at the end or on a malformed tag (*ok says which). */
+/* Reads a tag; false at the end or on a malformed tag (*ok says which).
+ * Exactly as protobuf-c reads one (test_wire holds the two together): at
+ * most five bytes, the first with a field number or a continuation (an
+ * overlong encoding of field 0 is read, as an unknown field), the number
+ * kept to 32 bits. */
 static bool get_tag(reader *r, uint32_t *field, uint32_t *wt, bool *ok) {
-  uint64_t t;
   *ok = true;
   if (r->p == r->end) {
     return false;
   }
-  if (!get_varint(r, &t) || (t >> 3) == 0 || (t >> 3) > UINT32_MAX) {
+  const uint8_t *p = r->p;
+  size_t max = (size_t)(r->end - p) < 5 ? (size_t)(r->end - p) : 5;
+  if ((p[0] & 0xF8u) == 0) {
     *ok = false;
     return false;
   }
-  *field = (uint32_t)(t >> 3);
-  *wt = (uint32_t)(t & 7);
-  return true;
+  uint32_t tag = (uint32_t)(p[0] & 0x7Fu) >> 3;
+  *wt = p[0] & 7u;
+  if (!(p[0] & 0x80u)) {
+    r->p += 1;
+    *field = tag;
+    return true;
+  }
+  unsigned shift = 4;
+  for (size_t i = 1; i < max; i++) {
+    tag |= (uint32_t)(p[i] & 0x7Fu) << shift;
+    if (!(p[i] & 0x80u)) {
+      r->p += i + 1;
+      *field = tag;
+      return true;
+    }
+    shift += 7;
+  }
+  *ok = false;
+  return false;
 }
 
 static bool get_frame(reader *r, Peernet__Wire__V1__Frame *f) {
