@@ -1,8 +1,11 @@
 /* Long-term keys and their text form: see net.h. */
+#include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "peernet/net.h"
+#include "runtime/err_os.h"
 
 pn_err pn_key_pair(uint8_t public_out[PN_KEY_BYTES],
                    uint8_t secret_out[PN_KEY_BYTES]) {
@@ -53,4 +56,28 @@ pn_err pn_key_from_text(const char *text, uint8_t key_out[PN_KEY_BYTES]) {
   memcpy(key_out, key, PN_KEY_BYTES);
   sodium_memzero(key, sizeof key);
   return PN_OK;
+}
+
+pn_err pn_key_load(const char *path, uint8_t key_out[PN_KEY_BYTES]) {
+  if (!path || !key_out) {
+    return PN_EINVAL;
+  }
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    return pn__err_os(errno);
+  }
+  char text[128];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  pn_err err = ferror(f) ? pn__err_os(EIO) : PN_OK;
+  fclose(f);
+  if (err == PN_OK && n == sizeof text - 1) {
+    err = PN_ERANGE;
+  }
+  if (err != PN_OK) {
+    return err;
+  }
+  text[n] = '\0';
+  err = pn_key_from_text(text, key_out);
+  sodium_memzero(text, sizeof text);
+  return err;
 }

@@ -248,19 +248,6 @@ typedef struct keys {
   uint8_t secret[PN_KEY_BYTES], server[PN_KEY_BYTES], psk[PN_KEY_BYTES];
 } keys;
 
-static bool read_key_file(const char *path, uint8_t key[PN_KEY_BYTES]) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    return false;
-  }
-  char text[128];
-  size_t n = fread(text, 1, sizeof text - 1, f);
-  bool ok = ferror(f) == 0 && n < sizeof text - 1;
-  fclose(f);
-  text[n] = '\0';
-  return ok && pn_key_from_text(text, key) == PN_OK;
-}
-
 static int run_server(const char *listen, uint64_t max_seconds, const keys *k) {
   char host_text[256];
   pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
@@ -520,10 +507,11 @@ int main(int argc, char **argv) {
           !(server && server_key_file) && !(client && key_file);
   keys k = {0};
   if (valid &&
-      ((key_file && !(k.have_secret = read_key_file(key_file, k.secret))) ||
+      ((key_file &&
+        !(k.have_secret = pn_key_load(key_file, k.secret) == PN_OK)) ||
        (server_key_file &&
-        !(k.have_server = read_key_file(server_key_file, k.server))) ||
-       (psk_file && !(k.have_psk = read_key_file(psk_file, k.psk))))) {
+        !(k.have_server = pn_key_load(server_key_file, k.server) == PN_OK)) ||
+       (psk_file && !(k.have_psk = pn_key_load(psk_file, k.psk) == PN_OK)))) {
     fprintf(stderr, "peernet-chat: a key file could not be read\n");
     valid = false;
   }

@@ -171,20 +171,6 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max,
   return true;
 }
 
-/* A key file as peernet-keygen writes it: one line of base64. */
-static bool read_key_file(const char *path, uint8_t key[PN_KEY_BYTES]) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    return false;
-  }
-  char text[128];
-  size_t n = fread(text, 1, sizeof text - 1, f);
-  bool ok = ferror(f) == 0 && n < sizeof text - 1;
-  fclose(f);
-  text[n] = '\0';
-  return ok && pn_key_from_text(text, key) == PN_OK;
-}
-
 static bool parse_probability(const char *s, double *out) {
   if (s == NULL || ((*s < '0' || *s > '9') && *s != '.')) {
     return false;
@@ -269,7 +255,7 @@ static void parse_args(int argc, char **argv, options *o) {
               {o->server_key_file, "--server-key", o->server_key},
               {o->psk_file, "--psk", o->psk}};
   for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-    if (keys[k].path && !read_key_file(keys[k].path, keys[k].key)) {
+    if (keys[k].path && pn_key_load(keys[k].path, keys[k].key) != PN_OK) {
       fprintf(stderr, "peernet-ping: %s %s: not a key file\n", keys[k].what,
               keys[k].path);
       exit(EXIT_USAGE);

@@ -320,6 +320,12 @@ PN_API pn_err pn_key_to_text(const uint8_t key[PN_KEY_BYTES],
  * PN_KEY_BYTES bytes). Pure; any thread. */
 PN_API pn_err pn_key_from_text(const char *text, uint8_t key_out[PN_KEY_BYTES]);
 
+/* Reads a key file as peernet-keygen writes it (one line of text, as
+ * pn_key_from_text reads). On error key_out is untouched. Errors:
+ * PN_EINVAL (NULL, not a key), PN_ERANGE (larger than a key file can be),
+ * the OS error of opening or reading it. Any thread; blocks on the file. */
+PN_API pn_err pn_key_load(const char *path, uint8_t key_out[PN_KEY_BYTES]);
+
 /* The host's long-term public key. Errors: PN_EINVAL. Any thread. */
 PN_API pn_err pn_host_public_key(const pn_host *host,
                                  uint8_t public_out[PN_KEY_BYTES]);

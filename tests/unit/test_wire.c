@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "actors/wire.h"
 #include "tests/support/bump_arena.h"
@@ -328,12 +329,41 @@ static void data_sequence_expands_across_wraps(void **state) {
   }
 }
 
+/* Key files: what peernet-keygen writes loads back; anything else is an
+ * error and leaves the output alone. */
+static void key_files_load(void **state) {
+  (void)state;
+  uint8_t pub[PN_KEY_BYTES], secret[PN_KEY_BYTES], got[PN_KEY_BYTES];
+  PN_ASSERT_OK(pn_key_pair(pub, secret));
+  char text[PN_KEY_TEXT_BYTES], path[64];
+  PN_ASSERT_OK(pn_key_to_text(pub, text));
+  snprintf(path, sizeof path, "/tmp/peernet-key-%ld", (long)getpid());
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "%s\n", text);
+  fclose(f);
+  PN_ASSERT_OK(pn_key_load(path, got));
+  assert_memory_equal(got, pub, PN_KEY_BYTES);
+  memset(got, 7, sizeof got);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("not a key\n", f);
+  fclose(f);
+  PN_ASSERT_ERR(PN_EINVAL, pn_key_load(path, got));
+  assert_int_equal(got[0], 7);
+  assert_int_equal(unlink(path), 0);
+  assert_int_not_equal(pn_key_load(path, got), PN_OK); /* gone */
+  PN_ASSERT_ERR(PN_EINVAL, pn_key_load(NULL, got));
+  PN_ASSERT_ERR(PN_EINVAL, pn_key_load(path, NULL));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(encode_matches_protobuf_c),
       cmocka_unit_test(decode_matches_protobuf_c),
       cmocka_unit_test(data_is_encrypted_and_opens_only_as_sealed),
       cmocka_unit_test(keys_change_every_epoch),
+      cmocka_unit_test(key_files_load),
       cmocka_unit_test(data_sequence_expands_across_wraps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
