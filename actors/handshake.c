@@ -375,7 +375,7 @@ void pn__handshake_on_response(pn_host *h, uint32_t socket, const pn_addr *from,
   } else {
     pn_peer *p = pn__host_find_accepted(h, from, r->client_id);
     if (p && p->client_nonce == r->client_nonce &&
-        pn_addr_equal(&p->addr, from)) {
+        pn_addr_equal(&p->origin, from)) {
       /* Its Accept was lost: the same again (until the client's first
        * DATA shows it arrived and the peer let the handshake go). */
       if (pn__peer_state(p) == PN_PEER_CONNECTED && p->hs) {

@@ -150,15 +150,15 @@ bool pn__host_register(pn_host *h, pn_peer *p) {
     return false;
   }
   if (!p->is_client &&
-      !pn__idmap_put(&h->by_addr, addr_key(h, &p->addr, p->remote_id), p)) {
+      !pn__idmap_put(&h->by_addr, addr_key(h, &p->origin, p->remote_id), p)) {
     void *undone = pn__idmap_del(&h->by_id, id);
     PN_ASSERT(undone == p); /* put just above */
     return false;
   }
-  if (!p->is_client && !ip_count(h, &p->addr, 1)) {
+  if (!p->is_client && !ip_count(h, &p->origin, 1)) {
     void *undone = pn__idmap_del(&h->by_id, id);
     PN_ASSERT(undone == p);
-    undone = pn__idmap_del(&h->by_addr, addr_key(h, &p->addr, p->remote_id));
+    undone = pn__idmap_del(&h->by_addr, addr_key(h, &p->origin, p->remote_id));
     PN_ASSERT(undone == p);
     return false;
   }
@@ -183,12 +183,12 @@ void pn__host_forget(pn_host *h, pn_peer *p) {
   void *gone = pn__idmap_del(&h->by_id, p->local_id);
   PN_ASSERT(gone == p);
   if (!p->is_client) {
-    uint64_t k = addr_key(h, &p->addr, p->remote_id);
+    uint64_t k = addr_key(h, &p->origin, p->remote_id);
     if (pn__idmap_get(&h->by_addr, k) == p) {
       gone = pn__idmap_del(&h->by_addr, k);
       PN_ASSERT(gone == p);
     }
-    bool counted = ip_count(h, &p->addr, -1);
+    bool counted = ip_count(h, &p->origin, -1);
     PN_ASSERT(counted); /* an update in place allocates nothing */
   }
   atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);

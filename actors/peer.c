@@ -406,7 +406,7 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   p->owner = cfg->owner;
   p->id = atomic_fetch_add_explicit(&next_peer_id, 1, memory_order_relaxed);
   p->user = cfg->user;
-  p->addr = cfg->remote;
+  p->addr = p->origin = cfg->remote;
   p->sockets_mask = cfg->sockets_mask ? cfg->sockets_mask : 1u;
   p->is_client = is_client;
   if (is_client) {
@@ -508,7 +508,10 @@ pn_err pn_peer_addr(const pn_peer *peer, pn_addr *out) {
   if (!peer || !out) {
     return PN_EINVAL;
   }
+  /* The peer actor moves addr under the registry lock (path.c). */
+  pn__registry_lock(peer->host->rt);
   *out = peer->addr;
+  pn__registry_unlock(peer->host->rt);
   return PN_OK;
 }
 
@@ -545,6 +548,9 @@ void pn__peer_stats_fill(const pn_peer *peer, pn_peer_stats *out) {
   out->reassembly_bytes = LD(st_reassembly);
   out->cwnd = LD(st_cwnd);
   out->ssthresh = LD(st_ssthresh);
+  out->unproven_datagrams = LD(st_unproven);
+  out->path_challenges = LD(st_challenges);
+  out->migrations = LD(st_migrations);
 #undef LD
 }
 

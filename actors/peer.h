@@ -42,6 +42,10 @@ typedef struct pn__fq {
   uint64_t mask;       /* capacity - 1 */
 } pn__fq;
 
+/* Addresses of the remote a peer remembers as proven: a client sending
+ * through several sockets shows several. */
+#define PN__PATHS 4u
+
 /* A fragmented message being put together (receiver side). */
 typedef struct pn__partial pn__partial;
 struct pn__partial {
@@ -62,7 +66,12 @@ struct pn_peer {
   pn_actor *owner;        /* held */
   uint64_t id;
   void *user;
+  /* Where datagrams go: the handshake's address, then the newest proven
+   * one (path.c). Written by the peer actor under the registry lock, so
+   * pn_peer_addr() and snapshots on other threads read it whole. */
   pn_addr addr;
+  pn_addr origin; /* the handshake's address: the host's key for a server
+                     peer (never changes) */
   uint32_t sockets_mask;
   uint32_t socket_rr;
   bool is_client;
@@ -100,6 +109,15 @@ struct pn_peer {
   uint64_t send_rate;  /* pacing, bytes/s, 0 = unlimited */
   int64_t pace_tokens; /* bytes it may send now (may go below 0) */
   uint64_t pace_ns;    /* when pace_tokens was last refilled */
+  /* Paths (path.c). */
+  pn_addr paths[PN__PATHS]; /* proven addresses of the remote besides addr */
+  uint32_t npaths;
+  uint32_t path_next;            /* the slot a newly proven one replaces */
+  pn_addr path_try;              /* an address being proven */
+  uint64_t path_token;           /* its challenge (0: none) */
+  uint64_t path_sent_ns;         /* when the challenge last went out */
+  uint64_t path_response_owed;   /* a token the remote asked us to echo */
+  uint32_t path_response_socket; /* through this socket (where it came) */
   /* Receiving (peer_recv.c). */
   uint64_t rx_highest;
   uint64_t rx_bits; /* bit i: rx_highest - 1 - i received */
@@ -122,6 +140,7 @@ struct pn_peer {
   _Atomic uint64_t st_lost, st_acked_dg, st_retransmits, st_acks_only;
   _Atomic uint64_t st_msgs_out, st_msgs_in, st_dups, st_bad, st_stale;
   _Atomic uint64_t st_raw_out, st_comp_out, st_in_flight, st_reassembly;
+  _Atomic uint64_t st_unproven, st_challenges, st_migrations;
   /* In datagrams; st_ssthresh 0 until the first cut. */
   _Atomic uint64_t st_cwnd, st_ssthresh;
   pn__stat_obj stat; /* in the runtime's registry of objects */
@@ -179,6 +198,26 @@ extern const pn__stat_class pn__peer_class;
 void pn__peer_info_fill(const pn_peer *p, pn_peer_info *o,
                         pn_channel_info *channels);
 
+/* --- path.c: source addresses ------------------------------------------- */
+
+/* Peer actor: whether datagrams from `from` are acted on (the handshake's
+ * address or one proven since). */
+bool pn__path_proven(const pn_peer *p, const pn_addr *from);
+
+/* Peer actor: a new datagram asks to echo `token`; the answer goes out
+ * through host socket `socket`, where it came in. */
+void pn__path_challenged(pn_peer *p, uint32_t socket, uint64_t token);
+
+/* Peer actor: an authentic, new datagram pk arrived from `from` (through
+ * host socket `socket`), an address not proven. Returns true when pk
+ * proves it (it echoes the token challenged there): the address is now
+ * the one p sends to, and the caller acts on pk as on any. Otherwise
+ * nothing of pk but its challenge is acted on (it is not even marked
+ * received, so the same datagram from the proven address still counts),
+ * and `from` is challenged (at most once per RTO). */
+bool pn__path_check(pn_peer *p, pn__scratch *sc, uint32_t socket,
+                    const pn_addr *from, const Peernet__Wire__V1__Packet *pk);
+
 /* --- peer_send.c --------------------------------------------------------- */
 
 /* Peer's worker: queues om (sequenced by its channel) for sending and
@@ -191,9 +230,15 @@ void pn__peer_send_on(pn_peer *p, uint32_t socket, const uint8_t *data,
                       size_t len);
 
 /* Coalesces resent and new frames into datagrams up to the MTU while the
- * window allows, and sends what acknowledgements, pings and disconnects
- * are owed. */
+ * window allows, and sends what acknowledgements, pings, disconnects and
+ * path responses are owed. */
 void pn__peer_flush(pn_peer *p, pn__scratch *sc);
+
+/* Sends a DATA datagram carrying only a path challenge (and the current
+ * acknowledgements) to `to` through host socket `socket`; not recorded as
+ * in flight (path.c sends it again while it waits). */
+void pn__peer_send_challenge(pn_peer *p, pn__scratch *sc, uint32_t socket,
+                             const pn_addr *to, uint64_t token);
 
 /* At a run's end: gives back acknowledged bytes and sends
  * PN_MSG_PEER_WRITABLE when owed. */

@@ -259,8 +259,9 @@ static void rx_mark(pn_peer *p, uint64_t seq, uint64_t now) {
   p->rx_bits |= 1ull << (p->rx_highest - seq - 1);
 }
 
-static void on_data(pn_peer *p, pn__scratch *sc, const uint8_t *data,
-                    size_t len, const pn__wire_header *hdr) {
+static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
+                    const uint8_t *data, size_t len,
+                    const pn__wire_header *hdr) {
   const pn_host *h = p->host;
   pn_peer_state st = pn__peer_state(p);
   if ((st != PN_PEER_CONNECTED && st != PN_PEER_DISCONNECTING) ||
@@ -297,6 +298,18 @@ static void on_data(pn_peer *p, pn__scratch *sc, const uint8_t *data,
     return;
   }
   pk->seq = seq; /* the body's own field is not used (version 2 on) */
+  if (!pn__path_proven(p, &rh->from)) {
+    bool act = false;
+    if (!rx_new(p, pk->seq)) {
+      pn__stat_add(&p->st_dups, 1);
+    } else {
+      act = pn__path_check(p, sc, rh->socket, &rh->from, pk);
+    }
+    if (!act) {
+      sc->arena_used = 0; /* the decoded packet lived in the arena */
+      return;
+    }
+  }
   uint64_t now = pn__now_ns();
   pn__peer_on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
   if (p->gone) {
@@ -323,6 +336,9 @@ static void on_data(pn_peer *p, pn__scratch *sc, const uint8_t *data,
       on_frame(p, pk->frames[i], &pr[i], now);
     }
     release_prepared(p, pr, pk->n_frames);
+    if (pk->path_challenge) {
+      pn__path_challenged(p, rh->socket, pk->path_challenge);
+    }
     if (pk->n_frames || pk->ping || pk->disconnect) {
       p->ack_owed = true;
       /* An acknowledgement covers 65 datagrams: send one before more
@@ -357,7 +373,7 @@ void pn__peer_on_recv(pn_peer *p, pn__scratch *sc, const pn_msg *msg) {
     return;
   }
   if (hdr.type == PN__T_DATA) {
-    on_data(p, sc, data, len, &hdr);
+    on_data(p, sc, &rh, data, len, &hdr);
   } else {
     pn__handshake_on_reply(p, sc, data, len, hdr.type);
   }

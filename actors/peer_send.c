@@ -142,6 +142,18 @@ static size_t maybe_compress(pn_peer *p, pn__scratch *sc, size_t body,
   return z;
 }
 
+/* The acknowledgement fields every DATA datagram carries. pk->seq stays 0
+ * (not encoded): the header carries the sequence. */
+static void put_acks(const pn_peer *p, Peernet__Wire__V1__Packet *pk,
+                     uint64_t now) {
+  pk->ack = p->rx_highest;
+  pk->ack_bits = p->rx_bits;
+  if (p->rx_highest) {
+    uint64_t d = (now - p->rx_highest_ns) / 1000u;
+    pk->ack_delay_us = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+  }
+}
+
 /* Builds and sends one DATA datagram from frames[0..n) and the owed
  * flags; records it when it will be acknowledged. */
 static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
@@ -168,13 +180,7 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
     fp[i] = &fr[i];
   }
   Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
-  /* pk.seq stays 0 (not encoded): the header carries the sequence. */
-  pk.ack = p->rx_highest;
-  pk.ack_bits = p->rx_bits;
-  if (p->rx_highest) {
-    uint64_t d = (now - p->rx_highest_ns) / 1000u;
-    pk.ack_delay_us = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
-  }
+  put_acks(p, &pk, now);
   pk.n_frames = n;
   pk.frames = fp;
   pk.ping = p->ping_owed;
@@ -182,6 +188,7 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
     pk.disconnect = true;
     pk.disconnect_reason = p->reason;
   }
+  pk.path_response = p->path_response_owed;
   size_t body = pn__wire_encode_packet(&pk, sc->buf + PN__DATA_HEADER);
   bool zstd;
   size_t sent_body = maybe_compress(p, sc, body, &zstd);
@@ -195,7 +202,12 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   }
   pn__stat_add(&p->st_raw_out, body);
   pn__stat_add(&p->st_comp_out, sent_body);
-  send_raw(p, out, len);
+  if (pk.path_response) {
+    /* Through the socket the challenge came in on: the address it tests. */
+    pn__peer_send_on(p, p->path_response_socket, out, len);
+  } else {
+    send_raw(p, out, len);
+  }
   bool eliciting = n > 0 || pk.ping || pk.disconnect;
   pn__sent *e =
       pn__recovery_sent(&p->rec, now, (uint32_t)len, eliciting, pk.disconnect);
@@ -216,6 +228,28 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   p->rx_unacked = 0;
   p->ping_owed = false;
   p->disconnect_owed = false;
+  p->path_response_owed = 0;
+}
+
+void pn__peer_send_challenge(pn_peer *p, pn__scratch *sc, uint32_t socket,
+                             const pn_addr *to, uint64_t token) {
+  Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
+  put_acks(p, &pk, pn__now_ns());
+  pk.path_challenge = token;
+  size_t body = pn__wire_encode_packet(&pk, sc->buf + PN__DATA_HEADER);
+  uint64_t seq = p->rec.next_seq;
+  pn__wire_put_data_header(sc->buf, false, p->remote_id, seq);
+  size_t len =
+      pn__data_seal(&p->dkeys.tx, seq, sc->buf, PN__DATA_HEADER + body);
+  /* Not eliciting: nothing waits for its acknowledgement; it takes its
+   * sequence number all the same (a nonce is never used twice). */
+  pn__sent *e =
+      pn__recovery_sent(&p->rec, pn__now_ns(), (uint32_t)len, false, false);
+  PN_ASSERT(!e);
+  pn__host_send(p->host, socket, to, sc->buf, len);
+  pn__stat_add(&p->st_dg_out, 1);
+  pn__stat_add(&p->st_bytes_out, len);
+  pn__stat_add(&p->st_challenges, 1);
 }
 
 static size_t frame_size(const pn__outmsg *om, uint32_t frag) {
@@ -325,14 +359,14 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
       }
     }
     bool owed = p->ping_owed || p->disconnect_owed;
-    if (!n && !owed && !p->ack_owed) {
+    if (!n && !owed && !p->ack_owed && !p->path_response_owed) {
       break;
     }
     if (!n && owed &&
         !(pn__recovery_room(&p->rec) &&
           fq_reserve(&p->frefs, PN__MAX_FRAMES))) {
       p->ping_owed = p->disconnect_owed = false; /* retried by the timer */
-      if (!p->ack_owed) {
+      if (!p->ack_owed && !p->path_response_owed) {
         break;
       }
     }

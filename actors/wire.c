@@ -288,17 +288,23 @@ static uint8_t *put_frame(uint8_t *o, const Peernet__Wire__V1__Frame *f) {
   return o;
 }
 
+/* A fixed64 field, omitted when 0 as protobuf-c omits a proto3 default. */
+static uint8_t *put_fixed64_field(uint8_t *o, uint8_t tag, uint64_t v) {
+  if (v) {
+    *o++ = tag;
+    for (int i = 0; i < 8; i++) {
+      *o++ = (uint8_t)(v >> (8 * i));
+    }
+  }
+  return o;
+}
+
 size_t pn__wire_encode_packet(const Peernet__Wire__V1__Packet *pk,
                               uint8_t *out) {
   uint8_t *o = out;
   o = put_varint_field(o, TAG(1, WT_VARINT), pk->seq);
   o = put_varint_field(o, TAG(2, WT_VARINT), pk->ack);
-  if (pk->ack_bits) {
-    *o++ = TAG(3, WT_FIXED64);
-    for (int i = 0; i < 8; i++) {
-      *o++ = (uint8_t)(pk->ack_bits >> (8 * i));
-    }
-  }
+  o = put_fixed64_field(o, TAG(3, WT_FIXED64), pk->ack_bits);
   o = put_varint_field(o, TAG(4, WT_VARINT), pk->ack_delay_us);
   for (size_t i = 0; i < pk->n_frames; i++) {
     o = put_frame(o, pk->frames[i]);
@@ -306,6 +312,8 @@ size_t pn__wire_encode_packet(const Peernet__Wire__V1__Packet *pk,
   o = put_varint_field(o, TAG(6, WT_VARINT), pk->ping);
   o = put_varint_field(o, TAG(7, WT_VARINT), pk->disconnect);
   o = put_varint_field(o, TAG(8, WT_VARINT), pk->disconnect_reason);
+  o = put_fixed64_field(o, TAG(10, WT_FIXED64), pk->path_challenge);
+  o = put_fixed64_field(o, TAG(11, WT_FIXED64), pk->path_response);
   return (size_t)(o - out);
 }
 
@@ -492,6 +500,8 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
       }
       break;
     case 3:
+    case 10:
+    case 11:
       if (wt != WT_FIXED64 || r.end - r.p < 8) {
         return NULL;
       }
@@ -500,7 +510,13 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
         v |= (uint64_t)r.p[i] << (8 * i);
       }
       r.p += 8;
-      pk->ack_bits = v;
+      if (field == 3) {
+        pk->ack_bits = v;
+      } else if (field == 10) {
+        pk->path_challenge = v;
+      } else {
+        pk->path_response = v;
+      }
       break;
     case 5: {
       if (wt != WT_LEN || !get_varint(&r, &v) || v > (uint64_t)(r.end - r.p) ||

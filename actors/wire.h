@@ -42,8 +42,8 @@
  * so no reply (challenge, accept, reject) is larger than its request. */
 #define PN__HANDSHAKE_PAD 256u
 /* Upper bound of a Packet's own fields (seq, ack, ack bits, delay, ping,
- * disconnect and reason) when encoded. */
-#define PN__PACKET_FIELDS_MAX 48u
+ * disconnect and reason, path challenge and response) when encoded. */
+#define PN__PACKET_FIELDS_MAX 66u
 /* Frames per datagram. */
 #define PN__MAX_FRAMES 128u
 

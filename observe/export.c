@@ -216,14 +216,17 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          ",\"messages_in\":%" PRIu64 ",\"duplicates\":%" PRIu64
          ",\"bad_datagrams\":%" PRIu64 ",\"compression_ratio\":%.3f"
          ",\"in_flight\":%" PRIu64 ",\"queued_bytes\":%" PRIu64
-         ",\"cwnd\":%" PRIu64 ",\"ssthresh\":%" PRIu64 ",\"channels\":[",
+         ",\"cwnd\":%" PRIu64 ",\"ssthresh\":%" PRIu64
+         ",\"unproven_datagrams\":%" PRIu64 ",\"path_challenges\":%" PRIu64
+         ",\"migrations\":%" PRIu64 ",\"channels\":[",
          p->is_client ? "true" : "false",
          (unsigned)st->state < 4 ? states[st->state] : "?", st->srtt_us,
          st->rttvar_us, st->min_rtt_us, st->rto_us, st->loss, st->datagrams_out,
          st->bytes_out, st->datagrams_in, st->bytes_in, st->datagrams_lost,
          st->retransmits, st->messages_out, st->messages_in, st->duplicates,
          st->bad_datagrams, st->compression_ratio, st->in_flight,
-         st->queued_bytes, st->cwnd, st->ssthresh);
+         st->queued_bytes, st->cwnd, st->ssthresh, st->unproven_datagrams,
+         st->path_challenges, st->migrations);
     for (uint32_t c = 0; c < p->channel_count && ch < snap->channel_count;
          c++, ch++) {
       const pn_channel_info *ci = &snap->channels[ch];
@@ -456,6 +459,12 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
       {"peernet_peer_bad_datagrams_total", "counter",
        "Datagrams dropped as corrupt or malformed.",
        offsetof(pn_peer_info, stats.bad_datagrams), VALUE_U64},
+      {"peernet_peer_unproven_datagrams_total", "counter",
+       "Authentic datagrams from an address not proven: not acted on.",
+       offsetof(pn_peer_info, stats.unproven_datagrams), VALUE_U64},
+      {"peernet_peer_migrations_total", "counter",
+       "Times a newly proven address became the one sent to.",
+       offsetof(pn_peer_info, stats.migrations), VALUE_U64},
       {"peernet_peer_in_flight", "gauge", "Datagrams awaiting a verdict.",
        offsetof(pn_peer_info, stats.in_flight), VALUE_U64},
       {"peernet_peer_cwnd", "gauge", "Congestion window, datagrams.",

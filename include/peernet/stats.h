@@ -171,6 +171,11 @@ typedef struct pn_peer_stats {
   uint64_t reassembly_bytes;     /* held for partial fragmented messages */
   uint64_t cwnd;                 /* congestion window, datagrams */
   uint64_t ssthresh;             /* slow-start threshold; 0: none yet */
+  uint64_t unproven_datagrams;   /* authentic, from an address the remote
+                                    has not proven: not acted on */
+  uint64_t path_challenges;      /* addresses challenged to prove it */
+  uint64_t migrations;           /* times a new address was proven and
+                                    became the one sent to */
 } pn_peer_stats;
 
 /* A channel of a peer in a snapshot. */

@@ -10,6 +10,17 @@ static double unit(uint64_t *rng) {
   return (double)(pn_test_rand(rng) >> 11) / 9007199254740992.0;
 }
 
+#define RELAY_MSG_RELEASE 0x52454cu
+
+void relay_free(relay *r) {
+  free(r->held);
+  free(r);
+}
+
+void relay_release(relay *r) {
+  PN_ASSERT_OK(pn_send(r->actor, RELAY_MSG_RELEASE, NULL, 0));
+}
+
 static void relay_send(relay *r, const pn_addr *to, const uint8_t *b,
                        size_t len) {
   /* PN_ECLOSED once the test closes the relay. */
@@ -42,11 +53,68 @@ static bool tamper(relay *r, const pn_addr *to, const uint8_t *b, size_t len) {
   return true;
 }
 
+/* The path modes' part for a client DATA datagram b on its way to the
+ * server. True when it was forwarded here (REBIND). */
+static bool path_play(relay *r, int mode, const uint8_t *b, size_t len) {
+  switch (mode) {
+  case RELAY_PATH_RACE: {
+    uint64_t n = atomic_load(&r->held_n);
+    if (n == RELAY_HELD) {
+      return true; /* no room: dropped, as by a lossy path */
+    }
+    (void)pn_socket_send(r->alt, &r->server, b, len);
+    memcpy(r->held[n], b, len);
+    r->held_len[n] = len;
+    atomic_fetch_add(&r->path_sent, 1);
+    atomic_store(&r->held_n, n + 1);
+    return true;
+  }
+  case RELAY_PATH_REBIND:
+    (void)pn_socket_send(r->alt, &r->server, b, len);
+    return true;
+  case RELAY_PATH_REFLECT:
+    relay_send(r, &r->client, b, len);
+    break;
+  case RELAY_PATH_INJECT: {
+    uint8_t forged[2048];
+    memcpy(forged, b, PN__DATA_HEADER); /* version, type, id, sequence */
+    for (size_t i = PN__DATA_HEADER; i < len; i++) {
+      forged[i] = (uint8_t)pn_test_rand(&r->rng);
+    }
+    relay_send(r, &r->server, forged, len);
+    break;
+  }
+  default:
+    return false;
+  }
+  atomic_fetch_add(&r->path_sent, 1);
+  return false;
+}
+
 static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
   (void)self;
   relay *r = state;
   pn_datagram d;
+  if (pn_msg_type(msg) == RELAY_MSG_RELEASE) {
+    atomic_store(&r->path_mode, RELAY_PATH_NONE);
+    uint64_t n = atomic_load(&r->held_n);
+    for (uint64_t i = 0; i < n; i++) {
+      relay_send(r, &r->server, r->held[i], r->held_len[i]);
+    }
+    atomic_store(&r->held_n, 0);
+    return;
+  }
   if (pn_msg_type(msg) != PN_MSG_DATAGRAM || pn_msg_datagram(msg, &d)) {
+    return;
+  }
+  int mode = atomic_load(&r->path_mode);
+  if (r->alt && d.socket_id == pn_socket_id(r->alt)) {
+    /* Only a rebinding NAT passes on what reaches the client's new port. */
+    if (mode == RELAY_PATH_REBIND && r->have_client) {
+      relay_send(r, &r->client, d.data, d.len);
+    } else {
+      atomic_fetch_add(&r->alt_dropped, 1);
+    }
     return;
   }
   int k = pn_addr_equal(&d.from, &r->server) ? 1 : 0;
@@ -109,7 +177,9 @@ static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
       return;
     }
   }
-  relay_send(r, to, b, d.len);
+  if (!(data && k == 0 && path_play(r, mode, b, d.len))) {
+    relay_send(r, to, b, d.len);
+  }
   if (!data) {
     return;
   }
@@ -126,7 +196,10 @@ static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
 }
 
 pn_actor *relay_spawn(pn_runtime *rt, relay *r) {
+  r->held = calloc(RELAY_HELD, sizeof *r->held);
+  assert_non_null(r->held);
   pn_actor *a = pn_test_spawn(rt, "relay", relay_handler, r, -1);
+  r->actor = a;
   pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
   sc.host = "127.0.0.1";
   sc.owner = a;
@@ -141,6 +214,12 @@ relay *relay_pair_open(net_pair *p, const net_pair_opts *o, uint64_t salt) {
   r->server = p->server_addr;
   r->rng = pn_test_seed() ^ salt;
   pn_actor *a = relay_spawn(p->rt, r);
+  pn_socket_config sc = PN_SOCKET_CONFIG_INIT;
+  sc.host = "127.0.0.1";
+  sc.owner = a;
+  PN_ASSERT_OK(pn_socket_open(p->rt, &sc, &r->alt));
+  PN_ASSERT_OK(pn_socket_local_addr(r->alt, &r->alt_local));
+  net_pair_adopt_socket(p, r->alt);
   net_pair_adopt_socket(p, r->sock);
   net_pair_adopt_actor(p, a);
   net_pair_connect(p, o, &r->local);

@@ -16,6 +16,23 @@
 #define RELAY_PASS 0   /* forward everything as it is */
 #define RELAY_IMPAIR 1 /* corrupt, truncate and replay */
 
+/* What the relay does with the client's DATA datagrams besides forwarding
+ * them (path_mode), through its second socket (alt, relay_pair_open only):
+ * RACE sends a copy from alt and holds the original back (up to
+ * RELAY_HELD of them) until relay_release(): a copier elsewhere on the
+ * path whose copies win the race, and who cannot receive there (what
+ * reaches alt is dropped); REBIND
+ * forwards them from alt only and what reaches alt goes on to the client
+ * (a NAT that changed the client's port); REFLECT also sends each back to
+ * the client, as if from the server; INJECT sends a forged one (random
+ * body, the right header) ahead of each. */
+#define RELAY_HELD 256
+#define RELAY_PATH_NONE 0
+#define RELAY_PATH_RACE 1
+#define RELAY_PATH_REBIND 2
+#define RELAY_PATH_REFLECT 3
+#define RELAY_PATH_INJECT 4
+
 typedef struct relay_dir {
   uint8_t ring[RELAY_RING][2048]; /* intact DATA datagrams forwarded */
   size_t ring_len[RELAY_RING];
@@ -24,8 +41,15 @@ typedef struct relay_dir {
 } relay_dir;
 
 typedef struct relay {
-  pn_socket *sock;
-  pn_addr local, server, client;
+  pn_socket *sock, *alt; /* alt: relay_pair_open only */
+  pn_addr local, alt_local, server, client;
+  _Atomic int path_mode;
+  _Atomic uint64_t path_sent, alt_dropped; /* copies, reflections,
+                                              forgeries; dropped at alt */
+  pn_actor *actor;
+  uint8_t (*held)[2048]; /* RACE: originals held back */
+  size_t held_len[RELAY_HELD];
+  _Atomic uint64_t held_n;
   bool have_client;
   uint64_t rng;
   double corrupt, truncate, replay;
@@ -44,10 +68,17 @@ typedef struct relay {
 } relay;
 
 /* Opens p with net_pair_start(), a relay in front of the server (its PRNG
- * from the run's seed ^ salt) and the client's connection through it. The
- * relay's socket and actor go back with the pair; free() the relay after
- * net_pair_close(). */
+ * from the run's seed ^ salt; both its sockets) and the client's
+ * connection through it. The relay's sockets and actor go back with the
+ * pair; relay_free() the relay after net_pair_close(). */
 relay *relay_pair_open(net_pair *p, const net_pair_opts *o, uint64_t salt);
+
+/* Frees r (after its actor stopped). */
+void relay_free(relay *r);
+
+/* Sends the originals RACE held back, in order, and turns path_mode back
+ * to RELAY_PATH_NONE. Any thread. */
+void relay_release(relay *r);
 
 /* The relay's actor and socket on 127.0.0.1, for a test that sets r up
  * (r->server at least) itself; the caller owns both handles. */

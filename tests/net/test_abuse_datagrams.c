@@ -239,7 +239,7 @@ static void garbage_is_counted_and_dropped(void **state) {
   pn_socket_close(pr.sock);
   net_pair_adopt_actor(&w, pa);
   net_pair_close(&w);
-  free(rl);
+  relay_free(rl);
   prober_fini(&pr, NULL);
 }
 
@@ -338,7 +338,7 @@ static void corrupted_truncated_replayed(void **state) {
   assert_int_equal(cp.state, PN_PEER_CONNECTED);
   pn_test_latch_fini(&got);
   net_pair_close(&w);
-  free(rl);
+  relay_free(rl);
 }
 
 int main(void) {

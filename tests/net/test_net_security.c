@@ -83,7 +83,7 @@ static void nothing_in_the_clear(void **state) {
   p.server_app.on_packet = NULL;
   net_pair_close(&p);
   pn_test_latch_fini(&got);
-  free(r);
+  relay_free(r);
 }
 
 static void pinned_server_key_connects(void **state) {
@@ -177,7 +177,7 @@ static void changed_accept_is_refused(void **state) {
     net_pair_connect(&r.p, &o, &rl->local);
     refusal_expect(&r, pinned ? PN_REASON_SERVER_KEY : PN_REASON_AUTH);
     assert_true(atomic_load(&rl->tampered) >= 1);
-    free(rl);
+    relay_free(rl);
   }
 }
 

@@ -41,6 +41,8 @@ static void random_packet(uint64_t *rng, Peernet__Wire__V1__Packet *pk,
   pk->ping = pn_test_rand(rng) % 2;
   pk->disconnect = pn_test_rand(rng) % 4 == 0;
   pk->disconnect_reason = pk->disconnect ? (uint32_t)rnd_field(rng) : 0;
+  pk->path_challenge = pn_test_rand(rng) % 4 == 0 ? rnd_field(rng) : 0;
+  pk->path_response = pn_test_rand(rng) % 4 == 0 ? rnd_field(rng) : 0;
   pk->n_frames = pn_test_rand(rng) % 6;
   for (size_t i = 0; i < pk->n_frames; i++) {
     peernet__wire__v1__frame__init(&fr[i]);
@@ -69,6 +71,8 @@ static void assert_same(const Peernet__Wire__V1__Packet *a,
   assert_int_equal(a->ping, b->ping);
   assert_int_equal(a->disconnect, b->disconnect);
   assert_int_equal(a->disconnect_reason, b->disconnect_reason);
+  assert_int_equal(a->path_challenge, b->path_challenge);
+  assert_int_equal(a->path_response, b->path_response);
   assert_int_equal(a->n_frames, b->n_frames);
   for (size_t i = 0; i < a->n_frames; i++) {
     const Peernet__Wire__V1__Frame *x = a->frames[i], *y = b->frames[i];
