@@ -139,14 +139,62 @@ static void send_handshake(pn_peer *p, pn__scratch *sc, uint8_t type,
   p->handshake_sent_ns = p->last_send_ns;
 }
 
-/* The connection's keys, and the Accept's confirmation, from the two
- * Diffie-Hellman results, the transcript (ids, nonces, the three public
- * keys) and the host's pre-shared key. BLAKE2b (libsodium generichash)
+/* The Diffie-Hellman results a connection's keys come from: ephemeral-
+ * ephemeral, client ephemeral with the server's long-term key, and the
+ * client's long-term key with the server's (zeros, as is client_key, when
+ * the client presented none). */
+typedef struct pn__dh {
+  uint8_t ee[PN_KEY_BYTES], es[PN_KEY_BYTES], ss[PN_KEY_BYTES];
+  uint8_t client_key[PN_KEY_BYTES];
+} pn__dh;
+
+/* The key connect data is sealed with: BLAKE2b-256 keyed by the
+ * client-ephemeral/server-long-term result, over the cookie (fresh per
+ * Challenge, so a key seals one plaintext: the nonce may be zero). */
+static void data_key(uint8_t out[crypto_aead_xchacha20poly1305_ietf_KEYBYTES],
+                     const uint8_t dh_es[PN_KEY_BYTES], const uint8_t *cookie,
+                     size_t cookie_len) {
+  static const uint8_t label[] = "peernet/3 connect data";
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, dh_es, PN_KEY_BYTES,
+                          crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+  crypto_generichash_update(&st, label, sizeof label - 1);
+  crypto_generichash_update(&st, cookie, cookie_len);
+  crypto_generichash_final(&st, out,
+                           crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+}
+
+/* A client's proof that it holds the secret half of client_key:
+ * BLAKE2b-128 keyed by the long-term/long-term result (which only it and
+ * the server can compute) over the cookie, its ids, its ephemeral key,
+ * client_key and the sealed connect data. */
+static void client_proof(uint8_t out[PN__PROOF_BYTES],
+                         const uint8_t dh_ss[PN_KEY_BYTES],
+                         const uint8_t *cookie, size_t cookie_len,
+                         uint32_t client_id, uint64_t nonce,
+                         const uint8_t client_kx[PN_KEY_BYTES],
+                         const uint8_t client_key[PN_KEY_BYTES],
+                         const uint8_t *sealed, size_t sealed_len) {
+  static const uint8_t label[] = "peernet/3 client proof";
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, dh_ss, PN_KEY_BYTES, PN__PROOF_BYTES);
+  crypto_generichash_update(&st, label, sizeof label - 1);
+  crypto_generichash_update(&st, cookie, cookie_len);
+  crypto_generichash_update(&st, (const uint8_t *)&client_id, 4);
+  crypto_generichash_update(&st, (const uint8_t *)&nonce, 8);
+  crypto_generichash_update(&st, client_kx, PN_KEY_BYTES);
+  crypto_generichash_update(&st, client_key, PN_KEY_BYTES);
+  crypto_generichash_update(&st, sealed, sealed_len);
+  crypto_generichash_final(&st, out, PN__PROOF_BYTES);
+}
+
+/* The connection's keys, and the Accept's confirmation, from the
+ * Diffie-Hellman results, the transcript (ids, nonces, the public keys)
+ * and the host's pre-shared key. BLAKE2b (libsodium generichash)
  * hashes the transcript and, keyed with the pre-shared key, extracts the
  * master key; libsodium's KDF expands it into one key per direction and
  * the confirmation key. */
-static void derive_keys(pn_peer *p, const uint8_t dh_ee[PN_KEY_BYTES],
-                        const uint8_t dh_es[PN_KEY_BYTES],
+static void derive_keys(pn_peer *p, const pn__dh *dh,
                         const uint8_t client_kx[PN_KEY_BYTES],
                         const uint8_t server_kx[PN_KEY_BYTES],
                         const uint8_t server_key[PN_KEY_BYTES],
@@ -161,6 +209,7 @@ static void derive_keys(pn_peer *p, const uint8_t dh_ee[PN_KEY_BYTES],
   crypto_generichash_update(&st, (const uint8_t *)&cid, 4);
   crypto_generichash_update(&st, (const uint8_t *)&p->client_nonce, 8);
   crypto_generichash_update(&st, client_kx, PN_KEY_BYTES);
+  crypto_generichash_update(&st, dh->client_key, PN_KEY_BYTES);
   crypto_generichash_update(&st, (const uint8_t *)&sid, 4);
   crypto_generichash_update(&st, (const uint8_t *)&p->server_nonce, 8);
   crypto_generichash_update(&st, server_kx, PN_KEY_BYTES);
@@ -172,8 +221,9 @@ static void derive_keys(pn_peer *p, const uint8_t dh_ee[PN_KEY_BYTES],
   crypto_generichash_init(&st, h->has_psk ? h->psk : NULL,
                           h->has_psk ? sizeof h->psk : 0, sizeof master);
   crypto_generichash_update(&st, transcript, sizeof transcript);
-  crypto_generichash_update(&st, dh_ee, PN_KEY_BYTES);
-  crypto_generichash_update(&st, dh_es, PN_KEY_BYTES);
+  crypto_generichash_update(&st, dh->ee, PN_KEY_BYTES);
+  crypto_generichash_update(&st, dh->es, PN_KEY_BYTES);
+  crypto_generichash_update(&st, dh->ss, PN_KEY_BYTES);
   crypto_generichash_final(&st, master, sizeof master);
 
   uint8_t c2s[PN__DATA_KEY_BYTES], s2c[PN__DATA_KEY_BYTES], ck[32];
@@ -252,6 +302,8 @@ void pn__handshake_on_request(pn_host *h, uint32_t socket, const pn_addr *from,
                 c.timestamp_ms, cookie);
     c.cookie.data = cookie;
     c.cookie.len = sizeof cookie;
+    c.server_key.data = h->public_key;
+    c.server_key.len = PN_KEY_BYTES;
     reply(h, socket, from, PN__T_CHALLENGE, c.client_id, &c.base, len,
           PN__WIRE_VERSION);
     pn__stat_add(&h->st_challenges, 1);
@@ -272,29 +324,78 @@ static bool cookie_ok(const pn_host *h, const pn_addr *from,
   return crypto_verify_16(want, r->cookie.data) == 0;
 }
 
-/* The server side of the keys: an ephemeral pair, the two Diffie-Hellman
- * results with the client's ephemeral key, the keys and the confirmation
- * the Accept carries (kept for a resent Accept). False when the client's
- * key is one X25519 refuses (a low-order point: the result would be
- * known to anyone) or memory ran out. */
-static bool server_keys(pn_peer *p, const uint8_t client_kx[PN_KEY_BYTES]) {
+/* The server side of the keys: an ephemeral pair, its result with the
+ * client's ephemeral key (dh holds the others), the keys and the
+ * confirmation the Accept carries (kept for a resent Accept). False when
+ * the client's key is one X25519 refuses (a low-order point: the result
+ * would be known to anyone) or memory ran out. */
+static bool server_keys(pn_peer *p, const uint8_t client_kx[PN_KEY_BYTES],
+                        pn__dh *dh) {
   p->hs = pn__calloc(1, sizeof *p->hs);
   if (!p->hs) {
     return false;
   }
-  uint8_t eph[PN_KEY_BYTES], dh_ee[PN_KEY_BYTES], dh_es[PN_KEY_BYTES];
+  uint8_t eph[PN_KEY_BYTES];
   randombytes_buf(eph, sizeof eph);
   bool ok = crypto_scalarmult_base(p->hs->kx_public, eph) == 0 &&
-            crypto_scalarmult(dh_ee, eph, client_kx) == 0 &&
-            crypto_scalarmult(dh_es, p->host->secret_key, client_kx) == 0;
+            crypto_scalarmult(dh->ee, eph, client_kx) == 0;
   if (ok) {
-    derive_keys(p, dh_ee, dh_es, client_kx, p->hs->kx_public,
-                p->host->public_key, p->hs->confirm);
+    derive_keys(p, dh, client_kx, p->hs->kx_public, p->host->public_key,
+                p->hs->confirm);
   }
   sodium_memzero(eph, sizeof eph);
-  sodium_memzero(dh_ee, sizeof dh_ee);
-  sodium_memzero(dh_es, sizeof dh_es);
   return ok;
+}
+
+/* What a ConnectResponse's optional parts say, checked: the connect data
+ * opened and the client's key proven. Returns 0, or the reason to refuse
+ * with (PN_REASON_AUTH), or UINT32_MAX for a malformed response (dropped).
+ * Fills dh (es, and ss and client_key when the client presented a key). */
+static uint32_t open_response(const pn_host *h,
+                              const Peernet__Wire__V1__ConnectResponse *r,
+                              pn__dh *dh, uint8_t data[PN_CONNECT_DATA_MAX],
+                              size_t *data_len) {
+  *data_len = 0;
+  bool data_bad = r->connect_data.len &&
+                  (r->connect_data.len < PN__SEAL_BYTES ||
+                   r->connect_data.len > PN_CONNECT_DATA_MAX + PN__SEAL_BYTES);
+  bool key_bad = (r->client_key.len || r->client_proof.len) &&
+                 (r->client_key.len != PN_KEY_BYTES ||
+                  r->client_proof.len != PN__PROOF_BYTES);
+  if (data_bad || key_bad) {
+    return UINT32_MAX;
+  }
+  if (crypto_scalarmult(dh->es, h->secret_key, r->client_kx.data) != 0) {
+    return PN_REASON_AUTH;
+  }
+  if (r->client_key.len) {
+    uint8_t want[PN__PROOF_BYTES];
+    if (crypto_scalarmult(dh->ss, h->secret_key, r->client_key.data) != 0) {
+      return PN_REASON_AUTH;
+    }
+    client_proof(want, dh->ss, r->cookie.data, r->cookie.len, r->client_id,
+                 r->client_nonce, r->client_kx.data, r->client_key.data,
+                 r->connect_data.data, r->connect_data.len);
+    if (crypto_verify_16(want, r->client_proof.data) != 0) {
+      return PN_REASON_AUTH;
+    }
+    memcpy(dh->client_key, r->client_key.data, PN_KEY_BYTES);
+  }
+  if (r->connect_data.len) {
+    uint8_t k[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+    uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};
+    unsigned long long n = 0;
+    data_key(k, dh->es, r->cookie.data, r->cookie.len);
+    int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
+        data, &n, NULL, r->connect_data.data, r->connect_data.len,
+        dh->client_key, PN_KEY_BYTES, nonce, k);
+    sodium_memzero(k, sizeof k);
+    if (rc != 0) {
+      return PN_REASON_AUTH;
+    }
+    *data_len = (size_t)n;
+  }
+  return 0;
 }
 
 static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
@@ -315,10 +416,32 @@ static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
                 PN_REASON_ADDRESS_LIMIT, len);
     return;
   }
-  uint32_t reason = h->accept ? h->accept(h->accept_ctx, from, nch, kinds) : 0;
+  pn__dh dh;
+  memset(&dh, 0, sizeof dh);
+  uint8_t data[PN_CONNECT_DATA_MAX];
+  size_t data_len;
+  uint32_t reason = open_response(h, r, &dh, data, &data_len);
+  if (reason == 0 && h->accept) {
+    pn_accept_info info = {.from = *from,
+                           .channels = nch,
+                           .kinds = kinds,
+                           .client_key =
+                               r->client_key.len ? dh.client_key : NULL,
+                           .data = data_len ? data : NULL,
+                           .data_len = data_len};
+    reason = h->accept(h->accept_ctx, &info);
+    if (reason >= PN_REASON_LIBRARY) {
+      reason = PN_REASON_REFUSED;
+    }
+  }
+  sodium_memzero(data, sizeof data);
   if (reason) {
-    send_reject(h, socket, from, r->client_id, r->client_nonce,
-                reason < PN_REASON_LIBRARY ? reason : PN_REASON_REFUSED, len);
+    if (reason == UINT32_MAX) {
+      pn__stat_add(&h->st_hs_dropped, 1); /* malformed */
+    } else {
+      send_reject(h, socket, from, r->client_id, r->client_nonce, reason, len);
+    }
+    sodium_memzero(&dh, sizeof dh);
     return;
   }
   pn_peer_config cfg = PN_PEER_CONFIG_INIT;
@@ -344,10 +467,16 @@ static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
      * close it here rather than by a request that could not be sent. */
     pn__peer_close(p, PN_REASON_HOST_CLOSED, false);
     pn_peer_release(p);
+    sodium_memzero(&dh, sizeof dh);
     return;
   }
+  if (r->client_key.len) {
+    pn__peer_set_remote_key(p, dh.client_key);
+  }
   /* The keys name the server's connection id, which registering gave. */
-  if (!server_keys(p, r->client_kx.data)) {
+  bool keyed = server_keys(p, r->client_kx.data, &dh);
+  sodium_memzero(&dh, sizeof dh);
+  if (!keyed) {
     pn__stat_add(&h->st_hs_dropped, 1);
     pn__peer_close(p, PN_REASON_AUTH, false); /* leaves the tables too */
     return;
@@ -427,8 +556,69 @@ void pn__handshake_send_connect(pn_peer *p, pn__scratch *sc) {
     r.aes_gcm = p->host->aes_gcm;
     r.client_kx.data = p->hs->kx_public;
     r.client_kx.len = PN_KEY_BYTES;
+    if (p->hs->has_client_key) {
+      r.client_key.data = p->hs->client_public;
+      r.client_key.len = PN_KEY_BYTES;
+      r.client_proof.data = p->hs->proof;
+      r.client_proof.len = PN__PROOF_BYTES;
+    }
+    if (p->hs->data_len) {
+      r.connect_data.data = p->hs->data + p->hs->data_len;
+      r.connect_data.len = p->hs->data_len + PN__SEAL_BYTES;
+    }
     send_handshake(p, sc, PN__T_CONNECT_RESPONSE, 0, &r.base, &r.padding);
   }
+}
+
+/* A Challenge came: when the client has a key of its own or connect data,
+ * its proof and the sealed data, for the server the Challenge names (which
+ * must be the pinned one). Returns 0, a reason to give up with, or
+ * UINT32_MAX for a Challenge that cannot serve (dropped as bad). */
+static uint32_t seal_response(pn_peer *p,
+                              const Peernet__Wire__V1__Challenge *c) {
+  pn__handshake *hs = p->hs;
+  if (!hs->has_client_key && !hs->data_len) {
+    return 0;
+  }
+  if (c->server_key.len != PN_KEY_BYTES) {
+    return UINT32_MAX;
+  }
+  if (hs->pinned) {
+    if (sodium_memcmp(hs->server_key, c->server_key.data, PN_KEY_BYTES) != 0) {
+      return PN_REASON_SERVER_KEY;
+    }
+  } else {
+    memcpy(hs->server_key, c->server_key.data, PN_KEY_BYTES);
+    hs->challenge_key = true;
+  }
+  uint8_t dh_es[PN_KEY_BYTES], dh_ss[PN_KEY_BYTES];
+  uint32_t reason = 0;
+  if (crypto_scalarmult(dh_es, hs->kx_secret, hs->server_key) != 0 ||
+      (hs->has_client_key &&
+       crypto_scalarmult(dh_ss, hs->client_secret, hs->server_key) != 0)) {
+    reason = PN_REASON_AUTH; /* a low-order point for a key */
+  } else {
+    uint8_t *sealed = hs->data + hs->data_len;
+    if (hs->data_len) {
+      uint8_t k[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+      uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};
+      static const uint8_t none[PN_KEY_BYTES];
+      data_key(k, dh_es, p->cookie, p->cookie_len);
+      crypto_aead_xchacha20poly1305_ietf_encrypt(
+          sealed, NULL, hs->data, hs->data_len,
+          hs->has_client_key ? hs->client_public : none, PN_KEY_BYTES, NULL,
+          nonce, k);
+      sodium_memzero(k, sizeof k);
+    }
+    if (hs->has_client_key) {
+      client_proof(hs->proof, dh_ss, p->cookie, p->cookie_len, p->local_id,
+                   p->client_nonce, hs->kx_public, hs->client_public, sealed,
+                   hs->data_len ? hs->data_len + PN__SEAL_BYTES : 0);
+    }
+  }
+  sodium_memzero(dh_es, sizeof dh_es);
+  sodium_memzero(dh_ss, sizeof dh_ss);
+  return reason;
 }
 
 /* An Accept for this client: the server's key checked against the pinned
@@ -437,24 +627,36 @@ void pn__handshake_send_connect(pn_peer *p, pn__scratch *sc) {
  * those keys. */
 static void client_accepted(pn_peer *p, const Peernet__Wire__V1__Accept *a) {
   pn__handshake *hs = p->hs;
-  if (hs->pinned &&
+  if ((hs->pinned || hs->challenge_key) &&
       sodium_memcmp(hs->server_key, a->server_key.data, PN_KEY_BYTES) != 0) {
-    pn__peer_close(p, PN_REASON_SERVER_KEY, false);
+    /* Another key than the pinned one; or than the one the Challenge
+     * named, which the proof and the connect data were made for. */
+    pn__peer_close(p, hs->pinned ? PN_REASON_SERVER_KEY : PN_REASON_AUTH,
+                   false);
     return;
   }
   p->aes_gcm = a->aes_gcm;
   p->remote_id = a->server_id;
   p->server_nonce = a->server_nonce;
-  uint8_t dh_ee[PN_KEY_BYTES], dh_es[PN_KEY_BYTES], want[PN__CONFIRM_BYTES];
-  bool ok = crypto_scalarmult(dh_ee, hs->kx_secret, a->server_kx.data) == 0 &&
-            crypto_scalarmult(dh_es, hs->kx_secret, a->server_key.data) == 0;
+  pn__dh dh;
+  memset(&dh, 0, sizeof dh);
+  uint8_t want[PN__CONFIRM_BYTES];
+  bool ok = crypto_scalarmult(dh.ee, hs->kx_secret, a->server_kx.data) == 0 &&
+            crypto_scalarmult(dh.es, hs->kx_secret, a->server_key.data) == 0 &&
+            (!hs->has_client_key || crypto_scalarmult(dh.ss, hs->client_secret,
+                                                      a->server_key.data) == 0);
   if (ok) {
-    derive_keys(p, dh_ee, dh_es, hs->kx_public, a->server_kx.data,
-                a->server_key.data, want);
+    if (hs->has_client_key) {
+      memcpy(dh.client_key, hs->client_public, PN_KEY_BYTES);
+    }
+    derive_keys(p, &dh, hs->kx_public, a->server_kx.data, a->server_key.data,
+                want);
     ok = sodium_memcmp(want, a->confirm.data, PN__CONFIRM_BYTES) == 0;
   }
-  sodium_memzero(dh_ee, sizeof dh_ee);
-  sodium_memzero(dh_es, sizeof dh_es);
+  sodium_memzero(&dh, sizeof dh);
+  if (ok) {
+    pn__peer_set_remote_key(p, a->server_key.data);
+  }
   pn__handshake_done(p);
   if (!ok) {
     pn__peer_close(p, PN_REASON_AUTH, false);
@@ -479,11 +681,19 @@ void pn__handshake_on_reply(pn_peer *p, pn__scratch *sc, const uint8_t *data,
         peernet__wire__v1__challenge__unpack(NULL, blen, body);
     if (c && c->client_id == p->local_id &&
         c->client_nonce == p->client_nonce && c->cookie.len &&
-        c->cookie.len <= sizeof p->cookie) {
+        c->cookie.len <= sizeof p->cookie &&
+        (c->server_key.len == 0 || c->server_key.len == PN_KEY_BYTES)) {
       memcpy(p->cookie, c->cookie.data, c->cookie.len);
       p->cookie_len = c->cookie.len;
       p->cookie_ts = c->timestamp_ms;
-      pn__handshake_send_connect(p, sc);
+      uint32_t reason = seal_response(p, c);
+      if (reason == 0) {
+        pn__handshake_send_connect(p, sc);
+      } else if (reason == UINT32_MAX) {
+        pn__stat_add(&p->st_bad, 1);
+      } else {
+        pn__peer_close(p, reason, false);
+      }
     } else {
       pn__stat_add(&p->st_bad, 1);
     }
@@ -514,34 +724,59 @@ void pn__handshake_on_reply(pn_peer *p, pn__scratch *sc, const uint8_t *data,
   }
 }
 
-pn_err pn__handshake_client_init(pn_peer *p, const uint8_t *server_key) {
+pn_err pn__handshake_client_init(pn_peer *p, const pn_peer_config *cfg) {
   p->hs = pn__calloc(1, sizeof *p->hs);
   if (!p->hs) {
     return PN_ENOMEM;
   }
-  randombytes_buf(p->hs->kx_secret, PN_KEY_BYTES);
-  if (crypto_scalarmult_base(p->hs->kx_public, p->hs->kx_secret) != 0) {
+  pn__handshake *hs = p->hs;
+  randombytes_buf(hs->kx_secret, PN_KEY_BYTES);
+  if (crypto_scalarmult_base(hs->kx_public, hs->kx_secret) != 0) {
     return PN_ENOMEM; /* never for a random scalar: libsodium clamps it */
   }
-  if (server_key) {
-    memcpy(p->hs->server_key, server_key, PN_KEY_BYTES);
-    p->hs->pinned = true;
+  if (cfg->server_key) {
+    memcpy(hs->server_key, cfg->server_key, PN_KEY_BYTES);
+    hs->pinned = true;
+  }
+  if (cfg->client_key) {
+    memcpy(hs->client_secret, cfg->client_key, PN_KEY_BYTES);
+    if (crypto_scalarmult_base(hs->client_public, hs->client_secret) != 0) {
+      return PN_EINVAL; /* never: libsodium clamps any 32 bytes */
+    }
+    hs->has_client_key = true;
+  }
+  if (cfg->connect_data_len) {
+    /* The plaintext, then room for it sealed. */
+    hs->data = pn__malloc(2 * cfg->connect_data_len + PN__SEAL_BYTES);
+    if (!hs->data) {
+      return PN_ENOMEM;
+    }
+    memcpy(hs->data, cfg->connect_data, cfg->connect_data_len);
+    hs->data_len = cfg->connect_data_len;
   }
   return PN_OK;
 }
 
+/* Wipes and frees a handshake state. */
+static void hs_free(pn__handshake *hs) {
+  if (hs->data) {
+    sodium_memzero(hs->data, 2 * hs->data_len + PN__SEAL_BYTES);
+    free(hs->data);
+  }
+  sodium_memzero(hs, sizeof *hs);
+  free(hs);
+}
+
 void pn__handshake_done(pn_peer *p) {
   if (p->hs && p->is_client) {
-    sodium_memzero(p->hs, sizeof *p->hs);
-    free(p->hs);
+    hs_free(p->hs);
     p->hs = NULL;
   }
 }
 
 void pn__handshake_free(pn_peer *p) {
   if (p->hs) {
-    sodium_memzero(p->hs, sizeof *p->hs);
-    free(p->hs);
+    hs_free(p->hs);
     p->hs = NULL;
   }
 }

@@ -24,6 +24,8 @@
 
 /* Bytes of the Accept's key confirmation. */
 #define PN__CONFIRM_BYTES 16u
+#define PN__PROOF_BYTES 16u /* a client's key proof */
+#define PN__SEAL_BYTES 16u  /* what sealing connect data adds */
 
 /* What a connection needs only while its handshake lasts (allocated apart,
  * so a connected peer does not carry it): the client's ephemeral key pair
@@ -33,14 +35,27 @@
 typedef struct pn__handshake {
   uint8_t kx_secret[PN_KEY_BYTES];  /* client */
   uint8_t kx_public[PN_KEY_BYTES];  /* client: its own; server: its own */
-  uint8_t server_key[PN_KEY_BYTES]; /* client: the pinned key */
+  uint8_t server_key[PN_KEY_BYTES]; /* client: the pinned key, or the
+                                       Challenge's */
   bool pinned;
+  bool challenge_key; /* client: server_key came with the Challenge */
   uint8_t confirm[PN__CONFIRM_BYTES]; /* server */
+  /* Client with a key of its own or connect data: the key pair, the data
+   * and, once the Challenge named the server's key, the proof and the
+   * sealed data the ConnectResponse carries (kept for its resends). */
+  bool has_client_key;
+  uint8_t client_secret[PN_KEY_BYTES];
+  uint8_t client_public[PN_KEY_BYTES];
+  uint8_t proof[PN__PROOF_BYTES];
+  uint8_t *data;   /* connect data, then sealed in place (+ PN__SEAL_BYTES) */
+  size_t data_len; /* plaintext bytes */
+  bool sealed;
 } pn__handshake;
 
 /* Client peers, at creation: makes the ephemeral key pair and copies the
- * pinned server key (NULL: none). Errors: PN_ENOMEM. */
-pn_err pn__handshake_client_init(pn_peer *p, const uint8_t *server_key);
+ * pinned server key, the client's own key and the connect data of cfg.
+ * Errors: PN_ENOMEM. */
+pn_err pn__handshake_client_init(pn_peer *p, const pn_peer_config *cfg);
 
 /* The client's handshake state is wiped and freed once it is connected
  * (a server keeps its own until the peer goes: a resent Accept needs it). */

@@ -575,7 +575,9 @@ pn_err pn_host_connect(pn_host *host, const pn_peer_config *cfg,
   if (!host || !cfg || !peer_out || cfg->size < sizeof *cfg || !cfg->owner ||
       cfg->channel_count > PN_MAX_CHANNELS ||
       (cfg->remote.family != PN_AF_INET && cfg->remote.family != PN_AF_INET6) ||
-      (host->nsockets < 32 && (cfg->sockets_mask >> host->nsockets) != 0)) {
+      (host->nsockets < 32 && (cfg->sockets_mask >> host->nsockets) != 0) ||
+      (cfg->connect_data_len && !cfg->connect_data) ||
+      cfg->connect_data_len > PN_CONNECT_DATA_MAX) {
     return PN_EINVAL;
   }
   uint32_t nch = cfg->channel_count ? cfg->channel_count : 1;

@@ -445,7 +445,7 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   p->goodbye = pn__event_new(PN_MSG_PEER_DISCONNECTED, p, &goodbye);
   pn_err err = p->goodbye ? PN_OK : PN_ENOMEM;
   if (err == PN_OK && is_client) {
-    err = pn__handshake_client_init(p, cfg->server_key);
+    err = pn__handshake_client_init(p, cfg);
   }
   uint32_t spawned = 0;
   for (; spawned < nch && err == PN_OK; spawned++) {
@@ -513,6 +513,28 @@ pn_err pn_peer_addr(const pn_peer *peer, pn_addr *out) {
   *out = peer->addr;
   pn__registry_unlock(peer->host->rt);
   return PN_OK;
+}
+
+void pn__peer_set_remote_key(pn_peer *p, const uint8_t key[PN_KEY_BYTES]) {
+  pn__registry_lock(p->host->rt);
+  memcpy(p->remote_key, key, PN_KEY_BYTES);
+  p->has_remote_key = true;
+  pn__registry_unlock(p->host->rt);
+}
+
+pn_err pn_peer_remote_key(const pn_peer *peer,
+                          uint8_t public_out[PN_KEY_BYTES]) {
+  if (!peer || !public_out) {
+    return PN_EINVAL;
+  }
+  pn_err err = PN_ENOENT;
+  pn__registry_lock(peer->host->rt);
+  if (peer->has_remote_key) {
+    memcpy(public_out, peer->remote_key, PN_KEY_BYTES);
+    err = PN_OK;
+  }
+  pn__registry_unlock(peer->host->rt);
+  return err;
 }
 
 void pn__peer_stats_fill(const pn_peer *peer, pn_peer_stats *out) {

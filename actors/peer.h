@@ -81,9 +81,11 @@ struct pn_peer {
   /* Handshake (handshake.c). */
   uint32_t local_id, remote_id;
   uint64_t client_nonce, server_nonce;
-  bool aes_gcm;             /* DATA: AES-256-GCM, else ChaCha20-Poly1305 */
-  pn__data_keys dkeys;      /* once connected */
-  struct pn__handshake *hs; /* while connecting (handshake.h) */
+  bool aes_gcm;        /* DATA: AES-256-GCM, else ChaCha20-Poly1305 */
+  bool has_remote_key; /* set once, before CONNECTED is published */
+  uint8_t remote_key[PN_KEY_BYTES]; /* the server's, or a client's own */
+  pn__data_keys dkeys;              /* once connected */
+  struct pn__handshake *hs;         /* while connecting (handshake.h) */
   uint8_t cookie[32];
   size_t cookie_len;
   uint64_t cookie_ts;
@@ -184,6 +186,10 @@ void pn__peer_emit(pn_peer *p, uint32_t type);
 /* Peer actor: PN_MSG_PEER_ACKED or LOST about om, when p reports them. */
 void pn__peer_emit_message(pn_peer *p, uint32_t type, const pn__outmsg *om,
                            uint64_t now);
+
+/* Peer actor, during the handshake: the remote's long-term public key
+ * (pn_peer_remote_key), stored under the registry lock. */
+void pn__peer_set_remote_key(pn_peer *p, const uint8_t key[PN_KEY_BYTES]);
 
 /* The keepalive and idle deadlines' rounding (see next_deadline). */
 uint64_t pn__peer_keepalive_slot(const pn_host *h);

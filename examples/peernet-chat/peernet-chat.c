@@ -211,11 +211,9 @@ static void server_handler(pn_actor *self, void *state, const pn_msg *msg) {
 }
 
 /* Runs on the host's worker before a client is accepted. */
-static uint32_t accept_chat(void *ctx, const pn_addr *from, uint32_t channels,
-                            const pn_channel_kind *kinds) {
+static uint32_t accept_chat(void *ctx, const pn_accept_info *info) {
   (void)ctx;
-  (void)from;
-  bool chat = channels == 1 && kinds != NULL && kinds[0] == PN_CHANNEL_ORDERED;
+  bool chat = info->channels == 1 && info->kinds[0] == PN_CHANNEL_ORDERED;
   return chat ? 0 : REASON_NOT_CHAT;
 }
 

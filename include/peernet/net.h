@@ -222,12 +222,30 @@ PN_API pn_err pn_msg_peer_event(const pn_msg *msg, pn_peer_event *out);
 
 /* --- hosts --------------------------------------------------------------- */
 
+/* The most bytes of connect data a client may send (pn_peer_config). */
+#define PN_CONNECT_DATA_MAX 512u
+
+/* What the accept hook learns of a client whose handshake just proved its
+ * address. Everything is borrowed for the call only. */
+typedef struct pn_accept_info {
+  pn_addr from;                 /* the client's address */
+  uint32_t channels;            /* its channel count */
+  const pn_channel_kind *kinds; /* and their kinds */
+  const uint8_t *client_key;    /* PN_KEY_BYTES: the client's long-term
+                                   public key, proven (the client holds its
+                                   secret half); NULL when it presented
+                                   none */
+  const void *data;             /* the client's connect data (decrypted:
+                                   only this server could read it); NULL
+                                   when none */
+  size_t data_len;
+} pn_accept_info;
+
 /* Decides whether to accept a connection whose handshake just proved its
- * address. Returns 0 to accept or a reason (sent to the client) to refuse.
- * Runs on the host's worker; must not block. */
-typedef uint32_t (*pn_accept_fn)(void *ctx, const pn_addr *from,
-                                 uint32_t channels,
-                                 const pn_channel_kind *kinds);
+ * address (and its key, when it presented one). Returns 0 to accept or a
+ * reason below PN_REASON_LIBRARY (sent to the client) to refuse. Runs on
+ * the host's worker; must not block. */
+typedef uint32_t (*pn_accept_fn)(void *ctx, const pn_accept_info *info);
 
 typedef struct pn_host_config {
   size_t size;                     /* sizeof(pn_host_config) */
@@ -326,6 +344,13 @@ PN_API pn_err pn_key_from_text(const char *text, uint8_t key_out[PN_KEY_BYTES]);
  * the OS error of opening or reading it. Any thread; blocks on the file. */
 PN_API pn_err pn_key_load(const char *path, uint8_t key_out[PN_KEY_BYTES]);
 
+/* The remote side's long-term public key, once connected: on a client,
+ * the server's; on a server, the client's when it presented one (proven).
+ * Errors: PN_EINVAL (NULL), PN_ENOENT (not connected yet, or a client
+ * that presented no key). Any thread; does not block. */
+PN_API pn_err pn_peer_remote_key(const pn_peer *peer,
+                                 uint8_t public_out[PN_KEY_BYTES]);
+
 /* The host's long-term public key. Errors: PN_EINVAL. Any thread. */
 PN_API pn_err pn_host_public_key(const pn_host *host,
                                  uint8_t public_out[PN_KEY_BYTES]);
@@ -403,6 +428,17 @@ typedef struct pn_peer_config {
                                    in the middle (PN_REASON_AUTH). NULL:
                                    any key (encrypted, but an on-path
                                    attacker could stand in the middle) */
+  const uint8_t *client_key;    /* PN_KEY_BYTES: this client's long-term
+                                   X25519 secret key (copied; pn_key_pair,
+                                   pn_key_load): the server's accept hook
+                                   sees the public half, proven. NULL:
+                                   the client stays anonymous */
+  const void *connect_data;     /* bytes for the server's accept hook (a
+                                   login token, say; copied), encrypted to
+                                   the server's key: a client that pins
+                                   server_key knows only that server reads
+                                   them. NULL: none */
+  size_t connect_data_len;      /* at most PN_CONNECT_DATA_MAX */
 } pn_peer_config;
 
 #define PN_PEER_CONFIG_INIT                                                    \

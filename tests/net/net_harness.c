@@ -327,6 +327,9 @@ void net_pair_connect(net_pair *p, const net_pair_opts *o, const pn_addr *to) {
   pc.channel_count = o->nch;
   pc.kinds = o->kinds;
   pc.server_key = o->server_key;
+  pc.client_key = o->client_key;
+  pc.connect_data = o->connect_data;
+  pc.connect_data_len = o->connect_data_len;
   PN_ASSERT_OK(pn_host_connect(p->client, &pc, &p->peer));
 }
 

@@ -121,6 +121,10 @@ typedef struct net_pair_opts {
   void (*before_host_open)(bool server);
   /* The server key the client pins (NULL: none). */
   const uint8_t *server_key;
+  /* The client's own secret key and connect data (NULL: none). */
+  const uint8_t *client_key;
+  const void *connect_data;
+  size_t connect_data_len;
 } net_pair_opts;
 
 /* net_pair_start() then net_pair_connect(p, NULL). */

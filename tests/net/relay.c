@@ -53,6 +53,37 @@ static bool tamper(relay *r, const pn_addr *to, const uint8_t *b, size_t len) {
   return true;
 }
 
+/* A ConnectResponse changed on the way: a byte of its connect data (or
+ * of its client key), resealed. True when it was one and was sent. */
+static bool tamper_resp(relay *r, const pn_addr *to, const uint8_t *b,
+                        size_t len) {
+  if (len < PN__WIRE_OVERHEAD || (b[1] & 0x0Fu) != PN__T_CONNECT_RESPONSE) {
+    return false;
+  }
+  Peernet__Wire__V1__ConnectResponse *m =
+      peernet__wire__v1__connect_response__unpack(NULL, len - PN__WIRE_OVERHEAD,
+                                                  b + PN__WIRE_HEADER);
+  if (!m) {
+    return false;
+  }
+  ProtobufCBinaryData *f =
+      r->tamper_client_key ? &m->client_key : &m->connect_data;
+  if (f->len) {
+    f->data[f->len / 2] ^= 0x01;
+  }
+  uint8_t out[2048];
+  /* Packing points the padding at a buffer of its own: the unpacked one
+   * goes back before the free. */
+  ProtobufCBinaryData padding = m->padding;
+  size_t n = pn__wire_pack_handshake(out, PN__T_CONNECT_RESPONSE, 0, &m->base,
+                                     &m->padding, PN__HANDSHAKE_PAD);
+  m->padding = padding;
+  peernet__wire__v1__connect_response__free_unpacked(m, NULL);
+  relay_send(r, to, out, n);
+  atomic_fetch_add(&r->tampered, 1);
+  return true;
+}
+
 /* The path modes' part for a client DATA datagram b on its way to the
  * server. True when it was forwarded here (REBIND). */
 static bool path_play(relay *r, int mode, const uint8_t *b, size_t len) {
@@ -145,6 +176,9 @@ static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
     atomic_fetch_add(&r->marker_seen, 1);
   }
   if (k == 1 && !data && r->tamper_accept && tamper(r, to, b, d.len)) {
+    return;
+  }
+  if (k == 0 && !data && r->tamper_response && tamper_resp(r, to, b, d.len)) {
     return;
   }
   if (data && atomic_load(&r->mode) == RELAY_IMPAIR) {

@@ -63,6 +63,9 @@ typedef struct relay {
   _Atomic size_t marker_len; /* stored (release) after marker is written */
   _Atomic uint64_t marker_seen;
   bool tamper_accept, tamper_key;
+  /* Change the ConnectResponse on its way: a byte of its connect data, or
+   * with tamper_client_key its client key. */
+  bool tamper_response, tamper_client_key;
   _Atomic uint64_t tampered;
   relay_dir dir[2]; /* 0: client to server, 1: server to client */
 } relay;

@@ -182,14 +182,15 @@ typedef struct hook_ctx {
   uint32_t answer;
 } hook_ctx;
 
-static uint32_t accept_hook(void *ctx, const pn_addr *from, uint32_t channels,
-                            const pn_channel_kind *kinds) {
+static uint32_t accept_hook(void *ctx, const pn_accept_info *info) {
   hook_ctx *h = ctx;
   pthread_mutex_lock(&h->lock);
   h->calls++;
-  h->channels = channels;
-  memcpy(h->kinds, kinds, channels * sizeof *kinds);
-  h->from = *from;
+  h->channels = info->channels;
+  memcpy(h->kinds, info->kinds, info->channels * sizeof *info->kinds);
+  h->from = info->from;
+  assert_null(info->client_key); /* these clients present none */
+  assert_int_equal(info->data_len, 0);
   uint32_t answer = h->answer;
   pthread_mutex_unlock(&h->lock);
   return answer;

@@ -25,8 +25,9 @@ static void refusal_open(refusal *r, net_pair_opts *o) {
   net_pair_connect(&r->p, o, NULL);
 }
 
-/* The client's one disconnect came with `reason`, and no connect. */
-static void refusal_expect(refusal *r, uint32_t reason) {
+/* The client's one disconnect came with `reason` (from the server when
+ * `by_server`), and no connect. */
+static void refusal_expect_from(refusal *r, uint32_t reason, bool by_server) {
   assert_true(pn_test_latch_wait(&r->client_done, NET_WAIT_MS));
   net_app *a = &r->p.client_app;
   pthread_mutex_lock(&a->lock);
@@ -39,10 +40,15 @@ static void refusal_expect(refusal *r, uint32_t reason) {
              pn_reason_name(reason));
   }
   assert_int_equal(connected, 0);
-  assert_false(remote);
+  assert_int_equal(remote, by_server);
   r->p.client_app.on_disconnect = NULL;
   net_pair_close(&r->p);
   pn_test_latch_fini(&r->client_done);
+}
+
+/* The same, the client itself giving up. */
+static void refusal_expect(refusal *r, uint32_t reason) {
+  refusal_expect_from(r, reason, false);
 }
 
 static void fixed_key(uint8_t out[PN_KEY_BYTES], uint8_t fill) {
@@ -181,6 +187,156 @@ static void changed_accept_is_refused(void **state) {
   }
 }
 
+/* What the accept hook saw. */
+typedef struct seen {
+  pthread_mutex_t lock;
+  uint32_t calls;
+  bool had_key;
+  uint8_t key[PN_KEY_BYTES];
+  uint8_t data[PN_CONNECT_DATA_MAX];
+  size_t data_len;
+} seen;
+
+static uint32_t record_hook(void *ctx, const pn_accept_info *info) {
+  seen *s = ctx;
+  pthread_mutex_lock(&s->lock);
+  s->calls++;
+  s->had_key = info->client_key != NULL;
+  if (info->client_key) {
+    memcpy(s->key, info->client_key, PN_KEY_BYTES);
+  }
+  s->data_len = info->data_len;
+  memcpy(s->data, info->data ? info->data : "", info->data_len);
+  pthread_mutex_unlock(&s->lock);
+  return 0;
+}
+
+#define TOKEN "login token: alice/7f3e, nobody on the path reads this"
+
+/* A client presents its own key and connect data: the hook sees the key
+ * (which the client proved it holds) and the data, which travelled sealed
+ * (the relay never sees the token); each side learns the other's key. An
+ * anonymous client shows the hook no key and no data. */
+static void client_key_and_data_reach_the_hook(void **state) {
+  (void)state;
+  uint8_t spub[PN_KEY_BYTES], ssec[PN_KEY_BYTES];
+  uint8_t cpub[PN_KEY_BYTES], csec[PN_KEY_BYTES], got[PN_KEY_BYTES];
+  PN_ASSERT_OK(pn_key_pair(spub, ssec));
+  PN_ASSERT_OK(pn_key_pair(cpub, csec));
+  for (int anonymous = 0; anonymous < 2; anonymous++) {
+    seen s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.lock, NULL);
+    pn_host_config scfg = PN_HOST_CONFIG_INIT;
+    scfg.secret_key = ssec;
+    scfg.accept = record_hook;
+    scfg.accept_ctx = &s;
+    net_pair_opts o = {.server_cfg = &scfg, .cap = 16};
+    if (!anonymous) {
+      o.client_key = csec;
+      o.connect_data = TOKEN;
+      o.connect_data_len = sizeof TOKEN - 1;
+    }
+    net_pair p;
+    relay *r = relay_pair_open(&p, &o, 0xc1);
+    memcpy(r->marker, TOKEN, sizeof TOKEN - 1);
+    /* release: pairs with the relay's acquire load (it already runs). */
+    atomic_store_explicit(&r->marker_len, sizeof TOKEN - 1,
+                          memory_order_release);
+    net_pair_wait_connected(&p);
+    pthread_mutex_lock(&s.lock);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.had_key, !anonymous);
+    if (!anonymous) {
+      assert_memory_equal(s.key, cpub, PN_KEY_BYTES);
+      assert_int_equal(s.data_len, sizeof TOKEN - 1);
+      assert_memory_equal(s.data, TOKEN, sizeof TOKEN - 1);
+    } else {
+      assert_int_equal(s.data_len, 0);
+    }
+    pthread_mutex_unlock(&s.lock);
+    PN_ASSERT_OK(pn_peer_remote_key(p.peer, got));
+    assert_memory_equal(got, spub, PN_KEY_BYTES);
+    pthread_mutex_lock(&p.server_app.lock);
+    pn_peer *back = p.server_app.peer;
+    pthread_mutex_unlock(&p.server_app.lock);
+    if (!anonymous) {
+      PN_ASSERT_OK(pn_peer_remote_key(back, got));
+      assert_memory_equal(got, cpub, PN_KEY_BYTES);
+    } else {
+      assert_int_equal(pn_peer_remote_key(back, got), PN_ENOENT);
+    }
+    assert_int_equal(atomic_load(&r->marker_seen), 0);
+    net_pair_close(&p);
+    relay_free(r);
+    pthread_mutex_destroy(&s.lock);
+  }
+  uint8_t junk[PN_CONNECT_DATA_MAX + 1] = {0};
+  pn_runtime *rt = net_runtime();
+  pn_host *h = net_host(rt, NULL, NULL, NULL);
+  net_app app;
+  net_app_init(&app, 4);
+  pn_actor *a = pn_test_spawn(rt, "owner", net_app_handler, &app, -1);
+  pn_peer_config pc = PN_PEER_CONFIG_INIT;
+  PN_ASSERT_OK(pn_host_local_addr(h, 0, &pc.remote));
+  pc.owner = a;
+  pc.connect_data = junk;
+  pc.connect_data_len = sizeof junk;
+  pn_peer *peer = NULL;
+  assert_int_equal(pn_host_connect(h, &pc, &peer), PN_EINVAL);
+  pc.connect_data = NULL;
+  pc.connect_data_len = 1;
+  assert_int_equal(pn_host_connect(h, &pc, &peer), PN_EINVAL);
+  assert_null(peer);
+  pn_host_close(h);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_actor_release(a);
+  pn_test_runtime_end(rt);
+  net_app_fini(&app);
+}
+
+/* An on-path attacker changes the client's key or its sealed connect data
+ * on the way (and reseals the handshake datagram): the server refuses with
+ * PN_REASON_AUTH and its hook never hears of it. */
+static void changed_response_is_refused(void **state) {
+  (void)state;
+  uint8_t cpub[PN_KEY_BYTES], csec[PN_KEY_BYTES];
+  PN_ASSERT_OK(pn_key_pair(cpub, csec));
+  for (int key = 0; key < 2; key++) {
+    seen s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.lock, NULL);
+    pn_host_config scfg = PN_HOST_CONFIG_INIT;
+    scfg.accept = record_hook;
+    scfg.accept_ctx = &s;
+    net_pair_opts o = {.server_cfg = &scfg,
+                       .client_key = csec,
+                       .connect_data = TOKEN,
+                       .connect_data_len = sizeof TOKEN - 1,
+                       .cap = 16};
+    refusal r;
+    net_pair_start(&r.p, &o);
+    pn_test_latch_init(&r.client_done, 1);
+    r.p.client_app.on_disconnect = &r.client_done;
+    relay *rl = calloc(1, sizeof *rl);
+    rl->server = r.p.server_addr;
+    rl->rng = pn_test_seed();
+    rl->tamper_response = true;
+    rl->tamper_client_key = key;
+    pn_actor *ra = relay_spawn(r.p.rt, rl);
+    net_pair_adopt_socket(&r.p, rl->sock);
+    net_pair_adopt_actor(&r.p, ra);
+    net_pair_connect(&r.p, &o, &rl->local);
+    refusal_expect_from(&r, PN_REASON_AUTH, true);
+    assert_true(atomic_load(&rl->tampered) >= 1);
+    pthread_mutex_lock(&s.lock);
+    assert_int_equal(s.calls, 0);
+    pthread_mutex_unlock(&s.lock);
+    relay_free(rl);
+    pthread_mutex_destroy(&s.lock);
+  }
+}
+
 /* Keys change every 64 datagrams here (2^28 by default): thousands of
  * messages both ways cross dozens of epochs, in order and intact. */
 static void keys_roll_over_during_a_connection(void **state) {
@@ -260,6 +416,8 @@ int main(void) {
       cmocka_unit_test(wrong_pinned_key_is_refused),
       cmocka_unit_test(psk_must_match),
       cmocka_unit_test(changed_accept_is_refused),
+      cmocka_unit_test(client_key_and_data_reach_the_hook),
+      cmocka_unit_test(changed_response_is_refused),
       cmocka_unit_test(keys_roll_over_during_a_connection),
       cmocka_unit_test(silent_acknowledger_is_dropped),
   };
