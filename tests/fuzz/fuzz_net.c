@@ -18,8 +18,9 @@
 #include "runtime/rt.h"
 
 #define FZ_JOB 1u
-#define SETTLE_NS (5ull * 1000000000u) /* a close that takes longer is a bug   \
-                                        */
+#define SETTLE_NS                                                              \
+  (5ull * 1000000000u) /* a close that takes longer is a bug                   \
+                        */
 
 fz_env fz;
 
