@@ -28,17 +28,16 @@
 #include "runtime/clock.h"
 #include "runtime/worker.h"
 
-#define COOKIE_BYTES 16u
 #define COOKIE_LIFETIME_MS 10000u
 
 /* --- server half ---------------------------------------------------------- */
 
 static uint64_t now_ms(void) { return pn__now_ns() / 1000000u; }
 
-static void make_cookie(const pn_host *h, const pn_addr *from,
-                        uint32_t client_id, uint64_t nonce,
-                        const uint8_t kx[PN_KEY_BYTES], uint64_t ts,
-                        uint8_t out[COOKIE_BYTES]) {
+void pn__handshake_cookie(const pn_host *h, const pn_addr *from,
+                          uint32_t client_id, uint64_t nonce,
+                          const uint8_t kx[PN_KEY_BYTES], uint64_t ts,
+                          uint8_t out[PN__COOKIE_BYTES]) {
   uint8_t in[2 + 2 + 4 + 16 + 4 + 8 + 8 + PN_KEY_BYTES];
   size_t n = 0;
   memcpy(in + n, &from->family, 2);
@@ -57,7 +56,7 @@ static void make_cookie(const pn_host *h, const pn_addr *from,
   n += 8;
   memcpy(in + n, kx, PN_KEY_BYTES);
   n += PN_KEY_BYTES;
-  crypto_generichash(out, COOKIE_BYTES, in, n, h->secret, sizeof h->secret);
+  crypto_generichash(out, PN__COOKIE_BYTES, in, n, h->secret, sizeof h->secret);
 }
 
 /* Packs a handshake reply and sends it if it is no larger than the
@@ -293,13 +292,13 @@ void pn__handshake_on_request(pn_host *h, uint32_t socket, const pn_addr *from,
   } else if (req->client_kx.len != PN_KEY_BYTES) {
     pn__stat_add(&h->st_hs_dropped, 1);
   } else {
-    uint8_t cookie[COOKIE_BYTES];
+    uint8_t cookie[PN__COOKIE_BYTES];
     Peernet__Wire__V1__Challenge c = PEERNET__WIRE__V1__CHALLENGE__INIT;
     c.client_id = req->client_id;
     c.client_nonce = req->client_nonce;
     c.timestamp_ms = now_ms();
-    make_cookie(h, from, c.client_id, c.client_nonce, req->client_kx.data,
-                c.timestamp_ms, cookie);
+    pn__handshake_cookie(h, from, c.client_id, c.client_nonce,
+                         req->client_kx.data, c.timestamp_ms, cookie);
     c.cookie.data = cookie;
     c.cookie.len = sizeof cookie;
     c.server_key.data = h->public_key;
@@ -314,13 +313,13 @@ void pn__handshake_on_request(pn_host *h, uint32_t socket, const pn_addr *from,
 static bool cookie_ok(const pn_host *h, const pn_addr *from,
                       const Peernet__Wire__V1__ConnectResponse *r) {
   uint64_t now = now_ms();
-  if (r->cookie.len != COOKIE_BYTES || r->client_kx.len != PN_KEY_BYTES ||
+  if (r->cookie.len != PN__COOKIE_BYTES || r->client_kx.len != PN_KEY_BYTES ||
       r->timestamp_ms > now || now - r->timestamp_ms > COOKIE_LIFETIME_MS) {
     return false;
   }
-  uint8_t want[COOKIE_BYTES];
-  make_cookie(h, from, r->client_id, r->client_nonce, r->client_kx.data,
-              r->timestamp_ms, want);
+  uint8_t want[PN__COOKIE_BYTES];
+  pn__handshake_cookie(h, from, r->client_id, r->client_nonce,
+                       r->client_kx.data, r->timestamp_ms, want);
   return crypto_verify_16(want, r->cookie.data) == 0;
 }
 

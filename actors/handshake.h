@@ -66,6 +66,19 @@ void pn__handshake_free(pn_peer *p);
 
 /* --- server half: the host actor ----------------------------------------- */
 
+/* Bytes of a Challenge's cookie. */
+#define PN__COOKIE_BYTES 16u
+
+/* The cookie the host gives a client at `from` for these ids, nonce,
+ * ephemeral key and timestamp (ms): a keyed hash under the host's secret.
+ * The host checks a ConnectResponse's cookie by computing it again; the
+ * handshake fuzzer (tests/fuzz/fuzz_handshake.c) calls it to echo valid
+ * cookies. Pure; any thread. */
+void pn__handshake_cookie(const pn_host *h, const pn_addr *from,
+                          uint32_t client_id, uint64_t nonce,
+                          const uint8_t kx[PN_KEY_BYTES], uint64_t ts,
+                          uint8_t out[PN__COOKIE_BYTES]);
+
 /* A ConnectRequest: a Challenge (or a version Reject). Bad ones are
  * counted (handshake_dropped) and dropped. */
 void pn__handshake_on_request(pn_host *h, uint32_t socket, const pn_addr *from,

@@ -191,7 +191,11 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
       pn__stat_add(&p->st_dups, 1);
       return;
     }
-    memcpy(pkt->data, f->payload.data, f->payload.len);
+    /* An empty message has no payload field: its data is NULL, which
+     * memcpy may not be given even for 0 bytes. */
+    if (f->payload.len) {
+      memcpy(pkt->data, f->payload.data, f->payload.len);
+    }
   } else {
     pn__partial *q = find_partial(p, f->channel, f->msg_seq);
     if (!q) {

@@ -105,15 +105,17 @@ tsan_ctest() {
   fi
 }
 
-# The datagram decoder's libFuzzer target needs clang (libclang-rt-dev has
-# libFuzzer); only its two programs are built, then a short run over the
-# seed corpus (PEERNET_FUZZ_SECONDS, default 20).
+# The libFuzzer targets need clang (libclang-rt-dev has libFuzzer); only
+# their programs are built, then a short run of each over its seed corpus
+# (PEERNET_FUZZ_SECONDS each, default 20): the datagram decoder, a
+# connected peer's state machine, both halves of the handshake.
 fuzz_run() {
-  log "clang libFuzzer: datagram decoder, ${PEERNET_FUZZ_SECONDS:-20} s"
+  log "clang libFuzzer: decoder, peer, handshake, ${PEERNET_FUZZ_SECONDS:-20} s each"
   cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPEERNET_WERROR=ON -DPEERNET_BUILD_EXAMPLES=OFF -DPEERNET_BUILD_BENCH=OFF \
     -DPEERNET_FUZZ_SECONDS="${PEERNET_FUZZ_SECONDS:-20}" >/dev/null
-  cmake --build build/fuzz -j"$jobs" --target fuzz_datagram fuzz_make_corpus
+  cmake --build build/fuzz -j"$jobs" --target fuzz_datagram fuzz_peer \
+    fuzz_handshake fuzz_make_corpus
   run_ctest build/fuzz -L fuzz
 }
 

@@ -1,16 +1,23 @@
-/* Writes the fuzzer's seed corpus: one valid datagram of each type, and
- * DATA with whole messages, fragments, acknowledgements, a ping, a
- * disconnect and a zstd body. Every value is fixed, so the files only
- * change when the wire format (or zstd's output) does.
+/* Writes the fuzzers' seed corpora. For fuzz_datagram: one valid datagram
+ * of each type, and DATA with whole messages, fragments,
+ * acknowledgements, a ping, a disconnect and a zstd body. For fuzz_peer
+ * and fuzz_handshake: scripts (fuzz_peer.h, fuzz_handshake.h) that reach
+ * each part of the state machines: every channel kind, reassembly, the
+ * ORDERED hold buffer, acknowledgements of the peer's own sends, ticks,
+ * both disconnects, a whole handshake, retries, rejections. Every value is
+ * fixed, so the files only change when the formats (or zstd's output) do.
  *
- *   make_corpus DIR    writes DIR/<name>.bin for each datagram */
+ *   make_corpus DIR [PEER_DIR HANDSHAKE_DIR]   writes <name>.bin files */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
 #include "actors/wire.h"
+#include "peernet/net.h"
 #include "peernet/socket.h"
+#include "tests/fuzz/fuzz_handshake.h"
+#include "tests/fuzz/fuzz_peer.h"
 
 /* DATA datagrams are encrypted with ChaCha20-Poly1305 under 32 bytes of
  * 0x42 (both directions): the fuzzer opens them with the same key. */
@@ -68,9 +75,284 @@ static void data(const char *name, Peernet__Wire__V1__Packet *pk, uint64_t seq,
              pn__data_seal(&data_key.tx, seq, buf, PN__DATA_HEADER + body));
 }
 
+/* --- scripts -------------------------------------------------------------- */
+
+static uint8_t script[4096];
+static size_t slen;
+
+static void b(uint8_t v) {
+  if (slen < sizeof script) {
+    script[slen++] = v;
+  }
+}
+
+static void b16(uint16_t v) {
+  b((uint8_t)v);
+  b((uint8_t)(v >> 8));
+}
+
+static void b64(uint64_t v) {
+  for (int i = 0; i < 8; i++) {
+    b((uint8_t)(v >> (8 * i)));
+  }
+}
+
+static void bytes(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    b(p[i]);
+  }
+}
+
+static void script_done(const char *name) {
+  write_file(name, script, slen);
+  slen = 0;
+}
+
+/* fuzz_peer: a DATA datagram of frames, the next sequence (selector 64)
+ * unless seq_sel says otherwise (0xF0: the low 32 bits are `low`). */
+static void frames_seq(uint8_t seq_sel, uint32_t low, uint16_t ack,
+                       uint64_t ack_bits, uint8_t flags, uint8_t nframes) {
+  b(FZ_OP_FRAMES);
+  b(seq_sel);
+  if (seq_sel >= 0xF0) {
+    b16((uint16_t)low);
+    b16((uint16_t)(low >> 16));
+  }
+  b16(ack);
+  b64(ack_bits);
+  b(10); /* 1 ms */
+  b(flags);
+  b(nframes);
+}
+
+static void frames_op(uint8_t seq_sel, uint16_t ack, uint64_t ack_bits,
+                      uint8_t flags, uint8_t nframes) {
+  frames_seq(seq_sel, 0, ack, ack_bits, flags, nframes);
+}
+
+static void frame(uint8_t ch, uint16_t seq, uint8_t count, uint8_t index,
+                  uint16_t msg_len) {
+  b(ch);
+  b16(seq);
+  b(count);
+  b(index);
+  b16(msg_len);
+  b(0); /* payload as the sender cuts it */
+}
+
+static void send_op(uint8_t ch, uint16_t len) {
+  b((uint8_t)(FZ_OP_SEND | ch << 3));
+  b16(len);
+}
+
+static void peer_scripts(void) {
+  /* Every kind: two whole messages each, the second first on ORDERED
+   * (held, then released). */
+  b(0x40);
+  for (uint8_t k = 0; k < 5; k++) {
+    b(k);
+  }
+  frames_op(64, 0, 0, 0, 5);
+  for (uint8_t c = 0; c < 5; c++) {
+    frame(c, 2, 1, 0, 40);
+  }
+  frames_op(64, 0, 0, FZ_DG_PING, 5);
+  for (uint8_t c = 0; c < 5; c++) {
+    frame(c, 1, 1, 0, (uint16_t)(10 * c));
+  }
+  b(FZ_OP_FLUSH);
+  script_done("peer_kinds");
+
+  /* Fragments out of order, on ORDERED and RELIABLE_UNORDERED, with a
+   * whole message held behind the first. */
+  b(0x10);
+  b(PN_CHANNEL_ORDERED);
+  b(PN_CHANNEL_RELIABLE_UNORDERED);
+  frames_op(64, 0, 0, 0, 3);
+  frame(0, 1, 3, 2, 3000);
+  frame(0, 2, 1, 0, 100);
+  frame(1, 1, 4, 3, 2500);
+  frames_op(66, 0, 0, 0, 2); /* a gap in the datagram sequence */
+  frame(0, 1, 3, 0, 3000);
+  frame(1, 1, 4, 0, 2500);
+  frames_op(63, 0, 0, 0, 3); /* fills the gap */
+  frame(0, 1, 3, 1, 3000);
+  frame(1, 1, 4, 1, 2500);
+  frame(1, 1, 4, 2, 2500);
+  b(FZ_OP_FLUSH);
+  b(FZ_OP_TICK | 1u << 3); /* partials expire */
+  script_done("peer_fragments");
+
+  /* The peer's own sends, acknowledged in part, the rest lost to the gap
+   * rule and the RTO, resent, then acknowledged. */
+  b(0x20);
+  b(PN_CHANNEL_ORDERED);
+  b(PN_CHANNEL_UNRELIABLE);
+  b(PN_CHANNEL_RELIABLE);
+  send_op(0, 100);
+  send_op(1, 200);
+  send_op(2, 5000);
+  send_op(0, 300);
+  b(FZ_OP_FLUSH);
+  frames_op(64, 6, 0x5, FZ_DG_PING, 0);
+  b(FZ_OP_FLUSH);
+  b(FZ_OP_TICK);
+  b(FZ_OP_FLUSH);
+  frames_op(64, 12, ~0ull, 0, 0);
+  send_op(1, 10);
+  b(FZ_OP_FLUSH);
+  b(FZ_OP_TICK);
+  b(FZ_OP_FLUSH);
+  script_done("peer_acks");
+
+  /* A remote disconnect after a message. */
+  b(0x01); /* the client side */
+  b(PN_CHANNEL_RELIABLE);
+  frames_op(64, 0, 0, FZ_DG_DISCONNECT, 1);
+  frame(0, 1, 1, 0, 16);
+  script_done("peer_remote_disconnect");
+
+  /* A local disconnect with a send in flight, its goodbye resent, then
+   * acknowledged. */
+  b(0x00);
+  b(PN_CHANNEL_ORDERED);
+  send_op(0, 64);
+  b(FZ_OP_FLUSH);
+  b(FZ_OP_DISCONNECT);
+  b(3);
+  b(FZ_OP_FLUSH);
+  b(FZ_OP_TICK);
+  b(FZ_OP_FLUSH);
+  frames_op(64, 3, ~0ull, 0, 0);
+  script_done("peer_local_disconnect");
+
+  /* zstd, a replay, a forgery, a bad zstd flag, a far sequence in the
+   * next key epoch. */
+  b(0x02);
+  b(PN_CHANNEL_UNSEQUENCED);
+  frames_op(64, 0, 0, FZ_DG_ZSTD, 1);
+  frame(0, 1, 1, 0, 1000);
+  b(FZ_OP_REPLAY);
+  frames_op(64, 0, 0, FZ_DG_CORRUPT, 1);
+  frame(0, 2, 1, 0, 10);
+  frames_op(64, 0, 0, FZ_DG_BAD_ZSTD, 1);
+  frame(0, 3, 1, 0, 10);
+  frames_seq(0xF0, 1u << 28, 0, 0, 0, 1);
+  frame(0, 4, 1, 0, 10);
+  script_done("peer_zstd_replay_epoch");
+
+  /* A raw Packet body: a ping and one frame, as protobuf packs it. */
+  b(0x00);
+  b(PN_CHANNEL_RELIABLE);
+  static const uint8_t raw[] = {0x38, 0x01, 0x42, 0x08, 0x10, 0x01,
+                                0x32, 0x04, 'p',  'e',  'e',  'r'};
+  b(FZ_OP_RAW);
+  b(64);
+  b(0);
+  b16(sizeof raw);
+  bytes(raw, sizeof raw);
+  b(FZ_OP_FLUSH);
+  script_done("peer_raw");
+}
+
+static void hs_body(const ProtobufCMessage *m) {
+  uint8_t buf[1024];
+  size_t n = protobuf_c_message_pack(m, buf);
+  b16((uint16_t)n);
+  bytes(buf, n);
+}
+
+static void handshake_scripts(void) {
+  /* A whole handshake, both first DATA datagrams, a late resend. */
+  b(0x11);
+  b(PN_CHANNEL_ORDERED);
+  b(PN_CHANNEL_UNRELIABLE);
+  b(FZ_HS_TICK);
+  b(FZ_HS_SERVE);
+  b16(0);
+  b(FZ_HS_SERVE); /* a retry: the Accept again */
+  b16(0);
+  b(FZ_HS_ACCEPT | 1u << 4);
+  b16(0);
+  b(FZ_HS_DATA | 1u << 4);
+  b(FZ_HS_DATA);
+  b(FZ_HS_FLUSH);
+  b(FZ_HS_TICK | 1u << 4);
+  b(FZ_HS_DISCONNECT);
+  b(FZ_HS_FLUSH);
+  script_done("hs_connect");
+
+  /* A client pinning another key; then one refused by the accept hook
+   * (seven channels). */
+  b(0x02);
+  b(PN_CHANNEL_RELIABLE);
+  b(FZ_HS_SERVE | 1u << 4);
+  b16(0);
+  b(FZ_HS_ACCEPT | 1u << 4);
+  b16(0);
+  script_done("hs_pinned_other");
+  b(0x60);
+  for (int i = 0; i < 7; i++) {
+    b(PN_CHANNEL_UNSEQUENCED);
+  }
+  b(FZ_HS_SERVE);
+  b16(0);
+  b(FZ_HS_SERVE | 2u << 4); /* another dictionary */
+  b16(0);
+  script_done("hs_refused");
+
+  /* A Challenge (then the client's ConnectResponse goes out), a Reject. */
+  b(0x00);
+  b(PN_CHANNEL_ORDERED);
+  Peernet__Wire__V1__Challenge ch = PEERNET__WIRE__V1__CHALLENGE__INIT;
+  ch.timestamp_ms = 1;
+  ch.cookie.data = (uint8_t *)cookie;
+  ch.cookie.len = sizeof cookie;
+  b(FZ_HS_CHALLENGE | 1u << 4);
+  hs_body(&ch.base);
+  b(FZ_HS_TICK);
+  Peernet__Wire__V1__Reject rj = PEERNET__WIRE__V1__REJECT__INIT;
+  rj.reason = 0xFFFFFF03u;
+  b(FZ_HS_REJECT | 1u << 4);
+  hs_body(&rj.base);
+  script_done("hs_challenge_reject");
+
+  /* Requests to the host: current and old versions, padded and not; a
+   * ConnectResponse with a valid cookie. */
+  b(0x00);
+  b(PN_CHANNEL_ORDERED);
+  Peernet__Wire__V1__ConnectRequest rq =
+      PEERNET__WIRE__V1__CONNECT_REQUEST__INIT;
+  static uint8_t kx[32] = {9}; /* the X25519 base point */
+  rq.version = PN__WIRE_VERSION;
+  rq.client_id = 77;
+  rq.client_nonce = 0x1122334455667788ull;
+  rq.channel_kinds.data = (uint8_t *)kinds;
+  rq.channel_kinds.len = sizeof kinds;
+  rq.client_kx.data = kx;
+  rq.client_kx.len = sizeof kx;
+  b(FZ_HS_REQUEST | 4u << 4);
+  hs_body(&rq.base);
+  b(FZ_HS_REQUEST | 5u << 4);
+  hs_body(&rq.base);
+  b(FZ_HS_REQUEST);
+  hs_body(&rq.base);
+  Peernet__Wire__V1__ConnectResponse rs =
+      PEERNET__WIRE__V1__CONNECT_RESPONSE__INIT;
+  rs.client_id = rq.client_id;
+  rs.client_nonce = rq.client_nonce;
+  rs.channel_kinds = rq.channel_kinds;
+  rs.client_kx = rq.client_kx;
+  b(FZ_HS_RESPONSE | 3u << 4);
+  hs_body(&rs.base);
+  b(FZ_HS_RESPONSE | 3u << 4); /* the same again: the Accept resent */
+  hs_body(&rs.base);
+  script_done("hs_host");
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: make_corpus DIR\n");
+  if (argc != 2 && argc != 4) {
+    fprintf(stderr, "usage: make_corpus DIR [PEER_DIR HANDSHAKE_DIR]\n");
     return 2;
   }
   dir = argv[1];
@@ -199,5 +481,11 @@ int main(int argc, char **argv) {
   pk.frames = &fp[2];
   pk.n_frames = 1;
   data("data_zstd", &pk, 80, true);
+  if (argc == 4) {
+    dir = argv[2];
+    peer_scripts();
+    dir = argv[3];
+    handshake_scripts();
+  }
   return failures ? 1 : 0;
 }
