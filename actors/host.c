@@ -8,6 +8,7 @@
  *
  * Messages: PN_MSG_DATAGRAM (from its sockets), PN__H_REGISTER (a client
  * peer from pn_host_connect()), PN__H_START (pn_host_open() is done),
+ * PN__H_EPH_WIPE (the server's ephemeral key pair may have expired),
  * PN__H_CLOSE, PN_MSG_STOPPED.
  *
  * Handshake requests go to handshake.c (the server half, stateless until
@@ -22,6 +23,7 @@
 #include "actors/host.h"
 #include "actors/msg_ids.h"
 #include "actors/peer.h"
+#include "actors/random.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
 #include "runtime/assert.h"
@@ -39,6 +41,7 @@ static void host_free(pn_host *h) {
   sodium_memzero(h->secret_key, sizeof h->secret_key);
   sodium_memzero(h->psk, sizeof h->psk);
   sodium_memzero(h->secret, sizeof h->secret);
+  sodium_memzero(h->eph_secret, sizeof h->eph_secret);
   for (uint32_t i = 0; i < h->nsockets; i++) {
     pn_socket_close(h->sockets[i]);
   }
@@ -144,7 +147,7 @@ bool pn__host_handshake_allowed(pn_host *h) {
 bool pn__host_register(pn_host *h, pn_peer *p) {
   uint32_t id;
   do {
-    id = randombytes_random();
+    id = pn__random_u32();
   } while (!id || pn__idmap_get(&h->by_id, id));
   if (!pn__idmap_put(&h->by_id, id, p)) {
     return false;
@@ -274,6 +277,9 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
     break;
   case PN__H_START:
     h->started = true; /* the message orders pn_host_open()'s writes */
+    break;
+  case PN__H_EPH_WIPE:
+    pn__handshake_eph_tick(h);
     break;
   case PN__H_REGISTER: {
     pn_peer *p = (pn_peer *)pn_msg_data(msg);

@@ -12,6 +12,7 @@
  *   peernet-bench enet-rtt       [--n ROUND_TRIPS] [--size BYTES]
  *   peernet-bench raw-rtt        [--n ROUND_TRIPS] [--size BYTES]
  *   peernet-bench enet-throughput [--n MSGS] [--size BYTES]
+ *   peernet-bench handshakes     [--n CONNECTIONS] [--count IN_FLIGHT]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +26,7 @@
 
 #include "peernet/peernet.h"
 #include "tests/bench/bench_enet.h"
+#include "tests/bench/bench_handshakes.h"
 #include "tests/bench/bench_peers.h"
 #include "tests/bench/bench_rtt.h"
 #include "tests/bench/bench_throughput.h"
@@ -378,6 +380,7 @@ static void usage(void) {
           "       [--size BYTES] [--kind KIND] [--count PEERS]\n"
           "subcommands: actor-pingpong actor-fanin actor-spawn "
           "actor-memory udp-echo udp-flood rtt throughput compression peers "
+          "handshakes "
           "enet-rtt raw-rtt enet-throughput\n"
           "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
           "reliable-unordered\n");
@@ -467,6 +470,9 @@ int main(int argc, char **argv) {
     return bench_compression(o.io, o.n ? o.n : 300000, o.size ? o.size : 48);
   } else if (strcmp(cmd, "peers") == 0) {
     return bench_peers(o.io, o.count ? o.count : 10000, 3);
+  } else if (strcmp(cmd, "handshakes") == 0) {
+    return bench_handshakes(o.io, o.n ? o.n : 20000,
+                            o.count ? (uint32_t)o.count : 256);
   } else if (strcmp(cmd, "throughput") == 0) {
     uint32_t size = o.size ? o.size : 64;
     return bench_peernet_throughput(
