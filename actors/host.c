@@ -34,6 +34,11 @@
 #define DEFAULT_MTU 1200u
 #define DEFAULT_MAX_MESSAGE (4u << 20)
 #define DEFAULT_MAX_QUEUED (512u << 10)
+/* Handshake datagrams (requests and responses) answered per second unless
+ * configured: two per connection, so up to 10,000 new connections a
+ * second, about what one core completes (peernet-bench handshakes); a
+ * flood beyond it costs the host only the checks before the bucket. */
+#define DEFAULT_HANDSHAKES_PER_S 20000u
 
 /* --- lifetime ------------------------------------------------------------ */
 
@@ -128,6 +133,9 @@ bool pn__host_handshake_allowed(pn_host *h) {
   }
   uint64_t now = pn__now_ns();
   uint64_t burst = h->hs_rate / 10 ? h->hs_rate / 10 : 1;
+  if (now - h->hs_refill_ns > 1000000000u) {
+    h->hs_refill_ns = now - 1000000000u; /* full anyway; keeps it small */
+  }
   uint64_t add = (now - h->hs_refill_ns) * h->hs_rate / 1000000000u;
   if (add) {
     h->hs_refill_ns += add * 1000000000u / h->hs_rate;
@@ -408,7 +416,9 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   }
   h->compress = !cfg->no_compression;
   h->max_per_ip = cfg->max_peers_per_address;
-  h->hs_rate = cfg->max_handshakes_per_s;
+  h->hs_rate = cfg->max_handshakes_per_s == UINT32_MAX ? 0
+               : cfg->max_handshakes_per_s ? cfg->max_handshakes_per_s
+                                           : DEFAULT_HANDSHAKES_PER_S;
   h->hs_tokens = (int64_t)(h->hs_rate / 10 ? h->hs_rate / 10 : 1);
   h->hs_refill_ns = pn__now_ns();
   h->send_rate = cfg->send_rate;
