@@ -25,7 +25,10 @@
 #include "actors/event.h"
 #include "runtime/alloc.h"
 #include "runtime/assert.h"
+#include "actors/msg_ids.h"
+#include "actors/random.h"
 #include "runtime/clock.h"
+#include "runtime/timer.h"
 #include "runtime/worker.h"
 
 #define COOKIE_LIFETIME_MS 10000u
@@ -323,26 +326,74 @@ static bool cookie_ok(const pn_host *h, const pn_addr *from,
   return crypto_verify_16(want, r->cookie.data) == 0;
 }
 
-/* The server side of the keys: an ephemeral pair, its result with the
- * client's ephemeral key (dh holds the others), the keys and the
+/* The server's ephemeral pair: one X25519 base multiplication is about a
+ * third of the server's work per connection, so the pair is shared by the
+ * connections accepted within PN__EPH_LIFETIME_MS (a TLS 1.3 or QUIC
+ * server may reuse its key share the same way). Each connection's keys
+ * still differ: the transcript holds both nonces and the client's own
+ * ephemeral key. Forward secrecy is kept: the secret is wiped once it
+ * expires, by a timer if no connection comes. Host actor only. */
+static void eph_wipe(pn_host *h) {
+  sodium_memzero(h->eph_secret, sizeof h->eph_secret);
+  h->eph_live = false;
+}
+
+static void eph_arm(pn_host *h, uint64_t delay_ms) {
+  if (!h->eph_wipe_armed &&
+      pn__timer_start(h->actor, PN__H_EPH_WIPE, delay_ms * 1000u, 0, NULL) ==
+          PN_OK) {
+    h->eph_wipe_armed = true;
+  }
+}
+
+static bool eph_current(pn_host *h) {
+  uint64_t now = pn__now_ns();
+  if (h->eph_live && now - h->eph_made_ns < PN__EPH_LIFETIME_MS * 1000000ull) {
+    return true;
+  }
+  eph_wipe(h);
+  pn__random_buf(h->eph_secret, sizeof h->eph_secret);
+  if (crypto_scalarmult_base(h->eph_public, h->eph_secret) != 0) {
+    eph_wipe(h); /* never for a clamped scalar */
+    return false;
+  }
+  h->eph_live = true;
+  h->eph_made_ns = now;
+  eph_arm(h, PN__EPH_LIFETIME_MS);
+  return true;
+}
+
+void pn__handshake_eph_tick(pn_host *h) {
+  h->eph_wipe_armed = false;
+  if (!h->eph_live) {
+    return;
+  }
+  uint64_t age_ms = (pn__now_ns() - h->eph_made_ns) / 1000000u;
+  if (age_ms >= PN__EPH_LIFETIME_MS) {
+    eph_wipe(h);
+  } else {
+    eph_arm(h, PN__EPH_LIFETIME_MS - age_ms);
+  }
+}
+
+/* The server side of the keys: the current ephemeral pair's result with
+ * the client's ephemeral key (dh holds the others), the keys and the
  * confirmation the Accept carries (kept for a resent Accept). False when
  * the client's key is one X25519 refuses (a low-order point: the result
  * would be known to anyone) or memory ran out. */
 static bool server_keys(pn_peer *p, const uint8_t client_kx[PN_KEY_BYTES],
                         pn__dh *dh) {
+  pn_host *h = p->host;
   p->hs = pn__calloc(1, sizeof *p->hs);
-  if (!p->hs) {
+  if (!p->hs || !eph_current(h)) {
     return false;
   }
-  uint8_t eph[PN_KEY_BYTES];
-  randombytes_buf(eph, sizeof eph);
-  bool ok = crypto_scalarmult_base(p->hs->kx_public, eph) == 0 &&
-            crypto_scalarmult(dh->ee, eph, client_kx) == 0;
+  memcpy(p->hs->kx_public, h->eph_public, PN_KEY_BYTES);
+  bool ok = crypto_scalarmult(dh->ee, h->eph_secret, client_kx) == 0;
   if (ok) {
-    derive_keys(p, dh, client_kx, p->hs->kx_public, p->host->public_key,
+    derive_keys(p, dh, client_kx, p->hs->kx_public, h->public_key,
                 p->hs->confirm);
   }
-  sodium_memzero(eph, sizeof eph);
   return ok;
 }
 
@@ -458,7 +509,7 @@ static void accept_peer(pn_host *h, uint32_t socket, const pn_addr *from,
   p->remote_id = r->client_id;
   p->client_nonce = r->client_nonce;
   p->aes_gcm = r->aes_gcm && h->aes_gcm;
-  randombytes_buf(&p->server_nonce, sizeof p->server_nonce);
+  pn__random_buf(&p->server_nonce, sizeof p->server_nonce);
   atomic_fetch_add_explicit(&h->npeers, 1, memory_order_relaxed);
   if (!pn__host_register(h, p)) {
     atomic_fetch_sub_explicit(&h->npeers, 1, memory_order_relaxed);
@@ -729,7 +780,7 @@ pn_err pn__handshake_client_init(pn_peer *p, const pn_peer_config *cfg) {
     return PN_ENOMEM;
   }
   pn__handshake *hs = p->hs;
-  randombytes_buf(hs->kx_secret, PN_KEY_BYTES);
+  pn__random_buf(hs->kx_secret, PN_KEY_BYTES);
   if (crypto_scalarmult_base(hs->kx_public, hs->kx_secret) != 0) {
     return PN_ENOMEM; /* never for a random scalar: libsodium clamps it */
   }

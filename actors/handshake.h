@@ -89,6 +89,15 @@ void pn__handshake_on_request(pn_host *h, uint32_t socket, const pn_addr *from,
 void pn__handshake_on_response(pn_host *h, uint32_t socket, const pn_addr *from,
                                const uint8_t *data, size_t len);
 
+/* How long the server's ephemeral key pair serves new connections before
+ * a new one is made; the old secret is wiped then, or by the host's
+ * PN__H_EPH_WIPE timer when no connection comes. */
+#define PN__EPH_LIFETIME_MS 1000u
+
+/* Host actor, on PN__H_EPH_WIPE: wipes an expired ephemeral pair (or
+ * waits again for one that is not). */
+void pn__handshake_eph_tick(pn_host *h);
+
 /* --- client half, and the server peer's Accept: the peer actor ----------- */
 
 /* Sends the ConnectRequest, or the ConnectResponse once a cookie came. */

@@ -8,6 +8,7 @@
  *
  * Messages: PN_MSG_DATAGRAM (from its sockets), PN__H_REGISTER (a client
  * peer from pn_host_connect()), PN__H_START (pn_host_open() is done),
+ * PN__H_EPH_WIPE (the server's ephemeral key pair may have expired),
  * PN__H_CLOSE, PN_MSG_STOPPED.
  *
  * Handshake requests go to handshake.c (the server half, stateless until
@@ -22,6 +23,7 @@
 #include "actors/host.h"
 #include "actors/msg_ids.h"
 #include "actors/peer.h"
+#include "actors/random.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
 #include "runtime/assert.h"
@@ -32,6 +34,11 @@
 #define DEFAULT_MTU 1200u
 #define DEFAULT_MAX_MESSAGE (4u << 20)
 #define DEFAULT_MAX_QUEUED (512u << 10)
+/* Handshake datagrams (requests and responses) answered per second unless
+ * configured: two per connection, so up to 10,000 new connections a
+ * second, about what one core completes (peernet-bench handshakes); a
+ * flood beyond it costs the host only the checks before the bucket. */
+#define DEFAULT_HANDSHAKES_PER_S 20000u
 
 /* --- lifetime ------------------------------------------------------------ */
 
@@ -39,6 +46,7 @@ static void host_free(pn_host *h) {
   sodium_memzero(h->secret_key, sizeof h->secret_key);
   sodium_memzero(h->psk, sizeof h->psk);
   sodium_memzero(h->secret, sizeof h->secret);
+  sodium_memzero(h->eph_secret, sizeof h->eph_secret);
   for (uint32_t i = 0; i < h->nsockets; i++) {
     pn_socket_close(h->sockets[i]);
   }
@@ -125,6 +133,9 @@ bool pn__host_handshake_allowed(pn_host *h) {
   }
   uint64_t now = pn__now_ns();
   uint64_t burst = h->hs_rate / 10 ? h->hs_rate / 10 : 1;
+  if (now - h->hs_refill_ns > 1000000000u) {
+    h->hs_refill_ns = now - 1000000000u; /* full anyway; keeps it small */
+  }
   uint64_t add = (now - h->hs_refill_ns) * h->hs_rate / 1000000000u;
   if (add) {
     h->hs_refill_ns += add * 1000000000u / h->hs_rate;
@@ -144,7 +155,7 @@ bool pn__host_handshake_allowed(pn_host *h) {
 bool pn__host_register(pn_host *h, pn_peer *p) {
   uint32_t id;
   do {
-    id = randombytes_random();
+    id = pn__random_u32();
   } while (!id || pn__idmap_get(&h->by_id, id));
   if (!pn__idmap_put(&h->by_id, id, p)) {
     return false;
@@ -275,6 +286,9 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
   case PN__H_START:
     h->started = true; /* the message orders pn_host_open()'s writes */
     break;
+  case PN__H_EPH_WIPE:
+    pn__handshake_eph_tick(h);
+    break;
   case PN__H_REGISTER: {
     pn_peer *p = (pn_peer *)pn_msg_data(msg);
     if (atomic_load_explicit(&h->closing, memory_order_relaxed)) {
@@ -402,7 +416,9 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   }
   h->compress = !cfg->no_compression;
   h->max_per_ip = cfg->max_peers_per_address;
-  h->hs_rate = cfg->max_handshakes_per_s;
+  h->hs_rate = cfg->max_handshakes_per_s == UINT32_MAX ? 0
+               : cfg->max_handshakes_per_s ? cfg->max_handshakes_per_s
+                                           : DEFAULT_HANDSHAKES_PER_S;
   h->hs_tokens = (int64_t)(h->hs_rate / 10 ? h->hs_rate / 10 : 1);
   h->hs_refill_ns = pn__now_ns();
   h->send_rate = cfg->send_rate;

@@ -57,6 +57,13 @@ struct pn_host {
   uint64_t hs_rate;    /* handshakes per second, 0: no limit */
   int64_t hs_tokens;   /* the bucket: requests it may answer now */
   uint64_t hs_refill_ns;
+  /* The server's ephemeral X25519 pair, shared by the connections it
+   * accepts for at most PN__EPH_LIFETIME_MS, then wiped (handshake.c). */
+  uint8_t eph_secret[PN_KEY_BYTES];
+  uint8_t eph_public[PN_KEY_BYTES];
+  uint64_t eph_made_ns;
+  bool eph_live;       /* eph_* hold a pair */
+  bool eph_wipe_armed; /* a PN__H_EPH_WIPE timer is pending */
   _Atomic uint64_t st_in, st_bad_header, st_unknown, st_hs_dropped,
       st_challenges, st_accepted, st_rejected, st_hs_limited;
 };

@@ -21,6 +21,7 @@
 #define PN__H_REGISTER (PN__BAND(2u) + 1u)
 #define PN__H_CLOSE (PN__BAND(2u) + 2u)
 #define PN__H_START (PN__BAND(2u) + 3u)
+#define PN__H_EPH_WIPE (PN__BAND(2u) + 4u)
 /* The peer actor (peer.c). */
 #define PN__P_RECV (PN__BAND(3u) + 1u)
 #define PN__P_START (PN__BAND(3u) + 2u)

@@ -31,6 +31,7 @@
 #include "actors/host.h"
 #include "actors/msg_ids.h"
 #include "actors/peer.h"
+#include "actors/random.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
 #include "runtime/clock.h"
@@ -410,7 +411,7 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   p->sockets_mask = cfg->sockets_mask ? cfg->sockets_mask : 1u;
   p->is_client = is_client;
   if (is_client) {
-    randombytes_buf(&p->client_nonce, sizeof p->client_nonce);
+    pn__random_buf(&p->client_nonce, sizeof p->client_nonce);
   }
   atomic_init(&p->st_cwnd, PN__CWND_INITIAL);
   /* Each peer pings at its own interval, 3/4 of keepalive_us to one slot
@@ -419,7 +420,7 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
    * it is never longer than keepalive_us, which the other side's idle
    * timeout counts on. */
   uint64_t r;
-  randombytes_buf(&r, sizeof r);
+  pn__random_buf(&r, sizeof r);
   p->keepalive_ns = h->keepalive_ns - h->keepalive_ns / 4 +
                     r % (h->keepalive_ns / 4 - pn__peer_keepalive_slot(h) + 1);
   p->send_rate = cfg->send_rate ? cfg->send_rate : h->send_rate;

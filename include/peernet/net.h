@@ -298,10 +298,16 @@ typedef struct pn_host_config {
                                      address (any port); more are refused
                                      (PN_REASON_ADDRESS_LIMIT); 0 = no
                                      limit besides max_peers */
-  uint32_t max_handshakes_per_s;  /* handshake requests answered per second
-                                     (bursts of a tenth of it); more are
-                                     dropped unanswered and counted
-                                     (handshake_limited); 0 = no limit */
+  uint32_t max_handshakes_per_s;  /* handshake datagrams (ConnectRequest and
+                                     ConnectResponse, two per connection)
+                                     answered per second, bursts of a tenth
+                                     of it; more are dropped unanswered and
+                                     counted (handshake_limited), after only
+                                     the checks of length, version, type and
+                                     tag, before any decoding, cookie, key
+                                     exchange or reply; 0 = 20,000 (10,000
+                                     connections a second), UINT32_MAX = no
+                                     limit */
   const uint8_t *psk;             /* PN_KEY_BYTES: a pre-shared key (copied)
                                      mixed into every connection's keys, the
                                      same on both sides; a side with another

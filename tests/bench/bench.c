@@ -12,6 +12,9 @@
  *   peernet-bench enet-rtt       [--n ROUND_TRIPS] [--size BYTES]
  *   peernet-bench raw-rtt        [--n ROUND_TRIPS] [--size BYTES]
  *   peernet-bench enet-throughput [--n MSGS] [--size BYTES]
+ *   peernet-bench handshakes     [--n CONNECTIONS] [--count IN_FLIGHT]
+ *   peernet-bench flood          [--rate REQUESTS_PER_S] [--n ROUND_TRIPS]
+ *                                [--count MESSAGES] [--limit HANDSHAKES_PER_S]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +28,8 @@
 
 #include "peernet/peernet.h"
 #include "tests/bench/bench_enet.h"
+#include "tests/bench/bench_flood.h"
+#include "tests/bench/bench_handshakes.h"
 #include "tests/bench/bench_peers.h"
 #include "tests/bench/bench_rtt.h"
 #include "tests/bench/bench_throughput.h"
@@ -37,6 +42,8 @@ typedef struct options {
   uint32_t size; /* message bytes of the rtt subcommands, 0 for the default */
   pn_channel_kind kind; /* channel kind of `rtt` */
   uint64_t count;       /* connections of `peers` */
+  uint64_t rate;        /* spoofed requests per second of `flood` */
+  uint64_t limit;       /* max_handshakes_per_s of `flood` (0: default) */
   bool stats;
   bool histograms; /* stats_histograms */
   pn_io_backend io;
@@ -376,8 +383,10 @@ static void usage(void) {
           "       [--histograms on|off] [--io uring|epoll] "
           "[--stats-json PATH] [--prometheus PATH]\n"
           "       [--size BYTES] [--kind KIND] [--count PEERS]\n"
+          "       [--rate REQUESTS_PER_S] [--limit HANDSHAKES_PER_S]\n"
           "subcommands: actor-pingpong actor-fanin actor-spawn "
           "actor-memory udp-echo udp-flood rtt throughput compression peers "
+          "handshakes flood "
           "enet-rtt raw-rtt enet-throughput\n"
           "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
           "reliable-unordered\n");
@@ -428,6 +437,14 @@ int main(int argc, char **argv) {
                parse_u64(argv[i + 1], &v) && v <= 1000000) {
       o.count = v;
       i++;
+    } else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc &&
+               parse_u64(argv[i + 1], &v) && v <= 100000000) {
+      o.rate = v;
+      i++;
+    } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
+               parse_u64(argv[i + 1], &v) && v <= UINT32_MAX) {
+      o.limit = v;
+      i++;
     } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc &&
                pn_channel_kind_parse(argv[i + 1], &o.kind) == PN_OK) {
       i++;
@@ -467,6 +484,12 @@ int main(int argc, char **argv) {
     return bench_compression(o.io, o.n ? o.n : 300000, o.size ? o.size : 48);
   } else if (strcmp(cmd, "peers") == 0) {
     return bench_peers(o.io, o.count ? o.count : 10000, 3);
+  } else if (strcmp(cmd, "handshakes") == 0) {
+    return bench_handshakes(o.io, o.n ? o.n : 20000,
+                            o.count ? (uint32_t)o.count : 256);
+  } else if (strcmp(cmd, "flood") == 0) {
+    return bench_flood(o.io, o.rate ? o.rate : 650000, o.n ? o.n : 5000,
+                       o.count ? o.count : 1000000, (uint32_t)o.limit);
   } else if (strcmp(cmd, "throughput") == 0) {
     uint32_t size = o.size ? o.size : 64;
     return bench_peernet_throughput(

@@ -44,12 +44,9 @@ static uint8_t body[MAX_BODY + 512];
 static uint8_t dg[MAX_BODY + 1024];
 static const uint8_t zeros[PN__HANDSHAKE_PAD];
 
-static uint32_t accept_hook(void *ctx, const pn_addr *from, uint32_t channels,
-                            const pn_channel_kind *kinds) {
+static uint32_t accept_hook(void *ctx, const pn_accept_info *info) {
   (void)ctx;
-  (void)from;
-  (void)kinds;
-  return channels == REFUSE_CHANNELS ? REFUSE_REASON : 0;
+  return info->channels == REFUSE_CHANNELS ? REFUSE_REASON : 0;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
