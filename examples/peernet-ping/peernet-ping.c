@@ -102,7 +102,8 @@ typedef struct options {
   uint64_t count, size, rate, timeout_s, latency_us, seed;
   uint64_t max_queued; /* the host's per-peer limit; 0 = its default */
   double loss, dup, reorder;
-  bool json;
+  bool json, no_compression;
+  const char *payload; /* client: the body's text, repeated (NULL: PRNG) */
   const char *key_file, *server_key_file, *psk_file;
   uint8_t key[PN_KEY_BYTES], server_key[PN_KEY_BYTES], psk[PN_KEY_BYTES];
 } options;
@@ -129,6 +130,9 @@ static void usage(FILE *f) {
       "  --timeout S         give up after S seconds without progress\n"
       "                      (default 30)\n"
       "  --json              print one JSON line instead of the report\n"
+      "  --payload TEXT      the body after the 16-byte header is TEXT,\n"
+      "                      repeated to --size (default: PRNG bytes,\n"
+      "                      which do not compress)\n"
       "impairments of what this side sends (either side; give them to\n"
       "both to impair both directions):\n"
       "  --loss P --dup P --reorder P   probabilities 0..1 per datagram\n"
@@ -143,6 +147,7 @@ static void usage(FILE *f) {
       "either side:\n"
       "  --max-queued BYTES  unacknowledged bytes per peer before sends\n"
       "                      push back, 1024.. (default 32 MiB)\n"
+      "  --no-compression    never compress what this side sends\n"
       "exit: 0 guarantee held, 1 broken, 2 usage, 3 no connection,\n"
       "      4 timeout, 5 local error\n",
       MAX_COUNT, HEADER_BYTES, MAX_SIZE);
@@ -206,6 +211,8 @@ static void parse_args(int argc, char **argv, options *o) {
       {"--rate", OPT_U64, FOR_CLIENT, &o->rate, 0, 1000000000},
       {"--timeout", OPT_U64, FOR_CLIENT, &o->timeout_s, 1, 86400},
       {"--json", OPT_FLAG, FOR_CLIENT, &o->json, 0, 0},
+      {"--payload", OPT_TEXT, FOR_CLIENT, &o->payload, 0, 0},
+      {"--no-compression", OPT_FLAG, FOR_BOTH, &o->no_compression, 0, 0},
       {"--loss", OPT_PROB, FOR_BOTH, &o->loss, 0, 0},
       {"--dup", OPT_PROB, FOR_BOTH, &o->dup, 0, 0},
       {"--reorder", OPT_PROB, FOR_BOTH, &o->reorder, 0, 0},
@@ -275,6 +282,9 @@ static void parse_args(int argc, char **argv, options *o) {
     }
     if (pn_channel_kind_parse(o->kind_name, &o->kind) != PN_OK) {
       usage_error("unknown kind ", o->kind_name);
+    }
+    if (o->payload != NULL && o->payload[0] == '\0') {
+      usage_error("--payload needs at least one character", "");
     }
   }
 }
@@ -655,6 +665,7 @@ static int run_server(const options *o) {
   hc.sockets = &sc;
   hc.socket_count = 1;
   hc.max_queued = (uint32_t)o->max_queued;
+  hc.no_compression = o->no_compression;
   hc.secret_key = o->key_file ? o->key : NULL;
   hc.psk = o->psk_file ? o->psk : NULL;
   bool ok = check(pn_spawn(rt, &acfg, &actor), "spawning the echo actor");
@@ -716,6 +727,7 @@ typedef struct client {
   /* Set before the actor exists, then read-only. */
   uint64_t count;
   size_t size;
+  const char *payload; /* --payload, or NULL */
   /* Written by the handler, read by main; both under lock. */
   bool connected, disconnected, remote;
   uint32_t reason;
@@ -731,8 +743,17 @@ typedef struct client {
 /* Message layout: index (8 bytes), send time in ns (8 bytes), then bytes
  * from a PRNG (xorshift64*) seeded by the index: a damaged or misplaced
  * body shows, and it does not compress, so the library's zstd does not
- * shrink what is measured. */
-static void body_bytes(uint64_t index, uint8_t *out, size_t len) {
+ * shrink what is measured. With --payload, that text repeated instead
+ * (the header still tells messages apart). */
+static void body_bytes(const client *c, uint64_t index, uint8_t *out,
+                       size_t len) {
+  if (c->payload != NULL) {
+    size_t n = strlen(c->payload);
+    for (size_t i = 0; i < len; i++) {
+      out[i] = (uint8_t)c->payload[i % n];
+    }
+    return;
+  }
   uint64_t x = index * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
   for (size_t i = 0; i < len; i += 8) {
     x ^= x >> 12;
@@ -743,9 +764,9 @@ static void body_bytes(uint64_t index, uint8_t *out, size_t len) {
   }
 }
 
-static void fill_body(uint8_t *buf, size_t size, uint64_t index) {
+static void fill_body(const client *c, uint8_t *buf, uint64_t index) {
   memcpy(buf, &index, 8);
-  body_bytes(index, buf + HEADER_BYTES, size - HEADER_BYTES);
+  body_bytes(c, index, buf + HEADER_BYTES, c->size - HEADER_BYTES);
 }
 
 /* Handler only: `expected` is scratch space of c->size bytes. */
@@ -760,7 +781,7 @@ static void record_echo(client *c, const uint8_t *data, size_t len,
   memcpy(&sent_ns, data + 8, 8);
   bool intact = index < c->count && sent_ns <= now;
   if (intact) {
-    body_bytes(index, c->expected, len - HEADER_BYTES);
+    body_bytes(c, index, c->expected, len - HEADER_BYTES);
     intact = memcmp(c->expected, data + HEADER_BYTES, len - HEADER_BYTES) == 0;
   }
   if (!intact) {
@@ -867,7 +888,7 @@ static run_end send_all(client *c, const options *o, pn_channel *ch,
     }
     uint64_t resolved = c->acked + c->lost;
     pthread_mutex_unlock(&c->lock);
-    fill_body(buf, c->size, sent);
+    fill_body(c, buf, sent);
     uint64_t t = now_ns();
     memcpy(buf + 8, &t, 8);
     pn_err err = pn_channel_send(ch, buf, c->size, NULL);
@@ -1026,10 +1047,12 @@ static void print_report(const options *o, const report *r, double secs,
            ",\"out_of_order\":%" PRIu64 ",\"corrupt\":%" PRIu64
            ",\"rtt_p50_us\":%" PRIu64 ",\"rtt_p99_us\":%" PRIu64
            ",\"rtt_p999_us\":%" PRIu64 ",\"srtt_us\":%" PRIu64
-           ",\"loss\":%.6f,\"retransmits\":%" PRIu64 "}\n",
+           ",\"loss\":%.6f,\"retransmits\":%" PRIu64
+           ",\"compression_ratio\":%.3f}\n",
            pn_channel_kind_name(o->kind), r->sent, r->delivered, r->missing,
            r->duplicates, r->out_of_order, r->corrupt, r->p50_us, r->p99_us,
-           r->p999_us, r->peer.srtt_us, r->peer.loss, r->peer.retransmits);
+           r->p999_us, r->peer.srtt_us, r->peer.loss, r->peer.retransmits,
+           r->peer.compression_ratio);
     return;
   }
   printf("kind          %s, %" PRIu64 " x %" PRIu64 " B\n",
@@ -1061,7 +1084,8 @@ static int run_client(const options *o) {
     fprintf(stderr, "peernet-ping: cannot resolve %s\n", o->connect);
     return EXIT_NO_PEER;
   }
-  client c = {.count = o->count, .size = (size_t)o->size};
+  client c = {
+      .count = o->count, .size = (size_t)o->size, .payload = o->payload};
   pthread_mutex_init(&c.lock, NULL);
   cond_init_monotonic(&c.cv);
   c.seen = calloc(o->count, 1);
@@ -1093,6 +1117,7 @@ static int run_client(const options *o) {
   hc.socket_count = 1;
   hc.connect_timeout_us = o->timeout_s * 1000000u;
   hc.max_queued = (uint32_t)o->max_queued;
+  hc.no_compression = o->no_compression;
   hc.psk = o->psk_file ? o->psk : NULL;
   pn_host *host = NULL;
   ok = ok && check(pn_host_open(rt, &hc, &host), "opening the host");

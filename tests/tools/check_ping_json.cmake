@@ -1,4 +1,5 @@
-# cmake -DJSON=<line> -DKIND=<kind> -DCOUNT=<n> -P check_ping_json.cmake
+# cmake -DJSON=<line> -DKIND=<kind> -DCOUNT=<n> [-DCOMPRESSED=1|0]
+#       -P check_ping_json.cmake
 #
 # Checks peernet-ping's --json line with CMake's own JSON parser (CMake is
 # on every machine that builds PeerNet; python3 is not in a fresh Debian):
@@ -7,7 +8,8 @@
 cmake_minimum_required(VERSION 3.19)
 
 set(keys kind sent delivered missing duplicates out_of_order corrupt
-         rtt_p50_us rtt_p99_us rtt_p999_us srtt_us loss retransmits)
+         rtt_p50_us rtt_p99_us rtt_p999_us srtt_us loss retransmits
+         compression_ratio)
 
 string(JSON n ERROR_VARIABLE err LENGTH "${JSON}")
 if(err)
@@ -41,6 +43,12 @@ macro(require)
 endmacro()
 
 require(kind STREQUAL KIND)
+# A repeated --payload compresses well unless compression is off.
+if(DEFINED COMPRESSED AND COMPRESSED)
+  require(compression_ratio GREATER 2)
+elseif(DEFINED COMPRESSED)
+  require(compression_ratio EQUAL 1)
+endif()
 require(sent EQUAL COUNT)
 math(EXPR gap "${sent} - ${delivered}")
 require(missing EQUAL gap)

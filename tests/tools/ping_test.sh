@@ -8,7 +8,9 @@
 #       Impairments among the arguments (--loss, --dup, --reorder,
 #       --latency-us) are given to the server as well, so both directions
 #       are impaired (each side's conditioner acts on what it sends), and
-#       so is --max-queued.
+#       so are --max-queued and --no-compression. With --payload the
+#       echo must have compressed (ratio above 2), with --no-compression
+#       too not at all.
 #   ping_test.sh PING CMAKE noserver
 #       connecting where nobody listens exits 3 naming the reason
 #   ping_test.sh PING CMAKE usage
@@ -78,7 +80,7 @@ case $mode in
 echo)
   kind='' count='' seed=''
   args=("$@")
-  impair=() queued=()
+  impair=() queued=() compressed=()
   for ((i = 0; i < ${#args[@]}; i++)); do
     case ${args[i]} in
     --kind) kind=${args[i + 1]} ;;
@@ -86,6 +88,8 @@ echo)
     --seed) seed=${args[i + 1]} ;;
     --loss | --dup | --reorder | --latency-us) impair+=("${args[i]}" "${args[i + 1]}") ;;
     --max-queued) queued+=("${args[i]}" "${args[i + 1]}") ;;
+    --payload) [ ${#compressed[@]} -gt 0 ] || compressed=(-DCOMPRESSED=1) ;;
+    --no-compression) compressed=(-DCOMPRESSED=0) queued+=(--no-compression) ;;
     esac
   done
   if [ ${#impair[@]} -gt 0 ]; then
@@ -105,7 +109,7 @@ echo)
   [ "$(wc -l <"$dir/client.out")" -eq 1 ] || fail "expected exactly one line on stdout"
   json=$(cat "$dir/client.out")
   echo "$json"
-  "$cmake" -DJSON="$json" -DKIND="$kind" -DCOUNT="$count" \
+  "$cmake" -DJSON="$json" -DKIND="$kind" -DCOUNT="$count" "${compressed[@]}" \
     -P "$here/check_ping_json.cmake" >"$dir/check.err" 2>&1 || fail "the JSON line did not check out"
   stop_server
   grep '^served ' "$dir/server.out"
