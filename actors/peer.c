@@ -51,6 +51,14 @@ static void drop_queues(pn_peer *p) {
 }
 
 static void peer_free(pn_peer *p) {
+  /* What a connection holds at least (the object, its channels, its rings
+   * and actors): the hint that lets idle workers return a departed
+   * crowd's memory to the system (runtime/alloc.h). */
+  pn__alloc_released(
+      sizeof *p + p->nchannels * sizeof(pn_channel) +
+      (p->rec.sent_mask + 1) * sizeof(pn__sent) +
+      (p->frefs.items ? (p->frefs.mask + 1) * sizeof(pn__fref) : 0) +
+      (1u + p->nchannels) * 1024u);
   pn__registry_remove(p->host->rt, &p->stat);
   drop_queues(p);
   if (p->goodbye) {

@@ -2,6 +2,9 @@
 #include "runtime/alloc.h"
 
 #include <stdatomic.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 /* All relaxed: a test arms the hook before it starts the work it watches
  * and reads the count after joining that work (pn_runtime_shutdown and
@@ -36,4 +39,39 @@ uint64_t pn__alloc_counted(void) {
 
 bool pn__alloc_failed(void) {
   return atomic_load_explicit(&failed, memory_order_relaxed);
+}
+
+/* --- giving memory back --------------------------------------------------- */
+
+#define TRIM_AFTER_BYTES (4u << 20)
+#define TRIM_GAP_NS 1000000000u
+
+/* Relaxed, all: a hint and a claim that order nothing else (malloc_trim
+ * takes the allocator's own locks). */
+static _Atomic uint64_t released;
+static _Atomic uint64_t last_trim_ns;
+
+void pn__alloc_released(size_t bytes) {
+  atomic_fetch_add_explicit(&released, bytes, memory_order_relaxed);
+}
+
+int64_t pn__alloc_idle_trim(uint64_t now_ns) {
+  if (atomic_load_explicit(&released, memory_order_relaxed) <
+      TRIM_AFTER_BYTES) {
+    return -1;
+  }
+  uint64_t last = atomic_load_explicit(&last_trim_ns, memory_order_relaxed);
+  if (now_ns - last < TRIM_GAP_NS) {
+    return (int64_t)(TRIM_GAP_NS - (now_ns - last));
+  }
+  if (!atomic_compare_exchange_strong_explicit(&last_trim_ns, &last, now_ns,
+                                               memory_order_relaxed,
+                                               memory_order_relaxed)) {
+    return TRIM_GAP_NS; /* another worker is at it */
+  }
+  atomic_store_explicit(&released, 0, memory_order_relaxed);
+#if defined(__GLIBC__)
+  (void)malloc_trim(0);
+#endif
+  return 0;
 }

@@ -51,6 +51,22 @@ static inline void *pn__aligned_alloc(size_t align, size_t n) {
   return pn__alloc_fails() ? NULL : aligned_alloc(align, n);
 }
 
+/* --- giving memory back ------------------------------------------------
+ * free() keeps what it gets in the process (the C library returns only the
+ * top of a heap by itself). Code that frees a lot at once (a departed
+ * peer, a shrunk pool) says so here; an idle worker then hands the free
+ * pages back (malloc_trim) once 4 MiB or more were released, at most once
+ * a second, so a burst's memory leaves with the burst. */
+
+/* About `bytes` were freed. Any thread; relaxed (a hint). */
+void pn__alloc_released(size_t bytes);
+
+/* An idle worker's turn (now_ns: pn__now_ns()); trims when due. Any
+ * thread; blocks for the trim (milliseconds for a large heap). Returns
+ * -1 when nothing is left to return, else the nanoseconds until the next
+ * trim may run (0: it just ran): a worker about to sleep wakes by then. */
+int64_t pn__alloc_idle_trim(uint64_t now_ns);
+
 /* Tests only: from now on, the nth allocation counted (1 = the next one)
  * fails, once; 0 turns failures off. Resets the count. */
 void pn__alloc_fail_at(uint64_t n);

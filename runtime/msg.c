@@ -103,6 +103,24 @@ static void take_returned(pn__msg_pool *pool) {
   }
 }
 
+size_t pn__msg_pool_shrink(pn__msg_pool *pool) {
+  if (atomic_load_explicit(&pool->returned, memory_order_relaxed)) {
+    take_returned(pool);
+  }
+  size_t freed = 0;
+  for (uint8_t c = 0; c < PN__MSG_CLASSES; c++) {
+    while (pool->free_count[c] > class_cap[c] / 8) {
+      pn_msg *m = pool->free_list[c];
+      pool->free_list[c] =
+          (pn_msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
+      pool->free_count[c]--;
+      free(m);
+      freed += class_bytes[c];
+    }
+  }
+  return freed;
+}
+
 /* A block of class c from pool (or malloc). The pool's owner only. */
 static pn_msg *pool_take(pn__msg_pool *pool, uint8_t c) {
   if (!pool->free_list[c] &&

@@ -2,6 +2,7 @@
 #include "runtime/worker.h"
 
 #include "runtime/actor.h"
+#include "runtime/alloc.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
 #include "runtime/tsan.h"
@@ -263,9 +264,27 @@ static bool spin_for_work(pn__worker *w) {
   }
 }
 
+/* How often an idle worker gives its pool's excess back. */
+#define POOL_SHRINK_EVERY_NS 1000000000u
+
 static void worker_sleep(pn__worker *w) {
   pn_runtime *rt = w->rt;
   pn__msg_pool_flush(rt, w);
+  /* About to wait: a good moment to hand back what a past burst left in
+   * the pool, and the heap's free pages with it (alloc.h). */
+  uint64_t now = pn__now_ns();
+  if (now - w->pool_shrunk_ns >= POOL_SHRINK_EVERY_NS) {
+    w->pool_shrunk_ns = now;
+    size_t freed = pn__msg_pool_shrink(&w->pool);
+    /* The application threads' pool too, by worker 0, if nobody holds
+     * it (their sends take it: never wait for them here). */
+    if (w->index == 0 && pthread_mutex_trylock(&rt->ext_lock) == 0) {
+      freed += pn__msg_pool_shrink(&rt->ext_pool);
+      pthread_mutex_unlock(&rt->ext_lock);
+    }
+    pn__alloc_released(freed);
+  }
+  int64_t trim_in = pn__alloc_idle_trim(now);
   /* seq_cst: the flag, the count and the fence order our next look at the
    * queues after them. The exchange pairs with sleeping_after_publish() and
    * the CAS in wake_if_sleeping(), the fetch_add with
@@ -284,7 +303,14 @@ static void worker_sleep(pn__worker *w) {
       !atomic_load_explicit(&rt->exit_workers, memory_order_seq_cst)) {
     uint64_t t0 = pn__now_ns();
     pn__stat_add(&w->io_calls, 1);
-    rt->io->wait(w, pn__timer_heap_timeout_ns(w, t0));
+    int64_t timeout = pn__timer_heap_timeout_ns(w, t0);
+    if (trim_in > 0 && (timeout < 0 || trim_in < timeout)) {
+      /* Memory is waiting to go back: come back when the trim may run,
+       * and the pool's shrink with it. */
+      timeout = trim_in;
+      w->pool_shrunk_ns = 0;
+    }
+    rt->io->wait(w, timeout);
     pn__stat_add(&w->idle_ns, pn__now_ns() - t0);
     pn__stat_add(&w->wakeups, 1);
   }

@@ -60,6 +60,7 @@ struct pn__worker {
   pn__injectq inbox;      /* actors homed here */
   pn__io_worker io;
   pn__msg_pool pool;
+  uint64_t pool_shrunk_ns; /* owner only: when the idle shrink last ran */
   pn__timer_heap timers;
   pn__trace_ring trace;  /* flight recorder; trace.ev NULL when off */
   uint64_t trace_run_ts; /* start of the run in progress, 0 between runs */

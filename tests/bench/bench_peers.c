@@ -14,6 +14,10 @@
 
 #include "tests/support/rss.h"
 
+/* Seconds to wait, once every connection closed, before reading what the
+ * process gave back (the workers return pool memory when idle). */
+#define RETURN_SETTLE_S 3
+
 typedef struct peers_state {
   pthread_mutex_t lock;
   pthread_cond_t cv;
@@ -132,15 +136,44 @@ int bench_peers(pn_io_backend io, uint64_t count, uint32_t idle_s) {
                   (double)(t_b.tv_nsec - t_a.tv_nsec) / 1e9;
     pn_host_stats hs;
     (void)pn_host_stats_get(server, &hs);
+    /* Then every connection closes: how much of what they took goes back
+     * to the system once both hosts forgot them and the workers idled. */
+    long rss2 = -1;
+    if (ok) {
+      for (uint64_t i = 0; i < count; i++) {
+        (void)pn_peer_disconnect(peers[i], 0);
+      }
+      ok = wait_count(&s, &s.disconnected, 2 * count, 60);
+      for (uint64_t i = 0; i < count; i++) {
+        pn_peer_release(peers[i]); /* the last handle on the client side */
+        peers[i] = NULL;
+      }
+      pn_host_stats cs = hs;
+      for (int tries = 0; ok && tries < 3000; tries++) {
+        (void)pn_host_stats_get(server, &cs);
+        if (cs.peers == 0) {
+          break;
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+      }
+      /* The workers give memory back after a second or two of idling. */
+      struct timespec settle = {RETURN_SETTLE_S, 0};
+      nanosleep(&settle, NULL);
+      rss2 = pn_rss_bytes();
+    }
     if (ok) {
       printf("{\"bench\":\"peers\",\"impl\":\"peernet\",\"io\":\"%s\","
              "\"count\":%llu,\"connected_s\":%.0f,\"server_peers\":%llu,"
              "\"bytes_per_peer_pair\":%.0f,\"idle_cpu_percent\":%.2f,"
-             "\"idle_s\":%.1f}\n",
+             "\"idle_s\":%.1f,\"closed_rss_above_start\":%ld,"
+             "\"returned_percent\":%.1f}\n",
              pn_runtime_io_name(rt), (unsigned long long)count, connect_s,
              (unsigned long long)hs.peers,
              (double)(rss1 - rss0) / (double)count, 100.0 * (c1 - c0) / wall,
-             wall);
+             wall, rss2 - rss0,
+             rss1 > rss0 ? 100.0 * (double)(rss1 - rss2) / (double)(rss1 - rss0)
+                         : 0.0);
       rc_out = 0;
     } else {
       fprintf(stderr, "peers: %llu of %llu connected\n",
