@@ -306,6 +306,7 @@ size_t pn__wire_encode_packet(const Peernet__Wire__V1__Packet *pk,
   o = put_varint_field(o, TAG(6, WT_VARINT), pk->ping);
   o = put_varint_field(o, TAG(7, WT_VARINT), pk->disconnect);
   o = put_varint_field(o, TAG(8, WT_VARINT), pk->disconnect_reason);
+  o = put_varint_field(o, TAG(9, WT_VARINT), pk->window);
   return (size_t)(o - out);
 }
 
@@ -478,6 +479,7 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
     case 2:
     case 4:
     case 8:
+    case 9:
       if (wt != WT_VARINT || !get_varint(&r, &v)) {
         return NULL;
       }
@@ -487,8 +489,10 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
         pk->ack = v;
       } else if (field == 4) {
         pk->ack_delay_us = (uint32_t)v;
-      } else {
+      } else if (field == 8) {
         pk->disconnect_reason = (uint32_t)v;
+      } else {
+        pk->window = v;
       }
       break;
     case 3:
