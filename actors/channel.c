@@ -172,10 +172,14 @@ void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt,
     pn__event_send(p->owner, m);
     return;
   }
+  /* The receive buffer (flow.h): a message held counts until it goes to
+   * the owner, when its cost goes back to the sender. */
   if (seq > ch->next_expected) {
     hold(ch, m, seq);
+    pn__flow_hold(&p->flow, pkt->len);
     return;
   }
+  pn__flow_release(&p->flow, pkt->len); /* before the owner has pkt */
   pn__event_send(p->owner, m);
   ch->next_expected++;
   while (ch->held_count) {
@@ -186,6 +190,9 @@ void pn__channel_receive(pn_channel *ch, uint64_t seq, pn_packet *pkt,
     pn_msg *x = *slot;
     *slot = NULL;
     ch->held_count--;
+    size_t len = ((const pn__event *)pn_msg_data(x))->ev.len;
+    pn__flow_unhold(&p->flow, len);
+    pn__flow_release(&p->flow, len);
     pn__event_send(p->owner, x);
     ch->next_expected++;
   }

@@ -392,10 +392,19 @@ static uint64_t or_default(uint64_t v, uint64_t d) { return v ? v : d; }
 static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   h->mtu = cfg->mtu ? cfg->mtu : DEFAULT_MTU;
   h->max_message = cfg->max_message ? cfg->max_message : DEFAULT_MAX_MESSAGE;
-  h->max_reassembly = (uint32_t)or_default(
-      cfg->max_reassembly, (uint64_t)h->max_message * 2 > UINT32_MAX
-                               ? UINT32_MAX
-                               : (uint64_t)h->max_message * 2);
+  /* Two messages: one being put together while a whole one waits for
+   * it, so a window that holds one does not halve throughput. */
+  uint64_t rbuf = (uint64_t)h->max_message * 2;
+  rbuf = rbuf < PN__FLOW_INITIAL ? PN__FLOW_INITIAL : rbuf;
+  h->max_receive_buffer = (uint32_t)or_default(
+      cfg->max_receive_buffer, rbuf > UINT32_MAX ? UINT32_MAX : rbuf);
+  if (h->max_receive_buffer < h->max_message ||
+      h->max_receive_buffer < PN__FLOW_INITIAL) {
+    return PN_EINVAL; /* a message it could never take; see flow.h */
+  }
+  h->max_reassembly =
+      (uint32_t)or_default(cfg->max_reassembly, h->max_receive_buffer);
+  h->retransmit_limit = cfg->retransmit_limit ? cfg->retransmit_limit : 16;
   /* Small by default, as GameNetworkingSockets' send buffer: a sender
    * far ahead of the network only grows memory and misses caches (one
    * message larger than it still goes, alone). */

@@ -30,6 +30,7 @@ struct pn_host {
   pn_accept_fn accept;
   void *accept_ctx;
   uint32_t max_peers, mtu, max_message, max_reassembly, max_queued, window;
+  uint32_t max_receive_buffer, retransmit_limit;
   uint64_t ack_timeout_ns;
   uint64_t connect_timeout_ns, connect_retry_ns, keepalive_ns, idle_timeout_ns,
       rto_min_ns, rto_max_ns, rto_initial_ns;
@@ -66,6 +67,14 @@ struct pn_host {
   bool eph_wipe_armed; /* a PN__H_EPH_WIPE timer is pending */
   _Atomic uint64_t st_in, st_bad_header, st_unknown, st_hs_dropped,
       st_challenges, st_accepted, st_rejected, st_hs_limited;
+  /* Tests only: make this host's peers misbehave as a hostile sender
+   * would (tests/net/test_window.c). withhold: the message of this
+   * sequence on channel 0 is kept back, unsent, until the value changes;
+   * ignore_window: the peer's window is not respected. Set by a test
+   * thread, read by the peers' handlers at each flush (relaxed: a flag
+   * whose change takes effect at some later flush orders nothing). */
+  _Atomic uint64_t test_withhold;
+  _Atomic bool test_ignore_window;
 };
 
 /* References: the handle, the actor and every peer hold one. Any

@@ -147,6 +147,8 @@ const char *pn_reason_name(uint32_t reason) {
     return "ack-timeout";
   case PN_REASON_ADDRESS_LIMIT:
     return "address-limit";
+  case PN_REASON_RETRANSMIT_LIMIT:
+    return "retransmit-limit";
   default:
     return reason < PN_REASON_LIBRARY ? "application" : "?";
   }

@@ -19,8 +19,11 @@
  * datagram is lost when one sent three later is acknowledged, or when the
  * RTO (RFC 6298, doubled per expiry, bounded) passes (recovery.c); its
  * reliable frames are queued again and its unreliable messages reported
- * lost (peer_send.c). Receiving is peer_recv.c; the handshake
- * handshake.c. This file holds the states, the timer and the API.
+ * lost (peer_send.c); a frame due for its retransmit_limit + 1-th send
+ * closes the peer (PN_REASON_RETRANSMIT_LIMIT). Each side advertises a
+ * receive window with every acknowledgement and keeps to the other's
+ * (flow.c). Receiving is peer_recv.c; the handshake handshake.c. This
+ * file holds the states, the timer and the API.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -226,6 +229,10 @@ static uint64_t next_deadline(pn_peer *p) {
     if (r) {
       d = r < d ? r : d;
     }
+    uint64_t probe = pn__flow_probe_deadline(&p->flow, p->rec.in_flight);
+    if (probe) {
+      d = probe < d ? probe : d; /* blocked by the window: ping */
+    }
     uint64_t pace = pn__peer_pace_at(p);
     if (pace && (p->newq || p->rtx.head < p->rtx.tail)) {
       d = pace < d ? pace : d; /* frames wait for the bucket */
@@ -422,6 +429,8 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
     pn__random_buf(&p->client_nonce, sizeof p->client_nonce);
   }
   atomic_init(&p->st_cwnd, PN__CWND_INITIAL);
+  pn__flow_init(&p->flow, h->max_receive_buffer);
+  atomic_init(&p->st_send_window, pn__flow_window(&p->flow));
   /* Each peer pings at its own interval, 3/4 of keepalive_us to one slot
    * less than all of it, so peers that connected together drift apart
    * instead of pinging in one burst; rounded up to next_deadline's slot
@@ -582,6 +591,10 @@ void pn__peer_stats_fill(const pn_peer *peer, pn_peer_stats *out) {
   out->unproven_datagrams = LD(st_unproven);
   out->path_challenges = LD(st_challenges);
   out->migrations = LD(st_migrations);
+  out->receive_buffer_bytes = LD(st_held);
+  out->receive_buffer_max = LD(st_held_max);
+  out->window_drops = LD(st_window_drops);
+  out->send_window = LD(st_send_window);
 #undef LD
 }
 

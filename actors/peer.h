@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "actors/channel.h"
+#include "actors/flow.h"
 #include "actors/outmsg.h"
 #include "actors/recovery.h"
 #include "actors/scratch.h"
@@ -33,6 +34,7 @@
 typedef struct pn__fref {
   pn__outmsg *om;
   uint32_t frag;
+  uint32_t retries; /* times this frame was sent again */
 } pn__fref;
 
 /* A deque of frame references with absolute, growing indices. */
@@ -108,9 +110,12 @@ struct pn_peer {
   uint64_t unacked_since_ns; /* since when something sent waits for an
                                 acknowledgement (0: nothing does) */
   uint32_t compress_skip, compress_misses;
-  uint64_t send_rate;  /* pacing, bytes/s, 0 = unlimited */
-  int64_t pace_tokens; /* bytes it may send now (may go below 0) */
-  uint64_t pace_ns;    /* when pace_tokens was last refilled */
+  uint64_t send_rate;   /* pacing, bytes/s, 0 = unlimited */
+  int64_t pace_tokens;  /* bytes it may send now (may go below 0) */
+  uint64_t pace_ns;     /* when pace_tokens was last refilled */
+  pn__outmsg *withheld; /* tests only: see pn_host.test_withhold */
+  /* Flow control, both directions (flow.h). */
+  pn__flow flow;
   /* Paths (path.c). */
   pn_addr paths[PN__PATHS]; /* proven addresses of the remote besides addr */
   uint32_t npaths;
@@ -143,6 +148,7 @@ struct pn_peer {
   _Atomic uint64_t st_msgs_out, st_msgs_in, st_dups, st_bad, st_stale;
   _Atomic uint64_t st_raw_out, st_comp_out, st_in_flight, st_reassembly;
   _Atomic uint64_t st_unproven, st_challenges, st_migrations;
+  _Atomic uint64_t st_held, st_held_max, st_window_drops, st_send_window;
   /* In datagrams; st_ssthresh 0 until the first cut. */
   _Atomic uint64_t st_cwnd, st_ssthresh;
   pn__stat_obj stat; /* in the runtime's registry of objects */

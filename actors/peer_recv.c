@@ -4,9 +4,15 @@
  * handed to the sending half, and its frames delivered: whole messages to
  * their channel, fragments into reassembly.
  *
- * A datagram whose frames the receiver cannot hold (reassembly memory,
- * duplicate window) is dropped whole and not acknowledged, so nothing
- * acknowledged is ever thrown away.
+ * A datagram whose frames the receiver cannot hold (the receive buffer,
+ * reassembly memory, duplicate window) is dropped whole and not
+ * acknowledged, so nothing acknowledged is ever thrown away.
+ *
+ * The receive buffer (flow.h): what is held for the peer, ORDERED messages
+ * waiting for an earlier one and partial messages, never exceeds
+ * max_receive_buffer. A sender that keeps to the window advertised never
+ * meets that limit; datagrams of one that does not are dropped and
+ * counted (window_drops).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +39,13 @@ static pn__partial *find_partial(pn_peer *p, uint32_t ch, uint64_t seq) {
   return NULL;
 }
 
+static void publish_held(pn_peer *p) {
+  atomic_store_explicit(&p->st_held, p->flow.held, memory_order_relaxed);
+  atomic_store_explicit(&p->st_held_max, p->flow.held_max,
+                        memory_order_relaxed);
+  atomic_store_explicit(&p->st_reassembly, p->reassembly, memory_order_relaxed);
+}
+
 static void free_partial(pn_peer *p, pn__partial *q) {
   for (pn__partial **pp = &p->partials; *pp; pp = &(*pp)->next) {
     if (*pp == q) {
@@ -41,6 +54,7 @@ static void free_partial(pn_peer *p, pn__partial *q) {
     }
   }
   p->reassembly -= q->pkt->len;
+  pn__flow_unhold(&p->flow, q->pkt->len);
   pn_packet_release(q->pkt);
   free(q->have);
   free(q);
@@ -63,14 +77,30 @@ void pn__peer_expire_partials(pn_peer *p, uint64_t now, uint32_t channel,
     }
     q = next;
   }
-  atomic_store_explicit(&p->st_reassembly, p->reassembly, memory_order_relaxed);
+  publish_held(p);
 }
 
 /* --- frames and datagrams ------------------------------------------------ */
 
-/* Can every frame of the packet be taken? (see the top comment) */
+/* Whether an earlier frame of the datagram starts the same message. */
+static bool same_message_before(const Peernet__Wire__V1__Packet *pk, size_t i) {
+  const Peernet__Wire__V1__Frame *f = pk->frames[i];
+  for (size_t j = 0; j < i; j++) {
+    const Peernet__Wire__V1__Frame *g = pk->frames[j];
+    if (g->frag_count > 1 && g->channel == f->channel &&
+        g->msg_seq == f->msg_seq) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Can every frame of the packet be taken? (see the top comment) Counts
+ * what the receive buffer would hold if none of them could be delivered
+ * yet: every new ORDERED message, every new partial one. A sender within
+ * the window never goes past the limit even so (flow.h). */
 static bool frames_fit(pn_peer *p, const Peernet__Wire__V1__Packet *pk) {
-  uint64_t extra = 0;
+  uint64_t held = 0, partial = 0;
   for (size_t i = 0; i < pk->n_frames; i++) {
     const Peernet__Wire__V1__Frame *f = pk->frames[i];
     /* pn__wire_decode_packet() refused any other channel (network input
@@ -82,16 +112,21 @@ static bool frames_fit(pn_peer *p, const Peernet__Wire__V1__Packet *pk) {
         f->msg_seq - ch->rx.base >= PN__RXWIN_MAX_BITS) {
       return false;
     }
-    if (f->frag_count > 1 &&
-        !(reliable && pn__rxwin_seen(&ch->rx, f->msg_seq)) &&
-        !find_partial(p, f->channel, f->msg_seq)) {
-      extra += f->msg_len; /* may count one message twice: errs safe */
-      if (p->reassembly + extra > p->host->max_reassembly) {
-        return false;
-      }
+    if (reliable && pn__rxwin_seen(&ch->rx, f->msg_seq)) {
+      continue; /* a duplicate: nothing to hold */
+    }
+    if (f->frag_count <= 1) {
+      held += ch->kind == PN_CHANNEL_ORDERED ? f->payload.len : 0;
+    } else if (!find_partial(p, f->channel, f->msg_seq) &&
+               !same_message_before(pk, i)) {
+      partial += f->msg_len;
     }
   }
-  return true;
+  if (!pn__flow_fits(&p->flow, held + partial)) {
+    pn__stat_add(&p->st_window_drops, 1);
+    return false;
+  }
+  return p->reassembly + partial <= p->host->max_reassembly;
 }
 
 /* What delivering one frame may need, allocated before the datagram is
@@ -127,6 +162,7 @@ static pn__partial *partial_new(pn_peer *p, const Peernet__Wire__V1__Frame *f) {
   q->next = p->partials;
   p->partials = q;
   p->reassembly += f->msg_len;
+  pn__flow_hold(&p->flow, f->msg_len);
   return q;
 }
 
@@ -218,13 +254,16 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
     memcpy(q->pkt->data + piece * f->frag_index, f->payload.data,
            f->payload.len);
     if (++q->received < q->count) {
-      atomic_store_explicit(&p->st_reassembly, p->reassembly,
-                            memory_order_relaxed);
       return;
     }
     pkt = q->pkt;
     pn_packet_hold(pkt);
     free_partial(p, q);
+    if (reliable && ch->kind != PN_CHANNEL_ORDERED) {
+      /* Delivered or dropped as stale below: its cost goes back (an
+       * ORDERED one's when its channel lets it go). */
+      pn__flow_release(&p->flow, pkt->len);
+    }
     if (ch->kind == PN_CHANNEL_UNRELIABLE) {
       pn__peer_expire_partials(p, now, f->channel, f->msg_seq);
     }
@@ -316,6 +355,9 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
   }
   uint64_t now = pn__now_ns();
   pn__peer_on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
+  /* The largest limit counts; none (0) is a peer that advertises no
+   * window (version 3 before it had one): it is not limited. */
+  (void)pn__flow_on_limit(&p->flow, pk->window ? pk->window : UINT64_MAX);
   if (p->gone) {
     sc->arena_used = 0; /* the decoded packet lived in the arena */
     return;
@@ -358,6 +400,7 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
       pn__peer_close(p, reason, true);
     }
   }
+  publish_held(p);
   sc->arena_used = 0; /* the decoded packet lived in the arena */
 }
 
@@ -391,5 +434,6 @@ void pn__peer_drop_partials(pn_peer *p) {
     free(q->have);
     free(q);
   }
+  pn__flow_unhold(&p->flow, p->reassembly);
   p->reassembly = 0;
 }

@@ -142,12 +142,14 @@ static size_t maybe_compress(pn_peer *p, pn__scratch *sc, size_t body,
   return z;
 }
 
-/* The acknowledgement fields every DATA datagram carries. pk->seq stays 0
+/* The acknowledgement fields every DATA datagram carries, with the receive
+ * window. pk->seq stays 0
  * (not encoded): the header carries the sequence. */
 static void put_acks(const pn_peer *p, Peernet__Wire__V1__Packet *pk,
                      uint64_t now) {
   pk->ack = p->rx_highest;
   pk->ack_bits = p->rx_bits;
+  pk->window = pn__flow_advertised(&p->flow);
   if (p->rx_highest) {
     uint64_t d = (now - p->rx_highest_ns) / 1000u;
     pk->ack_delay_us = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
@@ -301,9 +303,50 @@ uint64_t pn__peer_pace_at(const pn_peer *p) {
          1;
 }
 
+/* Tests only (pn_host.test_withhold): keeps back the message named,
+ * started but unsent (as if every copy were lost), and puts it back at the
+ * head of the queue once the test lets it go. False when om is kept back
+ * (the queue's reference moves to p->withheld). */
+static bool withhold(pn_peer *p, pn__outmsg *om, uint64_t seq) {
+  if (!seq || om->channel != 0 || om->seq != seq || p->withheld) {
+    return true;
+  }
+  p->newq = om->next;
+  if (!p->newq) {
+    p->newq_tail = NULL;
+  }
+  p->withheld = om;
+  return false;
+}
+
+static void withhold_release(pn_peer *p, uint64_t seq) {
+  pn__outmsg *om = p->withheld;
+  if (om && om->seq != seq) {
+    p->withheld = NULL;
+    om->next = p->newq;
+    p->newq = om;
+    if (!p->newq_tail) {
+      p->newq_tail = om;
+    }
+  }
+}
+
+/* A blocked sender with nothing in flight pings, so that an
+ * acknowledgement brings the receiver's window (flow.h). */
+static void probe_window(pn_peer *p, pn__scratch *sc, uint64_t now) {
+  if (!pn__flow_probe_due(&p->flow, p->rec.in_flight, now) ||
+      !pn__recovery_room(&p->rec) || !fq_reserve(&p->frefs, PN__MAX_FRAMES)) {
+    return;
+  }
+  p->ping_owed = true;
+  send_packet(p, sc, NULL, 0, now);
+  pn__flow_probed(&p->flow, now, pn__recovery_rto(&p->rec), p->keepalive_ns);
+}
+
 /* Coalesces resent and new frames into datagrams up to the MTU while the
- * window allows, and sends what acknowledgements, pings and disconnects
- * are owed. */
+ * congestion window and the peer's receive window allow, and sends what
+ * acknowledgements, pings and disconnects are owed. A frame due for its
+ * retransmit_limit + 1-th resend closes the peer instead. */
 void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
   pn_peer_state st = pn__peer_state(p);
   if (st != PN_PEER_CONNECTED && st != PN_PEER_DISCONNECTING) {
@@ -313,10 +356,16 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
   uint64_t now = pn__now_ns();
   size_t budget = h->mtu - PN__DATA_OVERHEAD - PN__PACKET_FIELDS_MAX;
   pn__fref frames[PN__MAX_FRAMES];
+  uint64_t held_back =
+      atomic_load_explicit(&h->test_withhold, memory_order_relaxed);
+  bool no_window =
+      atomic_load_explicit(&h->test_ignore_window, memory_order_relaxed);
+  withhold_release(p, held_back);
+  bool over = false; /* a frame reached the retransmit limit */
   for (;;) {
     uint32_t n = 0;
     size_t used = 0;
-    bool room = st == PN_PEER_CONNECTED && pace_ready(p, now) &&
+    bool room = st == PN_PEER_CONNECTED && !over && pace_ready(p, now) &&
                 pn__recovery_can_send(&p->rec) &&
                 fq_reserve(&p->frefs, PN__MAX_FRAMES);
     while (room && p->rtx.head < p->rtx.tail && n < PN__MAX_FRAMES) {
@@ -326,29 +375,48 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
         p->rtx.head++;
         continue;
       }
+      if (f->retries >= h->retransmit_limit) {
+        over = true;
+        break;
+      }
       size_t sz = frame_size(f->om, f->frag);
       if (used + sz > budget) {
         break;
       }
       used += sz;
-      frames[n++] = *f; /* its reference moves to the datagram */
+      frames[n] = *f; /* its reference moves to the datagram */
+      frames[n++].retries++;
       p->rtx.head++;
       pn__stat_add(&p->st_retransmits, 1);
       pn__tr(pn__worker_current(h->rt), PN__TR_RETRANSMIT, p->id, f->om->seq);
     }
-    while (room && p->newq && n < PN__MAX_FRAMES) {
+    /* Resends never wait for the receive window: what they carry was
+     * counted when it first left. */
+    while (room && !over && p->newq && n < PN__MAX_FRAMES) {
       pn__outmsg *om = p->newq;
       size_t sz = frame_size(om, om->next_frag);
       if (used + sz > budget) {
         break;
       }
-      used += sz;
-      if (om->next_frag == 0) {
+      /* A message starts (its cost counted against the window) when its
+       * first frame leaves: first_sent_ns is 0 until then. */
+      if (!om->first_sent_ns) {
+        uint64_t cost = pn__flow_cost((pn_channel_kind)om->kind, om->frag_count,
+                                      om->pkt->len);
+        if (!no_window && !pn__flow_may_start(&p->flow, cost)) {
+          break; /* the receiver could not hold it: wait for the window */
+        }
+        pn__flow_started(&p->flow, cost);
         om->first_sent_ns = now;
       }
+      if (om->next_frag == 0 && !withhold(p, om, held_back)) {
+        continue;
+      }
+      used += sz;
       om_ref(om);
       frames[n].om = om;
       frames[n].frag = om->next_frag++;
+      frames[n].retries = 0;
       n++;
       if (om->next_frag == om->frag_count) {
         p->newq = om->next;
@@ -375,6 +443,15 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
       break;
     }
   }
+  if (over) {
+    pn__peer_close(p, PN_REASON_RETRANSMIT_LIMIT, false);
+    return;
+  }
+  if (st == PN_PEER_CONNECTED) {
+    probe_window(p, sc, now);
+  }
+  atomic_store_explicit(&p->st_send_window, pn__flow_window(&p->flow),
+                        memory_order_relaxed);
   atomic_store_explicit(&p->st_in_flight, p->rec.in_flight,
                         memory_order_relaxed);
   atomic_store_explicit(&p->st_cwnd, pn__recovery_cwnd(&p->rec),
@@ -563,4 +640,8 @@ void pn__peer_drop_sends(pn_peer *p) {
     pn__outmsg_unref(om);
   }
   p->newq_tail = NULL;
+  if (p->withheld) {
+    pn__outmsg_unref(p->withheld);
+    p->withheld = NULL;
+  }
 }

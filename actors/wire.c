@@ -312,6 +312,7 @@ size_t pn__wire_encode_packet(const Peernet__Wire__V1__Packet *pk,
   o = put_varint_field(o, TAG(6, WT_VARINT), pk->ping);
   o = put_varint_field(o, TAG(7, WT_VARINT), pk->disconnect);
   o = put_varint_field(o, TAG(8, WT_VARINT), pk->disconnect_reason);
+  o = put_varint_field(o, TAG(9, WT_VARINT), pk->window);
   o = put_fixed64_field(o, TAG(10, WT_FIXED64), pk->path_challenge);
   o = put_fixed64_field(o, TAG(11, WT_FIXED64), pk->path_response);
   return (size_t)(o - out);
@@ -486,6 +487,7 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
     case 2:
     case 4:
     case 8:
+    case 9:
       if (wt != WT_VARINT || !get_varint(&r, &v)) {
         return NULL;
       }
@@ -495,8 +497,10 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
         pk->ack = v;
       } else if (field == 4) {
         pk->ack_delay_us = (uint32_t)v;
-      } else {
+      } else if (field == 8) {
         pk->disconnect_reason = (uint32_t)v;
+      } else {
+        pk->window = v;
       }
       break;
     case 3:

@@ -41,8 +41,10 @@
 /* Connect requests and responses are padded to at least this many bytes,
  * so no reply (challenge, accept, reject) is larger than its request. */
 #define PN__HANDSHAKE_PAD 256u
-/* Upper bound of a Packet's own fields (seq, ack, ack bits, delay, ping,
- * disconnect and reason, path challenge and response) when encoded. */
+/* Upper bound of a Packet's own fields as a sender encodes them (ack 11
+ * bytes, ack bits 9, delay 6, ping 2, disconnect 2, reason 6, window 11,
+ * path challenge 9, path response 9; seq is 0 from version 2 on, so never
+ * encoded). */
 #define PN__PACKET_FIELDS_MAX 66u
 /* Frames per datagram. */
 #define PN__MAX_FRAMES 128u

@@ -218,7 +218,9 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          ",\"in_flight\":%" PRIu64 ",\"queued_bytes\":%" PRIu64
          ",\"cwnd\":%" PRIu64 ",\"ssthresh\":%" PRIu64
          ",\"unproven_datagrams\":%" PRIu64 ",\"path_challenges\":%" PRIu64
-         ",\"migrations\":%" PRIu64 ",\"channels\":[",
+         ",\"migrations\":%" PRIu64 ",\"receive_buffer_bytes\":%" PRIu64
+         ",\"window_drops\":%" PRIu64 ",\"send_window\":%" PRIu64
+         ",\"channels\":[",
          p->is_client ? "true" : "false",
          (unsigned)st->state < 4 ? states[st->state] : "?", st->srtt_us,
          st->rttvar_us, st->min_rtt_us, st->rto_us, st->loss, st->datagrams_out,
@@ -226,7 +228,8 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          st->retransmits, st->messages_out, st->messages_in, st->duplicates,
          st->bad_datagrams, st->compression_ratio, st->in_flight,
          st->queued_bytes, st->cwnd, st->ssthresh, st->unproven_datagrams,
-         st->path_challenges, st->migrations);
+         st->path_challenges, st->migrations, st->receive_buffer_bytes,
+         st->window_drops, st->send_window);
     for (uint32_t c = 0; c < p->channel_count && ch < snap->channel_count;
          c++, ch++) {
       const pn_channel_info *ci = &snap->channels[ch];
@@ -462,6 +465,12 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
       {"peernet_peer_unproven_datagrams_total", "counter",
        "Authentic datagrams from an address not proven: not acted on.",
        offsetof(pn_peer_info, stats.unproven_datagrams), VALUE_U64},
+      {"peernet_peer_receive_buffer_bytes", "gauge",
+       "Bytes held before delivery (its limit: max_receive_buffer).",
+       offsetof(pn_peer_info, stats.receive_buffer_bytes), VALUE_U64},
+      {"peernet_peer_window_drops_total", "counter",
+       "Datagrams dropped unacknowledged: past the receive buffer.",
+       offsetof(pn_peer_info, stats.window_drops), VALUE_U64},
       {"peernet_peer_migrations_total", "counter",
        "Times a newly proven address became the one sent to.",
        offsetof(pn_peer_info, stats.migrations), VALUE_U64},

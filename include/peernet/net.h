@@ -191,6 +191,9 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
 #define PN_REASON_ACK_TIMEOUT 0xFFFFFF0Au
 /* The server holds max_peers_per_address connections from this address. */
 #define PN_REASON_ADDRESS_LIMIT 0xFFFFFF0Bu
+/* A message piece was sent retransmit_limit + 1 times and never
+ * acknowledged. */
+#define PN_REASON_RETRANSMIT_LIMIT 0xFFFFFF0Cu
 
 /* Name of a library reason, or "application" for smaller values. */
 PN_API const char *pn_reason_name(uint32_t reason);
@@ -261,7 +264,10 @@ typedef struct pn_host_config {
   uint32_t max_peers;          /* 0 = 1024 (connected and connecting) */
   uint32_t mtu;                /* largest datagram; 0 = 1200 */
   uint32_t max_message;        /* 0 = 4 MiB, at most PN_PACKET_MAX */
-  uint32_t max_reassembly;     /* per peer; 0 = 2 x max_message */
+  uint32_t max_reassembly;     /* per peer: bytes of partial (fragmented)
+                                  messages, a bound within
+                                  max_receive_buffer; 0 = the same as
+                                  max_receive_buffer */
   uint32_t max_queued;         /* per peer bytes sent but not yet
                                   acknowledged; 0 = 512 KiB (a larger
                                   message is taken when none is queued) */
@@ -312,6 +318,28 @@ typedef struct pn_host_config {
                                      mixed into every connection's keys, the
                                      same on both sides; a side with another
                                      or none cannot connect (PN_REASON_AUTH) */
+  uint32_t max_receive_buffer;    /* per peer: the most bytes it makes this
+                                     host hold before they can be delivered
+                                     (ORDERED messages waiting for an
+                                     earlier one, partial fragmented
+                                     messages). The peer is told how much is
+                                     free (its window, proto/README.md) and
+                                     sends no more; datagrams that would go
+                                     past it are dropped unacknowledged and
+                                     counted (window_drops). Like a QUIC
+                                     connection's flow-control limit, or a
+                                     TCP receive buffer. 0 = 2 x max_message
+                                     (8 MiB by default); at least
+                                     max_message and 64 KiB */
+  uint32_t retransmit_limit;      /* times one piece of a message is sent
+                                     again without being acknowledged
+                                     before the peer is disconnected
+                                     (PN_REASON_RETRANSMIT_LIMIT), however
+                                     often other datagrams are
+                                     acknowledged; with the RTO doubling
+                                     each time, 16 lasts many seconds
+                                     (ENet gives up after 32 backoffs and
+                                     5 s); 0 = 16 */
 } pn_host_config;
 
 #define PN_HOST_CONFIG_INIT                                                    \
@@ -367,7 +395,8 @@ PN_API pn_err pn_host_public_key(const pn_host *host,
 /* Opens a host and its sockets. On PN_OK *host_out owns the handle.
  * Errors, with nothing left open: PN_EINVAL (NULL, small size, no sockets
  * or more than 32, mtu below 576 or above a socket's max_datagram,
- * max_message above PN_PACKET_MAX, home worker out of range, a time above
+ * max_message above PN_PACKET_MAX, max_receive_buffer below max_message or
+ * 64 KiB, home worker out of range, a time above
  * PN_HOST_TIME_MAX_US, rto_min_us above rto_max_us, bad socket config),
  * PN_ECLOSED, PN_ENOMEM, and every pn_socket_open() error.
  * Blocks only to resolve a socket's host name. */

@@ -171,6 +171,18 @@ typedef struct pn_peer_stats {
   uint64_t reassembly_bytes;     /* held for partial fragmented messages */
   uint64_t cwnd;                 /* congestion window, datagrams */
   uint64_t ssthresh;             /* slow-start threshold; 0: none yet */
+  /* Flow control (max_receive_buffer; proto/README.md). */
+  uint64_t receive_buffer_bytes; /* held for this peer now: ORDERED
+                                    messages waiting for an earlier one,
+                                    partial messages */
+  uint64_t receive_buffer_max;   /* the most ever held */
+  uint64_t window_drops;         /* datagrams dropped unacknowledged: their
+                                    frames would have taken the receive
+                                    buffer past its limit (a sender that
+                                    ignores the window) */
+  uint64_t send_window;          /* bytes of messages this side may still
+                                    start sending before the peer's window
+                                    is full */
   uint64_t unproven_datagrams;   /* authentic, from an address the remote
                                     has not proven: not acted on */
   uint64_t path_challenges;      /* addresses challenged to prove it */
