@@ -216,6 +216,10 @@ static void derive_keys(pn_peer *p, const pn__dh *dh,
   crypto_generichash_update(&st, (const uint8_t *)&p->server_nonce, 8);
   crypto_generichash_update(&st, server_kx, PN_KEY_BYTES);
   crypto_generichash_update(&st, server_key, PN_KEY_BYTES);
+  /* The cipher the Accept chose: changed on the way, the confirmation
+   * fails rather than the two sides using different ciphers. */
+  uint8_t cipher = p->aes_gcm ? 1 : 0;
+  crypto_generichash_update(&st, &cipher, 1);
   crypto_generichash_final(&st, transcript, sizeof transcript);
 
   const pn_host *h = p->host;
@@ -339,11 +343,18 @@ static void eph_wipe(pn_host *h) {
 }
 
 static void eph_arm(pn_host *h, uint64_t delay_ms) {
-  if (!h->eph_wipe_armed &&
-      pn__timer_start(h->actor, PN__H_EPH_WIPE, delay_ms * 1000u, 0, NULL) ==
-          PN_OK) {
-    h->eph_wipe_armed = true;
+  if (!h->eph_timer) {
+    /* On failure (no memory) the pair is still wiped when it next expires
+     * on use, or with the host. */
+    (void)pn__timer_start(h->actor, PN__H_EPH_WIPE, delay_ms * 1000u, 0,
+                          &h->eph_timer);
   }
+}
+
+void pn__handshake_eph_forget(pn_host *h) {
+  pn_timer_cancel(h->eph_timer);
+  h->eph_timer = NULL;
+  eph_wipe(h);
 }
 
 static bool eph_current(pn_host *h) {
@@ -364,7 +375,8 @@ static bool eph_current(pn_host *h) {
 }
 
 void pn__handshake_eph_tick(pn_host *h) {
-  h->eph_wipe_armed = false;
+  pn_timer_cancel(h->eph_timer); /* it fired: lets the handle go */
+  h->eph_timer = NULL;
   if (!h->eph_live) {
     return;
   }
@@ -648,7 +660,7 @@ static uint32_t seal_response(pn_peer *p,
        crypto_scalarmult(dh_ss, hs->client_secret, hs->server_key) != 0)) {
     reason = PN_REASON_AUTH; /* a low-order point for a key */
   } else {
-    uint8_t *sealed = hs->data + hs->data_len;
+    uint8_t *sealed = hs->data ? hs->data + hs->data_len : NULL;
     if (hs->data_len) {
       uint8_t k[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
       uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};

@@ -98,6 +98,10 @@ void pn__handshake_on_response(pn_host *h, uint32_t socket, const pn_addr *from,
  * waits again for one that is not). */
 void pn__handshake_eph_tick(pn_host *h);
 
+/* Host actor: wipes the ephemeral pair now and cancels its timer (the
+ * host stopping; the fuzz harness between inputs). */
+void pn__handshake_eph_forget(pn_host *h);
+
 /* --- client half, and the server peer's Accept: the peer actor ----------- */
 
 /* Sends the ConnectRequest, or the ConnectResponse once a cookie came. */

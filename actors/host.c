@@ -321,6 +321,7 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
     /* Peers still in the table (runtime shutdown) stop on their own;
      * drop the table's references so nothing cycles. */
     h->stopped = true;
+    pn__handshake_eph_forget(h);
     for (size_t i = 0; i < h->by_id.cap; i++) {
       pn_peer *p = h->by_id.slots[i].value;
       if (h->by_id.slots[i].key && p) {

@@ -64,7 +64,7 @@ struct pn_host {
   uint8_t eph_public[PN_KEY_BYTES];
   uint64_t eph_made_ns;
   bool eph_live;       /* eph_* hold a pair */
-  bool eph_wipe_armed; /* a PN__H_EPH_WIPE timer is pending */
+  pn_timer *eph_timer; /* the PN__H_EPH_WIPE timer, while pending */
   _Atomic uint64_t st_in, st_bad_header, st_unknown, st_hs_dropped,
       st_challenges, st_accepted, st_rejected, st_hs_limited;
   /* Tests only: make this host's peers misbehave as a hostile sender

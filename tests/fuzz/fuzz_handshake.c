@@ -21,6 +21,7 @@
  *     host's;
  *   - every peer closes and is freed, and no actor or timer outlives the
  *     input (fuzz_net.c). */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,21 @@ static uint8_t body[MAX_BODY + 512];
 static uint8_t dg[MAX_BODY + 1024];
 static const uint8_t zeros[PN__HANDSHAKE_PAD];
 
+/* The key a client of this harness may present (start_client). */
+static const uint8_t client_secret[PN_KEY_BYTES] = {0x33, 0x44};
+static uint8_t client_public[PN_KEY_BYTES];
+
 static uint32_t accept_hook(void *ctx, const pn_accept_info *info) {
   (void)ctx;
+  if (info->client_key &&
+      memcmp(info->client_key, client_public, PN_KEY_BYTES) != 0) {
+    fz_broken("the accept hook got a client key nobody proved");
+  }
+  static const char want[] = "fuzz login token";
+  if (info->data_len && (info->data_len != sizeof want - 1 ||
+                         memcmp(info->data, want, info->data_len) != 0)) {
+    fz_broken("the accept hook got connect data the client did not send");
+  }
   return info->channels == REFUSE_CHANNELS ? REFUSE_REASON : 0;
 }
 
@@ -58,6 +72,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   verbose = getenv("PEERNET_FUZZ_VERBOSE") != NULL;
   pn_host_config cfg = PN_HOST_CONFIG_INIT;
   cfg.accept = accept_hook;
+  if (crypto_scalarmult_base(client_public, client_secret) != 0) {
+    fz_broken("client key");
+  }
   cfg.connect_retry_us = 1; /* every tick retries */
   cfg.max_peers = 8;        /* PN_REASON_FULL within one input */
   cfg.max_peers_per_address = 4;
@@ -89,10 +106,11 @@ static size_t read_body(script *s, size_t len) {
 /* Padding (field 15) so the datagram is at least PN__HANDSHAKE_PAD. */
 static size_t pad(size_t len) {
   size_t min = PN__HANDSHAKE_PAD - PN__WIRE_OVERHEAD;
-  if (len + 3 >= min) {
+  if (len >= min) {
     return len;
   }
-  return fz_pb_bytes(body, len, sizeof body, 15, zeros, min - len - 3);
+  /* The field's tag and length take 2 or 3 bytes more: a little over. */
+  return fz_pb_bytes(body, len, sizeof body, 15, zeros, min - len);
 }
 
 /* The client's ids (client_id field 1, client_nonce field 2: the same in
@@ -188,6 +206,35 @@ static void op_serve(script *s, uint8_t flags) {
   r.aes_gcm = (flags & 1u) != 0;
   r.client_kx.data = c->hs->kx_public;
   r.client_kx.len = PN_KEY_BYTES;
+  if (c->hs->has_client_key || c->hs->data_len) {
+    /* Its proof and sealed data cover the cookie and the server's key: the
+     * client makes them from a Challenge, so it gets the host's own. */
+    Peernet__Wire__V1__Challenge ch = PEERNET__WIRE__V1__CHALLENGE__INIT;
+    ch.client_id = c->local_id;
+    ch.client_nonce = c->client_nonce;
+    ch.timestamp_ms = r.timestamp_ms;
+    ch.cookie.data = cookie;
+    ch.cookie.len = sizeof cookie;
+    ch.server_key.data = fz.host->public_key;
+    ch.server_key.len = PN_KEY_BYTES;
+    size_t n = protobuf_c_message_pack(&ch.base, body);
+    fz_peer_recv(c, dg,
+                 seal(PN__T_CHALLENGE, PN__WIRE_VERSION, c->local_id, n));
+    if (!c->hs || !c->cookie_len) {
+      (void)read_body(s, 0);
+      return; /* it gave up (a pinned key that is not the host's) */
+    }
+    if (c->hs->has_client_key) {
+      r.client_key.data = c->hs->client_public;
+      r.client_key.len = PN_KEY_BYTES;
+      r.client_proof.data = c->hs->proof;
+      r.client_proof.len = PN__PROOF_BYTES;
+    }
+    if (c->hs->data_len) {
+      r.connect_data.data = c->hs->data + c->hs->data_len;
+      r.connect_data.len = c->hs->data_len + PN__SEAL_BYTES;
+    }
+  }
   size_t len = protobuf_c_message_pack(&r.base, body);
   len = pad(read_body(s, len));
   host_route(dg, seal(PN__T_CONNECT_RESPONSE, PN__WIRE_VERSION, 0, len));
@@ -294,6 +341,16 @@ static void start_client(script *s) {
   } else if (config & 1u) {
     pc.server_key = fz.host->public_key;
   }
+  /* Bit 2: a key of its own; bit 3: connect data (both reach the accept
+   * hook, proven and opened, when the ConnectResponse is the client's). */
+  static const char connect_data[] = "fuzz login token";
+  if (config & 4u) {
+    pc.client_key = client_secret;
+  }
+  if (config & 8u) {
+    pc.connect_data = connect_data;
+    pc.connect_data_len = sizeof connect_data - 1;
+  }
   /* pn_host_connect() counts it and creates it; the host actor's
    * PN__H_REGISTER gives it an id and starts it. */
   pn_host *h = fz.host;
@@ -327,6 +384,9 @@ static void close_all(script *s) {
   }
   pn__peer_close(s->client, PN_REASON_HOST_CLOSED, false);
   open_peers[nopen++] = s->client;
+  /* Each input starts without the last one's ephemeral pair (and its
+   * timer does not outlive the input). */
+  pn__handshake_eph_forget(fz.host);
   if (fz.host->by_id.count ||
       atomic_load_explicit(&fz.host->npeers, memory_order_relaxed)) {
     fz_broken("peers left in the host's tables");

@@ -3,7 +3,8 @@
  * and, through one connecting client peer, the client:
  *
  *   config   1 byte: bit 0 the client pins the host's key, bit 1 it pins
- *            another one, bits 4..7 channels - 1; then one byte per
+ *            another one, bit 2 it presents a key of its own, bit 3 it
+ *            sends connect data, bits 4..7 channels - 1; then one byte per
  *            channel: its kind (mod PN_CHANNEL_KINDS)
  *   ops      until the input ends, each one byte: low 4 bits the op,
  *            high 4 bits its flags, then the op's bytes

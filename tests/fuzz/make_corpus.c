@@ -282,6 +282,20 @@ static void handshake_scripts(void) {
   b(FZ_HS_FLUSH);
   script_done("hs_connect");
 
+  /* A client with a key of its own and connect data, pinning the host's
+   * key: the hook sees both; both first DATA datagrams. */
+  b(0x1D);
+  b(PN_CHANNEL_ORDERED);
+  b(PN_CHANNEL_RELIABLE);
+  b(FZ_HS_SERVE);
+  b16(0);
+  b(FZ_HS_ACCEPT | 1u << 4);
+  b16(0);
+  b(FZ_HS_DATA | 1u << 4);
+  b(FZ_HS_DATA);
+  b(FZ_HS_FLUSH);
+  script_done("hs_client_key");
+
   /* A client pinning another key; then one refused by the accept hook
    * (seven channels). */
   b(0x02);

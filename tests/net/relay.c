@@ -39,7 +39,9 @@ static bool tamper(relay *r, const pn_addr *to, const uint8_t *b, size_t len) {
     return false;
   }
   ProtobufCBinaryData *key = r->tamper_key ? &a->server_key : &a->server_kx;
-  if (key->len) {
+  if (r->tamper_cipher) {
+    a->aes_gcm = !a->aes_gcm; /* the keys stay: only the choice changes */
+  } else if (key->len) {
     key->data[0] ^= 0x40;
   }
   uint32_t conn = (uint32_t)b[2] | (uint32_t)b[3] << 8 | (uint32_t)b[4] << 16 |

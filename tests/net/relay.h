@@ -57,12 +57,13 @@ typedef struct relay {
   _Atomic uint32_t server_id, client_id;
   /* Set before traffic: bytes to look for in every datagram either way
    * (what an on-path observer could read), and whether to change the
-   * Accept on its way (its server_kx, or with tamper_key its server_key),
+   * Accept on its way (its server_kx, with tamper_key its server_key, with
+   * tamper_cipher its choice of cipher),
    * resealing it as anyone can. */
   uint8_t marker[64];
   _Atomic size_t marker_len; /* stored (release) after marker is written */
   _Atomic uint64_t marker_seen;
-  bool tamper_accept, tamper_key;
+  bool tamper_accept, tamper_key, tamper_cipher; /* cipher: its aes_gcm */
   /* Change the ConnectResponse on its way: a byte of its connect data, or
    * with tamper_client_key its client key. */
   bool tamper_response, tamper_client_key;
