@@ -506,7 +506,11 @@ PN_API void pn_peer_release(pn_peer *peer);
 PN_API pn_channel *pn_peer_channel(pn_peer *peer, uint32_t index);
 PN_API uint32_t pn_peer_channel_count(const pn_peer *peer);
 
-/* Unique id (per process), the remote address and the user pointer. */
+/* Unique id (per process), the remote address and the user pointer. The
+ * address is the one datagrams go to: the handshake's, then the newest one
+ * the remote proved (a client whose NAT changed its port, say; see
+ * proto/README.md). pn_peer_addr: errors PN_EINVAL (NULL); any thread,
+ * takes a short lock. */
 PN_API uint64_t pn_peer_id(const pn_peer *peer);
 PN_API pn_err pn_peer_addr(const pn_peer *peer, pn_addr *out);
 
