@@ -13,11 +13,12 @@
  * ephemeral-ephemeral (forward secrecy) and client ephemeral with the
  * server's long-term key (only the holder of that key can compute it:
  * what a client that pins the key relies on), and derive the keys from
- * them, the transcript and the pre-shared key if any (derive_keys). The
+ * them, the transcript and the pre-shared key if any (handshake_keys.c). The
  * Accept carries a confirmation only the same keys produce, so a client
  * refuses a server (or someone in the middle) that derived others.
  */
 #include "actors/handshake.h"
+#include "actors/handshake_keys.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -25,10 +26,8 @@
 #include "actors/event.h"
 #include "runtime/alloc.h"
 #include "runtime/assert.h"
-#include "actors/msg_ids.h"
 #include "actors/random.h"
 #include "runtime/clock.h"
-#include "runtime/timer.h"
 #include "runtime/worker.h"
 
 #define COOKIE_LIFETIME_MS 10000u
@@ -141,116 +140,6 @@ static void send_handshake(pn_peer *p, pn__scratch *sc, uint8_t type,
   p->handshake_sent_ns = p->last_send_ns;
 }
 
-/* The Diffie-Hellman results a connection's keys come from: ephemeral-
- * ephemeral, client ephemeral with the server's long-term key, and the
- * client's long-term key with the server's (zeros, as is client_key, when
- * the client presented none). */
-typedef struct pn__dh {
-  uint8_t ee[PN_KEY_BYTES], es[PN_KEY_BYTES], ss[PN_KEY_BYTES];
-  uint8_t client_key[PN_KEY_BYTES];
-} pn__dh;
-
-/* The key connect data is sealed with: BLAKE2b-256 keyed by the
- * client-ephemeral/server-long-term result, over the cookie (fresh per
- * Challenge, so a key seals one plaintext: the nonce may be zero). */
-static void data_key(uint8_t out[crypto_aead_xchacha20poly1305_ietf_KEYBYTES],
-                     const uint8_t dh_es[PN_KEY_BYTES], const uint8_t *cookie,
-                     size_t cookie_len) {
-  static const uint8_t label[] = "peernet/3 connect data";
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, dh_es, PN_KEY_BYTES,
-                          crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-  crypto_generichash_update(&st, label, sizeof label - 1);
-  crypto_generichash_update(&st, cookie, cookie_len);
-  crypto_generichash_final(&st, out,
-                           crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-}
-
-/* A client's proof that it holds the secret half of client_key:
- * BLAKE2b-128 keyed by the long-term/long-term result (which only it and
- * the server can compute) over the cookie, its ids, its ephemeral key,
- * client_key and the sealed connect data. */
-static void client_proof(uint8_t out[PN__PROOF_BYTES],
-                         const uint8_t dh_ss[PN_KEY_BYTES],
-                         const uint8_t *cookie, size_t cookie_len,
-                         uint32_t client_id, uint64_t nonce,
-                         const uint8_t client_kx[PN_KEY_BYTES],
-                         const uint8_t client_key[PN_KEY_BYTES],
-                         const uint8_t *sealed, size_t sealed_len) {
-  static const uint8_t label[] = "peernet/3 client proof";
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, dh_ss, PN_KEY_BYTES, PN__PROOF_BYTES);
-  crypto_generichash_update(&st, label, sizeof label - 1);
-  crypto_generichash_update(&st, cookie, cookie_len);
-  crypto_generichash_update(&st, (const uint8_t *)&client_id, 4);
-  crypto_generichash_update(&st, (const uint8_t *)&nonce, 8);
-  crypto_generichash_update(&st, client_kx, PN_KEY_BYTES);
-  crypto_generichash_update(&st, client_key, PN_KEY_BYTES);
-  crypto_generichash_update(&st, sealed, sealed_len);
-  crypto_generichash_final(&st, out, PN__PROOF_BYTES);
-}
-
-/* The connection's keys, and the Accept's confirmation, from the
- * Diffie-Hellman results, the transcript (ids, nonces, the public keys)
- * and the host's pre-shared key. BLAKE2b (libsodium generichash)
- * hashes the transcript and, keyed with the pre-shared key, extracts the
- * master key; libsodium's KDF expands it into one key per direction and
- * the confirmation key. */
-static void derive_keys(pn_peer *p, const pn__dh *dh,
-                        const uint8_t client_kx[PN_KEY_BYTES],
-                        const uint8_t server_kx[PN_KEY_BYTES],
-                        const uint8_t server_key[PN_KEY_BYTES],
-                        uint8_t confirm[PN__CONFIRM_BYTES]) {
-  static const uint8_t label[] = "peernet/3 handshake";
-  uint32_t cid = p->is_client ? p->local_id : p->remote_id;
-  uint32_t sid = p->is_client ? p->remote_id : p->local_id;
-  uint8_t transcript[32];
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, NULL, 0, sizeof transcript);
-  crypto_generichash_update(&st, label, sizeof label - 1);
-  crypto_generichash_update(&st, (const uint8_t *)&cid, 4);
-  crypto_generichash_update(&st, (const uint8_t *)&p->client_nonce, 8);
-  crypto_generichash_update(&st, client_kx, PN_KEY_BYTES);
-  crypto_generichash_update(&st, dh->client_key, PN_KEY_BYTES);
-  crypto_generichash_update(&st, (const uint8_t *)&sid, 4);
-  crypto_generichash_update(&st, (const uint8_t *)&p->server_nonce, 8);
-  crypto_generichash_update(&st, server_kx, PN_KEY_BYTES);
-  crypto_generichash_update(&st, server_key, PN_KEY_BYTES);
-  /* The cipher the Accept chose: changed on the way, the confirmation
-   * fails rather than the two sides using different ciphers. */
-  uint8_t cipher = p->aes_gcm ? 1 : 0;
-  crypto_generichash_update(&st, &cipher, 1);
-  crypto_generichash_final(&st, transcript, sizeof transcript);
-
-  const pn_host *h = p->host;
-  uint8_t master[crypto_kdf_KEYBYTES];
-  crypto_generichash_init(&st, h->has_psk ? h->psk : NULL,
-                          h->has_psk ? sizeof h->psk : 0, sizeof master);
-  crypto_generichash_update(&st, transcript, sizeof transcript);
-  crypto_generichash_update(&st, dh->ee, PN_KEY_BYTES);
-  crypto_generichash_update(&st, dh->es, PN_KEY_BYTES);
-  crypto_generichash_update(&st, dh->ss, PN_KEY_BYTES);
-  crypto_generichash_final(&st, master, sizeof master);
-
-  uint8_t c2s[PN__DATA_KEY_BYTES], s2c[PN__DATA_KEY_BYTES], ck[32];
-  static const char ctx[crypto_kdf_CONTEXTBYTES] = {'p', 'e', 'e', 'r',
-                                                    'n', 'e', 't', '3'};
-  crypto_kdf_derive_from_key(c2s, sizeof c2s, 1, ctx, master);
-  crypto_kdf_derive_from_key(s2c, sizeof s2c, 2, ctx, master);
-  crypto_kdf_derive_from_key(ck, sizeof ck, 3, ctx, master);
-  crypto_generichash(confirm, PN__CONFIRM_BYTES, transcript, sizeof transcript,
-                     ck, sizeof ck);
-  if (p->is_client) {
-    pn__data_keys_init(&p->dkeys, c2s, s2c, p->aes_gcm);
-  } else {
-    pn__data_keys_init(&p->dkeys, s2c, c2s, p->aes_gcm);
-  }
-  sodium_memzero(master, sizeof master);
-  sodium_memzero(c2s, sizeof c2s);
-  sodium_memzero(s2c, sizeof s2c);
-  sodium_memzero(ck, sizeof ck);
-}
-
 static void send_accept(pn_peer *p, pn__scratch *sc) {
   Peernet__Wire__V1__Accept a = PEERNET__WIRE__V1__ACCEPT__INIT;
   a.client_id = p->remote_id;
@@ -330,64 +219,6 @@ static bool cookie_ok(const pn_host *h, const pn_addr *from,
   return crypto_verify_16(want, r->cookie.data) == 0;
 }
 
-/* The server's ephemeral pair: one X25519 base multiplication is about a
- * third of the server's work per connection, so the pair is shared by the
- * connections accepted within PN__EPH_LIFETIME_MS (a TLS 1.3 or QUIC
- * server may reuse its key share the same way). Each connection's keys
- * still differ: the transcript holds both nonces and the client's own
- * ephemeral key. Forward secrecy is kept: the secret is wiped once it
- * expires, by a timer if no connection comes. Host actor only. */
-static void eph_wipe(pn_host *h) {
-  sodium_memzero(h->eph_secret, sizeof h->eph_secret);
-  h->eph_live = false;
-}
-
-static void eph_arm(pn_host *h, uint64_t delay_ms) {
-  if (!h->eph_timer) {
-    /* On failure (no memory) the pair is still wiped when it next expires
-     * on use, or with the host. */
-    (void)pn__timer_start(h->actor, PN__H_EPH_WIPE, delay_ms * 1000u, 0,
-                          &h->eph_timer);
-  }
-}
-
-void pn__handshake_eph_forget(pn_host *h) {
-  pn_timer_cancel(h->eph_timer);
-  h->eph_timer = NULL;
-  eph_wipe(h);
-}
-
-static bool eph_current(pn_host *h) {
-  uint64_t now = pn__now_ns();
-  if (h->eph_live && now - h->eph_made_ns < PN__EPH_LIFETIME_MS * 1000000ull) {
-    return true;
-  }
-  eph_wipe(h);
-  pn__random_buf(h->eph_secret, sizeof h->eph_secret);
-  if (crypto_scalarmult_base(h->eph_public, h->eph_secret) != 0) {
-    eph_wipe(h); /* never for a clamped scalar */
-    return false;
-  }
-  h->eph_live = true;
-  h->eph_made_ns = now;
-  eph_arm(h, PN__EPH_LIFETIME_MS);
-  return true;
-}
-
-void pn__handshake_eph_tick(pn_host *h) {
-  pn_timer_cancel(h->eph_timer); /* it fired: lets the handle go */
-  h->eph_timer = NULL;
-  if (!h->eph_live) {
-    return;
-  }
-  uint64_t age_ms = (pn__now_ns() - h->eph_made_ns) / 1000000u;
-  if (age_ms >= PN__EPH_LIFETIME_MS) {
-    eph_wipe(h);
-  } else {
-    eph_arm(h, PN__EPH_LIFETIME_MS - age_ms);
-  }
-}
-
 /* The server side of the keys: the current ephemeral pair's result with
  * the client's ephemeral key (dh holds the others), the keys and the
  * confirmation the Accept carries (kept for a resent Accept). False when
@@ -397,14 +228,14 @@ static bool server_keys(pn_peer *p, const uint8_t client_kx[PN_KEY_BYTES],
                         pn__dh *dh) {
   pn_host *h = p->host;
   p->hs = pn__calloc(1, sizeof *p->hs);
-  if (!p->hs || !eph_current(h)) {
+  if (!p->hs || !pn__hs_eph_current(h)) {
     return false;
   }
   memcpy(p->hs->kx_public, h->eph_public, PN_KEY_BYTES);
   bool ok = crypto_scalarmult(dh->ee, h->eph_secret, client_kx) == 0;
   if (ok) {
-    derive_keys(p, dh, client_kx, p->hs->kx_public, h->public_key,
-                p->hs->confirm);
+    pn__hs_derive_keys(p, dh, client_kx, p->hs->kx_public, h->public_key,
+                       p->hs->confirm);
   }
   return ok;
 }
@@ -435,9 +266,10 @@ static uint32_t open_response(const pn_host *h,
     if (crypto_scalarmult(dh->ss, h->secret_key, r->client_key.data) != 0) {
       return PN_REASON_AUTH;
     }
-    client_proof(want, dh->ss, r->cookie.data, r->cookie.len, r->client_id,
-                 r->client_nonce, r->client_kx.data, r->client_key.data,
-                 r->connect_data.data, r->connect_data.len);
+    pn__hs_client_proof(want, dh->ss, r->cookie.data, r->cookie.len,
+                        r->client_id, r->client_nonce, r->client_kx.data,
+                        r->client_key.data, r->connect_data.data,
+                        r->connect_data.len);
     if (crypto_verify_16(want, r->client_proof.data) != 0) {
       return PN_REASON_AUTH;
     }
@@ -447,7 +279,7 @@ static uint32_t open_response(const pn_host *h,
     uint8_t k[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
     uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};
     unsigned long long n = 0;
-    data_key(k, dh->es, r->cookie.data, r->cookie.len);
+    pn__hs_data_key(k, dh->es, r->cookie.data, r->cookie.len);
     int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
         data, &n, NULL, r->connect_data.data, r->connect_data.len,
         dh->client_key, PN_KEY_BYTES, nonce, k);
@@ -665,7 +497,7 @@ static uint32_t seal_response(pn_peer *p,
       uint8_t k[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
       uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES] = {0};
       static const uint8_t none[PN_KEY_BYTES];
-      data_key(k, dh_es, p->cookie, p->cookie_len);
+      pn__hs_data_key(k, dh_es, p->cookie, p->cookie_len);
       crypto_aead_xchacha20poly1305_ietf_encrypt(
           sealed, NULL, hs->data, hs->data_len,
           hs->has_client_key ? hs->client_public : none, PN_KEY_BYTES, NULL,
@@ -673,9 +505,10 @@ static uint32_t seal_response(pn_peer *p,
       sodium_memzero(k, sizeof k);
     }
     if (hs->has_client_key) {
-      client_proof(hs->proof, dh_ss, p->cookie, p->cookie_len, p->local_id,
-                   p->client_nonce, hs->kx_public, hs->client_public, sealed,
-                   hs->data_len ? hs->data_len + PN__SEAL_BYTES : 0);
+      pn__hs_client_proof(hs->proof, dh_ss, p->cookie, p->cookie_len,
+                          p->local_id, p->client_nonce, hs->kx_public,
+                          hs->client_public, sealed,
+                          hs->data_len ? hs->data_len + PN__SEAL_BYTES : 0);
     }
   }
   sodium_memzero(dh_es, sizeof dh_es);
@@ -711,8 +544,8 @@ static void client_accepted(pn_peer *p, const Peernet__Wire__V1__Accept *a) {
     if (hs->has_client_key) {
       memcpy(dh.client_key, hs->client_public, PN_KEY_BYTES);
     }
-    derive_keys(p, &dh, hs->kx_public, a->server_kx.data, a->server_key.data,
-                want);
+    pn__hs_derive_keys(p, &dh, hs->kx_public, a->server_kx.data,
+                       a->server_key.data, want);
     ok = sodium_memcmp(want, a->confirm.data, PN__CONFIRM_BYTES) == 0;
   }
   sodium_memzero(&dh, sizeof dh);
