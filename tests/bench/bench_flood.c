@@ -15,6 +15,7 @@
  * ordinary sockets, one source port each. Either way each datagram looks
  * to the server like a new client that never answers its challenge. */
 #include "tests/bench/bench_flood.h"
+#include "tests/bench/bench_pair.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -445,26 +446,16 @@ int bench_flood(pn_io_backend io, uint64_t rate, uint64_t rtt_n, uint64_t tp_n,
   pthread_mutex_init(&s.lock, NULL);
   pthread_cond_init(&s.cv, NULL);
   s.samples = calloc(rtt_n, sizeof *s.samples);
-  pn_runtime_config rc = PN_RUNTIME_CONFIG_INIT;
-  rc.workers = 2;
-  rc.io = io;
-  pn_runtime *rt = NULL;
-  if (!s.samples || pn_runtime_create(&rc, &rt) != PN_OK) {
-    fprintf(stderr, "flood: runtime\n");
+  pn_actor *server_app, *client_app;
+  pn_runtime *rt =
+      s.samples ? bench_pair_start(io, "flood", "flood-server", server_owner,
+                                   "flood-client", client_owner, &s,
+                                   &server_app, &client_app)
+                : NULL;
+  if (!rt) {
     free(s.samples);
     return 1;
   }
-  pn_actor_config ac = PN_ACTOR_CONFIG_INIT;
-  ac.name = "flood-server";
-  ac.handler = server_owner;
-  ac.state = &s;
-  ac.home_worker = 0;
-  pn_actor *server_app = NULL, *client_app = NULL;
-  (void)pn_spawn(rt, &ac, &server_app);
-  ac.name = "flood-client";
-  ac.handler = client_owner;
-  ac.home_worker = 1;
-  (void)pn_spawn(rt, &ac, &client_app);
   pn_host *server = open_host(rt, 0, server_app, limit);
   pn_host *client = open_host(rt, 1, NULL, 0);
   uint8_t req[2048];

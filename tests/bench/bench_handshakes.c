@@ -10,6 +10,7 @@
  * PN_MSG_PEER_CONNECTED, that is when it checked the server's key
  * confirmation: both sides made their keys. */
 #include "tests/bench/bench_handshakes.h"
+#include "tests/bench/bench_pair.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -149,27 +150,16 @@ int bench_handshakes(pn_io_backend io, uint64_t count, uint32_t window) {
   pthread_cond_init(&s.cv, NULL);
   s.count = count;
   s.peers = calloc(count, sizeof *s.peers);
-  pn_runtime_config rc = PN_RUNTIME_CONFIG_INIT;
-  rc.workers = 2;
-  rc.io = io;
-  pn_runtime *rt = NULL;
-  if (!s.peers || pn_runtime_create(&rc, &rt) != PN_OK) {
-    fprintf(stderr, "handshakes: runtime\n");
+  pn_actor *server_app, *client_app;
+  pn_runtime *rt =
+      s.peers ? bench_pair_start(io, "handshakes", "hs-server", server_owner,
+                                 "hs-client", client_owner, &s, &server_app,
+                                 &client_app)
+              : NULL;
+  if (!rt) {
     free(s.peers);
     return 1;
   }
-  pn_actor_config ac = PN_ACTOR_CONFIG_INIT;
-  ac.name = "hs-server";
-  ac.handler = server_owner;
-  ac.state = &s;
-  ac.home_worker = 0;
-  pn_actor *server_app = NULL, *client_app = NULL;
-  (void)pn_spawn(rt, &ac, &server_app);
-  ac.name = "hs-client";
-  ac.handler = client_owner;
-  ac.state = &s;
-  ac.home_worker = 1;
-  (void)pn_spawn(rt, &ac, &client_app);
   uint32_t max = (uint32_t)count + 16;
   pn_host *server = open_host(rt, 0, server_app, max);
   s.client = open_host(rt, 1, NULL, max);

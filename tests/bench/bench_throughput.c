@@ -5,6 +5,7 @@
  * (PN_EAGAIN) it waits for PN_MSG_PEER_WRITABLE. The server's owner counts
  * arrivals and checks their order. Server on worker 0, client on 1. */
 #include "tests/bench/bench_throughput.h"
+#include "tests/bench/bench_pair.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -248,26 +249,16 @@ int bench_throughput_run(const tp_config *cfg, tp_result *out) {
   s.chunk = cfg->chunk ? cfg->chunk : CHUNK;
   s.lockstep = cfg->chunk == 1;
   s.buf = calloc(1, s.size);
-  pn_runtime_config rc = PN_RUNTIME_CONFIG_INIT;
-  rc.workers = 2;
-  rc.io = io;
-  pn_runtime *rt = NULL;
-  if (!s.buf || pn_runtime_create(&rc, &rt) != PN_OK) {
-    fprintf(stderr, "throughput: no runtime\n");
+  pn_actor *server_app, *client_app;
+  pn_runtime *rt =
+      s.buf ? bench_pair_start(io, "throughput", "tp-server", server_handler,
+                               "tp-client", client_handler, &s, &server_app,
+                               &client_app)
+            : NULL;
+  if (!rt) {
     free(s.buf);
     return 1;
   }
-  pn_actor_config ac = PN_ACTOR_CONFIG_INIT;
-  ac.name = "tp-server";
-  ac.handler = server_handler;
-  ac.state = &s;
-  ac.home_worker = 0;
-  pn_actor *server_app = NULL, *client_app = NULL;
-  (void)pn_spawn(rt, &ac, &server_app);
-  ac.name = "tp-client";
-  ac.handler = client_handler;
-  ac.home_worker = 1;
-  (void)pn_spawn(rt, &ac, &client_app);
   pn_host *server = open_host(rt, 0, server_app, cfg);
   pn_host *client = open_host(rt, 1, NULL, cfg);
   pn_peer *peer = NULL;
