@@ -99,9 +99,18 @@ void pn_actor_hold(pn_actor *actor) {
 }
 
 void pn_actor_release(pn_actor *actor) {
-  if (actor) {
-    pn__actor_unref(actor);
+  if (!actor) {
+    return;
   }
+  /* A handler's sends wait in its worker's outbox, which holds no
+   * reference to their receivers: deliver them before this may drop the
+   * last one (a send and then a release of the only handle, to an actor
+   * that already stopped, would otherwise push into a freed actor). */
+  pn__worker *w = pn__worker_current(actor->rt);
+  if (w && w->outbox_used) {
+    pn__outbox_flush(w);
+  }
+  pn__actor_unref(actor);
 }
 
 pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,

@@ -200,7 +200,9 @@ PN_API void pn_actor_hold(pn_actor *actor);
 /* Gives back one reference; NULL is ignored. The memory is freed when the
  * actor has stopped and no reference is left. An actor that keeps another
  * actor's handle must own a reference of its own (pn_actor_hold) and give
- * it back, typically on PN_MSG_STOPPED. Any thread, never blocks. */
+ * it back, typically on PN_MSG_STOPPED. From a handler, the messages it
+ * has sent so far are delivered first, so sending to an actor and then
+ * releasing the handle is safe. Any thread, never blocks. */
 PN_API void pn_actor_release(pn_actor *actor);
 
 /* Asks the actor to stop. Messages sent before the request (by the same

@@ -1,8 +1,11 @@
 /* Actors: spawn, send (copy and hand-over), stop, shutdown with messages in
  * flight, homing, per-pair FIFO and bad arguments. */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/actor.h"
+#include "runtime/clock.h"
 #include "tests/support/test_support.h"
 
 enum { MSG_VALUE = 1, MSG_FORWARD = 2, MSG_STOP_SELF = 3, MSG_BLOCK = 4 };
@@ -391,6 +394,70 @@ static void shutdown_times_out_on_a_stuck_handler(void **state) {
   pn_test_latch_fini(&gate);
 }
 
+/* A handler that sends to an actor and then releases its only handle to
+ * it: the send waits in the worker's outbox until the run ends, so the
+ * release has to deliver it first, or the outbox pushes into an actor
+ * that was freed (the runtime's actor count then goes below zero). The
+ * target stops while the handler waits between its send and release. */
+typedef struct releaser {
+  pn_actor *target; /* its only handle, released by the handler */
+  pn_test_latch *sent, *go, *done;
+  _Atomic int drained; /* the target held by nothing but this handle */
+} releaser;
+
+static void releaser_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  releaser *r = state;
+  if (pn_msg_type(msg) != MSG_VALUE) {
+    return;
+  }
+  uint64_t v = 7;
+  PN_ASSERT_OK(pn_send(r->target, MSG_VALUE, &v, sizeof v));
+  pn_test_latch_count_down(r->sent);
+  if (pn_test_latch_wait(r->go, 20000)) {
+    /* Bounded: the stopped target's last run gives up its reference
+     * right after its handler returned. */
+    uint64_t deadline = pn__now_ns() + 20000000000u;
+    while (atomic_load(&r->target->refs) != 1 && pn__now_ns() < deadline) {
+      sched_yield();
+    }
+    atomic_store(&r->drained, atomic_load(&r->target->refs) == 1);
+  }
+  pn_actor_release(r->target);
+  r->target = NULL;
+  pn_test_latch_count_down(r->done);
+}
+
+static void send_then_release_in_a_handler(void **state) {
+  (void)state;
+  pn_runtime *rt = pn_test_runtime(2);
+  pn_test_latch stopped, sent, go, done;
+  pn_test_latch_init(&stopped, 1);
+  pn_test_latch_init(&sent, 1);
+  pn_test_latch_init(&go, 1);
+  pn_test_latch_init(&done, 1);
+  counter c = {.latch = &stopped};
+  releaser r = {.sent = &sent, .go = &go, .done = &done};
+  r.target = spawn_counter(rt, &c, 1);
+  pn_actor *target = r.target; /* not a handle of ours: r's */
+  pn_actor *a = pn_test_spawn(rt, "releaser", releaser_handler, &r, 0);
+  uint64_t v = 1;
+  PN_ASSERT_OK(pn_send(a, MSG_VALUE, &v, sizeof v));
+  assert_true(pn_test_latch_wait(&sent, 20000));
+  PN_ASSERT_OK(pn_actor_stop(target)); /* r's handle keeps it alive */
+  assert_true(pn_test_latch_wait(&stopped, 20000));
+  pn_test_latch_count_down(&go);
+  assert_true(pn_test_latch_wait(&done, 30000));
+  assert_true(atomic_load(&r.drained));
+  pn_actor_release(a);
+  pn_test_runtime_end(rt); /* fails on a freed actor's second release */
+  assert_int_equal(atomic_load(&c.handled), 0); /* sent after it stopped */
+  pn_test_latch_fini(&stopped);
+  pn_test_latch_fini(&sent);
+  pn_test_latch_fini(&go);
+  pn_test_latch_fini(&done);
+}
+
 int main(void) {
   pn_test_seed();
   const struct CMUnitTest tests[] = {
@@ -402,6 +469,7 @@ int main(void) {
       cmocka_unit_test(bad_arguments_change_nothing),
       cmocka_unit_test(per_pair_fifo_from_threads),
       cmocka_unit_test(shutdown_times_out_on_a_stuck_handler),
+      cmocka_unit_test(send_then_release_in_a_handler),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
