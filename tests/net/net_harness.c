@@ -349,15 +349,6 @@ void net_pair_wait_connected(net_pair *p) {
   assert_int_equal(p->client_app.connected, 1);
 }
 
-void net_pair_adopt_socket(net_pair *p, pn_socket *sock) {
-  size_t i = 0;
-  while (i < NET_PAIR_ADOPTED && p->sockets[i]) {
-    i++;
-  }
-  assert_true(i < NET_PAIR_ADOPTED);
-  p->sockets[i] = sock;
-}
-
 void net_pair_adopt_actor(net_pair *p, pn_actor *a) {
   size_t i = 0;
   while (i < NET_PAIR_ADOPTED && p->actors[i]) {
@@ -381,9 +372,6 @@ void net_pair_close(net_pair *p) {
   pn_host_close(p->client);
   pn_host_close(p->server);
   (void)pn_test_latch_wait(&p->disconnected, NET_WAIT_MS);
-  for (size_t i = 0; i < NET_PAIR_ADOPTED; i++) {
-    pn_socket_close(p->sockets[i]); /* after the disconnects went through */
-  }
   PN_ASSERT_OK(pn_runtime_shutdown(p->rt, UINT64_MAX));
   pn_peer_release(p->server_app.peer);
   pn_peer_release(p->client_app.peer);

@@ -104,7 +104,6 @@ typedef struct net_pair {
   pn_peer *peer; /* the client's handle */
   pn_test_latch connected, disconnected;
   /* Handed over with net_pair_adopt_*(), given back by net_pair_close(). */
-  pn_socket *sockets[NET_PAIR_ADOPTED];
   pn_actor *actors[NET_PAIR_ADOPTED];
   pn_peer *peers[NET_PAIR_ADOPTED];
 } net_pair;
@@ -140,10 +139,8 @@ void net_pair_connect(net_pair *p, const net_pair_opts *o, const pn_addr *to);
  * and the client peer's counters if not) and asserts each heard it once. */
 void net_pair_wait_connected(net_pair *p);
 
-/* Hands p something to give back in net_pair_close(): a socket is closed
- * once the disconnects went through (or NET_WAIT_MS passed); actor and
- * peer handles are released after the runtime shut down. */
-void net_pair_adopt_socket(net_pair *p, pn_socket *sock);
+/* Hands p something to give back in net_pair_close(): actor and peer
+ * handles are released after the runtime shut down. */
 void net_pair_adopt_actor(net_pair *p, pn_actor *a);
 void net_pair_adopt_peer(net_pair *p, pn_peer *peer);
 

@@ -128,6 +128,15 @@ static void relay_handler(pn_actor *self, void *state, const pn_msg *msg) {
   (void)self;
   relay *r = state;
   pn_datagram d;
+  if (pn_msg_type(msg) == PN_MSG_STOPPED) {
+    /* The relay closes its own sockets: a handle closed from another
+     * thread could be freed while this handler still sends through it. */
+    pn_socket_close(r->alt);
+    pn_socket_close(r->sock);
+    r->alt = NULL;
+    r->sock = NULL;
+    return;
+  }
   if (pn_msg_type(msg) == RELAY_MSG_RELEASE) {
     atomic_store(&r->path_mode, RELAY_PATH_NONE);
     uint64_t n = atomic_load(&r->held_n);
@@ -255,8 +264,6 @@ relay *relay_pair_open(net_pair *p, const net_pair_opts *o, uint64_t salt) {
   sc.owner = a;
   PN_ASSERT_OK(pn_socket_open(p->rt, &sc, &r->alt));
   PN_ASSERT_OK(pn_socket_local_addr(r->alt, &r->alt_local));
-  net_pair_adopt_socket(p, r->alt);
-  net_pair_adopt_socket(p, r->sock);
   net_pair_adopt_actor(p, a);
   net_pair_connect(p, o, &r->local);
   return r;

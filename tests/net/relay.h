@@ -73,8 +73,9 @@ typedef struct relay {
 
 /* Opens p with net_pair_start(), a relay in front of the server (its PRNG
  * from the run's seed ^ salt; both its sockets) and the client's
- * connection through it. The relay's sockets and actor go back with the
- * pair; relay_free() the relay after net_pair_close(). */
+ * connection through it. The relay's actor goes back with the pair (its
+ * sockets close when it stops); relay_free() the relay after net_pair_close().
+ */
 relay *relay_pair_open(net_pair *p, const net_pair_opts *o, uint64_t salt);
 
 /* Frees r (after its actor stopped). */
@@ -85,7 +86,9 @@ void relay_free(relay *r);
 void relay_release(relay *r);
 
 /* The relay's actor and socket on 127.0.0.1, for a test that sets r up
- * (r->server at least) itself; the caller owns both handles. */
+ * (r->server at least) itself; the caller owns the actor handle. The
+ * relay closes its sockets itself when its actor stops (at runtime
+ * shutdown): only its handler touches them. */
 pn_actor *relay_spawn(pn_runtime *rt, relay *r);
 
 #endif

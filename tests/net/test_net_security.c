@@ -189,7 +189,6 @@ static void changed_accept_is_refused(void **state) {
     rl->tamper_key = pinned == 1;
     rl->tamper_cipher = pinned == 2;
     pn_actor *ra = relay_spawn(r.p.rt, rl);
-    net_pair_adopt_socket(&r.p, rl->sock);
     net_pair_adopt_actor(&r.p, ra);
     net_pair_connect(&r.p, &o, &rl->local);
     refusal_expect(&r, pinned == 1 ? PN_REASON_SERVER_KEY : PN_REASON_AUTH);
@@ -335,7 +334,6 @@ static void changed_response_is_refused(void **state) {
     rl->tamper_response = true;
     rl->tamper_client_key = key;
     pn_actor *ra = relay_spawn(r.p.rt, rl);
-    net_pair_adopt_socket(&r.p, rl->sock);
     net_pair_adopt_actor(&r.p, ra);
     net_pair_connect(&r.p, &o, &rl->local);
     refusal_expect_from(&r, PN_REASON_AUTH, true);
