@@ -9,6 +9,7 @@
  * Messages: PN_MSG_DATAGRAM (from its sockets), PN__H_REGISTER (a client
  * peer from pn_host_connect()), PN__H_START (pn_host_open() is done),
  * PN__H_EPH_WIPE (the server's ephemeral key pair may have expired),
+ * PN__H_ADMIT_TICK (re-measure the kernel's share of requests, admission.c),
  * PN__H_CLOSE, PN_MSG_STOPPED.
  *
  * Handshake requests go to handshake.c (the server half, stateless until
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/admission.h"
 #include "actors/handshake.h"
 #include "actors/host.h"
 #include "actors/msg_ids.h"
@@ -241,6 +243,7 @@ static void on_datagram(pn_host *h, const pn_msg *msg) {
   }
   switch (hdr.type) {
   case PN__T_CONNECT_REQUEST:
+    pn__admission_note(h);
     pn__handshake_on_request(h, socket, &d.from, data, d.len, hdr.version);
     return;
   case PN__T_CONNECT_RESPONSE:
@@ -289,6 +292,9 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
   case PN__H_EPH_WIPE:
     pn__handshake_eph_tick(h);
     break;
+  case PN__H_ADMIT_TICK:
+    pn__admission_tick(h);
+    break;
   case PN__H_REGISTER: {
     pn_peer *p = (pn_peer *)pn_msg_data(msg);
     if (atomic_load_explicit(&h->closing, memory_order_relaxed)) {
@@ -322,6 +328,7 @@ static void host_handler(pn_actor *self, void *state, const pn_msg *msg) {
      * drop the table's references so nothing cycles. */
     h->stopped = true;
     pn__handshake_eph_forget(h);
+    pn__admission_stop(h);
     for (size_t i = 0; i < h->by_id.cap; i++) {
       pn_peer *p = h->by_id.slots[i].value;
       if (h->by_id.slots[i].key && p) {
@@ -431,6 +438,9 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
                                            : DEFAULT_HANDSHAKES_PER_S;
   h->hs_tokens = (int64_t)(h->hs_rate / 10 ? h->hs_rate / 10 : 1);
   h->hs_refill_ns = pn__now_ns();
+  h->admit_share = PN__ADMIT_ALL;
+  h->admit_window_ns = h->hs_refill_ns;
+  atomic_init(&h->st_admit_ppm, 1000000u);
   h->send_rate = cfg->send_rate;
   h->no_delivery_events = cfg->no_delivery_events;
   h->aes_gcm = pn__wire_aes_available();
@@ -592,6 +602,7 @@ pn_err pn_host_stats_get(const pn_host *host, pn_host_stats *out) {
   out->rejected = LOAD(st_rejected);
   out->peers = LOAD(npeers);
   out->handshake_limited = LOAD(st_hs_limited);
+  out->handshake_admit_ppm = LOAD(st_admit_ppm);
 #undef LOAD
   return PN_OK;
 }

@@ -65,6 +65,12 @@ struct pn_host {
   uint64_t eph_made_ns;
   bool eph_live;       /* eph_* hold a pair */
   pn_timer *eph_timer; /* the PN__H_EPH_WIPE timer, while pending */
+  /* Admission in the kernel (admission.c): the share of ConnectRequests
+   * the sockets' filters let through (of PN__ADMIT_ALL), the measuring
+   * window and its periodic timer while shedding. */
+  uint64_t admit_share, admit_window_ns, admit_requests;
+  pn_timer *admit_timer;
+  _Atomic uint64_t st_admit_ppm;
   _Atomic uint64_t st_in, st_bad_header, st_unknown, st_hs_dropped,
       st_challenges, st_accepted, st_rejected, st_hs_limited;
   /* Tests only: make this host's peers misbehave as a hostile sender

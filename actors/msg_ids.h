@@ -17,11 +17,13 @@
 #define PN__SOCK_CLOSE (PN__BAND(1u) + 4u)
 #define PN__SOCK_SET_COND (PN__BAND(1u) + 5u)
 #define PN__SOCK_COND_TICK (PN__BAND(1u) + 6u)
+#define PN__SOCK_SET_FILTER (PN__BAND(1u) + 7u)
 /* The host actor (host.c). */
 #define PN__H_REGISTER (PN__BAND(2u) + 1u)
 #define PN__H_CLOSE (PN__BAND(2u) + 2u)
 #define PN__H_START (PN__BAND(2u) + 3u)
 #define PN__H_EPH_WIPE (PN__BAND(2u) + 4u)
+#define PN__H_ADMIT_TICK (PN__BAND(2u) + 5u)
 /* The peer actor (peer.c). */
 #define PN__P_RECV (PN__BAND(3u) + 1u)
 #define PN__P_START (PN__BAND(3u) + 2u)

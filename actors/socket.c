@@ -136,6 +136,33 @@ static void close_socket(pn_socket *s) {
   }
 }
 
+static void set_filter(pn_socket *s, const void *prog, size_t bytes) {
+  struct sock_filter f[PN__SOCKET_FILTER_MAX];
+  struct sock_fprog fp = {.len = (unsigned short)(bytes / sizeof f[0]),
+                          .filter = f};
+  memcpy(f, prog, bytes); /* pn__socket_set_filter() checked the size */
+  if (s->src.fd < 0) {
+    return;
+  }
+  /* Failures leave the old filter (or none): the datagrams it would have
+   * dropped reach the owner, which has its own limits. ENOENT: there was
+   * no filter to detach. */
+  if (fp.len) {
+    (void)setsockopt(s->src.fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
+  } else {
+    (void)setsockopt(s->src.fd, SOL_SOCKET, SO_DETACH_FILTER, NULL, 0);
+  }
+}
+
+pn_err pn__socket_set_filter(pn_socket *s, const struct sock_filter *prog,
+                             uint32_t len) {
+  if (!s || len > PN__SOCKET_FILTER_MAX || (len && !prog)) {
+    return PN_EINVAL;
+  }
+  return pn__send_parts(s->actor, PN__SOCK_SET_FILTER, prog, len * sizeof *prog,
+                        NULL, 0);
+}
+
 static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
   pn_socket *s = state;
   uint32_t type = pn_msg_type(msg);
@@ -196,6 +223,9 @@ static void socket_handler(pn_actor *self, void *state, const pn_msg *msg) {
     pn__socket_arm_cond_timer(s);
     break;
   }
+  case PN__SOCK_SET_FILTER:
+    set_filter(s, pn_msg_data(msg), pn_msg_size(msg));
+    break;
   case PN__SOCK_COND_TICK:
     /* The one-shot fired (ticks of replaced timers are dropped, so this is
      * the current one): give its handle back. */

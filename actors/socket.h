@@ -6,6 +6,7 @@
 #ifndef PN_ACTORS_SOCKET_H
 #define PN_ACTORS_SOCKET_H
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -155,6 +156,16 @@ void pn__socket_release_due(pn_socket *s);
 
 /* Arms the conditioner's timer for the earliest release. */
 void pn__socket_arm_cond_timer(pn_socket *s);
+
+/* Replaces the kernel's filter of the socket's incoming datagrams with the
+ * classic BPF program prog (len instructions, at most
+ * PN__SOCKET_FILTER_MAX; len 0: no filter). The socket's actor applies it
+ * to its own descriptor; datagrams the filter drops count as
+ * kernel_drops. A kernel that refuses the program leaves the old one.
+ * Errors: PN_EINVAL (too long), PN_ENOMEM, PN_ECLOSED. Any thread. */
+#define PN__SOCKET_FILTER_MAX 16u
+pn_err pn__socket_set_filter(pn_socket *s, const struct sock_filter *prog,
+                             uint32_t len);
 
 /* The backend's callbacks (io.h). */
 void pn__socket_on_sent(pn__worker *w, pn__io_send *io, int res);

@@ -311,9 +311,13 @@ typedef struct pn_host_config {
                                      counted (handshake_limited), after only
                                      the checks of length, version, type and
                                      tag, before any decoding, cookie, key
-                                     exchange or reply; 0 = 20,000 (10,000
-                                     connections a second), UINT32_MAX = no
-                                     limit */
+                                     exchange or reply; past twice the
+                                     limit, the kernel sheds a random share
+                                     of ConnectRequests before the host
+                                     reads them (handshake_admit_ppm);
+                                     0 = 20,000 (10,000 connections a
+                                     second), UINT32_MAX = no limit (and no
+                                     shedding) */
   const uint8_t *psk;             /* PN_KEY_BYTES: a pre-shared key (copied)
                                      mixed into every connection's keys, the
                                      same on both sides; a side with another
@@ -436,6 +440,11 @@ typedef struct pn_host_stats {
   uint64_t rejected;
   uint64_t peers;             /* current */
   uint64_t handshake_limited; /* over max_handshakes_per_s: dropped */
+  /* Of every million connect requests, how many the kernel lets through
+   * to the host now (1,000,000: all). Under a flood past twice
+   * max_handshakes_per_s the sockets' filters drop a random share before
+   * the host reads them (counted in the sockets' kernel_drops). */
+  uint64_t handshake_admit_ppm;
 } pn_host_stats;
 
 /* Counters of the host. Errors: PN_EINVAL. Any thread. */

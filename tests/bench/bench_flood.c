@@ -506,6 +506,8 @@ int bench_flood(pn_io_backend io, uint64_t rate, uint64_t rtt_n, uint64_t tp_n,
         measure(&s, client_app, rtt_n, tp_n, &loud);
         uint64_t sent1 = atomic_load(&f.sent);
         uint64_t t1 = now_ns();
+        pn_host_stats hf; /* the kernel's share while still flooded */
+        (void)pn_host_stats_get(server, &hf);
         atomic_store(&f.stop, true);
         pthread_join(f.thread, NULL);
         pn_host_stats h1;
@@ -523,7 +525,7 @@ int bench_flood(pn_io_backend io, uint64_t rate, uint64_t rtt_n, uint64_t tp_n,
             "\"flooded_rtt_n\":%llu,"
             "\"unloaded_msgs_per_s\":%.0f,\"flooded_msgs_per_s\":%.0f,"
             "\"server_in\":%llu,\"challenges\":%llu,\"limited\":%llu,"
-            "\"kernel_drops\":%llu,\"connected\":%s}\n",
+            "\"kernel_drops\":%llu,\"admit_ppm\":%llu,\"connected\":%s}\n",
             pn_runtime_io_name(rt), f.raw ? "raw" : "sockets",
             (unsigned long long)rate, limit,
             (double)(sent1 - sent0) / ((double)(t1 - t0) / 1e9),
@@ -533,7 +535,9 @@ int bench_flood(pn_io_backend io, uint64_t rate, uint64_t rtt_n, uint64_t tp_n,
             (unsigned long long)(h1.datagrams_in - h0.datagrams_in),
             (unsigned long long)(h1.challenges_sent - h0.challenges_sent),
             (unsigned long long)(h1.handshake_limited - h0.handshake_limited),
-            (unsigned long long)(drops1 - drops0), lost ? "false" : "true");
+            (unsigned long long)(drops1 - drops0),
+            (unsigned long long)hf.handshake_admit_ppm,
+            lost ? "false" : "true");
         rc_out = quiet.ok && !lost ? 0 : 1;
       }
     } else {
