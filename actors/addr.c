@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,4 +145,43 @@ bool pn__addr_to_sockaddr(const pn_addr *a, int family, bool v6only,
   }
   *len = sizeof *out;
   return true;
+}
+
+pn_err pn_addr_resolve(const char *name, uint16_t port, uint16_t family,
+                       pn_addr *out) {
+  if (!name || !*name || !out ||
+      (family && family != PN_AF_INET && family != PN_AF_INET6)) {
+    return PN_EINVAL;
+  }
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = family == PN_AF_INET    ? AF_INET
+                    : family == PN_AF_INET6 ? AF_INET6
+                                            : AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo(name, NULL, &hints, &res);
+  if (rc != 0 || !res) {
+    return rc == EAI_MEMORY ? PN_ENOMEM : PN_ENAMERESOLVE;
+  }
+  /* IPv4 first when either will do: a dual-stack name's IPv6 address is
+   * often the one a host without an IPv6 route cannot reach. */
+  const struct addrinfo *pick = NULL;
+  for (const struct addrinfo *r = res; r; r = r->ai_next) {
+    if (r->ai_family == AF_INET) {
+      pick = r;
+      break;
+    }
+    if (r->ai_family == AF_INET6 && !pick) {
+      pick = r;
+    }
+  }
+  if (!pick) {
+    freeaddrinfo(res);
+    return PN_ENAMERESOLVE;
+  }
+  pn__addr_from_sockaddr(pick->ai_addr, out);
+  out->port = port;
+  freeaddrinfo(res);
+  return PN_OK;
 }

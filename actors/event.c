@@ -26,7 +26,8 @@ pn_msg *pn__event_new(uint32_t type, pn_peer *p, pn__event **ev_out) {
   e->type = type;
   e->ev.peer = p;
   e->ev.peer_id = p->id;
-  e->ev.user = p->user;
+  /* acquire: pairs with the release store in pn_peer_set_user(). */
+  e->ev.user = atomic_load_explicit(&p->user, memory_order_acquire);
   e->ev.addr = p->addr;
   *ev_out = e;
   return m;

@@ -425,6 +425,7 @@ static pn_err host_setup(pn_host *h, const pn_host_config *cfg) {
   h->idle_timeout_ns = or_default(cfg->idle_timeout_us, 10000000) * 1000;
   h->ack_timeout_ns =
       cfg->ack_timeout_us ? cfg->ack_timeout_us * 1000 : h->idle_timeout_ns / 2;
+  h->ack_timeout_set = cfg->ack_timeout_us != 0;
   h->rto_min_ns = or_default(cfg->rto_min_us, 10000) * 1000;
   h->rto_max_ns = or_default(cfg->rto_max_us, 2000000) * 1000;
   h->rto_initial_ns = or_default(cfg->rto_initial_us, 200000) * 1000;
@@ -614,7 +615,9 @@ pn_err pn_host_connect(pn_host *host, const pn_peer_config *cfg,
       (cfg->remote.family != PN_AF_INET && cfg->remote.family != PN_AF_INET6) ||
       (host->nsockets < 32 && (cfg->sockets_mask >> host->nsockets) != 0) ||
       (cfg->connect_data_len && !cfg->connect_data) ||
-      cfg->connect_data_len > PN_CONNECT_DATA_MAX) {
+      cfg->connect_data_len > PN_CONNECT_DATA_MAX ||
+      cfg->idle_timeout_us > PN_HOST_TIME_MAX_US ||
+      cfg->keepalive_us > PN_HOST_TIME_MAX_US) {
     return PN_EINVAL;
   }
   uint32_t nch = cfg->channel_count ? cfg->channel_count : 1;

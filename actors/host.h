@@ -32,6 +32,7 @@ struct pn_host {
   uint32_t max_peers, mtu, max_message, max_reassembly, max_queued, window;
   uint32_t max_receive_buffer, retransmit_limit;
   uint64_t ack_timeout_ns;
+  bool ack_timeout_set; /* configured, not half the idle timeout */
   uint64_t connect_timeout_ns, connect_retry_ns, keepalive_ns, idle_timeout_ns,
       rto_min_ns, rto_max_ns, rto_initial_ns;
   bool compress;

@@ -31,6 +31,7 @@
 #define PN__P_DISCONNECT (PN__BAND(3u) + 4u)
 #define PN__P_CHANNEL_DONE (PN__BAND(3u) + 5u)
 #define PN__P_POKE (PN__BAND(3u) + 6u)
+#define PN__P_TIMEOUTS (PN__BAND(3u) + 7u)
 /* The channel actor (channel.c). */
 #define PN__C_SEND (PN__BAND(4u) + 1u)
 #define PN__C_CLOSE (PN__BAND(4u) + 2u)

@@ -10,9 +10,10 @@
  * Messages: PN__P_START (client: the host gave it an id), PN__P_RECV (a
  * datagram routed by the host), PN__P_POKE (messages were queued with
  * pn__peer_enqueue: run, so the batch end sends them), PN__P_TICK (its one
- * timer), PN__P_DISCONNECT, PN__P_CHANNEL_DONE, PN_MSG_BATCH_END (flush:
- * frames coalesced into datagrams up to the MTU, acknowledgements
- * piggybacked; PN_MSG_PEER_WRITABLE when owed), PN_MSG_STOPPED.
+ * timer), PN__P_TIMEOUTS (pn_peer_set_timeouts), PN__P_DISCONNECT,
+ * PN__P_CHANNEL_DONE, PN_MSG_BATCH_END (flush: frames coalesced into datagrams
+ * up to the MTU, acknowledgements piggybacked; PN_MSG_PEER_WRITABLE when owed),
+ * PN_MSG_STOPPED.
  *
  * Reliability: every datagram has a sequence number and carries the
  * highest sequence received with a 64-bit bitmap of the ones before it. A
@@ -188,8 +189,8 @@ static void local_disconnect(pn_peer *p, uint32_t reason) {
   }
 }
 
-uint64_t pn__peer_keepalive_slot(const pn_host *h) {
-  uint64_t slot = h->keepalive_ns / KEEPALIVE_SLOTS;
+uint64_t pn__peer_keepalive_slot(const pn_peer *p) {
+  uint64_t slot = p->keepalive_base_ns / KEEPALIVE_SLOTS;
   return slot < KEEPALIVE_SLOT_MAX_NS ? slot : KEEPALIVE_SLOT_MAX_NS;
 }
 
@@ -213,8 +214,8 @@ static uint64_t next_deadline(pn_peer *p) {
      * (keepalive/32, at most 2 ms), all the peers due in one slot are
      * served by one wake-up of the worker rather than one each. Larger
      * slots make bursts that overflow a socket's receive buffer. */
-    uint64_t slot = pn__peer_keepalive_slot(h);
-    uint64_t d = slot_up(p->last_recv_ns + h->idle_timeout_ns, slot);
+    uint64_t slot = pn__peer_keepalive_slot(p);
+    uint64_t d = slot_up(p->last_recv_ns + p->idle_timeout_ns, slot);
     uint64_t k =
         slot_up((p->last_send_ns > p->ping_tried_ns ? p->last_send_ns
                                                     : p->ping_tried_ns) +
@@ -222,7 +223,7 @@ static uint64_t next_deadline(pn_peer *p) {
                 slot);
     d = k < d ? k : d;
     if (p->unacked_since_ns) {
-      uint64_t a = p->unacked_since_ns + h->ack_timeout_ns;
+      uint64_t a = p->unacked_since_ns + p->ack_timeout_ns;
       d = a < d ? a : d;
     }
     uint64_t r = pn__recovery_rto_deadline(&p->rec);
@@ -289,13 +290,13 @@ static void on_tick(pn_peer *p, pn__scratch *sc) {
     }
     break;
   case PN_PEER_CONNECTED:
-    if (now - p->last_recv_ns >= h->idle_timeout_ns) {
+    if (now - p->last_recv_ns >= p->idle_timeout_ns) {
       pn__peer_close(p, PN_REASON_TIMEOUT, false);
       break;
     }
     /* Hearing from a peer is not enough: one that pings but acknowledges
      * nothing would hold its send queue forever. */
-    if (p->unacked_since_ns && now - p->unacked_since_ns >= h->ack_timeout_ns) {
+    if (p->unacked_since_ns && now - p->unacked_since_ns >= p->ack_timeout_ns) {
       pn__peer_close(p, PN_REASON_ACK_TIMEOUT, false);
       break;
     }
@@ -321,6 +322,24 @@ static void on_tick(pn_peer *p, pn__scratch *sc) {
   default:
     break;
   }
+}
+
+/* The peer's timeouts from the given ones (0: the host's). The ack
+ * timeout is the host's when configured, else half the idle timeout, as
+ * for the host. Each peer pings at its own interval, 3/4 of the keepalive
+ * to one slot less than all of it, so peers that connected together drift
+ * apart instead of pinging in one burst; rounded up to next_deadline's
+ * slot it is never longer than the keepalive, which the other side's idle
+ * timeout counts on. */
+static void set_timeouts(pn_peer *p, uint64_t idle_ns, uint64_t keepalive_ns) {
+  const pn_host *h = p->host;
+  p->idle_timeout_ns = idle_ns ? idle_ns : h->idle_timeout_ns;
+  p->ack_timeout_ns =
+      h->ack_timeout_set ? h->ack_timeout_ns : p->idle_timeout_ns / 2;
+  p->keepalive_base_ns = keepalive_ns ? keepalive_ns : h->keepalive_ns;
+  uint64_t k = p->keepalive_base_ns, r;
+  pn__random_buf(&r, sizeof r);
+  p->keepalive_ns = k - k / 4 + r % (k / 4 - pn__peer_keepalive_slot(p) + 1);
 }
 
 static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
@@ -365,6 +384,12 @@ static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
     cancel_timer(p);
     on_tick(p, sc);
     break;
+  case PN__P_TIMEOUTS: {
+    uint64_t t[2];
+    memcpy(t, pn_msg_data(msg), sizeof t);
+    set_timeouts(p, t[0], t[1]);
+    break; /* the batch end re-arms the timer for the new deadlines */
+  }
   case PN__P_DISCONNECT: {
     uint32_t reason;
     memcpy(&reason, pn_msg_data(msg), sizeof reason);
@@ -421,7 +446,7 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   pn_actor_hold(cfg->owner);
   p->owner = cfg->owner;
   p->id = atomic_fetch_add_explicit(&next_peer_id, 1, memory_order_relaxed);
-  p->user = cfg->user;
+  atomic_init(&p->user, cfg->user);
   p->addr = p->origin = cfg->remote;
   p->sockets_mask = cfg->sockets_mask ? cfg->sockets_mask : 1u;
   p->is_client = is_client;
@@ -431,15 +456,7 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   atomic_init(&p->st_cwnd, PN__CWND_INITIAL);
   pn__flow_init(&p->flow, h->max_receive_buffer);
   atomic_init(&p->st_send_window, pn__flow_window(&p->flow));
-  /* Each peer pings at its own interval, 3/4 of keepalive_us to one slot
-   * less than all of it, so peers that connected together drift apart
-   * instead of pinging in one burst; rounded up to next_deadline's slot
-   * it is never longer than keepalive_us, which the other side's idle
-   * timeout counts on. */
-  uint64_t r;
-  pn__random_buf(&r, sizeof r);
-  p->keepalive_ns = h->keepalive_ns - h->keepalive_ns / 4 +
-                    r % (h->keepalive_ns / 4 - pn__peer_keepalive_slot(h) + 1);
+  set_timeouts(p, cfg->idle_timeout_us * 1000u, cfg->keepalive_us * 1000u);
   p->send_rate = cfg->send_rate ? cfg->send_rate : h->send_rate;
   p->delivery_events = !cfg->no_delivery_events;
   p->pace_ns = p->start_ns;
@@ -521,6 +538,37 @@ uint32_t pn_peer_channel_count(const pn_peer *peer) {
 }
 
 uint64_t pn_peer_id(const pn_peer *peer) { return peer ? peer->id : 0; }
+
+pn_err pn_peer_set_user(pn_peer *peer, void *user) {
+  if (!peer) {
+    return PN_EINVAL;
+  }
+  /* release: pairs with the acquire load in pn__event_new() (event.c) and
+   * pn_peer_user(), so the pointee's writes before this call are seen by
+   * whoever reads the pointer back. */
+  atomic_store_explicit(&peer->user, user, memory_order_release);
+  return PN_OK;
+}
+
+void *pn_peer_user(const pn_peer *peer) {
+  /* acquire: pairs with the release store in pn_peer_set_user(). */
+  return peer ? atomic_load_explicit(&peer->user, memory_order_acquire) : NULL;
+}
+
+pn_err pn_peer_set_timeouts(pn_peer *peer, uint64_t idle_timeout_us,
+                            uint64_t keepalive_us) {
+  if (!peer || idle_timeout_us > PN_HOST_TIME_MAX_US ||
+      keepalive_us > PN_HOST_TIME_MAX_US) {
+    return PN_EINVAL;
+  }
+  if (pn__peer_state(peer) == PN_PEER_DISCONNECTED) {
+    return PN_ECLOSED;
+  }
+  uint64_t t[2] = {idle_timeout_us * 1000u, keepalive_us * 1000u};
+  pn_err err =
+      pn__send_parts(peer->actor, PN__P_TIMEOUTS, t, sizeof t, NULL, 0);
+  return err;
+}
 
 pn_err pn_peer_addr(const pn_peer *peer, pn_addr *out) {
   if (!peer || !out) {

@@ -67,7 +67,11 @@ struct pn_peer {
   pn_actor *actor;        /* held */
   pn_actor *owner;        /* held */
   uint64_t id;
-  void *user;
+  /* The application's pointer, copied into every event. Set from any
+   * thread (pn_peer_set_user): release store, acquire loads, so what the
+   * application wrote to the pointee before setting it is visible to the
+   * handler that reads it from an event. */
+  _Atomic(void *) user;
   /* Where datagrams go: the handshake's address, then the newest proven
    * one (path.c). Written by the peer actor under the registry lock, so
    * pn_peer_addr() and snapshots on other threads read it whole. */
@@ -94,6 +98,10 @@ struct pn_peer {
   uint64_t start_ns, last_send_ns, last_recv_ns, handshake_sent_ns;
   uint64_t ping_tried_ns;
   uint64_t keepalive_ns; /* this peer's ping interval (see pn__peer_create) */
+  /* Its own timeouts: the host's unless its config or pn_peer_set_timeouts
+   * gave others (keepalive_base_ns is the interval keepalive_ns is drawn
+   * from). */
+  uint64_t idle_timeout_ns, ack_timeout_ns, keepalive_base_ns;
   pn_timer *timer;
   uint64_t timer_at;
   pn_msg *goodbye; /* the PN_MSG_PEER_DISCONNECTED event, reserved */
@@ -198,7 +206,7 @@ void pn__peer_emit_message(pn_peer *p, uint32_t type, const pn__outmsg *om,
 void pn__peer_set_remote_key(pn_peer *p, const uint8_t key[PN_KEY_BYTES]);
 
 /* The keepalive and idle deadlines' rounding (see next_deadline). */
-uint64_t pn__peer_keepalive_slot(const pn_host *h);
+uint64_t pn__peer_keepalive_slot(const pn_peer *p);
 
 /* Peer statistics, read from any thread (relaxed loads of single-writer
  * counters: consistent per counter). */

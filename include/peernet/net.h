@@ -450,6 +450,30 @@ typedef struct pn_host_stats {
 /* Counters of the host. Errors: PN_EINVAL. Any thread. */
 PN_API pn_err pn_host_stats_get(const pn_host *host, pn_host_stats *out);
 
+/* The host's peers that are not disconnected (accepted ones and its own
+ * clients, connecting or connected), up to cap of them into out, each
+ * with a reference the caller gives back with pn_peer_release();
+ * *count_out: how many there are in all, which may exceed cap (call again
+ * with more room; peers come and go meanwhile). cap 0 only counts. Errors:
+ * PN_EINVAL (NULL host or count_out, out NULL with cap > 0), with nothing
+ * held. Any thread; takes the runtime's registry lock for a walk of its
+ * objects; never blocks otherwise. */
+PN_API pn_err pn_host_peers(pn_host *host, pn_peer **out, size_t cap,
+                            size_t *count_out);
+
+/* Sends pkt on channel `channel` of every connected peer of the host for
+ * which filter(peer, ctx) is true (NULL: every one), without copying it:
+ * each send takes its own reference (pn_channel_send_packet), the caller
+ * keeps its own. Peers without that channel, and sends refused (PN_EAGAIN
+ * over max_queued, a peer closing), are skipped; *sent_out (NULL: not
+ * wanted) counts the peers it went to. filter runs on the calling thread,
+ * with no lock held. Errors: PN_EINVAL (NULL host or pkt, channel at or
+ * above PN_MAX_CHANNELS), PN_ENOMEM (nothing sent). Any thread, never
+ * blocks (the registry lock briefly). */
+PN_API pn_err pn_host_broadcast(pn_host *host, uint32_t channel, pn_packet *pkt,
+                                bool (*filter)(pn_peer *peer, void *ctx),
+                                void *ctx, size_t *sent_out);
+
 /* --- peers --------------------------------------------------------------- */
 
 typedef struct pn_peer_config {
@@ -483,6 +507,11 @@ typedef struct pn_peer_config {
                                    server_key knows only that server reads
                                    them. NULL: none */
   size_t connect_data_len;      /* at most PN_CONNECT_DATA_MAX */
+  uint64_t idle_timeout_us;     /* this peer's, at most PN_HOST_TIME_MAX_US;
+                                   0 = the host's (and its ack timeout is
+                                   half of it unless the host sets one) */
+  uint64_t keepalive_us;        /* this peer's ping interval; 0 = the
+                                   host's */
 } pn_peer_config;
 
 #define PN_PEER_CONFIG_INIT                                                    \
@@ -522,6 +551,25 @@ PN_API uint32_t pn_peer_channel_count(const pn_peer *peer);
  * takes a short lock. */
 PN_API uint64_t pn_peer_id(const pn_peer *peer);
 PN_API pn_err pn_peer_addr(const pn_peer *peer, pn_addr *out);
+
+/* Sets the pointer copied into the peer's later events (an accepted peer's
+ * starts NULL; a client's is its config's user), for the application's
+ * per-connection state. What the caller wrote to the pointee before the
+ * call is visible to the handler that reads it from an event. Errors:
+ * PN_EINVAL (NULL peer). Any thread, never blocks. */
+PN_API pn_err pn_peer_set_user(pn_peer *peer, void *user);
+
+/* The peer's user pointer (NULL for NULL). Any thread, never blocks. */
+PN_API void *pn_peer_user(const pn_peer *peer);
+
+/* Gives the peer its own idle timeout and keepalive interval, replacing
+ * the host's (0: the host's), as ENet's enet_peer_timeout and
+ * enet_peer_ping_interval do; for accepted peers, whose config the host
+ * made. Takes effect at the peer's next run; the ack timeout follows as in
+ * pn_peer_config. Errors: PN_EINVAL (NULL, over PN_HOST_TIME_MAX_US),
+ * PN_ECLOSED (disconnected), PN_ENOMEM. Any thread, never blocks. */
+PN_API pn_err pn_peer_set_timeouts(pn_peer *peer, uint64_t idle_timeout_us,
+                                   uint64_t keepalive_us);
 
 /* pn_peer_state and pn_peer_stats are defined in peernet/stats.h. */
 

@@ -51,6 +51,16 @@ typedef struct pn_addr {
  * untouched on error. Pure; any thread. */
 PN_API pn_err pn_addr_parse(const char *text, pn_addr *out);
 
+/* Resolves a host name or numeric address and a port to an address
+ * (getaddrinfo: /etc/hosts, DNS), preferring IPv4 when family is 0, else
+ * only PN_AF_INET or PN_AF_INET6, for pn_peer_config.remote. Errors:
+ * PN_EINVAL (NULL, empty name, bad family), PN_ENAMERESOLVE (no such
+ * name or no address of that family), PN_ENOMEM; *out untouched on error.
+ * Any thread; BLOCKS while the name is looked up (seconds on a slow
+ * resolver): not from a handler. */
+PN_API pn_err pn_addr_resolve(const char *name, uint16_t port, uint16_t family,
+                              pn_addr *out);
+
 /* Writes "1.2.3.4:5000" or "[::1]:5000" into buf (cap bytes, at least
  * PN_ADDR_STRLEN is always enough). Errors: PN_EINVAL (NULL, bad family),
  * PN_ERANGE (cap too small). Pure; any thread. */
