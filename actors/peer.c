@@ -308,6 +308,9 @@ static uint64_t next_deadline(pn_peer *p) {
     if (p->draining) {
       d = p->drain_deadline_ns < d ? p->drain_deadline_ns : d;
     }
+    if (p->reack_at_ns) {
+      d = p->reack_at_ns < d ? p->reack_at_ns : d;
+    }
     if (p->partials) {
       d = d < p->last_recv_ns + PN__PARTIAL_EXPIRY_NS
               ? d
@@ -371,6 +374,7 @@ static void on_tick(pn_peer *p, pn__scratch *sc) {
       break;
     }
     pn__peer_on_rto(p, now);
+    pn__peer_on_reack(p, now);
     if (now - p->last_send_ns >= p->keepalive_ns &&
         now - p->ping_tried_ns >= p->keepalive_ns) {
       p->ping_owed = true;

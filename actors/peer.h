@@ -133,7 +133,10 @@ struct pn_peer {
   uint64_t rx_bits; /* bit i: rx_highest - 1 - i received */
   uint64_t rx_highest_ns;
   bool ack_owed;
-  uint32_t rx_unacked; /* eliciting datagrams since the last ack */
+  uint32_t rx_unacked;  /* eliciting datagrams since the last ack */
+  uint32_t reacks_left; /* copies of the last ack-only datagram still to
+                           send (peer_send.c, send_packet) */
+  uint64_t reack_at_ns; /* when the next copy goes (0: none) */
   pn__partial *partials;
   uint64_t reassembly;
   /* Closing. */
@@ -277,6 +280,13 @@ void pn__peer_on_acks(pn_peer *p, uint64_t ack, uint64_t bits,
 
 /* The retransmission timer's part of a tick. */
 void pn__peer_on_rto(pn_peer *p, uint64_t now);
+
+/* The timer's part for acknowledgements repeated (see send_packet): owes
+ * another ack-only datagram once reack_at_ns has passed. */
+void pn__peer_on_reack(pn_peer *p, uint64_t now);
+
+/* Copies of an acknowledgement that went alone: see send_packet. */
+#define PN__REACKS 2u
 
 /* Drops everything queued or in flight (closing): messages are released
  * without events. */
