@@ -39,6 +39,7 @@
 #include "actors/random.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
 #include "runtime/timer.h"
@@ -443,6 +444,7 @@ static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
     break;
   case PN__P_DISCONNECT: {
     pn__disconnect_request rq;
+    PN_ASSERT(pn_msg_size(msg) == sizeof rq); /* pn__peer_close_request() */
     memcpy(&rq, pn_msg_data(msg), sizeof rq);
     local_disconnect(p, &rq);
     break;
