@@ -268,8 +268,10 @@ static pn_err send_om(pn_channel *ch, pn__outmsg *om, uint64_t *msg_id_out) {
   pn_err err = PN_OK;
   if (pkt->len > p->host->max_message) {
     err = PN_EMSGSIZE;
-  } else if (atomic_load_explicit(&p->state, memory_order_relaxed) >=
-             PN_PEER_DISCONNECTING) {
+  } else if (atomic_load_explicit(&p->sends_closed, memory_order_relaxed)) {
+    /* relaxed: a send ordered after the disconnect request (same thread,
+     * or synchronised with it) sees the flag; a concurrent one may go
+     * either way. */
     err = PN_ECLOSED;
   }
   if (err != PN_OK) {
@@ -292,21 +294,31 @@ static pn_err send_om(pn_channel *ch, pn__outmsg *om, uint64_t *msg_id_out) {
                   ch->kind == PN_CHANNEL_RELIABLE_UNORDERED,
       .frag_count = 1,
   };
+  /* A message is taken while less than max_queued is queued, whatever its
+   * own size: a message larger than the limit goes once the queue has
+   * room, and PN_MSG_PEER_WRITABLE (at half the limit) always means the
+   * next send is taken. */
   uint64_t before = atomic_fetch_add_explicit(&p->queued_bytes, pkt->len,
                                               memory_order_relaxed);
-  if (before + pkt->len > p->host->max_queued && before > 0) {
+  if (before >= p->host->max_queued) {
     atomic_fetch_sub_explicit(&p->queued_bytes, pkt->len, memory_order_relaxed);
     pn__outmsg_free(om);
     /* Owe the owner PN_MSG_PEER_WRITABLE. seq_cst on this store and on the
-     * load of queued_bytes below, pairing with the seq_cst fetch_sub of
-     * queued_bytes and load of want_writable in pn__peer_check_writable()
-     * (peer_send.c): each side writes one variable then reads the other,
-     * so in the single order of seq_cst operations either its load sees
-     * our flag, or our load sees its subtraction. In the second case the
-     * peer may have drained below half and looked before the flag was up,
-     * and nothing would wake the owner: poke the peer to look again.
-     * Release and acquire would let both miss; this needs seq_cst. */
+     * loads of queued_bytes and sends_closed below, pairing with the
+     * seq_cst fetch_sub of queued_bytes and load of want_writable in
+     * pn__peer_check_writable() (peer_send.c), and with the seq_cst store
+     * of sends_closed and exchange of want_writable in close_sends()
+     * (peer.c): each side writes one variable then reads the other, so in
+     * the single order of seq_cst operations either its read sees our
+     * flag, or our load sees its write. In the second case nothing would
+     * wake the owner: the queue drained below half before the flag was
+     * up (poke the peer to look again), or the peer stopped taking sends
+     * (refuse: the caller would wait for nothing). Release and acquire
+     * would let both miss; this needs seq_cst. */
     atomic_store_explicit(&p->want_writable, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->sends_closed, memory_order_seq_cst)) {
+      return PN_ECLOSED;
+    }
     if (atomic_load_explicit(&p->queued_bytes, memory_order_seq_cst) <=
         p->host->max_queued / 2) {
       (void)pn__send_parts(p->actor, PN__P_POKE, NULL, 0, NULL, 0);

@@ -355,9 +355,7 @@ static void register_done(void *data, void *ctx) {
   pn_peer *p = data;
   if (!p->registered && !p->gone) {
     atomic_fetch_sub_explicit(&p->host->npeers, 1, memory_order_relaxed);
-    uint32_t reason = PN_REASON_HOST_CLOSED;
-    (void)pn__send_parts(p->actor, PN__P_DISCONNECT, &reason, sizeof reason,
-                         NULL, 0);
+    (void)pn__peer_close_request(p, PN_REASON_HOST_CLOSED);
   }
   pn_peer_release(p);
 }

@@ -2,7 +2,9 @@
  *
  * States: CONNECTING (client: ConnectRequest, then ConnectResponse with the
  * server's cookie, retried every connect_retry until connect_timeout) ->
- * CONNECTED -> DISCONNECTING (a Packet with `disconnect` sent up to eight
+ * CONNECTED (draining after pn_peer_disconnect_later(): sends refused,
+ * what is queued still goes, until nothing is left to resolve or the
+ * deadline) -> DISCONNECTING (a Packet with `disconnect` sent up to eight
  * times until acknowledged) -> DISCONNECTED (channels closed, then the
  * owner's PN_MSG_PEER_DISCONNECTED, the peer's last event, and the actor
  * stops).
@@ -38,6 +40,7 @@
 #include "actors/random.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
+#include "runtime/assert.h"
 #include "runtime/clock.h"
 #include "runtime/rt.h"
 #include "runtime/timer.h"
@@ -148,10 +151,26 @@ static void finish(pn_peer *p) {
   (void)pn_actor_stop(p->actor);
 }
 
+/* No more sends are taken (they get PN_ECLOSED), and a sender waiting
+ * for PN_MSG_PEER_WRITABLE after PN_EAGAIN gets it now: its retry learns
+ * of the close instead of waiting forever. seq_cst on both: the store
+ * pairs with the seq_cst load of sends_closed in send_om() (channel.c),
+ * which follows its seq_cst store of want_writable; the exchange comes
+ * after this store (or after the one pn_peer_disconnect() made before
+ * asking us). Either the sender sees the flag and returns PN_ECLOSED, or
+ * its want_writable came first and this exchange sees it. */
+static void close_sends(pn_peer *p) {
+  atomic_store_explicit(&p->sends_closed, 1, memory_order_seq_cst);
+  if (atomic_exchange_explicit(&p->want_writable, 0, memory_order_seq_cst)) {
+    pn__peer_emit(p, PN_MSG_PEER_WRITABLE);
+  }
+}
+
 void pn__peer_close(pn_peer *p, uint32_t reason, bool remote) {
   if (p->gone) {
     return;
   }
+  close_sends(p); /* before finish(): PN_MSG_PEER_DISCONNECTED is the last */
   p->gone = true;
   p->reason = reason;
   p->reason_remote = remote;
@@ -171,18 +190,68 @@ void pn__peer_close(pn_peer *p, uint32_t reason, bool remote) {
   }
 }
 
-static void local_disconnect(pn_peer *p, uint32_t reason) {
+/* CONNECTED -> DISCONNECTING: what is queued goes, the goodbye is owed. */
+static void say_goodbye(pn_peer *p) {
+  pn__peer_set_state(p, PN_PEER_DISCONNECTING);
+  p->draining = false;
+  drop_queues(p);
+  p->disconnect_owed = true;
+  p->disconnect_sends = 1;
+}
+
+/* Whether a draining peer has nothing left to deliver: nothing queued,
+ * to resend or in flight, and no send still on its way through a
+ * channel's mailbox (a send made before pn_peer_disconnect_later()
+ * returned is counted there, or already queued: the request reached us
+ * after it). */
+static bool drained(const pn_peer *p) {
+  if (p->newq || p->withheld || p->rtx.head != p->rtx.tail ||
+      p->rec.in_flight) {
+    return false;
+  }
+  for (uint32_t i = 0; i < p->nchannels; i++) {
+    /* relaxed: see channel_handler() (channel.c); the increment of a send
+     * made before the request happens before it through our mailbox. */
+    if (atomic_load_explicit(&p->channels[i].in_mailbox,
+                             memory_order_relaxed)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* A draining peer says goodbye once drained or at its deadline. */
+static void check_drained(pn_peer *p, uint64_t now) {
+  if (p->draining && pn__peer_state(p) == PN_PEER_CONNECTED &&
+      (drained(p) || now >= p->drain_deadline_ns)) {
+    say_goodbye(p);
+  }
+}
+
+static void local_disconnect(pn_peer *p, const pn__disconnect_request *rq) {
+  close_sends(p);
   switch (pn__peer_state(p)) {
   case PN_PEER_CONNECTING:
-    pn__peer_close(p, reason, false);
+    pn__peer_close(p, rq->reason, false);
     break;
   case PN_PEER_CONNECTED:
-    pn__peer_set_state(p, PN_PEER_DISCONNECTING);
-    p->reason = reason;
+    if (p->draining) {
+      /* A host closing while the peer drains: at once, with the reason
+       * the application gave. */
+      if (!rq->drain) {
+        say_goodbye(p);
+      }
+      break;
+    }
+    p->reason = rq->reason;
     p->reason_remote = false;
-    drop_queues(p);
-    p->disconnect_owed = true;
-    p->disconnect_sends = 1;
+    if (rq->drain) {
+      p->draining = true;
+      p->drain_deadline_ns = pn__now_ns() + rq->timeout_us * 1000u;
+      check_drained(p, pn__now_ns());
+    } else {
+      say_goodbye(p);
+    }
     break;
   default:
     break;
@@ -237,6 +306,12 @@ static uint64_t next_deadline(pn_peer *p) {
     uint64_t pace = pn__peer_pace_at(p);
     if (pace && (p->newq || p->rtx.head < p->rtx.tail)) {
       d = pace < d ? pace : d; /* frames wait for the bucket */
+    }
+    if (p->draining) {
+      d = p->drain_deadline_ns < d ? p->drain_deadline_ns : d;
+    }
+    if (p->reack_at_ns) {
+      d = p->reack_at_ns < d ? p->reack_at_ns : d;
     }
     if (p->partials) {
       d = d < p->last_recv_ns + PN__PARTIAL_EXPIRY_NS
@@ -301,12 +376,14 @@ static void on_tick(pn_peer *p, pn__scratch *sc) {
       break;
     }
     pn__peer_on_rto(p, now);
+    pn__peer_on_reack(p, now);
     if (now - p->last_send_ns >= p->keepalive_ns &&
         now - p->ping_tried_ns >= p->keepalive_ns) {
       p->ping_owed = true;
       p->ping_tried_ns = now;
     }
     pn__peer_expire_partials(p, now, UINT32_MAX, 0);
+    check_drained(p, now);
     break;
   case PN_PEER_DISCONNECTING:
     if (now < next_deadline(p)) {
@@ -391,12 +468,14 @@ static void peer_handler(pn_actor *self, void *state, const pn_msg *msg) {
     break; /* the batch end re-arms the timer for the new deadlines */
   }
   case PN__P_DISCONNECT: {
-    uint32_t reason;
-    memcpy(&reason, pn_msg_data(msg), sizeof reason);
-    local_disconnect(p, reason);
+    pn__disconnect_request rq;
+    PN_ASSERT(pn_msg_size(msg) == sizeof rq); /* pn__peer_close_request() */
+    memcpy(&rq, pn_msg_data(msg), sizeof rq);
+    local_disconnect(p, &rq);
     break;
   }
   case PN_MSG_BATCH_END:
+    check_drained(p, pn__now_ns()); /* after the run's acknowledgements */
     pn__peer_flush(p, sc);
     pn__peer_check_writable(p);
     if (!p->gone) {
@@ -416,8 +495,9 @@ void pn__peer_route(pn_peer *p, uint32_t socket, const pn_addr *from,
 }
 
 pn_err pn__peer_close_request(pn_peer *p, uint32_t reason) {
-  pn_err err = pn__send_parts(p->actor, PN__P_DISCONNECT, &reason,
-                              sizeof reason, NULL, 0);
+  pn__disconnect_request rq = {.reason = reason};
+  pn_err err =
+      pn__send_parts(p->actor, PN__P_DISCONNECT, &rq, sizeof rq, NULL, 0);
   /* PN_ECLOSED: the peer is stopping anyway. */
   return err == PN_ECLOSED ? PN_OK : err;
 }
@@ -518,18 +598,39 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   return PN_OK;
 }
 
-pn_err pn_peer_disconnect(pn_peer *peer, uint32_t reason) {
-  if (!peer || reason >= PN_REASON_LIBRARY) {
+static pn_err request_disconnect(pn_peer *peer, uint32_t reason, bool drain,
+                                 uint64_t timeout_us) {
+  if (!peer || reason >= PN_REASON_LIBRARY ||
+      (drain && (!timeout_us || timeout_us > PN_HOST_TIME_MAX_US))) {
     return PN_EINVAL;
   }
-  if (pn__peer_state(peer) >= PN_PEER_DISCONNECTING) {
+  /* The first request wins; sends stop here, before the actor hears of
+   * it, so a send made after this call returns is refused rather than
+   * queued and dropped. seq_cst: see close_sends(). */
+  if (atomic_exchange_explicit(&peer->sends_closed, 1, memory_order_seq_cst) ||
+      pn__peer_state(peer) >= PN_PEER_DISCONNECTING) {
     return PN_ECLOSED;
   }
-  if (pn__send_parts(peer->actor, PN__P_DISCONNECT, &reason, sizeof reason,
-                     NULL, 0) != PN_OK) {
-    return PN_ECLOSED;
+  pn__disconnect_request rq = {
+      .reason = reason, .drain = drain, .timeout_us = timeout_us};
+  pn_err err =
+      pn__send_parts(peer->actor, PN__P_DISCONNECT, &rq, sizeof rq, NULL, 0);
+  if (err == PN_ENOMEM) {
+    /* Not asked: the peer goes on taking sends (relaxed: nothing is
+     * published with it). */
+    atomic_store_explicit(&peer->sends_closed, 0, memory_order_relaxed);
+    return PN_ENOMEM;
   }
-  return PN_OK;
+  return err == PN_OK ? PN_OK : PN_ECLOSED; /* the actor stopped */
+}
+
+pn_err pn_peer_disconnect(pn_peer *peer, uint32_t reason) {
+  return request_disconnect(peer, reason, false, 0);
+}
+
+pn_err pn_peer_disconnect_later(pn_peer *peer, uint32_t reason,
+                                uint64_t timeout_us) {
+  return request_disconnect(peer, reason, true, timeout_us);
 }
 
 pn_channel *pn_peer_channel(pn_peer *peer, uint32_t index) {

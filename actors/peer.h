@@ -124,8 +124,11 @@ struct pn_peer {
   bool disconnect_owed;
   bool disconnect_acked;
   uint32_t disconnect_sends;
-  uint64_t unacked_since_ns; /* since when something sent waits for an
-                                acknowledgement (0: nothing does) */
+  bool draining;              /* pn_peer_disconnect_later(): the goodbye
+                                 waits until everything queued is resolved */
+  uint64_t drain_deadline_ns; /* ... or until then */
+  uint64_t unacked_since_ns;  /* since when something sent waits for an
+                                 acknowledgement (0: nothing does) */
   uint32_t compress_skip, compress_misses;
   uint64_t send_rate;   /* pacing, bytes/s, 0 = unlimited */
   int64_t pace_tokens;  /* bytes it may send now (may go below 0) */
@@ -147,7 +150,10 @@ struct pn_peer {
   uint64_t rx_bits; /* bit i: rx_highest - 1 - i received */
   uint64_t rx_highest_ns;
   bool ack_owed;
-  uint32_t rx_unacked; /* eliciting datagrams since the last ack */
+  uint32_t rx_unacked;  /* eliciting datagrams since the last ack */
+  uint32_t reacks_left; /* copies of the last ack-only datagram still to
+                           send (peer_send.c, send_packet) */
+  uint64_t reack_at_ns; /* when the next copy goes (0: none) */
   pn__partial *partials;
   uint64_t reassembly;
   /* Closing. */
@@ -159,6 +165,10 @@ struct pn_peer {
   /* Read by any thread. */
   _Atomic uint64_t queued_bytes;
   _Atomic uint32_t want_writable; /* a send got PN_EAGAIN: owe WRITABLE */
+  /* Set once the peer takes no more sends (a disconnect asked for, or the
+   * connection ending): they get PN_ECLOSED. Never cleared but by a
+   * disconnect request that could not be sent (out of memory). */
+  _Atomic uint32_t sends_closed;
   _Atomic uint64_t st_srtt, st_rttvar, st_min_rtt, st_rto;
   _Atomic uint64_t st_dg_out, st_bytes_out, st_dg_in, st_bytes_in;
   _Atomic uint64_t st_lost, st_acked_dg, st_retransmits, st_acks_only;
@@ -193,6 +203,13 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
 /* Host actor: a datagram for peer p (routed by connection id). */
 void pn__peer_route(pn_peer *p, uint32_t socket, const pn_addr *from,
                     const uint8_t *data, size_t len);
+
+/* What a PN__P_DISCONNECT message carries. */
+typedef struct pn__disconnect_request {
+  uint32_t reason;
+  bool drain;          /* pn_peer_disconnect_later() */
+  uint64_t timeout_us; /* drain: the longest wait before the goodbye */
+} pn__disconnect_request;
 
 /* Asks p's actor to close (any thread). Errors: PN_ENOMEM (the request
  * could not be sent; the caller may try again). */
@@ -285,6 +302,13 @@ void pn__peer_on_acks(pn_peer *p, uint64_t ack, uint64_t bits,
 
 /* The retransmission timer's part of a tick. */
 void pn__peer_on_rto(pn_peer *p, uint64_t now);
+
+/* The timer's part for acknowledgements repeated (see send_packet): owes
+ * another ack-only datagram once reack_at_ns has passed. */
+void pn__peer_on_reack(pn_peer *p, uint64_t now);
+
+/* Copies of an acknowledgement that went alone: see send_packet. */
+#define PN__REACKS 2u
 
 /* Drops everything queued or in flight (closing): messages are released
  * without events. */

@@ -391,6 +391,7 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
     }
     if (pk->n_frames || pk->ping || pk->disconnect) {
       p->ack_owed = true;
+      p->reacks_left = PN__REACKS; /* see send_packet (peer_send.c) */
       /* An acknowledgement covers 65 datagrams: send one before more
        * arrive than it can name, or the sender declares them lost. */
       if (++p->rx_unacked >= ACK_EVERY) {

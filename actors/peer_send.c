@@ -144,6 +144,37 @@ static void put_acks(const pn_peer *p, Peernet__Wire__V1__Packet *pk,
   }
 }
 
+/* Acknowledgements repair each other: an acknowledgement names only the
+ * 65 datagrams up to the highest received, and nothing acknowledges an
+ * ack-only datagram, so the last acknowledgement of a burst, if lost,
+ * left its datagrams to the sender's RTO, which declared them lost
+ * although they had arrived (5% of acknowledgements lost made 5% of
+ * messages LOST and a 5% loss figure with no data lost). After an
+ * ack-only datagram, the same acknowledgement goes again PN__REACKS times,
+ * at a quarter of rto_min and then half of it (the two ends usually share
+ * rto_min; the sender's RTO is at least that), unless a newer one went
+ * first: its loss then needs every copy lost. While data keeps coming
+ * each acknowledgement replaces the last and moves the copies on, so
+ * they cost one or two datagrams per pause in the traffic, not per
+ * acknowledgement. An acknowledgement carried by a datagram with frames
+ * is not repeated: that datagram is resent if lost. */
+static void schedule_reack(pn_peer *p, bool eliciting, uint64_t now) {
+  if (eliciting || !p->rx_highest || !p->reacks_left) {
+    p->reack_at_ns = 0;
+    return;
+  }
+  uint64_t base = p->host->rto_min_ns / 4;
+  p->reack_at_ns = now + (base << (PN__REACKS - p->reacks_left));
+}
+
+void pn__peer_on_reack(pn_peer *p, uint64_t now) {
+  if (p->reack_at_ns && now >= p->reack_at_ns) {
+    p->reack_at_ns = 0;
+    p->reacks_left--;
+    p->ack_owed = true;
+  }
+}
+
 /* Builds and sends one DATA datagram from frames[0..n) and the owed
  * flags; records it when it will be acknowledged. */
 static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
@@ -214,6 +245,7 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   } else {
     pn__stat_add(&p->st_acks_only, 1);
   }
+  schedule_reack(p, eliciting, now);
   p->ack_owed = false;
   p->rx_unacked = 0;
   p->ping_owed = false;

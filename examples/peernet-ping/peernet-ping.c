@@ -146,7 +146,7 @@ static void usage(FILE *f) {
       "  --psk FILE          either side: a pre-shared key both must have\n"
       "either side:\n"
       "  --max-queued BYTES  unacknowledged bytes per peer before sends\n"
-      "                      push back, 1024.. (default 32 MiB)\n"
+      "                      push back, 1024.. (default 512 KiB)\n"
       "  --no-compression    never compress what this side sends\n"
       "exit: 0 guarantee held, 1 broken, 2 usage, 3 no connection,\n"
       "      4 timeout, 5 local error\n",

@@ -134,13 +134,16 @@ PN_API pn_err pn_channel_kind_parse(const char *name, pn_channel_kind *out);
  * PN_MSG_PEER_LOST carry (ids start at 1 and grow per channel).
  * Messages larger than the MTU are fragmented. Errors, with nothing sent:
  * PN_EINVAL (NULL channel, NULL data with len > 0), PN_EMSGSIZE (len above
- * the host's max_message), PN_ECLOSED (peer disconnected or disconnecting),
- * PN_EAGAIN (the peer already holds max_queued bytes not yet acknowledged:
- * back off; the owner gets PN_MSG_PEER_WRITABLE when it may go on),
- * PN_ENOMEM. Messages sent on a channel from one thread leave in that
- * order. Called from an actor on the host's worker, the message goes
- * straight onto the peer's queue (no hop through the channel actor). Any
- * thread, never blocks. */
+ * the host's max_message), PN_ECLOSED (peer disconnected or disconnecting,
+ * or pn_peer_disconnect() / pn_peer_disconnect_later() was called),
+ * PN_EAGAIN (the peer already holds max_queued bytes or more not yet
+ * acknowledged: back off; the owner gets PN_MSG_PEER_WRITABLE when it may
+ * go on), PN_ENOMEM. A message is taken whenever less than max_queued is
+ * queued, so one larger than max_queued (up to max_message) is taken too;
+ * the queue then holds more than max_queued until it drains. Messages sent on a
+ * channel from one thread leave in that order. Called from an actor on the
+ * host's worker, the message goes straight onto the peer's queue (no hop
+ * through the channel actor). Any thread, never blocks. */
 PN_API pn_err pn_channel_send(pn_channel *ch, const void *data, size_t len,
                               uint64_t *msg_id_out);
 
@@ -169,8 +172,13 @@ PN_API pn_channel_kind pn_channel_kind_of(const pn_channel *ch);
 #define PN_MSG_PEER_ACKED 0xFFFFFF13u
 #define PN_MSG_PEER_LOST 0xFFFFFF14u
 /* After pn_channel_send() returned PN_EAGAIN: the peer's unacknowledged
- * bytes fell to half of max_queued, so sending may resume. Sent once per
- * PN_EAGAIN episode (ev.channel is 0). */
+ * bytes fell to half of max_queued, so the next send is taken (of any
+ * size, unless other threads filled the queue first). Sent once per
+ * PN_EAGAIN episode (ev.channel is 0). Also sent, before
+ * PN_MSG_PEER_DISCONNECTED, when the peer stops taking sends (a
+ * disconnect) while a sender waits for it: the retry then returns
+ * PN_ECLOSED, so a sender that waits for this event never waits
+ * forever. */
 #define PN_MSG_PEER_WRITABLE 0xFFFFFF15u
 
 /* Disconnect reasons the library uses; applications pass their own values
@@ -269,8 +277,10 @@ typedef struct pn_host_config {
                                   max_receive_buffer; 0 = the same as
                                   max_receive_buffer */
   uint32_t max_queued;         /* per peer bytes sent but not yet
-                                  acknowledged; 0 = 512 KiB (a larger
-                                  message is taken when none is queued) */
+                                  acknowledged before pn_channel_send()
+                                  returns PN_EAGAIN; 0 = 512 KiB. A message
+                                  is taken while less than this is queued,
+                                  whatever its size (up to max_message) */
   uint32_t window;             /* datagrams in flight; 0 = 1024 */
   uint64_t connect_timeout_us; /* 0 = 5 s */
   uint64_t connect_retry_us;   /* 0 = 250 ms */
@@ -529,11 +539,35 @@ PN_API pn_err pn_host_connect(pn_host *host, const pn_peer_config *cfg,
                               pn_peer **peer_out);
 
 /* Closes the connection, telling the remote side `reason` (it sees
- * remote = true; the local owner sees remote = false). Messages not yet
- * acknowledged are dropped. Errors: PN_EINVAL (NULL, reason at or above
- * PN_REASON_LIBRARY), PN_ECLOSED (already disconnected or disconnecting).
- * Any thread. */
+ * remote = true; the local owner sees remote = false). From the call on,
+ * sends on the peer's channels return PN_ECLOSED. Messages not yet
+ * acknowledged are dropped (they get neither ACKED nor LOST). Errors:
+ * PN_EINVAL (NULL, reason at or above PN_REASON_LIBRARY), PN_ECLOSED
+ * (already disconnected, or disconnecting: a second call, or after
+ * pn_peer_disconnect_later()), PN_ENOMEM (the request could not be made:
+ * the peer goes on; try again). The caller keeps its handle. Any thread,
+ * never blocks. */
 PN_API pn_err pn_peer_disconnect(pn_peer *peer, uint32_t reason);
+
+/* Closes the connection once everything already sent is delivered (as
+ * ENet's enet_peer_disconnect_later): from the call on, sends return
+ * PN_ECLOSED; messages sent before it (on any thread, when the send
+ * returned before this call) are still sent and resent until every one
+ * is resolved (reliable ones acknowledged; each gets its ACKED or LOST as
+ * usual), then the remote side is told `reason` as with
+ * pn_peer_disconnect() and the owner gets PN_MSG_PEER_DISCONNECTED. The
+ * peer stays PN_PEER_CONNECTED while it drains. If that takes longer than
+ * timeout_us (a peer that stopped acknowledging, say), what is left is
+ * dropped and the disconnect goes ahead then; the connection's own
+ * timeouts (idle, ack, retransmit limit) still apply. A later
+ * pn_peer_disconnect() is refused (PN_ECLOSED); pn_host_close() ends the
+ * drain at once, with this reason. Errors: PN_EINVAL (NULL, reason at or
+ * above PN_REASON_LIBRARY, timeout_us 0 or above PN_HOST_TIME_MAX_US),
+ * PN_ECLOSED and PN_ENOMEM as pn_peer_disconnect(). The caller keeps its
+ * handle. Any thread, never blocks (the drain happens on the host's
+ * worker). */
+PN_API pn_err pn_peer_disconnect_later(pn_peer *peer, uint32_t reason,
+                                       uint64_t timeout_us);
 
 /* Another reference / give one back (NULL is ignored). Any thread. */
 PN_API void pn_peer_hold(pn_peer *peer);

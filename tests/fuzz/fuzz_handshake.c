@@ -432,9 +432,9 @@ static void run_script(void *ctx) {
       break;
     case FZ_HS_DISCONNECT: {
       pn_peer *p = (flags & 1u) ? sp : s->client;
-      uint32_t reason = 9;
+      pn__disconnect_request rq = {.reason = 9};
       if (p) {
-        fz_peer_call(p, PN__P_DISCONNECT, &reason, sizeof reason, NULL, 0);
+        fz_peer_call(p, PN__P_DISCONNECT, &rq, sizeof rq, NULL, 0);
       }
       break;
     }

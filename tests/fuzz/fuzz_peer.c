@@ -397,8 +397,8 @@ static void run_script(void *ctx) {
       break;
     }
     case FZ_OP_DISCONNECT: {
-      uint32_t reason = fz_u8(&s->in);
-      fz_peer_call(p, PN__P_DISCONNECT, &reason, sizeof reason, NULL, 0);
+      pn__disconnect_request rq = {.reason = fz_u8(&s->in)};
+      fz_peer_call(p, PN__P_DISCONNECT, &rq, sizeof rq, NULL, 0);
       break;
     }
     case FZ_OP_REPLAY:
