@@ -288,6 +288,9 @@ pn_err pn_inbox_receive(pn_actor *inbox, uint64_t timeout_us,
   pn_actor *a = inbox;
   pn__inbox *ib = inbox_of(a);
   pn__worker *w = pn__worker_current(a->rt);
+  if (w && timeout_us) {
+    return PN_EWRONGTHREAD; /* a worker that waits may be the sender */
+  }
   uint64_t start = pn__now_ns();
   uint64_t deadline = timeout_us >= (UINT64_MAX - start) / 1000
                           ? UINT64_MAX

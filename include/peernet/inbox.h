@@ -13,9 +13,10 @@
  *
  * Threading. Every function may be called from any thread, including
  * handlers (pn_inbox_receive() with a timeout of 0 only: a handler must
- * not block). Any number of threads may receive from one inbox at once;
- * each message goes to exactly one of them. Messages from one sender
- * arrive in the order they were sent, as they do for an actor.
+ * not block, and one that tries gets PN_EWRONGTHREAD). Any number of threads
+ * may receive from one inbox at once; each message goes to exactly one of them.
+ * Messages from one sender arrive in the order they were sent, as they do for
+ * an actor.
  *
  * Ownership. pn_inbox_open() returns a handle the caller gives back with
  * pn_inbox_close(). A received message is the caller's until it gives it
@@ -70,9 +71,10 @@ PN_API pn_err pn_inbox_open(pn_runtime *rt, const char *name,
  * stops). On PN_OK *msg_out is the caller's until pn_inbox_release().
  * Errors, with *msg_out untouched: PN_ETIMEDOUT (nothing arrived in
  * time), PN_ECLOSED (the inbox stopped; what was waiting is freed),
- * PN_EINVAL (NULL, or inbox is not an inbox), a wrapped errno if waiting
- * on the fd fails (EINTR is retried). Any thread; blocks up to timeout_us
- * (a handler must pass 0). */
+ * PN_EINVAL (NULL, or inbox is not an inbox), PN_EWRONGTHREAD (a timeout
+ * other than 0 from a worker of the inbox's runtime: a handler must not
+ * block), a wrapped errno if waiting on the fd fails (EINTR is retried).
+ * Any thread; blocks up to timeout_us. */
 PN_API pn_err pn_inbox_receive(pn_actor *inbox, uint64_t timeout_us,
                                pn_msg **msg_out);
 

@@ -663,6 +663,45 @@ static void noop_handler(pn_actor *self, void *state, const pn_msg *msg) {
   (void)msg;
 }
 
+typedef struct handler_reader {
+  pn_actor *inbox;
+  pn_test_latch done;
+} handler_reader;
+
+/* From a handler: a receive that would wait is refused, one that does not
+ * works. */
+static void handler_reader_handler(pn_actor *self, void *state,
+                                   const pn_msg *msg) {
+  (void)self;
+  handler_reader *h = state;
+  if (pn_msg_type(msg) != MSG_GO) {
+    return;
+  }
+  pn_msg *m = NULL;
+  PN_ASSERT_ERR(PN_EWRONGTHREAD, pn_inbox_receive(h->inbox, 1000, &m));
+  assert_null(m);
+  PN_ASSERT_OK(pn_inbox_receive(h->inbox, 0, &m));
+  assert_int_equal(pn_msg_type(m), MSG_DATA);
+  pn_inbox_release(h->inbox, m);
+  pn_test_latch_count_down(&h->done);
+}
+
+static void handlers_may_receive_without_waiting(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  handler_reader h;
+  h.inbox = open_inbox(rt);
+  pn_test_latch_init(&h.done, 1);
+  pn_actor *a = pn_test_spawn(rt, "reader", handler_reader_handler, &h, -1);
+  PN_ASSERT_OK(pn_send(h.inbox, MSG_DATA, NULL, 0));
+  PN_ASSERT_OK(pn_send(a, MSG_GO, NULL, 0));
+  assert_true(pn_test_latch_wait(&h.done, NET_WAIT_MS));
+  pn_actor_release(a);
+  PN_ASSERT_OK(pn_inbox_close(h.inbox));
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&h.done);
+}
+
 static void bad_arguments_change_nothing(void **state) {
   (void)state;
   pn_runtime *rt = net_runtime();
@@ -716,6 +755,7 @@ int main(void) {
       cmocka_unit_test(a_socket_delivers_datagrams_to_an_inbox),
       cmocka_unit_test(peer_events_reach_inbox_owners),
       cmocka_unit_test(closing_an_owner_inbox_mid_connection_leaks_nothing),
+      cmocka_unit_test(handlers_may_receive_without_waiting),
       cmocka_unit_test(bad_arguments_change_nothing),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
