@@ -7,6 +7,7 @@
  * loopback, stops that wake a blocked reader, and bad arguments. Every
  * group runs on both I/O backends; nothing sleeps. */
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -321,6 +322,7 @@ static void several_readers_share_the_messages(void **state) {
   do {
     PN_ASSERT_OK(pn_actor_stats_get(inbox, &st));
     assert_true(net_now_ms() < deadline);
+    sched_yield(); /* the readers need the cores */
   } while (st.processed < THREAD_SENDERS * PER_SENDER);
   PN_ASSERT_OK(pn_actor_stop(inbox));
   uint32_t total = 0;
@@ -480,6 +482,7 @@ static void backpressure_mutes_actors_sending_to_an_inbox(void **state) {
   do {
     PN_ASSERT_OK(pn_actor_stats_get(flooder, &fs));
     assert_true(net_now_ms() < deadline);
+    sched_yield();
   } while (fs.state != PN_ACTOR_MUTED);
   pn_actor_stats is;
   PN_ASSERT_OK(pn_actor_stats_get(inbox, &is));
