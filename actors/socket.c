@@ -437,8 +437,8 @@ pn_err pn_socket_open(pn_runtime *rt, const pn_socket_config *cfg,
     socket_free(s);
     return err;
   }
-  /* acquire: pairs with the release fetch_or of DEAD in finish_stop()
-   * (runtime/actor.c). */
+  /* acquire: pairs with the release fetch_or of DEAD in
+   * pn__actor_mark_stopped() (runtime/actor.c). */
   if (atomic_load_explicit(&cfg->owner->flags, memory_order_acquire) &
       PN__A_DEAD) {
     err = PN_ECLOSED;

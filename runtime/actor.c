@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "runtime/clock.h"
+#include "runtime/inbox.h"
 #include "runtime/rt.h"
 #include "runtime/timer.h"
 #include "runtime/worker.h"
@@ -81,6 +82,9 @@ void pn__actor_unref(pn_actor *a) {
   if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1) {
     return;
   }
+  if (atomic_load_explicit(&a->flags, memory_order_relaxed) & PN__A_INBOX) {
+    pn__inbox_free(a);
+  }
   pn_runtime *rt = a->rt;
   pthread_mutex_lock(&rt->reg_lock);
   pn__label_put(&rt->labels, a->label);
@@ -119,6 +123,11 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
       cfg->home_worker < -1 || cfg->home_worker >= (int32_t)rt->nworkers) {
     return PN_EINVAL;
   }
+  return pn__spawn(rt, cfg, 0, actor_out);
+}
+
+pn_err pn__spawn(pn_runtime *rt, const pn_actor_config *cfg, uint32_t flags,
+                 pn_actor **actor_out) {
   pthread_mutex_lock(&rt->reg_lock);
   if (rt->closing) {
     pthread_mutex_unlock(&rt->reg_lock);
@@ -165,7 +174,7 @@ pn_err pn_spawn(pn_runtime *rt, const pn_actor_config *cfg,
   atomic_init(&a->stub.next, NULL);
   a->tail = &a->stub;
   atomic_init(&a->refs, actor_out ? 2u : 1u);
-  atomic_init(&a->flags, cfg->batch_end ? PN__A_BATCH_END : 0u);
+  atomic_init(&a->flags, flags | (cfg->batch_end ? PN__A_BATCH_END : 0u));
   atomic_init(&a->mute_state, PN__MUTE_NONE);
   atomic_init(&a->head, (uintptr_t)&a->stub | 1u);
   pn__list_insert_after(&rt->actors, &a->reg);
@@ -217,9 +226,11 @@ static void mute_register(pn_actor *sender, pn_actor *to) {
 /* Clears the overloaded flag and reschedules every actor muted on a. The
  * lock comes from w's runtime, not a->rt: from went_idle(), a may have been
  * freed and be in pn_spawn(), whose memset leaves a->rt NULL for a moment
- * (actor memory stays in its runtime's slab, so the runtimes are one). */
+ * (actor memory stays in its runtime's slab, so the runtimes are one). Off
+ * the workers (w NULL: an inbox's reader) the caller holds a reference, so
+ * a->rt is sound. */
 static void unmute_all(pn__worker *w, pn_actor *a) {
-  pthread_mutex_t *lock = pn__mute_lock(w->rt, a);
+  pthread_mutex_t *lock = pn__mute_lock(w ? w->rt : a->rt, a);
   pthread_mutex_lock(lock);
   atomic_fetch_and_explicit(&a->flags, ~PN__A_OVERLOADED, memory_order_relaxed);
   pn_actor *list = a->mute_list;
@@ -248,14 +259,25 @@ static void unmute_all(pn__worker *w, pn_actor *a) {
 /* --- sending ---------------------------------------------------------------
  */
 
+/* A push found a's mailbox idle, so the pusher owns waking it: a run on a
+ * worker, or for an inbox its reader (inbox.c). */
+static void wake_receiver(pn__worker *cur, pn_actor *a) {
+  /* acquire: pairs with the release fetch_or of DEAD in
+   * pn__actor_mark_stopped(), so a drain sees the stopped run's writes. */
+  uint32_t f = atomic_load_explicit(&a->flags, memory_order_acquire);
+  if (f & PN__A_INBOX) {
+    pn__inbox_wake(cur, a, f);
+    return;
+  }
+  if (f & PN__A_DEAD) {
+    pn_actor_hold(a); /* a stopped actor's drain run owns one of its own */
+  }
+  pn__schedule(cur, a, true);
+}
+
 void pn__actor_deliver(pn__worker *cur, pn_actor *a, pn_msg *m) {
   if (pn__mailbox_push_msgs(a, m, m, 1)) {
-    /* acquire: pairs with the release fetch_or of DEAD in finish_stop(). A
-     * stopped actor's drain run owns a reference of its own. */
-    if (atomic_load_explicit(&a->flags, memory_order_acquire) & PN__A_DEAD) {
-      pn_actor_hold(a);
-    }
-    pn__schedule(cur, a, true);
+    wake_receiver(cur, a);
   }
 }
 
@@ -284,12 +306,7 @@ static void outbox_flush_at(pn__worker *w, uint64_t at) {
     pn__outbox_slot *slot = &w->outbox[i];
     pn_actor *a = slot->to;
     if (pn__mailbox_push_msgs(a, slot->first, slot->last, slot->count)) {
-      /* acquire: pairs with the release fetch_or of DEAD in finish_stop(),
-       * as in pn__actor_deliver(). */
-      if (atomic_load_explicit(&a->flags, memory_order_acquire) & PN__A_DEAD) {
-        pn_actor_hold(a);
-      }
-      pn__schedule(w, a, true);
+      wake_receiver(w, a);
     }
   }
   w->outbox_used = 0;
@@ -485,9 +502,9 @@ pn_err pn_actor_stop(pn_actor *actor) {
     return PN_EINVAL;
   }
   /* acq_rel: the acquire half pairs with the release fetch_or of DEAD in
-   * finish_stop(), so a caller told PN_ECLOSED sees the stopped handler's
-   * writes. The release half pairs with nothing that reads STOP_REQ for
-   * data (the stop travels as an envelope, which the mailbox push
+   * pn__actor_mark_stopped(), so a caller told PN_ECLOSED sees the stopped
+   * handler's writes. The release half pairs with nothing that reads STOP_REQ
+   * for data (the stop travels as an envelope, which the mailbox push
    * publishes); it is kept because this is no hot path. */
   uint32_t f = atomic_fetch_or_explicit(&actor->flags, PN__A_STOP_REQ,
                                         memory_order_acq_rel);
@@ -495,6 +512,12 @@ pn_err pn_actor_stop(pn_actor *actor) {
     return PN_ECLOSED;
   }
   if (f & PN__A_STOP_REQ) {
+    return PN_OK;
+  }
+  if (f & PN__A_INBOX) {
+    /* No handler to run and no reader to count on: a worker stops it, on
+     * the runtime's reference, which only that stop gives back. */
+    pn__schedule(pn__worker_current(actor->rt), actor, false);
     return PN_OK;
   }
   if (tls_actor == actor) {
@@ -529,8 +552,7 @@ size_t pn_msg_size(const pn_msg *msg) { return msg ? msg->size : 0; }
  * any sender exchanged head since, even one still linking; only this CAS
  * ever sets the idle bit. On success the envelope is unreachable: every
  * later sender's exchange returns the stub. */
-static bool mailbox_try_idle(pn__worker *w, pn_actor *a) {
-  pn__node *tail = a->tail;
+static bool idle_cas(pn_actor *a, pn__node *tail) {
   if (tail != &a->stub) {
     /* Written before the CAS publishes the stub: once it does, a sender
      * may link behind it and a run on another worker may read tail. */
@@ -547,13 +569,25 @@ static bool mailbox_try_idle(pn__worker *w, pn_actor *a) {
   if (atomic_compare_exchange_strong_explicit(
           &a->head, &expected, (uintptr_t)&a->stub | 1u, memory_order_seq_cst,
           memory_order_relaxed)) {
-    if (tail != &a->stub) {
-      pn__msg_free(a->rt, w, (pn_msg *)tail);
-    }
     return true;
   }
   a->tail = tail;
   return false;
+}
+
+bool pn__mailbox_idle_cas(pn_actor *a, pn__node *tail) {
+  return idle_cas(a, tail);
+}
+
+static bool mailbox_try_idle(pn__worker *w, pn_actor *a) {
+  pn__node *tail = a->tail;
+  if (!idle_cas(a, tail)) {
+    return false;
+  }
+  if (tail != &a->stub) {
+    pn__msg_free(a->rt, w, (pn_msg *)tail);
+  }
+  return true;
 }
 
 /* After the mailbox went idle: if a sender marked it overloaded meanwhile,
@@ -562,13 +596,32 @@ static bool mailbox_try_idle(pn__worker *w, pn_actor *a) {
  * the allocator while the runtime lives, and a stray unmute is harmless
  * (the senders resume and register again if they must). */
 static void went_idle(pn__worker *w, pn_actor *a) {
-  /* seq_cst: after the seq_cst idle CAS in mailbox_try_idle(), pairs with
+  /* seq_cst: after the seq_cst idle CAS in idle_cas(), pairs with
    * mute_register()'s seq_cst fetch_or of OVERLOADED and load of head (its
    * mark, then its look). */
   if (atomic_load_explicit(&a->flags, memory_order_seq_cst) &
       PN__A_OVERLOADED) {
     unmute_all(w, a);
   }
+}
+
+void pn__actor_went_idle(pn__worker *w, pn_actor *a) { went_idle(w, a); }
+
+/* Below half the high mark an overloaded actor releases its muted
+ * senders; depth is what is still queued. */
+static void unmute_if_relieved(pn__worker *w, pn_actor *a, uint32_t depth) {
+  if ((atomic_load_explicit(&a->flags, memory_order_relaxed) &
+       PN__A_OVERLOADED) &&
+      depth < a->rt->mailbox_high / 2) {
+    unmute_all(w, a);
+  }
+}
+
+void pn__mailbox_note_taken(pn__worker *w, pn_actor *a, uint32_t taken) {
+  atomic_store_explicit(
+      &a->taken, atomic_load_explicit(&a->taken, memory_order_relaxed) + taken,
+      memory_order_relaxed);
+  unmute_if_relieved(w, a, pn__mailbox_depth(a));
 }
 
 /* A stopped actor's run: frees everything queued, then marks the mailbox
@@ -605,6 +658,23 @@ static void drain_stopped(pn__worker *w, pn_actor *a) {
   pn__schedule(w, a, false);
 }
 
+void pn__actor_mark_stopped(pn__worker *w, pn_actor *a) {
+  pn__tr(w, PN__TR_STOP, a->id, 0);
+  /* Off the registry first, under its lock, so no snapshot lists an actor
+   * that is already marked stopped. */
+  pn__runtime_unregister(a->rt, a);
+  /* release: pairs with the acquire loads of the flags in wake_receiver()
+   * and pn__actor_run(), the acq_rel fetch_or in pn_actor_stop(),
+   * pn__timer_heap_fire() and pn__timer_start() (timer.c),
+   * pn_stats_subscribe() (stats_feed.c), pn_socket_open()
+   * (actors/socket.c) and the inbox's loads (inbox.c): whoever sees DEAD
+   * sees the handler's last writes. */
+  atomic_fetch_or_explicit(&a->flags, PN__A_DEAD | PN__A_STOP_REQ,
+                           memory_order_release);
+  unmute_all(w, a);
+  pn__runtime_count_stopped(a->rt);
+}
+
 static void finish_stop(pn__worker *w, pn_actor *a) {
   pn_msg stopped;
   memset(&stopped, 0, sizeof stopped);
@@ -614,20 +684,7 @@ static void finish_stop(pn__worker *w, pn_actor *a) {
   tls_actor = NULL;
   pn__outbox_flush(w);
   pn__stat_add(&a->processed, 1);
-  pn__tr(w, PN__TR_STOP, a->id, 0);
-  /* Off the registry first, under its lock, so no snapshot lists an actor
-   * that is already marked stopped. */
-  pn__runtime_unregister(a->rt, a);
-  /* release: pairs with the acquire loads of the flags in
-   * pn__actor_deliver(), outbox_flush_at() and pn__actor_run(), the acq_rel
-   * fetch_or in pn_actor_stop(), pn__timer_heap_fire() and
-   * pn__timer_start() (timer.c), pn_stats_subscribe() (stats_feed.c) and
-   * pn_socket_open() (actors/socket.c): whoever sees DEAD sees the
-   * handler's last writes. */
-  atomic_fetch_or_explicit(&a->flags, PN__A_DEAD | PN__A_STOP_REQ,
-                           memory_order_release);
-  unmute_all(w, a);
-  pn__runtime_count_stopped(a->rt);
+  pn__actor_mark_stopped(w, a);
   drain_stopped(w, a);
 }
 
@@ -795,12 +852,17 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
   pn_runtime *rt = a->rt;
   uint64_t runs_before = atomic_load_explicit(&a->runs, memory_order_relaxed);
   atomic_store_explicit(&a->runs, runs_before + 1, memory_order_relaxed);
-  /* acquire: pairs with the release fetch_or of DEAD in finish_stop(), so a
-   * drain run sees the stopped run's writes (the run queue's hand-over
-   * orders them too; this keeps the pairing visible here). */
+  /* acquire: pairs with the release fetch_or of DEAD in
+   * pn__actor_mark_stopped(), so a drain run sees the stopped run's writes (the
+   * run queue's hand-over orders them too; this keeps the pairing visible
+   * here). */
   uint32_t flags = atomic_load_explicit(&a->flags, memory_order_acquire);
-  if (flags & PN__A_DEAD) {
-    drain_stopped(w, a);
+  if (flags & (PN__A_DEAD | PN__A_INBOX)) {
+    if (flags & PN__A_INBOX) {
+      pn__inbox_run(w, a); /* its stop, or a drain once stopped */
+    } else {
+      drain_stopped(w, a);
+    }
     return;
   }
   /* acquire: pairs with the release half of the senders' exchange in
@@ -873,11 +935,10 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
   }
 
   uint32_t depth = end == RUN_EMPTY ? 0 : pn__mailbox_depth(a);
-  flags = atomic_load_explicit(&a->flags, memory_order_relaxed);
-  if ((flags & PN__A_OVERLOADED) && end != RUN_EMPTY &&
-      depth < rt->mailbox_high / 2) {
-    unmute_all(w, a);
+  if (end != RUN_EMPTY) {
+    unmute_if_relieved(w, a, depth);
   }
+  flags = atomic_load_explicit(&a->flags, memory_order_relaxed);
   if (depth > atomic_load_explicit(&a->depth_hwm, memory_order_relaxed)) {
     atomic_store_explicit(&a->depth_hwm, depth, memory_order_relaxed);
   }

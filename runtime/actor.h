@@ -29,6 +29,9 @@
 #define PN__A_STOP_REQ 2u   /* a stop was requested */
 #define PN__A_OVERLOADED 4u /* mailbox over the high mark; may have muters */
 #define PN__A_BATCH_END 8u  /* wants PN_MSG_BATCH_END after each run */
+#define PN__A_INBOX                                                            \
+  16u /* read by application threads (inbox.c), never                          \
+         run by a worker except to stop it */
 
 /* mute_state values (see backpressure in actor.c) */
 #define PN__MUTE_NONE 0u
@@ -177,6 +180,36 @@ static inline uint32_t pn__mailbox_depth(const pn_actor *a) {
   uint32_t out = atomic_load_explicit(&a->taken, memory_order_relaxed);
   return in - out;
 }
+
+/* pn_spawn() with initial flags (PN__A_INBOX); the caller checked
+ * nothing more than pn_spawn() does. Any thread. */
+pn_err pn__spawn(pn_runtime *rt, const pn_actor_config *cfg, uint32_t flags,
+                 pn_actor **actor_out);
+
+/* The consumer side, for a mailbox read outside pn__actor_run() (an inbox,
+ * inbox.c). The caller is the only consumer while it calls these; w is the
+ * calling worker or NULL.
+ *
+ * pn__mailbox_idle_cas: tail is the last node linked (not the stub); puts
+ * the stub back as the only node and marks the mailbox idle, as a run that
+ * emptied it does, and returns true. tail is then detached and the
+ * caller's; follow with pn__actor_went_idle(). False when a sender
+ * exchanged the head since (it is linking behind tail; nothing changed).
+ *
+ * pn__mailbox_note_taken: adds the counted envelopes taken (chain_count of
+ * each) and releases the muted senders once the depth is below half the
+ * high mark.
+ *
+ * pn__actor_went_idle: after a successful idle CAS, releases senders that
+ * marked the actor overloaded meanwhile. */
+bool pn__mailbox_idle_cas(pn_actor *a, pn__node *tail);
+void pn__mailbox_note_taken(pn__worker *w, pn_actor *a, uint32_t taken);
+void pn__actor_went_idle(pn__worker *w, pn_actor *a);
+
+/* Marks an actor stopped: off the registry, DEAD (so sends fail), its
+ * muted senders released, counted for shutdown. Its mailbox is still to be
+ * drained and the runtime's reference given back by the caller. */
+void pn__actor_mark_stopped(pn__worker *w, pn_actor *a);
 
 /* Runs a scheduled actor on w (a bounded batch, then idles, reschedules,
  * parks or finishes stopping). Worker only. */

@@ -51,8 +51,8 @@ pn_err pn_stats_subscribe(pn_runtime *rt, pn_actor *to, uint64_t period_us) {
       to->rt != rt) {
     return PN_EINVAL;
   }
-  /* acquire: pairs with the release fetch_or of DEAD in finish_stop()
-   * (actor.c). */
+  /* acquire: pairs with the release fetch_or of DEAD in
+   * pn__actor_mark_stopped() (actor.c). */
   if (atomic_load_explicit(&to->flags, memory_order_acquire) & PN__A_DEAD) {
     return PN_ECLOSED;
   }

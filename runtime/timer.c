@@ -202,7 +202,7 @@ uint32_t pn__timer_heap_fire(pn__worker *w, uint64_t now_ns) {
     pn_timer *t = h->items[0];
     heap_remove(h, t);
     /* acquire: the flags pair with the release fetch_or of DEAD in
-     * finish_stop() (actor.c), cancelled with the release store in
+     * pn__actor_mark_stopped() (actor.c), cancelled with the release store in
      * pn_timer_cancel(). */
     bool dead = atomic_load_explicit(&t->target->flags, memory_order_acquire) &
                 PN__A_DEAD;
@@ -261,8 +261,8 @@ pn_err pn__timer_start(pn_actor *actor, uint32_t type, uint64_t delay_us,
     return PN_EINVAL;
   }
   pn_runtime *rt = actor->rt;
-  /* acquire: pairs with the release fetch_or of DEAD in finish_stop()
-   * (actor.c). */
+  /* acquire: pairs with the release fetch_or of DEAD in
+   * pn__actor_mark_stopped() (actor.c). */
   if (atomic_load_explicit(&actor->flags, memory_order_acquire) & PN__A_DEAD) {
     return PN_ECLOSED;
   }

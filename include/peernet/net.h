@@ -18,7 +18,8 @@
  * gives back with pn_host_close() and pn_peer_release(). A peer named in an
  * event is borrowed: it stays valid while the handler runs and, for the
  * peer's owner, until the handler of its PN_MSG_PEER_DISCONNECTED returns
- * (the last event of a peer). Keep it longer with pn_peer_hold(). Packets
+ * (the last event of a peer; for an owner that is an inbox, until that
+ * message is released). Keep it longer with pn_peer_hold(). Packets
  * are reference counted (pn_packet_hold/pn_packet_release). A received
  * packet kept past its event's handler lives in the runtime's memory pools:
  * release it before pn_runtime_destroy().
@@ -228,7 +229,8 @@ typedef struct pn_peer_event {
 } pn_peer_event;
 
 /* Reads one of the PN_MSG_PEER_* messages. Errors: PN_EINVAL (NULL, other
- * type). Pure; from the handler that received the message. */
+ * type). Pure; from the handler that received the message, or while a
+ * message taken from an inbox is held (peernet/inbox.h). */
 PN_API pn_err pn_msg_peer_event(const pn_msg *msg, pn_peer_event *out);
 
 /* --- hosts --------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 
 #include "peernet/conditioner.h"
 #include "peernet/error.h"
+#include "peernet/inbox.h"
 #include "peernet/net.h"
 #include "peernet/runtime.h"
 #include "peernet/socket.h"

@@ -12,7 +12,8 @@
  * objects the caller releases explicitly; nothing is garbage collected. A
  * message's bytes are copied at send time unless pn_send_buf() hands a buffer
  * over. Pointers a handler gets from a pn_msg are valid only until the
- * handler returns.
+ * handler returns (a message taken from an inbox, peernet/inbox.h, until it
+ * is released).
  *
  * Errors. Bad arguments return PN_EINVAL (or a more precise code) and change
  * nothing. See peernet/error.h.
@@ -207,10 +208,11 @@ PN_API void pn_actor_release(pn_actor *actor);
 
 /* Asks the actor to stop. Messages sent before the request (by the same
  * sender) are handled first; then the handler gets PN_MSG_STOPPED and later
- * messages are dropped. From the actor's own handler the stop takes effect
- * when the handler returns. Idempotent.
- * Errors: PN_EINVAL (NULL), PN_ECLOSED (already stopped), PN_ENOMEM.
- * Any thread, never blocks. */
+ * messages are dropped. An inbox (peernet/inbox.h) has no handler: it
+ * stops soon after, on a worker, freeing whatever is still waiting. From the
+ * actor's own handler the stop takes effect when the handler returns.
+ * Idempotent. Errors: PN_EINVAL (NULL), PN_ECLOSED (already stopped),
+ * PN_ENOMEM. Any thread, never blocks. */
 PN_API pn_err pn_actor_stop(pn_actor *actor);
 
 /* The actor whose handler is running on this thread, or NULL outside one.
@@ -242,9 +244,10 @@ PN_API pn_err pn_send(pn_actor *to, uint32_t type, const void *data,
 
 /* Hands data over without copying. On PN_OK the runtime owns data and calls
  * free_fn(data, ctx) exactly once, on some worker thread, after the handler
- * returned or when the message is dropped. free_fn may be NULL when the
- * buffer needs no freeing. On error the caller still owns data.
- * Errors as pn_send() except PN_ERANGE. Any thread, never blocks. */
+ * returned or when the message is dropped (to an inbox: on the thread that
+ * releases the message, or that closes the inbox while it waits). free_fn may
+ * be NULL when the buffer needs no freeing. On error the caller still owns
+ * data. Errors as pn_send() except PN_ERANGE. Any thread, never blocks. */
 PN_API pn_err pn_send_buf(pn_actor *to, uint32_t type, void *data, size_t size,
                           pn_free_fn free_fn, void *ctx);
 

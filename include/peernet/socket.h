@@ -157,7 +157,8 @@ typedef struct pn_datagram {
 } pn_datagram;
 
 /* Reads a PN_MSG_DATAGRAM message. Errors: PN_EINVAL (NULL, other type,
- * malformed). Pure; from the handler that received the message. */
+ * malformed). Pure; from the handler that received the message, or while
+ * a message taken from an inbox is held (peernet/inbox.h). */
 PN_API pn_err pn_msg_datagram(const pn_msg *msg, pn_datagram *out);
 
 #ifdef __cplusplus
