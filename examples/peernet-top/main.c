@@ -485,10 +485,10 @@ static bool take(const char *path, sample *s) {
   return ok;
 }
 
-static void usage(void) {
-  fprintf(stderr, "usage: peernet-top --socket PATH [--view actors|peers]\n"
-                  "                   [--sort cpu|rate|mailbox|processed]\n"
-                  "                   [--interval MS] [--top N] [--once]\n");
+static void usage(FILE *f) {
+  fprintf(f, "usage: peernet-top --socket PATH [--view actors|peers]\n"
+             "                   [--sort cpu|rate|mailbox|processed]\n"
+             "                   [--interval MS] [--top N] [--once]\n");
 }
 
 static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
@@ -531,7 +531,7 @@ int main(int argc, char **argv) {
       } else if (strcmp(k, "processed") == 0) {
         sort_by = SORT_PROCESSED;
       } else {
-        usage();
+        usage(stderr);
         return 2;
       }
     } else if (strcmp(argv[i], "--view") == 0 && i + 1 < argc) {
@@ -541,18 +541,21 @@ int main(int argc, char **argv) {
       } else if (strcmp(v, "peers") == 0) {
         view = VIEW_PEERS;
       } else {
-        usage();
+        usage(stderr);
         return 2;
       }
     } else if (strcmp(argv[i], "--once") == 0) {
       once = true;
+    } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return 0;
     } else {
-      usage();
+      usage(stderr);
       return 2;
     }
   }
   if (!path || !*path) {
-    usage();
+    usage(stderr);
     return 2;
   }
   sample prev;
