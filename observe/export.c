@@ -136,9 +136,10 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
   putf(&t,
        ",\"actors_spawned\":%" PRIu64 ",\"actors_stopped\":%" PRIu64
        ",\"actors_alive\":%" PRIu64 ",\"actor_handles\":%" PRIu64
-       ",\"msgs_in_flight\":%" PRIu64 ",\"timers_active\":%" PRIu64 "},",
+       ",\"msgs_in_flight\":%" PRIu64 ",\"timers_active\":%" PRIu64
+       ",\"uptime_ns\":%" PRIu64 "},",
        r->actors_spawned, r->actors_stopped, r->actors_alive, r->actor_handles,
-       r->msgs_in_flight, r->timers_active);
+       r->msgs_in_flight, r->timers_active, r->uptime_ns);
   put(&t, "\"workers\":[");
   for (size_t i = 0; i < snap->worker_count; i++) {
     const pn_worker_stats *w = &snap->workers[i];
@@ -390,6 +391,9 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
   putf(&t, "peernet_messages_in_flight %" PRIu64 "\n", r->msgs_in_flight);
   metric_header(&t, "peernet_timers_active", "gauge", "Timers not freed.");
   putf(&t, "peernet_timers_active %" PRIu64 "\n", r->timers_active);
+  metric_header(&t, "peernet_uptime_seconds", "gauge",
+                "Time since the runtime was created.");
+  putf(&t, "peernet_uptime_seconds %.9f\n", (double)r->uptime_ns / 1e9);
 
   static const metric_family worker_families[] = {
       {"peernet_worker_runs_total", "counter", "Actor runs.",

@@ -48,11 +48,12 @@ struct pn_runtime {
   void **slab_chunks;
   size_t slab_nchunks;
   size_t slab_cap;
-  pn__label_table labels; /* under reg_lock */
-  pn__list objects;       /* observable objects of the layers above
-                             (registry.h), under reg_lock */
-  bool closing;           /* under reg_lock */
-  uint64_t next_id;       /* under reg_lock */
+  pn__label_table labels;      /* under reg_lock */
+  pn__list objects;            /* observable objects of the layers above
+                                  (registry.h), under reg_lock */
+  pn__trace_names trace_names; /* stopped actors' names, under reg_lock */
+  bool closing;                /* under reg_lock */
+  uint64_t next_id;            /* under reg_lock */
 
   /* Workers report their backend's thread_start here. */
   uint32_t workers_started; /* under done_lock */

@@ -85,6 +85,7 @@ static void runtime_free(pn_runtime *rt, uint32_t workers_inited) {
     free(rt->slab_chunks[i]);
   }
   free(rt->slab_chunks);
+  pn__trace_names_fini(&rt->trace_names);
   pn__labels_fini(&rt->labels);
   free(rt->trace_path);
   for (uint32_t i = 0; i < PN__MUTE_STRIPES; i++) {
@@ -199,6 +200,8 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
         CFG_HAS(trace_events) && cfg->trace_events ? cfg->trace_events : 65536;
     rt->trace_mask =
         pn__trace_kind_mask(trace_categories ? trace_categories : PN_TRACE_ALL);
+    rt->trace_names.max =
+        pn__trace_ring_capacity(rt->trace_events) * rt->nworkers;
   }
   rt->spin_ns = (uint64_t)(cfg->spin_us ? cfg->spin_us : 20) * 1000;
   rt->stats_cpu_time = cfg->stats_cpu_time;
@@ -283,6 +286,10 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
 void pn__runtime_unregister(pn_runtime *rt, pn_actor *a) {
   pthread_mutex_lock(&rt->reg_lock);
   pn__list_remove(&a->reg);
+  if (rt->trace_names.max) {
+    /* Its events may still be in the recorder: the dump names it. */
+    pn__trace_names_note(rt, a->id, a->label);
+  }
   pthread_mutex_unlock(&rt->reg_lock);
 }
 

@@ -9,6 +9,7 @@
 #include "peernet/stats.h"
 #include "runtime/alloc.h"
 #include "runtime/assert.h"
+#include "runtime/clock.h"
 #include "runtime/rt.h"
 
 const char *pn_actor_state_name(pn_actor_state state) {
@@ -106,9 +107,11 @@ double pn_histogram_quantile_ns(const pn_histogram *h, double q) {
   return 0.0;
 }
 
-static void runtime_fill(pn_runtime *rt, pn_runtime_stats *s) {
+/* now_ns: a pn__now_ns() reading, which uptime is counted to. */
+static void runtime_fill(pn_runtime *rt, uint64_t now_ns, pn_runtime_stats *s) {
   memset(s, 0, sizeof *s);
   s->workers = rt->nworkers;
+  s->uptime_ns = now_ns > rt->ns0 ? now_ns - rt->ns0 : 0;
   s->io_backend = rt->io->name;
   s->actors_spawned = LOAD(rt->actors_spawned);
   s->actors_stopped = LOAD(rt->actors_stopped);
@@ -133,7 +136,7 @@ pn_err pn_runtime_stats_get(pn_runtime *rt, pn_runtime_stats *stats_out) {
   if (!rt || !stats_out) {
     return PN_EINVAL;
   }
-  runtime_fill(rt, stats_out);
+  runtime_fill(rt, pn__now_ns(), stats_out);
   return PN_OK;
 }
 
@@ -171,9 +174,32 @@ pn_err pn__runtime_snapshot_locked(pn_runtime *rt, pn_snapshot *snap) {
     ws->steals = LOAD(w->steals);
     ws->stolen_actors = LOAD(w->stolen_actors);
     ws->wakeups = LOAD(w->wakeups);
-    ws->idle_ns = LOAD(w->idle_ns);
+    /* acquire: pairs with the release stores in worker_sleep()
+     * (worker.c); the word is turned into time below, with a clock read
+     * after every worker's load. */
+    ws->idle_ns = atomic_load_explicit(&w->idle_clock, memory_order_acquire);
     ws->timers_fired = LOAD(w->timers_fired);
     ws->io_calls = LOAD(w->io_calls);
+  }
+  /* One clock reading for the whole snapshot, taken after the loads: a
+   * wait still going on counts as idle up to it, and a wait that ended
+   * counted only up to its end, which came before it. Snapshots are taken
+   * one at a time under reg_lock, so each worker's idle time is then held
+   * between the last one reported and that plus the uptime since: a
+   * reader's difference of two snapshots is never negative nor more than
+   * the time between them, even when a wait ended during the read. */
+  uint64_t now = pn__now_ns();
+  uint64_t uptime = now > rt->ns0 ? now - rt->ns0 : 0;
+  for (uint32_t i = 0; i < rt->nworkers; i++) {
+    pn__worker *w = &rt->workers[i];
+    uint64_t idle = pn__worker_idle_ns(snap->workers[i].idle_ns, now);
+    uint64_t ceiling = w->snap_idle_ns + (uptime - w->snap_uptime_ns);
+    idle = idle < w->snap_idle_ns ? w->snap_idle_ns
+           : idle > ceiling       ? ceiling
+                                  : idle;
+    w->snap_idle_ns = idle;
+    w->snap_uptime_ns = uptime;
+    snap->workers[i].idle_ns = idle;
   }
   /* The live count can only be read exactly under the lock the caller
    * holds; size the array from it and fill it in the same section. */
@@ -197,6 +223,6 @@ pn_err pn__runtime_snapshot_locked(pn_runtime *rt, pn_snapshot *snap) {
     actor_fill(a, &snap->actors[i++]);
   }
   snap->actor_count = n;
-  runtime_fill(rt, &snap->runtime);
+  runtime_fill(rt, now, &snap->runtime);
   return PN_OK;
 }

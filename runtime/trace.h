@@ -17,6 +17,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "peernet/error.h"
@@ -153,7 +154,39 @@ static inline void pn__trace_idle(pn__trace_ring *r) {
   r->step_valid = false;
 }
 
-/* Writes every worker's ring to path. Any thread. */
+/* Events a ring asked for `events` holds. */
+size_t pn__trace_ring_capacity(uint32_t events);
+
+/* Names of actors that stopped while the recorder was on. The dump names
+ * the actors its events mention, from the registry for live ones; a
+ * stopped actor has left it (at shutdown, every actor has), so its name
+ * is kept here when it leaves. A ring: it holds as many names as the
+ * workers' rings hold events, so a name falls out only after that many
+ * named actors stopped after it, each recording a stop event. Entries hold
+ * a reference to their label. Everything here runs under the runtime's
+ * reg_lock. */
+typedef struct pn__trace_name {
+  uint64_t id;
+  struct pn__label *label;
+} pn__trace_name;
+
+typedef struct pn__trace_names {
+  pn__trace_name *ent;
+  size_t cap;   /* allocated entries, grown up to max */
+  size_t max;   /* 0: the recorder is off, nothing is kept */
+  size_t count; /* entries in use */
+  size_t next;  /* where the next one goes once count == max */
+} pn__trace_names;
+
+/* Keeps actor id's name (label, which may be NULL: nothing is kept). Out
+ * of memory, the name is not kept and the dump shows the id alone. */
+void pn__trace_names_note(pn_runtime *rt, uint64_t id, struct pn__label *label);
+
+/* Frees the entries; the labels themselves go with the label table. */
+void pn__trace_names_fini(pn__trace_names *n);
+
+/* Writes every worker's ring to path, naming the actors it mentions. Any
+ * thread; takes the registry lock while it copies the names. */
 pn_err pn__trace_dump(pn_runtime *rt, const char *path);
 
 #endif

@@ -310,8 +310,16 @@ static void worker_sleep(pn__worker *w) {
       timeout = trim_in;
       w->pool_shrunk_ns = 0;
     }
+    /* release, both stores: pair with the acquire load in the snapshot
+     * (stats.c), so a reader's clock, read after it loads the word, is
+     * not behind the t0 or t1 the word was made from. */
+    atomic_store_explicit(&w->idle_clock, (w->idle_total_ns - t0) << 1 | 1u,
+                          memory_order_release);
     rt->io->wait(w, timeout);
-    pn__stat_add(&w->idle_ns, pn__now_ns() - t0);
+    uint64_t t1 = pn__now_ns();
+    w->idle_total_ns += t1 - t0;
+    atomic_store_explicit(&w->idle_clock, w->idle_total_ns << 1,
+                          memory_order_release);
     pn__stat_add(&w->wakeups, 1);
   }
   atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);

@@ -61,6 +61,11 @@ struct pn__worker {
   pn__io_worker io;
   pn__msg_pool pool;
   uint64_t pool_shrunk_ns; /* owner only: when the idle shrink last ran */
+  uint64_t idle_total_ns;  /* owner only: idle time of the finished waits */
+  /* Under the runtime's reg_lock: the idle time and uptime the last
+   * snapshot reported, which the next one is held to (stats.c). */
+  uint64_t snap_idle_ns;
+  uint64_t snap_uptime_ns;
   pn__timer_heap timers;
   pn__trace_ring trace;  /* flight recorder; trace.ev NULL when off */
   uint64_t trace_run_ts; /* start of the run in progress, 0 between runs */
@@ -73,7 +78,13 @@ struct pn__worker {
   _Atomic uint64_t steals;
   _Atomic uint64_t stolen_actors;
   _Atomic uint64_t wakeups;
-  _Atomic uint64_t idle_ns;
+  /* Idle time, readable at any moment (pn__worker_idle_ns): while the
+   * worker waits, bit 0 is set and the rest is (idle time before this wait
+   * - its start) modulo 2^63, to which a reader adds its own clock; between
+   * waits the rest is the idle time so far. One word, so a reader never
+   * pairs a total with a wait it does not belong to, and a wait counts as
+   * idle while it lasts, not only once it returns. */
+  _Atomic uint64_t idle_clock;
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t io_calls; /* backend waits and polls (syscalls) */
 };
@@ -118,6 +129,20 @@ static inline void pn__tr(pn__worker *w, uint32_t kind, uint64_t a,
     uint64_t ts = w->trace_run_ts ? w->trace_run_ts : pn__trace_now(&w->trace);
     pn__trace_put(&w->trace, kind, ts, a, b);
   }
+}
+
+/* The idle time, in nanoseconds, that a word loaded from a worker's
+ * idle_clock (acquire) stands for at now_ns, a pn__now_ns() reading taken
+ * after that load. A wait that ends while a reader extrapolates it can be
+ * counted up to the moment the worker publishes its end (nanoseconds,
+ * unless the worker is preempted right then), so a reader whose figures
+ * must never run backwards or faster than the clock holds them to its
+ * previous ones (stats.c does). Pure. */
+static inline uint64_t pn__worker_idle_ns(uint64_t clock_word,
+                                          uint64_t now_ns) {
+  const uint64_t mask = UINT64_MAX >> 1;
+  return clock_word & 1u ? ((clock_word >> 1) + now_ns) & mask
+                         : clock_word >> 1;
 }
 
 /* Single-writer counter bump: a plain load and store, no lock prefix;

@@ -86,7 +86,17 @@ outside_user_build() {
   cmake --install build/release --prefix "$prefix" >/dev/null
   cmake -S examples -B build/outside -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
   cmake --build build/outside -j"$jobs"
-  PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs peernet >/dev/null
+  # A program built with nothing but pkg-config, as a Makefile would. This
+  # prefix is not one the loader searches, so running it takes
+  # LD_LIBRARY_PATH (README, "Installing").
+  local pc_flags
+  pc_flags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs peernet)
+  # shellcheck disable=SC2086
+  cc -std=c11 -o build/outside/pkgconfig_user tests/tools/pkgconfig_user.c $pc_flags
+  LD_LIBRARY_PATH="$prefix/lib" build/outside/pkgconfig_user >/dev/null
+  # The installed tools find the library beside them (RPATH): no
+  # LD_LIBRARY_PATH.
+  "$prefix/bin/peernet-keygen" --help >/dev/null
   LD_LIBRARY_PATH="$prefix/lib" build/outside/actors-demo/peernet-actors-demo --actors 200 --hops 2000 >/dev/null
   LD_LIBRARY_PATH="$prefix/lib" bash tests/tools/ping_test.sh build/outside/peernet-ping/peernet-ping \
     cmake echo --kind ordered --count 2000 --size 200 --loss 0.1 >/dev/null

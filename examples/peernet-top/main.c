@@ -1,14 +1,23 @@
-/* peernet-top: a live table of a running PeerNet runtime's actors, like
- * etop or htop. The runtime must publish its stats on a Unix socket
- * (pn_runtime_config.stats_socket, or PEERNET_STATS_SOCKET=path in its
- * environment); peernet-top reads a JSON snapshot from it every interval
- * and shows the busiest actors with their message rates and CPU share.
+/* peernet-top: a live table of a running PeerNet runtime's actors or
+ * peers, like etop or htop. The runtime must publish its stats on a Unix
+ * socket (pn_runtime_config.stats_socket, or PEERNET_STATS_SOCKET=path in
+ * its environment); peernet-top reads a JSON snapshot from it every
+ * interval and shows the busiest actors with their message rates and CPU
+ * share, or every peer with its RTT, loss, congestion window and queued
+ * bytes.
  *
- *   peernet-top --socket PATH [--sort cpu|rate|mailbox|processed]
+ *   peernet-top --socket PATH [--view actors|peers]
+ *               [--sort cpu|rate|mailbox|processed]
  *               [--interval MS] [--top N] [--once]
  *
- * Keys while running: c, r, m, p change the sort; q quits. --once prints
- * one table (from two samples, to have rates) and exits. */
+ * Keys while running: a and e show actors and peers; c, r, m, p change the
+ * actors' sort; q quits. --once prints one table (from two samples, to
+ * have rates) and exits.
+ *
+ * Rates and busy shares are taken over the runtime's own uptime between
+ * two snapshots (runtime.uptime_ns), the moment each worker's idle time is
+ * counted to, not over this program's clock: the time the socket took to
+ * answer does not skew them. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <inttypes.h>
@@ -38,19 +47,42 @@ typedef struct actor_row {
   double cpu_pct; /* share of one core since the last sample */
 } actor_row;
 
+typedef struct peer_row {
+  uint64_t id;
+  char remote[64];
+  char state[16];
+  uint64_t srtt_us;
+  double loss; /* share of datagrams deemed lost, 0 to 1 */
+  uint64_t cwnd;
+  uint64_t in_flight;
+  uint64_t queued_bytes;
+  uint64_t retransmits;
+  uint64_t bytes_out;
+  uint64_t bytes_in;
+  double out_rate; /* bytes per second since the last sample */
+  double in_rate;
+} peer_row;
+
+/* Workers beyond this many are summed but not shown one by one. */
+#define WORKERS_SHOWN 16
+
 typedef struct sample {
-  uint64_t taken_ns;
+  uint64_t taken_ns; /* the runtime's uptime, or this program's clock */
   uint64_t workers;
   char io[16];
   uint64_t alive;
   uint64_t in_flight;
   uint64_t worker_runs;
   uint64_t worker_idle_ns;
+  uint64_t idle_ns[WORKERS_SHOWN]; /* per worker */
   size_t count;
   actor_row *rows;
+  size_t peer_count;
+  peer_row *peers;
 } sample;
 
 enum sort_key { SORT_CPU, SORT_RATE, SORT_MAILBOX, SORT_PROCESSED };
+enum view { VIEW_ACTORS, VIEW_PEERS };
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -119,6 +151,16 @@ static uint64_t num_field(const char *obj, const char *end, const char *key) {
   return strtoull(p + strlen(pat), NULL, 10);
 }
 
+static double real_field(const char *obj, const char *end, const char *key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(obj, pat);
+  if (!p || p > end) {
+    return 0;
+  }
+  return strtod(p + strlen(pat), NULL);
+}
+
 static void str_field(const char *obj, const char *end, const char *key,
                       char *out, size_t cap) {
   char pat[64];
@@ -163,9 +205,54 @@ static const char *object_end(const char *p) {
   return NULL;
 }
 
+/* Grows *rows (of size elem) so that index *count fits. */
+static bool room_for(void **rows, size_t *cap, size_t count, size_t elem) {
+  if (count < *cap) {
+    return true;
+  }
+  size_t n = *cap ? *cap * 2 : 64;
+  void *bigger = realloc(*rows, n * elem);
+  if (!bigger) {
+    return false;
+  }
+  *rows = bigger;
+  *cap = n;
+  return true;
+}
+
+static void parse_peers(const char *peers, sample *s) {
+  size_t cap = 0;
+  for (const char *p = strchr(peers, '{'); p;) {
+    const char *e = object_end(p);
+    if (!e ||
+        !room_for((void **)&s->peers, &cap, s->peer_count, sizeof *s->peers)) {
+      break;
+    }
+    peer_row *r = &s->peers[s->peer_count++];
+    memset(r, 0, sizeof *r);
+    /* A peer's own fields come before its "channels" array, whose
+     * objects repeat some names: search only up to it. */
+    const char *own = strstr(p, "\"channels\":[");
+    if (!own || own > e) {
+      own = e;
+    }
+    r->id = num_field(p, own, "id");
+    str_field(p, own, "remote", r->remote, sizeof r->remote);
+    str_field(p, own, "state", r->state, sizeof r->state);
+    r->srtt_us = num_field(p, own, "srtt_us");
+    r->loss = real_field(p, own, "loss");
+    r->cwnd = num_field(p, own, "cwnd");
+    r->in_flight = num_field(p, own, "in_flight");
+    r->queued_bytes = num_field(p, own, "queued_bytes");
+    r->retransmits = num_field(p, own, "retransmits");
+    r->bytes_out = num_field(p, own, "bytes_out");
+    r->bytes_in = num_field(p, own, "bytes_in");
+    p = e[1] == ',' ? strchr(e, '{') : NULL;
+  }
+}
+
 static bool parse(const char *json, sample *s) {
   memset(s, 0, sizeof *s);
-  s->taken_ns = now_ns();
   const char *rt = strstr(json, "\"runtime\":{");
   const char *workers = strstr(json, "\"workers\":[");
   const char *actors = strstr(json, "\"actors\":[");
@@ -177,29 +264,30 @@ static bool parse(const char *json, sample *s) {
   str_field(rt, rt_end, "io_backend", s->io, sizeof s->io);
   s->alive = num_field(rt, rt_end, "actors_alive");
   s->in_flight = num_field(rt, rt_end, "msgs_in_flight");
-  for (const char *p = strchr(workers, '{'); p && p < actors;) {
+  /* A runtime too old to report its uptime: this program's clock. */
+  s->taken_ns = num_field(rt, rt_end, "uptime_ns");
+  if (!s->taken_ns) {
+    s->taken_ns = now_ns();
+  }
+  size_t wi = 0;
+  for (const char *p = strchr(workers, '{'); p && p < actors; wi++) {
     const char *e = object_end(p);
     if (!e) {
       break;
     }
+    uint64_t idle = num_field(p, e, "idle_ns");
     s->worker_runs += num_field(p, e, "runs");
-    s->worker_idle_ns += num_field(p, e, "idle_ns");
+    s->worker_idle_ns += idle;
+    if (wi < WORKERS_SHOWN) {
+      s->idle_ns[wi] = idle;
+    }
     p = strchr(e, '{');
   }
-  size_t cap = 64;
-  s->rows = malloc(cap * sizeof *s->rows);
-  for (const char *p = strchr(actors, '{'); p && s->rows;) {
+  size_t cap = 0;
+  for (const char *p = strchr(actors, '{'); p;) {
     const char *e = object_end(p);
-    if (!e) {
+    if (!e || !room_for((void **)&s->rows, &cap, s->count, sizeof *s->rows)) {
       break;
-    }
-    if (s->count == cap) {
-      actor_row *bigger = realloc(s->rows, cap * 2 * sizeof *bigger);
-      if (!bigger) {
-        break;
-      }
-      s->rows = bigger;
-      cap *= 2;
     }
     actor_row *r = &s->rows[s->count++];
     memset(r, 0, sizeof *r);
@@ -215,12 +303,23 @@ static bool parse(const char *json, sample *s) {
     /* The next actor, or the end of the array (sockets and peers follow). */
     p = e[1] == ',' ? strchr(e, '{') : NULL;
   }
-  return s->rows != NULL;
+  /* Names are escaped, so a quote in one is always after a backslash:
+   * this cannot match inside a name. */
+  const char *peers = strstr(actors, "],\"peers\":[");
+  if (peers) {
+    parse_peers(peers + 2, s);
+  }
+  return true;
+}
+
+static void sample_free(sample *s) {
+  free(s->rows);
+  free(s->peers);
 }
 
 /* Rates against the previous sample, matched by actor id. */
 static void derive(sample *cur, const sample *prev) {
-  if (!prev || !prev->rows) {
+  if (!prev) {
     return;
   }
   double secs = (double)(cur->taken_ns - prev->taken_ns) / 1e9;
@@ -234,6 +333,17 @@ static void derive(sample *cur, const sample *prev) {
         const actor_row *o = &prev->rows[j];
         r->rate = (double)(r->processed - o->processed) / secs;
         r->cpu_pct = (double)(r->cpu_ns - o->cpu_ns) / (secs * 1e7);
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i < cur->peer_count; i++) {
+    for (size_t j = 0; j < prev->peer_count; j++) {
+      if (prev->peers[j].id == cur->peers[i].id) {
+        peer_row *r = &cur->peers[i];
+        const peer_row *o = &prev->peers[j];
+        r->out_rate = (double)(r->bytes_out - o->bytes_out) / secs;
+        r->in_rate = (double)(r->bytes_in - o->bytes_in) / secs;
         break;
       }
     }
@@ -272,21 +382,28 @@ static const char *sort_name(void) {
   return names[sort_by];
 }
 
-static void render(sample *s, const sample *prev, size_t top, bool clear) {
-  if (clear) {
-    fputs("\x1b[H\x1b[2J", stdout);
+/* Busiest first: bytes per second both ways, then id. */
+static int compare_peers(const void *a, const void *b) {
+  const peer_row *x = a;
+  const peer_row *y = b;
+  double kx = x->out_rate + x->in_rate;
+  double ky = y->out_rate + y->in_rate;
+  if (kx != ky) {
+    return kx < ky ? 1 : -1;
   }
-  double secs = prev ? (double)(s->taken_ns - prev->taken_ns) / 1e9 : 0;
-  double idle = secs > 0 && s->workers
-                    ? (double)(s->worker_idle_ns - prev->worker_idle_ns) /
-                          (secs * 1e9 * (double)s->workers) * 100.0
-                    : 0;
-  double runs =
-      secs > 0 ? (double)(s->worker_runs - prev->worker_runs) / secs : 0;
-  printf("peernet-top  workers %" PRIu64 " (%s)  actors %" PRIu64
-         "  messages in flight %" PRIu64 "  runs/s %.0f  idle %.0f%%"
-         "  sort: %s\n\n",
-         s->workers, s->io, s->alive, s->in_flight, runs, idle, sort_name());
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* A worker's busy share: the part of the uptime between the samples it
+ * did not spend waiting. The runtime never reports more idle time than
+ * elapsed; the clamp only guards against an older runtime. */
+static double busy_pct(uint64_t idle_now, uint64_t idle_before, double ns) {
+  double idle = (double)(idle_now - idle_before) / ns;
+  double busy = 100.0 * (1.0 - idle);
+  return busy < 0 ? 0 : busy > 100 ? 100 : busy;
+}
+
+static void render_actors(sample *s, size_t top) {
   printf("%8s %-24s %-9s %12s %11s %10s %10s %6s %8s %8s\n", "ID", "NAME",
          "STATE", "PROCESSED", "RATE/s", "SENT", "RUNS", "CPU%", "MAILBOX",
          "HWM");
@@ -298,6 +415,60 @@ static void render(sample *s, const sample *prev, size_t top, bool clear) {
            r->id, r->name[0] ? r->name : "-", r->state, r->processed, r->rate,
            r->sent, r->runs, r->cpu_pct, r->depth, r->hwm);
   }
+}
+
+static void render_peers(sample *s, size_t top) {
+  printf("%8s %-28s %-13s %9s %7s %6s %8s %12s %8s %11s %11s\n", "ID", "REMOTE",
+         "STATE", "RTT(ms)", "LOSS%", "CWND", "INFLIGHT", "QUEUED(B)",
+         "RETRANS", "OUT(B/s)", "IN(B/s)");
+  qsort(s->peers, s->peer_count, sizeof *s->peers, compare_peers);
+  for (size_t i = 0; i < s->peer_count && i < top; i++) {
+    const peer_row *r = &s->peers[i];
+    printf("%8" PRIu64 " %-28.28s %-13s %9.3f %7.2f %6" PRIu64 " %8" PRIu64
+           " %12" PRIu64 " %8" PRIu64 " %11.0f %11.0f\n",
+           r->id, r->remote, r->state, (double)r->srtt_us / 1000.0,
+           r->loss * 100.0, r->cwnd, r->in_flight, r->queued_bytes,
+           r->retransmits, r->out_rate, r->in_rate);
+  }
+  if (!s->peer_count) {
+    printf("(no peers)\n");
+  }
+}
+
+static void render(sample *s, const sample *prev, enum view view, size_t top,
+                   bool clear) {
+  if (clear) {
+    fputs("\x1b[H\x1b[2J", stdout);
+  }
+  double ns = prev && s->taken_ns > prev->taken_ns
+                  ? (double)(s->taken_ns - prev->taken_ns)
+                  : 0;
+  double secs = ns / 1e9;
+  double idle = ns > 0 && s->workers
+                    ? (double)(s->worker_idle_ns - prev->worker_idle_ns) /
+                          (ns * (double)s->workers) * 100.0
+                    : 0;
+  idle = idle < 0 ? 0 : idle > 100 ? 100 : idle;
+  double runs =
+      secs > 0 ? (double)(s->worker_runs - prev->worker_runs) / secs : 0;
+  printf("peernet-top  workers %" PRIu64 " (%s)  actors %" PRIu64
+         "  peers %zu  messages in flight %" PRIu64
+         "  runs/s %.0f  idle %.0f%%",
+         s->workers, s->io, s->alive, s->peer_count, s->in_flight, runs, idle);
+  if (view == VIEW_ACTORS) {
+    printf("  sort: %s", sort_name());
+  }
+  printf("\nbusy per worker:");
+  for (uint64_t w = 0; w < s->workers && w < WORKERS_SHOWN; w++) {
+    printf(" %" PRIu64 ":%.0f%%", w,
+           ns > 0 ? busy_pct(s->idle_ns[w], prev->idle_ns[w], ns) : 0.0);
+  }
+  printf("\n\n");
+  if (view == VIEW_ACTORS) {
+    render_actors(s, top);
+  } else {
+    render_peers(s, top);
+  }
   fflush(stdout);
 }
 
@@ -308,13 +479,16 @@ static bool take(const char *path, sample *s) {
   }
   bool ok = parse(json, s);
   free(json);
+  if (!ok) {
+    sample_free(s);
+  }
   return ok;
 }
 
-static void usage(void) {
-  fprintf(stderr, "usage: peernet-top --socket PATH [--sort cpu|rate|mailbox|"
-                  "processed]\n                   [--interval MS] [--top N] "
-                  "[--once]\n");
+static void usage(FILE *f) {
+  fprintf(f, "usage: peernet-top --socket PATH [--view actors|peers]\n"
+             "                   [--sort cpu|rate|mailbox|processed]\n"
+             "                   [--interval MS] [--top N] [--once]\n");
 }
 
 static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
@@ -336,6 +510,7 @@ int main(int argc, char **argv) {
   uint64_t interval_ms = 1000;
   uint64_t top = 20;
   bool once = false;
+  enum view view = VIEW_ACTORS;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
       path = argv[++i];
@@ -356,18 +531,31 @@ int main(int argc, char **argv) {
       } else if (strcmp(k, "processed") == 0) {
         sort_by = SORT_PROCESSED;
       } else {
-        usage();
+        usage(stderr);
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--view") == 0 && i + 1 < argc) {
+      const char *v = argv[++i];
+      if (strcmp(v, "actors") == 0) {
+        view = VIEW_ACTORS;
+      } else if (strcmp(v, "peers") == 0) {
+        view = VIEW_PEERS;
+      } else {
+        usage(stderr);
         return 2;
       }
     } else if (strcmp(argv[i], "--once") == 0) {
       once = true;
+    } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return 0;
     } else {
-      usage();
+      usage(stderr);
       return 2;
     }
   }
   if (!path || !*path) {
-    usage();
+    usage(stderr);
     return 2;
   }
   sample prev;
@@ -401,6 +589,7 @@ int main(int argc, char **argv) {
                   : key == 'm' ? SORT_MAILBOX
                   : key == 'p' ? SORT_PROCESSED
                                : sort_by;
+        view = key == 'a' ? VIEW_ACTORS : key == 'e' ? VIEW_PEERS : view;
       }
     }
     sample cur;
@@ -410,14 +599,14 @@ int main(int argc, char **argv) {
       break;
     }
     derive(&cur, &prev);
-    render(&cur, &prev, (size_t)top, !once);
-    free(prev.rows);
+    render(&cur, &prev, view, (size_t)top, !once);
+    sample_free(&prev);
     prev = cur;
     if (once) {
       break;
     }
   }
-  free(prev.rows);
+  sample_free(&prev);
   if (tty) {
     tcsetattr(STDIN_FILENO, TCSANOW, &saved);
   }

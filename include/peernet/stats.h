@@ -94,7 +94,12 @@ typedef struct pn_worker_stats {
   uint64_t steals;        /* successful steals from other workers */
   uint64_t stolen_actors; /* actors taken by those steals */
   uint64_t wakeups;       /* returns from the idle wait */
-  uint64_t idle_ns;       /* time spent in the idle wait */
+  uint64_t idle_ns;       /* time spent in the idle wait, a wait still
+                             going on included (up to the snapshot's
+                             moment: runtime.uptime_ns); between two
+                             snapshots it grows by at most the uptime
+                             between them, so 1 - its growth / uptime's is
+                             the worker's busy share */
   uint64_t timers_fired;
   uint64_t io_calls; /* I/O backend waits and polls: each one syscall
                         (io_uring submissions ride on them) */
@@ -112,6 +117,9 @@ typedef struct pn_runtime_stats {
                               goes idle or takes the next) */
   uint64_t timers_active;
   uint64_t timers_fired; /* ticks delivered, all workers together */
+  uint64_t uptime_ns;    /* since pn_runtime_create(); in a snapshot, to
+                            the moment the workers' idle_ns are counted
+                            to */
 } pn_runtime_stats;
 
 typedef struct pn_socket_stats {

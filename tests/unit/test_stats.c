@@ -2,7 +2,8 @@
  * (every live actor exactly once, stopped ones gone, taken concurrently with
  * spawns and stops, from a handler too), state names, handler CPU time on
  * and off, the mailbox high-water mark, the envelopes-in-flight count,
- * bad arguments, and the mailbox-time and processing-time histograms. */
+ * bad arguments, the mailbox-time and processing-time histograms, and
+ * workers' idle time (current, never faster than the clock). */
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
@@ -1016,6 +1017,98 @@ static void fresh_actor_stats_and_bad_arguments(void **state) {
   pn_test_runtime_end(rt);
 }
 
+/* --- worker idle time ------------------------------------------------------
+ */
+
+static uint64_t snapshot_at(pn_runtime *rt, uint64_t *idle, uint32_t n) {
+  pn_snapshot *snap = NULL;
+  PN_ASSERT_OK(pn_snapshot_take(rt, &snap));
+  assert_int_equal(snap->worker_count, n);
+  for (uint32_t i = 0; i < n; i++) {
+    idle[i] = snap->workers[i].idle_ns;
+  }
+  uint64_t uptime = snap->runtime.uptime_ns;
+  pn_snapshot_free(snap);
+  return uptime;
+}
+
+/* Takes snapshots until uptime has grown by at least ns (no sleep: the
+ * condition is the passing of time itself), checking each pair on the way:
+ * a worker's idle time never goes back nor grows faster than the uptime.
+ * Returns the last uptime, its idle times in idle. */
+static uint64_t watch_idle(pn_runtime *rt, uint64_t *idle, uint32_t n,
+                           uint64_t up0, uint64_t ns) {
+  uint64_t up = up0;
+  uint64_t cur[4];
+  while (up - up0 < ns) {
+    uint64_t next = snapshot_at(rt, cur, n);
+    assert_true(next >= up);
+    for (uint32_t i = 0; i < n; i++) {
+      if (cur[i] < idle[i] || cur[i] - idle[i] > next - up) {
+        fail_msg("worker %u: idle %" PRIu64 " -> %" PRIu64 " ns while the "
+                 "uptime went %" PRIu64 " -> %" PRIu64 " ns",
+                 i, idle[i], cur[i], up, next);
+      }
+      idle[i] = cur[i];
+    }
+    up = next;
+    sched_yield();
+  }
+  return up;
+}
+
+enum { MSG_TICK = 5 };
+
+/* Works about 300 us per tick, so its worker alternates between running
+ * and waiting many times a second. */
+static void ticking_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  (void)state;
+  if (pn_msg_type(msg) == MSG_TICK) {
+    uint64_t until = mono_ns() + 300000u;
+    while (mono_ns() < until) {
+    }
+  }
+}
+
+/* A worker that has waited since the last look counts that wait as idle
+ * now, not only once the wait returns: an idle runtime shows its workers
+ * idle, and no snapshot ever shows more idle time than elapsed (which made
+ * peernet-top show 0% idle for an idle runtime and over 100% busy for a
+ * busy one). */
+static void idle_time_counts_the_wait_in_progress(void **state) {
+  (void)state;
+  enum { W = 2 };
+  pn_runtime *rt = pn_test_runtime(W);
+  uint64_t idle0[W], idle[W];
+  uint64_t up0 = snapshot_at(rt, idle0, W);
+  memcpy(idle, idle0, sizeof idle);
+  /* Nothing to do: the workers wait the whole time. */
+  uint64_t up = watch_idle(rt, idle, W, up0, 50000000u);
+  for (uint32_t i = 0; i < W; i++) {
+    uint64_t grew = idle[i] - idle0[i];
+    if (grew < (up - up0) / 2) {
+      fail_msg("idle worker %u: %" PRIu64 " ns idle in %" PRIu64 " ns", i, grew,
+               up - up0);
+    }
+  }
+  /* One worker alternating between 300 us of work and about 700 us of
+   * waiting: every pair of snapshots stays within the bounds, and over the
+   * whole stretch it was neither all idle nor all busy. */
+  pn_actor *a = pn_test_spawn(rt, "ticking", ticking_handler, NULL, 0);
+  pn_timer *t = NULL;
+  PN_ASSERT_OK(pn_timer_start(a, MSG_TICK, 1000, 1000, &t));
+  memcpy(idle0, idle, sizeof idle);
+  up0 = up;
+  up = watch_idle(rt, idle, W, up0, 100000000u);
+  uint64_t grew = idle[0] - idle0[0];
+  assert_true(grew > 0);
+  assert_true(grew < up - up0);
+  pn_timer_cancel(t);
+  pn_actor_release(a);
+  pn_test_runtime_end(rt);
+}
+
 int main(void) {
   pn_test_seed();
   const struct CMUnitTest tests[] = {
@@ -1031,6 +1124,7 @@ int main(void) {
       cmocka_unit_test(histograms_off_by_default),
       cmocka_unit_test(histogram_bounds_and_quantiles),
       cmocka_unit_test(histograms_start_empty_in_a_reused_slot),
+      cmocka_unit_test(idle_time_counts_the_wait_in_progress),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /* The stats socket and peernet-top: a runtime configured with a stats
  * socket answers each connection with a JSON snapshot that parses and
- * names its actors, and `peernet-top --once` renders a table from it. The
- * peernet-top binary's path is the first argument (set by CTest). */
+ * names its actors, and `peernet-top --once` renders a table from it: its
+ * actors, each worker's busy share, and with --view peers every peer's
+ * RTT, loss, window and queued bytes. The peernet-top binary's path is the
+ * first argument (set by CTest). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "tests/net/net_harness.h"
 #include "tests/support/test_support.h"
 
 static const char *top_binary;
@@ -38,6 +41,41 @@ static char *read_socket(const char *path) {
   buf[len] = '\0';
   close(fd);
   return buf;
+}
+
+/* Runs a command and returns what it printed on stdout (the caller
+ * frees), failing unless it exits 0. */
+static char *run_tool(const char *cmd) {
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t cap = 1 << 16;
+  char *out = malloc(cap);
+  assert_non_null(out);
+  size_t len = fread(out, 1, cap - 1, p);
+  out[len] = '\0';
+  assert_int_equal(pclose(p), 0);
+  return out;
+}
+
+/* Each worker's busy share on the "busy per worker:" line is a whole
+ * percentage between 0 and 100; returns how many there were. */
+static unsigned check_busy_line(const char *out) {
+  const char *line = strstr(out, "busy per worker:");
+  assert_non_null(line);
+  const char *end = strchr(line, '\n');
+  assert_non_null(end);
+  unsigned n = 0;
+  for (const char *q = line; (q = strchr(q, ':')) && q < end; q++) {
+    if (q[1] == ' ') {
+      continue; /* the label's own colon */
+    }
+    char *pct = NULL;
+    double v = strtod(q + 1, &pct);
+    assert_true(pct && *pct == '%');
+    assert_true(v >= 0 && v <= 100);
+    n++;
+  }
+  return n;
 }
 
 static void endpoint_and_top(void **state) {
@@ -71,13 +109,9 @@ static void endpoint_and_top(void **state) {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "%s --socket %s --once --interval 50 --top 5",
              top_binary, path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[8192];
-    size_t len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    assert_int_equal(pclose(p), 0);
+    char *out = run_tool(cmd);
     assert_non_null(strstr(out, "peernet-top  workers 2"));
+    assert_int_equal(check_busy_line(out), 2);
     assert_non_null(strstr(out, "NAME"));
     assert_non_null(strstr(out, "top-test-"));
     /* --top 5: five actor lines under the header. */
@@ -86,8 +120,12 @@ static void endpoint_and_top(void **state) {
       lines++;
     }
     assert_int_equal(lines, 5);
+    free(out);
     /* Bad usage is refused. */
     snprintf(cmd, sizeof cmd, "%s --sort nonsense 2>/dev/null", top_binary);
+    assert_int_not_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --socket %s --view nonsense 2>/dev/null",
+             top_binary, path);
     assert_int_not_equal(system(cmd), 0);
   }
   for (int i = 0; i < N; i++) {
@@ -95,6 +133,67 @@ static void endpoint_and_top(void **state) {
   }
   pn_test_runtime_end(rt);
   /* The socket file goes with the runtime. */
+  assert_int_not_equal(access(path, F_OK), 0);
+}
+
+/* A connected pair (the stats socket given through the environment, as a
+ * user would): the snapshot lists both ends, and `peernet-top --view
+ * peers` shows each with its address, state, RTT, loss, window and queued
+ * bytes. */
+static void peers_view(void **state) {
+  (void)state;
+  char path[96];
+  snprintf(path, sizeof path, "/tmp/peernet-top-peers-%ld.sock",
+           (long)getpid());
+  assert_int_equal(setenv("PEERNET_STATS_SOCKET", path, 1), 0);
+  net_pair w;
+  net_pair_open(&w, &(net_pair_opts){0});
+  assert_int_equal(unsetenv("PEERNET_STATS_SOCKET"), 0);
+  net_pair_wait_connected(&w);
+  /* Some traffic, so the client has an RTT sample. */
+  pn_channel *ch = pn_peer_channel(w.peer, 0);
+  assert_non_null(ch);
+  uint64_t rng = 1;
+  net_send_n(ch, 20, 64, 64, &rng);
+  char *json = read_socket(path);
+  assert_true(pn_test_json_valid(json));
+  const char *peers = strstr(json, "\"peers\":[{");
+  assert_non_null(peers);
+  assert_non_null(strstr(peers, "\"srtt_us\":"));
+  assert_non_null(strstr(peers, "\"queued_bytes\":"));
+  assert_non_null(strstr(peers, "\"cwnd\":"));
+  free(json);
+
+  if (top_binary) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "%s --socket %s --view peers --once --interval 50", top_binary,
+             path);
+    char *out = run_tool(cmd);
+    assert_non_null(strstr(out, "peers 2"));
+    const char *head = strstr(out, "REMOTE");
+    assert_non_null(head);
+    const char *cols[] = {"STATE", "RTT(ms)", "LOSS%", "CWND", "QUEUED(B)"};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+      if (!strstr(head, cols[i])) {
+        fail_msg("no %s column in:\n%s", cols[i], out);
+      }
+    }
+    /* Both ends, on loopback, connected. */
+    size_t rows = 0;
+    for (const char *q = head; (q = strstr(q, " 127.0.0.1:")); q++) {
+      rows++;
+    }
+    assert_int_equal(rows, 2);
+    size_t connected = 0;
+    for (const char *q = head; (q = strstr(q, " connected ")); q++) {
+      connected++;
+    }
+    assert_int_equal(connected, 2);
+    check_busy_line(out);
+    free(out);
+  }
+  net_pair_close(&w);
   assert_int_not_equal(access(path, F_OK), 0);
 }
 
@@ -166,6 +265,7 @@ int main(int argc, char **argv) {
   top_binary = argc > 1 ? argv[1] : NULL;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(endpoint_and_top),
+      cmocka_unit_test(peers_view),
       cmocka_unit_test(bad_socket_path_is_an_error),
       cmocka_unit_test(stats_socket_removes_only_its_own),
   };

@@ -1,7 +1,7 @@
 /* The flight recorder: off by default (dump says so), on from the config
  * or PEERNET_TRACE, dumped at shutdown and on demand as Chrome trace JSON
- * that parses, holds the expected kinds of events, and keeps each worker's
- * events in time order. */
+ * that parses, holds the expected kinds of events, keeps each worker's
+ * events in time order, and names the actors they mention. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,9 +134,12 @@ static void dumped_at_shutdown_and_on_demand(void **state) {
   if (!pn_test_json_valid(json)) {
     fail_msg("trace is not valid JSON");
   }
-  const char *kinds[] = {"\"name\":\"run\"",         "\"name\":\"send\"",
-                         "\"name\":\"spawn\"",       "\"name\":\"stop\"",
-                         "\"name\":\"thread_name\"", "\"traceEvents\""};
+  const char *kinds[] = {"\"cat\":\"actor\",\"ph\":\"X\"",
+                         "\"name\":\"send\"",
+                         "\"name\":\"spawn\"",
+                         "\"name\":\"stop\"",
+                         "\"name\":\"thread_name\"",
+                         "\"traceEvents\""};
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
     if (!strstr(json, kinds[i])) {
       fail_msg("trace lacks %s", kinds[i]);
@@ -167,8 +170,9 @@ static void ring_keeps_the_latest_events(void **state) {
   for (const char *p = json; (p = strstr(p, "\"ph\":")); p++) {
     events++;
   }
-  /* 1024 kept plus the thread's name, and the stops at the end. */
-  assert_true(events <= 1025);
+  /* 1024 kept plus the process's and the thread's names, and the stops
+   * at the end. */
+  assert_true(events <= 1026);
   assert_non_null(strstr(json, "\"name\":\"stop\""));
   free(json);
   pn_test_runtime_end(rt);
@@ -192,7 +196,7 @@ static void categories_select_events(void **state) {
   char *json = read_file(path);
   assert_true(pn_test_json_valid(json));
   assert_non_null(strstr(json, "\"name\":\"send\",\"cat\":\"send\""));
-  assert_null(strstr(json, "\"name\":\"run\""));
+  assert_null(strstr(json, "\"ph\":\"X\""));
   assert_null(strstr(json, "\"name\":\"spawn\""));
   check_order(json, 2);
   free(json);
@@ -203,7 +207,7 @@ static void categories_select_events(void **state) {
   workload(rt, 1000);
   json = read_file(path);
   assert_true(pn_test_json_valid(json));
-  assert_non_null(strstr(json, "\"name\":\"run\""));
+  assert_non_null(strstr(json, "\"ph\":\"X\""));
   assert_non_null(strstr(json, "\"name\":\"stop\""));
   assert_null(strstr(json, "\"name\":\"send\""));
   check_order(json, 2);
@@ -324,6 +328,113 @@ static void long_runs_have_their_real_duration(void **state) {
   remove(path);
 }
 
+static void count_down_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  if (pn_msg_type(msg) == 1) {
+    pn_test_latch_count_down(state);
+  }
+}
+
+/* Perfetto shows what the JSON names: runs are titled with their actor's
+ * name (a live one's from the registry, a stopped one's kept when it
+ * stopped, so the dump at shutdown has them too), instant events carry
+ * the names of the actors they mention, the process and each worker are
+ * named by metadata events, and names that need escaping (or were cut
+ * inside a UTF-8 sequence) still make valid JSON. */
+static void events_carry_actor_names(void **state) {
+  (void)state;
+  char path[128];
+  char live[128];
+  temp_path(path, sizeof path, "names");
+  temp_path(live, sizeof live, "names-live");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.trace_path = path;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  pn_test_latch got;
+  pn_test_latch_init(&got, 2);
+  pn_actor *named =
+      pn_test_spawn(rt, "live \"one\"", count_down_handler, &got, -1);
+  /* 30 bytes, then a two-byte character: kept names are 31 bytes. */
+  pn_actor *cut = pn_test_spawn(rt, "abcdefghijklmnopqrstuvwxyz0123\xc3\xa9",
+                                count_down_handler, &got, -1);
+  PN_ASSERT_OK(pn_send(named, 1, NULL, 0));
+  PN_ASSERT_OK(pn_send(cut, 1, NULL, 0));
+  assert_true(pn_test_latch_wait(&got, 10000));
+  PN_ASSERT_OK(pn_runtime_trace_dump(rt, live));
+  char *json = read_file(live);
+  if (!pn_test_json_valid(json)) {
+    fail_msg("trace is not valid JSON");
+  }
+  assert_non_null(strstr(
+      json, "{\"name\":\"live \\\"one\\\"\",\"cat\":\"actor\",\"ph\":\"X\""));
+  assert_non_null(
+      strstr(json, "{\"name\":\"abcdefghijklmnopqrstuvwxyz0123?\""));
+  assert_non_null(strstr(json, "\"name\":\"process_name\""));
+  assert_non_null(strstr(json, "\"args\":{\"name\":\"worker 1\"}"));
+  free(json);
+  PN_ASSERT_OK(pn_actor_stop(named));
+  PN_ASSERT_OK(pn_actor_stop(cut));
+  pn_actor_release(named);
+  pn_actor_release(cut);
+
+  /* Every actor has stopped by the dump at shutdown. */
+  workload(rt, 1000);
+  json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  assert_non_null(
+      strstr(json, "{\"name\":\"bouncer\",\"cat\":\"actor\",\"ph\":\"X\""));
+  assert_non_null(
+      strstr(json, "{\"name\":\"live \\\"one\\\"\",\"cat\":\"actor\""));
+  assert_non_null(
+      strstr(json, "\"a_name\":\"bouncer\",\"b_name\":\"bouncer\""));
+  /* The bouncer's unnamed child. */
+  assert_non_null(strstr(json, "{\"name\":\"actor "));
+  free(json);
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&got);
+  remove(path);
+  remove(live);
+}
+
+/* With far more actors stopping than the recorder holds events, the kept
+ * names (as many as the events) still cover every run left in it. */
+static void names_of_many_stopped_actors(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  char path[128];
+  temp_path(path, sizeof path, "many");
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 1;
+  cfg.trace_path = path;
+  cfg.trace_events = 1024;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  pn_test_latch got;
+  pn_test_latch_init(&got, N);
+  for (int i = 0; i < N; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "many-%d", i);
+    pn_actor *a = pn_test_spawn(rt, name, count_down_handler, &got, -1);
+    PN_ASSERT_OK(pn_send(a, 1, NULL, 0));
+    PN_ASSERT_OK(pn_actor_stop(a));
+    pn_actor_release(a);
+  }
+  assert_true(pn_test_latch_wait(&got, 20000));
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, 10000000));
+  char *json = read_file(path);
+  assert_true(pn_test_json_valid(json));
+  char last[48];
+  snprintf(last, sizeof last, "{\"name\":\"many-%d\",", N - 1);
+  assert_non_null(strstr(json, last));
+  assert_null(strstr(json, "{\"name\":\"actor "));
+  free(json);
+  pn_test_runtime_end(rt);
+  pn_test_latch_fini(&got);
+  remove(path);
+}
+
 static void enabled_by_environment(void **state) {
   (void)state;
   char path[128];
@@ -349,6 +460,8 @@ int main(void) {
       cmocka_unit_test(runs_do_not_overlap),
       cmocka_unit_test(long_runs_have_their_real_duration),
       cmocka_unit_test(enabled_by_environment),
+      cmocka_unit_test(events_carry_actor_names),
+      cmocka_unit_test(names_of_many_stopped_actors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
