@@ -391,7 +391,12 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
     }
     if (pk->n_frames || pk->ping || pk->disconnect) {
       p->ack_owed = true;
-      p->reacks_left = PN__REACKS; /* see send_packet (peer_send.c) */
+      /* Repeated acknowledgements (peer_send.c, schedule_reack) only for
+       * data: a keepalive's lost acknowledgement costs nothing worth a
+       * copy, and copying them all tripled an idle crowd's datagrams. */
+      if (pk->n_frames) {
+        p->reacks_left = PN__REACKS;
+      }
       /* An acknowledgement covers 65 datagrams: send one before more
        * arrive than it can name, or the sender declares them lost. */
       if (++p->rx_unacked >= ACK_EVERY) {
