@@ -79,16 +79,7 @@ struct pn_peer {
   pn_addr origin; /* the handshake's address: the host's key for a server
                      peer (never changes) */
   uint32_t sockets_mask;
-  uint32_t socket_rr; /* the socket this flush sends through (round robin
-                         over sockets_ok, one flush each: datagrams of
-                         one flush leave in order through one socket) */
-  /* The sockets of sockets_mask the remote has proven (it sends to them:
-   * a datagram without a challenge arrived there). Until then a socket
-   * carries only an acknowledgement now and then (sockets_probe_ns: the
-   * last), which makes the remote challenge its address: data sent
-   * through it would be dropped unacted on and counted lost. */
-  uint32_t sockets_ok;
-  uint64_t sockets_probe_ns;
+  uint32_t socket_rr;
   bool is_client;
   bool delivery_events; /* ACKED / LOST for the owner */
   bool registered;      /* in the host's table */
@@ -263,11 +254,6 @@ void pn__path_challenged(pn_peer *p, uint32_t socket, uint64_t token);
  * and `from` is challenged (at most once per RTO). */
 bool pn__path_check(pn_peer *p, pn__scratch *sc, uint32_t socket,
                     const pn_addr *from, const Peernet__Wire__V1__Packet *pk);
-
-/* Peer actor: an authentic datagram newer than any before came from
- * `from`, a proven address other than the one p sends to: p sends there
- * from now on (the proven set keeps the old one). */
-void pn__path_follow(pn_peer *p, const pn_addr *from);
 
 /* --- peer_send.c --------------------------------------------------------- */
 

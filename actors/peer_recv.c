@@ -352,8 +352,6 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
       sc->arena_used = 0; /* the decoded packet lived in the arena */
       return;
     }
-  } else if (pk->seq > p->rx_highest && !pn_addr_equal(&p->addr, &rh->from)) {
-    pn__path_follow(p, &rh->from); /* a replay or a late one never moves it */
   }
   uint64_t now = pn__now_ns();
   pn__peer_on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
@@ -386,8 +384,6 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
     release_prepared(p, pr, pk->n_frames);
     if (pk->path_challenge) {
       pn__path_challenged(p, rh->socket, pk->path_challenge);
-    } else if (rh->socket < 32) {
-      p->sockets_ok |= 1u << rh->socket; /* the remote sends here */
     }
     if (pk->n_frames || pk->ping || pk->disconnect) {
       p->ack_owed = true;

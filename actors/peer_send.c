@@ -87,6 +87,18 @@ static bool frag_acked(const pn__outmsg *om, uint32_t frag) {
 
 /* --- datagrams out -------------------------------------------------------- */
 
+static uint32_t next_socket(pn_peer *p) {
+  uint32_t n = p->host->nsockets;
+  for (uint32_t i = 1; i <= n; i++) {
+    uint32_t s = (p->socket_rr + i) % n;
+    if (p->sockets_mask >> s & 1u) {
+      p->socket_rr = s;
+      return s;
+    }
+  }
+  return 0;
+}
+
 void pn__peer_send_on(pn_peer *p, uint32_t socket, const uint8_t *data,
                       size_t len) {
   pn__host_send(p->host, socket, &p->addr, data, len);
@@ -96,7 +108,7 @@ void pn__peer_send_on(pn_peer *p, uint32_t socket, const uint8_t *data,
 }
 
 static void send_raw(pn_peer *p, const uint8_t *data, size_t len) {
-  pn__peer_send_on(p, p->socket_rr, data, len);
+  pn__peer_send_on(p, next_socket(p), data, len);
 }
 
 /* Compresses body into zbuf's body when that pays; backs off for a
@@ -253,40 +265,6 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   p->path_response_owed = 0;
 }
 
-/* Moves socket_rr to the next proven socket of the mask. */
-static void next_socket(pn_peer *p) {
-  uint32_t n = p->host->nsockets;
-  uint32_t usable = p->sockets_mask & p->sockets_ok;
-  for (uint32_t i = 1; i <= n; i++) {
-    uint32_t s = (p->socket_rr + i) % n;
-    if (usable >> s & 1u) {
-      p->socket_rr = s;
-      return;
-    }
-  }
-}
-
-/* An acknowledgement through each socket of the mask not yet proven, at
- * most once per RTO (and 20 ms): the remote answers it with a challenge
- * to that address, and once proven, sends there. Acknowledgements are not
- * in flight, so one the remote does not act on costs nothing. */
-static void probe_sockets(pn_peer *p, pn__scratch *sc, uint64_t now) {
-  uint32_t unproven = p->sockets_mask & ~p->sockets_ok;
-  uint64_t gap = p->rec.rto_ns > 20000000u ? p->rec.rto_ns : 20000000u;
-  if (!unproven || now - p->sockets_probe_ns < gap) {
-    return;
-  }
-  p->sockets_probe_ns = now;
-  uint32_t keep = p->socket_rr;
-  for (uint32_t s = 0; s < p->host->nsockets; s++) {
-    if (unproven >> s & 1u) {
-      p->socket_rr = s;
-      send_packet(p, sc, NULL, 0, now);
-    }
-  }
-  p->socket_rr = keep;
-}
-
 void pn__peer_send_challenge(pn_peer *p, pn__scratch *sc, uint32_t socket,
                              const pn_addr *to, uint64_t token) {
   Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
@@ -416,12 +394,6 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
       atomic_load_explicit(&h->test_ignore_window, memory_order_relaxed);
   withhold_release(p, held_back);
   bool over = false; /* a frame reached the retransmit limit */
-  /* One socket per flush, not per datagram: each socket sends its batch
-   * at the end of the run, so alternating within a flush would have the
-   * datagrams arrive as all of one socket's, then all of the other's,
-   * which looks like loss to the gap rule and like staleness to the
-   * sequenced channels. */
-  next_socket(p);
   for (;;) {
     uint32_t n = 0;
     size_t used = 0;
@@ -509,7 +481,6 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
   }
   if (st == PN_PEER_CONNECTED) {
     probe_window(p, sc, now);
-    probe_sockets(p, sc, now);
   }
   atomic_store_explicit(&p->st_send_window, pn__flow_window(&p->flow),
                         memory_order_relaxed);
