@@ -496,12 +496,7 @@ typedef struct pn_peer_config {
   const pn_channel_kind *kinds; /* channel_count kinds; NULL = all
                                    PN_CHANNEL_ORDERED */
   uint32_t sockets_mask;        /* bit i: send through the host's socket i
-                                   (round robin, one flush of datagrams
-                                   at a time, over the sockets the remote
-                                   has proven: the first one at once, the
-                                   others after a challenge, about a round
-                                   trip; replies come back to each);
-                                   0 = socket 0 */
+                                   (round robin); 0 = socket 0 */
   void *user;                   /* copied into every event */
   uint64_t send_rate;           /* bytes per second; 0 = the host's */
   bool no_delivery_events;      /* no PN_MSG_PEER_ACKED / LOST for the
