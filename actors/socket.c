@@ -140,7 +140,9 @@ static void set_filter(pn_socket *s, const void *prog, size_t bytes) {
   struct sock_filter f[PN__SOCKET_FILTER_MAX];
   struct sock_fprog fp = {.len = (unsigned short)(bytes / sizeof f[0]),
                           .filter = f};
-  memcpy(f, prog, bytes); /* pn__socket_set_filter() checked the size */
+  if (bytes) {
+    memcpy(f, prog, bytes); /* pn__socket_set_filter() checked the size */
+  }
   if (s->src.fd < 0) {
     return;
   }
