@@ -24,8 +24,10 @@ void pn__outmsg_unref(pn__outmsg *om) {
   if (--om->refs) {
     return;
   }
-  atomic_fetch_sub_explicit(&om->peer->queued_bytes, om->pkt->len,
-                            memory_order_relaxed);
+  if (!om->unqueued) {
+    atomic_fetch_sub_explicit(&om->peer->queued_bytes, om->pkt->len,
+                              memory_order_relaxed);
+  }
   pn__outmsg_free(om);
 }
 

@@ -30,6 +30,9 @@ struct pn__outmsg {
   uint8_t kind;
   bool reliable;
   bool resolved; /* acknowledged or reported lost */
+  bool unqueued; /* its bytes left the peer's queued_bytes when it was
+                    resolved (datagrams declared lost may hold it longer:
+                    recovery.h's suspects) */
 };
 
 /* pn_channel_send()'s private copy of the bytes lives in the same pool
@@ -40,8 +43,8 @@ static inline pn_packet *pn__outmsg_inline_packet(pn__outmsg *om) {
 }
 
 /* Drops a reference; at zero the message's bytes leave the peer's
- * queued_bytes and it is freed. Peer's worker, or any thread for a
- * message no worker saw yet. */
+ * queued_bytes (unless they left already) and it is freed. Peer's worker, or
+ * any thread for a message no worker saw yet. */
 void pn__outmsg_unref(pn__outmsg *om);
 
 /* pn__outmsg_unref as a pn_free_fn (a message's free function). */

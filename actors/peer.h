@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "actors/ackwin.h"
 #include "actors/channel.h"
 #include "actors/flow.h"
 #include "actors/outmsg.h"
@@ -137,9 +138,8 @@ struct pn_peer {
   uint64_t path_response_owed;   /* a token the remote asked us to echo */
   uint32_t path_response_socket; /* through this socket (where it came) */
   /* Receiving (peer_recv.c). */
-  uint64_t rx_highest;
-  uint64_t rx_bits; /* bit i: rx_highest - 1 - i received */
-  uint64_t rx_highest_ns;
+  pn__ackwin rx;          /* datagram sequences received */
+  uint64_t rx_highest_ns; /* when rx.highest arrived */
   bool ack_owed;
   uint32_t rx_unacked;  /* eliciting datagrams since the last ack */
   uint32_t reacks_left; /* copies of the last ack-only datagram still to
@@ -283,7 +283,7 @@ void pn__peer_check_writable(pn_peer *p);
 
 /* An acknowledgement from the peer: resolves datagrams, reports messages,
  * and closes a DISCONNECTING peer whose goodbye was acknowledged. */
-void pn__peer_on_acks(pn_peer *p, uint64_t ack, uint64_t bits,
+void pn__peer_on_acks(pn_peer *p, uint64_t ack, const uint64_t bits[2],
                       uint32_t delay_us, uint64_t now);
 
 /* The retransmission timer's part of a tick. */

@@ -277,31 +277,6 @@ static void on_frame(pn_peer *p, const Peernet__Wire__V1__Frame *f,
   pr->ev = NULL;
 }
 
-/* Whether the datagram sequence is new (neither a duplicate nor too old
- * to tell: replayed or duplicated by the network). */
-static bool rx_new(const pn_peer *p, uint64_t seq) {
-  if (seq > p->rx_highest) {
-    return true;
-  }
-  uint64_t back = p->rx_highest - seq;
-  return back != 0 && back <= 64 && !(p->rx_bits >> (back - 1) & 1u);
-}
-
-/* Notes a new datagram sequence (rx_new). */
-static void rx_mark(pn_peer *p, uint64_t seq, uint64_t now) {
-  if (seq > p->rx_highest) {
-    uint64_t shift = seq - p->rx_highest;
-    p->rx_bits = shift >= 64 ? 0 : p->rx_bits << shift;
-    if (p->rx_highest && shift <= 64) {
-      p->rx_bits |= 1ull << (shift - 1);
-    }
-    p->rx_highest = seq;
-    p->rx_highest_ns = now;
-    return;
-  }
-  p->rx_bits |= 1ull << (p->rx_highest - seq - 1);
-}
-
 static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
                     const uint8_t *data, size_t len,
                     const pn__wire_header *hdr) {
@@ -312,7 +287,7 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
     pn__stat_add(&p->st_bad, 1);
     return;
   }
-  uint64_t seq = pn__data_seq(data, p->rx_highest);
+  uint64_t seq = pn__data_seq(data, p->rx.highest);
   /* Decrypted into the scratch buffer: the datagram itself is the
    * mailbox's. Nothing of a datagram is read before it proved authentic. */
   if (!pn__data_open(&p->dkeys.rx, seq, data, len, sc->buf)) {
@@ -343,7 +318,7 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
   pk->seq = seq; /* the body's own field is not used (version 2 on) */
   if (!pn__path_proven(p, &rh->from)) {
     bool act = false;
-    if (!rx_new(p, pk->seq)) {
+    if (!pn__ackwin_is_new(&p->rx, pk->seq)) {
       pn__stat_add(&p->st_dups, 1);
     } else {
       act = pn__path_check(p, sc, rh->socket, &rh->from, pk);
@@ -354,7 +329,8 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
     }
   }
   uint64_t now = pn__now_ns();
-  pn__peer_on_acks(p, pk->ack, pk->ack_bits, pk->ack_delay_us, now);
+  const uint64_t ack_bits[2] = {pk->ack_bits, pk->ack_bits_more};
+  pn__peer_on_acks(p, pk->ack, ack_bits, pk->ack_delay_us, now);
   /* The largest limit counts; none (0) is a peer that advertises no
    * window (version 3 before it had one): it is not limited. */
   (void)pn__flow_on_limit(&p->flow, pk->window ? pk->window : UINT64_MAX);
@@ -366,17 +342,19 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
    * what delivering them needs) is neither acknowledged nor remembered:
    * its sender will send those frames again. */
   prepared pr[PN__MAX_FRAMES];
-  if (!rx_new(p, pk->seq)) {
+  if (!pn__ackwin_is_new(&p->rx, pk->seq)) {
     /* A replay does not count as hearing from the peer: an on-path
      * replayer must not keep a dead connection alive. */
     pn__stat_add(&p->st_dups, 1);
   } else if (!frames_fit(p, pk) || !prepare_frames(p, pk, pr)) {
     /* resource limit, not bad input: not counted as either */
-    if (pk->seq > p->rx_highest) {
+    if (pk->seq > p->rx.highest) {
       p->last_recv_ns = now;
     }
   } else {
-    rx_mark(p, pk->seq, now);
+    if (pn__ackwin_mark(&p->rx, pk->seq)) {
+      p->rx_highest_ns = now;
+    }
     p->last_recv_ns = now;
     for (size_t i = 0; i < pk->n_frames; i++) {
       on_frame(p, pk->frames[i], &pr[i], now);
@@ -393,8 +371,9 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
       if (pk->n_frames) {
         p->reacks_left = PN__REACKS;
       }
-      /* An acknowledgement covers 65 datagrams: send one before more
-       * arrive than it can name, or the sender declares them lost. */
+      /* An acknowledgement names PN__ACK_SPAN + 1 datagrams: sent every
+       * ACK_EVERY, each datagram is named by four, so up to three lost
+       * in a row are repaired (ackwin.h). */
       if (++p->rx_unacked >= ACK_EVERY) {
         pn__peer_flush(p, sc);
       }

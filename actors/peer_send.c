@@ -74,8 +74,18 @@ static void outmsg_unref_acked(pn_peer *p, pn__outmsg *om) {
   if (--om->refs) {
     return;
   }
-  p->unqueued += om->pkt->len;
+  if (!om->unqueued) {
+    p->unqueued += om->pkt->len;
+  }
   pn__outmsg_free(om);
+}
+
+/* A message resolved (ACKED or LOST) leaves queued_bytes now, though
+ * datagrams declared lost may still hold references to it. */
+static void resolved_unqueue(pn_peer *p, pn__outmsg *om) {
+  om->resolved = true;
+  om->unqueued = true;
+  p->unqueued += om->pkt->len;
 }
 
 static void om_ref(pn__outmsg *om) { om->refs++; }
@@ -147,17 +157,19 @@ static size_t maybe_compress(pn_peer *p, pn__scratch *sc, size_t body,
  * (not encoded): the header carries the sequence. */
 static void put_acks(const pn_peer *p, Peernet__Wire__V1__Packet *pk,
                      uint64_t now) {
-  pk->ack = p->rx_highest;
-  pk->ack_bits = p->rx_bits;
+  pk->ack = p->rx.highest;
+  pk->ack_bits = p->rx.bits[0];
+  pk->ack_bits_more = p->rx.bits[1];
   pk->window = pn__flow_advertised(&p->flow);
-  if (p->rx_highest) {
+  if (p->rx.highest) {
     uint64_t d = (now - p->rx_highest_ns) / 1000u;
     pk->ack_delay_us = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
   }
 }
 
 /* Acknowledgements repair each other: an acknowledgement names only the
- * 65 datagrams up to the highest received, and nothing acknowledges an
+ * PN__ACK_SPAN + 1 datagrams up to the highest received, and nothing
+ * acknowledges an
  * ack-only datagram, so the last acknowledgement of a burst, if lost,
  * left its datagrams to the sender's RTO, which declared them lost
  * although they had arrived (5% of acknowledgements lost made 5% of
@@ -171,7 +183,7 @@ static void put_acks(const pn_peer *p, Peernet__Wire__V1__Packet *pk,
  * acknowledgement. An acknowledgement carried by a datagram with frames
  * is not repeated: that datagram is resent if lost. */
 static void schedule_reack(pn_peer *p, bool eliciting, uint64_t now) {
-  if (eliciting || !p->rx_highest || !p->reacks_left) {
+  if (eliciting || !p->rx.highest || !p->reacks_left) {
     p->reack_at_ns = 0;
     return;
   }
@@ -214,6 +226,12 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   }
   Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
   put_acks(p, &pk, now);
+  if (n && pk.ack_bits_more == UINT64_MAX) {
+    /* A datagram with frames is resent if lost; the older half of the
+     * record costs it 9 bytes and says only "all arrived", which the
+     * ack-only datagrams repeat. A hole is news: it goes. */
+    pk.ack_bits_more = 0;
+  }
   pk.n_frames = n;
   pk.frames = fp;
   pk.ping = p->ping_owed;
@@ -525,32 +543,50 @@ static void frame_acked(pn_peer *p, pn__fref f, uint64_t now) {
       om->acked[f.frag / 64] |= 1ull << (f.frag % 64);
     }
     if (++om->frags_acked == om->frag_count) {
-      om->resolved = true;
+      resolved_unqueue(p, om);
       pn__peer_emit_message(p, PN_MSG_PEER_ACKED, om, now);
     }
   }
   outmsg_unref_acked(p, om);
 }
 
+/* A frame of a datagram declared lost: a reliable one is resent at once
+ * (a copy, with a reference of its own, joins the resend queue; the
+ * datagram keeps its frame until the loss is final or proves spurious). */
+static void frame_suspect(pn_peer *p, pn__fref f) {
+  pn__outmsg *om = f.om;
+  if (om->reliable && !om->resolved && !frag_acked(om, f.frag) &&
+      fq_push(&p->rtx, f)) {
+    om_ref(om);
+  }
+}
+
+/* A frame whose datagram is lost for good: an unreliable message is
+ * reported lost (a reliable one lives on in its resend). */
 static void frame_lost(pn_peer *p, pn__fref f, uint64_t now) {
   pn__outmsg *om = f.om;
-  if (om->reliable) {
-    if (!om->resolved && !frag_acked(om, f.frag) && fq_push(&p->rtx, f)) {
-      return; /* the reference moves to the resend queue */
-    }
-  } else if (!om->resolved) {
-    om->resolved = true;
+  if (!om->reliable && !om->resolved) {
+    resolved_unqueue(p, om);
     pn__peer_emit_message(p, PN_MSG_PEER_LOST, om, now);
   }
   pn__outmsg_unref(om);
 }
 
-/* A datagram resolved by recovery.c: its frames are acknowledged or lost,
- * and an acknowledged goodbye ends DISCONNECTING (one declared lost is
- * sent again by the timer). */
-static void datagram_resolved(void *ctx, const pn__sent *e, bool acked,
+/* A datagram resolved by recovery.c: its frames are acknowledged (ACKED,
+ * or LATE: declared lost, then named by a later acknowledgement), resent
+ * (SUSPECT) or lost (LOST); an acknowledged goodbye ends DISCONNECTING
+ * (one declared lost is sent again by the timer). Only a final loss
+ * counts in the loss figure. */
+static void datagram_resolved(void *ctx, const pn__sent *e, pn__resolution res,
                               uint64_t now) {
   pn_peer *p = ctx;
+  if (res == PN__RES_SUSPECT) {
+    for (uint32_t i = 0; i < e->nframes; i++) {
+      frame_suspect(p, *fq_at(&p->frefs, e->fstart + i));
+    }
+    return;
+  }
+  bool acked = res != PN__RES_LOST;
   if (acked) {
     pn__tr(pn__worker_current(p->host->rt), PN__TR_ACK, p->id, e->seq);
     p->disconnect_acked |= e->disconnect;
@@ -581,7 +617,7 @@ static void publish_rtt(pn_peer *p) {
   atomic_store_explicit(&p->st_rto, r->rto_ns / 1000, memory_order_relaxed);
 }
 
-void pn__peer_on_acks(pn_peer *p, uint64_t ack, uint64_t bits,
+void pn__peer_on_acks(pn_peer *p, uint64_t ack, const uint64_t bits[2],
                       uint32_t delay_us, uint64_t now) {
   uint32_t flags = pn__recovery_on_ack(&p->rec, ack, bits, delay_us, now,
                                        datagram_resolved, p);
@@ -601,11 +637,9 @@ void pn__peer_on_acks(pn_peer *p, uint64_t ack, uint64_t bits,
 }
 
 void pn__peer_on_rto(pn_peer *p, uint64_t now) {
-  if (!pn__recovery_on_rto(&p->rec, now, datagram_resolved, p)) {
-    return;
-  }
-  advance_frames(p);
-  if (p->rtx.head == p->rtx.tail) {
+  bool lost = pn__recovery_on_rto(&p->rec, now, datagram_resolved, p);
+  advance_frames(p); /* suspects may have been settled either way */
+  if (lost && p->rtx.head == p->rtx.tail) {
     p->ping_owed = true; /* probe, so acknowledgements resume */
   }
 }
@@ -645,9 +679,9 @@ void pn__peer_enqueue(pn_peer *p, pn__outmsg *om) {
 }
 
 /* Abandoned datagrams' frames let their messages go, silently. */
-static void datagram_dropped(void *ctx, const pn__sent *e, bool acked,
+static void datagram_dropped(void *ctx, const pn__sent *e, pn__resolution res,
                              uint64_t now) {
-  (void)acked;
+  (void)res;
   (void)now;
   pn_peer *p = ctx;
   for (uint32_t i = 0; i < e->nframes; i++) {

@@ -20,6 +20,7 @@ pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim) {
       .sent_mask = SENT_MIN - 1,
       .next_seq = 1,
       .oldest = 1,
+      .oldest_flight = 1,
       .rto_ns = lim->rto_initial_ns,
       .cwnd = (uint64_t)(lim->window < PN__CWND_INITIAL ? lim->window
                                                         : PN__CWND_INITIAL) *
@@ -159,6 +160,12 @@ static void congestion_acked(pn__recovery *r, bool window_used) {
  * before the cut are part of the same loss event); an RTO drops it to the
  * minimum. */
 static void congestion_lost(pn__recovery *r, uint64_t seq, bool timeout) {
+  if (!r->undo_valid && (timeout || seq >= r->recovery_seq)) {
+    /* What to give back if every loss from here proves spurious. */
+    r->undo_valid = true;
+    r->undo_cwnd = r->cwnd;
+    r->undo_ssthresh = r->ssthresh;
+  }
   if (timeout) {
     r->ssthresh = halved(r->cwnd);
     r->cwnd = PN__CWND_MIN * PN__CWND_ONE;
@@ -173,15 +180,15 @@ static void congestion_lost(pn__recovery *r, uint64_t seq, bool timeout) {
   r->recovery_seq = r->next_seq;
 }
 
-/* Queueing delay as a congestion signal: a round trip more than
- * PN__QUEUE_DELAY_NS (or the minimum RTT, if larger) above the minimum
+/* Queueing delay as a congestion signal (true when it cut): a round trip more
+ * than PN__QUEUE_DELAY_NS (or the minimum RTT, if larger) above the minimum
  * means datagrams wait in a queue (often the receiver's own backlog, which
  * no loss would ever reveal): shrink by an eighth, once per round trip. */
-static void congestion_delay(pn__recovery *r, uint64_t sample, uint64_t seq) {
+static bool congestion_delay(pn__recovery *r, uint64_t sample, uint64_t seq) {
   uint64_t allowance =
       r->min_rtt_ns > PN__QUEUE_DELAY_NS ? r->min_rtt_ns : PN__QUEUE_DELAY_NS;
   if (sample <= r->min_rtt_ns + allowance || seq < r->recovery_seq) {
-    return;
+    return false;
   }
   r->cwnd -= r->cwnd / 8;
   if (r->cwnd < PN__CWND_MIN * PN__CWND_ONE) {
@@ -189,6 +196,7 @@ static void congestion_delay(pn__recovery *r, uint64_t sample, uint64_t seq) {
   }
   r->ssthresh = r->cwnd;
   r->recovery_seq = r->next_seq;
+  return true;
 }
 
 uint64_t pn__recovery_cwnd(const pn__recovery *r) {
@@ -201,8 +209,9 @@ uint64_t pn__recovery_ssthresh(const pn__recovery *r) {
 
 /* --- resolving ----------------------------------------------------------- */
 
-/* Resolves datagram seq; a loss found by the gap rule cuts the window
- * (cut), one found by the RTO leaves that to pn__recovery_on_rto(). */
+/* Resolves datagram seq while in flight: ACKED, or SUSPECT (then a loss
+ * found by the gap rule cuts the window (cut); one found by the RTO leaves
+ * that to pn__recovery_on_rto()). */
 static bool resolve(pn__recovery *r, uint64_t seq, bool acked, bool cut,
                     uint64_t now, pn__resolved_fn *fn, void *ctx) {
   pn__sent *e = &r->sent[seq & r->sent_mask];
@@ -213,17 +222,51 @@ static bool resolve(pn__recovery *r, uint64_t seq, bool acked, bool cut,
   r->in_flight--;
   if (acked) {
     congestion_acked(r, e->window_used);
-  } else if (cut) {
+    fn(ctx, e, PN__RES_ACKED, now);
+    return true;
+  }
+  e->suspect = true;
+  e->lost_ns = now;
+  r->suspects++;
+  if (cut) {
     congestion_lost(r, seq, false);
   }
-  fn(ctx, e, acked, now);
+  fn(ctx, e, PN__RES_SUSPECT, now);
+  return true;
+}
+
+/* Ends suspect seq: LATE when an acknowledgement named it, else LOST. A
+ * window cut only by losses that all proved spurious is given back
+ * (RFC 4015's response, for the loss events of a round trip). */
+static bool settle(pn__recovery *r, uint64_t seq, bool named, uint64_t now,
+                   pn__resolved_fn *fn, void *ctx) {
+  pn__sent *e = &r->sent[seq & r->sent_mask];
+  if (e->seq != seq || !e->suspect) {
+    return false;
+  }
+  e->suspect = false;
+  r->suspects--;
+  if (named) {
+    r->late++;
+  } else {
+    r->final_lost++;
+    r->undo_valid = false;
+  }
+  if (!r->suspects && r->undo_valid) {
+    r->undo_valid = false;
+    if (r->cwnd < r->undo_cwnd) {
+      r->cwnd = r->undo_cwnd;
+    }
+    r->ssthresh = r->undo_ssthresh;
+  }
+  fn(ctx, e, named ? PN__RES_LATE : PN__RES_LOST, now);
   return true;
 }
 
 uint64_t pn__recovery_advance(pn__recovery *r, uint64_t none) {
   while (r->oldest < r->next_seq) {
     const pn__sent *e = &r->sent[r->oldest & r->sent_mask];
-    if (e->seq == r->oldest && e->in_flight) {
+    if (e->seq == r->oldest && (e->in_flight || e->suspect)) {
       return e->fstart;
     }
     r->oldest++;
@@ -231,9 +274,41 @@ uint64_t pn__recovery_advance(pn__recovery *r, uint64_t none) {
   return none;
 }
 
-uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack, uint64_t bits,
-                             uint32_t delay_us, uint64_t now,
-                             pn__resolved_fn *fn, void *ctx) {
+/* Moves `oldest_flight` past datagrams no longer in flight. */
+static void advance_flight(pn__recovery *r) {
+  if (r->oldest_flight < r->oldest) {
+    r->oldest_flight = r->oldest;
+  }
+  while (r->oldest_flight < r->next_seq) {
+    const pn__sent *e = &r->sent[r->oldest_flight & r->sent_mask];
+    if (e->seq == r->oldest_flight && e->in_flight) {
+      return;
+    }
+    r->oldest_flight++;
+  }
+}
+
+/* When suspect e's wait ends. An acknowledgement of something new that
+ * came after e was declared would have named e had e arrived by then:
+ * after one RTO (time for a reordered e to arrive and be named) e is
+ * lost. Without one (acknowledgements lost, or the probes' too), e waits
+ * PN__SUSPECT_RTOS: a lost acknowledgement of the probe must not make a
+ * datagram that arrived a lost message. */
+#define PN__SUSPECT_RTOS 4u
+static uint64_t suspect_deadline(const pn__recovery *r, const pn__sent *e,
+                                 uint64_t rto) {
+  return e->lost_ns +
+         (r->last_ack_ns > e->lost_ns ? rto : PN__SUSPECT_RTOS * rto);
+}
+
+/* Acknowledgement i places back from ack: i = 0 is ack itself. */
+static bool named(const uint64_t bits[2], uint64_t i) {
+  return i == 0 || (bits[(i - 1) / 64] >> ((i - 1) % 64) & 1u);
+}
+
+uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
+                             const uint64_t bits[2], uint32_t delay_us,
+                             uint64_t now, pn__resolved_fn *fn, void *ctx) {
   if (!ack || ack >= r->next_seq) {
     return 0;
   }
@@ -244,12 +319,14 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack, uint64_t bits,
     uint64_t held = (uint64_t)delay_us * 1000u;
     uint64_t sample = rtt > held ? rtt - held : rtt;
     rtt_sample(r, sample);
-    congestion_delay(r, sample, ack);
+    if (congestion_delay(r, sample, ack)) {
+      r->undo_valid = false; /* a real signal: no going back past it */
+    }
     flags |= PN__ACK_RTT;
   }
-  for (uint64_t i = 0; i <= 64 && ack >= r->oldest + i; i++) {
-    if ((i == 0 || (bits >> (i - 1) & 1u)) &&
-        resolve(r, ack - i, true, false, now, fn, ctx)) {
+  for (uint64_t i = 0; i <= PN__ACK_SPAN && ack >= r->oldest + i; i++) {
+    if (named(bits, i) && (resolve(r, ack - i, true, false, now, fn, ctx) ||
+                           settle(r, ack - i, true, now, fn, ctx))) {
       flags |= PN__ACK_NEW;
     }
   }
@@ -260,24 +337,45 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack, uint64_t bits,
   if (ack > r->largest_acked) {
     r->largest_acked = ack;
   }
-  for (uint64_t s = r->oldest;
+  advance_flight(r);
+  for (uint64_t s = r->oldest_flight;
        s + PN__LOSS_THRESHOLD <= r->largest_acked && s < r->next_seq; s++) {
     (void)resolve(r, s, false, true, now, fn, ctx);
   }
+  /* Suspects no later acknowledgement can name. */
+  for (uint64_t s = r->oldest;
+       r->suspects && s + PN__ACK_SPAN < r->largest_acked && s < r->next_seq;
+       s++) {
+    (void)settle(r, s, false, now, fn, ctx);
+  }
+  advance_flight(r);
   return flags;
 }
 
 bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
                          void *ctx) {
   uint64_t rto = pn__recovery_rto(r);
+  /* A suspect no acknowledgement named in its wait never arrived (every
+   * acknowledgement since names it if it did: suspects are older than
+   * anything in flight, and within PN__ACK_SPAN or already LOST). */
+  for (uint64_t s = r->oldest; r->suspects && s < r->oldest_flight; s++) {
+    const pn__sent *e = &r->sent[s & r->sent_mask];
+    if (e->seq == s && e->suspect) {
+      if (suspect_deadline(r, e, rto) > now) {
+        break; /* declared in sequence order: the rest wait as long */
+      }
+      (void)settle(r, s, false, now, fn, ctx);
+    }
+  }
   /* While acknowledgements keep coming, losses are found by the gap rule;
    * an RTO is for an acknowledgement stream that stopped. (A busy peer's
    * tick can also run before acknowledgements queued behind it.) */
   if (now - r->last_ack_ns < rto) {
     return false;
   }
+  advance_flight(r);
   bool any = false;
-  for (uint64_t s = r->oldest; s < r->next_seq; s++) {
+  for (uint64_t s = r->oldest_flight; s < r->next_seq; s++) {
     const pn__sent *e = &r->sent[s & r->sent_mask];
     if (e->seq == s && e->in_flight && e->sent_ns + rto <= now) {
       any |= resolve(r, s, false, false, now, fn, ctx);
@@ -286,6 +384,7 @@ bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
   if (any) {
     r->backoff++;
     congestion_lost(r, r->next_seq, true);
+    advance_flight(r);
   }
   return any;
 }
@@ -293,21 +392,34 @@ bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
 void pn__recovery_abandon(pn__recovery *r, pn__resolved_fn *fn, void *ctx) {
   for (uint64_t s = r->oldest; s < r->next_seq; s++) {
     pn__sent *e = &r->sent[s & r->sent_mask];
-    if (e->seq == s && e->in_flight) {
+    if (e->seq == s && (e->in_flight || e->suspect)) {
       e->in_flight = false;
-      fn(ctx, e, false, 0);
+      e->suspect = false;
+      fn(ctx, e, PN__RES_LOST, 0);
     }
   }
-  r->oldest = r->next_seq;
+  r->oldest = r->oldest_flight = r->next_seq;
   r->in_flight = 0;
+  r->suspects = 0;
+  r->undo_valid = false;
 }
 
 uint64_t pn__recovery_rto_deadline(pn__recovery *r) {
   (void)pn__recovery_advance(r, 0);
-  if (!r->in_flight) {
-    return 0;
+  advance_flight(r);
+  uint64_t rto = pn__recovery_rto(r);
+  uint64_t at = 0;
+  if (r->in_flight) {
+    const pn__sent *e = &r->sent[r->oldest_flight & r->sent_mask];
+    uint64_t from = e->sent_ns > r->last_ack_ns ? e->sent_ns : r->last_ack_ns;
+    at = from + rto;
   }
-  const pn__sent *e = &r->sent[r->oldest & r->sent_mask];
-  uint64_t from = e->sent_ns > r->last_ack_ns ? e->sent_ns : r->last_ack_ns;
-  return from + pn__recovery_rto(r);
+  if (r->suspects) {
+    /* advance() stopped at the oldest suspect: suspects come first */
+    const pn__sent *e = &r->sent[r->oldest & r->sent_mask];
+    PN_ASSERT(e->suspect);
+    uint64_t s = suspect_deadline(r, e, rto);
+    at = at && at < s ? at : s;
+  }
+  return at;
 }

@@ -3,6 +3,13 @@
  * acknowledgement gap or an RTO) and the congestion window (Reno with
  * RFC 7661's rule for an unused window, plus a queueing-delay cut).
  *
+ * A datagram declared lost is first only suspected: what must arrive is
+ * sent again at once, but the loss is final (reported, counted) only when
+ * no acknowledgement can name it any more. Reordering beyond the gap rule
+ * and lost acknowledgements (which a later one repairs, ackwin.h) then
+ * cost a resend, never a message reported lost that arrived; and a window
+ * cut by losses that all turn out spurious is restored.
+ *
  * Pure: no I/O, no clock, no allocation after pn__recovery_init() except
  * when the ring of datagrams in flight grows (pn__recovery_room). The
  * caller gives every time as `now` (nanoseconds) and learns which
@@ -17,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "actors/ackwin.h"
 #include "peernet/error.h"
 
 /* The window is fixed point: PN__CWND_ONE is one datagram. */
@@ -33,7 +41,9 @@ typedef struct pn__sent {
   uint64_t fstart; /* the caller's: where its frames are kept */
   uint32_t bytes;
   uint16_t nframes;
+  uint64_t lost_ns; /* when declared lost (suspect) */
   bool in_flight;
+  bool suspect;     /* declared lost, not final: a later ack may name it */
   bool eliciting;   /* carries frames or a ping: will be acknowledged */
   bool disconnect;  /* carries the goodbye */
   bool window_used; /* sent with at least half the window in flight: its
@@ -49,23 +59,39 @@ typedef struct pn__recovery {
   pn__recovery_limits lim;
   pn__sent *sent; /* ring indexed by seq & sent_mask */
   uint64_t sent_mask;
-  uint64_t next_seq;      /* the next datagram's sequence, from 1 */
-  uint64_t oldest;        /* oldest sequence whose slot may be in use */
-  uint64_t in_flight;     /* datagrams sent and not resolved */
-  uint64_t largest_acked; /* highest sequence acknowledged */
-  uint64_t last_ack_ns;   /* last acknowledgement of something new */
+  uint64_t next_seq;         /* the next datagram's sequence, from 1 */
+  uint64_t oldest;           /* oldest sequence whose slot may be in use */
+  uint64_t oldest_flight;    /* oldest sequence that may be in flight (every
+                                suspect is older than every datagram in
+                                flight: both are declared in sequence order) */
+  uint64_t in_flight;        /* datagrams sent and not resolved */
+  uint64_t suspects;         /* datagrams declared lost, not final */
+  uint64_t late, final_lost; /* suspects named after all; final losses */
+  uint64_t largest_acked;    /* highest sequence acknowledged */
+  uint64_t last_ack_ns;      /* last acknowledgement of something new */
   uint64_t srtt_ns, rttvar_ns, min_rtt_ns, rto_ns; /* 0 before a sample
                                                        (rto_ns: initial) */
-  uint32_t backoff;        /* RTO expiries since the last ack */
-  uint64_t cwnd, ssthresh; /* fixed point; ssthresh UINT64_MAX */
-  uint64_t recovery_seq;   /* datagrams below it were sent before
-                              the last cut */
+  uint32_t backoff;                  /* RTO expiries since the last ack */
+  uint64_t cwnd, ssthresh;           /* fixed point; ssthresh UINT64_MAX */
+  uint64_t recovery_seq;             /* datagrams below it were sent before
+                                        the last cut */
+  uint64_t undo_cwnd, undo_ssthresh; /* before the first loss cut whose
+                                        suspects are not all final */
+  bool undo_valid;
 } pn__recovery;
 
-/* Called once per datagram resolved: acked true when acknowledged, false
- * when declared lost (or abandoned by pn__recovery_abandon). The record is
- * no longer in flight when it runs. */
-typedef void pn__resolved_fn(void *ctx, const pn__sent *e, bool acked,
+/* What became of a datagram. Each one sent with frames is reported
+ * ACKED, or SUSPECT and then LATE or LOST (LOST alone when abandoned). */
+typedef enum pn__resolution {
+  PN__RES_ACKED,   /* acknowledged while in flight */
+  PN__RES_SUSPECT, /* declared lost: send again what must arrive */
+  PN__RES_LATE,    /* a suspect an acknowledgement named: it arrived */
+  PN__RES_LOST,    /* final: no acknowledgement can name it any more */
+} pn__resolution;
+
+/* Called once per change above. The record is no longer in flight when it
+ * runs. */
+typedef void pn__resolved_fn(void *ctx, const pn__sent *e, pn__resolution res,
                              uint64_t now);
 
 /* Sets r up for a new connection (the window starts at
@@ -100,35 +126,39 @@ enum {
   PN__ACK_RTT = 2u, /* the RTT estimate changed */
 };
 
-/* An acknowledgement: `ack` and the 64 sequences before it named by
- * `bits` (bit i: ack - 1 - i), `delay_us` the time the receiver held it.
- * Resolves what it acknowledges, then declares lost every datagram
- * PN__LOSS_THRESHOLD below the largest acknowledged. Returns PN__ACK_*
- * flags. Ignores acknowledgements of sequences never sent. */
-uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack, uint64_t bits,
-                             uint32_t delay_us, uint64_t now,
-                             pn__resolved_fn *fn, void *ctx);
+/* An acknowledgement: `ack` and the PN__ACK_SPAN sequences before it
+ * named by bits[0] (bit i: ack - 1 - i) and bits[1] (bit i: ack - 65 - i),
+ * `delay_us` the time the receiver held it. Resolves what it names
+ * (ACKED, or LATE for a suspect), declares SUSPECT every datagram in
+ * flight PN__LOSS_THRESHOLD below the largest acknowledged, and LOST every
+ * suspect more than PN__ACK_SPAN below it. Returns PN__ACK_* flags.
+ * Ignores acknowledgements of sequences never sent. */
+uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
+                             const uint64_t bits[2], uint32_t delay_us,
+                             uint64_t now, pn__resolved_fn *fn, void *ctx);
 
 /* The retransmission timer: once no acknowledgement came for an RTO, every
- * datagram older than the backed-off RTO is lost, the backoff doubles and
- * the window falls to the minimum. True when something was declared
- * lost. */
+ * datagram older than the backed-off RTO is SUSPECT, the backoff doubles
+ * and the window falls to the minimum. Whether or not acknowledgements
+ * come, a suspect no acknowledgement named within that RTO is LOST. True
+ * when something was declared SUSPECT. */
 bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
                          void *ctx);
 
-/* Resolves everything in flight as lost without touching the window
- * (the connection is closing). */
+/* Resolves everything in flight or suspect as LOST without touching the
+ * window (the connection is closing). */
 void pn__recovery_abandon(pn__recovery *r, pn__resolved_fn *fn, void *ctx);
 
 /* The RTO with its backoff, bounded by rto_max. */
 uint64_t pn__recovery_rto(const pn__recovery *r);
 
-/* When the RTO of the oldest datagram in flight expires; 0 when nothing is
- * in flight. Moves `oldest` past resolved datagrams first. */
+/* When the RTO of the oldest datagram in flight expires, or the oldest
+ * suspect's wait ends, whichever is first; 0 when neither is. Moves
+ * `oldest` past resolved datagrams first. */
 uint64_t pn__recovery_rto_deadline(pn__recovery *r);
 
 /* Moves `oldest` past resolved datagrams; returns the fstart of the oldest
- * one in flight, or `none` when nothing is. */
+ * one in flight or suspect, or `none` when nothing is. */
 uint64_t pn__recovery_advance(pn__recovery *r, uint64_t none);
 
 /* The window in whole datagrams, and ssthresh (0 until the first cut). */

@@ -315,6 +315,7 @@ size_t pn__wire_encode_packet(const Peernet__Wire__V1__Packet *pk,
   o = put_varint_field(o, TAG(9, WT_VARINT), pk->window);
   o = put_fixed64_field(o, TAG(10, WT_FIXED64), pk->path_challenge);
   o = put_fixed64_field(o, TAG(11, WT_FIXED64), pk->path_response);
+  o = put_fixed64_field(o, TAG(12, WT_FIXED64), pk->ack_bits_more);
   return (size_t)(o - out);
 }
 
@@ -506,6 +507,7 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
     case 3:
     case 10:
     case 11:
+    case 12:
       if (wt != WT_FIXED64 || r.end - r.p < 8) {
         return NULL;
       }
@@ -518,8 +520,10 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
         pk->ack_bits = v;
       } else if (field == 10) {
         pk->path_challenge = v;
-      } else {
+      } else if (field == 11) {
         pk->path_response = v;
+      } else {
+        pk->ack_bits_more = v;
       }
       break;
     case 5: {

@@ -43,9 +43,9 @@
 #define PN__HANDSHAKE_PAD 256u
 /* Upper bound of a Packet's own fields as a sender encodes them (ack 11
  * bytes, ack bits 9, delay 6, ping 2, disconnect 2, reason 6, window 11,
- * path challenge 9, path response 9; seq is 0 from version 2 on, so never
- * encoded). */
-#define PN__PACKET_FIELDS_MAX 66u
+ * path challenge 9, path response 9, more ack bits 9; seq is 0 from
+ * version 2 on, so never encoded). */
+#define PN__PACKET_FIELDS_MAX 75u
 /* Frames per datagram. */
 #define PN__MAX_FRAMES 128u
 

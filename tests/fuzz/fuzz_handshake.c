@@ -307,7 +307,7 @@ static void op_data(script *s, uint8_t flags) {
   Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
   pk.ping = true;
   size_t len = protobuf_c_message_pack(&pk.base, dg + PN__DATA_HEADER);
-  uint64_t seq = to->rx_highest + 1;
+  uint64_t seq = to->rx.highest + 1;
   pn__wire_put_data_header(dg, false, from->remote_id, seq);
   pn__dir_key k = from->dkeys.tx;
   len = pn__data_seal(&k, seq, dg, PN__DATA_HEADER + len);

@@ -199,11 +199,11 @@ static uint64_t put_header(const script *s, seq_choice c, bool zstd) {
   const pn_peer *p = s->peer;
   uint64_t seq;
   if (c.sel < 0xF0) {
-    int64_t want = (int64_t)p->rx_highest + 1 + (int64_t)c.sel - 64;
+    int64_t want = (int64_t)p->rx.highest + 1 + (int64_t)c.sel - 64;
     seq = want < 1 ? 1 : (uint64_t)want;
   } else {
     pn__wire_put_data_header(dg, zstd, p->remote_id, c.low);
-    seq = pn__data_seq(dg, p->rx_highest);
+    seq = pn__data_seq(dg, p->rx.highest);
   }
   pn__wire_put_data_header(dg, zstd, p->remote_id, seq);
   return seq;
@@ -253,6 +253,9 @@ static void op_frames(script *s) {
   pk.ack_delay_us = (uint32_t)fz_u8(&s->in) * 100u;
   uint8_t flags = fz_u8(&s->in);
   pk.ping = (flags & FZ_DG_PING) != 0;
+  if (flags & FZ_DG_MORE_BITS) {
+    pk.ack_bits_more = pk.ack_bits << 32 | pk.ack_bits >> 32;
+  }
   if (flags & FZ_DG_DISCONNECT) {
     pk.disconnect = true;
     pk.disconnect_reason = 7;

@@ -10,7 +10,7 @@
  * DATA ops build a DATA datagram from the peer's side of the harness:
  * sealed with the peer's receive key for the sequence they name, so it is
  * authentic (unless FZ_DG_CORRUPT asks otherwise). Their sequence is one
- * byte s: below 0xF0 it is rx_highest + 1 + s - 64 (at least 1); else four
+ * byte s: below 0xF0 it is rx.highest + 1 + s - 64 (at least 1); else four
  * more bytes give the low 32 bits of the header, which the receiver widens
  * as it always does. */
 #ifndef PN_TESTS_FUZZ_PEER_H
@@ -47,9 +47,10 @@ enum {
 /* Flags of DATA ops. */
 #define FZ_DG_PING 0x01u
 #define FZ_DG_DISCONNECT 0x02u
-#define FZ_DG_ZSTD 0x04u     /* compress the body */
-#define FZ_DG_BAD_ZSTD 0x08u /* the header says zstd, the body is not */
-#define FZ_DG_CORRUPT 0x10u  /* flip a bit of the tag */
+#define FZ_DG_ZSTD 0x04u      /* compress the body */
+#define FZ_DG_BAD_ZSTD 0x08u  /* the header says zstd, the body is not */
+#define FZ_DG_CORRUPT 0x10u   /* flip a bit of the tag */
+#define FZ_DG_MORE_BITS 0x20u /* ack_bits_more: ack_bits rotated by 32 */
 
 #define FZ_MAX_FRAMES 16u
 #define FZ_MAX_SEND 6000u

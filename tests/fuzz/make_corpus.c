@@ -205,6 +205,22 @@ static void peer_scripts(void) {
   b(FZ_OP_FLUSH);
   script_done("peer_acks");
 
+  /* Datagrams declared lost by an acknowledgement of a later one, then
+   * named after all (LATE), with the older half of the record. */
+  b(0x10);
+  b(PN_CHANNEL_UNRELIABLE);
+  b(PN_CHANNEL_RELIABLE);
+  for (int i = 0; i < 6; i++) {
+    send_op(i & 1, 1000);
+    b(FZ_OP_FLUSH);
+  }
+  frames_op(64, 6, 0, 0, 0);
+  b(FZ_OP_FLUSH);
+  frames_op(64, 7, ~0ull, FZ_DG_MORE_BITS, 0);
+  b(FZ_OP_TICK);
+  b(FZ_OP_FLUSH);
+  script_done("peer_late_acks");
+
   /* A remote disconnect after a message. */
   b(0x01); /* the client side */
   b(PN_CHANNEL_RELIABLE);
