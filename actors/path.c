@@ -10,6 +10,9 @@
  * received, so the same datagram arriving from the proven address still
  * counts. A proven address becomes the one this side sends to; the one
  * before it stays proven (PN__PATHS of them, the oldest forgotten first).
+ * Among proven addresses, replies follow the newest datagram: a client
+ * that spreads its datagrams over several sockets gets its replies spread
+ * the same way.
  * A challenge is answered through the socket it arrived on, which is the
  * address it tests.
  *
@@ -59,9 +62,25 @@ static void migrate(pn_peer *p, const pn_addr *a) {
   pn__stat_add(&p->st_migrations, 1);
 }
 
+void pn__path_follow(pn_peer *p, const pn_addr *from) {
+  for (uint32_t i = 0; i < p->npaths; i++) {
+    if (pn_addr_equal(&p->paths[i], from)) {
+      pn_runtime *rt = p->host->rt;
+      pn__registry_lock(rt);
+      p->paths[i] = p->addr; /* the swap keeps the proven set */
+      p->addr = *from;
+      pn__registry_unlock(rt);
+      return;
+    }
+  }
+}
+
 void pn__path_challenged(pn_peer *p, uint32_t socket, uint64_t token) {
   p->path_response_owed = token;
   p->path_response_socket = socket;
+  if (socket < 32) {
+    p->sockets_challenged |= 1u << socket;
+  }
 }
 
 bool pn__path_check(pn_peer *p, pn__scratch *sc, uint32_t socket,

@@ -529,6 +529,9 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   atomic_init(&p->user, cfg->user);
   p->addr = p->origin = cfg->remote;
   p->sockets_mask = cfg->sockets_mask ? cfg->sockets_mask : 1u;
+  /* The first: the handshake goes through it, which proves it. */
+  p->socket_rr = (uint32_t)__builtin_ctz(p->sockets_mask);
+  p->sockets_ok = 1u << p->socket_rr;
   p->is_client = is_client;
   if (is_client) {
     pn__random_buf(&p->client_nonce, sizeof p->client_nonce);

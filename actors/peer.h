@@ -80,7 +80,20 @@ struct pn_peer {
   pn_addr origin; /* the handshake's address: the host's key for a server
                      peer (never changes) */
   uint32_t sockets_mask;
-  uint32_t socket_rr;
+  uint32_t socket_rr;  /* the socket this flush sends through (round robin
+                          over sockets_ok, whole flushes of at least
+                          PN__SOCKET_RUN datagrams: peer_send.c) */
+  uint64_t socket_run; /* rec.next_seq when socket_rr was chosen */
+  /* The sockets of sockets_mask the remote has proven (it acknowledged a
+   * datagram sent through one, or sends to it). Until then a socket
+   * carries only an acknowledgement now and then (sockets_probe_ns: the
+   * last), which makes the remote challenge its address: data sent
+   * through it would be dropped unacted on and counted lost. */
+  uint32_t sockets_ok;
+  uint32_t sockets_challenged; /* sockets the remote challenged: it has
+                                  seen them, so probes through them ask
+                                  for an acknowledgement (a ping) */
+  uint64_t sockets_probe_ns;
   bool is_client;
   bool delivery_events; /* ACKED / LOST for the owner */
   bool registered;      /* in the host's table */
@@ -138,8 +151,12 @@ struct pn_peer {
   uint64_t path_response_owed;   /* a token the remote asked us to echo */
   uint32_t path_response_socket; /* through this socket (where it came) */
   /* Receiving (peer_recv.c). */
-  pn__ackwin rx;          /* datagram sequences received */
-  uint64_t rx_highest_ns; /* when rx.highest arrived */
+  pn__ackwin rx;                   /* datagram sequences received */
+  uint64_t rx_highest_ns;          /* when rx.highest arrived */
+  uint64_t rx_late_lo, rx_late_hi; /* the oldest and newest datagrams this
+                                      run that arrived too far behind
+                                      rx.highest for an acknowledgement to
+                                      name them: acknowledged apart */
   bool ack_owed;
   uint32_t rx_unacked;  /* eliciting datagrams since the last ack */
   uint32_t reacks_left; /* copies of the last ack-only datagram still to
@@ -254,6 +271,11 @@ void pn__path_challenged(pn_peer *p, uint32_t socket, uint64_t token);
  * and `from` is challenged (at most once per RTO). */
 bool pn__path_check(pn_peer *p, pn__scratch *sc, uint32_t socket,
                     const pn_addr *from, const Peernet__Wire__V1__Packet *pk);
+
+/* Peer actor: an authentic datagram newer than any before came from
+ * `from`, a proven address other than the one p sends to: p sends there
+ * from now on (the proven set keeps the old one). */
+void pn__path_follow(pn_peer *p, const pn_addr *from);
 
 /* --- peer_send.c --------------------------------------------------------- */
 

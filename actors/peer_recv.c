@@ -327,6 +327,8 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
       sc->arena_used = 0; /* the decoded packet lived in the arena */
       return;
     }
+  } else if (pk->seq > p->rx.highest && !pn_addr_equal(&p->addr, &rh->from)) {
+    pn__path_follow(p, &rh->from); /* a replay or a late one never moves it */
   }
   uint64_t now = pn__now_ns();
   const uint64_t ack_bits[2] = {pk->ack_bits, pk->ack_bits_more};
@@ -354,6 +356,16 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
   } else {
     if (pn__ackwin_mark(&p->rx, pk->seq)) {
       p->rx_highest_ns = now;
+    } else if (p->rx.highest - pk->seq > PN__ACK_SPAN - ACK_EVERY) {
+      /* Through a slower path than the datagrams after it: the next
+       * acknowledgement, at most ACK_EVERY datagrams on, may not name it
+       * (peer_send.c, send_late_acks). */
+      if (!p->rx_late_lo || pk->seq < p->rx_late_lo) {
+        p->rx_late_lo = pk->seq;
+      }
+      if (pk->seq > p->rx_late_hi) {
+        p->rx_late_hi = pk->seq;
+      }
     }
     p->last_recv_ns = now;
     for (size_t i = 0; i < pk->n_frames; i++) {
@@ -362,6 +374,8 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
     release_prepared(p, pr, pk->n_frames);
     if (pk->path_challenge) {
       pn__path_challenged(p, rh->socket, pk->path_challenge);
+    } else if (rh->socket < 32) {
+      p->sockets_ok |= 1u << rh->socket; /* the remote sends here */
     }
     if (pk->n_frames || pk->ping || pk->disconnect) {
       p->ack_owed = true;

@@ -97,28 +97,12 @@ static bool frag_acked(const pn__outmsg *om, uint32_t frag) {
 
 /* --- datagrams out -------------------------------------------------------- */
 
-static uint32_t next_socket(pn_peer *p) {
-  uint32_t n = p->host->nsockets;
-  for (uint32_t i = 1; i <= n; i++) {
-    uint32_t s = (p->socket_rr + i) % n;
-    if (p->sockets_mask >> s & 1u) {
-      p->socket_rr = s;
-      return s;
-    }
-  }
-  return 0;
-}
-
 void pn__peer_send_on(pn_peer *p, uint32_t socket, const uint8_t *data,
                       size_t len) {
   pn__host_send(p->host, socket, &p->addr, data, len);
   pn__stat_add(&p->st_dg_out, 1);
   pn__stat_add(&p->st_bytes_out, len);
   p->last_send_ns = pn__now_ns();
-}
-
-static void send_raw(pn_peer *p, const uint8_t *data, size_t len) {
-  pn__peer_send_on(p, next_socket(p), data, len);
 }
 
 /* Compresses body into zbuf's body when that pays; backs off for a
@@ -239,7 +223,16 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
     pk.disconnect = true;
     pk.disconnect_reason = p->reason;
   }
-  pk.path_response = p->path_response_owed;
+  /* A path response goes alone, after the flush's data (pn__peer_flush
+   * sends it last): through another socket than the data, it must not
+   * arrive behind a batch of newer datagrams, which would make it too old
+   * to be taken (ackwin.h) and leave the address unproven. */
+  pk.path_response = n ? 0 : p->path_response_owed;
+  if (pk.path_response && pn__recovery_room(&p->rec)) {
+    /* Asks for an acknowledgement: the one that proves the socket to
+     * this side (sockets_proven). */
+    pk.ping = true;
+  }
   size_t body = pn__wire_encode_packet(&pk, sc->buf + PN__DATA_HEADER);
   bool zstd;
   size_t sent_body = maybe_compress(p, sc, body, &zstd);
@@ -253,15 +246,13 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   }
   pn__stat_add(&p->st_raw_out, body);
   pn__stat_add(&p->st_comp_out, sent_body);
-  if (pk.path_response) {
-    /* Through the socket the challenge came in on: the address it tests. */
-    pn__peer_send_on(p, p->path_response_socket, out, len);
-  } else {
-    send_raw(p, out, len);
-  }
+  /* A path response goes through the socket the challenge came in on:
+   * the address it tests. */
+  uint32_t socket = pk.path_response ? p->path_response_socket : p->socket_rr;
+  pn__peer_send_on(p, socket, out, len);
   bool eliciting = n > 0 || pk.ping || pk.disconnect;
-  pn__sent *e =
-      pn__recovery_sent(&p->rec, now, (uint32_t)len, eliciting, pk.disconnect);
+  pn__sent *e = pn__recovery_sent(&p->rec, now, (uint32_t)len, eliciting,
+                                  pk.disconnect, socket);
   if (e) {
     if (!p->unacked_since_ns) {
       p->unacked_since_ns = now; /* the ack timeout starts */
@@ -280,7 +271,113 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   p->rx_unacked = 0;
   p->ping_owed = false;
   p->disconnect_owed = false;
-  p->path_response_owed = 0;
+  if (pk.path_response) {
+    p->path_response_owed = 0;
+  }
+}
+
+/* Marks the sockets of the mask the remote has proven: it acknowledged a
+ * datagram sent through one (it acts on, and so acknowledges, nothing from
+ * an address it has not proven: path.c). Datagrams the remote sends to a
+ * socket prove it too (peer_recv.c), but its replies follow the newest
+ * datagram, which a slower path's seldom is. */
+static void sockets_proven(pn_peer *p) {
+  uint32_t unproven = p->sockets_mask & ~p->sockets_ok;
+  for (uint32_t s = 0; unproven >> s && s < PN__REC_PATHS; s++) {
+    if (unproven >> s & 1u && p->rec.path_acked[s]) {
+      p->sockets_ok |= 1u << s;
+    }
+  }
+}
+
+/* Acknowledgements of datagrams that arrived more than PN__ACK_SPAN
+ * behind the highest (rx_late_lo..rx_late_hi, this run): the ordinary ones
+ * name only the highest and the PN__ACK_SPAN before it, so without these a
+ * datagram that took a slower path (another socket) would be resent, and
+ * its unreliable messages reported LOST, though it arrived. Each names a
+ * received datagram and the PN__ACK_SPAN before it, from the newest down,
+ * so a flush of the slower path costs one. */
+static void send_late_ack(pn_peer *p, pn__scratch *sc, uint64_t top,
+                          uint64_t now) {
+  Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
+  uint64_t bits[2];
+  pn__ackwin_below(&p->rx, top, bits);
+  pk.ack = top;
+  pk.ack_bits = bits[0];
+  pk.ack_bits_more = bits[1];
+  pk.window = pn__flow_advertised(&p->flow);
+  size_t body = pn__wire_encode_packet(&pk, sc->buf + PN__DATA_HEADER);
+  uint64_t seq = p->rec.next_seq;
+  pn__wire_put_data_header(sc->buf, false, p->remote_id, seq);
+  size_t len =
+      pn__data_seal(&p->dkeys.tx, seq, sc->buf, PN__DATA_HEADER + body);
+  pn__peer_send_on(p, p->socket_rr, sc->buf, len);
+  pn__sent *e = pn__recovery_sent(&p->rec, now, (uint32_t)len, false, false,
+                                  p->socket_rr);
+  PN_ASSERT(!e);
+  pn__stat_add(&p->st_acks_only, 1);
+}
+
+static void send_late_acks(pn_peer *p, pn__scratch *sc, uint64_t now) {
+  uint64_t lo = p->rx_late_lo, top = p->rx_late_hi;
+  p->rx_late_lo = p->rx_late_hi = 0;
+  while (lo && top >= lo) {
+    if (pn__ackwin_has(&p->rx, top)) {
+      send_late_ack(p, sc, top, now);
+      if (top < lo + PN__ACK_SPAN + 1) {
+        return;
+      }
+      top -= PN__ACK_SPAN + 1;
+    } else {
+      top--; /* at most PN__RX_WINDOW steps in all */
+    }
+  }
+}
+
+#define PN__SOCKET_RUN 64u /* datagrams through a socket before the next */
+
+/* Moves socket_rr to the next proven socket of the mask. */
+static void next_socket(pn_peer *p) {
+  uint32_t n = p->host->nsockets;
+  sockets_proven(p);
+  uint32_t usable = p->sockets_mask & p->sockets_ok;
+  for (uint32_t i = 1; i <= n; i++) {
+    uint32_t s = (p->socket_rr + i) % n;
+    if (usable >> s & 1u) {
+      p->socket_rr = s;
+      return;
+    }
+  }
+}
+
+/* An acknowledgement through each socket of the mask not yet proven, at
+ * most once per RTO (and 20 ms): the remote answers it with a challenge
+ * to that address, and the answer, once acknowledged, proves it.
+ * Acknowledgements are not in flight, so one the remote does not act on
+ * costs nothing. */
+static void probe_sockets(pn_peer *p, pn__scratch *sc, uint64_t now) {
+  sockets_proven(p);
+  uint32_t unproven = p->sockets_mask & ~p->sockets_ok;
+  uint64_t gap = p->rec.rto_ns > 20000000u ? p->rec.rto_ns : 20000000u;
+  if (!unproven || now - p->sockets_probe_ns < gap) {
+    return;
+  }
+  p->sockets_probe_ns = now;
+  uint32_t keep = p->socket_rr;
+  bool ping = p->ping_owed;
+  for (uint32_t s = 0; s < p->host->nsockets; s++) {
+    if (unproven >> s & 1u) {
+      p->socket_rr = s;
+      /* Once the remote challenged it, a ping: what it acts on it
+       * acknowledges, which proves the socket here. Before, a ping it
+       * does not act on would count as a loss. */
+      p->ping_owed =
+          (p->sockets_challenged >> s & 1u) && pn__recovery_room(&p->rec);
+      send_packet(p, sc, NULL, 0, now);
+    }
+  }
+  p->socket_rr = keep;
+  p->ping_owed = ping;
 }
 
 void pn__peer_send_challenge(pn_peer *p, pn__scratch *sc, uint32_t socket,
@@ -295,8 +392,8 @@ void pn__peer_send_challenge(pn_peer *p, pn__scratch *sc, uint32_t socket,
       pn__data_seal(&p->dkeys.tx, seq, sc->buf, PN__DATA_HEADER + body);
   /* Not eliciting: nothing waits for its acknowledgement; it takes its
    * sequence number all the same (a nonce is never used twice). */
-  pn__sent *e =
-      pn__recovery_sent(&p->rec, pn__now_ns(), (uint32_t)len, false, false);
+  pn__sent *e = pn__recovery_sent(&p->rec, pn__now_ns(), (uint32_t)len, false,
+                                  false, socket);
   PN_ASSERT(!e);
   pn__host_send(p->host, socket, to, sc->buf, len);
   pn__stat_add(&p->st_dg_out, 1);
@@ -411,7 +508,21 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
   bool no_window =
       atomic_load_explicit(&h->test_ignore_window, memory_order_relaxed);
   withhold_release(p, held_back);
+  /* Before the ordinary acknowledgement: it names datagrams newer than
+   * these on the same path, which the sender's gap rule would otherwise
+   * take as a sign these were lost. */
+  send_late_acks(p, sc, now);
   bool over = false; /* a frame reached the retransmit limit */
+  /* Whole flushes of at least PN__SOCKET_RUN datagrams per socket, not
+   * one datagram each: every socket actor sends its batch at the end of
+   * its own run, so the sockets' batches may arrive in either order. Each
+   * switch can reorder what a sequenced channel delivers (older messages
+   * dropped as stale) and what the gap rule sees; few switches keep that
+   * rare while the sockets still share the load evenly. */
+  if (p->rec.next_seq - p->socket_run >= PN__SOCKET_RUN) {
+    next_socket(p);
+    p->socket_run = p->rec.next_seq;
+  }
   for (;;) {
     uint32_t n = 0;
     size_t used = 0;
@@ -499,6 +610,7 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
   }
   if (st == PN_PEER_CONNECTED) {
     probe_window(p, sc, now);
+    probe_sockets(p, sc, now);
   }
   atomic_store_explicit(&p->st_send_window, pn__flow_window(&p->flow),
                         memory_order_relaxed);

@@ -13,6 +13,9 @@
 
 #define SENT_MIN 64u
 #define CLOCK_GRANULARITY_NS 1000000u /* RFC 6298's G: 1 ms */
+#define PN__SUSPECT_RTOS                                                       \
+  4u /* a suspect's wait with no acknowledgement of                            \
+        its path since it was declared, in RTOs */
 
 pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim) {
   *r = (pn__recovery){
@@ -27,6 +30,9 @@ pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim) {
               PN__CWND_ONE,
       .ssthresh = UINT64_MAX,
   };
+  for (uint32_t i = 0; i < PN__REC_PATHS; i++) {
+    r->path_reorder[i] = PN__LOSS_THRESHOLD;
+  }
   r->sent = pn__calloc(SENT_MIN, sizeof *r->sent);
   return r->sent ? PN_OK : PN_ENOMEM;
 }
@@ -77,16 +83,25 @@ bool pn__recovery_can_send(pn__recovery *r) {
 }
 
 pn__sent *pn__recovery_sent(pn__recovery *r, uint64_t now, uint32_t bytes,
-                            bool eliciting, bool disconnect) {
+                            bool eliciting, bool disconnect, uint32_t path) {
   uint64_t seq = r->next_seq++;
+  uint8_t pi = (uint8_t)(path % PN__REC_PATHS);
+  uint64_t ord = r->path_sent[pi]++;
+  pn__sent *e = &r->sent[seq & r->sent_mask];
   if (!eliciting) {
+    /* Never in flight, but its acknowledgement counts for the gap rule
+     * on its path: recorded when the ring has its slot free. */
+    if (seq - r->oldest <= r->sent_mask) {
+      *e = (pn__sent){.seq = seq, .path = pi, .path_ord = ord};
+    }
     return NULL;
   }
   PN_ASSERT(seq - r->oldest <= r->sent_mask); /* pn__recovery_room() */
-  pn__sent *e = &r->sent[seq & r->sent_mask];
   *e = (pn__sent){
       .seq = seq,
       .sent_ns = now,
+      .path_ord = ord,
+      .path = pi,
       .bytes = bytes,
       .in_flight = true,
       .eliciting = true,
@@ -182,12 +197,17 @@ static void congestion_lost(pn__recovery *r, uint64_t seq, bool timeout) {
 
 /* Queueing delay as a congestion signal (true when it cut): a round trip more
  * than PN__QUEUE_DELAY_NS (or the minimum RTT, if larger) above the minimum
+ * of its path (a slower path is not a queue)
  * means datagrams wait in a queue (often the receiver's own backlog, which
  * no loss would ever reveal): shrink by an eighth, once per round trip. */
-static bool congestion_delay(pn__recovery *r, uint64_t sample, uint64_t seq) {
-  uint64_t allowance =
-      r->min_rtt_ns > PN__QUEUE_DELAY_NS ? r->min_rtt_ns : PN__QUEUE_DELAY_NS;
-  if (sample <= r->min_rtt_ns + allowance || seq < r->recovery_seq) {
+static bool congestion_delay(pn__recovery *r, uint64_t sample, uint64_t seq,
+                             uint8_t path) {
+  uint64_t *min = &r->path_min_rtt_ns[path];
+  if (!*min || sample < *min) {
+    *min = sample;
+  }
+  uint64_t allowance = *min > PN__QUEUE_DELAY_NS ? *min : PN__QUEUE_DELAY_NS;
+  if (sample <= *min + allowance || seq < r->recovery_seq) {
     return false;
   }
   r->cwnd -= r->cwnd / 8;
@@ -226,8 +246,16 @@ static bool resolve(pn__recovery *r, uint64_t seq, bool acked, bool cut,
     return true;
   }
   e->suspect = true;
+  e->reorder = cut ? r->path_acked[e->path] - e->path_ord : 0;
   e->lost_ns = now;
   r->suspects++;
+  if (!r->path_since_ns[e->path]) {
+    r->path_since_ns[e->path] = now;
+  }
+  /* No acknowledgement of its path came after it yet: the longer wait. */
+  if (!r->suspect_since4_ns) {
+    r->suspect_since4_ns = now;
+  }
   if (cut) {
     congestion_lost(r, seq, false);
   }
@@ -245,9 +273,20 @@ static bool settle(pn__recovery *r, uint64_t seq, bool named, uint64_t now,
     return false;
   }
   e->suspect = false;
-  r->suspects--;
+  if (!--r->suspects) {
+    r->suspect_since1_ns = r->suspect_since4_ns = 0;
+    for (uint32_t pi = 0; pi < PN__REC_PATHS; pi++) {
+      r->path_since_ns[pi] = 0;
+    }
+  }
   if (named) {
     r->late++;
+    /* It was reordered, not lost: its path's gap rule waits that long
+     * from now on. */
+    uint64_t *thr = &r->path_reorder[e->path];
+    if (e->reorder > *thr) {
+      *thr = e->reorder < PN__REORDER_MAX ? e->reorder : PN__REORDER_MAX;
+    }
   } else {
     r->final_lost++;
     r->undo_valid = false;
@@ -294,11 +333,11 @@ static void advance_flight(pn__recovery *r) {
  * lost. Without one (acknowledgements lost, or the probes' too), e waits
  * PN__SUSPECT_RTOS: a lost acknowledgement of the probe must not make a
  * datagram that arrived a lost message. */
-#define PN__SUSPECT_RTOS 4u
 static uint64_t suspect_deadline(const pn__recovery *r, const pn__sent *e,
                                  uint64_t rto) {
-  return e->lost_ns +
-         (r->last_ack_ns > e->lost_ns ? rto : PN__SUSPECT_RTOS * rto);
+  return e->lost_ns + (r->path_last_ack_ns[e->path] > e->lost_ns
+                           ? rto
+                           : PN__SUSPECT_RTOS * rto);
 }
 
 /* Acknowledgement i places back from ack: i = 0 is ack itself. */
@@ -312,24 +351,47 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
   if (!ack || ack >= r->next_seq) {
     return 0;
   }
-  uint32_t flags = 0;
+  uint32_t flags = 0, paths = 0;
   const pn__sent *top = &r->sent[ack & r->sent_mask];
   if (top->seq == ack && top->in_flight && top->eliciting) {
     uint64_t rtt = now - top->sent_ns;
     uint64_t held = (uint64_t)delay_us * 1000u;
     uint64_t sample = rtt > held ? rtt - held : rtt;
     rtt_sample(r, sample);
-    if (congestion_delay(r, sample, ack)) {
+    if (congestion_delay(r, sample, ack, top->path)) {
       r->undo_valid = false; /* a real signal: no going back past it */
     }
     flags |= PN__ACK_RTT;
   }
-  for (uint64_t i = 0; i <= PN__ACK_SPAN && ack >= r->oldest + i; i++) {
-    if (named(bits, i) && (resolve(r, ack - i, true, false, now, fn, ctx) ||
-                           settle(r, ack - i, true, now, fn, ctx))) {
+  /* Below `oldest` nothing is in flight or suspect, but a datagram sent
+   * without frames (a path's probe or response) still counts for its
+   * path: the ring keeps its record until the slot is taken again. */
+  for (uint64_t i = 0; i <= PN__ACK_SPAN && i < ack; i++) {
+    if (!named(bits, i)) {
+      continue;
+    }
+    const pn__sent *e = &r->sent[(ack - i) & r->sent_mask];
+    if (e->seq == ack - i && e->path_ord >= r->path_acked[e->path]) {
+      r->path_acked[e->path] = e->path_ord + 1;
+    }
+    if (resolve(r, ack - i, true, false, now, fn, ctx) ||
+        settle(r, ack - i, true, now, fn, ctx)) {
       flags |= PN__ACK_NEW;
+      paths |= 1u << e->path;
     }
   }
+  /* Suspects of a path an acknowledgement just reached wait one RTO
+   * from their declaration, no longer four. */
+  for (uint32_t pi = 0; paths >> pi; pi++) {
+    if (paths >> pi & 1u) {
+      r->path_last_ack_ns[pi] = now;
+      uint64_t since = r->path_since_ns[pi];
+      if (since && (!r->suspect_since1_ns || since < r->suspect_since1_ns)) {
+        r->suspect_since1_ns = since;
+      }
+    }
+  }
+
   if (flags & PN__ACK_NEW) {
     r->backoff = 0;
     r->last_ack_ns = now;
@@ -338,13 +400,21 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
     r->largest_acked = ack;
   }
   advance_flight(r);
-  for (uint64_t s = r->oldest_flight;
-       s + PN__LOSS_THRESHOLD <= r->largest_acked && s < r->next_seq; s++) {
-    (void)resolve(r, s, false, true, now, fn, ctx);
+  /* The gap rule, per path: on one path alone (a single socket) this is
+   * "three sent later were acknowledged" (until reordering is seen); with
+   * several, a slower path's datagrams wait for acknowledgements of their
+   * own path's. */
+  for (uint64_t s = r->oldest_flight; s < r->largest_acked && s < r->next_seq;
+       s++) {
+    const pn__sent *e = &r->sent[s & r->sent_mask];
+    if (e->seq == s && e->in_flight &&
+        e->path_ord + r->path_reorder[e->path] < r->path_acked[e->path]) {
+      (void)resolve(r, s, false, true, now, fn, ctx);
+    }
   }
   /* Suspects no later acknowledgement can name. */
   for (uint64_t s = r->oldest;
-       r->suspects && s + PN__ACK_SPAN < r->largest_acked && s < r->next_seq;
+       r->suspects && s + PN__RX_WINDOW < r->largest_acked && s < r->next_seq;
        s++) {
     (void)settle(r, s, false, now, fn, ctx);
   }
@@ -356,17 +426,36 @@ bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
                          void *ctx) {
   uint64_t rto = pn__recovery_rto(r);
   /* A suspect no acknowledgement named in its wait never arrived (every
-   * acknowledgement since names it if it did: suspects are older than
-   * anything in flight, and within PN__ACK_SPAN or already LOST). */
-  for (uint64_t s = r->oldest; r->suspects && s < r->oldest_flight; s++) {
+   * acknowledgement since names it if it did, or a late one does: suspects
+   * are within PN__RX_WINDOW of the largest acknowledged, or already
+   * LOST). With
+   * several paths suspects and datagrams in flight interleave: all are
+   * looked at, and the earliest declaration left is found exactly. */
+  uint64_t left = r->suspects, since[2] = {0, 0};
+  for (uint32_t pi = 0; pi < PN__REC_PATHS; pi++) {
+    r->path_since_ns[pi] = 0;
+  }
+  for (uint64_t s = r->oldest; left && s < r->next_seq; s++) {
     const pn__sent *e = &r->sent[s & r->sent_mask];
     if (e->seq == s && e->suspect) {
-      if (suspect_deadline(r, e, rto) > now) {
-        break; /* declared in sequence order: the rest wait as long */
+      left--;
+      uint64_t at = suspect_deadline(r, e, rto);
+      if (at <= now) {
+        (void)settle(r, s, false, now, fn, ctx);
+        continue;
       }
-      (void)settle(r, s, false, now, fn, ctx);
+      uint64_t *one = &since[r->path_last_ack_ns[e->path] <= e->lost_ns];
+      if (!*one || e->lost_ns < *one) {
+        *one = e->lost_ns;
+      }
+      uint64_t *path = &r->path_since_ns[e->path];
+      if (!*path || e->lost_ns < *path) {
+        *path = e->lost_ns;
+      }
     }
   }
+  r->suspect_since1_ns = since[0];
+  r->suspect_since4_ns = since[1];
   /* While acknowledgements keep coming, losses are found by the gap rule;
    * an RTO is for an acknowledgement stream that stopped. (A busy peer's
    * tick can also run before acknowledgements queued behind it.) */
@@ -401,6 +490,10 @@ void pn__recovery_abandon(pn__recovery *r, pn__resolved_fn *fn, void *ctx) {
   r->oldest = r->oldest_flight = r->next_seq;
   r->in_flight = 0;
   r->suspects = 0;
+  r->suspect_since1_ns = r->suspect_since4_ns = 0;
+  for (uint32_t pi = 0; pi < PN__REC_PATHS; pi++) {
+    r->path_since_ns[pi] = 0;
+  }
   r->undo_valid = false;
 }
 
@@ -415,11 +508,16 @@ uint64_t pn__recovery_rto_deadline(pn__recovery *r) {
     at = from + rto;
   }
   if (r->suspects) {
-    /* advance() stopped at the oldest suspect: suspects come first */
-    const pn__sent *e = &r->sent[r->oldest & r->sent_mask];
-    PN_ASSERT(e->suspect);
-    uint64_t s = suspect_deadline(r, e, rto);
-    at = at && at < s ? at : s;
+    /* A bound: a suspect that ended since may leave it early (a timer
+     * that finds nothing due, once: pn__recovery_on_rto makes it exact). */
+    uint64_t s1 = r->suspect_since1_ns, s4 = r->suspect_since4_ns;
+    uint64_t s = s1 ? s1 + rto : UINT64_MAX;
+    if (s4 && s4 + PN__SUSPECT_RTOS * rto < s) {
+      s = s4 + PN__SUSPECT_RTOS * rto;
+    }
+    if (s != UINT64_MAX) {
+      at = at && at < s ? at : s;
+    }
   }
   return at;
 }

@@ -33,15 +33,25 @@
 #define PN__CWND_INITIAL 32u  /* datagrams */
 #define PN__LOSS_THRESHOLD 3u /* datagrams acknowledged after a lost one */
 #define PN__QUEUE_DELAY_NS 2000000u /* 2 ms above the minimum RTT */
+/* Paths a connection's datagrams take (the local socket they leave
+ * through, modulo this): the gap rule counts datagrams of one path only,
+ * so datagrams of a path that is slower than another are not taken for
+ * lost when the faster one's are acknowledged first. */
+#define PN__REC_PATHS 8u
+#define PN__REORDER_MAX 128u /* the gap rule's threshold, at most */
 
 /* A datagram sent and not yet resolved. */
 typedef struct pn__sent {
   uint64_t seq; /* 0: slot unused */
   uint64_t sent_ns;
-  uint64_t fstart; /* the caller's: where its frames are kept */
+  uint64_t fstart;   /* the caller's: where its frames are kept */
+  uint64_t path_ord; /* datagrams sent on its path before it */
   uint32_t bytes;
   uint16_t nframes;
+  uint8_t path;
   uint64_t lost_ns; /* when declared lost (suspect) */
+  uint64_t reorder; /* declared by the gap rule: datagrams of its path
+                       acknowledged after it then (0: by the RTO) */
   bool in_flight;
   bool suspect;     /* declared lost, not final: a later ack may name it */
   bool eliciting;   /* carries frames or a ping: will be acknowledged */
@@ -61,14 +71,34 @@ typedef struct pn__recovery {
   uint64_t sent_mask;
   uint64_t next_seq;         /* the next datagram's sequence, from 1 */
   uint64_t oldest;           /* oldest sequence whose slot may be in use */
-  uint64_t oldest_flight;    /* oldest sequence that may be in flight (every
-                                suspect is older than every datagram in
-                                flight: both are declared in sequence order) */
+  uint64_t oldest_flight;    /* oldest sequence that may be in flight */
   uint64_t in_flight;        /* datagrams sent and not resolved */
   uint64_t suspects;         /* datagrams declared lost, not final */
   uint64_t late, final_lost; /* suspects named after all; final losses */
   uint64_t largest_acked;    /* highest sequence acknowledged */
-  uint64_t last_ack_ns;      /* last acknowledgement of something new */
+  uint64_t path_sent[PN__REC_PATHS];        /* datagrams sent on each path */
+  uint64_t path_acked[PN__REC_PATHS];       /* 1 + the highest path_ord
+                                               acknowledged on each path */
+  uint64_t path_reorder[PN__REC_PATHS];     /* the gap rule's threshold per
+                                              path: PN__LOSS_THRESHOLD, raised
+                                              to the reordering a suspect that
+                                              arrived after all showed (at most
+                                              PN__REORDER_MAX) */
+  uint64_t path_min_rtt_ns[PN__REC_PATHS];  /* each path's smallest RTT: the
+                                               queueing-delay signal compares
+                                               a sample with its own path's */
+  uint64_t path_last_ack_ns[PN__REC_PATHS]; /* last acknowledgement of
+                                               something new on each path */
+  uint64_t path_since_ns[PN__REC_PATHS];    /* no suspect of the path was
+                                               declared before this (0: none;
+                                               exact after
+                                               pn__recovery_on_rto) */
+  /* The earliest declaration among suspects that wait one RTO (an
+   * acknowledgement of their path came after them) and among those that
+   * wait PN__SUSPECT_RTOS: 0 for none; lower bounds, exact after
+   * pn__recovery_on_rto. */
+  uint64_t suspect_since1_ns, suspect_since4_ns;
+  uint64_t last_ack_ns; /* last acknowledgement of something new */
   uint64_t srtt_ns, rttvar_ns, min_rtt_ns, rto_ns; /* 0 before a sample
                                                        (rto_ns: initial) */
   uint32_t backoff;                  /* RTO expiries since the last ack */
@@ -113,13 +143,13 @@ bool pn__recovery_room(pn__recovery *r);
  * congestion window and the configured window, and room to record it. */
 bool pn__recovery_can_send(pn__recovery *r);
 
-/* Records the datagram of sequence r->next_seq as sent (eliciting ones
- * stay in flight until resolved) and advances next_seq. Call
- * pn__recovery_room() first for an eliciting one. Returns its record
- * (NULL for a non-eliciting datagram), whose fstart/nframes the caller
- * fills. */
+/* Records the datagram of sequence r->next_seq as sent on `path` (the
+ * socket it leaves through; taken modulo PN__REC_PATHS) and advances
+ * next_seq. Eliciting ones stay in flight until resolved: call
+ * pn__recovery_room() first for one. Returns its record (NULL for a
+ * non-eliciting datagram), whose fstart/nframes the caller fills. */
 pn__sent *pn__recovery_sent(pn__recovery *r, uint64_t now, uint32_t bytes,
-                            bool eliciting, bool disconnect);
+                            bool eliciting, bool disconnect, uint32_t path);
 
 enum {
   PN__ACK_NEW = 1u, /* something in flight was acknowledged */
@@ -130,8 +160,13 @@ enum {
  * named by bits[0] (bit i: ack - 1 - i) and bits[1] (bit i: ack - 65 - i),
  * `delay_us` the time the receiver held it. Resolves what it names
  * (ACKED, or LATE for a suspect), declares SUSPECT every datagram in
- * flight PN__LOSS_THRESHOLD below the largest acknowledged, and LOST every
- * suspect more than PN__ACK_SPAN below it. Returns PN__ACK_* flags.
+ * flight when PN__LOSS_THRESHOLD datagrams sent after it on its path are
+ * acknowledged (the gap rule; more once a path showed it reorders: as
+ * Linux TCP's reordering metric, a suspect that arrives after all raises
+ * its path's threshold to the reordering it showed), and LOST every
+ * suspect more than PN__RX_WINDOW below it (the receiver acknowledges
+ * apart what arrives that far behind its highest: ackwin.h). Returns
+ * PN__ACK_* flags.
  * Ignores acknowledgements of sequences never sent. */
 uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
                              const uint64_t bits[2], uint32_t delay_us,

@@ -496,7 +496,21 @@ typedef struct pn_peer_config {
   const pn_channel_kind *kinds; /* channel_count kinds; NULL = all
                                    PN_CHANNEL_ORDERED */
   uint32_t sockets_mask;        /* bit i: send through the host's socket i
-                                   (round robin); 0 = socket 0 */
+                                   (round robin, whole flushes of at least
+                                   64 datagrams, over the sockets the
+                                   remote has proven: the first one at
+                                   once, the others after a challenge,
+                                   about a round trip; replies go where
+                                   the newest datagram came from). Loss
+                                   detection counts each socket's
+                                   datagrams apart; the congestion window
+                                   is shared. The sockets' datagrams can
+                                   cross on the way: sequenced channels
+                                   (RELIABLE, UNRELIABLE) then drop the
+                                   older messages as stale (5-25% of
+                                   UNRELIABLE ones in
+                                   tests/net/test_multisocket.c).
+                                   0 = socket 0 */
   void *user;                   /* copied into every event */
   uint64_t send_rate;           /* bytes per second; 0 = the host's */
   bool no_delivery_events;      /* no PN_MSG_PEER_ACKED / LOST for the

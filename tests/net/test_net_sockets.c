@@ -57,7 +57,7 @@ static void several_sockets(void **state) {
   assert_int_equal(st.handshake_dropped, 0);
   assert_int_equal(st.challenges_sent, 2);
   /* Once the sockets sent all the peers sent (a bounded wait): `both`
-   * alternates between sockets 0 and 1, `second` uses socket 1 only. */
+   * goes through sockets 0 and 1, `second` through socket 1 only. */
   pn_peer_stats pb = net_peer_stats(both), p2 = net_peer_stats(second);
   pn_socket_stats k0, k1;
   uint64_t deadline = net_now_ms() + NET_WAIT_MS;
@@ -82,8 +82,10 @@ static void several_sockets(void **state) {
   assert_true(k1.datagrams_out >= p2.datagrams_out);
   uint64_t both0 = k0.datagrams_out,
            both1 = k1.datagrams_out - p2.datagrams_out;
-  assert_true(both0 > 1 && both1 > 1);
-  assert_true(both0 <= both1 + 2 && both1 <= both0 + 2); /* the handshake */
+  /* Both carried some: socket 1 at least the acknowledgement that gets it
+   * proven (it carries data from then on; test_multisocket checks that
+   * and the balance of a longer transfer). */
+  assert_true(both0 > 1 && both1 >= 1);
   /* The server answered the second peer from socket 1 only. */
   pn_socket_stats ks0 = net_socket_stats(rt, &s0);
   pn_socket_stats ks1 = net_socket_stats(rt, &s1);

@@ -46,9 +46,9 @@ typedef struct resolution {
 /* ACKED, SUSPECT and LATE go to log; final losses (LOST) to finals, so the
  * tests of loss detection see the declarations in order. */
 typedef struct recorder {
-  resolution log[512];
+  resolution log[2560];
   size_t n;
-  resolution finals[512];
+  resolution finals[2560];
   size_t nfinals;
 } recorder;
 
@@ -102,7 +102,7 @@ static void start(pn__recovery *r, uint32_t window) {
 static uint64_t send_eliciting(pn__recovery *r, uint64_t now) {
   assert_true(pn__recovery_room(r));
   uint64_t seq = r->next_seq;
-  pn__sent *e = pn__recovery_sent(r, now, 1200, true, false);
+  pn__sent *e = pn__recovery_sent(r, now, 1200, true, false, 0);
   assert_non_null(e);
   assert_int_equal(e->seq, seq);
   assert_int_equal(e->sent_ns, now);
@@ -121,7 +121,7 @@ static void send_eliciting_n(pn__recovery *r, uint64_t now, uint64_t n) {
 /* Sends one datagram carrying only an acknowledgement: not recorded. */
 static uint64_t send_ack_only(pn__recovery *r, uint64_t now) {
   uint64_t seq = r->next_seq;
-  assert_null(pn__recovery_sent(r, now, 40, false, false));
+  assert_null(pn__recovery_sent(r, now, 40, false, false, 0));
   assert_int_equal(r->next_seq, seq + 1);
   return seq;
 }
@@ -1155,14 +1155,19 @@ static void late_ack_repairs_and_undoes_the_cut(void **state) {
   assert_int_equal(pn__recovery_ssthresh(r), 0);
   assert_false(r->undo_valid);
   assert_int_equal(pn__recovery_advance(r, 999), 999);
+  /* 1 was declared with 4 of its path acknowledged after it (2..5 on
+   * path 0, ordinals 1..4, and 5 was the fifth): the path reorders that
+   * much, and its gap rule now waits for 5 + 1. */
+  assert_int_equal(r->path_reorder[0], 5);
 
   /* Two losses, one real: nothing is given back. */
-  send_eliciting_n(r, T0 + 20 * MS, 5); /* 6..10 */
-  (void)ack_at(r, 10, 0, T0 + 30 * MS, &rec);
-  assert_int_equal(r->suspects, 2); /* 6 and 7 */
+  send_eliciting_n(r, T0 + 20 * MS, 7); /* 6..12 */
+  (void)ack_at(r, 12, 0, T0 + 30 * MS, &rec);
+  assert_int_equal(r->suspects, 2); /* 6 and 7: 6 and 5 below 12 */
   assert_int_equal(pn__recovery_cwnd(r), 16);
   /* 7 arrived; 6 is lost for good once its wait (an RTO) is over */
-  (void)ack_at(r, 10, bit(10, 7), T0 + 31 * MS, &rec);
+  (void)ack_at(r, 12, bit(12, 7), T0 + 31 * MS, &rec);
+  assert_int_equal(r->path_reorder[0], 6);
   assert_int_equal(r->suspects, 1);
   assert_int_equal(pn__recovery_cwnd(r), 16);
   uint64_t at = pn__recovery_rto_deadline(r);
@@ -1176,37 +1181,117 @@ static void late_ack_repairs_and_undoes_the_cut(void **state) {
   pn__recovery_fini(r);
 }
 
+/* Datagrams through two sockets (paths): the gap rule counts each path's
+ * own, so a slower path's datagrams are not taken for lost when the faster
+ * one's are acknowledged first; a path's own gap still finds its losses,
+ * and suspects may then sit between datagrams in flight. */
+static uint64_t send_on(pn__recovery *r, uint64_t now, uint32_t path) {
+  assert_true(pn__recovery_room(r));
+  uint64_t seq = r->next_seq;
+  pn__sent *e = pn__recovery_sent(r, now, 1200, true, false, path);
+  assert_non_null(e);
+  assert_int_equal(e->path, path % PN__REC_PATHS);
+  e->fstart = seq * 10;
+  e->nframes = 1;
+  return seq;
+}
+
+static void gap_rule_per_path(void **state) {
+  pn__recovery *r = *state;
+  recorder rec = {0};
+  start(r, 64);
+  /* 1, 2 on path 0 (slow); 3..7 on path 1 (fast), an ack-only datagram
+   * (8) on path 9, which is path 1 too. */
+  for (int i = 0; i < 2; i++) {
+    (void)send_on(r, T0, 0);
+  }
+  for (int i = 0; i < 5; i++) {
+    (void)send_on(r, T0, 1);
+  }
+  assert_null(pn__recovery_sent(r, T0, 40, false, false, 1 + PN__REC_PATHS));
+  /* 8 names 5..7: on path 1, 3 and 4 had three sent after them
+   * acknowledged (5, 6, 7; 8 is a fourth): suspect. 1 and 2, on path 0,
+   * only had another path's acknowledged: still in flight. */
+  const uint64_t b1[2] = {bits_below(3), 0};
+  assert_int_equal(pn__recovery_on_ack(r, 8, b1, 0, T0 + 10 * MS, record, &rec),
+                   PN__ACK_NEW);
+  assert_int_equal(r->in_flight, 2);
+  assert_int_equal(r->suspects, 2);
+  assert_int_equal(rec.n, 5);
+  assert_int_equal(rec.log[3].seq, 3);
+  assert_int_equal(rec.log[3].res, PN__RES_SUSPECT);
+  assert_int_equal(rec.log[4].seq, 4);
+  assert_int_equal(rec.log[4].res, PN__RES_SUSPECT);
+  assert_int_equal(pn__recovery_cwnd(r), 16);
+  /* In flight before the suspects: advance() stops at 1, and the timer is
+   * the in-flight datagrams' RTO (before the suspects' four RTOs: no
+   * acknowledgement came after they were declared). */
+  assert_int_equal(pn__recovery_advance(r, 999), 10);
+  uint64_t rto = pn__recovery_rto(r);
+  assert_int_equal(pn__recovery_rto_deadline(r), T0 + 10 * MS + rto);
+  /* Path 0 arrives, and 4 after all (named by 8's next acknowledgement):
+   * 1, 2 ACKED, 4 LATE; 3 stays suspect. */
+  const uint64_t b2[2] = {bit(8, 1) | bit(8, 2) | bit(8, 4), 0};
+  assert_int_equal(pn__recovery_on_ack(r, 8, b2, 0, T0 + 12 * MS, record, &rec),
+                   PN__ACK_NEW);
+  assert_int_equal(r->in_flight, 0);
+  assert_int_equal(r->suspects, 1);
+  assert_int_equal(r->late, 1);
+  /* 3's wait: one RTO, since an acknowledgement of something new came
+   * after it was declared; then it is LOST, and the cut stays. */
+  rto = pn__recovery_rto(r);
+  uint64_t at = pn__recovery_rto_deadline(r);
+  assert_int_equal(at, T0 + 10 * MS + rto);
+  assert_false(pn__recovery_on_rto(r, at - 1, record, &rec));
+  assert_int_equal(rec.nfinals, 0);
+  assert_false(pn__recovery_on_rto(r, at, record, &rec));
+  assert_int_equal(rec.nfinals, 1);
+  assert_int_equal(rec.finals[0].seq, 3);
+  assert_int_equal(r->suspects, 0);
+  assert_int_equal(pn__recovery_cwnd(r), 16);
+  assert_false(r->undo_valid);
+  assert_int_equal(pn__recovery_advance(r, 999), 999);
+  pn__recovery_fini(r);
+}
+
 /* An acknowledgement names 128 datagrams below its own (bits[1]: 65 to
- * 128 below); a suspect further below than that can never be named: LOST
- * at once. */
+ * 128 below); the receiver remembers PN__RX_WINDOW and acknowledges apart
+ * what arrives further back than 128 (a slower path's), so a suspect is
+ * out of every acknowledgement's reach, and LOST at once, only more than
+ * PN__RX_WINDOW below the largest acknowledged. */
 static void acks_name_128_below_then_suspects_end(void **state) {
   pn__recovery *r = *state;
   recorder rec = {0};
-  start(r, 256);
-  send_eliciting_n(r, T0, 200);
-  /* 130 named alone: 1..127 declared lost (not 128 or 129: fewer than 3
-   * below); 1 is 129 below it, out of any later acknowledgement's reach:
-   * LOST at once. */
-  (void)ack_at(r, 130, 0, T0 + 10 * MS, &rec);
-  assert_int_equal(r->suspects, 126);
-  assert_int_equal(rec.nfinals, 1);
-  assert_int_equal(rec.finals[0].seq, 1);
-  /* 131 with bits[1] all set (65..128 below it: 66 down to 3) and bit 0
-   * of bits[0] (130): 3..66 LATE; 2, now 129 below, LOST. */
+  enum { W = PN__RX_WINDOW };
+  start(r, 2 * W);
+  send_eliciting_n(r, T0, W + 80);
+  /* W + 6 named alone: 1..W + 3 declared lost (not W + 4, W + 5: fewer
+   * than 3 below); 1..5 are more than W below it: LOST at once. */
+  (void)ack_at(r, W + 6, 0, T0 + 10 * MS, &rec);
+  assert_int_equal(rec.nfinals, 5);
+  for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(rec.finals[i].seq, i + 1);
+  }
+  assert_int_equal(r->suspects, W + 3 - 5);
+  /* W + 7 with bits[1] all set (65..128 below it) and bit 0 of bits[0]
+   * (W + 6): those 64 LATE; 6, now more than W below, LOST. */
   const uint64_t b[2] = {1, ALL_BITS};
   assert_int_equal(
-      pn__recovery_on_ack(r, 131, b, 0, T0 + 11 * MS, record, &rec),
+      pn__recovery_on_ack(r, W + 7, b, 0, T0 + 11 * MS, record, &rec),
       PN__ACK_NEW | PN__ACK_RTT);
   assert_int_equal(r->late, 64);
-  assert_int_equal(rec.nfinals, 2);
-  assert_int_equal(rec.finals[1].seq, 2);
-  /* 67..127, and 128 (3 below 131) */
-  assert_int_equal(r->suspects, 62);
-  /* 200 named: 67..71 are more than 128 below it. */
-  (void)ack_at(r, 200, 0, T0 + 12 * MS, &rec);
-  assert_int_equal(rec.nfinals, 7);
-  for (size_t i = 2; i < rec.nfinals; i++) {
-    assert_int_equal(rec.finals[i].seq, 65 + i);
+  assert_int_equal(rec.nfinals, 6);
+  assert_int_equal(rec.finals[5].seq, 6);
+  /* A late acknowledgement (the receiver's, for a datagram far behind its
+   * highest) names 500 and the 128 below it: LATE too. */
+  const uint64_t all[2] = {ALL_BITS, ALL_BITS};
+  (void)pn__recovery_on_ack(r, 500, all, 0, T0 + 11 * MS, record, &rec);
+  assert_int_equal(r->late, 64 + 129);
+  /* W + 80 named: 7..79 are more than W below it. */
+  (void)ack_at(r, W + 80, 0, T0 + 12 * MS, &rec);
+  assert_int_equal(rec.nfinals, 79);
+  for (size_t i = 6; i < rec.nfinals; i++) {
+    assert_int_equal(rec.finals[i].seq, i + 1);
   }
   pn__recovery_fini(r);
 }
@@ -1215,7 +1300,7 @@ static void acks_name_128_below_then_suspects_end(void **state) {
 static void ackwin_matches_a_set(void **state) {
   (void)state;
   uint64_t rng = pn_test_seed() | 1;
-  enum { SEQS = 4096 };
+  enum { SEQS = 1 << 20 };
   static bool got[SEQS];
   memset(got, 0, sizeof got);
   pn__ackwin w = {0};
@@ -1229,16 +1314,16 @@ static void ackwin_matches_a_set(void **state) {
     uint64_t seq = highest + 1 +
                    (step < 10   ? 0
                     : step < 14 ? rng % 5
-                                : rng % 150);
-    if (step == 15 && highest > 200) {
-      seq = highest - rng % 200;
+                                : rng % (PN__RX_WINDOW + 200));
+    if (step == 15 && highest > PN__RX_WINDOW + 200) {
+      seq = highest - rng % (PN__RX_WINDOW + 200);
     }
     if (seq == 0 || seq >= SEQS) {
       break;
     }
     uint64_t back = highest >= seq ? highest - seq : 0;
     bool expect_new =
-        seq > highest || (back >= 1 && back <= PN__ACK_SPAN && !got[seq]);
+        seq > highest || (back >= 1 && back <= PN__RX_WINDOW && !got[seq]);
     assert_int_equal(pn__ackwin_is_new(&w, seq), expect_new);
     if (!expect_new) {
       continue;
@@ -1247,7 +1332,7 @@ static void ackwin_matches_a_set(void **state) {
     got[seq] = true;
     highest = seq > highest ? seq : highest;
     assert_int_equal(w.highest, highest);
-    for (uint64_t k = 1; k <= PN__ACK_SPAN && k < highest; k++) {
+    for (uint64_t k = 1; k <= PN__RX_WINDOW && k < highest; k++) {
       bool bitset = w.bits[(k - 1) / 64] >> ((k - 1) % 64) & 1u;
       assert_int_equal(bitset, got[highest - k]);
     }
@@ -1417,9 +1502,12 @@ static void sim_check(sim *s) {
   assert_true(r->in_flight <= s->window);
   assert_true(r->cwnd >= PN__CWND_MIN * ONE);
   assert_true(r->cwnd <= (uint64_t)s->window * ONE);
-  /* the gap rule left nothing 3 or more below the largest acknowledged */
+  /* the gap rule left nothing its threshold or more below the largest
+   * acknowledged (one path: ordinals are sequences - 1) */
+  assert_true(r->path_reorder[0] >= PN__LOSS_THRESHOLD &&
+              r->path_reorder[0] <= PN__REORDER_MAX);
   for (uint64_t q = r->oldest;
-       q + PN__LOSS_THRESHOLD <= r->largest_acked && q < r->next_seq; q++) {
+       q + r->path_reorder[0] < r->path_acked[0] + 1 && q < r->next_seq; q++) {
     assert_int_not_equal(s->state[q], SIM_IN_FLIGHT);
   }
   /* suspects: all older than anything in flight, none an acknowledgement
@@ -1429,7 +1517,7 @@ static void sim_check(sim *s) {
   for (uint64_t q = r->oldest; q < r->next_seq; q++) {
     if (s->state[q] == SIM_SUSPECT) {
       assert_false(flight_seen);
-      assert_true(q + PN__ACK_SPAN >= r->largest_acked);
+      assert_true(q + PN__RX_WINDOW >= r->largest_acked);
       suspects++;
     }
     flight_seen |= s->state[q] == SIM_IN_FLIGHT;
@@ -1445,7 +1533,7 @@ static void sim_app_send(sim *s, uint64_t now) {
          pn__recovery_can_send(r)) {
     uint64_t seq = r->next_seq;
     assert_true(seq + 1 < SIM_SEQS);
-    pn__sent *e = pn__recovery_sent(r, now, 1200, true, false);
+    pn__sent *e = pn__recovery_sent(r, now, 1200, true, false, 0);
     assert_non_null(e);
     e->fstart = seq * 3;
     s->state[seq] = SIM_IN_FLIGHT;
@@ -1453,7 +1541,7 @@ static void sim_app_send(sim *s, uint64_t now) {
     sim_transmit(s, seq, true, now);
     if (chance(&s->rng, 125)) { /* an acknowledgement of its own */
       uint64_t a = r->next_seq;
-      assert_null(pn__recovery_sent(r, now, 40, false, false));
+      assert_null(pn__recovery_sent(r, now, 40, false, false, 0));
       s->state[a] = SIM_UNRECORDED;
       sim_transmit(s, a, false, now);
     }
@@ -1537,11 +1625,14 @@ static void sim_run(uint64_t seed, uint32_t window, uint32_t loss,
     /* Acknowledgements just processed may have moved it. */
     deadline = pn__recovery_rto_deadline(r);
     if (deadline && deadline <= now) {
-      /* At its deadline the RTO always finds the oldest datagram, or the
-       * oldest suspect's wait is over. */
+      /* At its deadline the RTO finds the oldest datagram, or the
+       * earliest suspect's wait is over; or that earliest had ended
+       * (the suspects' bounds), which the call made exact: the
+       * next deadline is later. */
       uint64_t suspects = r->suspects;
       bool declared = pn__recovery_on_rto(r, now, sim_resolved, s);
-      assert_true(declared || r->suspects < suspects);
+      assert_true(declared || r->suspects < suspects ||
+                  pn__recovery_rto_deadline(r) > now);
       (void)pn__recovery_advance(r, 0);
     }
     sim_check(s);
@@ -1660,6 +1751,8 @@ int main(void) {
                                       recovery_setup, recovery_teardown),
       cmocka_unit_test_setup_teardown(acks_name_128_below_then_suspects_end,
                                       recovery_setup, recovery_teardown),
+      cmocka_unit_test_setup_teardown(gap_rule_per_path, recovery_setup,
+                                      recovery_teardown),
       cmocka_unit_test(ackwin_matches_a_set),
       cmocka_unit_test_teardown(randomized_lossy_channel, sim_teardown),
   };

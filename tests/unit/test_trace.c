@@ -322,7 +322,10 @@ static void long_runs_have_their_real_duration(void **state) {
       long_runs++;
     }
   }
-  assert_int_equal(long_runs, 2 * MSGS);
+  /* Every working run is long; a few others may be too on a loaded
+   * machine under a sanitizer (the stops, a runtime actor): 101 of 100
+   * was seen under TSan with the whole suite running beside it. */
+  assert_true(long_runs >= 2 * MSGS && long_runs <= 2 * MSGS + 4);
   free(json);
   pn_test_runtime_end(rt);
   pn_test_latch_fini(&done);
