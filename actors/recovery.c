@@ -246,7 +246,9 @@ static bool resolve(pn__recovery *r, uint64_t seq, bool acked, bool cut,
     return true;
   }
   e->suspect = true;
-  e->reorder = cut ? r->path_acked[e->path] - e->path_ord : 0;
+  uint64_t reorder = cut ? r->path_acked[e->path] - e->path_ord : 0;
+  e->reorder =
+      (uint16_t)(reorder < PN__REORDER_MAX ? reorder : PN__REORDER_MAX);
   e->lost_ns = now;
   r->suspects++;
   if (!r->path_since_ns[e->path]) {
@@ -285,7 +287,7 @@ static bool settle(pn__recovery *r, uint64_t seq, bool named, uint64_t now,
      * from now on. */
     uint64_t *thr = &r->path_reorder[e->path];
     if (e->reorder > *thr) {
-      *thr = e->reorder < PN__REORDER_MAX ? e->reorder : PN__REORDER_MAX;
+      *thr = e->reorder;
     }
   } else {
     r->final_lost++;

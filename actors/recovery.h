@@ -37,7 +37,7 @@
  * through, modulo this): the gap rule counts datagrams of one path only,
  * so datagrams of a path that is slower than another are not taken for
  * lost when the faster one's are acknowledged first. */
-#define PN__REC_PATHS 8u
+#define PN__REC_PATHS 4u
 #define PN__REORDER_MAX 128u /* the gap rule's threshold, at most */
 
 /* A datagram sent and not yet resolved. */
@@ -46,12 +46,13 @@ typedef struct pn__sent {
   uint64_t sent_ns;
   uint64_t fstart;   /* the caller's: where its frames are kept */
   uint64_t path_ord; /* datagrams sent on its path before it */
+  uint64_t lost_ns;  /* when declared lost (suspect) */
   uint32_t bytes;
   uint16_t nframes;
+  uint16_t reorder; /* declared by the gap rule: datagrams of its path
+                       acknowledged after it then, at most
+                       PN__REORDER_MAX (0: by the RTO) */
   uint8_t path;
-  uint64_t lost_ns; /* when declared lost (suspect) */
-  uint64_t reorder; /* declared by the gap rule: datagrams of its path
-                       acknowledged after it then (0: by the RTO) */
   bool in_flight;
   bool suspect;     /* declared lost, not final: a later ack may name it */
   bool eliciting;   /* carries frames or a ping: will be acknowledged */
