@@ -297,6 +297,23 @@ static void sockets_proven(pn_peer *p) {
  * its unreliable messages reported LOST, though it arrived. Each names a
  * received datagram and the PN__ACK_SPAN before it, from the newest down,
  * so a flush of the slower path costs one. */
+/* Encodes and seals pk, which asks for no acknowledgement, into sc->buf
+ * for `socket`, uncompressed; it takes its sequence number all the same
+ * (a nonce is never used twice). Returns its length. */
+static size_t seal_unelicited(pn_peer *p, pn__scratch *sc,
+                              const Peernet__Wire__V1__Packet *pk,
+                              uint32_t socket, uint64_t now) {
+  size_t body = pn__wire_encode_packet(pk, sc->buf + PN__DATA_HEADER);
+  uint64_t seq = p->rec.next_seq;
+  pn__wire_put_data_header(sc->buf, false, p->remote_id, seq);
+  size_t len =
+      pn__data_seal(&p->dkeys.tx, seq, sc->buf, PN__DATA_HEADER + body);
+  pn__sent *e =
+      pn__recovery_sent(&p->rec, now, (uint32_t)len, false, false, socket);
+  PN_ASSERT(!e);
+  return len;
+}
+
 static void send_late_ack(pn_peer *p, pn__scratch *sc, uint64_t top,
                           uint64_t now) {
   Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
@@ -306,15 +323,8 @@ static void send_late_ack(pn_peer *p, pn__scratch *sc, uint64_t top,
   pk.ack_bits = bits[0];
   pk.ack_bits_more = bits[1];
   pk.window = pn__flow_advertised(&p->flow);
-  size_t body = pn__wire_encode_packet(&pk, sc->buf + PN__DATA_HEADER);
-  uint64_t seq = p->rec.next_seq;
-  pn__wire_put_data_header(sc->buf, false, p->remote_id, seq);
-  size_t len =
-      pn__data_seal(&p->dkeys.tx, seq, sc->buf, PN__DATA_HEADER + body);
+  size_t len = seal_unelicited(p, sc, &pk, p->socket_rr, now);
   pn__peer_send_on(p, p->socket_rr, sc->buf, len);
-  pn__sent *e = pn__recovery_sent(&p->rec, now, (uint32_t)len, false, false,
-                                  p->socket_rr);
-  PN_ASSERT(!e);
   pn__stat_add(&p->st_acks_only, 1);
 }
 
@@ -383,18 +393,11 @@ static void probe_sockets(pn_peer *p, pn__scratch *sc, uint64_t now) {
 void pn__peer_send_challenge(pn_peer *p, pn__scratch *sc, uint32_t socket,
                              const pn_addr *to, uint64_t token) {
   Peernet__Wire__V1__Packet pk = PEERNET__WIRE__V1__PACKET__INIT;
-  put_acks(p, &pk, pn__now_ns());
+  uint64_t now = pn__now_ns();
+  put_acks(p, &pk, now);
   pk.path_challenge = token;
-  size_t body = pn__wire_encode_packet(&pk, sc->buf + PN__DATA_HEADER);
-  uint64_t seq = p->rec.next_seq;
-  pn__wire_put_data_header(sc->buf, false, p->remote_id, seq);
-  size_t len =
-      pn__data_seal(&p->dkeys.tx, seq, sc->buf, PN__DATA_HEADER + body);
-  /* Not eliciting: nothing waits for its acknowledgement; it takes its
-   * sequence number all the same (a nonce is never used twice). */
-  pn__sent *e = pn__recovery_sent(&p->rec, pn__now_ns(), (uint32_t)len, false,
-                                  false, socket);
-  PN_ASSERT(!e);
+  /* Not eliciting: nothing waits for its acknowledgement. */
+  size_t len = seal_unelicited(p, sc, &pk, socket, now);
   pn__host_send(p->host, socket, to, sc->buf, len);
   pn__stat_add(&p->st_dg_out, 1);
   pn__stat_add(&p->st_bytes_out, len);
