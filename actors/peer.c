@@ -64,6 +64,7 @@ static void peer_free(pn_peer *p) {
   pn__alloc_released(
       sizeof *p + p->nchannels * sizeof(pn_channel) +
       (p->rec.sent_mask + 1) * sizeof(pn__sent) +
+      p->rec.lim.paths * sizeof(pn__rec_path) +
       (p->frefs.items ? (p->frefs.mask + 1) * sizeof(pn__fref) : 0) +
       (1u + p->nchannels) * 1024u);
   pn__registry_remove(p->host->rt, &p->stat);
@@ -512,7 +513,8 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
   pn__recovery_limits lim = {.rto_min_ns = h->rto_min_ns,
                              .rto_max_ns = h->rto_max_ns,
                              .rto_initial_ns = h->rto_initial_ns,
-                             .window = h->window};
+                             .window = h->window,
+                             .paths = h->nsockets};
   if (pn__recovery_init(&p->rec, &lim) != PN_OK) {
     pn__recovery_fini(&p->rec);
     free(p);

@@ -284,7 +284,7 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
 static void sockets_proven(pn_peer *p) {
   uint32_t unproven = p->sockets_mask & ~p->sockets_ok;
   for (uint32_t s = 0; unproven >> s && s < PN__REC_PATHS; s++) {
-    if (unproven >> s & 1u && p->rec.path_acked[s]) {
+    if (unproven >> s & 1u && pn__recovery_path_acked(&p->rec, s)) {
       p->sockets_ok |= 1u << s;
     }
   }
@@ -355,6 +355,27 @@ static void next_socket(pn_peer *p) {
     uint32_t s = (p->socket_rr + i) % n;
     if (usable >> s & 1u) {
       p->socket_rr = s;
+      return;
+    }
+  }
+}
+
+/* At a flush's start: if the window of the path this flush would send
+ * through is full, another proven socket whose path's window is not
+ * becomes the flush's (a slower or narrower path then leaves the rest of
+ * the traffic to the others). Only there: a flush sends through one socket,
+ * as each switch lets the sockets' batches cross on their way. */
+static void socket_with_window(pn_peer *p) {
+  if (pn__recovery_can_send(&p->rec, p->socket_rr)) {
+    return;
+  }
+  uint32_t n = p->host->nsockets;
+  uint32_t usable = p->sockets_mask & p->sockets_ok;
+  for (uint32_t i = 1; usable & ~(1u << p->socket_rr) && i < n; i++) {
+    uint32_t s = (p->socket_rr + i) % n;
+    if (usable >> s & 1u && pn__recovery_can_send(&p->rec, s)) {
+      p->socket_rr = s;
+      p->socket_run = p->rec.next_seq;
       return;
     }
   }
@@ -526,11 +547,12 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
     next_socket(p);
     p->socket_run = p->rec.next_seq;
   }
+  socket_with_window(p);
   for (;;) {
     uint32_t n = 0;
     size_t used = 0;
     bool room = st == PN_PEER_CONNECTED && !over && pace_ready(p, now) &&
-                pn__recovery_can_send(&p->rec) &&
+                pn__recovery_can_send(&p->rec, p->socket_rr) &&
                 fq_reserve(&p->frefs, PN__MAX_FRAMES);
     while (room && p->rtx.head < p->rtx.tail && n < PN__MAX_FRAMES) {
       pn__fref *f = fq_at(&p->rtx, p->rtx.head);

@@ -17,6 +17,10 @@
   4u /* a suspect's wait with no acknowledgement of                            \
         its path since it was declared, in RTOs */
 
+static uint32_t path_of(const pn__recovery *r, uint32_t socket) {
+  return socket % r->lim.paths;
+}
+
 pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim) {
   *r = (pn__recovery){
       .lim = *lim,
@@ -25,21 +29,35 @@ pn_err pn__recovery_init(pn__recovery *r, const pn__recovery_limits *lim) {
       .oldest = 1,
       .oldest_flight = 1,
       .rto_ns = lim->rto_initial_ns,
-      .cwnd = (uint64_t)(lim->window < PN__CWND_INITIAL ? lim->window
-                                                        : PN__CWND_INITIAL) *
-              PN__CWND_ONE,
-      .ssthresh = UINT64_MAX,
   };
-  for (uint32_t i = 0; i < PN__REC_PATHS; i++) {
-    r->path_reorder[i] = PN__LOSS_THRESHOLD;
+  if (!r->lim.paths) {
+    r->lim.paths = 1;
+  }
+  if (r->lim.paths > PN__REC_PATHS) {
+    r->lim.paths = PN__REC_PATHS;
   }
   r->sent = pn__calloc(SENT_MIN, sizeof *r->sent);
-  return r->sent ? PN_OK : PN_ENOMEM;
+  r->path = pn__calloc(r->lim.paths, sizeof *r->path);
+  if (!r->sent || !r->path) {
+    return PN_ENOMEM;
+  }
+  for (uint32_t i = 0; i < r->lim.paths; i++) {
+    r->path[i] = (pn__rec_path){
+        .reorder = PN__LOSS_THRESHOLD,
+        .cwnd = (uint64_t)(lim->window < PN__CWND_INITIAL ? lim->window
+                                                          : PN__CWND_INITIAL) *
+                PN__CWND_ONE,
+        .ssthresh = UINT64_MAX,
+    };
+  }
+  return PN_OK;
 }
 
 void pn__recovery_fini(pn__recovery *r) {
   free(r->sent);
+  free(r->path);
   r->sent = NULL;
+  r->path = NULL;
 }
 
 bool pn__recovery_room(pn__recovery *r) {
@@ -76,17 +94,18 @@ bool pn__recovery_room(pn__recovery *r) {
   return true;
 }
 
-bool pn__recovery_can_send(pn__recovery *r) {
-  uint64_t cwnd = r->cwnd / PN__CWND_ONE;
-  uint64_t limit = cwnd < r->lim.window ? cwnd : r->lim.window;
-  return r->in_flight < limit && pn__recovery_room(r);
+bool pn__recovery_can_send(pn__recovery *r, uint32_t path) {
+  const pn__rec_path *pa = &r->path[path_of(r, path)];
+  return pa->in_flight < pa->cwnd / PN__CWND_ONE &&
+         r->in_flight < r->lim.window && pn__recovery_room(r);
 }
 
 pn__sent *pn__recovery_sent(pn__recovery *r, uint64_t now, uint32_t bytes,
                             bool eliciting, bool disconnect, uint32_t path) {
   uint64_t seq = r->next_seq++;
-  uint8_t pi = (uint8_t)(path % PN__REC_PATHS);
-  uint64_t ord = r->path_sent[pi]++;
+  uint8_t pi = (uint8_t)path_of(r, path);
+  pn__rec_path *pa = &r->path[pi];
+  uint64_t ord = pa->sent++;
   pn__sent *e = &r->sent[seq & r->sent_mask];
   if (!eliciting) {
     /* Never in flight, but its acknowledgement counts for the gap rule
@@ -106,40 +125,60 @@ pn__sent *pn__recovery_sent(pn__recovery *r, uint64_t now, uint32_t bytes,
       .in_flight = true,
       .eliciting = true,
       .disconnect = disconnect,
-      .window_used = (r->in_flight + 1) * 2 * PN__CWND_ONE >= r->cwnd,
+      .window_used = (pa->in_flight + 1) * 2 * PN__CWND_ONE >= pa->cwnd,
   };
   r->in_flight++;
+  pa->in_flight++;
   return e;
 }
 
 /* --- round trip (RFC 6298) ----------------------------------------------- */
 
-static void rtt_sample(pn__recovery *r, uint64_t rtt) {
-  if (!r->srtt_ns) {
-    r->srtt_ns = rtt;
-    r->rttvar_ns = rtt / 2;
+/* One estimate: the connection's, or a path's. */
+static void rtt_estimate(const pn__recovery *r, uint64_t rtt, uint64_t *srtt,
+                         uint64_t *rttvar, uint64_t *min_rtt, uint64_t *rto) {
+  if (!*srtt) {
+    *srtt = rtt;
+    *rttvar = rtt / 2;
   } else {
-    uint64_t d = r->srtt_ns > rtt ? r->srtt_ns - rtt : rtt - r->srtt_ns;
-    r->rttvar_ns = (3 * r->rttvar_ns + d) / 4;
-    r->srtt_ns = (7 * r->srtt_ns + rtt) / 8;
+    uint64_t d = *srtt > rtt ? *srtt - rtt : rtt - *srtt;
+    *rttvar = (3 * *rttvar + d) / 4;
+    *srtt = (7 * *srtt + rtt) / 8;
   }
-  if (!r->min_rtt_ns || rtt < r->min_rtt_ns) {
-    r->min_rtt_ns = rtt;
+  if (!*min_rtt || rtt < *min_rtt) {
+    *min_rtt = rtt;
   }
-  uint64_t var = 4 * r->rttvar_ns;
-  uint64_t rto =
-      r->srtt_ns + (var > CLOCK_GRANULARITY_NS ? var : CLOCK_GRANULARITY_NS);
-  r->rto_ns = rto < r->lim.rto_min_ns   ? r->lim.rto_min_ns
-              : rto > r->lim.rto_max_ns ? r->lim.rto_max_ns
-                                        : rto;
+  uint64_t var = 4 * *rttvar;
+  uint64_t t =
+      *srtt + (var > CLOCK_GRANULARITY_NS ? var : CLOCK_GRANULARITY_NS);
+  *rto = t < r->lim.rto_min_ns   ? r->lim.rto_min_ns
+         : t > r->lim.rto_max_ns ? r->lim.rto_max_ns
+                                 : t;
 }
 
-uint64_t pn__recovery_rto(const pn__recovery *r) {
-  uint64_t rto = r->rto_ns;
-  for (uint32_t i = 0; i < r->backoff && rto < r->lim.rto_max_ns; i++) {
+static void rtt_sample(pn__recovery *r, pn__rec_path *pa, uint64_t rtt) {
+  rtt_estimate(r, rtt, &r->srtt_ns, &r->rttvar_ns, &r->min_rtt_ns, &r->rto_ns);
+  rtt_estimate(r, rtt, &pa->srtt_ns, &pa->rttvar_ns, &pa->min_rtt_ns,
+               &pa->rto_ns);
+}
+
+/* A path's RTO with its backoff; before its first sample, the
+ * connection's. */
+static uint64_t path_rto(const pn__recovery *r, const pn__rec_path *pa) {
+  uint64_t rto = pa->rto_ns ? pa->rto_ns : r->rto_ns;
+  for (uint32_t i = 0; i < pa->backoff && rto < r->lim.rto_max_ns; i++) {
     rto *= 2;
   }
   return rto < r->lim.rto_max_ns ? rto : r->lim.rto_max_ns;
+}
+
+uint64_t pn__recovery_rto(const pn__recovery *r) {
+  uint64_t rto = path_rto(r, &r->path[0]);
+  for (uint32_t i = 1; i < r->lim.paths; i++) {
+    uint64_t t = r->path[i].sent ? path_rto(r, &r->path[i]) : 0;
+    rto = t > rto ? t : rto;
+  }
+  return rto;
 }
 
 /* --- congestion window --------------------------------------------------- */
@@ -149,6 +188,39 @@ static uint64_t halved(uint64_t cwnd) {
   return cwnd / 2 > min ? cwnd / 2 : min;
 }
 
+/* Congestion avoidance's growth of pa's window for one acknowledged
+ * datagram: one datagram per round trip (Reno) on a single path. With
+ * several, RFC 6356's coupled increase: the windows together grow as one
+ * path's would on the best of them, so paths through a shared bottleneck
+ * take no more than one connection's share, and a path that loses more
+ * carries less. */
+static uint64_t avoidance_growth(const pn__recovery *r,
+                                 const pn__rec_path *pa) {
+  uint64_t own = PN__CWND_ONE * PN__CWND_ONE / pa->cwnd;
+  if (r->lim.paths == 1 || !pa->srtt_ns) {
+    return own;
+  }
+  double total = 0, best = 0, rate = 0;
+  uint32_t used = 0;
+  for (uint32_t i = 0; i < r->lim.paths; i++) {
+    const pn__rec_path *q = &r->path[i];
+    if (!q->srtt_ns) {
+      continue; /* no round trip measured: not carrying traffic */
+    }
+    double w = (double)q->cwnd, t = (double)q->srtt_ns;
+    total += w;
+    best = w / (t * t) > best ? w / (t * t) : best;
+    rate += w / t;
+    used++;
+  }
+  if (used == 1) {
+    return own;
+  }
+  double alpha = total * best / (rate * rate);
+  double coupled = alpha * PN__CWND_ONE * PN__CWND_ONE / total;
+  return coupled < (double)own ? (uint64_t)coupled : own;
+}
+
 /* Reno: slow start doubles the window per round trip up to ssthresh, then
  * it grows by one datagram per round trip. Only a window the sender uses
  * grows (RFC 7661): an application that sends little would otherwise
@@ -156,110 +228,127 @@ static uint64_t halved(uint64_t cwnd) {
  * Whether it was used is judged when the datagram left (window_used), not
  * now: one acknowledgement can resolve dozens of datagrams, emptying the
  * window before the caller refills it. */
-static void congestion_acked(pn__recovery *r, bool window_used) {
+static void congestion_acked(pn__recovery *r, pn__rec_path *pa,
+                             bool window_used) {
   if (!window_used) {
     return;
   }
-  if (r->cwnd < r->ssthresh) {
-    r->cwnd += PN__CWND_ONE;
+  if (pa->cwnd < pa->ssthresh) {
+    pa->cwnd += PN__CWND_ONE;
   } else {
-    r->cwnd += PN__CWND_ONE * PN__CWND_ONE / r->cwnd;
+    pa->cwnd += avoidance_growth(r, pa);
   }
   uint64_t max = (uint64_t)r->lim.window * PN__CWND_ONE;
-  if (r->cwnd > max) {
-    r->cwnd = max;
+  if (pa->cwnd > max) {
+    pa->cwnd = max;
   }
 }
 
-/* A loss halves the window once per round trip of datagrams (those sent
- * before the cut are part of the same loss event); an RTO drops it to the
- * minimum. */
-static void congestion_lost(pn__recovery *r, uint64_t seq, bool timeout) {
-  if (!r->undo_valid && (timeout || seq >= r->recovery_seq)) {
+/* A loss halves its path's window once per round trip of datagrams (those
+ * sent before the cut are part of the same loss event); an RTO drops it to
+ * the minimum. */
+static void congestion_lost(pn__recovery *r, pn__rec_path *pa, uint64_t seq,
+                            bool timeout) {
+  if (!pa->undo_valid && (timeout || seq >= pa->recovery_seq)) {
     /* What to give back if every loss from here proves spurious. */
-    r->undo_valid = true;
-    r->undo_cwnd = r->cwnd;
-    r->undo_ssthresh = r->ssthresh;
+    pa->undo_valid = true;
+    pa->undo_cwnd = pa->cwnd;
+    pa->undo_ssthresh = pa->ssthresh;
   }
   if (timeout) {
-    r->ssthresh = halved(r->cwnd);
-    r->cwnd = PN__CWND_MIN * PN__CWND_ONE;
-    r->recovery_seq = r->next_seq;
+    pa->ssthresh = halved(pa->cwnd);
+    pa->cwnd = PN__CWND_MIN * PN__CWND_ONE;
+    pa->recovery_seq = r->next_seq;
     return;
   }
-  if (seq < r->recovery_seq) {
+  if (seq < pa->recovery_seq) {
     return;
   }
-  r->cwnd = halved(r->cwnd);
-  r->ssthresh = r->cwnd;
-  r->recovery_seq = r->next_seq;
+  pa->cwnd = halved(pa->cwnd);
+  pa->ssthresh = pa->cwnd;
+  pa->recovery_seq = r->next_seq;
 }
 
-/* Queueing delay as a congestion signal (true when it cut): a round trip more
- * than PN__QUEUE_DELAY_NS (or the minimum RTT, if larger) above the minimum
- * of its path (a slower path is not a queue)
- * means datagrams wait in a queue (often the receiver's own backlog, which
- * no loss would ever reveal): shrink by an eighth, once per round trip. */
-static bool congestion_delay(pn__recovery *r, uint64_t sample, uint64_t seq,
-                             uint8_t path) {
-  uint64_t *min = &r->path_min_rtt_ns[path];
-  if (!*min || sample < *min) {
-    *min = sample;
-  }
-  uint64_t allowance = *min > PN__QUEUE_DELAY_NS ? *min : PN__QUEUE_DELAY_NS;
-  if (sample <= *min + allowance || seq < r->recovery_seq) {
+/* Queueing delay as a congestion signal (true when it cut): a round trip
+ * more than PN__QUEUE_DELAY_NS (or the minimum RTT, if larger) above the
+ * minimum of its path (a slower path is not a queue) means datagrams wait
+ * in a queue (often the receiver's own backlog, which no loss would ever
+ * reveal): shrink by an eighth, once per round trip. */
+static bool congestion_delay(pn__recovery *r, pn__rec_path *pa, uint64_t sample,
+                             uint64_t seq) {
+  uint64_t min = pa->min_rtt_ns;
+  uint64_t allowance = min > PN__QUEUE_DELAY_NS ? min : PN__QUEUE_DELAY_NS;
+  if (sample <= min + allowance || seq < pa->recovery_seq) {
     return false;
   }
-  r->cwnd -= r->cwnd / 8;
-  if (r->cwnd < PN__CWND_MIN * PN__CWND_ONE) {
-    r->cwnd = PN__CWND_MIN * PN__CWND_ONE;
+  pa->cwnd -= pa->cwnd / 8;
+  if (pa->cwnd < PN__CWND_MIN * PN__CWND_ONE) {
+    pa->cwnd = PN__CWND_MIN * PN__CWND_ONE;
   }
-  r->ssthresh = r->cwnd;
-  r->recovery_seq = r->next_seq;
+  pa->ssthresh = pa->cwnd;
+  pa->recovery_seq = r->next_seq;
   return true;
 }
 
 uint64_t pn__recovery_cwnd(const pn__recovery *r) {
-  return r->cwnd / PN__CWND_ONE;
+  uint64_t w = r->path[0].cwnd;
+  for (uint32_t i = 1; i < r->lim.paths; i++) {
+    w += r->path[i].sent ? r->path[i].cwnd : 0;
+  }
+  return w / PN__CWND_ONE;
 }
 
 uint64_t pn__recovery_ssthresh(const pn__recovery *r) {
-  return r->ssthresh == UINT64_MAX ? 0 : r->ssthresh / PN__CWND_ONE;
+  uint64_t w = 0;
+  for (uint32_t i = 0; i < r->lim.paths; i++) {
+    const pn__rec_path *pa = &r->path[i];
+    if ((i == 0 || pa->sent) && pa->ssthresh != UINT64_MAX) {
+      w += pa->ssthresh;
+    }
+  }
+  return w / PN__CWND_ONE;
+}
+
+bool pn__recovery_path_acked(const pn__recovery *r, uint32_t path) {
+  return r->path[path_of(r, path)].acked != 0;
 }
 
 /* --- resolving ----------------------------------------------------------- */
 
 /* Resolves datagram seq while in flight: ACKED, or SUSPECT (then a loss
- * found by the gap rule cuts the window (cut); one found by the RTO leaves
- * that to pn__recovery_on_rto()). */
+ * found by the gap rule cuts its path's window (cut); one found by the RTO
+ * leaves that to pn__recovery_on_rto()). */
 static bool resolve(pn__recovery *r, uint64_t seq, bool acked, bool cut,
                     uint64_t now, pn__resolved_fn *fn, void *ctx) {
   pn__sent *e = &r->sent[seq & r->sent_mask];
   if (e->seq != seq || !e->in_flight) {
     return false;
   }
+  pn__rec_path *pa = &r->path[e->path];
   e->in_flight = false;
   r->in_flight--;
+  pa->in_flight--;
   if (acked) {
-    congestion_acked(r, e->window_used);
+    congestion_acked(r, pa, e->window_used);
     fn(ctx, e, PN__RES_ACKED, now);
     return true;
   }
   e->suspect = true;
-  uint64_t reorder = cut ? r->path_acked[e->path] - e->path_ord : 0;
+  uint64_t reorder = cut ? pa->acked - e->path_ord : 0;
   e->reorder =
       (uint16_t)(reorder < PN__REORDER_MAX ? reorder : PN__REORDER_MAX);
   e->lost_ns = now;
   r->suspects++;
-  if (!r->path_since_ns[e->path]) {
-    r->path_since_ns[e->path] = now;
+  pa->suspects++;
+  if (!pa->since_ns) {
+    pa->since_ns = now;
   }
   /* No acknowledgement of its path came after it yet: the longer wait. */
-  if (!r->suspect_since4_ns) {
-    r->suspect_since4_ns = now;
+  if (!pa->since4_ns) {
+    pa->since4_ns = now;
   }
   if (cut) {
-    congestion_lost(r, seq, false);
+    congestion_lost(r, pa, seq, false);
   }
   fn(ctx, e, PN__RES_SUSPECT, now);
   return true;
@@ -274,31 +363,29 @@ static bool settle(pn__recovery *r, uint64_t seq, bool named, uint64_t now,
   if (e->seq != seq || !e->suspect) {
     return false;
   }
+  pn__rec_path *pa = &r->path[e->path];
   e->suspect = false;
-  if (!--r->suspects) {
-    r->suspect_since1_ns = r->suspect_since4_ns = 0;
-    for (uint32_t pi = 0; pi < PN__REC_PATHS; pi++) {
-      r->path_since_ns[pi] = 0;
-    }
+  r->suspects--;
+  if (!--pa->suspects) {
+    pa->since_ns = pa->since1_ns = pa->since4_ns = 0;
   }
   if (named) {
     r->late++;
     /* It was reordered, not lost: its path's gap rule waits that long
      * from now on. */
-    uint64_t *thr = &r->path_reorder[e->path];
-    if (e->reorder > *thr) {
-      *thr = e->reorder;
+    if (e->reorder > pa->reorder) {
+      pa->reorder = e->reorder;
     }
   } else {
     r->final_lost++;
-    r->undo_valid = false;
+    pa->undo_valid = false;
   }
-  if (!r->suspects && r->undo_valid) {
-    r->undo_valid = false;
-    if (r->cwnd < r->undo_cwnd) {
-      r->cwnd = r->undo_cwnd;
+  if (!pa->suspects && pa->undo_valid) {
+    pa->undo_valid = false;
+    if (pa->cwnd < pa->undo_cwnd) {
+      pa->cwnd = pa->undo_cwnd;
     }
-    r->ssthresh = r->undo_ssthresh;
+    pa->ssthresh = pa->undo_ssthresh;
   }
   fn(ctx, e, named ? PN__RES_LATE : PN__RES_LOST, now);
   return true;
@@ -329,17 +416,17 @@ static void advance_flight(pn__recovery *r) {
   }
 }
 
-/* When suspect e's wait ends. An acknowledgement of something new that
- * came after e was declared would have named e had e arrived by then:
- * after one RTO (time for a reordered e to arrive and be named) e is
- * lost. Without one (acknowledgements lost, or the probes' too), e waits
- * PN__SUSPECT_RTOS: a lost acknowledgement of the probe must not make a
- * datagram that arrived a lost message. */
-static uint64_t suspect_deadline(const pn__recovery *r, const pn__sent *e,
-                                 uint64_t rto) {
-  return e->lost_ns + (r->path_last_ack_ns[e->path] > e->lost_ns
-                           ? rto
-                           : PN__SUSPECT_RTOS * rto);
+/* When suspect e's wait ends. An acknowledgement of something new on its
+ * path that came after e was declared would have named e had e arrived by
+ * then: after one RTO of its path (time for a reordered e to arrive and be
+ * named) e is lost. Without one (acknowledgements lost, or the probes'
+ * too), e waits PN__SUSPECT_RTOS: a lost acknowledgement of the probe must
+ * not make a datagram that arrived a lost message. */
+static uint64_t suspect_deadline(const pn__recovery *r, const pn__sent *e) {
+  const pn__rec_path *pa = &r->path[e->path];
+  uint64_t rto = path_rto(r, pa);
+  return e->lost_ns +
+         (pa->last_ack_ns > e->lost_ns ? rto : PN__SUSPECT_RTOS * rto);
 }
 
 /* Acknowledgement i places back from ack: i = 0 is ack itself. */
@@ -354,14 +441,17 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
     return 0;
   }
   uint32_t flags = 0, paths = 0;
+  uint64_t named_top[PN__REC_PATHS] = {0}; /* 1 + the highest ordinal of
+                                              each path this names */
   const pn__sent *top = &r->sent[ack & r->sent_mask];
   if (top->seq == ack && top->in_flight && top->eliciting) {
+    pn__rec_path *pa = &r->path[top->path];
     uint64_t rtt = now - top->sent_ns;
     uint64_t held = (uint64_t)delay_us * 1000u;
     uint64_t sample = rtt > held ? rtt - held : rtt;
-    rtt_sample(r, sample);
-    if (congestion_delay(r, sample, ack, top->path)) {
-      r->undo_valid = false; /* a real signal: no going back past it */
+    rtt_sample(r, pa, sample);
+    if (congestion_delay(r, pa, sample, ack)) {
+      pa->undo_valid = false; /* a real signal: no going back past it */
     }
     flags |= PN__ACK_RTT;
   }
@@ -373,8 +463,13 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
       continue;
     }
     const pn__sent *e = &r->sent[(ack - i) & r->sent_mask];
-    if (e->seq == ack - i && e->path_ord >= r->path_acked[e->path]) {
-      r->path_acked[e->path] = e->path_ord + 1;
+    if (e->seq == ack - i) {
+      if (e->path_ord >= r->path[e->path].acked) {
+        r->path[e->path].acked = e->path_ord + 1;
+      }
+      if (e->path_ord >= named_top[e->path]) {
+        named_top[e->path] = e->path_ord + 1;
+      }
     }
     if (resolve(r, ack - i, true, false, now, fn, ctx) ||
         settle(r, ack - i, true, now, fn, ctx)) {
@@ -382,43 +477,55 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
       paths |= 1u << e->path;
     }
   }
-  /* Suspects of a path an acknowledgement just reached wait one RTO
-   * from their declaration, no longer four. */
+  /* A path an acknowledgement just reached: its suspects wait one RTO
+   * from their declaration, no longer four, and its backoff ends. */
   for (uint32_t pi = 0; paths >> pi; pi++) {
     if (paths >> pi & 1u) {
-      r->path_last_ack_ns[pi] = now;
-      uint64_t since = r->path_since_ns[pi];
-      if (since && (!r->suspect_since1_ns || since < r->suspect_since1_ns)) {
-        r->suspect_since1_ns = since;
+      pn__rec_path *pa = &r->path[pi];
+      pa->last_ack_ns = now;
+      pa->backoff = 0;
+      if (pa->since_ns && (!pa->since1_ns || pa->since_ns < pa->since1_ns)) {
+        pa->since1_ns = pa->since_ns;
       }
     }
   }
 
   if (flags & PN__ACK_NEW) {
-    r->backoff = 0;
     r->last_ack_ns = now;
   }
   if (ack > r->largest_acked) {
     r->largest_acked = ack;
   }
   advance_flight(r);
-  /* The gap rule, per path: on one path alone (a single socket) this is
-   * "three sent later were acknowledged" (until reordering is seen); with
-   * several, a slower path's datagrams wait for acknowledgements of their
-   * own path's. */
-  for (uint64_t s = r->oldest_flight; s < r->largest_acked && s < r->next_seq;
+  /* The gap rule, per path and per acknowledgement: a datagram this one
+   * could have named but did not, while it names PN__LOSS_THRESHOLD sent
+   * after it on its path (more once the path showed it reorders), had not
+   * arrived when this was sent. On one path alone (a single socket) that
+   * is "three sent later were acknowledged"; with several, a slower path's
+   * datagrams wait for acknowledgements of their own path's. What lies
+   * below this acknowledgement's reach it says nothing about: a reply that
+   * came through another socket may overtake the one that names it. */
+  uint64_t from = ack > PN__ACK_SPAN ? ack - PN__ACK_SPAN : 1;
+  for (uint64_t s = r->oldest_flight > from ? r->oldest_flight : from; s < ack;
        s++) {
     const pn__sent *e = &r->sent[s & r->sent_mask];
-    if (e->seq == s && e->in_flight &&
-        e->path_ord + r->path_reorder[e->path] < r->path_acked[e->path]) {
-      (void)resolve(r, s, false, true, now, fn, ctx);
+    if (e->seq == s && e->in_flight) {
+      const pn__rec_path *pa = &r->path[e->path];
+      if (e->path_ord + pa->reorder < named_top[e->path]) {
+        (void)resolve(r, s, false, true, now, fn, ctx);
+      }
     }
   }
-  /* Suspects no later acknowledgement can name. */
+  /* What no later acknowledgement can name (the receiver remembers
+   * PN__RX_WINDOW): suspects, and what is still in flight, are LOST. */
   for (uint64_t s = r->oldest;
-       r->suspects && s + PN__RX_WINDOW < r->largest_acked && s < r->next_seq;
+       (r->suspects || r->in_flight) && s + PN__RX_WINDOW < r->largest_acked &&
+       s < r->next_seq;
        s++) {
-    (void)settle(r, s, false, now, fn, ctx);
+    if (!settle(r, s, false, now, fn, ctx) &&
+        resolve(r, s, false, true, now, fn, ctx)) {
+      (void)settle(r, s, false, now, fn, ctx);
+    }
   }
   advance_flight(r);
   return flags;
@@ -426,58 +533,82 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
 
 bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
                          void *ctx) {
-  uint64_t rto = pn__recovery_rto(r);
   /* A suspect no acknowledgement named in its wait never arrived (every
    * acknowledgement since names it if it did, or a late one does: suspects
    * are within PN__RX_WINDOW of the largest acknowledged, or already
-   * LOST). With
-   * several paths suspects and datagrams in flight interleave: all are
-   * looked at, and the earliest declaration left is found exactly. */
-  uint64_t left = r->suspects, since[2] = {0, 0};
-  for (uint32_t pi = 0; pi < PN__REC_PATHS; pi++) {
-    r->path_since_ns[pi] = 0;
+   * LOST). With several paths suspects and datagrams in flight
+   * interleave: all are looked at, and the first deadline left is found
+   * exactly. */
+  uint64_t left = r->suspects;
+  for (uint32_t pi = 0; pi < r->lim.paths; pi++) {
+    pn__rec_path *pa = &r->path[pi];
+    pa->since_ns = pa->since1_ns = pa->since4_ns = 0;
   }
   for (uint64_t s = r->oldest; left && s < r->next_seq; s++) {
     const pn__sent *e = &r->sent[s & r->sent_mask];
     if (e->seq == s && e->suspect) {
       left--;
-      uint64_t at = suspect_deadline(r, e, rto);
+      uint64_t at = suspect_deadline(r, e);
       if (at <= now) {
         (void)settle(r, s, false, now, fn, ctx);
         continue;
       }
-      uint64_t *one = &since[r->path_last_ack_ns[e->path] <= e->lost_ns];
-      if (!*one || e->lost_ns < *one) {
-        *one = e->lost_ns;
+      pn__rec_path *pa = &r->path[e->path];
+      uint64_t *wait =
+          pa->last_ack_ns > e->lost_ns ? &pa->since1_ns : &pa->since4_ns;
+      if (!*wait || e->lost_ns < *wait) {
+        *wait = e->lost_ns;
       }
-      uint64_t *path = &r->path_since_ns[e->path];
-      if (!*path || e->lost_ns < *path) {
-        *path = e->lost_ns;
+      if (!pa->since_ns || e->lost_ns < pa->since_ns) {
+        pa->since_ns = e->lost_ns;
       }
     }
   }
-  r->suspect_since1_ns = since[0];
-  r->suspect_since4_ns = since[1];
-  /* While acknowledgements keep coming, losses are found by the gap rule;
-   * an RTO is for an acknowledgement stream that stopped. (A busy peer's
-   * tick can also run before acknowledgements queued behind it.) */
-  if (now - r->last_ack_ns < rto) {
-    return false;
+  /* While acknowledgements of a path keep coming, its losses are found by
+   * the gap rule; an RTO is for an acknowledgement stream that stopped.
+   * (A busy peer's tick can also run before acknowledgements queued
+   * behind it.) But a datagram no acknowledgement reached (each names
+   * only PN__ACK_SPAN below its own) while later ones of its path were
+   * acknowledged is lost once an RTO old, as the gap rule would have it. */
+  uint64_t rto[PN__REC_PATHS], youngest = UINT64_MAX;
+  uint32_t due = 0, fired = 0;
+  bool gap = false;
+  for (uint32_t pi = 0; pi < r->lim.paths; pi++) {
+    const pn__rec_path *pa = &r->path[pi];
+    rto[pi] = path_rto(r, pa);
+    if (pa->in_flight && now - pa->last_ack_ns >= rto[pi]) {
+      due |= 1u << pi;
+    }
+    youngest = rto[pi] < youngest ? rto[pi] : youngest;
   }
   advance_flight(r);
-  bool any = false;
   for (uint64_t s = r->oldest_flight; s < r->next_seq; s++) {
     const pn__sent *e = &r->sent[s & r->sent_mask];
-    if (e->seq == s && e->in_flight && e->sent_ns + rto <= now) {
-      any |= resolve(r, s, false, false, now, fn, ctx);
+    if (e->seq != s || !e->in_flight) {
+      continue;
+    }
+    if (e->sent_ns + youngest > now) {
+      break; /* the rest left later still */
+    }
+    uint32_t pi = e->path;
+    const pn__rec_path *pa = &r->path[pi];
+    if (e->sent_ns + rto[pi] > now) {
+      continue;
+    }
+    if (due >> pi & 1u) {
+      fired |= resolve(r, s, false, false, now, fn, ctx) ? 1u << pi : 0;
+    } else if (e->path_ord + pa->reorder < pa->acked) {
+      gap |= resolve(r, s, false, true, now, fn, ctx);
     }
   }
-  if (any) {
-    r->backoff++;
-    congestion_lost(r, r->next_seq, true);
-    advance_flight(r);
+  for (uint32_t pi = 0; fired >> pi; pi++) {
+    if (fired >> pi & 1u) {
+      r->path[pi].backoff++;
+      congestion_lost(r, &r->path[pi], r->next_seq, true);
+    }
   }
-  return any;
+  advance_flight(r);
+  return fired != 0 || gap;
 }
 
 void pn__recovery_abandon(pn__recovery *r, pn__resolved_fn *fn, void *ctx) {
@@ -492,34 +623,52 @@ void pn__recovery_abandon(pn__recovery *r, pn__resolved_fn *fn, void *ctx) {
   r->oldest = r->oldest_flight = r->next_seq;
   r->in_flight = 0;
   r->suspects = 0;
-  r->suspect_since1_ns = r->suspect_since4_ns = 0;
-  for (uint32_t pi = 0; pi < PN__REC_PATHS; pi++) {
-    r->path_since_ns[pi] = 0;
+  for (uint32_t pi = 0; pi < r->lim.paths; pi++) {
+    pn__rec_path *pa = &r->path[pi];
+    pa->in_flight = pa->suspects = 0;
+    pa->since_ns = pa->since1_ns = pa->since4_ns = 0;
+    pa->undo_valid = false;
   }
-  r->undo_valid = false;
 }
 
 uint64_t pn__recovery_rto_deadline(pn__recovery *r) {
   (void)pn__recovery_advance(r, 0);
   advance_flight(r);
-  uint64_t rto = pn__recovery_rto(r);
   uint64_t at = 0;
-  if (r->in_flight) {
-    const pn__sent *e = &r->sent[r->oldest_flight & r->sent_mask];
-    uint64_t from = e->sent_ns > r->last_ack_ns ? e->sent_ns : r->last_ack_ns;
-    at = from + rto;
-  }
-  if (r->suspects) {
+  uint32_t want = 0;
+  for (uint32_t pi = 0; pi < r->lim.paths; pi++) {
+    const pn__rec_path *pa = &r->path[pi];
+    want |= (pa->in_flight ? 1u : 0u) << pi;
+    if (!pa->suspects) {
+      continue;
+    }
     /* A bound: a suspect that ended since may leave it early (a timer
      * that finds nothing due, once: pn__recovery_on_rto makes it exact). */
-    uint64_t s1 = r->suspect_since1_ns, s4 = r->suspect_since4_ns;
-    uint64_t s = s1 ? s1 + rto : UINT64_MAX;
-    if (s4 && s4 + PN__SUSPECT_RTOS * rto < s) {
-      s = s4 + PN__SUSPECT_RTOS * rto;
-    }
+    uint64_t rto = path_rto(r, pa);
+    uint64_t s1 = pa->since1_ns ? pa->since1_ns + rto : UINT64_MAX;
+    uint64_t s4 =
+        pa->since4_ns ? pa->since4_ns + PN__SUSPECT_RTOS * rto : UINT64_MAX;
+    uint64_t s = s1 < s4 ? s1 : s4;
     if (s != UINT64_MAX) {
       at = at && at < s ? at : s;
     }
+  }
+  /* Each path's oldest datagram in flight: the first one in flight is
+   * it for its path; others' are found further on (one path: never). */
+  for (uint64_t s = r->oldest_flight; want && s < r->next_seq; s++) {
+    const pn__sent *e = &r->sent[s & r->sent_mask];
+    if (e->seq != s || !e->in_flight || !(want >> e->path & 1u)) {
+      continue;
+    }
+    want &= ~(1u << e->path);
+    const pn__rec_path *pa = &r->path[e->path];
+    /* One that later ones of its path overtook waits from its sending
+     * (pn__recovery_on_rto). */
+    bool overtaken = e->path_ord + pa->reorder < pa->acked;
+    uint64_t from = overtaken || e->sent_ns > pa->last_ack_ns ? e->sent_ns
+                                                              : pa->last_ack_ns;
+    uint64_t t = from + path_rto(r, pa);
+    at = at && at < t ? at : t;
   }
   return at;
 }

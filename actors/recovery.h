@@ -1,7 +1,11 @@
 /* Loss recovery and congestion control of one connection: the datagrams in
  * flight, the round-trip estimate (RFC 6298), loss detection (an
  * acknowledgement gap or an RTO) and the congestion window (Reno with
- * RFC 7661's rule for an unused window, plus a queueing-delay cut).
+ * RFC 7661's rule for an unused window, plus a queueing-delay cut), each
+ * per path when a connection spreads its datagrams over several sockets.
+ * Several paths' windows grow together as RFC 6356's coupled increase
+ * has them: on a bottleneck they share they take no more than one path
+ * would, and traffic moves to the path that loses least.
  *
  * A datagram declared lost is first only suspected: what must arrive is
  * sent again at once, but the loss is final (reported, counted) only when
@@ -33,10 +37,12 @@
 #define PN__CWND_INITIAL 32u  /* datagrams */
 #define PN__LOSS_THRESHOLD 3u /* datagrams acknowledged after a lost one */
 #define PN__QUEUE_DELAY_NS 2000000u /* 2 ms above the minimum RTT */
-/* Paths a connection's datagrams take (the local socket they leave
- * through, modulo this): the gap rule counts datagrams of one path only,
- * so datagrams of a path that is slower than another are not taken for
- * lost when the faster one's are acknowledged first. */
+/* Paths a connection's datagrams take: the local socket they leave
+ * through, modulo the paths it was set up with (at most this many). Each
+ * path has its own loss detection (the gap rule counts its datagrams only,
+ * its suspects wait its own RTO), round-trip estimate and congestion
+ * window, so a slower or narrower path neither makes the other's
+ * datagrams look lost nor holds the other's window down. */
 #define PN__REC_PATHS 4u
 #define PN__REORDER_MAX 128u /* the gap rule's threshold, at most */
 
@@ -63,13 +69,43 @@ typedef struct pn__sent {
 
 typedef struct pn__recovery_limits {
   uint64_t rto_min_ns, rto_max_ns, rto_initial_ns;
-  uint32_t window; /* most datagrams in flight */
+  uint32_t window; /* most datagrams in flight, on all paths together */
+  uint32_t paths;  /* paths to keep apart, 1..PN__REC_PATHS (0: 1) */
 } pn__recovery_limits;
+
+/* One path's state. */
+typedef struct pn__rec_path {
+  uint64_t sent;    /* datagrams sent on it: the next one's ordinal */
+  uint64_t acked;   /* 1 + the highest ordinal acknowledged */
+  uint64_t reorder; /* the gap rule's threshold: PN__LOSS_THRESHOLD, raised
+                       to the reordering a suspect that arrived after all
+                       showed (at most PN__REORDER_MAX) */
+  uint64_t srtt_ns, rttvar_ns, min_rtt_ns, rto_ns; /* 0 before a sample
+                                                      (rto_ns: the
+                                                      connection's) */
+  uint64_t last_ack_ns; /* last acknowledgement of something new on it */
+  uint64_t since_ns;    /* no suspect of it was declared before this (0:
+                           none; exact after pn__recovery_on_rto) */
+  /* The earliest declaration among its suspects that wait one RTO (an
+   * acknowledgement of the path came after them) and among those that
+   * wait PN__SUSPECT_RTOS: 0 for none; lower bounds, exact after
+   * pn__recovery_on_rto. */
+  uint64_t since1_ns, since4_ns;
+  uint64_t cwnd, ssthresh; /* fixed point; ssthresh UINT64_MAX */
+  uint64_t recovery_seq;   /* its datagrams below it were sent before the
+                              last cut */
+  uint64_t undo_cwnd, undo_ssthresh; /* before the first loss cut whose
+                                        suspects are not all final */
+  uint32_t in_flight, suspects;
+  uint32_t backoff; /* RTO expiries since its last acknowledgement */
+  bool undo_valid;
+} pn__rec_path;
 
 typedef struct pn__recovery {
   pn__recovery_limits lim;
   pn__sent *sent; /* ring indexed by seq & sent_mask */
   uint64_t sent_mask;
+  pn__rec_path *path;        /* lim.paths of them */
   uint64_t next_seq;         /* the next datagram's sequence, from 1 */
   uint64_t oldest;           /* oldest sequence whose slot may be in use */
   uint64_t oldest_flight;    /* oldest sequence that may be in flight */
@@ -77,38 +113,10 @@ typedef struct pn__recovery {
   uint64_t suspects;         /* datagrams declared lost, not final */
   uint64_t late, final_lost; /* suspects named after all; final losses */
   uint64_t largest_acked;    /* highest sequence acknowledged */
-  uint64_t path_sent[PN__REC_PATHS];        /* datagrams sent on each path */
-  uint64_t path_acked[PN__REC_PATHS];       /* 1 + the highest path_ord
-                                               acknowledged on each path */
-  uint64_t path_reorder[PN__REC_PATHS];     /* the gap rule's threshold per
-                                              path: PN__LOSS_THRESHOLD, raised
-                                              to the reordering a suspect that
-                                              arrived after all showed (at most
-                                              PN__REORDER_MAX) */
-  uint64_t path_min_rtt_ns[PN__REC_PATHS];  /* each path's smallest RTT: the
-                                               queueing-delay signal compares
-                                               a sample with its own path's */
-  uint64_t path_last_ack_ns[PN__REC_PATHS]; /* last acknowledgement of
-                                               something new on each path */
-  uint64_t path_since_ns[PN__REC_PATHS];    /* no suspect of the path was
-                                               declared before this (0: none;
-                                               exact after
-                                               pn__recovery_on_rto) */
-  /* The earliest declaration among suspects that wait one RTO (an
-   * acknowledgement of their path came after them) and among those that
-   * wait PN__SUSPECT_RTOS: 0 for none; lower bounds, exact after
-   * pn__recovery_on_rto. */
-  uint64_t suspect_since1_ns, suspect_since4_ns;
-  uint64_t last_ack_ns; /* last acknowledgement of something new */
-  uint64_t srtt_ns, rttvar_ns, min_rtt_ns, rto_ns; /* 0 before a sample
-                                                       (rto_ns: initial) */
-  uint32_t backoff;                  /* RTO expiries since the last ack */
-  uint64_t cwnd, ssthresh;           /* fixed point; ssthresh UINT64_MAX */
-  uint64_t recovery_seq;             /* datagrams below it were sent before
-                                        the last cut */
-  uint64_t undo_cwnd, undo_ssthresh; /* before the first loss cut whose
-                                        suspects are not all final */
-  bool undo_valid;
+  uint64_t last_ack_ns;      /* last acknowledgement of something new */
+  /* The connection's round trip over all paths (what stats show, and the
+   * pace of probes and challenges): 0 before a sample (rto_ns: initial). */
+  uint64_t srtt_ns, rttvar_ns, min_rtt_ns, rto_ns;
 } pn__recovery;
 
 /* What became of a datagram. Each one sent with frames is reported
@@ -140,12 +148,14 @@ void pn__recovery_fini(pn__recovery *r);
  * out of memory): the caller waits for acknowledgements or the RTO. */
 bool pn__recovery_room(pn__recovery *r);
 
-/* Whether another datagram with frames may leave: fewer in flight than the
- * congestion window and the configured window, and room to record it. */
-bool pn__recovery_can_send(pn__recovery *r);
+/* Whether another datagram with frames may leave on `path` (a socket,
+ * taken modulo lim.paths): fewer of that path's in flight than its
+ * congestion window, fewer in flight on all paths than the configured
+ * window, and room to record it. */
+bool pn__recovery_can_send(pn__recovery *r, uint32_t path);
 
 /* Records the datagram of sequence r->next_seq as sent on `path` (the
- * socket it leaves through; taken modulo PN__REC_PATHS) and advances
+ * socket it leaves through; taken modulo lim.paths) and advances
  * next_seq. Eliciting ones stay in flight until resolved: call
  * pn__recovery_room() first for one. Returns its record (NULL for a
  * non-eliciting datagram), whose fstart/nframes the caller fills. */
@@ -173,11 +183,12 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
                              const uint64_t bits[2], uint32_t delay_us,
                              uint64_t now, pn__resolved_fn *fn, void *ctx);
 
-/* The retransmission timer: once no acknowledgement came for an RTO, every
- * datagram older than the backed-off RTO is SUSPECT, the backoff doubles
- * and the window falls to the minimum. Whether or not acknowledgements
- * come, a suspect no acknowledgement named within that RTO is LOST. True
- * when something was declared SUSPECT. */
+/* The retransmission timer, per path: once no acknowledgement of a path
+ * came for its RTO, every datagram of it older than its backed-off RTO is
+ * SUSPECT, its backoff doubles and its window falls to the minimum.
+ * Whether or not acknowledgements come, a suspect no acknowledgement
+ * named within its path's RTO is LOST. True when something was declared
+ * SUSPECT. */
 bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
                          void *ctx);
 
@@ -185,11 +196,12 @@ bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
  * window (the connection is closing). */
 void pn__recovery_abandon(pn__recovery *r, pn__resolved_fn *fn, void *ctx);
 
-/* The RTO with its backoff, bounded by rto_max. */
+/* The RTO with its backoff, bounded by rto_max: the largest among the
+ * paths that sent anything (one path: its own). */
 uint64_t pn__recovery_rto(const pn__recovery *r);
 
-/* When the RTO of the oldest datagram in flight expires, or the oldest
- * suspect's wait ends, whichever is first; 0 when neither is. Moves
+/* When the RTO of the oldest datagram in flight on a path expires, or the
+ * first suspect's wait ends, whichever is first; 0 when neither is. Moves
  * `oldest` past resolved datagrams first. */
 uint64_t pn__recovery_rto_deadline(pn__recovery *r);
 
@@ -197,8 +209,12 @@ uint64_t pn__recovery_rto_deadline(pn__recovery *r);
  * one in flight or suspect, or `none` when nothing is. */
 uint64_t pn__recovery_advance(pn__recovery *r, uint64_t none);
 
-/* The window in whole datagrams, and ssthresh (0 until the first cut). */
+/* The window in whole datagrams, and ssthresh (0 until the first cut):
+ * summed over the paths that sent anything. */
 uint64_t pn__recovery_cwnd(const pn__recovery *r);
 uint64_t pn__recovery_ssthresh(const pn__recovery *r);
+
+/* Whether the remote acknowledged anything sent on `path` (a socket). */
+bool pn__recovery_path_acked(const pn__recovery *r, uint32_t path);
 
 #endif

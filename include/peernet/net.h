@@ -501,15 +501,17 @@ typedef struct pn_peer_config {
                                    remote has proven: the first one at
                                    once, the others after a challenge,
                                    about a round trip; replies go where
-                                   the newest datagram came from). Loss
-                                   detection counts each socket's
-                                   datagrams apart; the congestion window
-                                   is shared. The sockets' datagrams can
-                                   cross on the way: sequenced channels
-                                   (RELIABLE, UNRELIABLE) then drop the
-                                   older messages as stale (up to 6% of
-                                   UNRELIABLE ones with equal sockets, up
-                                   to 38% with one 4 ms slower, in
+                                   the newest datagram came from). Each
+                                   socket has its own loss detection, RTT,
+                                   RTO and congestion window (coupled as
+                                   RFC 6356's), and a flush whose socket's
+                                   window is full takes another's: a
+                                   slower or lossier socket carries less.
+                                   The sockets' datagrams can cross on the
+                                   way: sequenced channels (RELIABLE,
+                                   UNRELIABLE) then drop the older
+                                   messages as stale (up to 16% of
+                                   UNRELIABLE ones with equal sockets in
                                    tests/net/test_multisocket.c).
                                    0 = socket 0 */
   void *user;                   /* copied into every event */
