@@ -146,6 +146,11 @@ static void finish(pn_peer *p) {
   pn__event *e = (pn__event *)pn_msg_data(m);
   e->ev.reason = p->reason;
   e->ev.remote = p->reason_remote;
+  /* Made when the peer was, before the owner could set its pointer (an
+   * accepted peer's, in its CONNECTED handler) or the peer move: both as
+   * they are now. acquire: pairs with pn_peer_set_user()'s release. */
+  e->ev.user = atomic_load_explicit(&p->user, memory_order_acquire);
+  e->ev.addr = p->addr;
   e->holds_peer = true; /* the earlier events borrow p: see pn__event */
   pn_peer_hold(p);
   emit(p, m);

@@ -33,7 +33,9 @@ extern "C" {
   X(PN_EADDRINUSE, -11, "address already in use")                              \
   X(PN_EADDRNOTAVAIL, -12, "address not valid or not available here")          \
   X(PN_ENAMERESOLVE, -13, "host name could not be resolved")                   \
-  X(PN_EMSGSIZE, -14, "datagram larger than allowed")
+  X(PN_EMSGSIZE, -14, "datagram larger than allowed")                          \
+  X(PN_EEXIST, -15, "name already taken")                                      \
+  X(PN_EUNREACHABLE, -16, "no live link to that node")
 
 typedef enum pn_err {
 #define PN_ERR_ENUM_(name, value, text) name = value,

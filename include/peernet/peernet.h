@@ -17,6 +17,7 @@
 #include "peernet/error.h"
 #include "peernet/inbox.h"
 #include "peernet/net.h"
+#include "peernet/node.h"
 #include "peernet/runtime.h"
 #include "peernet/socket.h"
 #include "peernet/stats.h"

@@ -15,6 +15,7 @@ typedef struct server_rec {
   pn_peer *peers[CLIENTS];
   uint32_t npeers;
   void *last_user;
+  void *gone_user; /* the last PN_MSG_PEER_DISCONNECTED's */
   uint64_t packets;
   uint32_t reason;
   pn_test_latch *on_connect, *on_packet, *on_disconnect;
@@ -45,6 +46,7 @@ static void server_handler(pn_actor *self, void *state, const pn_msg *msg) {
     break;
   case PN_MSG_PEER_DISCONNECTED:
     s->reason = ev.reason;
+    s->gone_user = ev.user;
     if (s->on_disconnect) {
       pn_test_latch_count_down(s->on_disconnect);
     }
@@ -224,8 +226,21 @@ static void accepted_peers_carry_a_user_pointer(void **state) {
   assert_ptr_equal(w.srv.last_user, &session);
   w.srv.on_packet = NULL;
   pthread_mutex_unlock(&w.srv.lock);
+  /* The goodbye carries it too (made with the peer, before it was set). */
+  pn_test_latch gone;
+  pn_test_latch_init(&gone, 1);
+  pthread_mutex_lock(&w.srv.lock);
+  w.srv.on_disconnect = &gone;
+  pthread_mutex_unlock(&w.srv.lock);
+  PN_ASSERT_OK(pn_peer_disconnect(w.peers[0], 1));
+  assert_true(pn_test_latch_wait(&gone, NET_WAIT_MS));
+  pthread_mutex_lock(&w.srv.lock);
+  assert_ptr_equal(w.srv.gone_user, &session);
+  w.srv.on_disconnect = NULL;
+  pthread_mutex_unlock(&w.srv.lock);
   world_close(&w);
   pn_test_latch_fini(&got);
+  pn_test_latch_fini(&gone);
 }
 
 /* Both hosts keep a minute of idle timeout; one peer is given 300 ms.

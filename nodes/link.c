@@ -1,0 +1,445 @@
+/* Links and membership, on the node actor (nodes/node.h).
+ *
+ * A link starts as a PeerNet peer (to a seed, to a member heard of, or
+ * accepted). Once connected, each end sends Hello on lane 0; the Hello
+ * names the node, and the link becomes that member's. Each end then sends
+ * the other its members, and tells its other links of the newcomer: a
+ * node connects to every member it hears of whose id is above its own (the
+ * other, hearing of it, waits), so the cluster becomes a full mesh with
+ * one link per pair. Two links between one pair (both ends dialled at
+ * once, or through a seed) are settled the same way at both ends: the
+ * link dialled by the node with the smaller id stays.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodes/node.h"
+#include "peernet_node.pb-c.h"
+#include "runtime/alloc.h"
+
+/* Reasons a node gives when it closes a link (below PN_REASON_LIBRARY:
+ * the host's application is the node). */
+#define PN__NODE_REASON_SELF 0xFFFFFE01u      /* a link to itself */
+#define PN__NODE_REASON_DUPLICATE 0xFFFFFE02u /* another link stays */
+#define PN__NODE_REASON_BAD 0xFFFFFE03u       /* broke the protocol */
+
+typedef Peernet__Node__V1__Control Control;
+typedef Peernet__Node__V1__Hello Hello;
+typedef Peernet__Node__V1__Members Members;
+typedef Peernet__Node__V1__Member Member;
+
+uint64_t pn__node_id_of(const char *name) {
+  uint64_t id = 0;
+  crypto_generichash((unsigned char *)&id, sizeof id,
+                     (const unsigned char *)name, strlen(name), NULL, 0);
+  return id ? id : 1;
+}
+
+bool pn__node_name_ok(const char *name) {
+  size_t len = strnlen(name, PN_NODE_NAME_MAX + 1);
+  if (len == 0 || len > PN_NODE_NAME_MAX) {
+    return false;
+  }
+  for (size_t i = 0; i < len; i++) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+pn__member *pn__member_find(const pn_node *n, uint64_t id) {
+  for (size_t i = 0; i < n->nmembers; i++) {
+    if (n->members[i]->id == id) {
+      return n->members[i];
+    }
+  }
+  return NULL;
+}
+
+/* --- the links of this node (the node actor's alone) --------------------- */
+
+static bool links_add(pn_node *n, pn__link *l) {
+  if (n->nlinks == n->links_cap) {
+    size_t cap = n->links_cap ? 2 * n->links_cap : 8;
+    pn__link **v = realloc(n->links, cap * sizeof *v);
+    if (!v) {
+      return false;
+    }
+    n->links = v;
+    n->links_cap = cap;
+  }
+  n->links[n->nlinks++] = l;
+  return true;
+}
+
+static void links_remove(pn_node *n, pn__link *l) {
+  for (size_t i = 0; i < n->nlinks; i++) {
+    if (n->links[i] == l) {
+      n->links[i] = n->links[--n->nlinks];
+      return;
+    }
+  }
+}
+
+void pn__links_close(pn_node *n) {
+  for (size_t i = 0; i < n->nlinks; i++) {
+    pn_peer_release(n->links[i]->peer);
+    free(n->links[i]);
+  }
+  free(n->links);
+  n->links = NULL;
+  n->nlinks = n->links_cap = 0;
+}
+
+void pn__link_connect(pn_node *n, const pn_addr *to, bool seed) {
+  for (size_t i = 0; i < n->nlinks; i++) {
+    const pn__link *l = n->links[i];
+    if (pn_addr_equal(&l->addr, to) &&
+        (l->initiated || (l->member && l->member->up))) {
+      return; /* dialled already, or linked from there */
+    }
+  }
+  pn__link *l = pn__calloc(1, sizeof *l);
+  if (!l) {
+    return; /* the retry timer tries again */
+  }
+  l->addr = *to;
+  l->initiated = true;
+  l->seed = seed;
+  pn_peer_config pc = PN_PEER_CONFIG_INIT;
+  pc.remote = *to;
+  pc.owner = n->actor;
+  pc.channel_count = 1 + n->lanes; /* all ORDERED */
+  pc.user = l;
+  pc.no_delivery_events = true;
+  if (pn_host_connect(n->host, &pc, &l->peer) != PN_OK || !links_add(n, l)) {
+    if (l->peer) {
+      (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_BAD);
+      pn_peer_release(l->peer);
+    }
+    free(l);
+  }
+}
+
+/* --- control messages ---------------------------------------------------- */
+
+static void send_members(pn_node *n, pn__link *l, const pn__member *only,
+                         const pn__member *except);
+
+void pn__links_tick(pn_node *n) {
+  bool any = false;
+  for (size_t i = 0; i < n->nmembers; i++) {
+    pn__member *m = n->members[i];
+    if (m->up) {
+      any = true;
+      /* Anti-entropy: a node that missed a newcomer (or failed to dial
+       * it) hears of it again. */
+      send_members(n, m->link, NULL, m);
+    }
+  }
+  for (uint32_t i = 0; !any && i < n->nseeds; i++) {
+    pn__link_connect(n, &n->seeds[i], true);
+  }
+}
+
+static void send_control(pn__link *l, const Control *c) {
+  pn_packet *pkt = NULL;
+  if (pn_packet_from_protobuf(&c->base, &pkt) == PN_OK) {
+    (void)pn_channel_send_packet(pn_peer_channel(l->peer, 0), pkt, NULL);
+    pn_packet_release(pkt);
+  }
+}
+
+static void send_hello(pn_node *n, pn__link *l) {
+  Hello h = PEERNET__NODE__V1__HELLO__INIT;
+  h.version = PN__NODE_VERSION;
+  h.name = n->name;
+  h.incarnation = n->incarnation;
+  h.lanes = n->lanes;
+  Control c = PEERNET__NODE__V1__CONTROL__INIT;
+  c.body_case = PEERNET__NODE__V1__CONTROL__BODY_HELLO;
+  c.hello = &h;
+  send_control(l, &c);
+}
+
+/* Members (those up, but `except`) to link l: all of them, or only m. */
+static void send_members(pn_node *n, pn__link *l, const pn__member *only,
+                         const pn__member *except) {
+  size_t cap = only ? 1 : n->nmembers;
+  Member *ms = calloc(cap ? cap : 1, sizeof *ms);
+  Member **ptrs = calloc(cap ? cap : 1, sizeof *ptrs);
+  char(*addrs)[PN_ADDR_STRLEN] = calloc(cap ? cap : 1, sizeof *addrs);
+  if (!ms || !ptrs || !addrs) {
+    free(ms);
+    free(ptrs);
+    free(addrs);
+    return;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n->nmembers && k < cap; i++) {
+    const pn__member *m = only ? only : n->members[i];
+    if (!m->up || m == except ||
+        pn_addr_format(&m->addr, addrs[k], sizeof addrs[k]) != PN_OK) {
+      if (only) {
+        break;
+      }
+      continue;
+    }
+    peernet__node__v1__member__init(&ms[k]);
+    ms[k].name = (char *)m->name;
+    ms[k].incarnation = m->incarnation;
+    ms[k].addr = addrs[k];
+    ptrs[k] = &ms[k];
+    k++;
+    if (only) {
+      break;
+    }
+  }
+  if (k) {
+    Members mb = PEERNET__NODE__V1__MEMBERS__INIT;
+    mb.n_members = k;
+    mb.members = ptrs;
+    Control c = PEERNET__NODE__V1__CONTROL__INIT;
+    c.body_case = PEERNET__NODE__V1__CONTROL__BODY_MEMBERS;
+    c.members = &mb;
+    send_control(l, &c);
+  }
+  free(ms);
+  free(ptrs);
+  free(addrs);
+}
+
+static bool members_add(pn_node *n, pn__member *m) {
+  if (n->nmembers == n->cap) {
+    size_t cap = n->cap ? 2 * n->cap : 8;
+    pn__member **v = realloc(n->members, cap * sizeof *v);
+    if (!v) {
+      return false;
+    }
+    n->members = v;
+    n->cap = cap;
+  }
+  n->members[n->nmembers++] = m;
+  return true;
+}
+
+/* Under the write lock. */
+static void members_remove(pn_node *n, pn__member *m) {
+  for (size_t i = 0; i < n->nmembers; i++) {
+    if (n->members[i] == m) {
+      n->members[i] = n->members[--n->nmembers];
+      return;
+    }
+  }
+}
+
+static void bad_link(pn_node *n, pn__link *l) {
+  atomic_fetch_add(&n->dropped_bad, 1);
+  (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_BAD);
+}
+
+/* The node that dialled a link. */
+static uint64_t dialler(const pn_node *n, const pn__link *l, uint64_t other) {
+  return l->initiated ? n->id : other;
+}
+
+static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
+  if (l->member || h->version < 1 || !h->name || !pn__node_name_ok(h->name) ||
+      !h->incarnation || pn_peer_channel_count(l->peer) < 2) {
+    bad_link(n, l);
+    return;
+  }
+  uint64_t id = pn__node_id_of(h->name);
+  if (id == n->id) {
+    (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_SELF);
+    return;
+  }
+  pthread_rwlock_wrlock(&n->lock);
+  pn__member *m = pn__member_find(n, id);
+  pn_ref gone = {0};
+  pn_addr gone_addr = {0};
+  if (m && m->incarnation != h->incarnation && m->up) {
+    /* It restarted: the old run is down, its link is left to time out. */
+    gone = (pn_ref){.node = m->id, .incarnation = m->incarnation};
+    gone_addr = m->addr;
+    m->link->member = NULL;
+    m->link = NULL;
+    m->up = false;
+  }
+  if (m && m->up && m->link != l) {
+    /* Two links to one node: the one the smaller id dialled stays. */
+    uint64_t keep = n->id < id ? n->id : id;
+    bool take = dialler(n, l, id) == keep && dialler(n, m->link, id) != keep;
+    pn__link *drop = take ? m->link : l;
+    if (take) {
+      m->link->member = NULL;
+      m->link = l;
+      l->member = m;
+    }
+    pthread_rwlock_unlock(&n->lock);
+    (void)pn_peer_disconnect(drop->peer, PN__NODE_REASON_DUPLICATE);
+    return;
+  }
+  if (!m) {
+    m = pn__calloc(1, sizeof *m);
+    if (!m || !members_add(n, m)) {
+      pthread_rwlock_unlock(&n->lock);
+      free(m);
+      (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_BAD);
+      return;
+    }
+    memcpy(m->name, h->name, strlen(h->name)); /* length checked */
+    m->id = id;
+  }
+  m->incarnation = h->incarnation;
+  m->addr = l->addr;
+  m->link = l;
+  m->up = true;
+  l->member = m;
+  pthread_rwlock_unlock(&n->lock);
+  if (gone.node) {
+    pn__node_tell(n, PN_MSG_NODE_DOWN, m->name, &gone, &gone_addr,
+                  PN_REASON_TIMEOUT);
+  }
+  pn__node_tell(n, PN_MSG_NODE_UP, m->name,
+                &(pn_ref){.node = m->id, .incarnation = m->incarnation},
+                &m->addr, 0);
+  /* What this node knows, to the newcomer; the newcomer, to the rest. */
+  send_members(n, l, NULL, m);
+  for (size_t i = 0; i < n->nmembers; i++) {
+    pn__member *o = n->members[i];
+    if (o != m && o->up) {
+      send_members(n, o->link, m, NULL);
+    }
+  }
+}
+
+static void on_members(pn_node *n, pn__link *l, const Members *mb) {
+  if (!l->member) {
+    bad_link(n, l); /* before its Hello */
+    return;
+  }
+  for (size_t i = 0; i < mb->n_members; i++) {
+    const Member *e = mb->members[i];
+    pn_addr addr;
+    if (!e->name || !pn__node_name_ok(e->name) || !e->incarnation || !e->addr ||
+        pn_addr_parse(e->addr, &addr) != PN_OK) {
+      atomic_fetch_add(&n->dropped_bad, 1);
+      continue;
+    }
+    uint64_t id = pn__node_id_of(e->name);
+    if (id == n->id) {
+      continue;
+    }
+    /* The node actor alone changes members: no lock to read them. */
+    const pn__member *m = pn__member_find(n, id);
+    bool known = m && m->up && m->incarnation == e->incarnation;
+    /* The one with the smaller id dials; the other hears of it too and
+     * waits for it. */
+    if (!known && n->id < id) {
+      pn__link_connect(n, &addr, false);
+    }
+  }
+}
+
+static void on_control(pn_node *n, pn__link *l, const pn_peer_event *ev) {
+  Control *c = peernet__node__v1__control__unpack(NULL, ev->len, ev->data);
+  if (!c) {
+    bad_link(n, l);
+    return;
+  }
+  switch (c->body_case) {
+  case PEERNET__NODE__V1__CONTROL__BODY_HELLO:
+    on_hello(n, l, c->hello);
+    break;
+  case PEERNET__NODE__V1__CONTROL__BODY_MEMBERS:
+    on_members(n, l, c->members);
+    break;
+  case PEERNET__NODE__V1__CONTROL__BODY_LOOKUP:
+    if (l->member) {
+      pn__lookup_answer(n, l, c->lookup);
+    } else {
+      bad_link(n, l); /* before its Hello */
+    }
+    break;
+  case PEERNET__NODE__V1__CONTROL__BODY_LOOKUP_REPLY:
+    if (l->member) {
+      pn__lookup_answered(n, l->member, c->lookup_reply);
+    } else {
+      bad_link(n, l);
+    }
+    break;
+  default:
+    break; /* a later version's: ignored */
+  }
+  peernet__node__v1__control__free_unpacked(c, NULL);
+}
+
+static void on_down(pn_node *n, pn__link *l, uint32_t reason) {
+  links_remove(n, l);
+  pn__member *m = l->member;
+  if (m && m->link == l) {
+    pthread_rwlock_wrlock(&n->lock);
+    members_remove(n, m);
+    pthread_rwlock_unlock(&n->lock);
+    pn__lookups_fail(n, m->id, PN_EUNREACHABLE);
+    if (m->up) {
+      pn__node_tell(n, PN_MSG_NODE_DOWN, m->name,
+                    &(pn_ref){.node = m->id, .incarnation = m->incarnation},
+                    &m->addr, reason);
+    }
+    free(m);
+  }
+  pn_peer_release(l->peer);
+  free(l);
+}
+
+void pn__link_event(pn_node *n, const pn_msg *msg) {
+  pn_peer_event ev;
+  if (pn_msg_peer_event(msg, &ev) != PN_OK) {
+    return;
+  }
+  pn__link *l = ev.user;
+  switch (pn_msg_type(msg)) {
+  case PN_MSG_PEER_CONNECTED:
+    if (!l) { /* accepted */
+      l = pn__calloc(1, sizeof *l);
+      if (!l || !links_add(n, l)) {
+        free(l);
+        (void)pn_peer_disconnect(ev.peer, PN__NODE_REASON_BAD);
+        return;
+      }
+      pn_peer_hold(ev.peer);
+      l->peer = ev.peer;
+      l->addr = ev.addr;
+      (void)pn_peer_set_user(ev.peer, l);
+    }
+    l->connected = true;
+    send_hello(n, l);
+    return;
+  case PN_MSG_PEER_PACKET:
+    if (!l) {
+      return;
+    }
+    if (ev.channel == 0) {
+      on_control(n, l, &ev);
+    } else if (l->member && l->member->link == l) {
+      pn__ref_deliver(n, l->member, &ev);
+    } else {
+      bad_link(n, l); /* data before its Hello */
+    }
+    return;
+  case PN_MSG_PEER_DISCONNECTED:
+    if (l) {
+      on_down(n, l, ev.reason);
+    }
+    return;
+  default:
+    return;
+  }
+}

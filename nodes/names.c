@@ -1,0 +1,236 @@
+/* Names: actors registered under a name on their node, and lookups of
+ * "<node>/<name>" from any node (include/peernet/node.h).
+ *
+ * A lookup on this node answers at once. One on another node goes to the
+ * node actor (PN__NODE_LOOKUP), which numbers it, asks on the link's lane
+ * 0 (Lookup) and keeps it until the answer (LookupReply), or until that
+ * node goes down or this one closes: every lookup gets exactly one reply.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodes/node.h"
+#include "peernet_node.pb-c.h"
+#include "runtime/actor.h"
+#include "runtime/alloc.h"
+
+/* Under exports_lock. */
+static pn__name *name_find(pn_node *n, const char *name) {
+  for (size_t i = 0; i < n->nnames; i++) {
+    if (strcmp(n->names[i].name, name) == 0) {
+      return &n->names[i];
+    }
+  }
+  return NULL;
+}
+
+/* The id of the actor registered under name; 0 when none. */
+static uint64_t name_actor(pn_node *n, const char *name) {
+  pthread_mutex_lock(&n->exports_lock);
+  const pn__name *e = name_find(n, name);
+  uint64_t id = e ? pn_actor_id(e->actor) : 0;
+  pthread_mutex_unlock(&n->exports_lock);
+  return id;
+}
+
+pn_err pn_node_register(pn_node *node, const char *name, pn_actor *actor) {
+  if (!node || !name || !actor || !pn__node_name_ok(name) ||
+      pn_actor_runtime(actor) != node->rt) {
+    return PN_EINVAL;
+  }
+  if (atomic_load(&node->closing)) {
+    return PN_ECLOSED;
+  }
+  pn_err err = pn__ref_export(node, actor);
+  if (err != PN_OK) {
+    return err;
+  }
+  pthread_mutex_lock(&node->exports_lock);
+  if (name_find(node, name)) {
+    err = PN_EEXIST;
+  } else if (node->nnames == node->names_cap) {
+    size_t cap = node->names_cap ? 2 * node->names_cap : 8;
+    pn__name *v = realloc(node->names, cap * sizeof *v);
+    if (v) {
+      node->names = v;
+      node->names_cap = cap;
+    } else {
+      err = PN_ENOMEM;
+    }
+  }
+  if (err == PN_OK) {
+    pn__name *e = &node->names[node->nnames++];
+    memset(e->name, 0, sizeof e->name);
+    memcpy(e->name, name, strlen(name)); /* length checked */
+    pn_actor_hold(actor);
+    e->actor = actor;
+  }
+  pthread_mutex_unlock(&node->exports_lock);
+  return err;
+}
+
+pn_err pn_node_unregister(pn_node *node, const char *name) {
+  if (!node || !name) {
+    return PN_EINVAL;
+  }
+  pthread_mutex_lock(&node->exports_lock);
+  pn__name *e = name_find(node, name);
+  pn_actor *gone = NULL;
+  if (e) {
+    gone = e->actor;
+    *e = node->names[--node->nnames];
+  }
+  pthread_mutex_unlock(&node->exports_lock);
+  pn_actor_release(gone);
+  return gone ? PN_OK : PN_ENOENT;
+}
+
+void pn__names_free(pn_node *n) {
+  for (size_t i = 0; i < n->nnames; i++) {
+    pn_actor_release(n->names[i].actor);
+  }
+  free(n->names);
+  n->names = NULL;
+  n->nnames = n->names_cap = 0;
+  pn__lookups_fail(n, 0, PN_ECLOSED);
+  free(n->lookups);
+  n->lookups = NULL;
+}
+
+/* --- lookups -------------------------------------------------------------- */
+
+static void reply(pn_actor *to, uint64_t tag, pn_err status,
+                  const pn_ref *ref) {
+  pn_node_lookup_result r = {.tag = tag, .status = status};
+  if (status == PN_OK) {
+    r.ref = *ref;
+  }
+  (void)pn__send_parts(to, PN_MSG_NODE_LOOKUP, &r, sizeof r, NULL, 0);
+}
+
+pn_err pn_msg_node_lookup(const pn_msg *msg, pn_node_lookup_result *out) {
+  if (!msg || !out || pn_msg_type(msg) != PN_MSG_NODE_LOOKUP ||
+      pn_msg_size(msg) != sizeof *out) {
+    return PN_EINVAL;
+  }
+  memcpy(out, pn_msg_data(msg), sizeof *out);
+  return PN_OK;
+}
+
+pn_err pn_node_lookup(pn_node *node, const char *path, pn_actor *reply_to,
+                      uint64_t tag) {
+  if (!node || !path || !reply_to) {
+    return PN_EINVAL;
+  }
+  pn__lookup q = {.tag = tag, .reply_to = reply_to};
+  char where[PN_NODE_NAME_MAX + 1] = {0};
+  const char *slash = strchr(path, '/');
+  const char *name = slash ? slash + 1 : path;
+  size_t wlen = slash ? (size_t)(slash - path) : 0;
+  if (wlen > PN_NODE_NAME_MAX || !pn__node_name_ok(name)) {
+    return PN_EINVAL;
+  }
+  memcpy(where, path, wlen);
+  if (slash && !pn__node_name_ok(where)) {
+    return PN_EINVAL;
+  }
+  memcpy(q.name, name, strlen(name)); /* length checked */
+  if (atomic_load(&node->closing)) {
+    return PN_ECLOSED;
+  }
+  q.node = slash ? pn__node_id_of(where) : node->id;
+  if (q.node == node->id) {
+    uint64_t id = name_actor(node, q.name);
+    pn_ref r = {
+        .node = node->id, .incarnation = node->incarnation, .actor = id};
+    reply(reply_to, tag, id ? PN_OK : PN_ENOENT, &r);
+    return PN_OK;
+  }
+  pn_actor_hold(reply_to); /* the node actor's until it replies */
+  pn_err err =
+      pn__send_parts(node->actor, PN__NODE_LOOKUP, &q, sizeof q, NULL, 0);
+  if (err != PN_OK) {
+    pn_actor_release(reply_to);
+  }
+  return err;
+}
+
+void pn__lookup_start(pn_node *n, const pn__lookup *q) {
+  pn__member *m = pn__member_find(n, q->node);
+  if (!m || !m->up || atomic_load(&n->closing)) {
+    reply(q->reply_to, q->tag, PN_EUNREACHABLE, NULL);
+    pn_actor_release(q->reply_to);
+    return;
+  }
+  if (n->nlookups == n->lookups_cap) {
+    size_t cap = n->lookups_cap ? 2 * n->lookups_cap : 8;
+    pn__lookup *v = realloc(n->lookups, cap * sizeof *v);
+    if (!v) {
+      reply(q->reply_to, q->tag, PN_ENOMEM, NULL);
+      pn_actor_release(q->reply_to);
+      return;
+    }
+    n->lookups = v;
+    n->lookups_cap = cap;
+  }
+  pn__lookup *p = &n->lookups[n->nlookups++];
+  *p = *q;
+  p->request = ++n->next_request;
+  Peernet__Node__V1__Lookup lk = PEERNET__NODE__V1__LOOKUP__INIT;
+  lk.request = p->request;
+  lk.name = p->name;
+  Peernet__Node__V1__Control c = PEERNET__NODE__V1__CONTROL__INIT;
+  c.body_case = PEERNET__NODE__V1__CONTROL__BODY_LOOKUP;
+  c.lookup = &lk;
+  pn_packet *pkt = NULL;
+  if (pn_packet_from_protobuf(&c.base, &pkt) == PN_OK) {
+    (void)pn_channel_send_packet(pn_peer_channel(m->link->peer, 0), pkt, NULL);
+    pn_packet_release(pkt);
+  }
+  /* A send that failed is answered when the link goes down. */
+}
+
+void pn__lookup_answer(pn_node *n, pn__link *l,
+                       const Peernet__Node__V1__Lookup *q) {
+  Peernet__Node__V1__LookupReply r = PEERNET__NODE__V1__LOOKUP_REPLY__INIT;
+  r.request = q->request;
+  r.actor = q->name && pn__node_name_ok(q->name) ? name_actor(n, q->name) : 0;
+  Peernet__Node__V1__Control c = PEERNET__NODE__V1__CONTROL__INIT;
+  c.body_case = PEERNET__NODE__V1__CONTROL__BODY_LOOKUP_REPLY;
+  c.lookup_reply = &r;
+  pn_packet *pkt = NULL;
+  if (pn_packet_from_protobuf(&c.base, &pkt) == PN_OK) {
+    (void)pn_channel_send_packet(pn_peer_channel(l->peer, 0), pkt, NULL);
+    pn_packet_release(pkt);
+  }
+}
+
+void pn__lookup_answered(pn_node *n, const pn__member *from,
+                         const Peernet__Node__V1__LookupReply *r) {
+  for (size_t i = 0; i < n->nlookups; i++) {
+    pn__lookup *p = &n->lookups[i];
+    if (p->request == r->request && p->node == from->id) {
+      pn_ref ref = {.node = from->id,
+                    .incarnation = from->incarnation,
+                    .actor = r->actor};
+      reply(p->reply_to, p->tag, r->actor ? PN_OK : PN_ENOENT, &ref);
+      pn_actor_release(p->reply_to);
+      *p = n->lookups[--n->nlookups];
+      return;
+    }
+  }
+  atomic_fetch_add(&n->dropped_bad, 1); /* an answer to nothing asked */
+}
+
+void pn__lookups_fail(pn_node *n, uint64_t node, pn_err status) {
+  for (size_t i = 0; i < n->nlookups;) {
+    pn__lookup *p = &n->lookups[i];
+    if (node && p->node != node) {
+      i++;
+      continue;
+    }
+    reply(p->reply_to, p->tag, status, NULL);
+    pn_actor_release(p->reply_to);
+    *p = n->lookups[--n->nlookups];
+  }
+}

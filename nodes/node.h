@@ -1,0 +1,137 @@
+/* A node's insides (include/peernet/node.h): the node actor, its links and
+ * members (link.c), references and the messages they carry (ref.c).
+ *
+ * Threading. The node actor (node.c) owns the host, the links and every
+ * change to the members; application threads and other actors read the
+ * members (to send, to list) under `lock`, a reader-writer lock the node
+ * actor takes for writing only to change a member. The exported actors
+ * have their own mutex (`exports_lock`): any thread exports (pn_node_ref,
+ * pn_node_send from a handler), the node actor looks them up.
+ */
+#ifndef PN_NODES_NODE_H
+#define PN_NODES_NODE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actors/idmap.h"
+#include "peernet/net.h"
+#include "peernet/node.h"
+
+#define PN__NODE_VERSION 1u
+#define PN__NODE_SUBSCRIBERS 16u
+
+/* One PeerNet peer between this node and another (or a seed whose name is
+ * not known yet). The peer's user pointer. */
+typedef struct pn__link {
+  pn_peer *peer;             /* held */
+  struct pn__member *member; /* once its Hello came, while it is the
+                                member's link */
+  pn_addr addr;              /* where the other end is */
+  bool initiated;            /* this node connected */
+  bool seed;                 /* to a seed address */
+  bool connected;
+} pn__link;
+
+/* Another node this one knows: linked (link set, up) or only heard of
+ * through gossip. */
+typedef struct pn__member {
+  char name[PN_NODE_NAME_MAX + 1];
+  uint64_t id, incarnation;
+  pn_addr addr;
+  pn__link *link; /* NULL: not linked (yet) */
+  bool up;        /* PN_MSG_NODE_UP sent */
+  _Atomic uint64_t msgs_out, msgs_in;
+} pn__member;
+
+struct pn_node {
+  pn_runtime *rt;
+  pn_actor *actor; /* the node actor (held) */
+  pn_host *host;
+  char name[PN_NODE_NAME_MAX + 1];
+  uint64_t id, incarnation;
+  uint32_t lanes;
+  uint64_t detect_us;
+  pn_addr *seeds;
+  uint32_t nseeds;
+  pn_timer *retry;  /* every detect_us: seeds again while nothing is
+                       linked, else the members to every link */
+  pn__link **links; /* every link, the node actor's alone */
+  size_t nlinks, links_cap;
+  pthread_rwlock_t lock; /* members (see the top) */
+  pn__member **members;
+  size_t nmembers, cap;
+  pthread_mutex_t exports_lock;
+  pn__idmap exports;                           /* actor id -> pn_actor (held) */
+  pn_actor *subscribers[PN__NODE_SUBSCRIBERS]; /* held, under lock */
+  uint32_t nsubscribers;
+  /* Registered names (pn_node_register), under exports_lock. */
+  struct pn__name *names;
+  size_t nnames, names_cap;
+  /* Lookups waiting for another node's answer: the node actor's alone. */
+  struct pn__lookup *lookups;
+  size_t nlookups, lookups_cap;
+  uint64_t next_request;
+  _Atomic bool closing;
+  _Atomic uint64_t sent_local, sent_remote, delivered, dropped_no_actor,
+      dropped_stale, dropped_bad, joins, leaves;
+};
+
+/* The node actor's own messages (below PN_MSG_TYPE_RESERVED, as timers
+ * and pn_send() want; nothing else sends to the node actor but its peers'
+ * events). */
+#define PN__NODE_RETRY 0x4E4F0001u
+#define PN__NODE_CLOSE 0x4E4F0002u
+#define PN__NODE_LOOKUP 0x4E4F0003u /* a pn__lookup to send */
+
+/* link.c, on the node actor. */
+void pn__link_connect(pn_node *n, const pn_addr *to, bool seed);
+void pn__link_event(pn_node *n, const pn_msg *msg);
+void pn__links_close(pn_node *n);
+pn__member *pn__member_find(const pn_node *n, uint64_t id); /* under lock */
+uint64_t pn__node_id_of(const char *name);
+bool pn__node_name_ok(const char *name);
+
+/* Links: the periodic round (seeds, or members to every link). */
+void pn__links_tick(pn_node *n);
+
+/* node.c: tells every subscriber about the node `who` names. */
+void pn__node_tell(pn_node *n, uint32_t type, const char *name,
+                   const pn_ref *who, const pn_addr *addr, uint32_t reason);
+
+/* A registered name. */
+typedef struct pn__name {
+  char name[PN_NODE_NAME_MAX + 1];
+  pn_actor *actor; /* held */
+} pn__name;
+
+/* A lookup of a name on another node. */
+typedef struct pn__lookup {
+  uint64_t request;   /* this node's number for it (0: not sent yet) */
+  uint64_t node;      /* whom it asks */
+  uint64_t tag;       /* the caller's */
+  pn_actor *reply_to; /* held */
+  char name[PN_NODE_NAME_MAX + 1];
+} pn__lookup;
+
+/* names.c, on the node actor: a lookup to send, a Lookup to answer, a
+ * LookupReply to pass on, a member gone (its lookups fail), the node gone
+ * (every one fails). */
+struct Peernet__Node__V1__Lookup;
+struct Peernet__Node__V1__LookupReply;
+void pn__lookup_start(pn_node *n, const pn__lookup *q);
+void pn__lookup_answer(pn_node *n, pn__link *l,
+                       const struct Peernet__Node__V1__Lookup *q);
+void pn__lookup_answered(pn_node *n, const pn__member *from,
+                         const struct Peernet__Node__V1__LookupReply *r);
+void pn__lookups_fail(pn_node *n, uint64_t node, pn_err status);
+void pn__names_free(pn_node *n);
+
+/* ref.c. */
+pn_err pn__ref_export(pn_node *n, pn_actor *a);
+void pn__ref_deliver(pn_node *n, pn__member *from, const pn_peer_event *ev);
+void pn__refs_free(pn_node *n);
+
+#endif

@@ -1,0 +1,282 @@
+/* References and the messages sent to them (include/peernet/node.h).
+ *
+ * A local actor is reachable by reference once exported (pn_node_ref, or
+ * as the sender of pn_node_send): the node holds it in `exports` until a
+ * message finds it stopped. A message to another node is one Envelope on
+ * the lane its sender's id picks; the receiving node actor unpacks it and
+ * hands the payload over to the actor (pn_send_buf), with the sender's
+ * reference beside it, where pn_msg_sender() finds it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodes/node.h"
+#include "peernet_node.pb-c.h"
+#include "runtime/alloc.h"
+#include "runtime/msg.h"
+
+typedef Peernet__Node__V1__Envelope Envelope;
+
+/* The largest payload: a link's max_message (4 MiB) less the envelope's
+ * own fields. */
+#define PN__NODE_PAYLOAD_MAX ((4u << 20) - 64u)
+
+/* What a delivered message carries beside its bytes. */
+typedef struct delivery {
+  pn_ref sender;
+  Envelope *env;         /* remote: the payload's home */
+  unsigned char bytes[]; /* local: the payload */
+} delivery;
+
+static void delivery_free(void *data, void *ctx) {
+  (void)data;
+  delivery *d = ctx;
+  if (d->env) {
+    peernet__node__v1__envelope__free_unpacked(d->env, NULL);
+  }
+  free(d);
+}
+
+pn_err pn_msg_sender(const pn_msg *msg, pn_ref *out) {
+  if (!msg || !out) {
+    return PN_EINVAL;
+  }
+  pn_msg *m = (pn_msg *)msg; /* read only */
+  if (m->kind != PN__MSG_BUF || pn__msg_buf_of(m)->fn != delivery_free) {
+    return PN_ENOENT;
+  }
+  *out = ((const delivery *)pn__msg_buf_of(m)->ctx)->sender;
+  return PN_OK;
+}
+
+/* --- exports ------------------------------------------------------------- */
+
+pn_err pn__ref_export(pn_node *n, pn_actor *a) {
+  uint64_t id = pn_actor_id(a);
+  pn_err err = PN_OK;
+  pthread_mutex_lock(&n->exports_lock);
+  if (!pn__idmap_get(&n->exports, id)) {
+    pn_actor_hold(a);
+    if (!pn__idmap_put(&n->exports, id, a)) {
+      pn_actor_release(a);
+      err = PN_ENOMEM;
+    }
+  }
+  pthread_mutex_unlock(&n->exports_lock);
+  return err;
+}
+
+/* The exported actor of that id, held; NULL when none. */
+static pn_actor *exported(pn_node *n, uint64_t id) {
+  pthread_mutex_lock(&n->exports_lock);
+  pn_actor *a = id ? pn__idmap_get(&n->exports, id) : NULL;
+  if (a) {
+    pn_actor_hold(a);
+  }
+  pthread_mutex_unlock(&n->exports_lock);
+  return a;
+}
+
+static void unexport(pn_node *n, uint64_t id) {
+  pthread_mutex_lock(&n->exports_lock);
+  pn_actor *a = pn__idmap_del(&n->exports, id);
+  pthread_mutex_unlock(&n->exports_lock);
+  pn_actor_release(a);
+}
+
+void pn__refs_free(pn_node *n) {
+  for (size_t i = 0; i < n->exports.cap; i++) {
+    if (n->exports.slots[i].key) {
+      pn_actor_release(n->exports.slots[i].value);
+    }
+  }
+  pn__idmap_free(&n->exports);
+}
+
+pn_err pn_node_ref(pn_node *node, pn_actor *actor, pn_ref *ref_out) {
+  if (!node || !actor || !ref_out || pn_actor_runtime(actor) != node->rt) {
+    return PN_EINVAL;
+  }
+  if (atomic_load(&node->closing)) {
+    return PN_ECLOSED;
+  }
+  pn_err err = pn__ref_export(node, actor);
+  if (err == PN_OK) {
+    *ref_out = (pn_ref){.node = node->id,
+                        .incarnation = node->incarnation,
+                        .actor = pn_actor_id(actor)};
+  }
+  return err;
+}
+
+/* Hands the payload (owned by d) to the exported actor `to`; false when
+ * there is none (counted). */
+static bool deliver(pn_node *n, uint64_t to, uint32_t type, void *data,
+                    size_t size, delivery *d) {
+  pn_actor *a = exported(n, to);
+  pn_err err =
+      a ? pn_send_buf(a, type, size ? data : NULL, size, delivery_free, d)
+        : PN_ECLOSED;
+  if (err == PN_ECLOSED && a) {
+    unexport(n, to); /* stopped: gone for good */
+  }
+  pn_actor_release(a);
+  if (err != PN_OK) {
+    atomic_fetch_add(&n->dropped_no_actor, 1);
+    delivery_free(data, d);
+    return false;
+  }
+  return true;
+}
+
+/* --- sending ------------------------------------------------------------- */
+
+static pn_err send_local(pn_node *n, const pn_ref *to, uint64_t from,
+                         uint32_t type, const void *data, size_t size) {
+  delivery *d = malloc(sizeof *d + size);
+  if (!d) {
+    return PN_ENOMEM;
+  }
+  d->sender = (pn_ref){.node = from ? n->id : 0,
+                       .incarnation = from ? n->incarnation : 0,
+                       .actor = from};
+  d->env = NULL;
+  if (size) {
+    memcpy(d->bytes, data, size);
+  }
+  atomic_fetch_add(&n->sent_local, 1);
+  (void)deliver(n, to->actor, type, d->bytes, size, d);
+  return PN_OK;
+}
+
+static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
+                          uint32_t type, const void *data, size_t size) {
+  if (size > PN__NODE_PAYLOAD_MAX) {
+    return PN_ERANGE;
+  }
+  Envelope env = PEERNET__NODE__V1__ENVELOPE__INIT;
+  env.to_actor = to->actor;
+  env.to_incarnation = to->incarnation;
+  env.from_actor = from;
+  env.type = type;
+  env.payload.len = size;
+  env.payload.data = (uint8_t *)(uintptr_t)data;
+  pn_packet *pkt = NULL;
+  pn_err err = pn_packet_from_protobuf(&env.base, &pkt);
+  if (err != PN_OK) {
+    return err;
+  }
+  /* The read lock keeps the member and its link while the send, which
+   * never blocks, queues the packet. */
+  pthread_rwlock_rdlock(&n->lock);
+  pn__member *m = pn__member_find(n, to->node);
+  if (!m || !m->up || m->incarnation != to->incarnation) {
+    err = PN_ENOENT;
+  } else {
+    uint32_t lanes = pn_peer_channel_count(m->link->peer) - 1;
+    pn_channel *lane =
+        pn_peer_channel(m->link->peer, 1 + (uint32_t)(from % lanes));
+    err = pn_channel_send_packet(lane, pkt, NULL);
+    if (err == PN_OK) {
+      atomic_fetch_add(&m->msgs_out, 1);
+    }
+  }
+  pthread_rwlock_unlock(&n->lock);
+  pn_packet_release(pkt);
+  if (err == PN_OK) {
+    atomic_fetch_add(&n->sent_remote, 1);
+  }
+  return err;
+}
+
+pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
+                    const void *data, size_t size) {
+  if (!node || !to || type >= PN_MSG_TYPE_RESERVED || (!data && size)) {
+    return PN_EINVAL;
+  }
+  if (atomic_load(&node->closing)) {
+    return PN_ECLOSED;
+  }
+  uint64_t from = 0;
+  pn_actor *self = pn_self();
+  if (self && pn_actor_runtime(self) == node->rt) {
+    pn_err err = pn__ref_export(node, self);
+    if (err != PN_OK) {
+      return err;
+    }
+    from = pn_actor_id(self);
+  }
+  if (to->node == node->id) {
+    return to->incarnation == node->incarnation
+               ? send_local(node, to, from, type, data, size)
+               : PN_ENOENT;
+  }
+  return send_remote(node, to, from, type, data, size);
+}
+
+/* --- receiving ----------------------------------------------------------- */
+
+void pn__ref_deliver(pn_node *n, pn__member *from, const pn_peer_event *ev) {
+  Envelope *env = peernet__node__v1__envelope__unpack(NULL, ev->len, ev->data);
+  if (!env || env->type >= PN_MSG_TYPE_RESERVED) {
+    atomic_fetch_add(&n->dropped_bad, 1);
+    if (env) {
+      peernet__node__v1__envelope__free_unpacked(env, NULL);
+    }
+    return;
+  }
+  atomic_fetch_add(&from->msgs_in, 1);
+  if (env->to_incarnation != n->incarnation) {
+    atomic_fetch_add(&n->dropped_stale, 1);
+    peernet__node__v1__envelope__free_unpacked(env, NULL);
+    return;
+  }
+  delivery *d = malloc(sizeof *d);
+  if (!d) {
+    atomic_fetch_add(&n->dropped_no_actor, 1);
+    peernet__node__v1__envelope__free_unpacked(env, NULL);
+    return;
+  }
+  d->sender = (pn_ref){.node = env->from_actor ? from->id : 0,
+                       .incarnation = env->from_actor ? from->incarnation : 0,
+                       .actor = env->from_actor};
+  d->env = env;
+  if (deliver(n, env->to_actor, env->type, env->payload.data, env->payload.len,
+              d)) {
+    atomic_fetch_add(&n->delivered, 1);
+  }
+}
+
+/* --- values -------------------------------------------------------------- */
+
+bool pn_ref_equal(const pn_ref *a, const pn_ref *b) {
+  return a && b && a->node == b->node && a->incarnation == b->incarnation &&
+         a->actor == b->actor;
+}
+
+uint64_t pn_ref_hash(const pn_ref *r) {
+  if (!r) {
+    return 0;
+  }
+  /* splitmix64's finaliser over the three fields, chained */
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  const uint64_t v[3] = {r->node, r->incarnation, r->actor};
+  for (int i = 0; i < 3; i++) {
+    h ^= v[i];
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    h ^= h >> 31;
+  }
+  return h;
+}
+
+pn_err pn_ref_format(const pn_ref *r, char *buf, size_t cap) {
+  if (!r || !buf) {
+    return PN_EINVAL;
+  }
+  int w = snprintf(
+      buf, cap, "%016llx.%016llx.%llu", (unsigned long long)r->node,
+      (unsigned long long)r->incarnation, (unsigned long long)r->actor);
+  return w < 0 || (size_t)w >= cap ? PN_ERANGE : PN_OK;
+}

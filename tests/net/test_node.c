@@ -1,0 +1,452 @@
+/* Nodes (include/peernet/node.h) on loopback, on both I/O backends: three
+ * nodes join through a chain of seeds and become a full mesh; an
+ * application thread on one sends to an actor on another, which answers
+ * the sender's reference on a third, in order and with its reference;
+ * messages to actors that stopped, to unknown ones and to an earlier
+ * incarnation are dropped and counted; a node that leaves is seen down by
+ * the others; a node with another cluster key never joins; a client that
+ * breaks the protocol is counted and dropped; names registered on one
+ * node are found from another, and what is not there gets a clear error.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "peernet/inbox.h"
+#include "peernet/node.h"
+#include "peernet/stats.h"
+#include "tests/net/net_harness.h"
+
+enum { N = 3000, MSG = 7 };
+
+static pn_node *open_node(pn_runtime *rt, const char *name, const pn_node *seed,
+                          const uint8_t *key) {
+  pn_node_config cfg = PN_NODE_CONFIG_INIT;
+  cfg.name = name;
+  cfg.cluster_key = key;
+  pn_addr s;
+  if (seed) {
+    PN_ASSERT_OK(pn_node_addr(seed, &s));
+    cfg.seeds = &s;
+    cfg.seed_count = 1;
+  }
+  pn_node *n = NULL;
+  PN_ASSERT_OK(pn_node_open(rt, &cfg, &n));
+  return n;
+}
+
+/* The next message of the inbox, waiting at most NET_WAIT_MS. */
+static pn_msg *next(pn_actor *inbox) {
+  pn_msg *m = NULL;
+  pn_err err = pn_inbox_receive(inbox, NET_WAIT_MS * 1000ull, &m);
+  if (err != PN_OK) {
+    fail_msg("inbox: %s", pn_err_name(err));
+  }
+  return m;
+}
+
+/* Waits for `ups` PN_MSG_NODE_UP on the inbox; returns the names seen. */
+static void expect_ups(pn_actor *inbox, int ups) {
+  for (int i = 0; i < ups; i++) {
+    pn_msg *m = next(inbox);
+    pn_node_event ev;
+    PN_ASSERT_OK(pn_msg_node_event(m, &ev));
+    assert_int_equal(pn_msg_type(m), PN_MSG_NODE_UP);
+    assert_true(ev.node.node && ev.node.incarnation && !ev.node.actor);
+    pn_inbox_release(inbox, m);
+  }
+}
+
+/* An actor that answers every message to `reply` (the sender's reference
+ * when reply is all zeros), through its node. */
+typedef struct echo {
+  pn_node *node;
+  pn_ref reply;
+} echo;
+
+static void echo_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  echo *e = state;
+  if (pn_msg_type(msg) != MSG) {
+    return;
+  }
+  pn_ref to = e->reply, from;
+  if (!to.node) {
+    PN_ASSERT_OK(pn_msg_sender(msg, &from));
+    to = from;
+  }
+  PN_ASSERT_OK(
+      pn_node_send(e->node, &to, MSG, pn_msg_data(msg), pn_msg_size(msg)));
+}
+
+/* Asks `target` (through its node) on ASK; tells `out` ANSWERED when the
+ * answer comes back from it. */
+enum { ASK = 8, ANSWERED = 9 };
+typedef struct asker {
+  pn_node *node;
+  pn_ref target;
+  pn_actor *out;
+} asker;
+
+static void asker_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  asker *k = state;
+  uint32_t v = 42;
+  if (pn_msg_type(msg) == ASK) {
+    PN_ASSERT_OK(pn_node_send(k->node, &k->target, MSG, &v, sizeof v));
+  } else if (pn_msg_type(msg) == MSG) {
+    pn_ref from;
+    PN_ASSERT_OK(pn_msg_sender(msg, &from));
+    assert_true(pn_ref_equal(&from, &k->target));
+    assert_int_equal(pn_msg_size(msg), sizeof v);
+    PN_ASSERT_OK(pn_send(k->out, ANSWERED, NULL, 0));
+  }
+}
+
+static pn_node_stats node_stats(const pn_node *n) {
+  pn_node_stats st;
+  PN_ASSERT_OK(pn_node_stats_get(n, &st));
+  return st;
+}
+
+static void three_nodes_mesh_and_message(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  pn_actor *ev[3];
+  for (int i = 0; i < 3; i++) {
+    PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev[i]));
+  }
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(a, ev[0]));
+  pn_node *b = open_node(rt, "beta", a, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(b, ev[1]));
+  pn_node *c = open_node(rt, "gamma", b, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(c, ev[2]));
+  /* gamma knew only beta: it hears of alpha through beta. */
+  for (int i = 0; i < 3; i++) {
+    expect_ups(ev[i], 2);
+  }
+  pn_node_info info[4];
+  size_t count = 0;
+  PN_ASSERT_OK(pn_node_list(c, info, 4, &count));
+  assert_int_equal(count, 2);
+  pn_ref ra = pn_node_self(a);
+  assert_true(pn_ref_equal(&info[0].node, &ra) ||
+              pn_ref_equal(&info[1].node, &ra));
+
+  /* An application thread on gamma sends N to an echo on alpha, which
+   * answers an inbox on gamma: in order, with the echo's reference. */
+  pn_actor *got = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "replies", &got));
+  echo e = {.node = a};
+  PN_ASSERT_OK(pn_node_ref(c, got, &e.reply));
+  pn_actor *ea = pn_test_spawn(rt, "echo", echo_handler, &e, -1);
+  pn_ref echo_ref;
+  PN_ASSERT_OK(pn_node_ref(a, ea, &echo_ref));
+  char text[PN_REF_STRLEN];
+  PN_ASSERT_OK(pn_ref_format(&echo_ref, text, sizeof text));
+  fprintf(stderr, "# echo on alpha: %s\n", text);
+  for (uint32_t i = 1; i <= N; i++) {
+    pn_err err;
+    while ((err = pn_node_send(c, &echo_ref, MSG, &i, sizeof i)) == PN_EAGAIN) {
+      sched_yield(); /* the lane is full: back off */
+    }
+    PN_ASSERT_OK(err);
+  }
+  for (uint32_t i = 1; i <= N; i++) {
+    pn_msg *m = next(got);
+    assert_int_equal(pn_msg_type(m), MSG);
+    assert_int_equal(pn_msg_size(m), sizeof i);
+    uint32_t v;
+    memcpy(&v, pn_msg_data(m), sizeof v);
+    assert_int_equal(v, i);
+    pn_ref from;
+    PN_ASSERT_OK(pn_msg_sender(m, &from));
+    assert_true(pn_ref_equal(&from, &echo_ref));
+    pn_inbox_release(got, m);
+  }
+  assert_int_equal(node_stats(c).sent_remote, N);
+  assert_int_equal(node_stats(a).delivered, N);
+  assert_int_equal(node_stats(a).sent_remote, N);
+
+  /* An actor on beta asks an echo on alpha that answers whoever sent:
+   * the answer comes back to the asker, from the echo. */
+  echo es = {.node = a};
+  pn_actor *sa = pn_test_spawn(rt, "echo-sender", echo_handler, &es, -1);
+  asker ask = {.node = b, .out = got};
+  PN_ASSERT_OK(pn_node_ref(a, sa, &ask.target));
+  pn_actor *back = pn_test_spawn(rt, "asker", asker_handler, &ask, -1);
+  PN_ASSERT_OK(pn_send(back, ASK, NULL, 0));
+  pn_msg *answer = next(got);
+  assert_int_equal(pn_msg_type(answer), ANSWERED);
+  pn_inbox_release(got, answer);
+
+  /* Dropped and counted: an actor that stopped, one never referenced;
+   * refused: an earlier incarnation, a node not linked. */
+  pn_ref gone;
+  pn_actor *tmp = pn_test_spawn(rt, "short-lived", echo_handler, &e, -1);
+  PN_ASSERT_OK(pn_node_ref(a, tmp, &gone));
+  PN_ASSERT_OK(pn_actor_stop(tmp));
+  for (uint64_t t0 = net_now_ms(); net_now_ms() - t0 < NET_WAIT_MS;) {
+    pn_actor_stats as;
+    PN_ASSERT_OK(pn_actor_stats_get(tmp, &as));
+    if (as.state == PN_ACTOR_STOPPED) {
+      break;
+    }
+    sched_yield();
+  }
+  pn_actor_release(tmp);
+  uint32_t one = 1;
+  PN_ASSERT_OK(pn_node_send(c, &gone, MSG, &one, sizeof one));
+  pn_ref never = echo_ref;
+  never.actor = 999999;
+  PN_ASSERT_OK(pn_node_send(c, &never, MSG, &one, sizeof one));
+  pn_ref old = echo_ref;
+  old.incarnation ^= 1;
+  assert_int_equal(pn_node_send(c, &old, MSG, &one, sizeof one), PN_ENOENT);
+  pn_ref nowhere = {.node = 12345, .incarnation = 1, .actor = 1};
+  assert_int_equal(pn_node_send(c, &nowhere, MSG, &one, sizeof one), PN_ENOENT);
+  assert_int_equal(pn_node_send(c, &echo_ref, PN_MSG_TYPE_RESERVED, &one, 4),
+                   PN_EINVAL);
+  /* Both land after the echo's last answer: wait for the counts. */
+  for (uint64_t t0 = net_now_ms();
+       node_stats(a).dropped_no_actor < 2 && net_now_ms() - t0 < NET_WAIT_MS;) {
+    sched_yield();
+  }
+  assert_int_equal(node_stats(a).dropped_no_actor, 2);
+
+  /* beta leaves: alpha and gamma see it down. */
+  pn_node_close(b);
+  for (int i = 0; i < 3; i += 2) {
+    pn_msg *m = next(ev[i]);
+    pn_node_event de;
+    PN_ASSERT_OK(pn_msg_node_event(m, &de));
+    if (pn_msg_type(m) != PN_MSG_NODE_DOWN || strcmp(de.name, "beta") != 0) {
+      fail_msg("%s: %s %s (%s)", i ? "gamma" : "alpha",
+               pn_msg_type(m) == PN_MSG_NODE_UP ? "up" : "down", de.name,
+               pn_reason_name(de.reason));
+    }
+    pn_inbox_release(ev[i], m);
+  }
+  PN_ASSERT_OK(pn_node_list(a, info, 4, &count));
+  assert_int_equal(count, 1);
+  assert_string_equal(info[0].name, "gamma");
+
+  pn_node_close(a);
+  pn_node_close(c);
+  PN_ASSERT_OK(pn_actor_stop(ea));
+  pn_actor_release(ea);
+  PN_ASSERT_OK(pn_actor_stop(back));
+  pn_actor_release(back);
+  PN_ASSERT_OK(pn_actor_stop(sa));
+  pn_actor_release(sa);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  for (int i = 0; i < 3; i++) {
+    PN_ASSERT_OK(pn_inbox_close(ev[i]));
+  }
+  PN_ASSERT_OK(pn_inbox_close(got));
+  pn_test_runtime_end(rt);
+}
+
+/* The next PN_MSG_NODE_LOOKUP on the inbox. */
+static pn_node_lookup_result lookup_result(pn_actor *inbox) {
+  pn_msg *m = next(inbox);
+  pn_node_lookup_result r;
+  PN_ASSERT_OK(pn_msg_node_lookup(m, &r));
+  pn_inbox_release(inbox, m);
+  return r;
+}
+
+/* Names: registered on one node, looked up from it and from another
+ * ("alpha/echo"), answered with the reference that reaches the actor;
+ * unknown names, unknown nodes and a node that left get clear errors. */
+static void names_and_lookups(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  pn_actor *ev = NULL, *got = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
+  PN_ASSERT_OK(pn_inbox_open(rt, "answers", &got));
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  pn_node *b = open_node(rt, "beta", a, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(b, ev));
+  expect_ups(ev, 1);
+  echo e = {.node = a};
+  PN_ASSERT_OK(pn_node_ref(b, got, &e.reply));
+  pn_actor *ea = pn_test_spawn(rt, "echo", echo_handler, &e, -1);
+  PN_ASSERT_OK(pn_node_register(a, "echo", ea));
+  assert_int_equal(pn_node_register(a, "echo", ea), PN_EEXIST);
+  assert_int_equal(pn_node_register(a, "no/slash", ea), PN_EINVAL);
+
+  /* Here, and from beta: the same reference. */
+  PN_ASSERT_OK(pn_node_lookup(a, "echo", got, 1));
+  pn_node_lookup_result here = lookup_result(got);
+  assert_int_equal(here.tag, 1);
+  assert_int_equal(here.status, PN_OK);
+  PN_ASSERT_OK(pn_node_lookup(b, "alpha/echo", got, 2));
+  pn_node_lookup_result there = lookup_result(got);
+  assert_int_equal(there.tag, 2);
+  assert_int_equal(there.status, PN_OK);
+  assert_true(pn_ref_equal(&here.ref, &there.ref));
+  uint32_t v = 5;
+  PN_ASSERT_OK(pn_node_send(b, &there.ref, MSG, &v, sizeof v));
+  pn_msg *m = next(got);
+  assert_int_equal(pn_msg_type(m), MSG);
+  pn_inbox_release(got, m);
+
+  /* No such name there; no such node; bad paths. */
+  PN_ASSERT_OK(pn_node_lookup(b, "alpha/nobody", got, 3));
+  pn_node_lookup_result none = lookup_result(got);
+  assert_int_equal(none.tag, 3);
+  assert_int_equal(none.status, PN_ENOENT);
+  PN_ASSERT_OK(pn_node_lookup(b, "delta/echo", got, 4));
+  assert_int_equal(lookup_result(got).status, PN_EUNREACHABLE);
+  assert_int_equal(pn_node_lookup(b, "alpha/", got, 5), PN_EINVAL);
+  assert_int_equal(pn_node_lookup(b, "/echo", got, 5), PN_EINVAL);
+  assert_int_equal(pn_node_lookup(b, "a b/echo", got, 5), PN_EINVAL);
+
+  /* Unregistered: gone by name (the reference still reaches it). */
+  PN_ASSERT_OK(pn_node_unregister(a, "echo"));
+  assert_int_equal(pn_node_unregister(a, "echo"), PN_ENOENT);
+  PN_ASSERT_OK(pn_node_lookup(b, "alpha/echo", got, 6));
+  assert_int_equal(lookup_result(got).status, PN_ENOENT);
+
+  /* alpha leaves: a lookup of it is unreachable. */
+  pn_node_close(a);
+  m = next(ev);
+  assert_int_equal(pn_msg_type(m), PN_MSG_NODE_DOWN);
+  pn_inbox_release(ev, m);
+  PN_ASSERT_OK(pn_node_lookup(b, "alpha/echo", got, 7));
+  pn_node_lookup_result late = lookup_result(got);
+  assert_int_equal(late.tag, 7);
+  assert_int_equal(late.status, PN_EUNREACHABLE);
+
+  pn_node_close(b);
+  PN_ASSERT_OK(pn_actor_stop(ea));
+  pn_actor_release(ea);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  PN_ASSERT_OK(pn_inbox_close(ev));
+  PN_ASSERT_OK(pn_inbox_close(got));
+  pn_test_runtime_end(rt);
+}
+
+/* A node with another cluster key is refused; one with none too. */
+static void cluster_key_keeps_others_out(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  uint8_t k1[32], k2[32];
+  memset(k1, 1, sizeof k1);
+  memset(k2, 2, sizeof k2);
+  pn_actor *ev = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
+  pn_node *a = open_node(rt, "alpha", NULL, k1);
+  PN_ASSERT_OK(pn_node_subscribe(a, ev));
+  pn_node *intruder = open_node(rt, "intruder", a, k2);
+  pn_node *friend = open_node(rt, "friend", a, k1);
+  pn_msg *m = next(ev);
+  pn_node_event e;
+  PN_ASSERT_OK(pn_msg_node_event(m, &e));
+  assert_string_equal(e.name, "friend");
+  pn_inbox_release(ev, m);
+  size_t count = 0;
+  PN_ASSERT_OK(pn_node_list(intruder, NULL, 0, &count));
+  assert_int_equal(count, 0);
+  pn_node_close(intruder);
+  pn_node_close(friend);
+  pn_node_close(a);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  PN_ASSERT_OK(pn_inbox_close(ev));
+  pn_test_runtime_end(rt);
+}
+
+/* A PeerNet client that is not a node: garbage on lane 0, and an
+ * envelope before any Hello, are counted and cost it its link. */
+static void protocol_breakers_dropped(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  pn_addr to;
+  PN_ASSERT_OK(pn_node_addr(a, &to));
+  net_app app[2];
+  for (int round = 0; round < 2; round++) {
+    net_app_init(&app[round], 4);
+    pn_test_latch connected, gone;
+    pn_test_latch_init(&connected, 1);
+    pn_test_latch_init(&gone, 1);
+    app[round].on_connect = &connected;
+    app[round].on_disconnect = &gone;
+    pn_actor *owner =
+        pn_test_spawn(rt, "breaker", net_app_handler, &app[round], -1);
+    pn_host *h = net_host(rt, NULL, NULL, NULL);
+    pn_peer *p = net_connect(h, &to, owner, 9, NULL, 0);
+    assert_true(pn_test_latch_wait(&connected, NET_WAIT_MS));
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
+    PN_ASSERT_OK(pn_channel_send(pn_peer_channel(p, round ? 1 : 0), junk,
+                                 sizeof junk, NULL));
+    assert_true(pn_test_latch_wait(&gone, NET_WAIT_MS));
+    assert_int_equal(node_stats(a).dropped_bad, (uint64_t)round + 1);
+    pn_peer_release(p);
+    pn_host_close(h);
+    /* the latches are gone once this round ends */
+    pthread_mutex_lock(&app[round].lock);
+    app[round].on_connect = app[round].on_disconnect = NULL;
+    pthread_mutex_unlock(&app[round].lock);
+    PN_ASSERT_OK(pn_actor_stop(owner));
+    pn_actor_release(owner);
+    pn_test_latch_fini(&connected);
+    pn_test_latch_fini(&gone);
+  }
+  assert_int_equal(node_stats(a).nodes, 0);
+  pn_node_close(a);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_peer_release(app[0].peer);
+  pn_peer_release(app[1].peer);
+  pn_test_runtime_end(rt);
+  net_app_fini(&app[0]);
+  net_app_fini(&app[1]);
+}
+
+/* Bad arguments change nothing and say why. */
+static void bad_arguments(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  pn_node_config cfg = PN_NODE_CONFIG_INIT;
+  pn_node *n = NULL;
+  assert_int_equal(pn_node_open(rt, &cfg, &n), PN_EINVAL); /* no name */
+  cfg.name = "bad name";
+  assert_int_equal(pn_node_open(rt, &cfg, &n), PN_EINVAL);
+  cfg.name = "ok";
+  cfg.lanes = PN_NODE_LANES_MAX + 1;
+  assert_int_equal(pn_node_open(rt, &cfg, &n), PN_EINVAL);
+  cfg.lanes = 0;
+  cfg.detect_us = 1000;
+  assert_int_equal(pn_node_open(rt, &cfg, &n), PN_EINVAL);
+  cfg.detect_us = 0;
+  pn_addr bad = {0};
+  cfg.seeds = &bad;
+  cfg.seed_count = 1;
+  assert_int_equal(pn_node_open(rt, &cfg, &n), PN_EINVAL);
+  assert_null(n);
+  pn_ref r = {1, 2, 3};
+  char small[8];
+  assert_int_equal(pn_ref_format(&r, small, sizeof small), PN_ERANGE);
+  assert_int_equal(pn_node_send(NULL, &r, 1, NULL, 0), PN_EINVAL);
+  assert_int_equal(pn_msg_sender(NULL, &r), PN_EINVAL);
+  pn_ref s = r;
+  assert_true(pn_ref_equal(&r, &s) && pn_ref_hash(&r) == pn_ref_hash(&s));
+  s.actor++;
+  assert_false(pn_ref_equal(&r, &s));
+  assert_true(pn_ref_hash(&r) != pn_ref_hash(&s));
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_test_runtime_end(rt);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(three_nodes_mesh_and_message),
+      cmocka_unit_test(names_and_lookups),
+      cmocka_unit_test(cluster_key_keeps_others_out),
+      cmocka_unit_test(protocol_breakers_dropped),
+      cmocka_unit_test(bad_arguments),
+  };
+  return net_run_groups(tests, sizeof tests / sizeof tests[0]);
+}
