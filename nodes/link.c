@@ -397,6 +397,9 @@ static void on_down(pn_node *n, pn__link *l, uint32_t reason) {
   }
   pn_peer_release(l->peer);
   free(l);
+  if (!n->nlinks && atomic_load(&n->closing)) {
+    pn__node_links_gone(n);
+  }
 }
 
 void pn__link_event(pn_node *n, const pn_msg *msg) {
@@ -407,6 +410,12 @@ void pn__link_event(pn_node *n, const pn_msg *msg) {
   pn__link *l = ev.user;
   switch (pn_msg_type(msg)) {
   case PN_MSG_PEER_CONNECTED:
+    if (atomic_load(&n->closing)) {
+      /* Leaving: no new link. One this node dialled goes when its
+       * DISCONNECTED comes; an accepted one is not ours to hold. */
+      (void)pn_peer_disconnect(ev.peer, PN_NODE_REASON_LEFT);
+      return;
+    }
     if (!l) { /* accepted */
       l = pn__calloc(1, sizeof *l);
       if (!l || !links_add(n, l)) {

@@ -28,15 +28,47 @@ static void node_free(pn_node *n) {
   free(n);
 }
 
-/* The host goes first, on the actor that uses it: its peers' last events
+/* The host goes last, on the actor that uses it: its peers' last events
  * reach a stopping actor and are dropped; the links still hold the peers
  * and give them back when the actor stops. */
-static void node_shut(pn_node *n) {
+static void node_finish(pn_node *n, pn_actor *self) {
   atomic_store(&n->closing, true);
   pn_timer_cancel(n->retry);
   n->retry = NULL;
   pn_host_close(n->host);
   n->host = NULL;
+  (void)pn_actor_stop(self);
+  pn__node_closer *c = n->closer;
+  n->closer = NULL;
+  if (c) { /* the last touch of the waiter's memory */
+    pthread_mutex_lock(&c->lock);
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->lock);
+  }
+}
+
+/* Leaving: every link delivers what is queued, then closes; the node
+ * finishes when the last is gone, or after twice detect_us. */
+static void node_leave(pn_node *n, pn_actor *self) {
+  atomic_store(&n->closing, true);
+  pn_timer_cancel(n->retry);
+  n->retry = NULL;
+  if (!n->nlinks || pn_timer_start(self, PN__NODE_FINISH, 2 * n->detect_us, 0,
+                                   NULL) != PN_OK) {
+    node_finish(n, self);
+    return;
+  }
+  for (size_t i = 0; i < n->nlinks; i++) {
+    (void)pn_peer_disconnect_later(n->links[i]->peer, PN_NODE_REASON_LEFT,
+                                   n->detect_us);
+  }
+}
+
+void pn__node_links_gone(pn_node *n) {
+  if (n->host) {
+    node_finish(n, n->actor);
+  }
 }
 
 static void node_handler(pn_actor *self, void *state, const pn_msg *msg) {
@@ -55,12 +87,19 @@ static void node_handler(pn_actor *self, void *state, const pn_msg *msg) {
     }
     return;
   case PN__NODE_CLOSE:
-    node_shut(n);
-    (void)pn_actor_stop(self);
+    if (pn_msg_size(msg) == sizeof(pn__node_closer *)) {
+      memcpy(&n->closer, pn_msg_data(msg), sizeof n->closer);
+    }
+    node_leave(n, self);
+    return;
+  case PN__NODE_FINISH:
+    if (n->host) {
+      node_finish(n, self);
+    }
     return;
   case PN_MSG_STOPPED:
     if (n->host) {
-      node_shut(n);
+      node_finish(n, self);
     }
     pn_actor_release(n->actor);
     node_free(n);
@@ -168,9 +207,28 @@ void pn_node_close(pn_node *node) {
   if (!node) {
     return;
   }
-  atomic_store(&node->closing, true);
-  if (pn_send(node->actor, PN__NODE_CLOSE, NULL, 0) != PN_OK) {
+  /* The node actor marks it closing when it takes this: marked here, a
+   * link that goes meanwhile could finish the node before the message
+   * that names the waiter arrives. A handler must not block: it leaves
+   * the node to leave on its own. */
+  pn__node_closer c = {.done = false};
+  pn__node_closer *cp = pn_self() ? NULL : &c;
+  if (cp) {
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cv, NULL);
+  }
+  if (pn_send(node->actor, PN__NODE_CLOSE, &cp, sizeof cp) != PN_OK) {
     (void)pn_actor_stop(node->actor); /* frees it as it stops */
+  } else if (cp) {
+    pthread_mutex_lock(&c.lock);
+    while (!c.done) {
+      pthread_cond_wait(&c.cv, &c.lock);
+    }
+    pthread_mutex_unlock(&c.lock);
+  }
+  if (cp) {
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.lock);
   }
 }
 

@@ -74,6 +74,7 @@ struct pn_node {
   struct pn__lookup *lookups;
   size_t nlookups, lookups_cap;
   uint64_t next_request;
+  struct pn__node_closer *closer; /* a thread waiting in pn_node_close */
   _Atomic bool closing;
   _Atomic uint64_t sent_local, sent_remote, delivered, dropped_no_actor,
       dropped_stale, dropped_bad, joins, leaves;
@@ -85,6 +86,7 @@ struct pn_node {
 #define PN__NODE_RETRY 0x4E4F0001u
 #define PN__NODE_CLOSE 0x4E4F0002u
 #define PN__NODE_LOOKUP 0x4E4F0003u /* a pn__lookup to send */
+#define PN__NODE_FINISH 0x4E4F0004u /* closing: links had their time */
 
 /* link.c, on the node actor. */
 void pn__link_connect(pn_node *n, const pn_addr *to, bool seed);
@@ -96,6 +98,16 @@ bool pn__node_name_ok(const char *name);
 
 /* Links: the periodic round (seeds, or members to every link). */
 void pn__links_tick(pn_node *n);
+
+/* What a thread in pn_node_close waits on (its own stack). */
+typedef struct pn__node_closer {
+  pthread_mutex_t lock;
+  pthread_cond_t cv;
+  bool done;
+} pn__node_closer;
+
+/* node.c: closing, the last link is gone. */
+void pn__node_links_gone(pn_node *n);
 
 /* node.c: tells every subscriber about the node `who` names. */
 void pn__node_tell(pn_node *n, uint32_t type, const char *name,

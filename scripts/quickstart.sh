@@ -138,8 +138,8 @@ demo)
   install_deps
   log "release build"
   configure_build build/release -DCMAKE_BUILD_TYPE=Release
-  log "demo"
-  build/release/examples/actors-demo/peernet-actors-demo
+  log "demo: a cluster of three processes on loopback"
+  build/release/examples/peernet-cluster/peernet-cluster
   ;;
 test)
   start=$(date +%s)

@@ -24,7 +24,8 @@
  * can reach the listen address can join.
  *
  * Threading. Every function may be called from any thread; none blocks,
- * except pn_node_open (which opens a socket). The node's own work runs on
+ * except pn_node_open (which opens a socket) and pn_node_close (which
+ * waits for the node to leave). The node's own work runs on
  * an actor of its runtime.
  *
  * Ownership. pn_node_open() returns a handle the caller gives back with
@@ -100,11 +101,14 @@ typedef struct pn_node_config {
 PN_API pn_err pn_node_open(pn_runtime *rt, const pn_node_config *cfg,
                            pn_node **node_out);
 
-/* Leaves the cluster (links close; the others see this node down) and
- * gives back the handle. No other call on this node may run or start once
- * this one has begun; references to this node's actors stop reaching them.
- * Call it before pn_runtime_shutdown(). NULL is ignored. Any thread, never
- * blocks: the node's actor finishes on its worker. */
+/* Leaves the cluster and gives back the handle: each link first delivers
+ * what was sent on it (for at most detect_us), then closes; the others
+ * see this node down (PN_NODE_REASON_LEFT). From a thread that is not
+ * running a handler it BLOCKS until the node has left (at most twice
+ * detect_us, so pn_runtime_shutdown() after it cuts nothing short); from a
+ * handler it returns at once and the node leaves on its own worker. No
+ * other call on this node may run or start once this one has begun.
+ * Call it before pn_runtime_shutdown(). NULL is ignored. */
 PN_API void pn_node_close(pn_node *node);
 
 /* This node's name (borrowed: valid until pn_node_close) and reference
@@ -190,6 +194,10 @@ PN_API pn_err pn_msg_node_lookup(const pn_msg *msg, pn_node_lookup_result *out);
 /* Node events, to actors given to pn_node_subscribe(). */
 #define PN_MSG_NODE_UP 0xFFFFFF20u
 #define PN_MSG_NODE_DOWN 0xFFFFFF21u
+
+/* A DOWN's reason when the node left (pn_node_close): it delivered what it
+ * had queued first. Otherwise the link's PN_REASON_* (peernet/net.h). */
+#define PN_NODE_REASON_LEFT 0xFFFFFE04u
 
 typedef struct pn_node_event {
   char name[PN_NODE_NAME_MAX + 1];

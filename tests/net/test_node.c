@@ -329,6 +329,47 @@ static void names_and_lookups(void **state) {
   pn_test_runtime_end(rt);
 }
 
+/* A node that leaves delivers what it sent first: the others see its
+ * last messages, then its DOWN (PN_NODE_REASON_LEFT). */
+static void leaving_delivers_what_was_sent(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  pn_actor *ev = NULL, *got = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
+  PN_ASSERT_OK(pn_inbox_open(rt, "got", &got));
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(a, got)); /* alpha sees beta up first */
+  pn_node *b = open_node(rt, "beta", a, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(b, ev));
+  expect_ups(ev, 1);
+  expect_ups(got, 1);
+  pn_ref to;
+  PN_ASSERT_OK(pn_node_ref(b, got, &to));
+  enum { LAST = 200 };
+  for (uint32_t i = 1; i <= LAST; i++) {
+    PN_ASSERT_OK(pn_node_send(a, &to, MSG, &i, sizeof i));
+  }
+  pn_node_close(a);
+  for (uint32_t i = 1; i <= LAST; i++) {
+    pn_msg *m = next(got);
+    uint32_t v;
+    memcpy(&v, pn_msg_data(m), sizeof v);
+    assert_int_equal(v, i);
+    pn_inbox_release(got, m);
+  }
+  pn_msg *m = next(ev);
+  pn_node_event de;
+  PN_ASSERT_OK(pn_msg_node_event(m, &de));
+  assert_int_equal(pn_msg_type(m), PN_MSG_NODE_DOWN);
+  assert_int_equal(de.reason, PN_NODE_REASON_LEFT);
+  pn_inbox_release(ev, m);
+  pn_node_close(b);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  PN_ASSERT_OK(pn_inbox_close(ev));
+  PN_ASSERT_OK(pn_inbox_close(got));
+  pn_test_runtime_end(rt);
+}
+
 /* A node with another cluster key is refused; one with none too. */
 static void cluster_key_keeps_others_out(void **state) {
   (void)state;
@@ -444,6 +485,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(three_nodes_mesh_and_message),
       cmocka_unit_test(names_and_lookups),
+      cmocka_unit_test(leaving_delivers_what_was_sent),
       cmocka_unit_test(cluster_key_keeps_others_out),
       cmocka_unit_test(protocol_breakers_dropped),
       cmocka_unit_test(bad_arguments),
