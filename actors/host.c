@@ -32,6 +32,7 @@
 #include "runtime/clock.h"
 #include "runtime/timer.h"
 #include "runtime/rt.h"
+#include "runtime/worker.h"
 
 #define DEFAULT_MTU 1200u
 #define DEFAULT_MAX_MESSAGE (4u << 20)
@@ -582,6 +583,14 @@ void pn_host_close(pn_host *host) {
   atomic_store_explicit(&host->closing, 1, memory_order_relaxed);
   /* PN_ECLOSED: the actor already stopped (runtime shutdown). */
   (void)pn__send_parts(host->actor, PN__H_CLOSE, NULL, 0, NULL, 0);
+  /* From a handler the message waits in this worker's outbox, which holds
+   * no reference to the host actor; the last reference to the host may go
+   * on another worker (its last peer's) and the actor stop there before
+   * this run ends: pushed now, while this handle still holds it. */
+  pn__worker *w = pn__worker_current(host->rt);
+  if (w && w->outbox_used) {
+    pn__outbox_flush(w);
+  }
   pn__host_unref(host);
 }
 

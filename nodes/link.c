@@ -369,7 +369,25 @@ static void on_control(pn_node *n, pn__link *l, const pn_peer_event *ev) {
     break;
   case PEERNET__NODE__V1__CONTROL__BODY_LOOKUP_REPLY:
     if (l->member) {
-      pn__lookup_answered(n, l->member, c->lookup_reply);
+      pn__lookup_answered(n, l->member, false, c->lookup_reply->request,
+                          c->lookup_reply->actor, PN_OK);
+    } else {
+      bad_link(n, l);
+    }
+    break;
+  case PEERNET__NODE__V1__CONTROL__BODY_SPAWN:
+    if (l->member) {
+      pn__spawn_answer(n, l, c->spawn);
+    } else {
+      bad_link(n, l);
+    }
+    break;
+  case PEERNET__NODE__V1__CONTROL__BODY_SPAWN_REPLY:
+    if (l->member) {
+      /* Whatever the other node says, a failure is a failure. */
+      int32_t st = c->spawn_reply->status;
+      pn__lookup_answered(n, l->member, true, c->spawn_reply->request,
+                          c->spawn_reply->actor, st < 0 ? (pn_err)st : PN_OK);
     } else {
       bad_link(n, l);
     }

@@ -1,10 +1,12 @@
-/* Names: actors registered under a name on their node, and lookups of
- * "<node>/<name>" from any node (include/peernet/node.h).
+/* Requests between nodes (include/peernet/node.h): actors registered
+ * under a name and looked up as "<node>/<name>" from any node; behaviours
+ * registered by name and spawned from any node.
  *
- * A lookup on this node answers at once. One on another node goes to the
- * node actor (PN__NODE_LOOKUP), which numbers it, asks on the link's lane
- * 0 (Lookup) and keeps it until the answer (LookupReply), or until that
- * node goes down or this one closes: every lookup gets exactly one reply.
+ * A request for this node is answered at once. One for another node goes
+ * to the node actor (PN__NODE_LOOKUP), which numbers it, sends it on the
+ * link's lane 0 (Lookup, Spawn) and keeps it until the answer (LookupReply,
+ * SpawnReply), or until that node goes down or this one closes: every
+ * request gets exactly one reply.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,8 @@ void pn__names_free(pn_node *n) {
   free(n->names);
   n->names = NULL;
   n->nnames = n->names_cap = 0;
+  free(n->behaviours);
+  n->behaviours = NULL;
   pn__lookups_fail(n, 0, PN_ECLOSED);
   free(n->lookups);
   n->lookups = NULL;
@@ -99,17 +103,27 @@ void pn__names_free(pn_node *n) {
 
 /* --- lookups -------------------------------------------------------------- */
 
-static void reply(pn_actor *to, uint64_t tag, pn_err status,
+static void reply(pn_actor *to, bool spawn, uint64_t tag, pn_err status,
                   const pn_ref *ref) {
-  pn_node_lookup_result r = {.tag = tag, .status = status};
+  pn_node_result r = {.tag = tag, .status = status};
   if (status == PN_OK) {
     r.ref = *ref;
   }
-  (void)pn__send_parts(to, PN_MSG_NODE_LOOKUP, &r, sizeof r, NULL, 0);
+  (void)pn__send_parts(to, spawn ? PN_MSG_NODE_SPAWNED : PN_MSG_NODE_LOOKUP, &r,
+                       sizeof r, NULL, 0);
 }
 
-pn_err pn_msg_node_lookup(const pn_msg *msg, pn_node_lookup_result *out) {
-  if (!msg || !out || pn_msg_type(msg) != PN_MSG_NODE_LOOKUP ||
+/* Gives a request back: its reply sent (or not), its memory freed. */
+static void request_done(pn__lookup *q) {
+  pn_actor_release(q->reply_to);
+  free(q->arg);
+  q->arg = NULL;
+}
+
+pn_err pn_msg_node_result(const pn_msg *msg, pn_node_result *out) {
+  if (!msg || !out ||
+      (pn_msg_type(msg) != PN_MSG_NODE_LOOKUP &&
+       pn_msg_type(msg) != PN_MSG_NODE_SPAWNED) ||
       pn_msg_size(msg) != sizeof *out) {
     return PN_EINVAL;
   }
@@ -143,7 +157,7 @@ pn_err pn_node_lookup(pn_node *node, const char *path, pn_actor *reply_to,
     uint64_t id = name_actor(node, q.name);
     pn_ref r = {
         .node = node->id, .incarnation = node->incarnation, .actor = id};
-    reply(reply_to, tag, id ? PN_OK : PN_ENOENT, &r);
+    reply(reply_to, false, tag, id ? PN_OK : PN_ENOENT, &r);
     return PN_OK;
   }
   pn_actor_hold(reply_to); /* the node actor's until it replies */
@@ -156,32 +170,43 @@ pn_err pn_node_lookup(pn_node *node, const char *path, pn_actor *reply_to,
 }
 
 void pn__lookup_start(pn_node *n, const pn__lookup *q) {
+  pn__lookup own = *q; /* the message's copy: its arg is now ours */
   pn__member *m = pn__member_find(n, q->node);
   if (!m || !m->up || atomic_load(&n->closing)) {
-    reply(q->reply_to, q->tag, PN_EUNREACHABLE, NULL);
-    pn_actor_release(q->reply_to);
+    reply(own.reply_to, own.spawn, own.tag, PN_EUNREACHABLE, NULL);
+    request_done(&own);
     return;
   }
   if (n->nlookups == n->lookups_cap) {
     size_t cap = n->lookups_cap ? 2 * n->lookups_cap : 8;
     pn__lookup *v = realloc(n->lookups, cap * sizeof *v);
     if (!v) {
-      reply(q->reply_to, q->tag, PN_ENOMEM, NULL);
-      pn_actor_release(q->reply_to);
+      reply(own.reply_to, own.spawn, own.tag, PN_ENOMEM, NULL);
+      request_done(&own);
       return;
     }
     n->lookups = v;
     n->lookups_cap = cap;
   }
   pn__lookup *p = &n->lookups[n->nlookups++];
-  *p = *q;
+  *p = own;
   p->request = ++n->next_request;
-  Peernet__Node__V1__Lookup lk = PEERNET__NODE__V1__LOOKUP__INIT;
-  lk.request = p->request;
-  lk.name = p->name;
   Peernet__Node__V1__Control c = PEERNET__NODE__V1__CONTROL__INIT;
-  c.body_case = PEERNET__NODE__V1__CONTROL__BODY_LOOKUP;
-  c.lookup = &lk;
+  Peernet__Node__V1__Lookup lk = PEERNET__NODE__V1__LOOKUP__INIT;
+  Peernet__Node__V1__Spawn sp = PEERNET__NODE__V1__SPAWN__INIT;
+  if (p->spawn) {
+    sp.request = p->request;
+    sp.behaviour = p->name;
+    sp.arg.data = p->arg;
+    sp.arg.len = p->arg_len;
+    c.body_case = PEERNET__NODE__V1__CONTROL__BODY_SPAWN;
+    c.spawn = &sp;
+  } else {
+    lk.request = p->request;
+    lk.name = p->name;
+    c.body_case = PEERNET__NODE__V1__CONTROL__BODY_LOOKUP;
+    c.lookup = &lk;
+  }
   pn_packet *pkt = NULL;
   if (pn_packet_from_protobuf(&c.base, &pkt) == PN_OK) {
     (void)pn_channel_send_packet(pn_peer_channel(m->link->peer, 0), pkt, NULL);
@@ -205,16 +230,18 @@ void pn__lookup_answer(pn_node *n, pn__link *l,
   }
 }
 
-void pn__lookup_answered(pn_node *n, const pn__member *from,
-                         const Peernet__Node__V1__LookupReply *r) {
+void pn__lookup_answered(pn_node *n, const pn__member *from, bool spawn,
+                         uint64_t request, uint64_t actor, pn_err status) {
   for (size_t i = 0; i < n->nlookups; i++) {
     pn__lookup *p = &n->lookups[i];
-    if (p->request == r->request && p->node == from->id) {
-      pn_ref ref = {.node = from->id,
-                    .incarnation = from->incarnation,
-                    .actor = r->actor};
-      reply(p->reply_to, p->tag, r->actor ? PN_OK : PN_ENOENT, &ref);
-      pn_actor_release(p->reply_to);
+    if (p->request == request && p->node == from->id && p->spawn == spawn) {
+      pn_ref ref = {
+          .node = from->id, .incarnation = from->incarnation, .actor = actor};
+      if (status == PN_OK && !actor) {
+        status = PN_ENOENT;
+      }
+      reply(p->reply_to, spawn, p->tag, status, &ref);
+      request_done(p);
       *p = n->lookups[--n->nlookups];
       return;
     }
@@ -229,8 +256,147 @@ void pn__lookups_fail(pn_node *n, uint64_t node, pn_err status) {
       i++;
       continue;
     }
-    reply(p->reply_to, p->tag, status, NULL);
-    pn_actor_release(p->reply_to);
+    reply(p->reply_to, p->spawn, p->tag, status, NULL);
+    request_done(p);
     *p = n->lookups[--n->nlookups];
+  }
+}
+
+/* --- spawning ---------------------------------------------------------------
+ */
+
+pn_err pn_node_behaviour(pn_node *node, const char *name, pn_node_spawn_fn fn,
+                         void *ctx) {
+  if (!node || !name || !fn || !pn__node_name_ok(name)) {
+    return PN_EINVAL;
+  }
+  if (atomic_load(&node->closing)) {
+    return PN_ECLOSED;
+  }
+  pn_err err = PN_OK;
+  pthread_mutex_lock(&node->exports_lock);
+  for (size_t i = 0; i < node->nbehaviours; i++) {
+    if (strcmp(node->behaviours[i].name, name) == 0) {
+      err = PN_EEXIST;
+    }
+  }
+  if (err == PN_OK && node->nbehaviours == node->behaviours_cap) {
+    size_t cap = node->behaviours_cap ? 2 * node->behaviours_cap : 8;
+    pn__behaviour *v = realloc(node->behaviours, cap * sizeof *v);
+    if (v) {
+      node->behaviours = v;
+      node->behaviours_cap = cap;
+    } else {
+      err = PN_ENOMEM;
+    }
+  }
+  if (err == PN_OK) {
+    pn__behaviour *b = &node->behaviours[node->nbehaviours++];
+    memset(b, 0, sizeof *b);
+    memcpy(b->name, name, strlen(name)); /* length checked */
+    b->fn = fn;
+    b->ctx = ctx;
+  }
+  pthread_mutex_unlock(&node->exports_lock);
+  return err;
+}
+
+/* Spawns here: the new actor's id, or 0 with *err set. */
+static uint64_t spawn_here(pn_node *n, const char *behaviour, const void *arg,
+                           size_t len, pn_err *err) {
+  pn_node_spawn_fn fn = NULL;
+  void *ctx = NULL;
+  pthread_mutex_lock(&n->exports_lock);
+  for (size_t i = 0; i < n->nbehaviours; i++) {
+    if (strcmp(n->behaviours[i].name, behaviour) == 0) {
+      fn = n->behaviours[i].fn;
+      ctx = n->behaviours[i].ctx;
+    }
+  }
+  pthread_mutex_unlock(&n->exports_lock);
+  if (!fn) {
+    *err = PN_ENOENT;
+    return 0;
+  }
+  pn_actor *a = NULL;
+  *err = fn(ctx, n->rt, arg, len, &a);
+  if (*err == PN_OK && !a) {
+    *err = PN_EINVAL; /* a spawn function that said yes and gave nothing */
+  }
+  if (*err != PN_OK) {
+    return 0;
+  }
+  if (pn_actor_runtime(a) != n->rt) {
+    pn_actor_release(a);
+    *err = PN_EINVAL;
+    return 0;
+  }
+  *err = pn__ref_export(n, a);
+  uint64_t id = pn_actor_id(a);
+  pn_actor_release(a); /* the node holds it now (or, failing, nobody) */
+  return *err == PN_OK ? id : 0;
+}
+
+pn_err pn_node_spawn(pn_node *node, const char *where, const char *behaviour,
+                     const void *arg, size_t len, pn_actor *reply_to,
+                     uint64_t tag) {
+  if (!node || !behaviour || !reply_to || (!arg && len) ||
+      !pn__node_name_ok(behaviour) || (where && !pn__node_name_ok(where))) {
+    return PN_EINVAL;
+  }
+  if (len > PN_NODE_SPAWN_ARG_MAX) {
+    return PN_ERANGE;
+  }
+  if (atomic_load(&node->closing)) {
+    return PN_ECLOSED;
+  }
+  uint64_t id = where ? pn__node_id_of(where) : node->id;
+  if (id == node->id) {
+    pn_err err;
+    uint64_t actor = spawn_here(node, behaviour, arg, len, &err);
+    pn_ref r = {
+        .node = node->id, .incarnation = node->incarnation, .actor = actor};
+    reply(reply_to, true, tag, err, &r);
+    return PN_OK;
+  }
+  pn__lookup q = {.node = id,
+                  .tag = tag,
+                  .reply_to = reply_to,
+                  .spawn = true,
+                  .arg_len = len};
+  memcpy(q.name, behaviour, strlen(behaviour)); /* length checked */
+  if (len) {
+    q.arg = malloc(len);
+    if (!q.arg) {
+      return PN_ENOMEM;
+    }
+    memcpy(q.arg, arg, len);
+  }
+  pn_actor_hold(reply_to); /* the node actor's until it replies */
+  pn_err err =
+      pn__send_parts(node->actor, PN__NODE_LOOKUP, &q, sizeof q, NULL, 0);
+  if (err != PN_OK) {
+    request_done(&q);
+  }
+  return err;
+}
+
+void pn__spawn_answer(pn_node *n, pn__link *l,
+                      const Peernet__Node__V1__Spawn *q) {
+  Peernet__Node__V1__SpawnReply r = PEERNET__NODE__V1__SPAWN_REPLY__INIT;
+  pn_err err = PN_ENOENT;
+  r.request = q->request;
+  if (q->behaviour && pn__node_name_ok(q->behaviour) &&
+      q->arg.len <= PN_NODE_SPAWN_ARG_MAX) {
+    r.actor = spawn_here(n, q->behaviour, q->arg.data, q->arg.len, &err);
+  }
+  r.status = err;
+  Peernet__Node__V1__Control c = PEERNET__NODE__V1__CONTROL__INIT;
+  c.body_case = PEERNET__NODE__V1__CONTROL__BODY_SPAWN_REPLY;
+  c.spawn_reply = &r;
+  pn_packet *pkt = NULL;
+  if (pn_packet_from_protobuf(&c.base, &pkt) == PN_OK) {
+    (void)pn_channel_send_packet(pn_peer_channel(l->peer, 0), pkt, NULL);
+    pn_packet_release(pkt);
   }
 }

@@ -70,6 +70,8 @@ struct pn_node {
   /* Registered names (pn_node_register), under exports_lock. */
   struct pn__name *names;
   size_t nnames, names_cap;
+  struct pn__behaviour *behaviours; /* under exports_lock too */
+  size_t nbehaviours, behaviours_cap;
   /* Lookups waiting for another node's answer: the node actor's alone. */
   struct pn__lookup *lookups;
   size_t nlookups, lookups_cap;
@@ -119,12 +121,22 @@ typedef struct pn__name {
   pn_actor *actor; /* held */
 } pn__name;
 
-/* A lookup of a name on another node. */
+/* A behaviour other nodes may spawn. */
+typedef struct pn__behaviour {
+  char name[PN_NODE_NAME_MAX + 1];
+  pn_node_spawn_fn fn;
+  void *ctx;
+} pn__behaviour;
+
+/* A request to another node: a lookup of a name, or a spawn. */
 typedef struct pn__lookup {
   uint64_t request;   /* this node's number for it (0: not sent yet) */
   uint64_t node;      /* whom it asks */
   uint64_t tag;       /* the caller's */
   pn_actor *reply_to; /* held */
+  bool spawn;         /* a spawn of behaviour `name` */
+  uint8_t *arg;       /* spawn: its argument (owned), arg_len bytes */
+  size_t arg_len;
   char name[PN_NODE_NAME_MAX + 1];
 } pn__lookup;
 
@@ -136,8 +148,11 @@ struct Peernet__Node__V1__LookupReply;
 void pn__lookup_start(pn_node *n, const pn__lookup *q);
 void pn__lookup_answer(pn_node *n, pn__link *l,
                        const struct Peernet__Node__V1__Lookup *q);
-void pn__lookup_answered(pn_node *n, const pn__member *from,
-                         const struct Peernet__Node__V1__LookupReply *r);
+void pn__lookup_answered(pn_node *n, const pn__member *from, bool spawn,
+                         uint64_t request, uint64_t actor, pn_err status);
+struct Peernet__Node__V1__Spawn;
+void pn__spawn_answer(pn_node *n, pn__link *l,
+                      const struct Peernet__Node__V1__Spawn *q);
 void pn__lookups_fail(pn_node *n, uint64_t node, pn_err status);
 void pn__names_free(pn_node *n);
 

@@ -116,9 +116,13 @@ void pn__timer_release(pn_timer *t) {
   }
 }
 
-/* The timer leaves the heap for good: its target and heap references go. */
+/* The timer leaves the heap for good: its target and heap references go.
+ * The target's as pn_actor_release gives it back: after this worker's
+ * outbox is delivered, which may hold a tick for it (send_tick) or a
+ * handler's sends to it, and holds no reference of its own; a target that
+ * stopped on another worker meanwhile could otherwise be freed under it. */
 static void timer_retire(pn_timer *t) {
-  pn__actor_unref(t->target);
+  pn_actor_release(t->target);
   t->target = NULL;
   pn__timer_release(t);
 }

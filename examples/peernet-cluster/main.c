@@ -189,9 +189,9 @@ static bool look_up(app *a, const char *node, const char *name, pn_ref *out) {
   char path[2 * PN_NODE_NAME_MAX + 2];
   snprintf(path, sizeof path, "%s/%s", node, name);
   pn_msg *m = NULL;
-  pn_node_lookup_result r;
+  pn_node_result r;
   bool ok = pn_node_lookup(a->node, path, a->inbox, 0) == PN_OK &&
-            (m = next(a)) != NULL && pn_msg_node_lookup(m, &r) == PN_OK &&
+            (m = next(a)) != NULL && pn_msg_node_result(m, &r) == PN_OK &&
             r.status == PN_OK;
   if (m) {
     pn_inbox_release(a->inbox, m);

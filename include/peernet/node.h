@@ -170,26 +170,59 @@ PN_API pn_err pn_node_register(pn_node *node, const char *name,
 PN_API pn_err pn_node_unregister(pn_node *node, const char *name);
 
 #define PN_MSG_NODE_LOOKUP 0xFFFFFF22u
+#define PN_MSG_NODE_SPAWNED 0xFFFFFF23u
 
-typedef struct pn_node_lookup_result {
-  uint64_t tag;  /* the caller's, from pn_node_lookup */
-  pn_err status; /* PN_OK; PN_ENOENT (no such name there); PN_EUNREACHABLE
-                    (no live link to that node, or it went down before it
-                    answered) */
+/* The answer to pn_node_lookup (PN_MSG_NODE_LOOKUP) or pn_node_spawn
+ * (PN_MSG_NODE_SPAWNED). */
+typedef struct pn_node_result {
+  uint64_t tag;  /* the caller's */
+  pn_err status; /* PN_OK; PN_ENOENT (no such name or behaviour there);
+                    PN_EUNREACHABLE (no live link to that node, or it
+                    went down before it answered); PN_ECLOSED (this node
+                    closed first); or the spawn function's own error */
   pn_ref ref;    /* PN_OK: the actor */
-} pn_node_lookup_result;
+} pn_node_result;
 
 /* Looks up `path`, "<node name>/<name>" (or "<name>" on this node),
- * asynchronously: reply_to gets one PN_MSG_NODE_LOOKUP, read with
- * pn_msg_node_lookup, carrying `tag`. Errors (then no reply comes):
- * PN_EINVAL (NULL, a path that is not two valid names), PN_ECLOSED,
- * PN_ENOMEM. */
+ * asynchronously: reply_to gets one PN_MSG_NODE_LOOKUP carrying `tag`.
+ * Errors (then no reply comes): PN_EINVAL (NULL, a path that is not two
+ * valid names), PN_ECLOSED, PN_ENOMEM. */
 PN_API pn_err pn_node_lookup(pn_node *node, const char *path,
                              pn_actor *reply_to, uint64_t tag);
 
-/* Reads a PN_MSG_NODE_LOOKUP. Errors: PN_EINVAL (NULL, another type).
- * Pure. */
-PN_API pn_err pn_msg_node_lookup(const pn_msg *msg, pn_node_lookup_result *out);
+/* Reads a PN_MSG_NODE_LOOKUP or PN_MSG_NODE_SPAWNED. Errors: PN_EINVAL
+ * (NULL, another type). Pure. */
+PN_API pn_err pn_msg_node_result(const pn_msg *msg, pn_node_result *out);
+
+/* --- remote spawn -----------------------------------------------------------
+ */
+
+/* Spawns the actor of a behaviour from the argument bytes a spawn request
+ * carried (borrowed for the call). Runs on the node's worker for requests
+ * from other nodes, on the caller's thread for this node's own; must not
+ * block. Returns PN_OK with *actor_out a handle the node takes over, or an
+ * error that goes back to the requester. */
+typedef pn_err (*pn_node_spawn_fn)(void *ctx, pn_runtime *rt, const void *arg,
+                                   size_t len, pn_actor **actor_out);
+
+/* Most bytes of a spawn argument. */
+#define PN_NODE_SPAWN_ARG_MAX 65536u
+
+/* Lets other nodes spawn actors of behaviour `name` (a valid name, copied)
+ * here. Errors: PN_EINVAL (NULL, bad name), PN_EEXIST (taken), PN_ECLOSED,
+ * PN_ENOMEM. */
+PN_API pn_err pn_node_behaviour(pn_node *node, const char *name,
+                                pn_node_spawn_fn fn, void *ctx);
+
+/* Spawns an actor of `behaviour` on node `where` (its name; NULL or this
+ * node's name: here), with len bytes of argument (copied): reply_to gets
+ * one PN_MSG_NODE_SPAWNED carrying `tag` and, on success, the new actor's
+ * reference (exported, as pn_node_ref would). Errors (then no reply
+ * comes): PN_EINVAL (NULL, bad names, NULL arg with len > 0), PN_ERANGE
+ * (len above PN_NODE_SPAWN_ARG_MAX), PN_ECLOSED, PN_ENOMEM. */
+PN_API pn_err pn_node_spawn(pn_node *node, const char *where,
+                            const char *behaviour, const void *arg, size_t len,
+                            pn_actor *reply_to, uint64_t tag);
 
 /* Node events, to actors given to pn_node_subscribe(). */
 #define PN_MSG_NODE_UP 0xFFFFFF20u

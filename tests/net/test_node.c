@@ -6,7 +6,8 @@
  * incarnation are dropped and counted; a node that leaves is seen down by
  * the others; a node with another cluster key never joins; a client that
  * breaks the protocol is counted and dropped; names registered on one
- * node are found from another, and what is not there gets a clear error.
+ * node are found from another, behaviours spawned from another, and what
+ * is not there gets a clear error.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "peernet/inbox.h"
 #include "peernet/node.h"
 #include "peernet/stats.h"
+#include "nodes/node.h" /* a node's host, to silence it */
 #include "tests/net/net_harness.h"
 
 enum { N = 3000, MSG = 7 };
@@ -249,10 +251,10 @@ static void three_nodes_mesh_and_message(void **state) {
 }
 
 /* The next PN_MSG_NODE_LOOKUP on the inbox. */
-static pn_node_lookup_result lookup_result(pn_actor *inbox) {
+static pn_node_result lookup_result(pn_actor *inbox) {
   pn_msg *m = next(inbox);
-  pn_node_lookup_result r;
-  PN_ASSERT_OK(pn_msg_node_lookup(m, &r));
+  pn_node_result r;
+  PN_ASSERT_OK(pn_msg_node_result(m, &r));
   pn_inbox_release(inbox, m);
   return r;
 }
@@ -279,11 +281,11 @@ static void names_and_lookups(void **state) {
 
   /* Here, and from beta: the same reference. */
   PN_ASSERT_OK(pn_node_lookup(a, "echo", got, 1));
-  pn_node_lookup_result here = lookup_result(got);
+  pn_node_result here = lookup_result(got);
   assert_int_equal(here.tag, 1);
   assert_int_equal(here.status, PN_OK);
   PN_ASSERT_OK(pn_node_lookup(b, "alpha/echo", got, 2));
-  pn_node_lookup_result there = lookup_result(got);
+  pn_node_result there = lookup_result(got);
   assert_int_equal(there.tag, 2);
   assert_int_equal(there.status, PN_OK);
   assert_true(pn_ref_equal(&here.ref, &there.ref));
@@ -295,7 +297,7 @@ static void names_and_lookups(void **state) {
 
   /* No such name there; no such node; bad paths. */
   PN_ASSERT_OK(pn_node_lookup(b, "alpha/nobody", got, 3));
-  pn_node_lookup_result none = lookup_result(got);
+  pn_node_result none = lookup_result(got);
   assert_int_equal(none.tag, 3);
   assert_int_equal(none.status, PN_ENOENT);
   PN_ASSERT_OK(pn_node_lookup(b, "delta/echo", got, 4));
@@ -316,13 +318,109 @@ static void names_and_lookups(void **state) {
   assert_int_equal(pn_msg_type(m), PN_MSG_NODE_DOWN);
   pn_inbox_release(ev, m);
   PN_ASSERT_OK(pn_node_lookup(b, "alpha/echo", got, 7));
-  pn_node_lookup_result late = lookup_result(got);
+  pn_node_result late = lookup_result(got);
   assert_int_equal(late.tag, 7);
   assert_int_equal(late.status, PN_EUNREACHABLE);
 
   pn_node_close(b);
   PN_ASSERT_OK(pn_actor_stop(ea));
   pn_actor_release(ea);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  PN_ASSERT_OK(pn_inbox_close(ev));
+  PN_ASSERT_OK(pn_inbox_close(got));
+  pn_test_runtime_end(rt);
+}
+
+/* The behaviour "echo": an echo actor whose argument is the reference it
+ * answers (its node is the spawn context). */
+static echo spawned_echo[4];
+static unsigned nspawned;
+
+static pn_err spawn_echo(void *ctx, pn_runtime *rt, const void *arg, size_t len,
+                         pn_actor **out) {
+  if (len != sizeof(pn_ref) || nspawned == 4) {
+    return PN_EINVAL;
+  }
+  echo *e = &spawned_echo[nspawned++];
+  e->node = ctx;
+  memcpy(&e->reply, arg, sizeof e->reply);
+  pn_actor_config ac = PN_ACTOR_CONFIG_INIT;
+  ac.name = "spawned-echo";
+  ac.handler = echo_handler;
+  ac.state = e;
+  return pn_spawn(rt, &ac, out);
+}
+
+/* The next PN_MSG_NODE_SPAWNED on the inbox. */
+static pn_node_result spawn_result(pn_actor *inbox) {
+  pn_msg *m = next(inbox);
+  pn_node_result r;
+  assert_int_equal(pn_msg_type(m), PN_MSG_NODE_SPAWNED);
+  PN_ASSERT_OK(pn_msg_node_result(m, &r));
+  pn_inbox_release(inbox, m);
+  return r;
+}
+
+/* Remote spawn: beta spawns an echo on alpha by behaviour name, with an
+ * argument; the reply carries the new actor's reference, which works.
+ * Unknown behaviours, refused arguments and unknown nodes get clear
+ * errors; a spawn on this node answers at once. */
+static void spawn_on_another_node(void **state) {
+  (void)state;
+  nspawned = 0;
+  pn_runtime *rt = net_runtime();
+  pn_actor *ev = NULL, *got = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
+  PN_ASSERT_OK(pn_inbox_open(rt, "answers", &got));
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(a, got));
+  pn_node *b = open_node(rt, "beta", a, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(b, ev));
+  expect_ups(ev, 1);
+  expect_ups(got, 1);
+  PN_ASSERT_OK(pn_node_behaviour(a, "echo", spawn_echo, a));
+  assert_int_equal(pn_node_behaviour(a, "echo", spawn_echo, a), PN_EEXIST);
+  PN_ASSERT_OK(pn_node_behaviour(b, "echo", spawn_echo, b));
+  pn_ref back;
+  PN_ASSERT_OK(pn_node_ref(b, got, &back));
+
+  PN_ASSERT_OK(pn_node_spawn(b, "alpha", "echo", &back, sizeof back, got, 11));
+  pn_node_result r = spawn_result(got);
+  assert_int_equal(r.tag, 11);
+  assert_int_equal(r.status, PN_OK);
+  pn_ref ra = pn_node_self(a);
+  assert_int_equal(r.ref.node, ra.node);
+  assert_int_equal(r.ref.incarnation, ra.incarnation);
+  uint32_t v = 9;
+  PN_ASSERT_OK(pn_node_send(b, &r.ref, MSG, &v, sizeof v));
+  pn_msg *m = next(got);
+  assert_int_equal(pn_msg_type(m), MSG);
+  pn_inbox_release(got, m);
+
+  /* Here: answered at once. */
+  PN_ASSERT_OK(pn_node_spawn(b, NULL, "echo", &back, sizeof back, got, 12));
+  r = spawn_result(got);
+  assert_int_equal(r.status, PN_OK);
+  pn_ref rb = pn_node_self(b);
+  assert_int_equal(r.ref.node, rb.node);
+
+  /* Unknown behaviour; an argument the behaviour refuses; no such node. */
+  PN_ASSERT_OK(pn_node_spawn(b, "alpha", "nothing", NULL, 0, got, 13));
+  assert_int_equal(spawn_result(got).status, PN_ENOENT);
+  PN_ASSERT_OK(pn_node_spawn(b, "alpha", "echo", "x", 1, got, 14));
+  r = spawn_result(got);
+  assert_int_equal(r.tag, 14);
+  assert_int_equal(r.status, PN_EINVAL);
+  PN_ASSERT_OK(pn_node_spawn(b, "delta", "echo", NULL, 0, got, 15));
+  assert_int_equal(spawn_result(got).status, PN_EUNREACHABLE);
+  static uint8_t big[PN_NODE_SPAWN_ARG_MAX + 1];
+  assert_int_equal(pn_node_spawn(b, "alpha", "echo", big, sizeof big, got, 16),
+                   PN_ERANGE);
+  assert_int_equal(pn_node_spawn(b, "a b", "echo", NULL, 0, got, 16),
+                   PN_EINVAL);
+
+  pn_node_close(b);
+  pn_node_close(a);
   PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
   PN_ASSERT_OK(pn_inbox_close(ev));
   PN_ASSERT_OK(pn_inbox_close(got));
@@ -367,6 +465,39 @@ static void leaving_delivers_what_was_sent(void **state) {
   PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
   PN_ASSERT_OK(pn_inbox_close(ev));
   PN_ASSERT_OK(pn_inbox_close(got));
+  pn_test_runtime_end(rt);
+}
+
+/* A node that goes silent (every datagram it sends or receives dropped,
+ * as when its machine dies) is seen down by the other within about
+ * detect_us (here the default, 1 s): the time is printed. */
+static void silent_node_detected(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  pn_actor *ev = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  pn_node *b = open_node(rt, "beta", a, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(a, ev));
+  expect_ups(ev, 1);
+  pn_link_conditioner dead = PN_LINK_CONDITIONER_INIT;
+  dead.loss = 1.0;
+  PN_ASSERT_OK(pn_host_set_conditioner(b->host, 0, PN_DIR_SEND, &dead));
+  PN_ASSERT_OK(pn_host_set_conditioner(b->host, 0, PN_DIR_RECV, &dead));
+  uint64_t t0 = net_now_ms();
+  pn_msg *m = next(ev);
+  uint64_t took = net_now_ms() - t0;
+  pn_node_event de;
+  PN_ASSERT_OK(pn_msg_node_event(m, &de));
+  assert_int_equal(pn_msg_type(m), PN_MSG_NODE_DOWN);
+  assert_string_equal(de.name, "beta");
+  fprintf(stderr, "# beta silent: down after %" PRIu64 " ms (%s)\n", took,
+          pn_reason_name(de.reason));
+  pn_inbox_release(ev, m);
+  pn_node_close(b);
+  pn_node_close(a);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  PN_ASSERT_OK(pn_inbox_close(ev));
   pn_test_runtime_end(rt);
 }
 
@@ -485,7 +616,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(three_nodes_mesh_and_message),
       cmocka_unit_test(names_and_lookups),
+      cmocka_unit_test(spawn_on_another_node),
       cmocka_unit_test(leaving_delivers_what_was_sent),
+      cmocka_unit_test(silent_node_detected),
       cmocka_unit_test(cluster_key_keeps_others_out),
       cmocka_unit_test(protocol_breakers_dropped),
       cmocka_unit_test(bad_arguments),
