@@ -11,8 +11,10 @@
  *
  * Links. Lane 0 of a link carries membership; lanes 1..lanes carry
  * messages, ORDERED, each sender always on the same lane (chosen by its
- * actor id): the order per sender and receiver is FIFO, and a large
- * message or a loss stalls only its lane, not unrelated senders'.
+ * actor id): the order per sender and receiver is FIFO, and a loss
+ * stalls only its lane, not unrelated senders'. (A large message does not
+ * yet: a link sends its messages in the order they were queued, so every
+ * piece of one leaves before a later message of another lane.)
  * Failure: a link silent for detect_us is down; its node's subscribers get
  * PN_MSG_NODE_DOWN. A node that restarts has a new incarnation: references
  * to the old one never reach the new one (their messages are dropped and
