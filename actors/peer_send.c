@@ -346,39 +346,21 @@ static void send_late_acks(pn_peer *p, pn__scratch *sc, uint64_t now) {
 
 #define PN__SOCKET_RUN 64u /* datagrams through a socket before the next */
 
-/* Moves socket_rr to the next proven socket of the mask. */
-static void next_socket(pn_peer *p) {
+/* Moves socket_rr to the next proven socket of the mask after it (round
+ * robin); with need_window, to the next one whose path's window has room.
+ * True when one was found (the current one counts last). */
+static bool move_socket(pn_peer *p, bool need_window) {
   uint32_t n = p->host->nsockets;
-  sockets_proven(p);
   uint32_t usable = p->sockets_mask & p->sockets_ok;
   for (uint32_t i = 1; i <= n; i++) {
     uint32_t s = (p->socket_rr + i) % n;
-    if (usable >> s & 1u) {
+    if (usable >> s & 1u &&
+        (!need_window || pn__recovery_can_send(&p->rec, s))) {
       p->socket_rr = s;
-      return;
+      return true;
     }
   }
-}
-
-/* At a flush's start: if the window of the path this flush would send
- * through is full, another proven socket whose path's window is not
- * becomes the flush's (a slower or narrower path then leaves the rest of
- * the traffic to the others). Only there: a flush sends through one socket,
- * as each switch lets the sockets' batches cross on their way. */
-static void socket_with_window(pn_peer *p) {
-  if (pn__recovery_can_send(&p->rec, p->socket_rr)) {
-    return;
-  }
-  uint32_t n = p->host->nsockets;
-  uint32_t usable = p->sockets_mask & p->sockets_ok;
-  for (uint32_t i = 1; usable & ~(1u << p->socket_rr) && i < n; i++) {
-    uint32_t s = (p->socket_rr + i) % n;
-    if (usable >> s & 1u && pn__recovery_can_send(&p->rec, s)) {
-      p->socket_rr = s;
-      p->socket_run = p->rec.next_seq;
-      return;
-    }
-  }
+  return false;
 }
 
 /* An acknowledgement through each socket of the mask not yet proven, at
@@ -544,10 +526,17 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
    * dropped as stale) and what the gap rule sees; few switches keep that
    * rare while the sockets still share the load evenly. */
   if (p->rec.next_seq - p->socket_run >= PN__SOCKET_RUN) {
-    next_socket(p);
+    sockets_proven(p);
+    (void)move_socket(p, false);
     p->socket_run = p->rec.next_seq;
   }
-  socket_with_window(p);
+  /* If this socket's path has a full window, another whose has room takes
+   * the flush (a slower or narrower path leaves the rest to the others).
+   * Only here: a flush sends through one socket, as each switch lets the
+   * sockets' batches cross on their way. */
+  if (!pn__recovery_can_send(&p->rec, p->socket_rr) && move_socket(p, true)) {
+    p->socket_run = p->rec.next_seq;
+  }
   for (;;) {
     uint32_t n = 0;
     size_t used = 0;

@@ -64,15 +64,11 @@ pn__member *pn__member_find(const pn_node *n, uint64_t id) {
 /* --- the links of this node (the node actor's alone) --------------------- */
 
 static bool links_add(pn_node *n, pn__link *l) {
-  if (n->nlinks == n->links_cap) {
-    size_t cap = n->links_cap ? 2 * n->links_cap : 8;
-    pn__link **v = realloc(n->links, cap * sizeof *v);
-    if (!v) {
-      return false;
-    }
-    n->links = v;
-    n->links_cap = cap;
+  pn__link **v = pn__node_grow(n->links, &n->links_cap, n->nlinks, sizeof *v);
+  if (!v) {
+    return false;
   }
+  n->links = v;
   n->links[n->nlinks++] = l;
   return true;
 }
@@ -215,15 +211,11 @@ static void send_members(pn_node *n, pn__link *l, const pn__member *only,
 }
 
 static bool members_add(pn_node *n, pn__member *m) {
-  if (n->nmembers == n->cap) {
-    size_t cap = n->cap ? 2 * n->cap : 8;
-    pn__member **v = realloc(n->members, cap * sizeof *v);
-    if (!v) {
-      return false;
-    }
-    n->members = v;
-    n->cap = cap;
+  pn__member **v = pn__node_grow(n->members, &n->cap, n->nmembers, sizeof *v);
+  if (!v) {
+    return false;
   }
+  n->members = v;
   n->members[n->nmembers++] = m;
   return true;
 }

@@ -50,12 +50,11 @@ pn_err pn_node_register(pn_node *node, const char *name, pn_actor *actor) {
   pthread_mutex_lock(&node->exports_lock);
   if (name_find(node, name)) {
     err = PN_EEXIST;
-  } else if (node->nnames == node->names_cap) {
-    size_t cap = node->names_cap ? 2 * node->names_cap : 8;
-    pn__name *v = realloc(node->names, cap * sizeof *v);
+  } else {
+    pn__name *v =
+        pn__node_grow(node->names, &node->names_cap, node->nnames, sizeof *v);
     if (v) {
       node->names = v;
-      node->names_cap = cap;
     } else {
       err = PN_ENOMEM;
     }
@@ -177,17 +176,14 @@ void pn__lookup_start(pn_node *n, const pn__lookup *q) {
     request_done(&own);
     return;
   }
-  if (n->nlookups == n->lookups_cap) {
-    size_t cap = n->lookups_cap ? 2 * n->lookups_cap : 8;
-    pn__lookup *v = realloc(n->lookups, cap * sizeof *v);
-    if (!v) {
-      reply(own.reply_to, own.spawn, own.tag, PN_ENOMEM, NULL);
-      request_done(&own);
-      return;
-    }
-    n->lookups = v;
-    n->lookups_cap = cap;
+  pn__lookup *v =
+      pn__node_grow(n->lookups, &n->lookups_cap, n->nlookups, sizeof *v);
+  if (!v) {
+    reply(own.reply_to, own.spawn, own.tag, PN_ENOMEM, NULL);
+    request_done(&own);
+    return;
   }
+  n->lookups = v;
   pn__lookup *p = &n->lookups[n->nlookups++];
   *p = own;
   p->request = ++n->next_request;
@@ -280,12 +276,11 @@ pn_err pn_node_behaviour(pn_node *node, const char *name, pn_node_spawn_fn fn,
       err = PN_EEXIST;
     }
   }
-  if (err == PN_OK && node->nbehaviours == node->behaviours_cap) {
-    size_t cap = node->behaviours_cap ? 2 * node->behaviours_cap : 8;
-    pn__behaviour *v = realloc(node->behaviours, cap * sizeof *v);
+  if (err == PN_OK) {
+    pn__behaviour *v = pn__node_grow(node->behaviours, &node->behaviours_cap,
+                                     node->nbehaviours, sizeof *v);
     if (v) {
       node->behaviours = v;
-      node->behaviours_cap = cap;
     } else {
       err = PN_ENOMEM;
     }

@@ -248,6 +248,18 @@ pn_err pn_node_addr(const pn_node *node, pn_addr *out) {
   return pn_host_local_addr(node->host, 0, out);
 }
 
+void *pn__node_grow(void *items, size_t *cap, size_t count, size_t size) {
+  if (count < *cap) {
+    return items;
+  }
+  size_t ncap = *cap ? 2 * *cap : 8;
+  void *v = realloc(items, ncap * size);
+  if (v) {
+    *cap = ncap;
+  }
+  return v;
+}
+
 /* --- events -------------------------------------------------------------- */
 
 static pn_node_event event_of(const char *name, const pn_ref *who,

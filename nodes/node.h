@@ -98,6 +98,11 @@ pn__member *pn__member_find(const pn_node *n, uint64_t id); /* under lock */
 uint64_t pn__node_id_of(const char *name);
 bool pn__node_name_ok(const char *name);
 
+/* Room for one more of `count` items of `size` bytes in `items` (capacity
+ * *cap, doubled from 8 when full): the array, moved or not, or NULL when
+ * memory ran out (items and *cap unchanged). node.c. */
+void *pn__node_grow(void *items, size_t *cap, size_t count, size_t size);
+
 /* Links: the periodic round (seeds, or members to every link). */
 void pn__links_tick(pn_node *n);
 
