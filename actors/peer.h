@@ -153,10 +153,13 @@ struct pn_peer {
   /* Receiving (peer_recv.c). */
   pn__ackwin rx;                   /* datagram sequences received */
   uint64_t rx_highest_ns;          /* when rx.highest arrived */
-  uint64_t rx_late_lo, rx_late_hi; /* the oldest and newest datagrams this
-                                      run that arrived too far behind
-                                      rx.highest for an acknowledgement to
-                                      name them: acknowledged apart */
+  uint64_t rx_late_lo, rx_late_hi; /* the oldest and newest datagrams
+                                      that fell too far behind rx.highest
+                                      for the next acknowledgement to name
+                                      them: acknowledged apart */
+  uint64_t rx_unnamed_lo;          /* the oldest datagram received that no
+                                      acknowledgement sent has named yet
+                                      (0: none) */
   bool ack_owed;
   uint32_t rx_unacked;  /* eliciting datagrams since the last ack */
   uint32_t reacks_left; /* copies of the last ack-only datagram still to

@@ -356,16 +356,14 @@ static void on_data(pn_peer *p, pn__scratch *sc, const pn__recv_header *rh,
   } else {
     if (pn__ackwin_mark(&p->rx, pk->seq)) {
       p->rx_highest_ns = now;
-    } else if (p->rx.highest - pk->seq > PN__ACK_SPAN - ACK_EVERY) {
-      /* Through a slower path than the datagrams after it: the next
-       * acknowledgement, at most ACK_EVERY datagrams on, may not name it
-       * (peer_send.c, send_late_acks). */
-      if (!p->rx_late_lo || pk->seq < p->rx_late_lo) {
-        p->rx_late_lo = pk->seq;
-      }
-      if (pk->seq > p->rx_late_hi) {
-        p->rx_late_hi = pk->seq;
-      }
+    }
+    /* One the sender waits for is owed a naming: if the next
+     * acknowledgement cannot (it fell more than PN__ACK_SPAN behind the
+     * highest first, through a slower path or a long run), one apart
+     * names it (peer_send.c, send_late_acks). */
+    bool eliciting = pk->n_frames || pk->ping || pk->disconnect;
+    if (eliciting && (!p->rx_unnamed_lo || pk->seq < p->rx_unnamed_lo)) {
+      p->rx_unnamed_lo = pk->seq;
     }
     p->last_recv_ns = now;
     for (size_t i = 0; i < pk->n_frames; i++) {

@@ -213,8 +213,11 @@ static void send_packet(pn_peer *p, pn__scratch *sc, const pn__fref *frames,
   if (n && pk.ack_bits_more == UINT64_MAX) {
     /* A datagram with frames is resent if lost; the older half of the
      * record costs it 9 bytes and says only "all arrived", which the
-     * ack-only datagrams repeat. A hole is news: it goes. */
+     * ack-only datagrams repeat. A hole is news: it goes. (What that half
+     * holds that no acknowledgement named yet stays owed.) */
     pk.ack_bits_more = 0;
+  } else {
+    p->rx_unnamed_lo = 0; /* named, or owed apart (send_late_acks) */
   }
   pk.n_frames = n;
   pk.frames = fp;
@@ -290,13 +293,6 @@ static void sockets_proven(pn_peer *p) {
   }
 }
 
-/* Acknowledgements of datagrams that arrived more than PN__ACK_SPAN
- * behind the highest (rx_late_lo..rx_late_hi, this run): the ordinary ones
- * name only the highest and the PN__ACK_SPAN before it, so without these a
- * datagram that took a slower path (another socket) would be resent, and
- * its unreliable messages reported LOST, though it arrived. Each names a
- * received datagram and the PN__ACK_SPAN before it, from the newest down,
- * so a flush of the slower path costs one. */
 /* Encodes and seals pk, which asks for no acknowledgement, into sc->buf
  * for `socket`, uncompressed; it takes its sequence number all the same
  * (a nonce is never used twice). Returns its length. */
@@ -328,7 +324,29 @@ static void send_late_ack(pn_peer *p, pn__scratch *sc, uint64_t top,
   pn__stat_add(&p->st_acks_only, 1);
 }
 
+/* Acknowledgements of datagrams that fell more than PN__ACK_SPAN behind
+ * the highest before an acknowledgement named them (rx_late_lo..
+ * rx_late_hi): the ordinary ones name only the highest and the
+ * PN__ACK_SPAN before it, so without these a datagram that took a slower
+ * path (another socket), or arrived in a run longer than that, would be
+ * resent, and its unreliable messages reported LOST, though it arrived.
+ * Each names a received datagram and the PN__ACK_SPAN before it, from the
+ * newest down, so a flush of the slower path costs one or two. Sent
+ * before the flush's ordinary acknowledgement. */
 static void send_late_acks(pn_peer *p, pn__scratch *sc, uint64_t now) {
+  /* What arrived since the last acknowledgement and fell out of the next
+   * one's reach is owed apart; the rest the next one names. */
+  uint64_t reach =
+      p->rx.highest > PN__ACK_SPAN ? p->rx.highest - PN__ACK_SPAN : 1;
+  if (p->rx_unnamed_lo && p->rx_unnamed_lo < reach) {
+    if (!p->rx_late_lo || p->rx_unnamed_lo < p->rx_late_lo) {
+      p->rx_late_lo = p->rx_unnamed_lo;
+    }
+    if (reach - 1 > p->rx_late_hi) {
+      p->rx_late_hi = reach - 1;
+    }
+    p->rx_unnamed_lo = reach;
+  }
   uint64_t lo = p->rx_late_lo, top = p->rx_late_hi;
   p->rx_late_lo = p->rx_late_hi = 0;
   while (lo && top >= lo) {

@@ -416,17 +416,24 @@ static void advance_flight(pn__recovery *r) {
   }
 }
 
-/* When suspect e's wait ends. An acknowledgement of something new on its
- * path that came after e was declared would have named e had e arrived by
- * then: after one RTO of its path (time for a reordered e to arrive and be
- * named) e is lost. Without one (acknowledgements lost, or the probes'
- * too), e waits PN__SUSPECT_RTOS: a lost acknowledgement of the probe must
+/* Whether an acknowledgement that came after suspect e was declared
+ * newly named a datagram sent after e on its path: it would have named e
+ * too had e arrived by then. One that names only older datagrams of the
+ * path proves nothing (a slower path's acknowledgements trail its
+ * datagrams by its own round trip). */
+static bool vouched_past(const pn__recovery *r, const pn__sent *e) {
+  const pn__rec_path *pa = &r->path[e->path];
+  return pa->vouch_ns > e->lost_ns && pa->vouch_ord > e->path_ord + 1;
+}
+
+/* When suspect e's wait ends: one RTO of its path after its declaration
+ * once an acknowledgement vouched past it (time for a reordered e to
+ * arrive and be named), else PN__SUSPECT_RTOS (acknowledgements lost, or
+ * the path's slower than it seemed): a lost or late acknowledgement must
  * not make a datagram that arrived a lost message. */
 static uint64_t suspect_deadline(const pn__recovery *r, const pn__sent *e) {
-  const pn__rec_path *pa = &r->path[e->path];
-  uint64_t rto = path_rto(r, pa);
-  return e->lost_ns +
-         (pa->last_ack_ns > e->lost_ns ? rto : PN__SUSPECT_RTOS * rto);
+  uint64_t rto = path_rto(r, &r->path[e->path]);
+  return e->lost_ns + (vouched_past(r, e) ? rto : PN__SUSPECT_RTOS * rto);
 }
 
 /* Acknowledgement i places back from ack: i = 0 is ack itself. */
@@ -441,9 +448,17 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
     return 0;
   }
   uint32_t flags = 0, paths = 0;
-  uint64_t named_top[PN__REC_PATHS] = {0}; /* 1 + the highest ordinal of
-                                              each path this names */
+  uint64_t named_top[PN__REC_PATHS] = {0};  /* 1 + the highest ordinal of
+                                               each path this names */
+  uint64_t fresh_top[PN__REC_PATHS] = {0};  /* the same, of what it newly
+                                               names */
+  uint64_t fresh_sent[PN__REC_PATHS] = {0}; /* when that one left */
+  uint64_t acked_before[PN__REC_PATHS];
+  for (uint32_t pi = 0; pi < r->lim.paths; pi++) {
+    acked_before[pi] = r->path[pi].acked;
+  }
   const pn__sent *top = &r->sent[ack & r->sent_mask];
+  uint32_t top_path = top->seq == ack ? top->path : PN__REC_PATHS;
   if (top->seq == ack && top->in_flight && top->eliciting) {
     pn__rec_path *pa = &r->path[top->path];
     uint64_t rtt = now - top->sent_ns;
@@ -475,18 +490,41 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
         settle(r, ack - i, true, now, fn, ctx)) {
       flags |= PN__ACK_NEW;
       paths |= 1u << e->path;
+      if (e->path_ord >= fresh_top[e->path]) {
+        fresh_top[e->path] = e->path_ord + 1;
+        fresh_sent[e->path] = e->sent_ns;
+      }
     }
   }
-  /* A path an acknowledgement just reached: its suspects wait one RTO
-   * from their declaration, no longer four, and its backoff ends. */
   for (uint32_t pi = 0; paths >> pi; pi++) {
-    if (paths >> pi & 1u) {
-      pn__rec_path *pa = &r->path[pi];
-      pa->last_ack_ns = now;
-      pa->backoff = 0;
-      if (pa->since_ns && (!pa->since1_ns || pa->since_ns < pa->since1_ns)) {
-        pa->since1_ns = pa->since_ns;
-      }
+    if (!(paths >> pi & 1u)) {
+      continue;
+    }
+    pn__rec_path *pa = &r->path[pi];
+    /* A path whose datagrams this names but whose newest is not the
+     * acknowledgement's own (a slower path's, overtaken by a faster one's:
+     * perhaps never the highest the receiver has) takes its round trip
+     * from the newest one it names, if that is the newest of the path
+     * acknowledged yet. The receiver's delay was measured for the
+     * acknowledgement's own, which may have arrived after it or before:
+     * none is taken off, so the sample errs long (by at most the
+     * receiver's acknowledgement delay), as an RTO may; it is no queueing
+     * signal. One path alone keeps the single sample. */
+    if (r->lim.paths > 1 && pi != top_path &&
+        fresh_top[pi] > acked_before[pi] && now > fresh_sent[pi]) {
+      rtt_estimate(r, now - fresh_sent[pi], &pa->srtt_ns, &pa->rttvar_ns,
+                   &pa->min_rtt_ns, &pa->rto_ns);
+      flags |= PN__ACK_RTT;
+    }
+    /* A path an acknowledgement just reached: its backoff ends, and its
+     * suspects declared before this wait one RTO, no longer four, if it
+     * vouched past them. */
+    pa->vouch_ns = now;
+    pa->vouch_ord = fresh_top[pi];
+    pa->last_ack_ns = now;
+    pa->backoff = 0;
+    if (pa->since_ns && (!pa->since1_ns || pa->since_ns < pa->since1_ns)) {
+      pa->since1_ns = pa->since_ns; /* a bound: on_rto makes it exact */
     }
   }
 
@@ -554,8 +592,7 @@ bool pn__recovery_on_rto(pn__recovery *r, uint64_t now, pn__resolved_fn *fn,
         continue;
       }
       pn__rec_path *pa = &r->path[e->path];
-      uint64_t *wait =
-          pa->last_ack_ns > e->lost_ns ? &pa->since1_ns : &pa->since4_ns;
+      uint64_t *wait = vouched_past(r, e) ? &pa->since1_ns : &pa->since4_ns;
       if (!*wait || e->lost_ns < *wait) {
         *wait = e->lost_ns;
       }

@@ -84,8 +84,15 @@ typedef struct pn__rec_path {
                                                       (rto_ns: the
                                                       connection's) */
   uint64_t last_ack_ns; /* last acknowledgement of something new on it */
-  uint64_t since_ns;    /* no suspect of it was declared before this (0:
-                           none; exact after pn__recovery_on_rto) */
+  /* The last acknowledgement that named something new on it: when, and
+   * 1 + the highest ordinal it newly named. A suspect of the path sent
+   * before that one (a lower ordinal) would have been named too had it
+   * arrived (the path keeps its order): it waits one RTO, not
+   * PN__SUSPECT_RTOS. An acknowledgement that names only older ones of
+   * the path says nothing of it. */
+  uint64_t vouch_ns, vouch_ord;
+  uint64_t since_ns; /* no suspect of it was declared before this (0:
+                        none; exact after pn__recovery_on_rto) */
   /* The earliest declaration among its suspects that wait one RTO (an
    * acknowledgement of the path came after them) and among those that
    * wait PN__SUSPECT_RTOS: 0 for none; lower bounds, exact after

@@ -773,19 +773,24 @@ static void congestion_backs_off_under_a_rate_cap_and_recovers(void **state) {
   uint64_t lost_settled = capped.datagrams_lost - mid.datagrams_lost;
   uint64_t dropped_settled = dropped - dropped_mid;
   fprintf(stderr,
-          "# cwnd: open peak %" PRIu64 "; capped min %" PRIu64
-          ", settled max %" PRIu64 " (ssthresh %" PRIu64 "); freed max %" PRIu64
-          "; capped: %" PRIu64 " datagrams out, %" PRIu64 " lost, %" PRIu64
+          "# cwnd: open peak %" PRIu64 " (ssthresh %" PRIu64
+          "); capped min %" PRIu64 ", settled max %" PRIu64
+          " (ssthresh %" PRIu64 "); freed max %" PRIu64 "; capped: %" PRIu64
+          " datagrams out, %" PRIu64 " lost, %" PRIu64
           " dropped by the link; settled half: %" PRIu64 " out, %" PRIu64
           " lost, %" PRIu64 " dropped; freed: %" PRIu64 " lost\n",
-          peak, cut, settled, capped.ssthresh, regrown, out_cap, lost_cap,
-          dropped, out_settled, lost_settled, dropped_settled,
+          peak, open.ssthresh, cut, settled, capped.ssthresh, regrown, out_cap,
+          lost_cap, dropped, out_settled, lost_settled, dropped_settled,
           freed.datagrams_lost - capped.datagrams_lost);
   for (uint32_t i = CC_CAP_CUT; i < CC_PHASES; i++) {
     assert_true(r[i].samples > 0);
   }
-  /* Slow start grew the window past its initial 32 datagrams. */
-  assert_true(peak > 32);
+  /* Slow start grew the window past its initial 32 datagrams, unless a
+   * congestion signal ended it first: on a starved machine (a sanitizer
+   * build in CI) a scheduling stall of a few milliseconds is a round trip
+   * more than 2 ms above the minimum, the queueing-delay signal, and that
+   * can come with the first acknowledgements (ssthresh then set). */
+  assert_true(peak > 32 || open.ssthresh > 0);
   /* The cap overran the link's queue and the peer saw it: its window
    * fell to a quarter of the peak or less, and stayed there. */
   assert_true(dropped > 0);

@@ -58,10 +58,12 @@ static void gap_rule_per_path(void **state) {
   uint64_t rto = pn__recovery_rto(r);
   assert_int_equal(pn__recovery_rto_deadline(r), T0 + rto);
   /* Path 0 arrives, and 4 after all (named by 8's next acknowledgement):
-   * 1, 2 ACKED, 4 LATE; 3 stays suspect. */
+   * 1, 2 ACKED (path 0 measures its round trip from 2), 4 LATE; 3 stays
+   * suspect. */
   const uint64_t b2[2] = {bit(8, 1) | bit(8, 2) | bit(8, 4), 0};
   assert_int_equal(pn__recovery_on_ack(r, 8, b2, 0, T0 + 12 * MS, record, &rec),
-                   PN__ACK_NEW);
+                   PN__ACK_NEW | PN__ACK_RTT);
+  assert_int_equal(r->path[0].srtt_ns, 12 * MS);
   assert_int_equal(r->in_flight, 0);
   assert_int_equal(r->suspects, 1);
   assert_int_equal(r->late, 1);
@@ -301,6 +303,101 @@ static void ack_judges_only_its_reach(void **state) {
   assert_int_equal(r->suspects, 3);
 }
 
+/* A slower path's datagrams are overtaken by a faster one's, so they may
+ * never be the newest an acknowledgement names: the path takes its round
+ * trip from the newest of its own an acknowledgement newly names (with no
+ * receiver delay taken off), not from the connection's, and an older one
+ * of the path named after a newer gives no sample. The connection's
+ * estimate keeps the acknowledgements' own. */
+static void overtaken_path_measures_its_round_trip(void **state) {
+  pn__recovery *r = *state;
+  recorder rec = {0};
+  start(r, 64);
+  /* 1 on path 1 (40 ms), 2..5 on path 0 (2 ms). */
+  (void)send_on(r, T0, 1);
+  for (int i = 0; i < 4; i++) {
+    (void)send_on(r, T0, 0);
+  }
+  assert_int_equal(ack_at(r, 5, bits_below(3), T0 + 2 * MS, &rec),
+                   PN__ACK_NEW | PN__ACK_RTT);
+  assert_int_equal(r->path[0].srtt_ns, 2 * MS);
+  assert_int_equal(r->path[1].srtt_ns, 0);
+  /* 5's next acknowledgement names 1 too: path 1's first sample, 40 ms
+   * (RTO 40 + 4 x 20); path 0 and the connection keep 2 ms. */
+  assert_int_equal(ack_at(r, 5, bits_below(4), T0 + 40 * MS, &rec),
+                   PN__ACK_NEW | PN__ACK_RTT);
+  assert_int_equal(r->path[1].srtt_ns, 40 * MS);
+  assert_int_equal(r->path[1].rto_ns, 120 * MS);
+  assert_int_equal(r->path[0].srtt_ns, 2 * MS);
+  assert_int_equal(r->srtt_ns, 2 * MS);
+  assert_int_equal(r->in_flight, 0);
+  /* 6 and 7 on path 1 at 50 ms; 7 acknowledged alone at 60 (its own
+   * sample, 10 ms: 7/8 x 40 + 10/8 = 36.25), then 6 at 90: older than
+   * the path's newest acknowledged, no sample. */
+  (void)send_on(r, T0 + 50 * MS, 1);
+  (void)send_on(r, T0 + 50 * MS, 1);
+  (void)ack_at(r, 7, 0, T0 + 60 * MS, &rec);
+  assert_int_equal(r->path[1].srtt_ns, 36250 * US);
+  assert_int_equal(ack_at(r, 7, bit(7, 6), T0 + 90 * MS, &rec), PN__ACK_NEW);
+  assert_int_equal(r->path[1].srtt_ns, 36250 * US);
+  assert_int_equal(rec.nfinals, 0);
+}
+
+/* A suspect's wait shortens to one RTO only once an acknowledgement that
+ * came after its declaration newly named a datagram sent after it on its
+ * path (which it would have named too, had the suspect arrived). One
+ * naming only older datagrams of the path, as a slower path's trailing
+ * acknowledgements do, leaves it PN__SUSPECT_RTOS: it arrives, and is
+ * LATE, never LOST. */
+static void a_suspect_waits_for_an_acknowledgement_past_it(void **state) {
+  pn__recovery *r = *state;
+  recorder rec = {0};
+  start(r, 64);
+  /* 1, 2 on path 1; 3 on path 0, acknowledged at 1 ms: the connection's
+   * RTO is the minimum, 5 ms, and path 1 (no sample) uses it. */
+  (void)send_on(r, T0, 1);
+  (void)send_on(r, T0, 1);
+  (void)send_on(r, T0, 0);
+  (void)ack_at(r, 3, 0, T0 + 1 * MS, &rec);
+  assert_int_equal(r->rto_ns, 5 * MS);
+  /* No acknowledgement of path 1 for its RTO: 1 and 2 suspect at 10. */
+  assert_true(pn__recovery_on_rto(r, T0 + 10 * MS, record, &rec));
+  assert_int_equal(r->path[1].suspects, 2);
+  /* At 12 an acknowledgement names 1 (LATE; path 1 measures 12 ms, RTO
+   * 36) but not 2, sent after it. */
+  (void)ack_at(r, 3, bit(3, 1), T0 + 12 * MS, &rec);
+  assert_int_equal(r->late, 1);
+  assert_int_equal(r->path[1].srtt_ns, 12 * MS);
+  assert_int_equal(r->path[1].rto_ns, 36 * MS);
+  /* So 2 waits four RTOs from 10, not one: still suspect at 10 + 36,
+   * and its deadline is 10 + 144. */
+  (void)pn__recovery_on_rto(r, T0 + 46 * MS, record, &rec);
+  assert_int_equal(rec.nfinals, 0);
+  assert_int_equal(pn__recovery_rto_deadline(r), T0 + 154 * MS);
+  /* It arrived: named at 60, LATE. */
+  (void)ack_at(r, 3, bit(3, 1) | bit(3, 2), T0 + 60 * MS, &rec);
+  assert_int_equal(r->late, 2);
+  assert_int_equal(r->suspects, 0);
+  /* 4 and 5 on path 1 at 100, suspect once its RTO passed with no
+   * acknowledgement of it; at t1 + 1 ms one names 5, sent after 4: 4 now
+   * waits one RTO from its declaration, and is LOST then. */
+  (void)send_on(r, T0 + 100 * MS, 1);
+  (void)send_on(r, T0 + 100 * MS, 1);
+  uint64_t rto1 = r->path[1].rto_ns;
+  uint64_t t1 = T0 + 100 * MS + rto1;
+  assert_true(pn__recovery_on_rto(r, t1, record, &rec));
+  assert_int_equal(r->path[1].suspects, 2);
+  (void)ack_at(r, 5, 0, t1 + 1 * MS, &rec);
+  assert_int_equal(r->late, 3);
+  assert_int_equal(r->path[1].backoff, 0);
+  (void)pn__recovery_on_rto(r, t1 + rto1 - 1, record, &rec);
+  assert_int_equal(rec.nfinals, 0);
+  (void)pn__recovery_on_rto(r, t1 + rto1, record, &rec);
+  assert_int_equal(rec.nfinals, 1);
+  assert_int_equal(rec.finals[0].seq, 4);
+  assert_int_equal(r->suspects, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(acks_name_128_below_then_suspects_end,
@@ -315,6 +412,11 @@ int main(void) {
                                       recovery_teardown),
       cmocka_unit_test_setup_teardown(ack_judges_only_its_reach, recovery_setup,
                                       recovery_teardown),
+      cmocka_unit_test_setup_teardown(overtaken_path_measures_its_round_trip,
+                                      recovery_setup, recovery_teardown),
+      cmocka_unit_test_setup_teardown(
+          a_suspect_waits_for_an_acknowledgement_past_it, recovery_setup,
+          recovery_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
