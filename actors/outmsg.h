@@ -18,7 +18,7 @@ struct pn__outmsg {
                       may not outlive: holds a reference on peer */
   pn_peer *peer;
   pn_packet *pkt;   /* held */
-  pn__outmsg *next; /* peer's queue of new messages */
+  pn__outmsg *next; /* its channel's send queue (sendq.h) */
   uint64_t msg_id;  /* the application's id */
   uint64_t seq;     /* the channel's wire sequence */
   uint64_t first_sent_ns;

@@ -77,6 +77,7 @@ static void peer_free(pn_peer *p) {
     pn_actor_release(p->channels[i].actor);
   }
   pn__recovery_fini(&p->rec);
+  pn__sendq_fini(&p->sendq);
   free(p->frefs.items);
   free(p->rtx.items);
   pn_actor_release(p->actor);
@@ -211,8 +212,8 @@ static void say_goodbye(pn_peer *p) {
  * returned is counted there, or already queued: the request reached us
  * after it). */
 static bool drained(const pn_peer *p) {
-  if (p->newq || p->withheld || p->rtx.head != p->rtx.tail ||
-      p->rec.in_flight) {
+  if (!pn__sendq_empty(&p->sendq) || p->withheld ||
+      p->rtx.head != p->rtx.tail || p->rec.in_flight) {
     return false;
   }
   for (uint32_t i = 0; i < p->nchannels; i++) {
@@ -310,7 +311,7 @@ static uint64_t next_deadline(pn_peer *p) {
       d = probe < d ? probe : d; /* blocked by the window: ping */
     }
     uint64_t pace = pn__peer_pace_at(p);
-    if (pace && (p->newq || p->rtx.head < p->rtx.tail)) {
+    if (pace && (!pn__sendq_empty(&p->sendq) || p->rtx.head < p->rtx.tail)) {
       d = pace < d ? pace : d; /* frames wait for the bucket */
     }
     if (p->draining) {
@@ -520,8 +521,10 @@ pn_err pn__peer_create(pn_host *h, const pn_peer_config *cfg, bool is_client,
                              .rto_initial_ns = h->rto_initial_ns,
                              .window = h->window,
                              .paths = h->nsockets};
-  if (pn__recovery_init(&p->rec, &lim) != PN_OK) {
+  if (pn__recovery_init(&p->rec, &lim) != PN_OK ||
+      pn__sendq_init(&p->sendq, nch) != PN_OK) {
     pn__recovery_fini(&p->rec);
+    pn__sendq_fini(&p->sendq);
     free(p);
     return PN_ENOMEM;
   }

@@ -26,6 +26,7 @@
 #include "actors/outmsg.h"
 #include "actors/recovery.h"
 #include "actors/scratch.h"
+#include "actors/sendq.h"
 #include "actors/wire.h"
 #include "peernet/net.h"
 #include "peernet/stats.h"
@@ -123,7 +124,7 @@ struct pn_peer {
   pn__recovery rec; /* datagrams in flight, RTT, window */
   pn__fq frefs;     /* frames of datagrams in flight */
   pn__fq rtx;       /* frames to send again */
-  pn__outmsg *newq, *newq_tail;
+  pn__sendq sendq;  /* messages not yet fully sent, per channel */
   bool poked;
   bool ping_owed;
   bool disconnect_owed;

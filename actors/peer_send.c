@@ -434,6 +434,10 @@ static size_t frame_size(const pn__outmsg *om, uint32_t frag) {
                              pn__frag_len(len, om->frag_count, frag));
 }
 
+static bool frame_fits(const pn__outmsg *om, void *ctx) {
+  return frame_size(om, om->next_frag) <= *(const size_t *)ctx;
+}
+
 /* Pacing to send_rate: a token bucket of bytes, refilled at the rate and
  * holding at most PACE_BURST_NS of it (at least two datagrams). A
  * datagram with frames waits until the bucket is not negative; one may
@@ -474,31 +478,20 @@ uint64_t pn__peer_pace_at(const pn_peer *p) {
          1;
 }
 
-/* Tests only (pn_host.test_withhold): keeps back the message named,
- * started but unsent (as if every copy were lost), and puts it back at the
- * head of the queue once the test lets it go. False when om is kept back
- * (the queue's reference moves to p->withheld). */
-static bool withhold(pn_peer *p, pn__outmsg *om, uint64_t seq) {
-  if (!seq || om->channel != 0 || om->seq != seq || p->withheld) {
-    return true;
-  }
-  p->newq = om->next;
-  if (!p->newq) {
-    p->newq_tail = NULL;
-  }
-  p->withheld = om;
-  return false;
+/* Tests only (pn_host.test_withhold): whether om is the message to keep
+ * back, started but unsent (as if every copy were lost); flush moves it
+ * (and the queue's reference) to p->withheld, and it goes back at the
+ * head of its channel's queue once the test lets it go. */
+static bool to_withhold(const pn_peer *p, const pn__outmsg *om, uint64_t seq) {
+  return seq && om->next_frag == 0 && om->channel == 0 && om->seq == seq &&
+         !p->withheld;
 }
 
 static void withhold_release(pn_peer *p, uint64_t seq) {
   pn__outmsg *om = p->withheld;
   if (om && om->seq != seq) {
     p->withheld = NULL;
-    om->next = p->newq;
-    p->newq = om;
-    if (!p->newq_tail) {
-      p->newq_tail = om;
-    }
+    pn__sendq_push_front(&p->sendq, om);
   }
 }
 
@@ -585,11 +578,22 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
     }
     /* Resends never wait for the receive window: what they carry was
      * counted when it first left. */
-    while (room && !over && p->newq && n < PN__MAX_FRAMES) {
-      pn__outmsg *om = p->newq;
+    /* New frames, one per channel in turn: a message of many fragments
+     * shares the datagrams with the other channels' (sendq.h). A frame
+     * that does not fit starts the next datagram, and the other channels'
+     * fill this one. */
+    pn__outmsg *om;
+    while (room && !over && n < PN__MAX_FRAMES &&
+           (om = pn__sendq_peek(&p->sendq))) {
       size_t sz = frame_size(om, om->next_frag);
-      if (used + sz > budget) {
-        break;
+      bool other = used + sz > budget;
+      if (other) {
+        size_t left = budget - used;
+        om = pn__sendq_peek_other(&p->sendq, frame_fits, &left);
+        if (!om || to_withhold(p, om, held_back)) {
+          break;
+        }
+        sz = frame_size(om, om->next_frag);
       }
       /* A message starts (its cost counted against the window) when its
        * first frame leaves: first_sent_ns is 0 until then. */
@@ -602,7 +606,8 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
         pn__flow_started(&p->flow, cost);
         om->first_sent_ns = now;
       }
-      if (om->next_frag == 0 && !withhold(p, om, held_back)) {
+      if (to_withhold(p, om, held_back)) {
+        p->withheld = pn__sendq_take(&p->sendq);
         continue;
       }
       used += sz;
@@ -611,11 +616,13 @@ void pn__peer_flush(pn_peer *p, pn__scratch *sc) {
       frames[n].frag = om->next_frag++;
       frames[n].retries = 0;
       n++;
-      if (om->next_frag == om->frag_count) {
-        p->newq = om->next;
-        if (!p->newq) {
-          p->newq_tail = NULL;
-        }
+      bool done = om->next_frag == om->frag_count;
+      if (other) {
+        pn__sendq_next_other(&p->sendq, om, done);
+      } else {
+        pn__sendq_next(&p->sendq, done);
+      }
+      if (done) {
         pn__outmsg_unref(om); /* the queue's reference */
       }
     }
@@ -772,7 +779,8 @@ void pn__peer_on_acks(pn_peer *p, uint64_t ack, const uint64_t bits[2],
   if (flags & PN__ACK_NEW) {
     /* Heard back: the ack timeout starts again, or stops when nothing
      * waits (resends and new messages wait too). */
-    bool waiting = p->rec.in_flight || p->rtx.head < p->rtx.tail || p->newq;
+    bool waiting = p->rec.in_flight || p->rtx.head < p->rtx.tail ||
+                   !pn__sendq_empty(&p->sendq);
     p->unacked_since_ns = waiting ? now : 0;
   }
   if (pn__peer_state(p) == PN_PEER_DISCONNECTING && p->disconnect_acked) {
@@ -807,13 +815,7 @@ void pn__peer_enqueue(pn_peer *p, pn__outmsg *om) {
     }
   }
   om_ref(om);
-  om->next = NULL;
-  if (p->newq_tail) {
-    p->newq_tail->next = om;
-  } else {
-    p->newq = om;
-  }
-  p->newq_tail = om;
+  pn__sendq_push(&p->sendq, om);
   pn__stat_add(&p->st_msgs_out, 1);
   /* One poke per run: the peer flushes everything queued at its batch
    * end, so messages sent together leave in full datagrams. */
@@ -844,12 +846,9 @@ void pn__peer_drop_sends(pn_peer *p) {
     pn__outmsg_unref(fq_at(&p->rtx, i)->om);
   }
   p->rtx.head = p->rtx.tail;
-  while (p->newq) {
-    pn__outmsg *om = p->newq;
-    p->newq = om->next;
+  for (pn__outmsg *om; (om = pn__sendq_pop_any(&p->sendq));) {
     pn__outmsg_unref(om);
   }
-  p->newq_tail = NULL;
   if (p->withheld) {
     pn__outmsg_unref(p->withheld);
     p->withheld = NULL;

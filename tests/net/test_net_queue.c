@@ -1,14 +1,15 @@
 /* The send queue's edges, on both I/O backends: messages larger than
  * max_queued, PN_MSG_PEER_WRITABLE meaning the next send is taken, sends
  * and disconnects meeting (what pn_peer_disconnect() promises in net.h),
- * and the graceful disconnect (pn_peer_disconnect_later): everything
- * queued arrives, then the disconnect with its reason, within a bound
- * even when the other side is gone.
+ * no message held behind another channel's, and the graceful disconnect
+ * (pn_peer_disconnect_later): everything queued arrives, then the disconnect
+ * with its reason, within a bound even when the other side is gone.
  *
  * A message kept in the queue for as long as a test needs is the
  * client's own, held back unsent by the host's test hook (test_withhold,
  * actors/host.h), so the queue's contents never depend on timing. */
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,56 @@ static void a_message_larger_than_max_queued_is_taken(void **state) {
   assert_int_equal(p.server_app.ids[1], 2);
   assert_int_equal(p.server_app.bad, 0);
   assert_int_equal(p.client_app.acked, 2);
+  free(big);
+  pn_test_latch_fini(&got);
+  net_pair_close(&p);
+}
+
+/* Channels do not queue behind each other at the sender: a 2 MiB message
+ * on one channel, already leaving (paced at 8 MB/s, so it takes about a
+ * quarter of a second), does not hold back a small one sent after it on
+ * another channel, which arrives first; both arrive whole. (With one FIFO
+ * for all channels the small one left after the big one's last
+ * fragment.) */
+static void a_big_message_does_not_hold_back_another_channel(void **state) {
+  (void)state;
+  net_pair p;
+  pn_host_config ccfg = PN_HOST_CONFIG_INIT;
+  ccfg.send_rate = 8000000;
+  ccfg.max_queued = 2 * BIG; /* the small one is taken at once */
+  pn_channel_kind kinds[2] = {PN_CHANNEL_ORDERED, PN_CHANNEL_ORDERED};
+  net_pair_open(&p,
+                &(net_pair_opts){
+                    .client_cfg = &ccfg, .nch = 2, .kinds = kinds, .cap = 4});
+  net_pair_wait_connected(&p);
+  pn_test_latch got;
+  pn_test_latch_init(&got, 2);
+  p.server_app.on_packet = &got;
+  uint8_t *big = malloc(BIG);
+  assert_non_null(big);
+  net_fill(big, BIG, 1);
+  uint64_t out0 = net_peer_stats(p.peer).datagrams_out;
+  PN_ASSERT_OK(pn_channel_send(pn_peer_channel(p.peer, 0), big, BIG, NULL));
+  for (uint64_t t0 = net_now_ms();
+       net_peer_stats(p.peer).datagrams_out < out0 + 8 &&
+       net_now_ms() - t0 < NET_WAIT_MS;) {
+    sched_yield();
+  }
+  pn_peer_stats mid = net_peer_stats(p.peer);
+  assert_true(mid.datagrams_out >= out0 + 8);
+  net_send_range(pn_peer_channel(p.peer, 1), 2, 2, 100);
+  uint64_t t0 = net_now_ms();
+  assert_true(pn_test_latch_wait(&got, NET_WAIT_MS));
+  fprintf(stderr,
+          "# the small message sent after %" PRIu64
+          " of the big one's datagrams; both in %" PRIu64 " ms\n",
+          mid.datagrams_out - out0, net_now_ms() - t0);
+  pthread_mutex_lock(&p.server_app.lock);
+  assert_int_equal(p.server_app.packets, 2);
+  assert_int_equal(p.server_app.ids[0], 2);
+  assert_int_equal(p.server_app.ids[1], 1);
+  assert_int_equal(p.server_app.bad, 0);
+  pthread_mutex_unlock(&p.server_app.lock);
   free(big);
   pn_test_latch_fini(&got);
   net_pair_close(&p);
@@ -283,6 +334,7 @@ static void disconnect_later_checks_its_arguments(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(a_message_larger_than_max_queued_is_taken),
+      cmocka_unit_test(a_big_message_does_not_hold_back_another_channel),
       cmocka_unit_test(writable_means_the_next_send_is_taken),
       cmocka_unit_test(sends_and_disconnects_after_a_disconnect_are_refused),
       cmocka_unit_test(a_disconnect_wakes_a_sender_waiting_for_writable),
