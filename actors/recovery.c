@@ -453,6 +453,7 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
   uint64_t fresh_top[PN__REC_PATHS] = {0};  /* the same, of what it newly
                                                names */
   uint64_t fresh_sent[PN__REC_PATHS] = {0}; /* when that one left */
+  uint64_t fresh_seq[PN__REC_PATHS] = {0};  /* its sequence */
   uint64_t acked_before[PN__REC_PATHS];
   for (uint32_t pi = 0; pi < r->lim.paths; pi++) {
     acked_before[pi] = r->path[pi].acked;
@@ -493,6 +494,7 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
       if (e->path_ord >= fresh_top[e->path]) {
         fresh_top[e->path] = e->path_ord + 1;
         fresh_sent[e->path] = e->sent_ns;
+        fresh_seq[e->path] = e->seq;
       }
     }
   }
@@ -508,12 +510,18 @@ uint32_t pn__recovery_on_ack(pn__recovery *r, uint64_t ack,
      * acknowledged yet. The receiver's delay was measured for the
      * acknowledgement's own, which may have arrived after it or before:
      * none is taken off, so the sample errs long (by at most the
-     * receiver's acknowledgement delay), as an RTO may; it is no queueing
-     * signal. One path alone keeps the single sample. */
+     * receiver's acknowledgement delay, far below the queueing signal's
+     * 2 ms), as an RTO may. It is the path's queueing signal too: else a
+     * path seldom the newest would never see one, and take the traffic of
+     * one that does. One path alone keeps the single sample. */
     if (r->lim.paths > 1 && pi != top_path &&
         fresh_top[pi] > acked_before[pi] && now > fresh_sent[pi]) {
-      rtt_estimate(r, now - fresh_sent[pi], &pa->srtt_ns, &pa->rttvar_ns,
-                   &pa->min_rtt_ns, &pa->rto_ns);
+      uint64_t sample = now - fresh_sent[pi];
+      rtt_estimate(r, sample, &pa->srtt_ns, &pa->rttvar_ns, &pa->min_rtt_ns,
+                   &pa->rto_ns);
+      if (congestion_delay(r, pa, sample, fresh_seq[pi])) {
+        pa->undo_valid = false;
+      }
       flags |= PN__ACK_RTT;
     }
     /* A path an acknowledgement just reached: its backoff ends, and its

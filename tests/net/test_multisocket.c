@@ -246,11 +246,15 @@ static void every_kind_through_two_sockets(const path_case *pc) {
    * sequenced unreliable channel also drops what arrives after a newer
    * message came through the other socket (its guarantee: never an older
    * one after a newer): the sockets' batches leave from separate socket
-   * actors and cross now and then, and a slower path crosses more often.
+   * actors and cross now and then, and a slower path crosses more often:
+   * each of its flushes arrives behind the faster one's newer messages
+   * (80-100% kept in release builds; under ThreadSanitizer, whose stalls
+   * make the 4 ms path 40 ms and cut the faster one's window by its
+   * queueing-delay signal, so the slower one carries more, 44-100%).
    * Unsequenced takes everything. */
   double keep = pc->loss > 0 || pc->rate ? 0.80 : 0.97;
   assert_true((double)r.got[4] >= keep * N);
-  assert_true((double)r.got[3] >= 0.5 * keep * N);
+  assert_true((double)r.got[3] >= (pc->slow_us ? 0.35 : 0.5) * keep * N);
   pthread_mutex_unlock(&r.lock);
   /* Once proven, both sockets carry data and get replies. Each path has
    * its own window (round robin per flush, and a flush whose path's window

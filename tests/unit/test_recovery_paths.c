@@ -307,8 +307,9 @@ static void ack_judges_only_its_reach(void **state) {
  * never be the newest an acknowledgement names: the path takes its round
  * trip from the newest of its own an acknowledgement newly names (with no
  * receiver delay taken off), not from the connection's, and an older one
- * of the path named after a newer gives no sample. The connection's
- * estimate keeps the acknowledgements' own. */
+ * of the path named after a newer gives no sample; such a sample is the
+ * path's queueing signal too. The connection's estimate keeps the
+ * acknowledgements' own. */
 static void overtaken_path_measures_its_round_trip(void **state) {
   pn__recovery *r = *state;
   recorder rec = {0};
@@ -340,6 +341,19 @@ static void overtaken_path_measures_its_round_trip(void **state) {
   assert_int_equal(r->path[1].srtt_ns, 36250 * US);
   assert_int_equal(ack_at(r, 7, bit(7, 6), T0 + 90 * MS, &rec), PN__ACK_NEW);
   assert_int_equal(r->path[1].srtt_ns, 36250 * US);
+  /* Such a sample is the path's queueing signal too: 8 (path 1) named at
+   * 140 ms by 9's second acknowledgement (path 0's), 40 ms against a
+   * minimum of 10 (more than the minimum above it): path 1's window
+   * shrinks by an eighth, path 0's stays. */
+  (void)send_on(r, T0 + 100 * MS, 1);
+  (void)send_on(r, T0 + 100 * MS, 0);
+  (void)ack_at(r, 9, 0, T0 + 101 * MS, &rec);
+  uint64_t w0 = r->path[0].cwnd, w1 = r->path[1].cwnd;
+  assert_int_equal(r->path[1].min_rtt_ns, 10 * MS);
+  (void)ack_at(r, 9, bit(9, 8), T0 + 140 * MS, &rec);
+  assert_int_equal(r->path[1].cwnd, w1 - w1 / 8);
+  assert_int_equal(r->path[1].ssthresh, r->path[1].cwnd);
+  assert_int_equal(r->path[0].cwnd, w0);
   assert_int_equal(rec.nfinals, 0);
 }
 
