@@ -143,9 +143,9 @@ void pn__links_tick(pn_node *n) {
   }
 }
 
-static void send_control(pn__link *l, const Control *c) {
+void pn__link_send_control(pn__link *l, const Control *c) {
   pn_packet *pkt = NULL;
-  if (pn_packet_from_protobuf(&c->base, &pkt) == PN_OK) {
+  if (l && l->peer && pn_packet_from_protobuf(&c->base, &pkt) == PN_OK) {
     (void)pn_channel_send_packet(pn_peer_channel(l->peer, 0), pkt, NULL);
     pn_packet_release(pkt);
   }
@@ -160,7 +160,7 @@ static void send_hello(pn_node *n, pn__link *l) {
   Control c = PEERNET__NODE__V1__CONTROL__INIT;
   c.body_case = PEERNET__NODE__V1__CONTROL__BODY_HELLO;
   c.hello = &h;
-  send_control(l, &c);
+  pn__link_send_control(l, &c);
 }
 
 /* Members (those up, but `except`) to link l: all of them, or only m. */
@@ -203,7 +203,7 @@ static void send_members(pn_node *n, pn__link *l, const pn__member *only,
     Control c = PEERNET__NODE__V1__CONTROL__INIT;
     c.body_case = PEERNET__NODE__V1__CONTROL__BODY_MEMBERS;
     c.members = &mb;
-    send_control(l, &c);
+    pn__link_send_control(l, &c);
   }
   free(ms);
   free(ptrs);
@@ -384,6 +384,27 @@ static void on_control(pn_node *n, pn__link *l, const pn_peer_event *ev) {
       bad_link(n, l);
     }
     break;
+  case PEERNET__NODE__V1__CONTROL__BODY_MONITOR:
+    if (l->member) {
+      pn__monitor_asked(n, l, c->monitor);
+    } else {
+      bad_link(n, l);
+    }
+    break;
+  case PEERNET__NODE__V1__CONTROL__BODY_DEMONITOR:
+    if (l->member) {
+      pn__demonitor_asked(n, l, c->demonitor);
+    } else {
+      bad_link(n, l);
+    }
+    break;
+  case PEERNET__NODE__V1__CONTROL__BODY_DOWN:
+    if (l->member) {
+      pn__monitor_answered(n, l, c->down);
+    } else {
+      bad_link(n, l);
+    }
+    break;
   default:
     break; /* a later version's: ignored */
   }
@@ -398,6 +419,7 @@ static void on_down(pn_node *n, pn__link *l, uint32_t reason) {
     members_remove(n, m);
     pthread_rwlock_unlock(&n->lock);
     pn__lookups_fail(n, m->id, PN_EUNREACHABLE);
+    pn__monitors_gone(n, m->id);
     if (m->up) {
       pn__node_tell(n, PN_MSG_NODE_DOWN, m->name,
                     &(pn_ref){.node = m->id, .incarnation = m->incarnation},

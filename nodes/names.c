@@ -203,12 +203,8 @@ void pn__lookup_start(pn_node *n, const pn__lookup *q) {
     c.body_case = PEERNET__NODE__V1__CONTROL__BODY_LOOKUP;
     c.lookup = &lk;
   }
-  pn_packet *pkt = NULL;
-  if (pn_packet_from_protobuf(&c.base, &pkt) == PN_OK) {
-    (void)pn_channel_send_packet(pn_peer_channel(m->link->peer, 0), pkt, NULL);
-    pn_packet_release(pkt);
-  }
-  /* A send that failed is answered when the link goes down. */
+  pn__link_send_control(m->link, &c); /* a failure: answered when the
+                                         link goes down */
 }
 
 void pn__lookup_answer(pn_node *n, pn__link *l,
@@ -219,11 +215,7 @@ void pn__lookup_answer(pn_node *n, pn__link *l,
   Peernet__Node__V1__Control c = PEERNET__NODE__V1__CONTROL__INIT;
   c.body_case = PEERNET__NODE__V1__CONTROL__BODY_LOOKUP_REPLY;
   c.lookup_reply = &r;
-  pn_packet *pkt = NULL;
-  if (pn_packet_from_protobuf(&c.base, &pkt) == PN_OK) {
-    (void)pn_channel_send_packet(pn_peer_channel(l->peer, 0), pkt, NULL);
-    pn_packet_release(pkt);
-  }
+  pn__link_send_control(l, &c);
 }
 
 void pn__lookup_answered(pn_node *n, const pn__member *from, bool spawn,
@@ -389,9 +381,5 @@ void pn__spawn_answer(pn_node *n, pn__link *l,
   Peernet__Node__V1__Control c = PEERNET__NODE__V1__CONTROL__INIT;
   c.body_case = PEERNET__NODE__V1__CONTROL__BODY_SPAWN_REPLY;
   c.spawn_reply = &r;
-  pn_packet *pkt = NULL;
-  if (pn_packet_from_protobuf(&c.base, &pkt) == PN_OK) {
-    (void)pn_channel_send_packet(pn_peer_channel(l->peer, 0), pkt, NULL);
-    pn_packet_release(pkt);
-  }
+  pn__link_send_control(l, &c);
 }

@@ -10,8 +10,10 @@
 
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
+#include "runtime/monitor.h"
 
 static void node_free(pn_node *n) {
+  pn__monitors_gone(n, 0);
   pn__links_close(n);
   pn__names_free(n);
   pn__refs_free(n);
@@ -85,6 +87,23 @@ static void node_handler(pn_actor *self, void *state, const pn_msg *msg) {
       memcpy(&q, pn_msg_data(msg), sizeof q);
       pn__lookup_start(n, &q);
     }
+    return;
+  case PN__NODE_MONITOR:
+    if (pn_msg_size(msg) == sizeof(pn__rmon)) {
+      pn__rmon m;
+      memcpy(&m, pn_msg_data(msg), sizeof m);
+      pn__monitor_start(n, &m);
+    }
+    return;
+  case PN__NODE_DEMONITOR:
+    if (pn_msg_size(msg) == sizeof(uint64_t)) {
+      uint64_t id;
+      memcpy(&id, pn_msg_data(msg), sizeof id);
+      pn__monitor_stop(n, id);
+    }
+    return;
+  case PN_MSG_DOWN:
+    pn__monitor_local_down(n, msg);
     return;
   case PN__NODE_CLOSE:
     if (pn_msg_size(msg) == sizeof(pn__node_closer *)) {

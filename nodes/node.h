@@ -72,6 +72,12 @@ struct pn_node {
   size_t nnames, names_cap;
   struct pn__behaviour *behaviours; /* under exports_lock too */
   size_t nbehaviours, behaviours_cap;
+  /* Monitors (monitor.c), the node actor's alone: of other nodes'
+   * actors by this node's, and of this node's actors by other nodes'. */
+  struct pn__rmon *watching;
+  size_t nwatching, watching_cap;
+  struct pn__lmon *watched;
+  size_t nwatched, watched_cap;
   /* Lookups waiting for another node's answer: the node actor's alone. */
   struct pn__lookup *lookups;
   size_t nlookups, lookups_cap;
@@ -87,10 +93,17 @@ struct pn_node {
  * events). */
 #define PN__NODE_RETRY 0x4E4F0001u
 #define PN__NODE_CLOSE 0x4E4F0002u
-#define PN__NODE_LOOKUP 0x4E4F0003u /* a pn__lookup to send */
-#define PN__NODE_FINISH 0x4E4F0004u /* closing: links had their time */
+#define PN__NODE_LOOKUP 0x4E4F0003u    /* a pn__lookup to send */
+#define PN__NODE_FINISH 0x4E4F0004u    /* closing: links had their time */
+#define PN__NODE_MONITOR 0x4E4F0005u   /* a pn__rmon to start */
+#define PN__NODE_DEMONITOR 0x4E4F0006u /* a pn__rmon's id to remove */
 
-/* link.c, on the node actor. */
+/* link.c, on the node actor. pn__link_send_control: a Control on the
+ * link's lane 0 (one that cannot be sent is settled when the link goes
+ * down). */
+struct Peernet__Node__V1__Control;
+void pn__link_send_control(pn__link *l,
+                           const struct Peernet__Node__V1__Control *c);
 void pn__link_connect(pn_node *n, const pn_addr *to, bool seed);
 void pn__link_event(pn_node *n, const pn_msg *msg);
 void pn__links_close(pn_node *n);
@@ -161,8 +174,46 @@ void pn__spawn_answer(pn_node *n, pn__link *l,
 void pn__lookups_fail(pn_node *n, uint64_t node, pn_err status);
 void pn__names_free(pn_node *n);
 
+/* A monitor pn_node_monitor made: of another node's actor, or of this
+ * node's through the node actor's own pn_monitor (local_id, local), so
+ * its DOWN names the node whichever node a runtime is. */
+typedef struct pn__rmon {
+  uint64_t id;
+  pn_ref target;
+  pn_actor *watcher; /* held */
+  uint64_t local_id; /* a monitor of this node's actor: the node actor's */
+  pn_actor *local;   /* that actor, held (NULL: another node's) */
+} pn__rmon;
+
+/* Another node's monitor of one of this node's actors: the local monitor
+ * the node actor keeps on its behalf. */
+typedef struct pn__lmon {
+  uint64_t remote_id; /* the other node's id for it */
+  uint64_t from;      /* that node */
+  uint64_t local_id;  /* the node actor's pn_monitor */
+  pn_actor *target;   /* held */
+} pn__lmon;
+
+/* monitor.c, on the node actor: a monitor to start or remove, the
+ * Monitor, Demonitor and Down a link brought, a DOWN of a local monitor,
+ * a member gone (0: every one, the node closing). */
+struct Peernet__Node__V1__Monitor;
+struct Peernet__Node__V1__Demonitor;
+struct Peernet__Node__V1__Down;
+void pn__monitor_start(pn_node *n, const pn__rmon *m);
+void pn__monitor_stop(pn_node *n, uint64_t id);
+void pn__monitor_asked(pn_node *n, pn__link *l,
+                       const struct Peernet__Node__V1__Monitor *q);
+void pn__demonitor_asked(pn_node *n, pn__link *l,
+                         const struct Peernet__Node__V1__Demonitor *q);
+void pn__monitor_answered(pn_node *n, pn__link *l,
+                          const struct Peernet__Node__V1__Down *d);
+void pn__monitor_local_down(pn_node *n, const pn_msg *msg);
+void pn__monitors_gone(pn_node *n, uint64_t member);
+
 /* ref.c. */
 pn_err pn__ref_export(pn_node *n, pn_actor *a);
+pn_actor *pn__ref_exported(pn_node *n, uint64_t id); /* held, or NULL */
 void pn__ref_deliver(pn_node *n, pn__member *from, const pn_peer_event *ev);
 void pn__refs_free(pn_node *n);
 

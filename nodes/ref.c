@@ -68,7 +68,7 @@ pn_err pn__ref_export(pn_node *n, pn_actor *a) {
 }
 
 /* The exported actor of that id, held; NULL when none. */
-static pn_actor *exported(pn_node *n, uint64_t id) {
+pn_actor *pn__ref_exported(pn_node *n, uint64_t id) {
   pthread_mutex_lock(&n->exports_lock);
   pn_actor *a = id ? pn__idmap_get(&n->exports, id) : NULL;
   if (a) {
@@ -114,7 +114,7 @@ pn_err pn_node_ref(pn_node *node, pn_actor *actor, pn_ref *ref_out) {
  * there is none (counted). */
 static bool deliver(pn_node *n, uint64_t to, uint32_t type, void *data,
                     size_t size, delivery *d) {
-  pn_actor *a = exported(n, to);
+  pn_actor *a = pn__ref_exported(n, to);
   pn_err err =
       a ? pn_send_buf(a, type, size ? data : NULL, size, delivery_free, d)
         : PN_ECLOSED;

@@ -25,6 +25,7 @@
 
 #include "runtime/clock.h"
 #include "runtime/inbox.h"
+#include "runtime/monitor.h"
 #include "runtime/rt.h"
 #include "runtime/timer.h"
 #include "runtime/worker.h"
@@ -669,9 +670,12 @@ void pn__actor_mark_stopped(pn__worker *w, pn_actor *a) {
    * pn_stats_subscribe() (stats_feed.c), pn_socket_open()
    * (actors/socket.c) and the inbox's loads (inbox.c): whoever sees DEAD
    * sees the handler's last writes. */
-  atomic_fetch_or_explicit(&a->flags, PN__A_DEAD | PN__A_STOP_REQ,
-                           memory_order_release);
+  uint32_t was = atomic_fetch_or_explicit(
+      &a->flags, PN__A_DEAD | PN__A_STOP_REQ, memory_order_acq_rel);
   unmute_all(w, a);
+  if (was & PN__A_MONITORED) {
+    pn__monitors_fire(a->rt, a); /* before the count: a shutdown waits */
+  }
   pn__runtime_count_stopped(a->rt);
 }
 

@@ -30,8 +30,9 @@
 #define PN__A_OVERLOADED 4u /* mailbox over the high mark; may have muters */
 #define PN__A_BATCH_END 8u  /* wants PN_MSG_BATCH_END after each run */
 #define PN__A_INBOX                                                            \
-  16u /* read by application threads (inbox.c), never                          \
-         run by a worker except to stop it */
+  16u                       /* read by application threads (inbox.c), never    \
+                               run by a worker except to stop it */
+#define PN__A_MONITORED 32u /* has monitors or a stop reason (monitor.h) */
 
 /* mute_state values (see backpressure in actor.c) */
 #define PN__MUTE_NONE 0u

@@ -14,6 +14,7 @@
 #include "runtime/io/io.h"
 #include "runtime/labels.h"
 #include "runtime/list.h"
+#include "runtime/monitor.h"
 #include "runtime/runq.h"
 #include "runtime/worker.h"
 
@@ -71,6 +72,8 @@ struct pn_runtime {
   _Atomic uint64_t actor_objects; /* allocated and not yet freed */
   _Atomic uint64_t timers_live;   /* timer objects not yet freed */
   _Atomic uint64_t ext_frees;     /* envelopes freed off the workers */
+
+  pn__monitors monitors; /* monitor.h */
 
   /* Envelopes for application threads (see msg.h). */
   _Alignas(64) pthread_mutex_t ext_lock;

@@ -80,6 +80,7 @@ static void runtime_free(pn_runtime *rt, uint32_t workers_inited) {
     pn__msg_pool_fini(&rt->ext_pool, rt->nworkers);
   }
   pthread_mutex_destroy(&rt->ext_lock);
+  pn__monitors_fini(&rt->monitors);
   free(rt->workers);
   for (size_t i = 0; i < rt->slab_nchunks; i++) {
     free(rt->slab_chunks[i]);
@@ -214,6 +215,7 @@ pn_err pn_runtime_create(const pn_runtime_config *cfg, pn_runtime **rt_out) {
   pn__list_init(&rt->actors);
   pn__list_init(&rt->objects);
   pn__mutex_init(&rt->ext_lock);
+  pn__monitors_init(&rt->monitors);
   pthread_mutex_init(&rt->done_lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);

@@ -141,6 +141,31 @@ PN_API pn_err pn_node_ref(pn_node *node, pn_actor *actor, pn_ref *ref_out);
 PN_API pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
                            const void *data, size_t size);
 
+/* Watches the actor `target` names, on this node or another: watcher (an
+ * actor of this node's runtime) gets one PN_MSG_DOWN (pn_msg_down, in
+ * peernet/runtime.h: the monitor's id, the target's actor, node and
+ * incarnation, a reason) when the target stops (PN_DOWN_NORMAL or the
+ * reason of pn_actor_stop_reason), when its node becomes unreachable or
+ * leaves (PN_DOWN_NOCONNECTION: within detect_us of its silence), or at
+ * once when the reference names no actor (PN_DOWN_NOPROC: not exported,
+ * or stopped) or another run of its node than the one now up
+ * (PN_DOWN_NOCONNECTION: a node that came back never stands in for its
+ * earlier incarnation). Closing this node ends every monitor of other
+ * nodes' actors with PN_DOWN_NOCONNECTION. The node holds watcher until
+ * the DOWN is sent or the monitor removed. Monitor ids come from the
+ * runtime's one sequence (pn_monitor's too). Errors: PN_EINVAL (NULL, a
+ * watcher of another runtime, target is the watcher), PN_ECLOSED (node
+ * closing), PN_ENOMEM. Any thread; never blocks. */
+PN_API pn_err pn_node_monitor(pn_node *node, pn_actor *watcher,
+                              const pn_ref *target, uint64_t *monitor_out);
+
+/* Removes a monitor pn_node_monitor made of `target`: no DOWN for it
+ * follows once the node actor has taken the request (a DOWN already on
+ * its way may still arrive: tell it by its id). Errors: PN_EINVAL (NULL),
+ * PN_ECLOSED (node closed), PN_ENOMEM. Any thread; never blocks. */
+PN_API pn_err pn_node_demonitor(pn_node *node, const pn_ref *target,
+                                uint64_t monitor);
+
 /* The sender of a message a node delivered (pn_node_send). Errors:
  * PN_EINVAL (NULL), PN_ENOENT (not delivered by a node). Pure; from the
  * handler that received the message. */

@@ -215,6 +215,58 @@ PN_API void pn_actor_release(pn_actor *actor);
  * PN_ENOMEM. Any thread, never blocks. */
 PN_API pn_err pn_actor_stop(pn_actor *actor);
 
+/* --- monitors ----------------------------------------------------------- */
+
+/* A watched actor is down: read it with pn_msg_down(). */
+#define PN_MSG_DOWN 0xFFFFFF04u
+
+/* Why a watched actor is down. From PN_DOWN_APP up, the application's own
+ * reasons (pn_actor_stop_reason). */
+enum {
+  PN_DOWN_NORMAL = 0,       /* it stopped (pn_actor_stop, or its runtime
+                               shut down) */
+  PN_DOWN_NOPROC = 1,       /* it had stopped, or never existed, when the
+                               monitor was made */
+  PN_DOWN_NOCONNECTION = 2, /* its node became unreachable, or the
+                               reference names another run of it
+                               (peernet/node.h) */
+  PN_DOWN_APP = 256,
+};
+
+typedef struct pn_down {
+  uint64_t monitor;           /* pn_monitor's or pn_node_monitor's id */
+  uint64_t actor;             /* the watched actor's id */
+  uint64_t node, incarnation; /* its node as a pn_ref names it, for a
+                                 monitor of pn_node_monitor
+                                 (peernet/node.h); 0, 0 for pn_monitor's */
+  uint32_t reason;            /* PN_DOWN_* or the application's */
+} pn_down;
+
+/* Watches target: when it stops, watcher gets one PN_MSG_DOWN with the
+ * monitor's id (*monitor_out) and the reason; if target has stopped
+ * already, at once, with PN_DOWN_NOPROC. Monitors are independent: two of
+ * the same pair bring two DOWNs. The runtime holds watcher until the DOWN
+ * is sent or the monitor removed. Errors: PN_EINVAL (NULL, target ==
+ * watcher, actors of two runtimes), PN_ENOMEM (nothing changed). Any
+ * thread; never blocks (a short internal lock). */
+PN_API pn_err pn_monitor(pn_actor *target, pn_actor *watcher,
+                         uint64_t *monitor_out);
+
+/* Removes a monitor of target: no DOWN for it is sent after this returns
+ * (one already sent stays in the watcher's mailbox: tell it by its id).
+ * Errors: PN_EINVAL (NULL), PN_ENOENT (no such monitor of target: it
+ * fired, or was removed). Any thread; never blocks. */
+PN_API pn_err pn_demonitor(pn_actor *target, uint64_t monitor);
+
+/* pn_actor_stop() with a reason for its monitors' DOWN (the first given
+ * counts). Errors: those of pn_actor_stop(); PN_EINVAL for a reason below
+ * PN_DOWN_APP (nothing changed); PN_ENOMEM. Any thread; never blocks. */
+PN_API pn_err pn_actor_stop_reason(pn_actor *actor, uint32_t reason);
+
+/* Reads a PN_MSG_DOWN into *out. Errors: PN_EINVAL (NULL, or another
+ * message). Any thread. */
+PN_API pn_err pn_msg_down(const pn_msg *msg, pn_down *out);
+
 /* The actor whose handler is running on this thread, or NULL outside one.
  * Borrowed: valid while the handler runs. */
 PN_API pn_actor *pn_self(void);

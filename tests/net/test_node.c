@@ -7,7 +7,8 @@
  * the others; a node with another cluster key never joins; a client that
  * breaks the protocol is counted and dropped; names registered on one
  * node are found from another, behaviours spawned from another, and what
- * is not there gets a clear error.
+ * is not there gets a clear error; monitors of another node's actors and
+ * of its own give one DOWN each, with the reason.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -501,6 +502,113 @@ static void silent_node_detected(void **state) {
   pn_test_runtime_end(rt);
 }
 
+static void idle_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  (void)state;
+  (void)msg;
+}
+
+/* The next message of the inbox, a PN_MSG_DOWN. */
+static pn_down next_down(pn_actor *inbox) {
+  pn_msg *m = next(inbox);
+  pn_down d;
+  PN_ASSERT_OK(pn_msg_down(m, &d));
+  pn_inbox_release(inbox, m);
+  return d;
+}
+
+static void expect_down(const pn_down *d, uint64_t monitor, const pn_ref *r,
+                        uint32_t reason) {
+  assert_int_equal(d->monitor, monitor);
+  assert_int_equal(d->actor, r->actor);
+  assert_int_equal(d->node, r->node);
+  assert_int_equal(d->incarnation, r->incarnation);
+  assert_int_equal(d->reason, reason);
+}
+
+/* Monitors across nodes: alpha's watcher monitors two of beta's actors
+ * (and one of them twice, one removed again). A lookup on beta, behind
+ * the monitors on the control lane, proves they are in place. One actor
+ * stopped with a reason: one DOWN with it. A reference to no actor:
+ * NOPROC; to another run of beta: NOCONNECTION, never another actor; one
+ * of alpha's own actors: a DOWN naming alpha. Beta silenced: the other
+ * actor's monitor is DOWN, NOCONNECTION, within about detect_us; the
+ * removed one never comes. */
+static void monitors_across_nodes(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  pn_actor *ev = NULL, *w = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
+  PN_ASSERT_OK(pn_inbox_open(rt, "watcher", &w));
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  pn_node *b = open_node(rt, "beta", a, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(a, ev));
+  expect_ups(ev, 1);
+  pn_actor *t1 = pn_test_spawn(rt, "t1", idle_handler, NULL, -1);
+  pn_actor *t2 = pn_test_spawn(rt, "t2", idle_handler, NULL, -1);
+  pn_actor *t3 = pn_test_spawn(rt, "t3", idle_handler, NULL, -1);
+  pn_ref r1, r2, r3;
+  PN_ASSERT_OK(pn_node_ref(b, t1, &r1));
+  PN_ASSERT_OK(pn_node_ref(b, t2, &r2));
+  PN_ASSERT_OK(pn_node_ref(a, t3, &r3));
+  PN_ASSERT_OK(pn_node_register(b, "t2", t2));
+  uint64_t m1, m2, m2b;
+  PN_ASSERT_OK(pn_node_monitor(a, w, &r1, &m1));
+  PN_ASSERT_OK(pn_node_monitor(a, w, &r2, &m2));
+  PN_ASSERT_OK(pn_node_monitor(a, w, &r2, &m2b));
+  assert_true(m1 != m2 && m2 != m2b);
+  PN_ASSERT_OK(pn_node_demonitor(a, &r2, m2b));
+  PN_ASSERT_OK(pn_node_lookup(a, "beta/t2", w, 1));
+  pn_msg *lm = next(w);
+  pn_node_result res;
+  PN_ASSERT_OK(pn_msg_node_result(lm, &res));
+  assert_true(pn_ref_equal(&res.ref, &r2));
+  pn_inbox_release(w, lm);
+
+  PN_ASSERT_OK(pn_actor_stop_reason(t1, PN_DOWN_APP + 5));
+  pn_down d = next_down(w);
+  expect_down(&d, m1, &r1, PN_DOWN_APP + 5);
+
+  uint64_t m3, m4, m5;
+  pn_ref nobody = {
+      .node = r2.node, .incarnation = r2.incarnation, .actor = 987654321};
+  PN_ASSERT_OK(pn_node_monitor(a, w, &nobody, &m3));
+  d = next_down(w);
+  expect_down(&d, m3, &nobody, PN_DOWN_NOPROC);
+  pn_ref earlier = r2;
+  earlier.incarnation ^= 1;
+  PN_ASSERT_OK(pn_node_monitor(a, w, &earlier, &m4));
+  d = next_down(w);
+  expect_down(&d, m4, &earlier, PN_DOWN_NOCONNECTION);
+  PN_ASSERT_OK(pn_node_monitor(a, w, &r3, &m5));
+  PN_ASSERT_OK(pn_actor_stop(t3));
+  d = next_down(w);
+  expect_down(&d, m5, &r3, PN_DOWN_NORMAL);
+
+  pn_link_conditioner dead = PN_LINK_CONDITIONER_INIT;
+  dead.loss = 1.0;
+  PN_ASSERT_OK(pn_host_set_conditioner(b->host, 0, PN_DIR_SEND, &dead));
+  PN_ASSERT_OK(pn_host_set_conditioner(b->host, 0, PN_DIR_RECV, &dead));
+  uint64_t t0 = net_now_ms();
+  d = next_down(w);
+  fprintf(stderr,
+          "# beta silent: its actor's monitor DOWN after %" PRIu64 " ms\n",
+          net_now_ms() - t0);
+  expect_down(&d, m2, &r2, PN_DOWN_NOCONNECTION);
+  pn_msg *more = NULL;
+  PN_ASSERT_ERR(PN_ETIMEDOUT, pn_inbox_receive(w, 0, &more));
+
+  pn_node_close(b);
+  pn_node_close(a);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_actor_release(t1);
+  pn_actor_release(t2);
+  pn_actor_release(t3);
+  PN_ASSERT_OK(pn_inbox_close(ev));
+  PN_ASSERT_OK(pn_inbox_close(w));
+  pn_test_runtime_end(rt);
+}
+
 /* A node with another cluster key is refused; one with none too. */
 static void cluster_key_keeps_others_out(void **state) {
   (void)state;
@@ -603,6 +711,10 @@ static void bad_arguments(void **state) {
   assert_int_equal(pn_ref_format(&r, small, sizeof small), PN_ERANGE);
   assert_int_equal(pn_node_send(NULL, &r, 1, NULL, 0), PN_EINVAL);
   assert_int_equal(pn_msg_sender(NULL, &r), PN_EINVAL);
+  uint64_t mon = 0;
+  assert_int_equal(pn_node_monitor(NULL, NULL, &r, &mon), PN_EINVAL);
+  assert_int_equal(pn_node_demonitor(NULL, &r, 1), PN_EINVAL);
+  assert_int_equal(mon, 0);
   pn_ref s = r;
   assert_true(pn_ref_equal(&r, &s) && pn_ref_hash(&r) == pn_ref_hash(&s));
   s.actor++;
@@ -619,6 +731,7 @@ int main(void) {
       cmocka_unit_test(spawn_on_another_node),
       cmocka_unit_test(leaving_delivers_what_was_sent),
       cmocka_unit_test(silent_node_detected),
+      cmocka_unit_test(monitors_across_nodes),
       cmocka_unit_test(cluster_key_keeps_others_out),
       cmocka_unit_test(protocol_breakers_dropped),
       cmocka_unit_test(bad_arguments),
