@@ -15,6 +15,9 @@
  *   peernet-bench handshakes     [--n CONNECTIONS] [--count IN_FLIGHT]
  *   peernet-bench flood          [--rate REQUESTS_PER_S] [--n ROUND_TRIPS]
  *                                [--count MESSAGES] [--limit HANDSHAKES_PER_S]
+ *   peernet-bench remote-pingpong [--n ROUND_TRIPS] [--size BYTES]
+ *   peernet-bench remote-flood    [--n MSGS] [--size BYTES]
+ *   (remote-node --port P: the other node those two start)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +34,7 @@
 #include "tests/bench/bench_flood.h"
 #include "tests/bench/bench_handshakes.h"
 #include "tests/bench/bench_peers.h"
+#include "tests/bench/bench_remote.h"
 #include "tests/bench/bench_rtt.h"
 #include "tests/bench/bench_throughput.h"
 #include "tests/bench/bench_udp.h"
@@ -44,6 +48,7 @@ typedef struct options {
   uint64_t count;       /* connections of `peers` */
   uint64_t rate;        /* spoofed requests per second of `flood` */
   uint64_t limit;       /* max_handshakes_per_s of `flood` (0: default) */
+  uint64_t port;        /* remote-node: the first node's port */
   bool stats;
   bool histograms; /* stats_histograms */
   pn_io_backend io;
@@ -386,7 +391,7 @@ static void usage(void) {
           "       [--rate REQUESTS_PER_S] [--limit HANDSHAKES_PER_S]\n"
           "subcommands: actor-pingpong actor-fanin actor-spawn "
           "actor-memory udp-echo udp-flood rtt throughput compression peers "
-          "handshakes flood "
+          "handshakes flood remote-pingpong remote-flood "
           "enet-rtt raw-rtt enet-throughput\n"
           "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
           "reliable-unordered\n");
@@ -444,6 +449,10 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc &&
                parse_u64(argv[i + 1], &v) && v <= UINT32_MAX) {
       o.limit = v;
+      i++;
+    } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc &&
+               parse_u64(argv[i + 1], &v) && v <= 65535) {
+      o.port = v;
       i++;
     } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc &&
                pn_channel_kind_parse(argv[i + 1], &o.kind) == PN_OK) {
@@ -504,6 +513,13 @@ int main(int argc, char **argv) {
     return bench_enet_throughput(o.n ? o.n : enet_throughput_n(size), size);
   } else if (strcmp(cmd, "raw-rtt") == 0) {
     return bench_raw_rtt(o.n ? o.n : 20000, o.size ? o.size : 64);
+  } else if (strcmp(cmd, "remote-pingpong") == 0 ||
+             strcmp(cmd, "remote-flood") == 0) {
+    bool flood = strcmp(cmd, "remote-flood") == 0;
+    return bench_remote(o.io, flood, o.n ? o.n : (flood ? 1000000 : 20000),
+                        o.size ? o.size : 64, argv[0]);
+  } else if (strcmp(cmd, "remote-node") == 0) {
+    return bench_remote_node(o.io, (uint16_t)o.port);
   } else if (strcmp(cmd, "actor-memory") == 0) {
     o.n = o.n ? o.n : 100000;
     bench_memory(&o);
