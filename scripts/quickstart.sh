@@ -26,7 +26,7 @@ packages=(
   libsodium-dev libcmocka-dev
   g++ clang-format
   clang libclang-rt-dev
-  libcaf-dev libenet-dev erlang-base
+  libcaf-dev libenet-dev erlang-base iproute2
 )
 
 log() { printf '\n== %s\n' "$*"; }
