@@ -1,9 +1,9 @@
 /* Monitors across nodes (pn_node_monitor, include/peernet/node.h).
  *
- * Every monitor pn_node_monitor makes is the node actor's (`watching`):
- * of this node's own actor, through the node actor's own pn_monitor
- * (whose DOWN it passes on, naming this node: a runtime may hold several
- * nodes); of another node's actor, by sending that node a Monitor; that node's
+ * A monitor of this node's own actor is the runtime's (pn__monitor_as,
+ * its DOWN naming this node: a runtime may hold several), made at once. A
+ * monitor of another node's actor is the node actor's (`watching`): it
+ * sends that node a Monitor; that node's
  * actor monitors the target there on our behalf (`watched`) and answers with
  * one Down, which goes to the watcher. When the link to a node goes, every
  * monitor of its actors is DOWN with PN_DOWN_NOCONNECTION (within detect_us:
@@ -31,6 +31,26 @@ static void down_to(pn_actor *watcher, uint64_t id, const pn_ref *target,
 
 /* --- the application's side ---------------------------------------------- */
 
+/* A monitor of this node's own actor: the runtime's, naming this node
+ * (made at once, as pn_monitor's). */
+static pn_err monitor_here(pn_node *node, pn_actor *watcher,
+                           const pn_ref *target, uint64_t *monitor_out) {
+  pn_actor *a = target->incarnation == node->incarnation
+                    ? pn__ref_exported(node, target->actor)
+                    : NULL;
+  if (a) {
+    pn_err err =
+        pn__monitor_as(a, watcher, node->id, node->incarnation, monitor_out);
+    pn_actor_release(a);
+    return err;
+  }
+  *monitor_out = pn__monitor_id(node->rt);
+  down_to(watcher, *monitor_out, target,
+          target->incarnation == node->incarnation ? PN_DOWN_NOPROC
+                                                   : PN_DOWN_NOCONNECTION);
+  return PN_OK;
+}
+
 pn_err pn_node_monitor(pn_node *node, pn_actor *watcher, const pn_ref *target,
                        uint64_t *monitor_out) {
   if (!node || !watcher || !target || !monitor_out ||
@@ -40,8 +60,8 @@ pn_err pn_node_monitor(pn_node *node, pn_actor *watcher, const pn_ref *target,
   if (atomic_load(&node->closing)) {
     return PN_ECLOSED;
   }
-  if (target->node == node->id && target->actor == pn_actor_id(watcher)) {
-    return PN_EINVAL;
+  if (target->node == node->id) {
+    return monitor_here(node, watcher, target, monitor_out);
   }
   pn__rmon m = {
       .id = pn__monitor_id(node->rt), .target = *target, .watcher = watcher};
@@ -61,6 +81,14 @@ pn_err pn_node_demonitor(pn_node *node, const pn_ref *target,
   if (!node || !target) {
     return PN_EINVAL;
   }
+  if (target->node == node->id) {
+    pn_actor *a = target->incarnation == node->incarnation
+                      ? pn__ref_exported(node, target->actor)
+                      : NULL;
+    pn_err err = a ? pn_demonitor(a, monitor) : PN_ENOENT;
+    pn_actor_release(a);
+    return err;
+  }
   return pn__send_parts(node->actor, PN__NODE_DEMONITOR, &monitor,
                         sizeof monitor, NULL, 0);
 }
@@ -68,34 +96,7 @@ pn_err pn_node_demonitor(pn_node *node, const pn_ref *target,
 /* --- the node actor: monitors of other nodes' actors -----------------------
  */
 
-/* A monitor of this node's own actor: the node actor's pn_monitor. */
-static void start_local(pn_node *n, const pn__rmon *m) {
-  pn__rmon own = *m;
-  uint32_t reason = PN_DOWN_NOCONNECTION; /* another run of this node */
-  if (m->target.incarnation == n->incarnation) {
-    reason = PN_DOWN_NOPROC;
-    own.local = pn__ref_exported(n, m->target.actor);
-  }
-  pn__rmon *v = own.local ? pn__node_grow(n->watching, &n->watching_cap,
-                                          n->nwatching, sizeof *v)
-                          : NULL;
-  if (v) {
-    n->watching = v;
-  }
-  if (!v || pn_monitor(own.local, n->actor, &own.local_id) != PN_OK) {
-    pn_actor_release(own.local);
-    down_to(m->watcher, m->id, &m->target, reason);
-    pn_actor_release(m->watcher);
-    return;
-  }
-  n->watching[n->nwatching++] = own;
-}
-
 void pn__monitor_start(pn_node *n, const pn__rmon *m) {
-  if (m->target.node == n->id && !atomic_load(&n->closing)) {
-    start_local(n, m);
-    return;
-  }
   pn__member *mb = pn__member_find(n, m->target.node);
   if (!mb || !mb->up || !mb->link || mb->incarnation != m->target.incarnation ||
       atomic_load(&n->closing)) {
@@ -124,18 +125,10 @@ void pn__monitor_start(pn_node *n, const pn__rmon *m) {
   pn__link_send_control(mb->link, &c);
 }
 
-/* Removes watching[i] (order is not kept), and its local monitor unless
- * that fired. */
-static void watching_drop(pn_node *n, size_t i, bool fired) {
-  pn__rmon *m = &n->watching[i];
-  if (m->local) {
-    if (!fired) {
-      (void)pn_demonitor(m->local, m->local_id);
-    }
-    pn_actor_release(m->local);
-  }
-  pn_actor_release(m->watcher);
-  *m = n->watching[--n->nwatching];
+/* Removes watching[i] (order is not kept). */
+static void watching_drop(pn_node *n, size_t i) {
+  pn_actor_release(n->watching[i].watcher);
+  n->watching[i] = n->watching[--n->nwatching];
 }
 
 void pn__monitor_stop(pn_node *n, uint64_t id) {
@@ -144,7 +137,7 @@ void pn__monitor_stop(pn_node *n, uint64_t id) {
     if (m->id != id) {
       continue;
     }
-    pn__member *mb = m->local ? NULL : pn__member_find(n, m->target.node);
+    pn__member *mb = pn__member_find(n, m->target.node);
     if (mb && mb->link && mb->incarnation == m->target.incarnation) {
       Peernet__Node__V1__Demonitor q = PEERNET__NODE__V1__DEMONITOR__INIT;
       q.monitor = id;
@@ -153,7 +146,7 @@ void pn__monitor_stop(pn_node *n, uint64_t id) {
       c.demonitor = &q;
       pn__link_send_control(mb->link, &c);
     }
-    watching_drop(n, i, false);
+    watching_drop(n, i);
     return;
   }
 }
@@ -163,9 +156,9 @@ void pn__monitor_answered(pn_node *n, pn__link *l,
   const pn__member *from = l->member;
   for (size_t i = 0; i < n->nwatching; i++) {
     pn__rmon *m = &n->watching[i];
-    if (m->id == d->monitor && !m->local && m->target.node == from->id) {
+    if (m->id == d->monitor && m->target.node == from->id) {
       down_to(m->watcher, m->id, &m->target, d->reason);
-      watching_drop(n, i, false);
+      watching_drop(n, i);
       return;
     }
   }
@@ -254,25 +247,17 @@ void pn__monitor_local_down(pn_node *n, const pn_msg *msg) {
     watched_drop(n, i, true);
     return;
   }
-  for (size_t i = 0; i < n->nwatching; i++) {
-    pn__rmon *m = &n->watching[i];
-    if (m->local && m->local_id == d.monitor) {
-      down_to(m->watcher, m->id, &m->target, d.reason);
-      watching_drop(n, i, true);
-      return;
-    }
-  }
 }
 
 void pn__monitors_gone(pn_node *n, uint64_t member) {
   for (size_t i = 0; i < n->nwatching;) {
     pn__rmon *m = &n->watching[i];
-    if (member && (m->local || m->target.node != member)) {
+    if (member && m->target.node != member) {
       i++;
       continue;
     }
     down_to(m->watcher, m->id, &m->target, PN_DOWN_NOCONNECTION);
-    watching_drop(n, i, false);
+    watching_drop(n, i);
   }
   for (size_t i = 0; i < n->nwatched;) {
     if (member && n->watched[i].from != member) {

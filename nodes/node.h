@@ -174,15 +174,11 @@ void pn__spawn_answer(pn_node *n, pn__link *l,
 void pn__lookups_fail(pn_node *n, uint64_t node, pn_err status);
 void pn__names_free(pn_node *n);
 
-/* A monitor pn_node_monitor made: of another node's actor, or of this
- * node's through the node actor's own pn_monitor (local_id, local), so
- * its DOWN names the node whichever node a runtime is. */
+/* A monitor of another node's actor (pn_node_monitor). */
 typedef struct pn__rmon {
   uint64_t id;
   pn_ref target;
   pn_actor *watcher; /* held */
-  uint64_t local_id; /* a monitor of this node's actor: the node actor's */
-  pn_actor *local;   /* that actor, held (NULL: another node's) */
 } pn__rmon;
 
 /* Another node's monitor of one of this node's actors: the local monitor

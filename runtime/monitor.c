@@ -11,10 +11,12 @@
 
 #define BUCKETS_MIN 16u
 
-/* One monitor: its id and its watcher (held). */
+/* One monitor: its id, its watcher (held), and the node its DOWN names
+ * (pn__monitor_as). */
 typedef struct pn__watch {
   uint64_t id;
   pn_actor *watcher;
+  uint64_t node, incarnation;
   struct pn__watch *next;
 } pn__watch;
 
@@ -116,6 +118,11 @@ pn_err pn__down_send(pn_actor *watcher, const pn_down *d) {
 }
 
 pn_err pn_monitor(pn_actor *target, pn_actor *watcher, uint64_t *monitor_out) {
+  return pn__monitor_as(target, watcher, 0, 0, monitor_out);
+}
+
+pn_err pn__monitor_as(pn_actor *target, pn_actor *watcher, uint64_t node,
+                      uint64_t incarnation, uint64_t *monitor_out) {
   if (!target || !watcher || !monitor_out || target == watcher ||
       target->rt != watcher->rt) {
     return PN_EINVAL;
@@ -128,10 +135,15 @@ pn_err pn_monitor(pn_actor *target, pn_actor *watcher, uint64_t *monitor_out) {
   pthread_mutex_lock(&m->lock);
   bool dead;
   pn__watched *e = entry(m, target, &dead);
-  pn_down d = {
-      .monitor = ++m->next_id, .actor = target->id, .reason = PN_DOWN_NOPROC};
+  pn_down d = {.monitor = ++m->next_id,
+               .actor = target->id,
+               .node = node,
+               .incarnation = incarnation,
+               .reason = PN_DOWN_NOPROC};
   if (e) {
     w->id = d.monitor;
+    w->node = node;
+    w->incarnation = incarnation;
     w->watcher = watcher;
     pn_actor_hold(watcher);
     w->next = e->watches;
@@ -225,6 +237,8 @@ void pn__monitors_fire(pn_runtime *rt, pn_actor *a) {
   for (pn__watch *w = e->watches, *wn; w; w = wn) {
     wn = w->next;
     d.monitor = w->id;
+    d.node = w->node;
+    d.incarnation = w->incarnation;
     (void)pn__down_send(w->watcher, &d); /* a stopped watcher needs none */
     pn_actor_release(w->watcher);
     free(w);

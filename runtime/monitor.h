@@ -35,6 +35,11 @@ void pn__monitors_fini(pn__monitors *m);
  * each of its monitors' watchers gets PN_MSG_DOWN. Its worker. */
 void pn__monitors_fire(pn_runtime *rt, pn_actor *a);
 
+/* pn_monitor() whose DOWN names node and incarnation (a node's monitor
+ * of one of its own actors, nodes/monitor.c). */
+pn_err pn__monitor_as(pn_actor *target, pn_actor *watcher, uint64_t node,
+                      uint64_t incarnation, uint64_t *monitor_out);
+
 /* A new monitor id, from the runtime's one sequence (a node's monitors of
  * other nodes' actors take theirs from it too). Any thread. */
 uint64_t pn__monitor_id(pn_runtime *rt);

@@ -160,9 +160,11 @@ PN_API pn_err pn_node_monitor(pn_node *node, pn_actor *watcher,
                               const pn_ref *target, uint64_t *monitor_out);
 
 /* Removes a monitor pn_node_monitor made of `target`: no DOWN for it
- * follows once the node actor has taken the request (a DOWN already on
- * its way may still arrive: tell it by its id). Errors: PN_EINVAL (NULL),
- * PN_ECLOSED (node closed), PN_ENOMEM. Any thread; never blocks. */
+ * follows (for another node's actor, once this node's actor has taken
+ * the request: a DOWN already on its way may still arrive; tell it by its
+ * id). Errors: PN_EINVAL (NULL), PN_ENOENT (of this node's actor: it
+ * fired, was removed, or the reference names none), PN_ECLOSED (node
+ * closed), PN_ENOMEM. Any thread; never blocks. */
 PN_API pn_err pn_node_demonitor(pn_node *node, const pn_ref *target,
                                 uint64_t monitor);
 
