@@ -1,5 +1,6 @@
 /* Datagram header, integrity tag and Packet validation. See wire.h. */
 #include "actors/wire.h"
+#include "actors/pbread.h"
 
 #include <sodium.h>
 #include <stdatomic.h>
@@ -262,7 +263,6 @@ static uint8_t *put_varint_field(uint8_t *o, uint8_t tag, uint64_t v) {
   return put_varint(o, v);
 }
 
-enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
 #define TAG(field, wt) ((uint8_t)((field) << 3 | (wt)))
 
 static uint8_t *put_frame(uint8_t *o, const Peernet__Wire__V1__Frame *f) {
@@ -317,90 +317,6 @@ size_t pn__wire_encode_packet(const Peernet__Wire__V1__Packet *pk,
   o = put_fixed64_field(o, TAG(11, WT_FIXED64), pk->path_response);
   o = put_fixed64_field(o, TAG(12, WT_FIXED64), pk->ack_bits_more);
   return (size_t)(o - out);
-}
-
-typedef struct reader {
-  const uint8_t *p, *end;
-} reader;
-
-static bool get_varint(reader *r, uint64_t *v) {
-  uint64_t x = 0;
-  for (unsigned shift = 0; shift < 64; shift += 7) {
-    if (r->p == r->end) {
-      return false;
-    }
-    uint8_t b = *r->p++;
-    x |= (uint64_t)(b & 0x7F) << shift;
-    if (!(b & 0x80)) {
-      *v = x;
-      return true;
-    }
-  }
-  return false; /* more than 10 bytes */
-}
-
-/* Skips a field of wire type wt; false when malformed or a group. */
-static bool skip_field(reader *r, uint32_t wt) {
-  uint64_t n;
-  switch (wt) {
-  case WT_VARINT:
-    return get_varint(r, &n);
-  case WT_FIXED64:
-    n = 8;
-    break;
-  case WT_FIXED32:
-    n = 4;
-    break;
-  case WT_LEN:
-    if (!get_varint(r, &n)) {
-      return false;
-    }
-    break;
-  default:
-    return false;
-  }
-  if (n > (size_t)(r->end - r->p)) {
-    return false;
-  }
-  r->p += n;
-  return true;
-}
-
-/* Reads a tag; false at the end or on a malformed tag (*ok says which).
- * Exactly as protobuf-c reads one (test_wire holds the two together): at
- * most five bytes, the first with a field number or a continuation (an
- * overlong encoding of field 0 is read, as an unknown field), the number
- * kept to 32 bits. */
-static bool get_tag(reader *r, uint32_t *field, uint32_t *wt, bool *ok) {
-  *ok = true;
-  if (r->p == r->end) {
-    return false;
-  }
-  const uint8_t *p = r->p;
-  size_t max = (size_t)(r->end - p) < 5 ? (size_t)(r->end - p) : 5;
-  if ((p[0] & 0xF8u) == 0) {
-    *ok = false;
-    return false;
-  }
-  uint32_t tag = (uint32_t)(p[0] & 0x7Fu) >> 3;
-  *wt = p[0] & 7u;
-  if (!(p[0] & 0x80u)) {
-    r->p += 1;
-    *field = tag;
-    return true;
-  }
-  unsigned shift = 4;
-  for (size_t i = 1; i < max; i++) {
-    tag |= (uint32_t)(p[i] & 0x7Fu) << shift;
-    if (!(p[i] & 0x80u)) {
-      r->p += i + 1;
-      *field = tag;
-      return true;
-    }
-    shift += 7;
-  }
-  *ok = false;
-  return false;
 }
 
 static bool get_frame(reader *r, Peernet__Wire__V1__Frame *f) {
@@ -508,14 +424,9 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
     case 10:
     case 11:
     case 12:
-      if (wt != WT_FIXED64 || r.end - r.p < 8) {
+      if (wt != WT_FIXED64 || !get_fixed64(&r, &v)) {
         return NULL;
       }
-      v = 0;
-      for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)r.p[i] << (8 * i);
-      }
-      r.p += 8;
       if (field == 3) {
         pk->ack_bits = v;
       } else if (field == 10) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nodes/envelope.h"
 #include "nodes/node.h"
 #include "peernet_node.pb-c.h"
 #include "runtime/alloc.h"
@@ -25,16 +26,14 @@ typedef Peernet__Node__V1__Envelope Envelope;
 /* What a delivered message carries beside its bytes. */
 typedef struct delivery {
   pn_ref sender;
-  Envelope *env;         /* remote: the payload's home */
+  pn_packet *pkt;        /* remote: the payload's home (held) */
   unsigned char bytes[]; /* local: the payload */
 } delivery;
 
 static void delivery_free(void *data, void *ctx) {
   (void)data;
   delivery *d = ctx;
-  if (d->env) {
-    peernet__node__v1__envelope__free_unpacked(d->env, NULL);
-  }
+  pn_packet_release(d->pkt);
   free(d);
 }
 
@@ -141,7 +140,7 @@ static pn_err send_local(pn_node *n, const pn_ref *to, uint64_t from,
   d->sender = (pn_ref){.node = from ? n->id : 0,
                        .incarnation = from ? n->incarnation : 0,
                        .actor = from};
-  d->env = NULL;
+  d->pkt = NULL;
   if (size) {
     memcpy(d->bytes, data, size);
   }
@@ -217,33 +216,32 @@ pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
 
 /* --- receiving ----------------------------------------------------------- */
 
+/* Read in place (envelope.h); the payload stays in the received packet,
+ * which the delivery holds until the receiver is done: no copy. */
 void pn__ref_deliver(pn_node *n, pn__member *from, const pn_peer_event *ev) {
-  Envelope *env = peernet__node__v1__envelope__unpack(NULL, ev->len, ev->data);
-  if (!env || env->type >= PN_MSG_TYPE_RESERVED) {
+  pn__envelope env;
+  if (!pn__envelope_read(ev->data, ev->len, &env) ||
+      env.type >= PN_MSG_TYPE_RESERVED) {
     atomic_fetch_add(&n->dropped_bad, 1);
-    if (env) {
-      peernet__node__v1__envelope__free_unpacked(env, NULL);
-    }
     return;
   }
   atomic_fetch_add(&from->msgs_in, 1);
-  if (env->to_incarnation != n->incarnation) {
+  if (env.to_incarnation != n->incarnation) {
     atomic_fetch_add(&n->dropped_stale, 1);
-    peernet__node__v1__envelope__free_unpacked(env, NULL);
     return;
   }
   delivery *d = malloc(sizeof *d);
   if (!d) {
     atomic_fetch_add(&n->dropped_no_actor, 1);
-    peernet__node__v1__envelope__free_unpacked(env, NULL);
     return;
   }
-  d->sender = (pn_ref){.node = env->from_actor ? from->id : 0,
-                       .incarnation = env->from_actor ? from->incarnation : 0,
-                       .actor = env->from_actor};
-  d->env = env;
-  if (deliver(n, env->to_actor, env->type, env->payload.data, env->payload.len,
-              d)) {
+  d->sender = (pn_ref){.node = env.from_actor ? from->id : 0,
+                       .incarnation = env.from_actor ? from->incarnation : 0,
+                       .actor = env.from_actor};
+  d->pkt = ev->packet;
+  pn_packet_hold(d->pkt);
+  if (deliver(n, env.to_actor, env.type, (void *)(uintptr_t)env.payload,
+              env.len, d)) {
     atomic_fetch_add(&n->delivered, 1);
   }
 }
