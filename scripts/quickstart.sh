@@ -118,14 +118,15 @@ tsan_ctest() {
 # The libFuzzer targets need clang (libclang-rt-dev has libFuzzer); only
 # their programs are built, then a short run of each over its seed corpus
 # (PEERNET_FUZZ_SECONDS each, default 20): the datagram decoder, a
-# connected peer's state machine, both halves of the handshake.
+# connected peer's state machine, both halves of the handshake, a
+# node's envelopes.
 fuzz_run() {
-  log "clang libFuzzer: decoder, peer, handshake, ${PEERNET_FUZZ_SECONDS:-20} s each"
+  log "clang libFuzzer: decoder, peer, handshake, envelope, ${PEERNET_FUZZ_SECONDS:-20} s each"
   cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPEERNET_WERROR=ON -DPEERNET_BUILD_EXAMPLES=OFF -DPEERNET_BUILD_BENCH=OFF \
     -DPEERNET_FUZZ_SECONDS="${PEERNET_FUZZ_SECONDS:-20}" >/dev/null
   cmake --build build/fuzz -j"$jobs" --target fuzz_datagram fuzz_peer \
-    fuzz_handshake fuzz_make_corpus
+    fuzz_handshake fuzz_envelope fuzz_make_corpus
   run_ctest build/fuzz -L fuzz
 }
 
