@@ -70,7 +70,8 @@ int serve() {
   auto p2 = sys.middleman().publish(sink, 0, "127.0.0.1");
   if (!p1 || !p2)
     return 1;
-  std::printf("%u %u\n", static_cast<unsigned>(*p1), static_cast<unsigned>(*p2));
+  std::printf("%u %u\n", static_cast<unsigned>(*p1),
+              static_cast<unsigned>(*p2));
   std::fflush(stdout);
   char buf[64];
   while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
@@ -128,8 +129,8 @@ int run(const char *exe, bool flood, uint64_t n) {
         for (uint64_t i = 0; i < n; i++)
           self->send(*target, msg);
         self->receive([](done_atom) {});
-        double s = std::chrono::duration<double>(bench_clock::now() - t0)
-                       .count();
+        double s =
+            std::chrono::duration<double>(bench_clock::now() - t0).count();
         std::printf("{\"bench\":\"remote-flood\",\"impl\":\"caf\","
                     "\"size\":64,\"n\":%llu,\"seconds\":%.3f,"
                     "\"msgs_per_s\":%.0f}\n",
@@ -141,8 +142,7 @@ int run(const char *exe, bool flood, uint64_t n) {
         for (uint64_t i = 0; i < warmup + n; i++) {
           auto t0 = bench_clock::now();
           self->request(*target, caf::infinite, msg)
-              .receive([](const std::vector<char> &) {},
-                       [](caf::error &) {});
+              .receive([](const std::vector<char> &) {}, [](caf::error &) {});
           auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                         bench_clock::now() - t0)
                         .count();
