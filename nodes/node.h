@@ -21,6 +21,9 @@
 #include "peernet/node.h"
 
 #define PN__NODE_VERSION 1u
+/* The largest payload: a link's max_message (4 MiB) less the envelope's
+ * own fields. */
+#define PN__NODE_PAYLOAD_MAX ((4u << 20) - 64u)
 #define PN__NODE_SUBSCRIBERS 16u
 
 /* One PeerNet peer between this node and another (or a seed whose name is

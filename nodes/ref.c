@@ -19,10 +19,6 @@
 
 typedef Peernet__Node__V1__Envelope Envelope;
 
-/* The largest payload: a link's max_message (4 MiB) less the envelope's
- * own fields. */
-#define PN__NODE_PAYLOAD_MAX ((4u << 20) - 64u)
-
 /* What a delivered message carries beside its bytes. */
 typedef struct delivery {
   pn_ref sender;

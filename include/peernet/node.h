@@ -45,6 +45,12 @@
 #include "peernet/runtime.h"
 #include "peernet/socket.h"
 
+/* protobuf-c's types (as in peernet/net.h): include
+ * <protobuf-c/protobuf-c.h> to use the protobuf helpers. */
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+struct ProtobufCAllocator;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -167,6 +173,24 @@ PN_API pn_err pn_node_monitor(pn_node *node, pn_actor *watcher,
  * closed), PN_ENOMEM. Any thread; never blocks. */
 PN_API pn_err pn_node_demonitor(pn_node *node, const pn_ref *target,
                                 uint64_t monitor);
+
+/* pn_node_send() of a protobuf-c message's packed form (include
+ * <protobuf-c/protobuf-c.h> to use it; peernet/net.h names the type).
+ * Errors: PN_EINVAL (NULL msg), PN_ERANGE (packed, above the link's
+ * max_message), and those of pn_node_send(). Any thread; never blocks. */
+PN_API pn_err pn_node_send_protobuf(pn_node *node, const pn_ref *to,
+                                    uint32_t type,
+                                    const struct ProtobufCMessage *msg);
+
+/* Unpacks a message's bytes (one pn_node_send_protobuf sent, or any
+ * message) as a protobuf-c message of type desc. On PN_OK *out is the
+ * caller's, to free with protobuf_c_message_free_unpacked(*out,
+ * allocator); allocator NULL: malloc. Errors: PN_EINVAL (NULL msg, desc or
+ * out; bytes that are not a valid message of that type: *out untouched).
+ * From the handler that received msg (or while an inbox's is held). */
+PN_API pn_err pn_msg_unpack_protobuf(
+    const pn_msg *msg, const struct ProtobufCMessageDescriptor *desc,
+    struct ProtobufCAllocator *allocator, struct ProtobufCMessage **out);
 
 /* The sender of a message a node delivered (pn_node_send). Errors:
  * PN_EINVAL (NULL), PN_ENOENT (not delivered by a node). Pure; from the
