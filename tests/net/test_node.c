@@ -503,6 +503,34 @@ static void silent_node_detected(void **state) {
   pn_test_runtime_end(rt);
 }
 
+/* Two nodes on one runtime, alpha's events in `ev` (beta up already), and
+ * an inbox `in` for the test. */
+typedef struct two_nodes {
+  pn_runtime *rt;
+  pn_actor *ev, *in;
+  pn_node *a, *b;
+} two_nodes;
+
+static void two_nodes_open(two_nodes *t, const char *in_name) {
+  t->rt = net_runtime();
+  PN_ASSERT_OK(pn_inbox_open(t->rt, "node-events", &t->ev));
+  PN_ASSERT_OK(pn_inbox_open(t->rt, in_name, &t->in));
+  t->a = open_node(t->rt, "alpha", NULL, NULL);
+  t->b = open_node(t->rt, "beta", t->a, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(t->a, t->ev));
+  expect_ups(t->ev, 1);
+}
+
+/* Closes both nodes and the runtime; proves nothing leaked. */
+static void two_nodes_close(two_nodes *t) {
+  pn_node_close(t->b);
+  pn_node_close(t->a);
+  PN_ASSERT_OK(pn_runtime_shutdown(t->rt, UINT64_MAX));
+  PN_ASSERT_OK(pn_inbox_close(t->ev));
+  PN_ASSERT_OK(pn_inbox_close(t->in));
+  pn_test_runtime_end(t->rt);
+}
+
 static void idle_handler(pn_actor *self, void *state, const pn_msg *msg) {
   (void)self;
   (void)state;
@@ -537,14 +565,11 @@ static void expect_down(const pn_down *d, uint64_t monitor, const pn_ref *r,
  * removed one never comes. */
 static void monitors_across_nodes(void **state) {
   (void)state;
-  pn_runtime *rt = net_runtime();
-  pn_actor *ev = NULL, *w = NULL;
-  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
-  PN_ASSERT_OK(pn_inbox_open(rt, "watcher", &w));
-  pn_node *a = open_node(rt, "alpha", NULL, NULL);
-  pn_node *b = open_node(rt, "beta", a, NULL);
-  PN_ASSERT_OK(pn_node_subscribe(a, ev));
-  expect_ups(ev, 1);
+  two_nodes t;
+  two_nodes_open(&t, "watcher");
+  pn_runtime *rt = t.rt;
+  pn_actor *w = t.in;
+  pn_node *a = t.a, *b = t.b;
   pn_actor *t1 = pn_test_spawn(rt, "t1", idle_handler, NULL, -1);
   pn_actor *t2 = pn_test_spawn(rt, "t2", idle_handler, NULL, -1);
   pn_actor *t3 = pn_test_spawn(rt, "t3", idle_handler, NULL, -1);
@@ -598,16 +623,10 @@ static void monitors_across_nodes(void **state) {
   expect_down(&d, m2, &r2, PN_DOWN_NOCONNECTION);
   pn_msg *more = NULL;
   PN_ASSERT_ERR(PN_ETIMEDOUT, pn_inbox_receive(w, 0, &more));
-
-  pn_node_close(b);
-  pn_node_close(a);
-  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
   pn_actor_release(t1);
   pn_actor_release(t2);
   pn_actor_release(t3);
-  PN_ASSERT_OK(pn_inbox_close(ev));
-  PN_ASSERT_OK(pn_inbox_close(w));
-  pn_test_runtime_end(rt);
+  two_nodes_close(&t);
 }
 
 /* protobuf-c payloads: a message packed by pn_node_send_protobuf on alpha
@@ -615,14 +634,10 @@ static void monitors_across_nodes(void **state) {
  * message are refused (PN_EINVAL), as are NULLs. */
 static void protobuf_payloads(void **state) {
   (void)state;
-  pn_runtime *rt = net_runtime();
-  pn_actor *ev = NULL, *got = NULL;
-  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
-  PN_ASSERT_OK(pn_inbox_open(rt, "got", &got));
-  pn_node *a = open_node(rt, "alpha", NULL, NULL);
-  pn_node *b = open_node(rt, "beta", a, NULL);
-  PN_ASSERT_OK(pn_node_subscribe(a, ev));
-  expect_ups(ev, 1);
+  two_nodes t;
+  two_nodes_open(&t, "got");
+  pn_actor *got = t.in;
+  pn_node *a = t.a, *b = t.b;
   pn_ref to;
   PN_ASSERT_OK(pn_node_ref(b, got, &to));
   Peernet__Node__V1__Member mb = PEERNET__NODE__V1__MEMBER__INIT;
@@ -650,12 +665,7 @@ static void protobuf_payloads(void **state) {
   PN_ASSERT_ERR(PN_EINVAL, pn_msg_unpack_protobuf(NULL, desc, NULL, &out));
   pn_inbox_release(got, m);
   PN_ASSERT_ERR(PN_EINVAL, pn_node_send_protobuf(a, &to, MSG, NULL));
-  pn_node_close(b);
-  pn_node_close(a);
-  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
-  PN_ASSERT_OK(pn_inbox_close(ev));
-  PN_ASSERT_OK(pn_inbox_close(got));
-  pn_test_runtime_end(rt);
+  two_nodes_close(&t);
 }
 
 /* A node with another cluster key is refused; one with none too. */
