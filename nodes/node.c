@@ -13,6 +13,7 @@
 #include "runtime/monitor.h"
 
 static void node_free(pn_node *n) {
+  pn__registry_remove(n->rt, &n->stat);
   pn__monitors_gone(n, 0);
   pn__links_close(n);
   pn__names_free(n);
@@ -181,6 +182,7 @@ pn_err pn_node_open(pn_runtime *rt, const pn_node_config *cfg,
     return PN_ENOMEM;
   }
   n->rt = rt;
+  pn__list_init(&n->stat.link);
   memcpy(n->name, cfg->name, strlen(cfg->name)); /* length checked */
   n->id = pn__node_id_of(cfg->name);
   do {
@@ -218,6 +220,8 @@ pn_err pn_node_open(pn_runtime *rt, const pn_node_config *cfg,
     (void)pn_send(n->actor, PN__NODE_CLOSE, NULL, 0);
     return err;
   }
+  (void)pn_host_local_addr(n->host, 0, &n->listen);
+  pn__registry_add(rt, &n->stat, &pn__node_class);
   *node_out = n;
   return PN_OK;
 }
@@ -380,6 +384,67 @@ pn_err pn_node_list(pn_node *node, pn_node_info *out, size_t cap,
   pthread_rwlock_unlock(&node->lock);
   *count = k;
   return PN_OK;
+}
+
+const pn__stat_class pn__node_class = {.name = "node"};
+
+size_t pn__node_snap_links(pn_node *n) {
+  size_t k = 0;
+  pthread_rwlock_rdlock(&n->lock);
+  for (size_t i = 0; i < n->nmembers; i++) {
+    k += n->members[i]->up;
+  }
+  pthread_rwlock_unlock(&n->lock);
+  return k;
+}
+
+size_t pn__node_snap_fill(pn_node *n, pn_local_node_info *o,
+                          pn_node_link_info *links, size_t cap) {
+  memset(o, 0, sizeof *o);
+  memcpy(o->name, n->name, sizeof n->name);
+  o->id = n->id;
+  o->incarnation = n->incarnation;
+  (void)pn_addr_format(&n->listen, o->listen, sizeof o->listen);
+  o->lanes = n->lanes;
+  pn_node_stats st;
+  (void)pn_node_stats_get(n, &st);
+  o->links = st.nodes;
+  o->sent_local = st.sent_local;
+  o->sent_remote = st.sent_remote;
+  o->delivered = st.delivered;
+  o->dropped_no_actor = st.dropped_no_actor;
+  o->dropped_stale = st.dropped_stale;
+  o->dropped_bad = st.dropped_bad;
+  o->joins = st.joins;
+  o->leaves = st.leaves;
+  /* pn_node_list's rows, in this snapshot's shape: under the same read
+   * lock, so the links are the ones up at one moment. */
+  size_t k = 0;
+  pthread_rwlock_rdlock(&n->lock);
+  for (size_t i = 0; i < n->nmembers && k < cap; i++) {
+    const pn__member *m = n->members[i];
+    if (!m->up) {
+      continue;
+    }
+    pn_node_link_info *l = &links[k++];
+    memset(l, 0, sizeof *l);
+    l->node_id = n->id;
+    memcpy(l->name, m->name, sizeof m->name);
+    l->id = m->id;
+    l->incarnation = m->incarnation;
+    (void)pn_addr_format(&m->addr, l->remote, sizeof l->remote);
+    pn_peer_stats ps;
+    if (m->link && pn_peer_stats_get(m->link->peer, &ps) == PN_OK) {
+      l->peer_id = pn_peer_id(m->link->peer);
+      l->srtt_us = ps.srtt_us;
+      l->loss = ps.loss;
+    }
+    l->messages_out = atomic_load(&m->msgs_out);
+    l->messages_in = atomic_load(&m->msgs_in);
+  }
+  pthread_rwlock_unlock(&n->lock);
+  o->link_count = k;
+  return k;
 }
 
 pn_err pn_node_stats_get(const pn_node *node, pn_node_stats *out) {

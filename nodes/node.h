@@ -19,6 +19,8 @@
 #include "actors/idmap.h"
 #include "peernet/net.h"
 #include "peernet/node.h"
+#include "peernet/stats.h"
+#include "runtime/registry.h"
 
 #define PN__NODE_VERSION 1u
 /* The largest payload: a link's max_message (4 MiB) less the envelope's
@@ -51,7 +53,9 @@ typedef struct pn__member {
 
 struct pn_node {
   pn_runtime *rt;
-  pn_actor *actor; /* the node actor (held) */
+  pn__stat_obj stat; /* in the runtime's registry (snapshots) */
+  pn_addr listen;    /* its host's address, from the open on */
+  pn_actor *actor;   /* the node actor (held) */
   pn_host *host;
   char name[PN_NODE_NAME_MAX + 1];
   uint64_t id, incarnation;
@@ -100,6 +104,13 @@ struct pn_node {
 #define PN__NODE_FINISH 0x4E4F0004u    /* closing: links had their time */
 #define PN__NODE_MONITOR 0x4E4F0005u   /* a pn__rmon to start */
 #define PN__NODE_DEMONITOR 0x4E4F0006u /* a pn__rmon's id to remove */
+
+/* Snapshots (observe/snapshot.c), under the registry lock: the links n
+ * has up, and n's row with up to cap of them (returns how many). */
+extern const pn__stat_class pn__node_class;
+size_t pn__node_snap_links(pn_node *n);
+size_t pn__node_snap_fill(pn_node *n, pn_local_node_info *o,
+                          pn_node_link_info *links, size_t cap);
 
 /* link.c, on the node actor. pn__link_send_control: a Control on the
  * link's lane 0 (one that cannot be sent is settled when the link goes

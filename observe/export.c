@@ -241,6 +241,42 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
     }
     put(&t, "]}");
   }
+  put(&t, "],\"nodes\":[");
+  size_t li = 0;
+  for (size_t i = 0; i < snap->node_count; i++) {
+    const pn_local_node_info *n = &snap->nodes[i];
+    putf(&t, "%s{\"name\":", i ? "," : "");
+    put_json_string(&t, n->name);
+    putf(&t,
+         ",\"id\":%" PRIu64 ",\"incarnation\":%" PRIu64 ",\"listen\":", n->id,
+         n->incarnation);
+    put_json_string(&t, n->listen);
+    putf(&t,
+         ",\"lanes\":%" PRIu32 ",\"links_up\":%" PRIu64
+         ",\"sent_local\":%" PRIu64 ",\"sent_remote\":%" PRIu64
+         ",\"delivered\":%" PRIu64 ",\"dropped_no_actor\":%" PRIu64
+         ",\"dropped_stale\":%" PRIu64 ",\"dropped_bad\":%" PRIu64
+         ",\"joins\":%" PRIu64 ",\"leaves\":%" PRIu64 ",\"links\":[",
+         n->lanes, n->links, n->sent_local, n->sent_remote, n->delivered,
+         n->dropped_no_actor, n->dropped_stale, n->dropped_bad, n->joins,
+         n->leaves);
+    for (size_t k = 0; k < n->link_count && li < snap->node_link_count;
+         k++, li++) {
+      const pn_node_link_info *l = &snap->node_links[li];
+      putf(&t, "%s{\"name\":", k ? "," : "");
+      put_json_string(&t, l->name);
+      putf(&t,
+           ",\"id\":%" PRIu64 ",\"incarnation\":%" PRIu64 ",\"remote\":", l->id,
+           l->incarnation);
+      put_json_string(&t, l->remote);
+      putf(&t,
+           ",\"peer\":%" PRIu64 ",\"srtt_us\":%" PRIu64
+           ",\"loss\":%.6f,\"messages_out\":%" PRIu64
+           ",\"messages_in\":%" PRIu64 "}",
+           l->peer_id, l->srtt_us, l->loss, l->messages_out, l->messages_in);
+    }
+    put(&t, "]}");
+  }
   put(&t, "]");
   if (snap->actor_histograms) {
     put(&t, ",\"histogram_le_ns\":[");
@@ -296,6 +332,20 @@ static void peer_labels(text *t, const void *obj, size_t index) {
   const pn_peer_info *p = obj;
   putf(t, "peer=\"%" PRIu64 "\",remote=", p->id);
   put_label_value(t, p->remote);
+}
+
+static void node_labels(text *t, const void *obj, size_t index) {
+  (void)index;
+  const pn_local_node_info *n = obj;
+  put(t, "node=");
+  put_label_value(t, n->name);
+}
+
+static void node_link_labels(text *t, const void *obj, size_t index) {
+  (void)index;
+  const pn_node_link_info *l = obj;
+  putf(t, "node_id=\"%" PRIu64 "\",remote_node=", l->node_id);
+  put_label_value(t, l->name);
 }
 
 static void socket_labels(text *t, const void *obj, size_t index) {
@@ -485,6 +535,44 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
   };
   put_families(&t, peer_families, ARRAY_LEN(peer_families), snap->peers,
                sizeof *snap->peers, snap->peer_count, peer_labels);
+  static const metric_family node_families[] = {
+      {"peernet_node_links", "gauge", "Other nodes linked and up.",
+       offsetof(pn_local_node_info, links), VALUE_U64},
+      {"peernet_node_sent_local_total", "counter",
+       "Messages sent to this node's own actors.",
+       offsetof(pn_local_node_info, sent_local), VALUE_U64},
+      {"peernet_node_sent_remote_total", "counter",
+       "Messages sent to other nodes' actors.",
+       offsetof(pn_local_node_info, sent_remote), VALUE_U64},
+      {"peernet_node_delivered_total", "counter",
+       "Messages from other nodes delivered here.",
+       offsetof(pn_local_node_info, delivered), VALUE_U64},
+      {"peernet_node_dropped_no_actor_total", "counter",
+       "Messages to an actor that had stopped or was never referenced.",
+       offsetof(pn_local_node_info, dropped_no_actor), VALUE_U64},
+      {"peernet_node_dropped_stale_total", "counter",
+       "Messages naming an earlier incarnation of this node.",
+       offsetof(pn_local_node_info, dropped_stale), VALUE_U64},
+      {"peernet_node_dropped_bad_total", "counter",
+       "Malformed envelopes or control messages.",
+       offsetof(pn_local_node_info, dropped_bad), VALUE_U64},
+  };
+  put_families(&t, node_families, ARRAY_LEN(node_families), snap->nodes,
+               sizeof *snap->nodes, snap->node_count, node_labels);
+  static const metric_family node_link_families[] = {
+      {"peernet_node_link_srtt_seconds", "gauge",
+       "A link's smoothed round-trip time.",
+       offsetof(pn_node_link_info, srtt_us), VALUE_US_AS_SECONDS},
+      {"peernet_node_link_messages_out_total", "counter",
+       "Messages sent to that node.", offsetof(pn_node_link_info, messages_out),
+       VALUE_U64},
+      {"peernet_node_link_messages_in_total", "counter",
+       "Messages from that node.", offsetof(pn_node_link_info, messages_in),
+       VALUE_U64},
+  };
+  put_families(&t, node_link_families, ARRAY_LEN(node_link_families),
+               snap->node_links, sizeof *snap->node_links,
+               snap->node_link_count, node_link_labels);
   if (snap->actor_histograms) {
     put_actor_histograms(
         &t, snap, "peernet_actor_mailbox_seconds",

@@ -217,6 +217,33 @@ typedef struct pn_peer_info {
   pn_peer_stats stats;
 } pn_peer_info;
 
+/* A node of this runtime in a snapshot (peernet/node.h): its counters, as
+ * pn_node_stats_get gives them. */
+typedef struct pn_local_node_info {
+  char name[64];
+  uint64_t id, incarnation;
+  char listen[64]; /* its address, "1.2.3.4:5" */
+  uint32_t lanes;
+  uint64_t links; /* nodes linked and up */
+  uint64_t sent_local, sent_remote, delivered;
+  uint64_t dropped_no_actor, dropped_stale, dropped_bad;
+  uint64_t joins, leaves;
+  size_t link_count; /* its entries in node_links, after the previous
+                        node's */
+} pn_local_node_info;
+
+/* One of a node's links (to a node that is up) in a snapshot. */
+typedef struct pn_node_link_info {
+  uint64_t node_id; /* the local node it belongs to */
+  char name[64];    /* the other node */
+  uint64_t id, incarnation;
+  char remote[64];  /* its address */
+  uint64_t peer_id; /* the link's peer (in peers) */
+  uint64_t srtt_us;
+  double loss;
+  uint64_t messages_out, messages_in; /* pn_node_send messages each way */
+} pn_node_link_info;
+
 typedef struct pn_snapshot {
   pn_runtime_stats runtime;
   size_t worker_count;
@@ -232,6 +259,10 @@ typedef struct pn_snapshot {
   pn_peer_info *peers; /* every peer not yet freed */
   size_t channel_count;
   pn_channel_info *channels; /* the channels of those peers */
+  size_t node_count;
+  struct pn_local_node_info *nodes; /* this runtime's nodes (peernet/node.h) */
+  size_t node_link_count;
+  struct pn_node_link_info *node_links; /* their links, node by node */
 } pn_snapshot;
 
 /* Takes a snapshot. On PN_OK *snap_out belongs to the caller (free with
@@ -245,12 +276,14 @@ PN_API void pn_snapshot_free(pn_snapshot *snap);
 /* The snapshot as one JSON document: {"runtime":{...},"workers":[...],
  * "actors":[{"id","name","state","processed","sent","mailbox_depth",
  * "cpu_ns",...}],"sockets":[...],"peers":[{"id","remote","state","srtt_us",
- * ...,"channels":[{"index","kind","actor"}]}]}. With histograms, each actor
- * also has "mailbox_time_ns" and "processing_time_ns", objects with "count",
- * "sum", "p50", "p99" (estimates) and "buckets" (PN_HIST_BUCKETS counts), and
- * the document has "histogram_le_ns", the upper bounds of all buckets but the
- * last. On PN_OK *text_out is a NUL-terminated string the
- * caller frees with pn_free(), *len_out (may be NULL) its length.
+ * ...,"channels":[{"index","kind","actor"}]}],"nodes":[{"name","id",
+ * "incarnation","listen","sent_remote","delivered",...,"links":[{"name",
+ * "id","remote","peer","srtt_us","loss","messages_out","messages_in"}]}]}. With
+ * histograms, each actor also has "mailbox_time_ns" and "processing_time_ns",
+ * objects with "count", "sum", "p50", "p99" (estimates) and "buckets"
+ * (PN_HIST_BUCKETS counts), and the document has "histogram_le_ns", the upper
+ * bounds of all buckets but the last. On PN_OK *text_out is a NUL-terminated
+ * string the caller frees with pn_free(), *len_out (may be NULL) its length.
  * Errors: PN_EINVAL, PN_ENOMEM; outputs untouched on error. Pure; any
  * thread. */
 PN_API pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,

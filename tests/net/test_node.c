@@ -668,6 +668,50 @@ static void protobuf_payloads(void **state) {
   two_nodes_close(&t);
 }
 
+/* Snapshots show the runtime's nodes and their links: alpha and beta,
+ * each linked to the other, with the messages sent; the JSON and the
+ * Prometheus text carry them. */
+static void nodes_in_snapshots(void **state) {
+  (void)state;
+  two_nodes t;
+  two_nodes_open(&t, "got");
+  pn_ref to;
+  PN_ASSERT_OK(pn_node_ref(t.b, t.in, &to));
+  uint32_t v = 1;
+  PN_ASSERT_OK(pn_node_send(t.a, &to, MSG, &v, sizeof v));
+  pn_inbox_release(t.in, next(t.in));
+  pn_snapshot *snap = NULL;
+  PN_ASSERT_OK(pn_snapshot_take(t.rt, &snap));
+  assert_int_equal(snap->node_count, 2);
+  assert_int_equal(snap->node_link_count, 2);
+  size_t li = 0;
+  for (size_t i = 0; i < snap->node_count; i++) {
+    const pn_local_node_info *n = &snap->nodes[i];
+    bool alpha = strcmp(n->name, "alpha") == 0;
+    assert_true(alpha || strcmp(n->name, "beta") == 0);
+    assert_int_equal(n->links, 1);
+    assert_int_equal(n->link_count, 1);
+    const pn_node_link_info *l = &snap->node_links[li++];
+    assert_int_equal(l->node_id, n->id);
+    assert_string_equal(l->name, alpha ? "beta" : "alpha");
+    assert_true(l->peer_id != 0);
+    assert_int_equal(alpha ? n->sent_remote : n->delivered, 1);
+    assert_int_equal(alpha ? l->messages_out : l->messages_in, 1);
+  }
+  char *json = NULL, *prom = NULL;
+  PN_ASSERT_OK(pn_snapshot_json(snap, &json, NULL));
+  assert_true(pn_test_json_valid(json));
+  assert_non_null(strstr(json, "\"nodes\":[{\"name\":"));
+  PN_ASSERT_OK(pn_snapshot_prometheus(snap, &prom, NULL));
+  assert_non_null(
+      strstr(prom, "peernet_node_sent_remote_total{node=\"alpha\"} 1"));
+  assert_non_null(strstr(prom, "peernet_node_link_messages_in_total{"));
+  pn_free(json);
+  pn_free(prom);
+  pn_snapshot_free(snap);
+  two_nodes_close(&t);
+}
+
 /* A node with another cluster key is refused; one with none too. */
 static void cluster_key_keeps_others_out(void **state) {
   (void)state;
@@ -792,6 +836,7 @@ int main(void) {
       cmocka_unit_test(silent_node_detected),
       cmocka_unit_test(monitors_across_nodes),
       cmocka_unit_test(protobuf_payloads),
+      cmocka_unit_test(nodes_in_snapshots),
       cmocka_unit_test(cluster_key_keeps_others_out),
       cmocka_unit_test(protocol_breakers_dropped),
       cmocka_unit_test(bad_arguments),
