@@ -6,13 +6,13 @@
  * share, or every peer with its RTT, loss, congestion window and queued
  * bytes.
  *
- *   peernet-top --socket PATH [--view actors|peers]
+ *   peernet-top --socket PATH [--view actors|peers|nodes]
  *               [--sort cpu|rate|mailbox|processed]
  *               [--interval MS] [--top N] [--once]
  *
- * Keys while running: a and e show actors and peers; c, r, m, p change the
- * actors' sort; q quits. --once prints one table (from two samples, to
- * have rates) and exits.
+ * Keys while running: a, e and n show actors, peers and nodes; c, r, m, p
+ * change the actors' sort; q quits. --once prints one table (from two samples,
+ * to have rates) and exits.
  *
  * Rates and busy shares are taken over the runtime's own uptime between
  * two snapshots (runtime.uptime_ns), the moment each worker's idle time is
@@ -63,6 +63,17 @@ typedef struct peer_row {
   double in_rate;
 } peer_row;
 
+/* A node of the runtime, or (link) one of its links, in the nodes view. */
+typedef struct node_row {
+  char name[64];
+  bool link;          /* a link of the node above it */
+  uint64_t links;     /* node: links up */
+  uint64_t sent, got; /* node: sent_remote, delivered; link: messages
+                         out, in */
+  uint64_t dropped;   /* node: no actor + stale + malformed */
+  uint64_t srtt_us;   /* link */
+} node_row;
+
 /* Workers beyond this many are summed but not shown one by one. */
 #define WORKERS_SHOWN 16
 
@@ -79,10 +90,12 @@ typedef struct sample {
   actor_row *rows;
   size_t peer_count;
   peer_row *peers;
+  size_t node_count; /* rows: nodes, each followed by its links */
+  node_row *nodes;
 } sample;
 
 enum sort_key { SORT_CPU, SORT_RATE, SORT_MAILBOX, SORT_PROCESSED };
-enum view { VIEW_ACTORS, VIEW_PEERS };
+enum view { VIEW_ACTORS, VIEW_PEERS, VIEW_NODES };
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -222,7 +235,11 @@ static bool room_for(void **rows, size_t *cap, size_t count, size_t elem) {
 
 static void parse_peers(const char *peers, sample *s) {
   size_t cap = 0;
-  for (const char *p = strchr(peers, '{'); p;) {
+  const char *open = strchr(peers, '[');
+  if (!open || open[1] == ']') {
+    return; /* none: what follows is not theirs */
+  }
+  for (const char *p = strchr(open, '{'); p;) {
     const char *e = object_end(p);
     if (!e ||
         !room_for((void **)&s->peers, &cap, s->peer_count, sizeof *s->peers)) {
@@ -247,6 +264,53 @@ static void parse_peers(const char *peers, sample *s) {
     r->retransmits = num_field(p, own, "retransmits");
     r->bytes_out = num_field(p, own, "bytes_out");
     r->bytes_in = num_field(p, own, "bytes_in");
+    p = e[1] == ',' ? strchr(e, '{') : NULL;
+  }
+}
+
+/* One row per node, then one per link of it. */
+static void parse_nodes(const char *nodes, sample *s) {
+  size_t cap = 0;
+  const char *open = strchr(nodes, '[');
+  if (!open || open[1] == ']') {
+    return;
+  }
+  for (const char *p = strchr(open, '{'); p;) {
+    const char *e = object_end(p);
+    if (!e ||
+        !room_for((void **)&s->nodes, &cap, s->node_count, sizeof *s->nodes)) {
+      break;
+    }
+    const char *links = strstr(p, "\"links\":[");
+    if (!links || links > e) {
+      links = e;
+    }
+    node_row *r = &s->nodes[s->node_count++];
+    memset(r, 0, sizeof *r);
+    str_field(p, links, "name", r->name, sizeof r->name);
+    r->links = num_field(p, links, "links_up");
+    r->sent = num_field(p, links, "sent_remote");
+    r->got = num_field(p, links, "delivered");
+    r->dropped = num_field(p, links, "dropped_no_actor") +
+                 num_field(p, links, "dropped_stale") +
+                 num_field(p, links, "dropped_bad");
+    for (const char *l = links < e && links[9] != ']' ? strchr(links, '{')
+                                                      : NULL;
+         l && l < e;) {
+      const char *le = object_end(l);
+      if (!le || !room_for((void **)&s->nodes, &cap, s->node_count,
+                           sizeof *s->nodes)) {
+        break;
+      }
+      node_row *k = &s->nodes[s->node_count++];
+      memset(k, 0, sizeof *k);
+      k->link = true;
+      str_field(l, le, "name", k->name, sizeof k->name);
+      k->srtt_us = num_field(l, le, "srtt_us");
+      k->sent = num_field(l, le, "messages_out");
+      k->got = num_field(l, le, "messages_in");
+      l = le[1] == ',' ? strchr(le, '{') : NULL;
+    }
     p = e[1] == ',' ? strchr(e, '{') : NULL;
   }
 }
@@ -308,6 +372,10 @@ static bool parse(const char *json, sample *s) {
   const char *peers = strstr(actors, "],\"peers\":[");
   if (peers) {
     parse_peers(peers + 2, s);
+    const char *nodes = strstr(peers, "],\"nodes\":[");
+    if (nodes) {
+      parse_nodes(nodes + 2, s);
+    }
   }
   return true;
 }
@@ -315,6 +383,7 @@ static bool parse(const char *json, sample *s) {
 static void sample_free(sample *s) {
   free(s->rows);
   free(s->peers);
+  free(s->nodes);
 }
 
 /* Rates against the previous sample, matched by actor id. */
@@ -435,6 +504,25 @@ static void render_peers(sample *s, size_t top) {
   }
 }
 
+static void render_nodes(const sample *s, size_t top) {
+  printf("%-24s %6s %9s %12s %12s %9s\n", "NODE / LINK", "LINKS", "RTT(ms)",
+         "SENT", "RECEIVED", "DROPPED");
+  for (size_t i = 0; i < s->node_count && i < top; i++) {
+    const node_row *r = &s->nodes[i];
+    if (r->link) {
+      printf("  -> %-19.19s %6s %9.3f %12" PRIu64 " %12" PRIu64 " %9s\n",
+             r->name, "", (double)r->srtt_us / 1000.0, r->sent, r->got, "");
+    } else {
+      printf("%-24.24s %6" PRIu64 " %9s %12" PRIu64 " %12" PRIu64 " %9" PRIu64
+             "\n",
+             r->name, r->links, "", r->sent, r->got, r->dropped);
+    }
+  }
+  if (!s->node_count) {
+    printf("(no nodes)\n");
+  }
+}
+
 static void render(sample *s, const sample *prev, enum view view, size_t top,
                    bool clear) {
   if (clear) {
@@ -466,8 +554,10 @@ static void render(sample *s, const sample *prev, enum view view, size_t top,
   printf("\n\n");
   if (view == VIEW_ACTORS) {
     render_actors(s, top);
-  } else {
+  } else if (view == VIEW_PEERS) {
     render_peers(s, top);
+  } else {
+    render_nodes(s, top);
   }
   fflush(stdout);
 }
@@ -486,7 +576,7 @@ static bool take(const char *path, sample *s) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: peernet-top --socket PATH [--view actors|peers]\n"
+  fprintf(f, "usage: peernet-top --socket PATH [--view actors|peers|nodes]\n"
              "                   [--sort cpu|rate|mailbox|processed]\n"
              "                   [--interval MS] [--top N] [--once]\n");
 }
@@ -540,6 +630,8 @@ int main(int argc, char **argv) {
         view = VIEW_ACTORS;
       } else if (strcmp(v, "peers") == 0) {
         view = VIEW_PEERS;
+      } else if (strcmp(v, "nodes") == 0) {
+        view = VIEW_NODES;
       } else {
         usage(stderr);
         return 2;
@@ -589,7 +681,10 @@ int main(int argc, char **argv) {
                   : key == 'm' ? SORT_MAILBOX
                   : key == 'p' ? SORT_PROCESSED
                                : sort_by;
-        view = key == 'a' ? VIEW_ACTORS : key == 'e' ? VIEW_PEERS : view;
+        view = key == 'a'   ? VIEW_ACTORS
+               : key == 'e' ? VIEW_PEERS
+               : key == 'n' ? VIEW_NODES
+                            : view;
       }
     }
     sample cur;
