@@ -16,6 +16,7 @@
 #include "peernet_node.pb-c.h"
 #include "runtime/alloc.h"
 #include "runtime/msg.h"
+#include "runtime/worker.h"
 
 typedef Peernet__Node__V1__Envelope Envelope;
 
@@ -181,6 +182,7 @@ static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
   pn_packet_release(pkt);
   if (err == PN_OK) {
     atomic_fetch_add(&n->sent_remote, 1);
+    pn__tr(pn__worker_current(n->rt), PN__TR_REMOTE_SEND, from, to->actor);
   }
   return err;
 }
@@ -236,9 +238,15 @@ void pn__ref_deliver(pn_node *n, pn__member *from, const pn_peer_event *ev) {
                        .actor = env.from_actor};
   d->pkt = ev->packet;
   pn_packet_hold(d->pkt);
+  /* Counted before the hand-over: the receiver may look at the counters
+   * as soon as it has the message. */
+  atomic_fetch_add(&n->delivered, 1);
   if (deliver(n, env.to_actor, env.type, (void *)(uintptr_t)env.payload,
               env.len, d)) {
-    atomic_fetch_add(&n->delivered, 1);
+    pn__tr(pn__worker_current(n->rt), PN__TR_REMOTE_DELIVER, env.to_actor,
+           env.from_actor);
+  } else {
+    atomic_fetch_sub(&n->delivered, 1);
   }
 }
 

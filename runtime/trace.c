@@ -82,6 +82,8 @@ static const char *const kind_name[PN__TR_KINDS] = {
     [PN__TR_PACKET_RECV] = "packet_recv",
     [PN__TR_ACK] = "ack",
     [PN__TR_RETRANSMIT] = "retransmit",
+    [PN__TR_REMOTE_SEND] = "remote_send",
+    [PN__TR_REMOTE_DELIVER] = "remote_deliver",
 };
 
 /* Each kind's category: the PN_TRACE_... bit that switches it. */
@@ -99,11 +101,13 @@ static const uint32_t kind_category[PN__TR_KINDS] = {
     [PN__TR_PACKET_RECV] = PN_TRACE_PACKET,
     [PN__TR_ACK] = PN_TRACE_PACKET,
     [PN__TR_RETRANSMIT] = PN_TRACE_PACKET,
+    [PN__TR_REMOTE_SEND] = PN_TRACE_NODE,
+    [PN__TR_REMOTE_DELIVER] = PN_TRACE_NODE,
 };
 
 /* The "cat" of each category in the JSON, indexed by bit number. */
-static const char *const category_name[] = {"actor", "send", "mute",
-                                            "sched", "io",   "packet"};
+static const char *const category_name[] = {"actor", "send",   "mute", "sched",
+                                            "io",    "packet", "node"};
 
 _Static_assert(PN_TRACE_ALL ==
                    (1u << sizeof category_name / sizeof category_name[0]) - 1u,

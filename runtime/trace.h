@@ -27,19 +27,23 @@ typedef struct pn__worker pn__worker;
 typedef struct pn_runtime pn_runtime;
 
 enum pn__trace_kind {
-  PN__TR_RUN = 1,     /* a: actor id, b: messages handled | duration << 32 */
-  PN__TR_SEND,        /* a: sender id (0: not an actor), b: receiver id */
-  PN__TR_SPAWN,       /* a: new actor id */
-  PN__TR_STOP,        /* a: actor id */
-  PN__TR_MUTE,        /* a: muted sender id, b: receiver id */
-  PN__TR_UNMUTE,      /* a: receiver id */
-  PN__TR_STEAL,       /* a: victim worker, b: actors taken */
-  PN__TR_IO_SUBMIT,   /* a: socket id, b: messages submitted */
-  PN__TR_IO_COMPLETE, /* a: socket id, b: bytes or -errno */
-  PN__TR_PACKET_SEND, /* a: socket id, b: datagrams */
-  PN__TR_PACKET_RECV, /* a: socket id, b: bytes */
-  PN__TR_ACK,         /* a: peer id, b: datagram sequence acknowledged */
-  PN__TR_RETRANSMIT,  /* a: peer id, b: channel sequence of the message */
+  PN__TR_RUN = 1,        /* a: actor id, b: messages handled | duration << 32 */
+  PN__TR_SEND,           /* a: sender id (0: not an actor), b: receiver id */
+  PN__TR_SPAWN,          /* a: new actor id */
+  PN__TR_STOP,           /* a: actor id */
+  PN__TR_MUTE,           /* a: muted sender id, b: receiver id */
+  PN__TR_UNMUTE,         /* a: receiver id */
+  PN__TR_STEAL,          /* a: victim worker, b: actors taken */
+  PN__TR_IO_SUBMIT,      /* a: socket id, b: messages submitted */
+  PN__TR_IO_COMPLETE,    /* a: socket id, b: bytes or -errno */
+  PN__TR_PACKET_SEND,    /* a: socket id, b: datagrams */
+  PN__TR_PACKET_RECV,    /* a: socket id, b: bytes */
+  PN__TR_ACK,            /* a: peer id, b: datagram sequence acknowledged */
+  PN__TR_RETRANSMIT,     /* a: peer id, b: channel sequence of the message */
+  PN__TR_REMOTE_SEND,    /* a: sender id (0: not an actor), b: the actor on
+                            another node */
+  PN__TR_REMOTE_DELIVER, /* a: receiver id, b: the sender on the other node
+                            (0: not an actor) */
   PN__TR_KINDS
 };
 

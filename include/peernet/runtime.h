@@ -107,6 +107,8 @@ typedef struct pn_runtime_config {
  *   SCHED   work stealing between workers
  *   IO      I/O submissions and completions
  *   PACKET  datagrams sent and received
+ *   NODE    messages sent to other nodes' actors and delivered from them
+ *           (peernet/node.h)
  * Sends are the most frequent events: leaving SEND out is the way to make
  * a recorder of runs cheaper still. */
 #define PN_TRACE_ACTOR 0x01u
@@ -115,7 +117,8 @@ typedef struct pn_runtime_config {
 #define PN_TRACE_SCHED 0x08u
 #define PN_TRACE_IO 0x10u
 #define PN_TRACE_PACKET 0x20u
-#define PN_TRACE_ALL 0x3Fu
+#define PN_TRACE_NODE 0x40u
+#define PN_TRACE_ALL 0x7Fu
 
 /* Handler of an actor. self is the running actor, state the pointer given at
  * spawn, msg the message (valid until return). Runs on a worker thread; it

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "peernet/inbox.h"
 #include "peernet/node.h"
@@ -712,6 +713,56 @@ static void nodes_in_snapshots(void **state) {
   two_nodes_close(&t);
 }
 
+/* The flight recorder shows remote sends and deliveries: an actor on
+ * alpha that sends to beta's inbox (remote_send, with its id and the
+ * receiver's) and beta's delivery (remote_deliver), in the dump. */
+static void remote_sends_in_traces(void **state) {
+  (void)state;
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/pn-node-trace-%d.json", (int)getpid());
+  pn_runtime_config cfg = PN_RUNTIME_CONFIG_INIT;
+  cfg.workers = 2;
+  cfg.io = net_backend;
+  cfg.trace_path = path;
+  cfg.trace_events = 4096;
+  cfg.trace_categories = PN_TRACE_NODE;
+  pn_runtime *rt = NULL;
+  PN_ASSERT_OK(pn_runtime_create(&cfg, &rt));
+  pn_actor *ev = NULL, *got = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev));
+  PN_ASSERT_OK(pn_inbox_open(rt, "got", &got));
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  pn_node *b = open_node(rt, "beta", a, NULL);
+  PN_ASSERT_OK(pn_node_subscribe(a, ev));
+  expect_ups(ev, 1);
+  echo e = {.node = a};
+  PN_ASSERT_OK(pn_node_ref(b, got, &e.reply));
+  pn_actor *ea = pn_test_spawn(rt, "echo", echo_handler, &e, -1);
+  pn_ref er;
+  PN_ASSERT_OK(pn_node_ref(a, ea, &er));
+  uint32_t v = 9;
+  PN_ASSERT_OK(pn_node_send(b, &er, MSG, &v, sizeof v)); /* beta -> echo */
+  pn_inbox_release(got, next(got)); /* echo (alpha) -> beta's inbox */
+  pn_node_close(b);
+  pn_node_close(a);
+  PN_ASSERT_OK(pn_runtime_trace_dump(rt, path));
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_actor_release(ea);
+  PN_ASSERT_OK(pn_inbox_close(ev));
+  PN_ASSERT_OK(pn_inbox_close(got));
+  pn_test_runtime_end(rt);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  static char text[1 << 20];
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  unlink(path);
+  text[len] = 0;
+  assert_true(pn_test_json_valid(text));
+  assert_non_null(strstr(text, "\"remote_send\""));
+  assert_non_null(strstr(text, "\"remote_deliver\""));
+}
+
 /* A node with another cluster key is refused; one with none too. */
 static void cluster_key_keeps_others_out(void **state) {
   (void)state;
@@ -837,6 +888,7 @@ int main(void) {
       cmocka_unit_test(monitors_across_nodes),
       cmocka_unit_test(protobuf_payloads),
       cmocka_unit_test(nodes_in_snapshots),
+      cmocka_unit_test(remote_sends_in_traces),
       cmocka_unit_test(cluster_key_keeps_others_out),
       cmocka_unit_test(protocol_breakers_dropped),
       cmocka_unit_test(bad_arguments),
