@@ -184,18 +184,27 @@ static int exercise(app *a, const char *name, const pn_ref *to,
   return 0;
 }
 
-/* The reference of "<node>/<name>", asked and answered. */
+/* The reference of "<node>/<name>", asked and answered. A node is up
+ * (PN_MSG_NODE_UP) as soon as it joined, maybe before it registered its
+ * names: PN_ENOENT is asked again, for up to 2 s. */
 static bool look_up(app *a, const char *node, const char *name, pn_ref *out) {
   char path[2 * PN_NODE_NAME_MAX + 2];
   snprintf(path, sizeof path, "%s/%s", node, name);
-  pn_msg *m = NULL;
-  pn_node_result r;
-  bool ok = pn_node_lookup(a->node, path, a->inbox, 0) == PN_OK &&
-            (m = next(a)) != NULL && pn_msg_node_result(m, &r) == PN_OK &&
-            r.status == PN_OK;
-  if (m) {
-    pn_inbox_release(a->inbox, m);
+  pn_node_result r = {.status = PN_ENOENT};
+  for (int i = 0; i < 100 && r.status == PN_ENOENT; i++) {
+    if (i) {
+      usleep(20000);
+    }
+    pn_msg *m = NULL;
+    if (pn_node_lookup(a->node, path, a->inbox, 0) != PN_OK ||
+        (m = next(a)) == NULL || pn_msg_node_result(m, &r) != PN_OK) {
+      r.status = PN_ETIMEDOUT;
+    }
+    if (m) {
+      pn_inbox_release(a->inbox, m);
+    }
   }
+  bool ok = r.status == PN_OK;
   if (!ok) {
     fprintf(stderr, "%s: no %s\n", pn_node_name(a->node), path);
     return false;

@@ -274,19 +274,30 @@ int bench_remote(pn_io_backend io, bool flood, uint64_t n, uint32_t size,
   pid_t child = start_child(exe, io, me.port, &to_child);
   int rc_out = 1;
   pn_msg *m = child > 0 ? wait_msg(ev) : NULL;
-  if (!m || pn_msg_type(m) != PN_MSG_NODE_UP) {
+  bool up = m && pn_msg_type(m) == PN_MSG_NODE_UP;
+  pn_inbox_release(ev, m);
+  if (!up) {
     fprintf(stderr, "%s: bench-b did not come up\n", name);
     goto out;
   }
-  pn_inbox_release(ev, m);
-  (void)pn_node_lookup(node, flood ? "bench-b/sink" : "bench-b/echo", ev, 1);
-  m = wait_msg(ev);
-  pn_node_result res;
-  if (!m || pn_msg_node_result(m, &res) != PN_OK || res.status != PN_OK) {
-    fprintf(stderr, "%s: lookup failed\n", name);
+  /* bench-b is up before it has registered its actors: a lookup may come
+   * too early (PN_ENOENT), and is asked again, 200 times at most. */
+  pn_node_result res = {.status = PN_ENOENT};
+  for (int i = 0; i < 200 && res.status == PN_ENOENT; i++) {
+    if (i) {
+      usleep(10000);
+    }
+    (void)pn_node_lookup(node, flood ? "bench-b/sink" : "bench-b/echo", ev, 1);
+    m = wait_msg(ev);
+    if (!m || pn_msg_node_result(m, &res) != PN_OK) {
+      res.status = PN_ETIMEDOUT;
+    }
+    pn_inbox_release(ev, m);
+  }
+  if (res.status != PN_OK) {
+    fprintf(stderr, "%s: lookup failed: %s\n", name, pn_err_name(res.status));
     goto out;
   }
-  pn_inbox_release(ev, m);
   s.to = res.ref;
   pn_actor_config ac = PN_ACTOR_CONFIG_INIT;
   ac.name = flood ? "flooder" : "pinger";

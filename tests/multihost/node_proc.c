@@ -3,7 +3,7 @@
  * with an echo actor registered as "echo", one as "victim", and the
  * behaviour "echo" for remote spawns. It reads one command per line on
  * stdin and answers one line on stdout for each (and "down ..." lines
- * when a monitor fires):
+ * when a monitor fires), once it has said "ready":
  *
  *   up K              waits until K other nodes are up       -> ok
  *   send NODE/NAME    looks it up, sends, waits for the echo -> ok | err E
@@ -196,6 +196,7 @@ int main(int argc, char **argv) {
   }
   pthread_t reader;
   pthread_create(&reader, NULL, down_reader, NULL);
+  say("ready"); /* its names registered: lookups from others find them */
   uint32_t ups = 0;
   char line[256];
   while (fgets(line, sizeof line, stdin)) {

@@ -188,6 +188,14 @@ static bool read_line(proc *p, char *line, size_t cap, int timeout_ms) {
   }
 }
 
+/* Waits for a node's "ready" (its names registered). */
+static void wait_ready(proc *p, const char *name) {
+  char line[64];
+  if (!read_line(p, line, sizeof line, LINE_MS) || strcmp(line, "ready")) {
+    fail_msg("%s did not start", name);
+  }
+}
+
 /* Sends a command; returns its answer line. */
 static const char *ask(proc *p, const char *cmd) {
   static char line[256];
@@ -246,6 +254,7 @@ static void scenario(bool netns, const char *io) {
     start(&procs[i], netns ? ns_names[i + 1] : NULL, names[i], host[i], port,
           i ? seed[i - 1] : NULL, io);
     started[i] = true;
+    wait_ready(&procs[i], names[i]);
   }
   proc *n1 = &procs[0], *n2 = &procs[1], *n3 = &procs[2];
   for (int i = 0; i < NODES; i++) {
