@@ -480,7 +480,9 @@ static int run_client(const char *server, const char *name, const keys *k) {
 int main(int argc, char **argv) {
   const char *server = NULL, *client = NULL, *name = NULL, *secs = "0";
   const char *key_file = NULL, *server_key_file = NULL, *psk_file = NULL;
-  bool valid = true;
+  bool help = argc == 2 &&
+              (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+  bool valid = !help;
   /* Every option takes a value, so arguments come in pairs. */
   for (int i = 1; valid && i < argc; i += 2) {
     const char **dst = strcmp(argv[i], "--server") == 0        ? &server
@@ -514,7 +516,7 @@ int main(int argc, char **argv) {
     valid = false;
   }
   if (!valid) {
-    fprintf(stderr,
+    fprintf(help ? stdout : stderr,
             "usage: peernet-chat --server HOST:PORT [--max-seconds S] "
             "[--key FILE] [--psk FILE]\n"
             "       peernet-chat --client HOST:PORT --name NAME (1..%d "
@@ -522,7 +524,7 @@ int main(int argc, char **argv) {
             "A client sends each line of its input and prints what others "
             "send;\nat the end of input it disconnects and exits.\n",
             NAME_MAX_LEN);
-    return 2;
+    return help ? 0 : 2;
   }
   return server ? run_server(server, max_seconds, &k)
                 : run_client(client, name, &k);

@@ -124,7 +124,8 @@ PN_API void pn_node_close(pn_node *node);
 PN_API const char *pn_node_name(const pn_node *node);
 PN_API pn_ref pn_node_self(const pn_node *node);
 
-/* The address this node listens on. Errors: PN_EINVAL (NULL). */
+/* The address this node listens on (as opened; still given while it
+ * closes). Errors: PN_EINVAL (NULL). Any thread; never blocks. */
 PN_API pn_err pn_node_addr(const pn_node *node, pn_addr *out);
 
 /* The reference of a local actor, which makes it reachable from other

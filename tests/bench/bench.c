@@ -381,20 +381,19 @@ static uint64_t enet_throughput_n(uint32_t size) {
   return n > 6000000u ? 6000000u : n;
 }
 
-static void usage(void) {
-  fprintf(stderr,
-          "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
-          "[--stats on|off]\n"
-          "       [--histograms on|off] [--io uring|epoll] "
-          "[--stats-json PATH] [--prometheus PATH]\n"
-          "       [--size BYTES] [--kind KIND] [--count PEERS]\n"
-          "       [--rate REQUESTS_PER_S] [--limit HANDSHAKES_PER_S]\n"
-          "subcommands: actor-pingpong actor-fanin actor-spawn "
-          "actor-memory udp-echo udp-flood rtt throughput compression peers "
-          "handshakes flood remote-pingpong remote-flood "
-          "enet-rtt raw-rtt enet-throughput\n"
-          "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
-          "reliable-unordered\n");
+static void usage(FILE *f) {
+  fprintf(f, "usage: peernet-bench SUBCOMMAND [--n N] [--workers W] "
+             "[--stats on|off]\n"
+             "       [--histograms on|off] [--io uring|epoll] "
+             "[--stats-json PATH] [--prometheus PATH]\n"
+             "       [--size BYTES] [--kind KIND] [--count PEERS]\n"
+             "       [--rate REQUESTS_PER_S] [--limit HANDSHAKES_PER_S]\n"
+             "subcommands: actor-pingpong actor-fanin actor-spawn "
+             "actor-memory udp-echo udp-flood rtt throughput compression peers "
+             "handshakes flood remote-pingpong remote-flood "
+             "enet-rtt raw-rtt enet-throughput\n"
+             "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
+             "reliable-unordered\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -413,10 +412,14 @@ static bool parse_u64(const char *s, uint64_t *out) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    usage();
+    usage(stderr);
     return 2;
   }
   const char *cmd = argv[1];
+  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+    usage(stdout);
+    return 0;
+  }
   options o = {
       .n = 0, .workers = 0, .stats = true, .kind = PN_CHANNEL_RELIABLE};
   for (int i = 2; i < argc; i++) {
@@ -472,7 +475,7 @@ int main(int argc, char **argv) {
       o.stats = strcmp(argv[i + 1], "on") == 0;
       i++;
     } else {
-      usage();
+      usage(stderr);
       return 2;
     }
   }
@@ -524,7 +527,7 @@ int main(int argc, char **argv) {
     o.n = o.n ? o.n : 100000;
     bench_memory(&o);
   } else {
-    usage();
+    usage(stderr);
     return 2;
   }
   return 0;
