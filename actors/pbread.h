@@ -36,6 +36,25 @@ static inline bool get_varint(reader *r, uint64_t *v) {
   return false; /* more than 10 bytes */
 }
 
+/* A length prefix, as protobuf-c reads one: a varint of at most five
+ * bytes (a longer one, even an overlong encoding of a small length, is
+ * malformed: fuzz_envelope found the difference). */
+static inline bool get_len(reader *r, uint64_t *n) {
+  uint64_t x = 0;
+  for (unsigned i = 0; i < 5; i++) {
+    if (r->p == r->end) {
+      return false;
+    }
+    uint8_t b = *r->p++;
+    x |= (uint64_t)(b & 0x7F) << (7 * i);
+    if (!(b & 0x80)) {
+      *n = x;
+      return true;
+    }
+  }
+  return false;
+}
+
 /* Skips a field of wire type wt; false when malformed or a group. */
 static inline bool skip_field(reader *r, uint32_t wt) {
   uint64_t n;
@@ -49,7 +68,7 @@ static inline bool skip_field(reader *r, uint32_t wt) {
     n = 4;
     break;
   case WT_LEN:
-    if (!get_varint(r, &n)) {
+    if (!get_len(r, &n)) {
       return false;
     }
     break;
@@ -117,7 +136,7 @@ static inline bool get_fixed64(reader *r, uint64_t *v) {
 /* A length-delimited field's bytes; false when malformed. */
 static inline bool get_bytes(reader *r, const uint8_t **data, size_t *len) {
   uint64_t n;
-  if (!get_varint(r, &n) || n > (uint64_t)(r->end - r->p)) {
+  if (!get_len(r, &n) || n > (uint64_t)(r->end - r->p)) {
     return false;
   }
   *data = r->p;

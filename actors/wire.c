@@ -346,7 +346,7 @@ static bool get_frame(reader *r, Peernet__Wire__V1__Frame *f) {
         break;
       }
     } else if (field == 6) {
-      if (wt != WT_LEN || !get_varint(r, &v) || v > (uint64_t)(r->end - r->p)) {
+      if (wt != WT_LEN || !get_len(r, &v) || v > (uint64_t)(r->end - r->p)) {
         return false;
       }
       f->payload.data = (uint8_t *)(uintptr_t)r->p;
@@ -438,7 +438,7 @@ static Peernet__Wire__V1__Packet *decode(const uint8_t *body, size_t len,
       }
       break;
     case 5: {
-      if (wt != WT_LEN || !get_varint(&r, &v) || v > (uint64_t)(r.end - r.p) ||
+      if (wt != WT_LEN || !get_len(&r, &v) || v > (uint64_t)(r.end - r.p) ||
           pk->n_frames == PN__MAX_FRAMES) {
         return NULL;
       }

@@ -119,7 +119,8 @@ static void mutations_agree_with_protobuf_c(void **state) {
 }
 
 /* Hand-made edge cases: empty, an unknown field of each wire type, a
- * group, a known field of the wrong wire type, an overlong varint. */
+ * group, a known field of the wrong wire type, an overlong varint, length
+ * prefixes of five bytes and of six (protobuf-c refuses the latter). */
 static void edge_cases(void **state) {
   (void)state;
   static const uint8_t cases[][12] = {
@@ -129,10 +130,13 @@ static void edge_cases(void **state) {
       {0x33},             /* field 6 start group */
       {0x08, 0x01},       /* field 1 as a varint: wrong type */
       {0x20, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F},
-      {0x2A, 0x05, 1, 2},                   /* payload cut short */
-      {0x20, 0x80, 0x80, 0x80, 0x80, 0x10}, /* type above 32 bits */
+      {0x2A, 0x05, 1, 2},                         /* payload cut short */
+      {0x20, 0x80, 0x80, 0x80, 0x80, 0x10},       /* type above 32 bits */
+      {0x4A, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}, /* a six-byte length */
+      {0x4A, 0x80, 0x80, 0x80, 0x80, 0x00},       /* a five-byte one */
+      {0x2A, 0x81, 0x80, 0x80, 0x80, 0x00, 'x'},  /* payload length 1 */
   };
-  static const size_t lens[] = {0, 2, 5, 1, 2, 11, 4, 6};
+  static const size_t lens[] = {0, 2, 5, 1, 2, 11, 4, 6, 7, 6, 7};
   for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
     compare(cases[i], lens[i]);
   }
