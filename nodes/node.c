@@ -409,7 +409,6 @@ size_t pn__node_snap_fill(pn_node *n, pn_local_node_info *o,
   o->lanes = n->lanes;
   pn_node_stats st;
   (void)pn_node_stats_get(n, &st);
-  o->links = st.nodes;
   o->sent_local = st.sent_local;
   o->sent_remote = st.sent_remote;
   o->delivered = st.delivered;
@@ -418,13 +417,13 @@ size_t pn__node_snap_fill(pn_node *n, pn_local_node_info *o,
   o->dropped_bad = st.dropped_bad;
   o->joins = st.joins;
   o->leaves = st.leaves;
-  /* pn_node_list's rows, in this snapshot's shape: under the same read
-   * lock, so the links are the ones up at one moment. */
+  /* pn_node_list's rows, in this snapshot's shape: under one read lock,
+   * so the count and the rows are the links up at one moment. */
   size_t k = 0;
   pthread_rwlock_rdlock(&n->lock);
-  for (size_t i = 0; i < n->nmembers && k < cap; i++) {
+  for (size_t i = 0; i < n->nmembers; i++) {
     const pn__member *m = n->members[i];
-    if (!m->up) {
+    if (!m->up || ++o->links > cap) {
       continue;
     }
     pn_node_link_info *l = &links[k++];

@@ -239,6 +239,9 @@ typedef struct pn_node_result {
 
 /* Looks up `path`, "<node name>/<name>" (or "<name>" on this node),
  * asynchronously: reply_to gets one PN_MSG_NODE_LOOKUP carrying `tag`.
+ * A node is up (PN_MSG_NODE_UP) as soon as it has joined, which may be
+ * before its application registered its names: a PN_ENOENT just after
+ * the UP may be worth asking again (examples/peernet-cluster does).
  * Errors (then no reply comes): PN_EINVAL (NULL, a path that is not two
  * valid names), PN_ECLOSED, PN_ENOMEM. */
 PN_API pn_err pn_node_lookup(pn_node *node, const char *path,
