@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nodes/credit.h"
 #include "nodes/node.h"
 #include "peernet_node.pb-c.h"
 #include "runtime/alloc.h"
@@ -82,10 +83,18 @@ static void links_remove(pn_node *n, pn__link *l) {
   }
 }
 
+static void link_free(pn__link *l) {
+  if (l->credit) {
+    pn__credit_link_gone(l->credit);
+    pn__credit_release(l->credit);
+  }
+  pn_peer_release(l->peer);
+  free(l);
+}
+
 void pn__links_close(pn_node *n) {
   for (size_t i = 0; i < n->nlinks; i++) {
-    pn_peer_release(n->links[i]->peer);
-    free(n->links[i]);
+    link_free(n->links[i]);
   }
   free(n->links);
   n->links = NULL;
@@ -157,6 +166,7 @@ static void send_hello(pn_node *n, pn__link *l) {
   h.name = n->name;
   h.incarnation = n->incarnation;
   h.lanes = n->lanes;
+  h.lane_window = n->lane_window;
   Control c = PEERNET__NODE__V1__CONTROL__INIT;
   c.body_case = PEERNET__NODE__V1__CONTROL__BODY_HELLO;
   c.hello = &h;
@@ -241,8 +251,9 @@ static uint64_t dialler(const pn_node *n, const pn__link *l, uint64_t other) {
 }
 
 static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
-  if (l->member || h->version < 1 || !h->name || !pn__node_name_ok(h->name) ||
-      !h->incarnation || pn_peer_channel_count(l->peer) < 2) {
+  if (l->member || !l->credit || h->version < 1 || !h->name ||
+      !pn__node_name_ok(h->name) || !h->incarnation ||
+      pn_peer_channel_count(l->peer) < 2) {
     bad_link(n, l);
     return;
   }
@@ -251,6 +262,8 @@ static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
     (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_SELF);
     return;
   }
+  /* Before any send can find the link (the member below). */
+  pn__credit_start(l->credit, h->lane_window);
   pthread_rwlock_wrlock(&n->lock);
   pn__member *m = pn__member_find(n, id);
   pn_ref gone = {0};
@@ -259,6 +272,7 @@ static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
     /* It restarted: the old run is down, its link is left to time out. */
     gone = (pn_ref){.node = m->id, .incarnation = m->incarnation};
     gone_addr = m->addr;
+    pn__credit_link_gone(m->link->credit); /* its muted senders go on */
     m->link->member = NULL;
     m->link = NULL;
     m->up = false;
@@ -269,6 +283,7 @@ static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
     bool take = dialler(n, l, id) == keep && dialler(n, m->link, id) != keep;
     pn__link *drop = take ? m->link : l;
     if (take) {
+      pn__credit_link_gone(m->link->credit);
       m->link->member = NULL;
       m->link = l;
       l->member = m;
@@ -405,6 +420,13 @@ static void on_control(pn_node *n, pn__link *l, const pn_peer_event *ev) {
       bad_link(n, l);
     }
     break;
+  case PEERNET__NODE__V1__CONTROL__BODY_CREDIT:
+    if (l->member) {
+      pn__credit_heard(l->credit, c->credit);
+    } else {
+      bad_link(n, l);
+    }
+    break;
   default:
     break; /* a later version's: ignored */
   }
@@ -427,8 +449,7 @@ static void on_down(pn_node *n, pn__link *l, uint32_t reason) {
     }
     free(m);
   }
-  pn_peer_release(l->peer);
-  free(l);
+  link_free(l);
   if (!n->nlinks && atomic_load(&n->closing)) {
     pn__node_links_gone(n);
   }
@@ -460,6 +481,12 @@ void pn__link_event(pn_node *n, const pn_msg *msg) {
       l->addr = ev.addr;
       (void)pn_peer_set_user(ev.peer, l);
     }
+    l->credit = pn__credit_new(n->actor, l, pn_peer_channel_count(ev.peer) - 1,
+                               n->lane_window);
+    if (!l->credit) {
+      (void)pn_peer_disconnect(ev.peer, PN__NODE_REASON_BAD);
+      return;
+    }
     l->connected = true;
     send_hello(n, l);
     return;
@@ -470,7 +497,9 @@ void pn__link_event(pn_node *n, const pn_msg *msg) {
     if (ev.channel == 0) {
       on_control(n, l, &ev);
     } else if (l->member && l->member->link == l) {
-      pn__ref_deliver(n, l->member, &ev);
+      if (!pn__ref_deliver(n, l, &ev)) {
+        bad_link(n, l);
+      }
     } else {
       bad_link(n, l); /* data before its Hello */
     }

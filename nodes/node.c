@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nodes/credit.h"
 #include "runtime/actor.h"
 #include "runtime/alloc.h"
 #include "runtime/monitor.h"
@@ -106,6 +107,10 @@ static void node_handler(pn_actor *self, void *state, const pn_msg *msg) {
   case PN_MSG_DOWN:
     pn__monitor_local_down(n, msg);
     return;
+  case PN__NODE_CREDIT:
+    /* The message holds the credit (credit.c gives it back). */
+    pn__credit_grant_due((pn__credit *)(uintptr_t)pn_msg_data(msg));
+    return;
   case PN__NODE_CLOSE:
     if (pn_msg_size(msg) == sizeof(pn__node_closer *)) {
       memcpy(&n->closer, pn_msg_data(msg), sizeof n->closer);
@@ -135,6 +140,8 @@ static pn_err check_config(const pn_node_config *cfg) {
       !pn__node_name_ok(cfg->name) || cfg->lanes > PN_NODE_LANES_MAX ||
       (cfg->detect_us &&
        (cfg->detect_us < 100000u || cfg->detect_us > PN_HOST_TIME_MAX_US)) ||
+      (cfg->lane_window && (cfg->lane_window < PN__CREDIT_WINDOW_MIN ||
+                            cfg->lane_window > PN_NODE_LANE_WINDOW_MAX)) ||
       (cfg->seed_count && !cfg->seeds)) {
     return PN_EINVAL;
   }
@@ -190,6 +197,8 @@ pn_err pn_node_open(pn_runtime *rt, const pn_node_config *cfg,
   } while (!n->incarnation);
   n->lanes = cfg->lanes ? cfg->lanes : 8u;
   n->detect_us = cfg->detect_us ? cfg->detect_us : 1000000u;
+  n->lane_window =
+      cfg->lane_window ? cfg->lane_window : PN__CREDIT_WINDOW_DEFAULT;
   pthread_rwlock_init(&n->lock, NULL);
   pthread_mutex_init(&n->exports_lock, NULL);
   if (cfg->seed_count) {
@@ -206,7 +215,9 @@ pn_err pn_node_open(pn_runtime *rt, const pn_node_config *cfg,
   ac.handler = node_handler;
   ac.state = n;
   ac.home_worker = cfg->home_worker;
-  err = pn_spawn(rt, &ac, &n->actor);
+  /* Never muted by a slow receiver: what it delivers is bounded by the
+   * credit it grants, and muting it would stall every link. */
+  err = pn__spawn(rt, &ac, PN__A_NEVER_MUTED, &n->actor);
   if (err != PN_OK) {
     node_free(n);
     return err;
@@ -417,6 +428,8 @@ size_t pn__node_snap_fill(pn_node *n, pn_local_node_info *o,
   o->dropped_bad = st.dropped_bad;
   o->joins = st.joins;
   o->leaves = st.leaves;
+  o->senders_muted = st.senders_muted;
+  o->sends_refused = st.sends_refused;
   /* pn_node_list's rows, in this snapshot's shape: under one read lock,
    * so the count and the rows are the links up at one moment. */
   size_t k = 0;
@@ -466,5 +479,7 @@ pn_err pn_node_stats_get(const pn_node *node, pn_node_stats *out) {
   out->dropped_bad = atomic_load(&n->dropped_bad);
   out->joins = atomic_load(&n->joins);
   out->leaves = atomic_load(&n->leaves);
+  out->senders_muted = atomic_load(&n->senders_muted);
+  out->sends_refused = atomic_load(&n->sends_refused);
   return PN_OK;
 }

@@ -38,6 +38,7 @@ typedef struct pn__link {
   bool initiated;            /* this node connected */
   bool seed;                 /* to a seed address */
   bool connected;
+  struct pn__credit *credit; /* its lanes' flow control (credit.h), held */
 } pn__link;
 
 /* Another node this one knows: linked (link set, up) or only heard of
@@ -60,6 +61,7 @@ struct pn_node {
   char name[PN_NODE_NAME_MAX + 1];
   uint64_t id, incarnation;
   uint32_t lanes;
+  uint64_t lane_window; /* credit per lane this node grants (credit.h) */
   uint64_t detect_us;
   pn_addr *seeds;
   uint32_t nseeds;
@@ -92,7 +94,7 @@ struct pn_node {
   struct pn__node_closer *closer; /* a thread waiting in pn_node_close */
   _Atomic bool closing;
   _Atomic uint64_t sent_local, sent_remote, delivered, dropped_no_actor,
-      dropped_stale, dropped_bad, joins, leaves;
+      dropped_stale, dropped_bad, joins, leaves, senders_muted, sends_refused;
 };
 
 /* The node actor's own messages (below PN_MSG_TYPE_RESERVED, as timers
@@ -104,6 +106,7 @@ struct pn_node {
 #define PN__NODE_FINISH 0x4E4F0004u    /* closing: links had their time */
 #define PN__NODE_MONITOR 0x4E4F0005u   /* a pn__rmon to start */
 #define PN__NODE_DEMONITOR 0x4E4F0006u /* a pn__rmon's id to remove */
+#define PN__NODE_CREDIT 0x4E4F0007u    /* a pn__credit with a grant due */
 
 /* Snapshots (observe/snapshot.c), under the registry lock: the links n
  * has up, and n's row with up to cap of them (returns how many). */
@@ -224,7 +227,8 @@ void pn__monitors_gone(pn_node *n, uint64_t member);
 /* ref.c. */
 pn_err pn__ref_export(pn_node *n, pn_actor *a);
 pn_actor *pn__ref_exported(pn_node *n, uint64_t id); /* held, or NULL */
-void pn__ref_deliver(pn_node *n, pn__member *from, const pn_peer_event *ev);
+/* False when the envelope broke the protocol (the link must go). */
+bool pn__ref_deliver(pn_node *n, pn__link *l, const pn_peer_event *ev);
 void pn__refs_free(pn_node *n);
 
 #endif

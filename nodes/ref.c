@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nodes/credit.h"
 #include "nodes/envelope.h"
 #include "nodes/node.h"
 #include "peernet_node.pb-c.h"
@@ -24,6 +25,9 @@ typedef Peernet__Node__V1__Envelope Envelope;
 typedef struct delivery {
   pn_ref sender;
   pn_packet *pkt;        /* remote: the payload's home (held) */
+  pn__credit *credit;    /* remote: its link's flow control (held) */
+  uint32_t lane;         /* remote: the lane it came on */
+  uint64_t cost;         /* remote: its cost there */
   unsigned char bytes[]; /* local: the payload */
 } delivery;
 
@@ -31,6 +35,10 @@ static void delivery_free(void *data, void *ctx) {
   (void)data;
   delivery *d = ctx;
   pn_packet_release(d->pkt);
+  if (d->credit) {
+    pn__credit_consumed(d->credit, d->lane, d->cost);
+    pn__credit_release(d->credit);
+  }
   free(d);
 }
 
@@ -138,6 +146,7 @@ static pn_err send_local(pn_node *n, const pn_ref *to, uint64_t from,
                        .incarnation = from ? n->incarnation : 0,
                        .actor = from};
   d->pkt = NULL;
+  d->credit = NULL;
   if (size) {
     memcpy(d->bytes, data, size);
   }
@@ -146,6 +155,8 @@ static pn_err send_local(pn_node *n, const pn_ref *to, uint64_t from,
   return PN_OK;
 }
 
+/* Flow control (credit.h): an actor the lane is out of credit for is
+ * muted once its envelope is queued; a thread gets PN_EAGAIN. */
 static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
                           uint32_t type, const void *data, size_t size) {
   if (size > PN__NODE_PAYLOAD_MAX) {
@@ -170,12 +181,24 @@ static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
   if (!m || !m->up || m->incarnation != to->incarnation) {
     err = PN_ENOENT;
   } else {
-    uint32_t lanes = pn_peer_channel_count(m->link->peer) - 1;
-    pn_channel *lane =
-        pn_peer_channel(m->link->peer, 1 + (uint32_t)(from % lanes));
-    err = pn_channel_send_packet(lane, pkt, NULL);
-    if (err == PN_OK) {
-      atomic_fetch_add(&m->msgs_out, 1);
+    pn__credit *c = m->link->credit;
+    uint32_t lane = 1 + (uint32_t)(from % c->lanes);
+    uint64_t cost = size + PN__CREDIT_OVERHEAD;
+    bool mute = false;
+    err = pn__credit_take(c, lane, cost, from != 0, &mute);
+    if (err == PN_EAGAIN) {
+      atomic_fetch_add(&n->sends_refused, 1);
+    } else {
+      err = pn_channel_send_packet(pn_peer_channel(m->link->peer, lane), pkt,
+                                   NULL);
+      if (err != PN_OK) {
+        pn__credit_untake(c, lane, cost);
+      } else {
+        atomic_fetch_add(&m->msgs_out, 1);
+        if (mute && pn__credit_mute(c, lane)) {
+          atomic_fetch_add(&n->senders_muted, 1);
+        }
+      }
     }
   }
   pthread_rwlock_unlock(&n->lock);
@@ -216,23 +239,35 @@ pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
 
 /* Read in place (envelope.h); the payload stays in the received packet,
  * which the delivery holds until the receiver is done: no copy. */
-void pn__ref_deliver(pn_node *n, pn__member *from, const pn_peer_event *ev) {
+bool pn__ref_deliver(pn_node *n, pn__link *l, const pn_peer_event *ev) {
+  pn__member *from = l->member;
+  pn__credit *c = l->credit;
   pn__envelope env;
   if (!pn__envelope_read(ev->data, ev->len, &env) ||
-      env.type >= PN_MSG_TYPE_RESERVED) {
-    atomic_fetch_add(&n->dropped_bad, 1);
-    return;
+      env.type >= PN_MSG_TYPE_RESERVED ||
+      ev->channel > c->lanes /* the peer's count: never */) {
+    return false;
+  }
+  uint64_t cost = env.len + PN__CREDIT_OVERHEAD;
+  if (!pn__credit_received(c, ev->channel, cost)) {
+    return false; /* more than its credit */
   }
   atomic_fetch_add(&from->msgs_in, 1);
   if (env.to_incarnation != n->incarnation) {
     atomic_fetch_add(&n->dropped_stale, 1);
-    return;
+    pn__credit_consumed(c, ev->channel, cost);
+    return true;
   }
   delivery *d = malloc(sizeof *d);
   if (!d) {
     atomic_fetch_add(&n->dropped_no_actor, 1);
-    return;
+    pn__credit_consumed(c, ev->channel, cost);
+    return true;
   }
+  pn__credit_hold(c);
+  d->credit = c;
+  d->lane = ev->channel;
+  d->cost = cost;
   d->sender = (pn_ref){.node = env.from_actor ? from->id : 0,
                        .incarnation = env.from_actor ? from->incarnation : 0,
                        .actor = env.from_actor};
@@ -248,6 +283,7 @@ void pn__ref_deliver(pn_node *n, pn__member *from, const pn_peer_event *ev) {
   } else {
     atomic_fetch_sub(&n->delivered, 1);
   }
+  return true;
 }
 
 /* --- values -------------------------------------------------------------- */

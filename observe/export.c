@@ -256,10 +256,12 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          ",\"sent_local\":%" PRIu64 ",\"sent_remote\":%" PRIu64
          ",\"delivered\":%" PRIu64 ",\"dropped_no_actor\":%" PRIu64
          ",\"dropped_stale\":%" PRIu64 ",\"dropped_bad\":%" PRIu64
-         ",\"joins\":%" PRIu64 ",\"leaves\":%" PRIu64 ",\"links\":[",
+         ",\"joins\":%" PRIu64 ",\"leaves\":%" PRIu64
+         ",\"senders_muted\":%" PRIu64 ",\"sends_refused\":%" PRIu64
+         ",\"links\":[",
          n->lanes, n->links, n->sent_local, n->sent_remote, n->delivered,
          n->dropped_no_actor, n->dropped_stale, n->dropped_bad, n->joins,
-         n->leaves);
+         n->leaves, n->senders_muted, n->sends_refused);
     for (size_t k = 0; k < n->link_count && li < snap->node_link_count;
          k++, li++) {
       const pn_node_link_info *l = &snap->node_links[li];
@@ -556,6 +558,12 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
       {"peernet_node_dropped_bad_total", "counter",
        "Malformed envelopes or control messages.",
        offsetof(pn_local_node_info, dropped_bad), VALUE_U64},
+      {"peernet_node_senders_muted_total", "counter",
+       "Actors muted because a lane to another node was out of credit.",
+       offsetof(pn_local_node_info, senders_muted), VALUE_U64},
+      {"peernet_node_sends_refused_total", "counter",
+       "Sends refused (PN_EAGAIN) because a lane was out of credit.",
+       offsetof(pn_local_node_info, sends_refused), VALUE_U64},
   };
   put_families(&t, node_families, ARRAY_LEN(node_families), snap->nodes,
                sizeof *snap->nodes, snap->node_count, node_labels);

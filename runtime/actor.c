@@ -194,6 +194,8 @@ pn_err pn__spawn(pn_runtime *rt, const pn_actor_config *cfg, uint32_t flags,
 /* --- backpressure ----------------------------------------------------------
  */
 
+static void release_muted(pn__worker *w, pn_actor *list);
+
 static void mute_register(pn_actor *sender, pn_actor *to) {
   pn_runtime *rt = to->rt;
   pthread_mutex_t *lock = pn__mute_lock(rt, to);
@@ -240,6 +242,63 @@ static void unmute_all(pn__worker *w, pn_actor *a) {
   if (list) {
     pn__tr(w, PN__TR_UNMUTE, a->id, 0);
   }
+  release_muted(w, list);
+}
+
+/* --- gates ----------------------------------------------------------------
+ */
+
+void pn__gate_init(pn__gate *g) {
+  pthread_mutex_init(&g->lock, NULL);
+  g->list = NULL;
+}
+
+bool pn__gate_mute(pn__gate *g) {
+  pn_actor *cur = tls_actor;
+  if (!cur || (atomic_load_explicit(&cur->flags, memory_order_relaxed) &
+               (PN__A_OVERLOADED | PN__A_NEVER_MUTED))) {
+    return false;
+  }
+  bool muted = false;
+  pthread_mutex_lock(&g->lock);
+  /* acquire: as in mute_register(), our reuse of mute_next comes after
+   * the last releaser read it. */
+  if (atomic_load_explicit(&cur->mute_state, memory_order_acquire) ==
+      PN__MUTE_NONE) {
+    cur->mute_next = g->list;
+    g->list = cur;
+    pn_actor_hold(cur);
+    atomic_store_explicit(&cur->mute_state, PN__MUTE_PENDING,
+                          memory_order_relaxed);
+    muted = true;
+  }
+  pthread_mutex_unlock(&g->lock);
+  if (muted) {
+    pn__tr(pn__worker_current(cur->rt), PN__TR_MUTE, cur->id, 0);
+  }
+  return muted;
+}
+
+void pn__gate_open(pn__gate *g) {
+  pthread_mutex_lock(&g->lock);
+  pn_actor *list = g->list;
+  g->list = NULL;
+  pthread_mutex_unlock(&g->lock);
+  if (list) {
+    pn__worker *w = pn__worker_current(list->rt);
+    pn__tr(w, PN__TR_UNMUTE, 0, 0);
+    release_muted(w, list);
+  }
+}
+
+void pn__gate_destroy(pn__gate *g) {
+  pn__gate_open(g);
+  pthread_mutex_destroy(&g->lock);
+}
+
+/* Reschedules every actor of a mute list taken off its receiver or gate,
+ * and gives back the list's references. */
+static void release_muted(pn__worker *w, pn_actor *list) {
   while (list) {
     pn_actor *s = list;
     list = s->mute_next;
@@ -362,7 +421,7 @@ static void note_send(pn_actor *to) {
   pn__stat_add(&cur->sent, 1);
   if (cur != to && pn__mailbox_depth(to) >= to->rt->mailbox_high &&
       !(atomic_load_explicit(&cur->flags, memory_order_relaxed) &
-        PN__A_OVERLOADED) &&
+        (PN__A_OVERLOADED | PN__A_NEVER_MUTED)) &&
       atomic_load_explicit(&cur->mute_state, memory_order_relaxed) ==
           PN__MUTE_NONE) {
     mute_register(cur, to);

@@ -33,6 +33,9 @@
   16u                       /* read by application threads (inbox.c), never    \
                                run by a worker except to stop it */
 #define PN__A_MONITORED 32u /* has monitors or a stop reason (monitor.h) */
+#define PN__A_NEVER_MUTED                                                      \
+  64u /* never muted by a receiver's backpressure (its sends are bounded       \
+         otherwise: a node actor's deliveries, by credit) */
 
 /* mute_state values (see backpressure in actor.c) */
 #define PN__MUTE_NONE 0u
@@ -204,6 +207,28 @@ pn_err pn__spawn(pn_runtime *rt, const pn_actor_config *cfg, uint32_t flags,
  * pn__actor_went_idle: after a successful idle CAS, releases senders that
  * marked the actor overloaded meanwhile. */
 bool pn__mailbox_idle_cas(pn_actor *a, pn__node *tail);
+
+/* A gate: actors muted on something other than a mailbox (a remote lane
+ * out of credit), parked exactly as backpressure parks them, until the
+ * gate's owner opens it.
+ *
+ * pn__gate_mute: mutes the running actor on g; it parks when its current
+ * run ends. False, and nothing done, off a handler, for an actor that may
+ * not be muted (overloaded, so that muting stays free of cycles, or
+ * PN__A_NEVER_MUTED) or is muted already. A caller that checked a
+ * condition before muting must check it again after: an open that came
+ * in between found nobody to release.
+ *
+ * pn__gate_open: releases every actor muted on g (rescheduling the parked
+ * ones). pn__gate_destroy opens it, then frees its lock. Any thread. */
+typedef struct pn__gate {
+  pthread_mutex_t lock;
+  pn_actor *list; /* muted on it, held, linked by mute_next */
+} pn__gate;
+void pn__gate_init(pn__gate *g);
+bool pn__gate_mute(pn__gate *g);
+void pn__gate_open(pn__gate *g);
+void pn__gate_destroy(pn__gate *g);
 void pn__mailbox_note_taken(pn__worker *w, pn_actor *a, uint32_t taken);
 void pn__actor_went_idle(pn__worker *w, pn_actor *a);
 

@@ -12,9 +12,20 @@
  * Links. Lane 0 of a link carries membership; lanes 1..lanes carry
  * messages, ORDERED, each sender always on the same lane (chosen by its
  * actor id): the order per sender and receiver is FIFO, and a loss
- * stalls only its lane, not unrelated senders'. (A large message does not
- * yet: a link sends its messages in the order they were queued, so every
- * piece of one leaves before a later message of another lane.)
+ * stalls only its lane, not unrelated senders', and nor does a large
+ * message (the lanes' pieces take turns in the link's datagrams).
+ *
+ * Flow control. Each lane of a link has a window (lane_window of the
+ * receiving node): what its senders may have sent there that the
+ * receiving actors have not yet handled, counted as payload + 64 bytes a
+ * message. An actor that fills it is muted exactly as a full local
+ * mailbox mutes it: its message is queued, and it parks when its current
+ * run ends until the receivers catch up (a handler that keeps sending in
+ * that run may go one more window, then gets PN_EAGAIN). An application
+ * thread gets PN_EAGAIN where an actor would be muted, and tries again
+ * later. So a receiving node holds at most two windows per lane of a
+ * link (more is a broken protocol: the link is dropped), a slow actor
+ * stalls only the lanes that reach it, and nothing is lost silently.
  * Failure: a link silent for detect_us is down; its node's subscribers get
  * PN_MSG_NODE_DOWN. A node that restarts has a new incarnation: references
  * to the old one never reach the new one (their messages are dropped and
@@ -93,7 +104,14 @@ typedef struct pn_node_config {
   uint64_t detect_us;         /* a link silent this long is down; 0 = 1 s,
                                  at least 100 ms */
   int32_t home_worker;        /* the node's actor and host; -1 picks one */
+  uint64_t lane_window;       /* bytes of messages (payload + 64 each) a
+                                 sender may have on each lane of a link to
+                                 this node beyond what this node's actors
+                                 have handled (see "Flow control"); 0 =
+                                 1 MiB, 64 KiB .. PN_NODE_LANE_WINDOW_MAX */
 } pn_node_config;
+
+#define PN_NODE_LANE_WINDOW_MAX (1ull << 30)
 
 #define PN_NODE_CONFIG_INIT                                                    \
   { .size = sizeof(pn_node_config), .home_worker = -1 }
@@ -103,7 +121,8 @@ typedef struct pn_node_config {
  * On PN_OK *node_out owns the handle. Errors, with nothing left open:
  * PN_EINVAL (NULL, small size, bad or missing name, lanes above
  * PN_NODE_LANES_MAX, detect_us below 100 ms or above PN_HOST_TIME_MAX_US,
- * a seed of no address family, home worker out of range), every
+ * a seed of no address family, home worker out of range, lane_window
+ * outside 64 KiB .. PN_NODE_LANE_WINDOW_MAX), every
  * pn_host_open() error, PN_ENOMEM. Any thread; blocks while the socket
  * opens (and resolves host). */
 PN_API pn_err pn_node_open(pn_runtime *rt, const pn_node_config *cfg,
@@ -141,10 +160,13 @@ PN_API pn_err pn_node_ref(pn_node *node, pn_actor *actor, pn_ref *ref_out);
  * sent. Errors: PN_EINVAL (NULL, reserved type, NULL data with size > 0),
  * PN_ERANGE (size above the link's max_message, 4 MiB less 64 bytes),
  * PN_ENOENT (a node this one has no live link to, or a reference to a
- * node's earlier incarnation), PN_EAGAIN (the link's lane holds
- * max_queued bytes not yet acknowledged: back off), PN_ECLOSED (node
- * closing), PN_ENOMEM. PN_OK means queued: an actor that no longer
- * exists when it arrives drops it (counted, pn_node_stats). */
+ * node's earlier incarnation), PN_EAGAIN (the lane is out of credit: from
+ * a thread, its window is full; from a handler, one window past it; or
+ * the link holds max_queued bytes not yet acknowledged: back off and try
+ * again; nothing was sent), PN_ECLOSED (node closing), PN_ENOMEM. PN_OK
+ * means queued (from a handler, the actor may now be muted: see "Flow
+ * control"): an actor that no longer exists when it arrives drops it
+ * (counted, pn_node_stats). */
 PN_API pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
                            const void *data, size_t size);
 
@@ -334,6 +356,8 @@ typedef struct pn_node_stats {
   uint64_t dropped_stale;    /* naming an earlier incarnation of this node */
   uint64_t dropped_bad;      /* malformed envelopes or control messages */
   uint64_t joins, leaves;    /* node up and down events */
+  uint64_t senders_muted;    /* actors muted for a lane's credit */
+  uint64_t sends_refused;    /* PN_EAGAIN for a lane's credit */
 } pn_node_stats;
 
 /* Errors: PN_EINVAL (NULL). */

@@ -228,6 +228,7 @@ typedef struct pn_local_node_info {
   uint64_t sent_local, sent_remote, delivered;
   uint64_t dropped_no_actor, dropped_stale, dropped_bad;
   uint64_t joins, leaves;
+  uint64_t senders_muted, sends_refused; /* flow control (pn_node_stats) */
   size_t link_count; /* its entries in node_links, after the previous
                         node's */
 } pn_local_node_info;

@@ -187,6 +187,17 @@ uint64_t net_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+bool net_wait_until(bool (*cond)(void *), void *ctx) {
+  uint64_t deadline = net_now_ms() + NET_WAIT_MS;
+  while (!cond(ctx)) {
+    if (net_now_ms() > deadline) {
+      return false;
+    }
+    sched_yield();
+  }
+  return true;
+}
+
 pn_host_stats net_host_stats(const pn_host *h) {
   pn_host_stats st;
   PN_ASSERT_OK(pn_host_stats_get(h, &st));

@@ -67,6 +67,11 @@ pn_peer *net_connect(pn_host *client, const pn_addr *to, pn_actor *owner,
 /* Monotonic milliseconds, for deadlines and the durations tests print. */
 uint64_t net_now_ms(void);
 
+/* Polls cond(ctx), yielding between looks, until it holds (true) or
+ * NET_WAIT_MS pass (false): for states nothing signals, such as a sender
+ * parked by flow control. */
+bool net_wait_until(bool (*cond)(void *), void *ctx);
+
 /* Statistics, or fail the test. */
 pn_host_stats net_host_stats(const pn_host *h);
 pn_peer_stats net_peer_stats(const pn_peer *p);

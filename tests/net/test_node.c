@@ -24,11 +24,18 @@
 
 enum { N = 3000, MSG = 7 };
 
+/* What open_node() gives every node (0: the defaults); a test that sets
+ * them puts them back. */
+static uint32_t test_lanes;
+static uint64_t test_lane_window;
+
 static pn_node *open_node(pn_runtime *rt, const char *name, const pn_node *seed,
                           const uint8_t *key) {
   pn_node_config cfg = PN_NODE_CONFIG_INIT;
   cfg.name = name;
   cfg.cluster_key = key;
+  cfg.lanes = test_lanes;
+  cfg.lane_window = test_lane_window;
   pn_addr s;
   if (seed) {
     PN_ASSERT_OK(pn_node_addr(seed, &s));
@@ -630,6 +637,177 @@ static void monitors_across_nodes(void **state) {
   two_nodes_close(&t);
 }
 
+/* Flow control: an actor on alpha floods an inbox on beta that nobody
+ * reads, with a 64 KiB lane window. It is muted once its lane is out of
+ * credit, and beta holds at most two windows; an application thread gets
+ * PN_EAGAIN on that lane and changes nothing; the other lane still
+ * carries a message to another actor. Read at last, the inbox gets every
+ * message in order while alpha never has more than two windows out, and
+ * the flooder finishes. */
+enum {
+  FLOOD = 1500,
+  FLOOD_BATCH = 50,
+  FLOOD_SIZE = 1000,
+  GO = 10,
+  FLOODED = 11
+};
+enum { FLOOD_WINDOW = 64 << 10, FLOOD_COST = FLOOD_SIZE + 64 };
+/* The most a lane may have out: two windows and the message that
+ * crossed the second. */
+enum { FLOOD_OUT_MAX = 2 * FLOOD_WINDOW / FLOOD_COST + 1 };
+
+typedef struct flooder {
+  pn_node *node;
+  pn_ref to;
+  pn_actor *done; /* told FLOODED when every message went */
+  uint32_t next;  /* the next message's number */
+} flooder;
+
+static void flooder_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  flooder *f = state;
+  if (pn_msg_type(msg) != GO) {
+    return;
+  }
+  uint8_t buf[FLOOD_SIZE] = {0};
+  for (int i = 0; i < FLOOD_BATCH && f->next < FLOOD; i++) {
+    memcpy(buf, &f->next, sizeof f->next);
+    pn_err err = pn_node_send(f->node, &f->to, MSG, buf, sizeof buf);
+    if (err == PN_EAGAIN) {
+      break; /* past even an actor's slack: the next GO tries again */
+    }
+    PN_ASSERT_OK(err);
+    f->next++;
+  }
+  PN_ASSERT_OK(pn_send(f->next < FLOOD ? self : f->done,
+                       f->next < FLOOD ? GO : FLOODED, NULL, 0));
+}
+
+/* An actor whose id puts its sends on `lane` of `lanes` (ids come in
+ * order: at most `lanes` tries). */
+static pn_actor *spawn_on_lane(pn_runtime *rt, const char *name, pn_handler h,
+                               void *state, uint32_t lane, uint32_t lanes) {
+  for (uint32_t i = 0; i <= lanes; i++) {
+    pn_actor *a = pn_test_spawn(rt, name, h, state, -1);
+    if (1 + pn_actor_id(a) % lanes == lane) {
+      return a;
+    }
+    PN_ASSERT_OK(pn_actor_stop(a));
+    pn_actor_release(a);
+  }
+  fail_msg("no actor on lane %u", lane);
+  return NULL;
+}
+
+typedef struct flood_wait {
+  pn_node *a, *b;
+} flood_wait;
+
+/* Alpha muted a sender, and everything it sent has reached beta. */
+static bool flood_stalled(void *ctx) {
+  flood_wait *w = ctx;
+  pn_node_stats sa = node_stats(w->a), sb = node_stats(w->b);
+  return sa.senders_muted > 0 && sb.delivered == sa.sent_remote;
+}
+
+typedef struct thread_send {
+  pn_node *node;
+  const pn_ref *to;
+} thread_send;
+
+/* One message from this thread, or false on PN_EAGAIN. */
+static bool thread_sent(void *ctx) {
+  thread_send *ts = ctx;
+  uint8_t buf[FLOOD_SIZE] = {0};
+  pn_err err = pn_node_send(ts->node, ts->to, MSG, buf, sizeof buf);
+  if (err != PN_EAGAIN) {
+    PN_ASSERT_OK(err);
+  }
+  return err == PN_OK;
+}
+
+static void flood_to_a_slow_actor_is_bounded(void **state) {
+  (void)state;
+  test_lanes = 2;
+  test_lane_window = FLOOD_WINDOW;
+  two_nodes t;
+  two_nodes_open(&t, "flooded");
+  pn_actor *slow = t.in, *done, *other;
+  PN_ASSERT_OK(pn_inbox_open(t.rt, "done", &done));
+  PN_ASSERT_OK(pn_inbox_open(t.rt, "other", &other));
+  pn_ref to, other_ref;
+  PN_ASSERT_OK(pn_node_ref(t.b, slow, &to));
+  PN_ASSERT_OK(pn_node_ref(t.b, other, &other_ref));
+  /* The flooder on lane 1, where threads send; the asker on lane 2. */
+  flooder f = {.node = t.a, .to = to, .done = done};
+  pn_actor *fa = spawn_on_lane(t.rt, "flooder", flooder_handler, &f, 1, 2);
+  asker k = {.node = t.a, .target = other_ref, .out = done};
+  pn_actor *ka = spawn_on_lane(t.rt, "asker", asker_handler, &k, 2, 2);
+
+  PN_ASSERT_OK(pn_send(fa, GO, NULL, 0));
+  flood_wait w = {.a = t.a, .b = t.b};
+  assert_true(net_wait_until(flood_stalled, &w));
+  pn_node_stats sa = node_stats(t.a), sb = node_stats(t.b);
+  fprintf(stderr,
+          "# stalled: %" PRIu64 " of %d sent, %" PRIu64
+          " held by beta (at most %d), muted %" PRIu64 "\n",
+          sa.sent_remote, FLOOD, sb.delivered, FLOOD_OUT_MAX, sa.senders_muted);
+  assert_true(sb.delivered >= FLOOD_WINDOW / FLOOD_COST);
+  assert_true(sb.delivered <= FLOOD_OUT_MAX);
+
+  /* A thread on the stalled lane: refused, nothing sent. */
+  uint8_t buf[FLOOD_SIZE] = {0};
+  PN_ASSERT_ERR(PN_EAGAIN, pn_node_send(t.a, &to, MSG, buf, sizeof buf));
+  pn_node_stats sa2 = node_stats(t.a);
+  assert_int_equal(sa2.sent_remote, sa.sent_remote);
+  assert_int_equal(sa2.sends_refused, sa.sends_refused + 1);
+
+  /* The other lane flows. */
+  PN_ASSERT_OK(pn_send(ka, ASK, NULL, 0));
+  pn_msg *m = next(other);
+  assert_int_equal(pn_msg_type(m), MSG);
+  pn_inbox_release(other, m);
+
+  /* Read at last: every message, in order, never more than two windows
+   * out (each released message is consumed at once, on this thread). */
+  for (uint32_t i = 0; i < FLOOD; i++) {
+    m = next(slow);
+    assert_int_equal(pn_msg_type(m), MSG);
+    assert_int_equal(pn_msg_size(m), FLOOD_SIZE);
+    uint32_t seq;
+    memcpy(&seq, pn_msg_data(m), sizeof seq);
+    assert_int_equal(seq, i);
+    pn_inbox_release(slow, m);
+    uint64_t out = node_stats(t.a).sent_remote - 1 - (i + 1);
+    assert_true(out <= FLOOD_OUT_MAX);
+  }
+  m = next(done);
+  assert_int_equal(pn_msg_type(m), FLOODED);
+  pn_inbox_release(done, m);
+
+  /* Room again for the thread, once beta's last grant has come (a
+   * thread retries PN_EAGAIN). */
+  thread_send ts = {.node = t.a, .to = &to};
+  assert_true(net_wait_until(thread_sent, &ts));
+  m = next(slow);
+  pn_inbox_release(slow, m);
+  sb = node_stats(t.b);
+  sa = node_stats(t.a);
+  fprintf(stderr, "# drained: flooder muted %" PRIu64 " times\n",
+          sa.senders_muted);
+  assert_int_equal(sb.delivered, FLOOD + 2);
+  assert_int_equal(sb.dropped_bad, 0);
+
+  PN_ASSERT_OK(pn_actor_stop(fa));
+  PN_ASSERT_OK(pn_actor_stop(ka));
+  pn_actor_release(fa);
+  pn_actor_release(ka);
+  PN_ASSERT_OK(pn_inbox_close(done));
+  PN_ASSERT_OK(pn_inbox_close(other));
+  two_nodes_close(&t);
+  test_lanes = 0;
+  test_lane_window = 0;
+}
+
 /* protobuf-c payloads: a message packed by pn_node_send_protobuf on alpha
  * arrives on beta and unpacks to the same fields; bytes that are not that
  * message are refused (PN_EINVAL), as are NULLs. */
@@ -886,6 +1064,7 @@ int main(void) {
       cmocka_unit_test(leaving_delivers_what_was_sent),
       cmocka_unit_test(silent_node_detected),
       cmocka_unit_test(monitors_across_nodes),
+      cmocka_unit_test(flood_to_a_slow_actor_is_bounded),
       cmocka_unit_test(protobuf_payloads),
       cmocka_unit_test(nodes_in_snapshots),
       cmocka_unit_test(remote_sends_in_traces),
