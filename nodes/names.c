@@ -43,10 +43,10 @@ pn_err pn_node_register(pn_node *node, const char *name, pn_actor *actor) {
   if (atomic_load(&node->closing)) {
     return PN_ECLOSED;
   }
-  pn_err err = pn__ref_export(node, actor);
-  if (err != PN_OK) {
-    return err;
+  if (!pn__ref_export(node, actor)) {
+    return PN_ENOMEM;
   }
+  pn_err err = PN_OK;
   pthread_mutex_lock(&node->exports_lock);
   if (name_find(node, name)) {
     err = PN_EEXIST;
@@ -318,7 +318,7 @@ static uint64_t spawn_here(pn_node *n, const char *behaviour, const void *arg,
     *err = PN_EINVAL;
     return 0;
   }
-  *err = pn__ref_export(n, a);
+  *err = pn__ref_export(n, a) ? PN_OK : PN_ENOMEM;
   uint64_t id = pn_actor_id(a);
   pn_actor_release(a); /* the node holds it now (or, failing, nobody) */
   return *err == PN_OK ? id : 0;

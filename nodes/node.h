@@ -73,7 +73,7 @@ struct pn_node {
   pn__member **members;
   size_t nmembers, cap;
   pthread_mutex_t exports_lock;
-  pn__idmap exports;                           /* actor id -> pn_actor (held) */
+  pn__idmap exports;                           /* actor id -> pn__export */
   pn_actor *subscribers[PN__NODE_SUBSCRIBERS]; /* held, under lock */
   uint32_t nsubscribers;
   /* Registered names (pn_node_register), under exports_lock. */
@@ -224,9 +224,18 @@ void pn__monitor_answered(pn_node *n, pn__link *l,
 void pn__monitor_local_down(pn_node *n, const pn_msg *msg);
 void pn__monitors_gone(pn_node *n, uint64_t member);
 
-/* ref.c. */
-pn_err pn__ref_export(pn_node *n, pn_actor *a);
+/* ref.c. An exported actor: held, with its messages to and from other
+ * nodes (counted relaxed by any thread; read by snapshots). */
+typedef struct pn__export {
+  pn_actor *actor;
+  _Atomic uint64_t sent, received;
+} pn__export;
+
+/* Exports a (once): its record, or NULL when out of memory. */
+pn__export *pn__ref_export(pn_node *n, pn_actor *a);
 pn_actor *pn__ref_exported(pn_node *n, uint64_t id); /* held, or NULL */
+/* Adds each exported actor's remote counts to its row of a snapshot. */
+void pn__refs_snap(pn_node *n, pn_actor_stats *rows, size_t count);
 /* False when the envelope broke the protocol (the link must go). */
 bool pn__ref_deliver(pn_node *n, pn__link *l, const pn_peer_event *ev);
 void pn__refs_free(pn_node *n);

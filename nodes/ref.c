@@ -56,27 +56,47 @@ pn_err pn_msg_sender(const pn_msg *msg, pn_ref *out) {
 
 /* --- exports ------------------------------------------------------------- */
 
-pn_err pn__ref_export(pn_node *n, pn_actor *a) {
+/* Under exports_lock. */
+static pn__export *export_find(pn_node *n, uint64_t id) {
+  return id ? pn__idmap_get(&n->exports, id) : NULL;
+}
+
+pn__export *pn__ref_export(pn_node *n, pn_actor *a) {
   uint64_t id = pn_actor_id(a);
-  pn_err err = PN_OK;
   pthread_mutex_lock(&n->exports_lock);
-  if (!pn__idmap_get(&n->exports, id)) {
+  pn__export *e = export_find(n, id);
+  if (!e && (e = pn__calloc(1, sizeof *e)) != NULL) {
     pn_actor_hold(a);
-    if (!pn__idmap_put(&n->exports, id, a)) {
+    e->actor = a;
+    if (!pn__idmap_put(&n->exports, id, e)) {
       pn_actor_release(a);
-      err = PN_ENOMEM;
+      free(e);
+      e = NULL;
     }
   }
   pthread_mutex_unlock(&n->exports_lock);
-  return err;
+  return e;
 }
 
-/* The exported actor of that id, held; NULL when none. */
 pn_actor *pn__ref_exported(pn_node *n, uint64_t id) {
   pthread_mutex_lock(&n->exports_lock);
-  pn_actor *a = id ? pn__idmap_get(&n->exports, id) : NULL;
-  if (a) {
+  pn__export *e = export_find(n, id);
+  pn_actor *a = e ? e->actor : NULL;
+  pn_actor_hold(a);
+  pthread_mutex_unlock(&n->exports_lock);
+  return a;
+}
+
+/* As pn__ref_exported, for a message from another node: counted as the
+ * actor's (remote_received) when it is there. */
+static pn_actor *exported_for_remote(pn_node *n, uint64_t id) {
+  pthread_mutex_lock(&n->exports_lock);
+  pn__export *e = export_find(n, id);
+  pn_actor *a = NULL;
+  if (e) {
+    a = e->actor;
     pn_actor_hold(a);
+    atomic_fetch_add_explicit(&e->received, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&n->exports_lock);
   return a;
@@ -84,18 +104,37 @@ pn_actor *pn__ref_exported(pn_node *n, uint64_t id) {
 
 static void unexport(pn_node *n, uint64_t id) {
   pthread_mutex_lock(&n->exports_lock);
-  pn_actor *a = pn__idmap_del(&n->exports, id);
+  pn__export *e = pn__idmap_del(&n->exports, id);
   pthread_mutex_unlock(&n->exports_lock);
-  pn_actor_release(a);
+  if (e) {
+    pn_actor_release(e->actor);
+    free(e);
+  }
 }
 
 void pn__refs_free(pn_node *n) {
   for (size_t i = 0; i < n->exports.cap; i++) {
     if (n->exports.slots[i].key) {
-      pn_actor_release(n->exports.slots[i].value);
+      pn__export *e = n->exports.slots[i].value;
+      pn_actor_release(e->actor);
+      free(e);
     }
   }
   pn__idmap_free(&n->exports);
+}
+
+void pn__refs_snap(pn_node *n, pn_actor_stats *rows, size_t count) {
+  pthread_mutex_lock(&n->exports_lock);
+  for (size_t i = 0; i < count && n->exports.count; i++) {
+    const pn__export *e = export_find(n, rows[i].id);
+    if (e) {
+      rows[i].remote_sent +=
+          atomic_load_explicit(&e->sent, memory_order_relaxed);
+      rows[i].remote_received +=
+          atomic_load_explicit(&e->received, memory_order_relaxed);
+    }
+  }
+  pthread_mutex_unlock(&n->exports_lock);
 }
 
 pn_err pn_node_ref(pn_node *node, pn_actor *actor, pn_ref *ref_out) {
@@ -105,20 +144,20 @@ pn_err pn_node_ref(pn_node *node, pn_actor *actor, pn_ref *ref_out) {
   if (atomic_load(&node->closing)) {
     return PN_ECLOSED;
   }
-  pn_err err = pn__ref_export(node, actor);
-  if (err == PN_OK) {
-    *ref_out = (pn_ref){.node = node->id,
-                        .incarnation = node->incarnation,
-                        .actor = pn_actor_id(actor)};
+  if (!pn__ref_export(node, actor)) {
+    return PN_ENOMEM;
   }
-  return err;
+  *ref_out = (pn_ref){.node = node->id,
+                      .incarnation = node->incarnation,
+                      .actor = pn_actor_id(actor)};
+  return PN_OK;
 }
 
 /* Hands the payload (owned by d) to the exported actor `to`; false when
  * there is none (counted). */
 static bool deliver(pn_node *n, uint64_t to, uint32_t type, void *data,
                     size_t size, delivery *d) {
-  pn_actor *a = pn__ref_exported(n, to);
+  pn_actor *a = d->pkt ? exported_for_remote(n, to) : pn__ref_exported(n, to);
   pn_err err =
       a ? pn_send_buf(a, type, size ? data : NULL, size, delivery_free, d)
         : PN_ECLOSED;
@@ -158,7 +197,8 @@ static pn_err send_local(pn_node *n, const pn_ref *to, uint64_t from,
 /* Flow control (credit.h): an actor the lane is out of credit for is
  * muted once its envelope is queued; a thread gets PN_EAGAIN. */
 static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
-                          uint32_t type, const void *data, size_t size) {
+                          pn__export *sender, uint32_t type, const void *data,
+                          size_t size) {
   if (size > PN__NODE_PAYLOAD_MAX) {
     return PN_ERANGE;
   }
@@ -205,6 +245,9 @@ static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
   pn_packet_release(pkt);
   if (err == PN_OK) {
     atomic_fetch_add(&n->sent_remote, 1);
+    if (sender) {
+      atomic_fetch_add_explicit(&sender->sent, 1, memory_order_relaxed);
+    }
     pn__tr(pn__worker_current(n->rt), PN__TR_REMOTE_SEND, from, to->actor);
   }
   return err;
@@ -219,11 +262,13 @@ pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
     return PN_ECLOSED;
   }
   uint64_t from = 0;
+  pn__export *sender = NULL;
   pn_actor *self = pn_self();
   if (self && pn_actor_runtime(self) == node->rt) {
-    pn_err err = pn__ref_export(node, self);
-    if (err != PN_OK) {
-      return err;
+    /* The record stays while self runs: only a stopped actor's goes. */
+    sender = pn__ref_export(node, self);
+    if (!sender) {
+      return PN_ENOMEM;
     }
     from = pn_actor_id(self);
   }
@@ -232,7 +277,7 @@ pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
                ? send_local(node, to, from, type, data, size)
                : PN_ENOENT;
   }
-  return send_remote(node, to, from, type, data, size);
+  return send_remote(node, to, from, sender, type, data, size);
 }
 
 /* --- receiving ----------------------------------------------------------- */

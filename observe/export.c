@@ -162,10 +162,11 @@ pn_err pn_snapshot_json(const pn_snapshot *snap, char **text_out,
          ",\"home_worker\":%d,\"overloaded\":%s,\"received\":%" PRIu64
          ",\"processed\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"sent\":%" PRIu64
          ",\"runs\":%" PRIu64 ",\"muted\":%" PRIu64 ",\"cpu_ns\":%" PRIu64
-         ",\"mailbox_depth\":%u,\"mailbox_hwm\":%u",
+         ",\"mailbox_depth\":%u,\"mailbox_hwm\":%u,\"remote_sent\":%" PRIu64
+         ",\"remote_received\":%" PRIu64,
          a->home_worker, a->overloaded ? "true" : "false", a->received,
          a->processed, a->dropped, a->sent, a->runs, a->muted, a->cpu_ns,
-         a->mailbox_depth, a->mailbox_hwm);
+         a->mailbox_depth, a->mailbox_hwm, a->remote_sent, a->remote_received);
     if (snap->actor_histograms) {
       const pn_actor_histograms *h = &snap->actor_histograms[i];
       put_json_histogram(&t, "mailbox_time_ns", &h->mailbox_time);
@@ -468,6 +469,12 @@ pn_err pn_snapshot_prometheus(const pn_snapshot *snap, char **text_out,
        offsetof(pn_actor_stats, sent), VALUE_U64},
       {"peernet_actor_runs_total", "counter", "Times the actor ran.",
        offsetof(pn_actor_stats, runs), VALUE_U64},
+      {"peernet_actor_remote_sent_total", "counter",
+       "Messages the actor sent to other nodes' actors.",
+       offsetof(pn_actor_stats, remote_sent), VALUE_U64},
+      {"peernet_actor_remote_received_total", "counter",
+       "Messages from other nodes delivered to the actor.",
+       offsetof(pn_actor_stats, remote_received), VALUE_U64},
       {"peernet_actor_cpu_seconds_total", "counter", "Time in its runs.",
        offsetof(pn_actor_stats, cpu_ns), VALUE_NS_AS_SECONDS},
       {"peernet_actor_mailbox_depth", "gauge", "Messages queued.",

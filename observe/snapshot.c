@@ -60,6 +60,7 @@ static pn_err objects_fill_locked(pn_runtime *rt, pn_snapshot *snap) {
       snap->node_link_count += pn__node_snap_fill(
           n, &snap->nodes[snap->node_count++],
           &snap->node_links[snap->node_link_count], nl - snap->node_link_count);
+      pn__refs_snap(n, snap->actors, snap->actor_count);
     }
   }
   return PN_OK;

@@ -43,6 +43,8 @@ typedef struct actor_row {
   uint64_t cpu_ns;
   uint64_t depth;
   uint64_t hwm;
+  uint64_t remote_sent; /* to and from other nodes' actors */
+  uint64_t remote_received;
   double rate;    /* processed per second since the last sample */
   double cpu_pct; /* share of one core since the last sample */
 } actor_row;
@@ -364,6 +366,8 @@ static bool parse(const char *json, sample *s) {
     r->cpu_ns = num_field(p, e, "cpu_ns");
     r->depth = num_field(p, e, "mailbox_depth");
     r->hwm = num_field(p, e, "mailbox_hwm");
+    r->remote_sent = num_field(p, e, "remote_sent");
+    r->remote_received = num_field(p, e, "remote_received");
     /* The next actor, or the end of the array (sockets and peers follow). */
     p = e[1] == ',' ? strchr(e, '{') : NULL;
   }
@@ -473,16 +477,18 @@ static double busy_pct(uint64_t idle_now, uint64_t idle_before, double ns) {
 }
 
 static void render_actors(sample *s, size_t top) {
-  printf("%8s %-24s %-9s %12s %11s %10s %10s %6s %8s %8s\n", "ID", "NAME",
-         "STATE", "PROCESSED", "RATE/s", "SENT", "RUNS", "CPU%", "MAILBOX",
-         "HWM");
+  printf("%8s %-24s %-9s %12s %11s %10s %10s %6s %8s %8s %10s %10s\n", "ID",
+         "NAME", "STATE", "PROCESSED", "RATE/s", "SENT", "RUNS", "CPU%",
+         "MAILBOX", "HWM", "REMOTE-OUT", "REMOTE-IN");
   qsort(s->rows, s->count, sizeof *s->rows, compare_rows);
   for (size_t i = 0; i < s->count && i < top; i++) {
     const actor_row *r = &s->rows[i];
     printf("%8" PRIu64 " %-24.24s %-9s %12" PRIu64 " %11.0f %10" PRIu64
-           " %10" PRIu64 " %6.1f %8" PRIu64 " %8" PRIu64 "\n",
+           " %10" PRIu64 " %6.1f %8" PRIu64 " %8" PRIu64 " %10" PRIu64
+           " %10" PRIu64 "\n",
            r->id, r->name[0] ? r->name : "-", r->state, r->processed, r->rate,
-           r->sent, r->runs, r->cpu_pct, r->depth, r->hwm);
+           r->sent, r->runs, r->cpu_pct, r->depth, r->hwm, r->remote_sent,
+           r->remote_received);
   }
 }
 

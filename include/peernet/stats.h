@@ -35,19 +35,22 @@ typedef struct pn_actor_stats {
   uint64_t id;
   char name[32];
   pn_actor_state state;
-  int32_t home_worker;    /* -1 when the actor may run anywhere */
-  bool overloaded;        /* its last run ended with a full batch */
-  uint64_t received;      /* messages taken from the mailbox */
-  uint64_t processed;     /* messages given to the handler */
-  uint64_t dropped;       /* taken but not handled (after stop, late ticks) */
-  uint64_t sent;          /* messages this actor's handler sent */
-  uint64_t runs;          /* times it was scheduled and ran */
-  uint64_t muted;         /* times it was muted by backpressure */
-  uint64_t cpu_ns;        /* time in its runs (TSC; single-message runs
-                             sampled), when stats_cpu_time is on; else 0 */
-  uint32_t mailbox_depth; /* messages queued now (a message that woke it
-                             from idle is not counted) */
-  uint32_t mailbox_hwm;   /* highest depth seen at the end of a run */
+  int32_t home_worker;      /* -1 when the actor may run anywhere */
+  bool overloaded;          /* its last run ended with a full batch */
+  uint64_t received;        /* messages taken from the mailbox */
+  uint64_t processed;       /* messages given to the handler */
+  uint64_t dropped;         /* taken but not handled (after stop, late ticks) */
+  uint64_t sent;            /* messages this actor's handler sent */
+  uint64_t runs;            /* times it was scheduled and ran */
+  uint64_t muted;           /* times it was muted by backpressure */
+  uint64_t cpu_ns;          /* time in its runs (TSC; single-message runs
+                               sampled), when stats_cpu_time is on; else 0 */
+  uint32_t mailbox_depth;   /* messages queued now (a message that woke it
+                               from idle is not counted) */
+  uint32_t mailbox_hwm;     /* highest depth seen at the end of a run */
+  uint64_t remote_sent;     /* pn_node_send to other nodes' actors, from its
+                               handler (peernet/node.h) */
+  uint64_t remote_received; /* messages from other nodes delivered to it */
 } pn_actor_stats;
 
 /* Histograms (stats_histograms in the runtime config). Buckets are log2 of

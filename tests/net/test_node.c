@@ -859,8 +859,29 @@ static void nodes_in_snapshots(void **state) {
   uint32_t v = 1;
   PN_ASSERT_OK(pn_node_send(t.a, &to, MSG, &v, sizeof v));
   pn_inbox_release(t.in, next(t.in));
+  /* And one from an actor: its row counts it, the inbox's both. */
+  asker k = {.node = t.a, .target = to, .out = t.ev};
+  pn_actor *ka = pn_test_spawn(t.rt, "asker", asker_handler, &k, -1);
+  PN_ASSERT_OK(pn_send(ka, ASK, NULL, 0));
+  pn_inbox_release(t.in, next(t.in));
   pn_snapshot *snap = NULL;
   PN_ASSERT_OK(pn_snapshot_take(t.rt, &snap));
+  int rows = 0;
+  for (size_t i = 0; i < snap->actor_count; i++) {
+    const pn_actor_stats *r = &snap->actors[i];
+    if (r->id == pn_actor_id(ka)) {
+      assert_int_equal(r->remote_sent, 1);
+      assert_int_equal(r->remote_received, 0);
+      rows++;
+    } else if (r->id == pn_actor_id(t.in)) {
+      assert_int_equal(r->remote_sent, 0);
+      assert_int_equal(r->remote_received, 2);
+      rows++;
+    } else {
+      assert_int_equal(r->remote_sent + r->remote_received, 0);
+    }
+  }
+  assert_int_equal(rows, 2);
   assert_int_equal(snap->node_count, 2);
   assert_int_equal(snap->node_link_count, 2);
   size_t li = 0;
@@ -874,20 +895,24 @@ static void nodes_in_snapshots(void **state) {
     assert_int_equal(l->node_id, n->id);
     assert_string_equal(l->name, alpha ? "beta" : "alpha");
     assert_true(l->peer_id != 0);
-    assert_int_equal(alpha ? n->sent_remote : n->delivered, 1);
-    assert_int_equal(alpha ? l->messages_out : l->messages_in, 1);
+    assert_int_equal(alpha ? n->sent_remote : n->delivered, 2);
+    assert_int_equal(alpha ? l->messages_out : l->messages_in, 2);
   }
   char *json = NULL, *prom = NULL;
   PN_ASSERT_OK(pn_snapshot_json(snap, &json, NULL));
   assert_true(pn_test_json_valid(json));
   assert_non_null(strstr(json, "\"nodes\":[{\"name\":"));
   PN_ASSERT_OK(pn_snapshot_prometheus(snap, &prom, NULL));
+  assert_non_null(strstr(json, "\"remote_received\":2"));
   assert_non_null(
-      strstr(prom, "peernet_node_sent_remote_total{node=\"alpha\"} 1"));
+      strstr(prom, "peernet_node_sent_remote_total{node=\"alpha\"} 2"));
   assert_non_null(strstr(prom, "peernet_node_link_messages_in_total{"));
+  assert_non_null(strstr(prom, "peernet_actor_remote_sent_total{"));
   pn_free(json);
   pn_free(prom);
   pn_snapshot_free(snap);
+  PN_ASSERT_OK(pn_actor_stop(ka));
+  pn_actor_release(ka);
   two_nodes_close(&t);
 }
 
