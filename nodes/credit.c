@@ -9,7 +9,7 @@
 #include "runtime/alloc.h"
 
 pn__credit *pn__credit_new(pn_actor *node_actor, struct pn__link *link,
-                           uint32_t lanes, uint64_t window) {
+                           pn_peer *peer, uint32_t lanes, uint64_t window) {
   /* A multiple of 64 bytes, as aligned_alloc wants: the lanes are. */
   size_t size = sizeof(pn__credit) + lanes * sizeof(pn__lane_credit);
   pn__credit *c = pn__aligned_alloc(64, (size + 63) & ~(size_t)63);
@@ -24,6 +24,16 @@ pn__credit *pn__credit_new(pn_actor *node_actor, struct pn__link *link,
   c->window = window;
   c->peer_window = UINT64_MAX;
   c->lanes = lanes;
+  c->rt = pn_actor_runtime(node_actor);
+  if (peer) { /* none in tests/unit/test_credit.c */
+    pn_peer_hold(peer);
+  }
+  c->peer = peer;
+  for (uint32_t i = 0; i < lanes; i++) {
+    pthread_mutex_init(&c->lane[i].batch_lock, NULL);
+    c->lane[i].owner = c;
+    c->lane[i].index = i;
+  }
   pn__gate_init(&c->gate);
   return c;
 }
@@ -36,6 +46,13 @@ void pn__credit_release(pn__credit *c) {
   /* acq_rel: the last release sees every other holder's writes. */
   if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
     pn__gate_destroy(&c->gate);
+    for (uint32_t i = 0; i < c->lanes; i++) {
+      pn_packet_release(c->lane[i].batch); /* refused, never sent */
+      pthread_mutex_destroy(&c->lane[i].batch_lock);
+    }
+    if (c->peer) {
+      pn_peer_release(c->peer);
+    }
     pn_actor_release(c->node_actor);
     free(c);
   }

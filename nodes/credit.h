@@ -29,10 +29,13 @@
 #ifndef PN_NODES_CREDIT_H
 #define PN_NODES_CREDIT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nodes/envelope.h"
+#include "peernet/net.h"
 #include "peernet/node.h"
 #include "runtime/actor.h"
 
@@ -50,10 +53,21 @@ typedef struct pn__lane_credit {
   _Alignas(64) _Atomic uint64_t consumed; /* cost the receivers are done with */
   _Atomic uint64_t granted;  /* `consumed` when last granted (node actor) */
   _Atomic uint64_t received; /* cost that arrived (node actor) */
+  /* The lane's open Batch (batch.c): envelopes accepted, not yet handed
+   * to the link. */
+  _Alignas(64) pthread_mutex_t batch_lock;
+  pn_packet *batch;    /* NULL: none open */
+  uint32_t batch_used; /* bytes of it written */
+  uint32_t batch_cap;  /* bytes it has room for */
+  bool batch_queued;   /* a run's end will flush it (a credit held) */
+  struct pn__credit *owner;
+  uint32_t index; /* its lane: index + 1 */
 } pn__lane_credit;
 
 typedef struct pn__credit {
   _Atomic uint32_t refs;
+  pn_runtime *rt;
+  pn_peer *peer;          /* the link's, held (batches are sent on it) */
   _Atomic bool grant_due; /* a PN__NODE_CREDIT is on its way to the actor */
   pn_actor *node_actor;   /* held: told when a grant is due */
   struct pn__link *link;  /* NULL once the link is gone (node actor) */
@@ -66,7 +80,7 @@ typedef struct pn__credit {
 
 /* A link's credit (refs 1), or NULL when out of memory. Node actor. */
 pn__credit *pn__credit_new(pn_actor *node_actor, struct pn__link *link,
-                           uint32_t lanes, uint64_t window);
+                           pn_peer *peer, uint32_t lanes, uint64_t window);
 void pn__credit_hold(pn__credit *c);
 void pn__credit_release(pn__credit *c); /* any thread */
 
@@ -100,5 +114,23 @@ void pn__credit_grant_due(pn__credit *c);
 void pn__credit_heard(pn__credit *c,
                       const struct Peernet__Node__V1__Credit *cr);
 void pn__credit_link_gone(pn__credit *c);
+
+/* --- batches (batch.c) ----------------------------------------------------
+ *
+ * A lane's envelopes leave in Batches: an actor's sends of one run are
+ * written into the lane's open Batch and handed to the link when the run
+ * ends (pn__worker_defer), or once the next would not fit in one
+ * datagram's frame (the link's mtu); a thread's leave at once. One mutex per
+ * lane keeps the order in which senders wrote. A Batch the link refuses (full:
+ * its max_queued) stays open and leaves at the next send or when the link says
+ * it is writable. */
+
+/* Writes e into lane's Batch (under the node's read lock, after the
+ * credit was taken): PN_OK, or the error of a hand-over that had to
+ * happen first or at once (nothing of e is kept then). */
+pn_err pn__batch_add(pn__credit *c, uint32_t lane, const pn__envelope *e,
+                     bool actor);
+/* Hands every lane's open Batch to the link (node actor: writable). */
+void pn__batch_flush_all(pn__credit *c);
 
 #endif

@@ -25,4 +25,17 @@ typedef struct pn__envelope {
  * unpack would fail. */
 bool pn__envelope_read(const uint8_t *buf, size_t len, pn__envelope *out);
 
+/* A Batch read an envelope at a time: *cur starts at the batch's first
+ * byte. True with the next envelope in *out (*cur moved past it); false at
+ * the end, with *ok false when the batch is malformed (as protobuf-c's
+ * unpack of a Batch would fail; unknown fields are skipped). */
+bool pn__batch_next(const uint8_t **cur, const uint8_t *end, pn__envelope *out,
+                    bool *ok);
+
+/* The bytes pn__batch_put writes for e, and the writing: one entry of a
+ * Batch (field 1, its length, the Envelope), zero fields left out as
+ * protobuf-c leaves them out; returns the end of what it wrote. */
+size_t pn__batch_entry_size(const pn__envelope *e);
+uint8_t *pn__batch_put(uint8_t *p, const pn__envelope *e);
+
 #endif

@@ -481,8 +481,9 @@ void pn__link_event(pn_node *n, const pn_msg *msg) {
       l->addr = ev.addr;
       (void)pn_peer_set_user(ev.peer, l);
     }
-    l->credit = pn__credit_new(n->actor, l, pn_peer_channel_count(ev.peer) - 1,
-                               n->lane_window);
+    l->credit =
+        pn__credit_new(n->actor, l, ev.peer, pn_peer_channel_count(ev.peer) - 1,
+                       n->lane_window);
     if (!l->credit) {
       (void)pn_peer_disconnect(ev.peer, PN__NODE_REASON_BAD);
       return;
@@ -507,6 +508,11 @@ void pn__link_event(pn_node *n, const pn_msg *msg) {
   case PN_MSG_PEER_DISCONNECTED:
     if (l) {
       on_down(n, l, ev.reason);
+    }
+    return;
+  case PN_MSG_PEER_WRITABLE:
+    if (l && l->credit) {
+      pn__batch_flush_all(l->credit); /* Batches the link had refused */
     }
     return;
   default:

@@ -27,6 +27,7 @@ static void node_free(pn_node *n) {
     pn_actor_release(n->subscribers[i]);
   }
   free(n->seeds);
+  free(n->senders);
   pthread_rwlock_destroy(&n->lock);
   pthread_mutex_destroy(&n->exports_lock);
   free(n);
@@ -167,6 +168,13 @@ static pn_err open_host(pn_node *n, const pn_node_config *cfg) {
   hc.idle_timeout_us = n->detect_us;
   hc.keepalive_us = n->detect_us / 4;
   hc.no_delivery_events = true;
+  /* Room for everything the lanes' credit lets out (two windows and one
+   * largest envelope each) and the control lane: the link never refuses
+   * a Batch of senders that kept to it. */
+  uint64_t queued =
+      (uint64_t)n->lanes * (2 * n->lane_window + PN__CREDIT_LARGEST) +
+      (1u << 20);
+  hc.max_queued = queued > UINT32_MAX ? UINT32_MAX : (uint32_t)queued;
   return pn_host_open(n->rt, &hc, &n->host);
 }
 
@@ -201,6 +209,13 @@ pn_err pn_node_open(pn_runtime *rt, const pn_node_config *cfg,
       cfg->lane_window ? cfg->lane_window : PN__CREDIT_WINDOW_DEFAULT;
   pthread_rwlock_init(&n->lock, NULL);
   pthread_mutex_init(&n->exports_lock, NULL);
+  size_t caches = pn_runtime_workers(rt) * sizeof(pn__sender_cache);
+  n->senders = pn__aligned_alloc(64, caches);
+  if (!n->senders) {
+    node_free(n);
+    return PN_ENOMEM;
+  }
+  memset(n->senders, 0, caches);
   if (cfg->seed_count) {
     n->seeds = pn__calloc(cfg->seed_count, sizeof *n->seeds);
     if (!n->seeds) {

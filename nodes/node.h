@@ -73,7 +73,8 @@ struct pn_node {
   pn__member **members;
   size_t nmembers, cap;
   pthread_mutex_t exports_lock;
-  pn__idmap exports;                           /* actor id -> pn__export */
+  pn__idmap exports;                /* actor id -> pn__export */
+  struct pn__sender_cache *senders; /* one per worker (ref.c), its own */
   pn_actor *subscribers[PN__NODE_SUBSCRIBERS]; /* held, under lock */
   uint32_t nsubscribers;
   /* Registered names (pn_node_register), under exports_lock. */
@@ -230,6 +231,13 @@ typedef struct pn__export {
   pn_actor *actor;
   _Atomic uint64_t sent, received;
 } pn__export;
+
+/* The last actor that sent through the node on a worker, and its
+ * record (ref.c). */
+typedef struct pn__sender_cache {
+  _Alignas(64) uint64_t id;
+  pn__export *e;
+} pn__sender_cache;
 
 /* Exports a (once): its record, or NULL when out of memory. */
 pn__export *pn__ref_export(pn_node *n, pn_actor *a);

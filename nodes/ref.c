@@ -19,8 +19,6 @@
 #include "runtime/msg.h"
 #include "runtime/worker.h"
 
-typedef Peernet__Node__V1__Envelope Envelope;
-
 /* What a delivered message carries beside its bytes. */
 typedef struct delivery {
   pn_ref sender;
@@ -42,12 +40,23 @@ static void delivery_free(void *data, void *ctx) {
   free(d);
 }
 
+/* A small remote message's delivery, inside its envelope with the
+ * payload (deliver_one): only the credit to give back. */
+static void delivery_inline_free(void *data, void *ctx) {
+  (void)data;
+  delivery *d = ctx;
+  pn__credit_consumed(d->credit, d->lane, d->cost);
+  pn__credit_release(d->credit);
+}
+
 pn_err pn_msg_sender(const pn_msg *msg, pn_ref *out) {
   if (!msg || !out) {
     return PN_EINVAL;
   }
   pn_msg *m = (pn_msg *)msg; /* read only */
-  if (m->kind != PN__MSG_BUF || pn__msg_buf_of(m)->fn != delivery_free) {
+  if (m->kind != PN__MSG_BUF ||
+      (pn__msg_buf_of(m)->fn != delivery_free &&
+       pn__msg_buf_of(m)->fn != delivery_inline_free)) {
     return PN_ENOENT;
   }
   *out = ((const delivery *)pn__msg_buf_of(m)->ctx)->sender;
@@ -87,19 +96,23 @@ pn_actor *pn__ref_exported(pn_node *n, uint64_t id) {
   return a;
 }
 
-/* As pn__ref_exported, for a message from another node: counted as the
- * actor's (remote_received) when it is there. */
-static pn_actor *exported_for_remote(pn_node *n, uint64_t id) {
-  pthread_mutex_lock(&n->exports_lock);
-  pn__export *e = export_find(n, id);
-  pn_actor *a = NULL;
-  if (e) {
-    a = e->actor;
-    pn_actor_hold(a);
-    atomic_fetch_add_explicit(&e->received, 1, memory_order_relaxed);
+/* The running actor's record, through its worker's one-entry cache: a
+ * handler that sends a stream finds it without the lock. A cached record
+ * is sound while its actor runs: only a stopped actor's is removed, and
+ * ids are never reused. */
+static pn__export *export_self(pn_node *n, pn_actor *self) {
+  pn__worker *w = pn__worker_current(n->rt);
+  pn__sender_cache *k = w ? &n->senders[w->index] : NULL;
+  uint64_t id = pn_actor_id(self);
+  if (k && k->id == id) {
+    return k->e;
   }
-  pthread_mutex_unlock(&n->exports_lock);
-  return a;
+  pn__export *e = pn__ref_export(n, self);
+  if (k && e) {
+    k->id = id;
+    k->e = e;
+  }
+  return e;
 }
 
 static void unexport(pn_node *n, uint64_t id) {
@@ -153,11 +166,11 @@ pn_err pn_node_ref(pn_node *node, pn_actor *actor, pn_ref *ref_out) {
   return PN_OK;
 }
 
-/* Hands the payload (owned by d) to the exported actor `to`; false when
- * there is none (counted). */
+/* Hands a local message's payload (owned by d) to the exported actor
+ * `to`; false when there is none (counted). */
 static bool deliver(pn_node *n, uint64_t to, uint32_t type, void *data,
                     size_t size, delivery *d) {
-  pn_actor *a = d->pkt ? exported_for_remote(n, to) : pn__ref_exported(n, to);
+  pn_actor *a = pn__ref_exported(n, to);
   pn_err err =
       a ? pn_send_buf(a, type, size ? data : NULL, size, delivery_free, d)
         : PN_ECLOSED;
@@ -202,20 +215,15 @@ static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
   if (size > PN__NODE_PAYLOAD_MAX) {
     return PN_ERANGE;
   }
-  Envelope env = PEERNET__NODE__V1__ENVELOPE__INIT;
-  env.to_actor = to->actor;
-  env.to_incarnation = to->incarnation;
-  env.from_actor = from;
-  env.type = type;
-  env.payload.len = size;
-  env.payload.data = (uint8_t *)(uintptr_t)data;
-  pn_packet *pkt = NULL;
-  pn_err err = pn_packet_from_protobuf(&env.base, &pkt);
-  if (err != PN_OK) {
-    return err;
-  }
+  pn__envelope env = {.to_actor = to->actor,
+                      .to_incarnation = to->incarnation,
+                      .from_actor = from,
+                      .type = type,
+                      .payload = data,
+                      .len = size};
+  pn_err err;
   /* The read lock keeps the member and its link while the send, which
-   * never blocks, queues the packet. */
+   * never blocks, writes the envelope into its lane's Batch (batch.c). */
   pthread_rwlock_rdlock(&n->lock);
   pn__member *m = pn__member_find(n, to->node);
   if (!m || !m->up || m->incarnation != to->incarnation) {
@@ -229,8 +237,7 @@ static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
     if (err == PN_EAGAIN) {
       atomic_fetch_add(&n->sends_refused, 1);
     } else {
-      err = pn_channel_send_packet(pn_peer_channel(m->link->peer, lane), pkt,
-                                   NULL);
+      err = pn__batch_add(c, lane, &env, from != 0);
       if (err != PN_OK) {
         pn__credit_untake(c, lane, cost);
       } else {
@@ -242,7 +249,6 @@ static pn_err send_remote(pn_node *n, const pn_ref *to, uint64_t from,
     }
   }
   pthread_rwlock_unlock(&n->lock);
-  pn_packet_release(pkt);
   if (err == PN_OK) {
     atomic_fetch_add(&n->sent_remote, 1);
     if (sender) {
@@ -265,8 +271,7 @@ pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
   pn__export *sender = NULL;
   pn_actor *self = pn_self();
   if (self && pn_actor_runtime(self) == node->rt) {
-    /* The record stays while self runs: only a stopped actor's goes. */
-    sender = pn__ref_export(node, self);
+    sender = export_self(node, self);
     if (!sender) {
       return PN_ENOMEM;
     }
@@ -284,51 +289,132 @@ pn_err pn_node_send(pn_node *node, const pn_ref *to, uint32_t type,
 
 /* Read in place (envelope.h); the payload stays in the received packet,
  * which the delivery holds until the receiver is done: no copy. */
-bool pn__ref_deliver(pn_node *n, pn__link *l, const pn_peer_event *ev) {
-  pn__member *from = l->member;
-  pn__credit *c = l->credit;
-  pn__envelope env;
-  if (!pn__envelope_read(ev->data, ev->len, &env) ||
-      env.type >= PN_MSG_TYPE_RESERVED ||
-      ev->channel > c->lanes /* the peer's count: never */) {
-    return false;
+/* Payloads up to this size are copied into the envelope that carries
+ * them, with their delivery: no malloc, and the received packet is not
+ * held for them. Larger ones stay in the packet (no copy). */
+#define INLINE_MAX 512u
+
+/* The exported actor a Batch's envelopes went to last: most of a lane's
+ * envelopes go to one, so its record is looked up once. The node actor
+ * alone removes records, so one stays valid until it does (unexport). */
+typedef struct target {
+  uint64_t id; /* 0: none looked up yet */
+  pn__export *e;
+} target;
+
+static pn__export *target_of(pn_node *n, target *t, uint64_t id) {
+  if (t->id != id || !id) {
+    pthread_mutex_lock(&n->exports_lock);
+    t->e = export_find(n, id);
+    pthread_mutex_unlock(&n->exports_lock);
+    t->id = id;
   }
-  uint64_t cost = env.len + PN__CREDIT_OVERHEAD;
-  if (!pn__credit_received(c, ev->channel, cost)) {
-    return false; /* more than its credit */
-  }
-  atomic_fetch_add(&from->msgs_in, 1);
-  if (env.to_incarnation != n->incarnation) {
-    atomic_fetch_add(&n->dropped_stale, 1);
-    pn__credit_consumed(c, ev->channel, cost);
-    return true;
+  return t->e;
+}
+
+/* Hands one envelope's payload to its exported actor. */
+static pn_err hand_over(pn_node *n, const pn__envelope *env, pn_actor *to,
+                        const delivery *head, pn_packet *pkt) {
+  if (env->len <= INLINE_MAX) {
+    void *p;
+    pn_msg *m = pn__envelope_new(n->rt, env->type, sizeof *head + env->len,
+                                 delivery_inline_free, &p);
+    if (!m) {
+      delivery_inline_free(NULL, (void *)(uintptr_t)head);
+      return PN_ENOMEM;
+    }
+    delivery *d = p;
+    *d = *head;
+    if (env->len) {
+      memcpy(d->bytes, env->payload, env->len);
+    }
+    m->data = env->len ? d->bytes : NULL;
+    m->size = (uint32_t)env->len;
+    pn__msg_buf_of(m)->ctx = d;
+    return pn__envelope_send(to, m); /* freed (credit given) if stopped */
   }
   delivery *d = malloc(sizeof *d);
   if (!d) {
-    atomic_fetch_add(&n->dropped_no_actor, 1);
-    pn__credit_consumed(c, ev->channel, cost);
+    delivery_inline_free(NULL, (void *)(uintptr_t)head);
+    return PN_ENOMEM;
+  }
+  *d = *head;
+  d->pkt = pkt;
+  pn_packet_hold(pkt);
+  void *data = (void *)(uintptr_t)env->payload;
+  pn_err err = pn_send_buf(to, env->type, data, env->len, delivery_free, d);
+  if (err != PN_OK) {
+    delivery_free(data, d);
+  }
+  return err;
+}
+
+/* One envelope of a Batch; false when it broke the protocol. */
+static bool deliver_one(pn_node *n, pn__link *l, uint32_t lane,
+                        const pn__envelope *env, pn_packet *pkt, target *t) {
+  pn__member *from = l->member;
+  pn__credit *c = l->credit;
+  if (env->type >= PN_MSG_TYPE_RESERVED) {
+    return false;
+  }
+  uint64_t cost = env->len + PN__CREDIT_OVERHEAD;
+  if (!pn__credit_received(c, lane, cost)) {
+    return false; /* more than its credit */
+  }
+  atomic_fetch_add(&from->msgs_in, 1);
+  if (env->to_incarnation != n->incarnation) {
+    atomic_fetch_add(&n->dropped_stale, 1);
+    pn__credit_consumed(c, lane, cost);
     return true;
   }
-  pn__credit_hold(c);
-  d->credit = c;
-  d->lane = ev->channel;
-  d->cost = cost;
-  d->sender = (pn_ref){.node = env.from_actor ? from->id : 0,
-                       .incarnation = env.from_actor ? from->incarnation : 0,
-                       .actor = env.from_actor};
-  d->pkt = ev->packet;
-  pn_packet_hold(d->pkt);
+  pn__export *e = target_of(n, t, env->to_actor);
+  if (!e) {
+    atomic_fetch_add(&n->dropped_no_actor, 1);
+    pn__credit_consumed(c, lane, cost);
+    return true;
+  }
+  delivery head = {
+      .sender = {.node = env->from_actor ? from->id : 0,
+                 .incarnation = env->from_actor ? from->incarnation : 0,
+                 .actor = env->from_actor},
+      .credit = c,
+      .lane = lane,
+      .cost = cost};
+  pn__credit_hold(c); /* the delivery's, given back however it ends */
   /* Counted before the hand-over: the receiver may look at the counters
    * as soon as it has the message. */
   atomic_fetch_add(&n->delivered, 1);
-  if (deliver(n, env.to_actor, env.type, (void *)(uintptr_t)env.payload,
-              env.len, d)) {
-    pn__tr(pn__worker_current(n->rt), PN__TR_REMOTE_DELIVER, env.to_actor,
-           env.from_actor);
-  } else {
-    atomic_fetch_sub(&n->delivered, 1);
+  atomic_fetch_add_explicit(&e->received, 1, memory_order_relaxed);
+  pn_err err = hand_over(n, env, e->actor, &head, pkt);
+  if (err == PN_OK) {
+    pn__tr(pn__worker_current(n->rt), PN__TR_REMOTE_DELIVER, env->to_actor,
+           env->from_actor);
+    return true;
+  }
+  atomic_fetch_sub(&n->delivered, 1);
+  atomic_fetch_sub_explicit(&e->received, 1, memory_order_relaxed);
+  atomic_fetch_add(&n->dropped_no_actor, 1);
+  if (err == PN_ECLOSED) {
+    t->id = 0;
+    unexport(n, env->to_actor); /* stopped: gone for good */
   }
   return true;
+}
+
+bool pn__ref_deliver(pn_node *n, pn__link *l, const pn_peer_event *ev) {
+  if (ev->channel > l->credit->lanes) {
+    return false; /* the peer's own count: never */
+  }
+  const uint8_t *cur = ev->data, *end = cur + ev->len;
+  pn__envelope env;
+  target t = {0};
+  bool ok = true;
+  while (pn__batch_next(&cur, end, &env, &ok)) {
+    if (!deliver_one(n, l, ev->channel, &env, ev->packet, &t)) {
+      return false;
+    }
+  }
+  return ok;
 }
 
 /* --- values -------------------------------------------------------------- */

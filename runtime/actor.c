@@ -245,6 +245,26 @@ static void unmute_all(pn__worker *w, pn_actor *a) {
   release_muted(w, list);
 }
 
+/* --- deferred work ---------------------------------------------------------
+ */
+
+bool pn__worker_defer(pn__worker *w, void (*fn)(void *ctx), void *ctx) {
+  if (!w || !w->in_run || w->ndeferred == PN__DEFERRED_MAX) {
+    return false;
+  }
+  w->deferred[w->ndeferred++] = (pn__deferred){fn, ctx};
+  return true;
+}
+
+/* At a run's end, after its handler: the work it left, in order (not
+ * deferrable again: in_run is off). */
+static void run_deferred(pn__worker *w) {
+  for (uint32_t i = 0; i < w->ndeferred; i++) {
+    w->deferred[i].fn(w->deferred[i].ctx);
+  }
+  w->ndeferred = 0;
+}
+
 /* --- gates ----------------------------------------------------------------
  */
 
@@ -955,6 +975,7 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     w->trace_run_ts = trace_t0;
   }
   tls_actor = a;
+  w->in_run = true;
   run_tally tally = rt->stats_histograms
                         ? handle_messages(w, a, h0, pn__actor_hist_of(a))
                         : handle_messages(w, a, h0, NULL);
@@ -969,6 +990,11 @@ void pn__actor_run(pn__worker *w, pn_actor *a) {
     a->handler(a, a->state, &batch_end);
     end = a->stop_now ? RUN_STOP : end;
     tally.now = 0; /* it may have sent: stamp with a fresh read */
+  }
+  w->in_run = false;
+  if (w->ndeferred) {
+    run_deferred(w);
+    tally.now = 0;
   }
   tls_actor = NULL;
   outbox_flush_at(w, tally.now);

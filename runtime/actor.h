@@ -208,6 +208,13 @@ pn_err pn__spawn(pn_runtime *rt, const pn_actor_config *cfg, uint32_t flags,
  * marked the actor overloaded meanwhile. */
 bool pn__mailbox_idle_cas(pn_actor *a, pn__node *tail);
 
+/* Leaves fn(ctx) for the end of the running handler's run, where it is
+ * called still as that actor (so a node's lane sends the envelopes of one
+ * run together). False, and nothing left, when the caller is not a
+ * handler inside a worker's run or the list is full: the caller does the
+ * work now. Owner worker only. */
+bool pn__worker_defer(pn__worker *w, void (*fn)(void *ctx), void *ctx);
+
 /* A gate: actors muted on something other than a mailbox (a remote lane
  * out of credit), parked exactly as backpressure parks them, until the
  * gate's owner opens it.

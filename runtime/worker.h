@@ -34,6 +34,14 @@
 #define PN__OUTBOX_SLOTS 8u
 #define PN__OUTBOX_CHAIN_MAX 256u
 
+/* Work a handler's sends leave for the end of its run (pn__worker_defer,
+ * actor.h). */
+#define PN__DEFERRED_MAX 16u
+typedef struct pn__deferred {
+  void (*fn)(void *ctx);
+  void *ctx;
+} pn__deferred;
+
 typedef struct pn__outbox_slot {
   pn_actor *to;
   pn_msg *first;
@@ -71,7 +79,10 @@ struct pn__worker {
   uint64_t trace_run_ts; /* start of the run in progress, 0 between runs */
   uint32_t trace_mask;   /* bit k: record kind k; 0 when tracing is off */
   uint32_t outbox_used;
-  bool hist; /* the runtime keeps histograms: stamp what the outbox pushes */
+  bool hist;   /* the runtime keeps histograms: stamp what the outbox pushes */
+  bool in_run; /* a handler of pn__actor_run() is running (deferrals) */
+  uint32_t ndeferred;
+  pn__deferred deferred[PN__DEFERRED_MAX];
   pn__outbox_slot outbox[PN__OUTBOX_SLOTS];
   /* Stats: written by the owner only (relaxed), read by any thread. */
   _Alignas(64) _Atomic uint64_t runs;

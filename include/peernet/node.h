@@ -13,7 +13,9 @@
  * messages, ORDERED, each sender always on the same lane (chosen by its
  * actor id): the order per sender and receiver is FIFO, and a loss
  * stalls only its lane, not unrelated senders', and nor does a large
- * message (the lanes' pieces take turns in the link's datagrams).
+ * message (the lanes' pieces take turns in the link's datagrams). A
+ * handler's messages to one lane leave together when its run ends (one
+ * datagram carries many); an application thread's leave at once.
  *
  * Flow control. Each lane of a link has a window (lane_window of the
  * receiving node): what its senders may have sent there that the

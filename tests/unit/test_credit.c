@@ -26,7 +26,7 @@ typedef struct fixture {
 static void open_fixture(fixture *f) {
   f->rt = pn_test_runtime(1);
   PN_ASSERT_OK(pn_inbox_open(f->rt, "node", &f->node));
-  f->c = pn__credit_new(f->node, NULL, 2, WINDOW);
+  f->c = pn__credit_new(f->node, NULL, NULL, 2, WINDOW);
   assert_non_null(f->c);
   pn__credit_start(f->c, WINDOW);
 }
