@@ -12,6 +12,7 @@
 #include "actors/peer.h"
 #include "actors/wire.h"
 #include "nodes/credit.h"
+#include "runtime/actor.h"
 #include "runtime/worker.h"
 
 /* The most a Batch of several envelopes holds: what one datagram's frame
@@ -33,6 +34,16 @@ static pn_err flush_locked(pn__credit *c, pn__lane_credit *l) {
   l->batch->len = l->batch_used;
   pn_err err = pn_channel_send_packet(pn_peer_channel(c->peer, l->index + 1),
                                       l->batch, NULL);
+  if (err == PN_OK) {
+    /* Off the peer's worker a send waits in this worker's outbox until
+     * the run ends, and another worker's could overtake it: a Batch mixes
+     * senders, so it must reach the channel before the lock goes, in the
+     * order the lock gave. */
+    pn__worker *w = pn__worker_current(c->rt);
+    if (w && w->outbox_used) {
+      pn__outbox_flush(w);
+    }
+  }
   if (err == PN_OK || err == PN_ECLOSED) {
     pn_packet_release(l->batch);
     l->batch = NULL;

@@ -80,8 +80,12 @@ pn_err pn__credit_take(pn__credit *c, uint32_t lane, uint64_t cost, bool actor,
     /* seq_cst: pairs with the store in pn__credit_heard() (see mute). */
     uint64_t limit = atomic_load(&l->limit);
     /* limit - window is what the other end had consumed when it granted
-     * it: at or above `sent`, nothing of ours is left there. */
-    bool room = sent + cost <= limit || sent + c->peer_window <= limit;
+     * it: within a quantum of `sent`, little of ours is left there, and a
+     * message of any size may go (the other end grants again once it has
+     * consumed a quantum and everything that came). */
+    bool room =
+        sent + cost <= limit ||
+        sent + c->peer_window <= limit + PN__CREDIT_QUANTUM(c->peer_window);
     bool slack = actor && sent + cost <= limit + c->peer_window;
     if (!room && !slack) {
       return PN_EAGAIN;
@@ -139,11 +143,13 @@ void pn__credit_consumed(pn__credit *c, uint32_t lane, uint64_t cost) {
       atomic_fetch_add_explicit(&l->consumed, cost, memory_order_relaxed) +
       cost;
   uint64_t granted = atomic_load_explicit(&l->granted, memory_order_relaxed);
-  /* A quarter of the window, or everything that arrived (a sender
-   * waiting for a message larger than what it has left). */
+  /* A quarter of the window; or a quantum, and everything that arrived
+   * (a sender may be waiting with a message larger than what it has
+   * left: a quantum out lets one of any size go). Not at every message:
+   * a ping-pong would answer each with a Credit. */
   bool due =
       consumed - granted >= c->window / 4 ||
-      (consumed > granted &&
+      (consumed - granted >= PN__CREDIT_QUANTUM(c->window) &&
        consumed == atomic_load_explicit(&l->received, memory_order_relaxed));
   if (!due || atomic_exchange(&c->grant_due, true)) {
     return;

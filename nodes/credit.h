@@ -8,10 +8,11 @@
  * each lane a limit, consumed + W, where `consumed` is the cost of the
  * envelopes its actors are done with (handled, or dropped); it grants
  * again (a Credit on lane 0) whenever a lane has consumed W/4 more since
- * the last grant. The sender starts an envelope only while the lane's
- * `sent` plus its cost stays within the limit heard, with two
- * exceptions: an empty lane (everything sent consumed) takes one of any
- * size, and an actor, which local backpressure never refuses either, may
+ * the last grant, or a sixteenth (the quantum) and everything that came.
+ * The sender starts an envelope only while the lane's `sent` plus its
+ * cost stays within the limit heard, with two exceptions: a lane with
+ * less than a quantum out (as far as the last grant says) takes one of
+ * any size, and an actor, which local backpressure never refuses either, may
  * go one more window past it and is muted (parked after its run, as a
  * full mailbox mutes it) until a grant comes. Application threads get
  * PN_EAGAIN where an actor would be muted.
@@ -40,6 +41,8 @@
 #include "runtime/actor.h"
 
 #define PN__CREDIT_OVERHEAD 64u
+/* Below this much of a window out, a lane takes a message of any size. */
+#define PN__CREDIT_QUANTUM(window) ((window) / 16)
 #define PN__CREDIT_WINDOW_DEFAULT (1u << 20)
 #define PN__CREDIT_WINDOW_MIN (64u << 10)
 /* The most one envelope costs: the largest payload and its overhead. */

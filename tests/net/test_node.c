@@ -808,6 +808,79 @@ static void flood_to_a_slow_actor_is_bounded(void **state) {
   test_lane_window = 0;
 }
 
+/* A handler's sends of one run leave together: two actors on one lane
+ * (a one-lane link) each send 2,000 small messages in one run; every
+ * message arrives, each actor's in its order, in far fewer PeerNet
+ * messages than that. */
+enum { RUN_SENDS = 2000 };
+
+typedef struct burster {
+  pn_node *node;
+  pn_ref to;
+  uint32_t tag;
+} burster;
+
+static void burster_handler(pn_actor *self, void *state, const pn_msg *msg) {
+  (void)self;
+  burster *b = state;
+  if (pn_msg_type(msg) != GO) {
+    return;
+  }
+  for (uint32_t i = 0; i < RUN_SENDS; i++) {
+    uint32_t v[2] = {b->tag, i};
+    PN_ASSERT_OK(pn_node_send(b->node, &b->to, MSG, v, sizeof v));
+  }
+}
+
+/* PeerNet messages alpha has sent beta so far. */
+static uint64_t link_messages_out(pn_node *a) {
+  pthread_rwlock_rdlock(&a->lock);
+  assert_int_equal(a->nmembers, 1);
+  pn_peer_stats ps;
+  PN_ASSERT_OK(pn_peer_stats_get(a->members[0]->link->peer, &ps));
+  pthread_rwlock_unlock(&a->lock);
+  return ps.messages_out;
+}
+
+static void a_run_of_sends_leaves_together(void **state) {
+  (void)state;
+  test_lanes = 1;
+  two_nodes t;
+  two_nodes_open(&t, "bursts");
+  pn_ref to;
+  PN_ASSERT_OK(pn_node_ref(t.b, t.in, &to));
+  burster b1 = {.node = t.a, .to = to, .tag = 1};
+  burster b2 = {.node = t.a, .to = to, .tag = 2};
+  pn_actor *a1 = pn_test_spawn(t.rt, "burst1", burster_handler, &b1, -1);
+  pn_actor *a2 = pn_test_spawn(t.rt, "burst2", burster_handler, &b2, -1);
+  uint64_t before = link_messages_out(t.a);
+  PN_ASSERT_OK(pn_send(a1, GO, NULL, 0));
+  PN_ASSERT_OK(pn_send(a2, GO, NULL, 0));
+  uint32_t next_of[3] = {0, 0, 0};
+  for (int i = 0; i < 2 * RUN_SENDS; i++) {
+    pn_msg *m = next(t.in);
+    assert_int_equal(pn_msg_size(m), 2 * sizeof(uint32_t));
+    uint32_t v[2];
+    memcpy(v, pn_msg_data(m), sizeof v);
+    assert_true(v[0] == 1 || v[0] == 2);
+    assert_int_equal(v[1], next_of[v[0]]++);
+    pn_ref from;
+    PN_ASSERT_OK(pn_msg_sender(m, &from));
+    assert_int_equal(from.actor, pn_actor_id(v[0] == 1 ? a1 : a2));
+    pn_inbox_release(t.in, m);
+  }
+  uint64_t sent = link_messages_out(t.a) - before;
+  fprintf(stderr, "# %d messages in %" PRIu64 " PeerNet messages\n",
+          2 * RUN_SENDS, sent);
+  assert_true(sent * 10 <= 2 * RUN_SENDS);
+  PN_ASSERT_OK(pn_actor_stop(a1));
+  PN_ASSERT_OK(pn_actor_stop(a2));
+  pn_actor_release(a1);
+  pn_actor_release(a2);
+  two_nodes_close(&t);
+  test_lanes = 0;
+}
+
 /* protobuf-c payloads: a message packed by pn_node_send_protobuf on alpha
  * arrives on beta and unpacks to the same fields; bytes that are not that
  * message are refused (PN_EINVAL), as are NULLs. */
@@ -1090,6 +1163,7 @@ int main(void) {
       cmocka_unit_test(silent_node_detected),
       cmocka_unit_test(monitors_across_nodes),
       cmocka_unit_test(flood_to_a_slow_actor_is_bounded),
+      cmocka_unit_test(a_run_of_sends_leaves_together),
       cmocka_unit_test(protobuf_payloads),
       cmocka_unit_test(nodes_in_snapshots),
       cmocka_unit_test(remote_sends_in_traces),

@@ -94,11 +94,13 @@ static void an_empty_lane_takes_a_large_message(void **state) {
   fixture f;
   open_fixture(&f);
   bool mute = false;
+  /* Less than a quantum out: still empty enough. */
+  PN_ASSERT_OK(pn__credit_take(f.c, 1, WINDOW / 16, false, &mute));
   PN_ASSERT_OK(pn__credit_take(f.c, 1, 4 * WINDOW, false, &mute));
   assert_false(mute);
   /* Not empty now: nothing more until the other end consumed it. */
   PN_ASSERT_ERR(PN_EAGAIN, pn__credit_take(f.c, 1, COST, false, &mute));
-  uint64_t limits[2] = {4 * WINDOW + WINDOW, WINDOW};
+  uint64_t limits[2] = {4 * WINDOW + WINDOW / 16 + WINDOW, WINDOW};
   Peernet__Node__V1__Credit cr = PEERNET__NODE__V1__CREDIT__INIT;
   cr.n_limits = 2;
   cr.limits = limits;
@@ -145,14 +147,26 @@ static void grants_are_asked_once_when_due(void **state) {
   assert_int_equal(grants_asked(&f), 1);
   uint64_t granted = atomic_load(&f.c->lane[0].granted);
   assert_int_equal(granted, (uint64_t)(quarter + 2) * COST);
-  /* Everything that arrived consumed: asked even below a quarter. */
-  for (int i = quarter + 2; i < n - 1; i++) {
+  /* Everything that arrived consumed: asked below a quarter, once a
+   * quantum (a sixteenth) is consumed, never for less (a ping-pong would
+   * get a Credit for every message). */
+  int quantum = (WINDOW / 16 + COST - 1) / COST;
+  for (int i = quarter + 2; i < n - quantum; i++) {
     pn__credit_consumed(f.c, 1, COST);
   }
   (void)grants_asked(&f);
+  for (int i = 0; i < quantum - 1; i++) {
+    pn__credit_consumed(f.c, 1, COST);
+  }
+  assert_int_equal(grants_asked(&f), 0);
   pn__credit_consumed(f.c, 1, COST);
   assert_int_equal(grants_asked(&f), 1);
-  assert_int_equal(atomic_load(&f.c->lane[0].granted), (uint64_t)n * COST);
+  /* One more arrives and is consumed at once: less than a quantum. */
+  assert_true(pn__credit_received(f.c, 1, COST));
+  pn__credit_consumed(f.c, 1, COST);
+  assert_int_equal(grants_asked(&f), 0);
+  assert_int_equal(atomic_load(&f.c->lane[0].granted),
+                   (uint64_t)(n + 1) * COST - COST);
   close_fixture(&f);
 }
 
