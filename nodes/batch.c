@@ -23,11 +23,12 @@ static uint32_t batch_max(const pn__credit *c) {
   return (uint32_t)pn__frag_payload_max(budget);
 }
 
-/* Hands the lane's open Batch to the link, under its lock. On an error
- * other than PN_ECLOSED the Batch stays open, whole (for the next try);
- * on PN_ECLOSED (the link is gone, and what was in flight with it) it is
- * dropped. */
-static pn_err flush_locked(pn__credit *c, pn__lane_credit *l) {
+/* Hands the lane's open Batch to the link, under its lock. Refused
+ * (PN_EAGAIN: the link is full) it stays open, whole, and leaves on the
+ * link's PN_MSG_PEER_WRITABLE or at the next send; on any other error (the
+ * link is gone, or memory) it is dropped, its envelopes counted unsent
+ * but `mine` of them, whose sender gets the error. */
+static pn_err flush_locked(pn__credit *c, pn__lane_credit *l, uint32_t mine) {
   if (!l->batch) {
     return PN_OK;
   }
@@ -44,13 +45,17 @@ static pn_err flush_locked(pn__credit *c, pn__lane_credit *l) {
       pn__outbox_flush(w);
     }
   }
-  if (err == PN_OK || err == PN_ECLOSED) {
-    pn_packet_release(l->batch);
-    l->batch = NULL;
-    l->batch_used = 0;
-  } else {
+  if (err == PN_EAGAIN) {
     l->batch->len = l->batch_cap;
+    return err;
   }
+  if (err != PN_OK) {
+    atomic_fetch_add_explicit(&c->unsent, l->batch_count - mine,
+                              memory_order_relaxed);
+  }
+  pn_packet_release(l->batch);
+  l->batch = NULL;
+  l->batch_used = l->batch_count = 0;
   return err;
 }
 
@@ -60,7 +65,7 @@ static void flush_deferred(void *ctx) {
   pn__credit *c = l->owner;
   pthread_mutex_lock(&l->batch_lock);
   l->batch_queued = false;
-  (void)flush_locked(c, l); /* refused: the link's WRITABLE flushes it */
+  (void)flush_locked(c, l, 0); /* refused: the link's WRITABLE sends it */
   pthread_mutex_unlock(&l->batch_lock);
   pn__credit_release(c); /* the queue's */
 }
@@ -70,8 +75,8 @@ static void flush_deferred(void *ctx) {
 static pn_err write_locked(pn__credit *c, pn__lane_credit *l,
                            const pn__envelope *e, size_t need) {
   if (l->batch && l->batch_used + need > l->batch_cap) {
-    pn_err err = flush_locked(c, l);
-    if (err != PN_OK && err != PN_ECLOSED) {
+    pn_err err = flush_locked(c, l, 0);
+    if (err == PN_EAGAIN) {
       return err;
     }
   }
@@ -110,9 +115,14 @@ pn_err pn__batch_add(pn__credit *c, uint32_t lane, const pn__envelope *e,
     }
     if (now) {
       uint32_t before = l->batch_used - (uint32_t)need;
-      err = flush_locked(c, l);
-      if (err != PN_OK && err != PN_ECLOSED) {
+      err = flush_locked(c, l, 1);
+      if (err == PN_EAGAIN) {
         l->batch_used = before; /* refused: e is not kept */
+        l->batch_count--;
+        if (!before && l->batch_cap > batch_max(c)) {
+          pn_packet_release(l->batch); /* e's own, too large to reuse */
+          l->batch = NULL;
+        }
       }
     }
   }
@@ -124,7 +134,23 @@ void pn__batch_flush_all(pn__credit *c) {
   for (uint32_t i = 0; i < c->lanes; i++) {
     pn__lane_credit *l = &c->lane[i];
     pthread_mutex_lock(&l->batch_lock);
-    (void)flush_locked(c, l);
+    (void)flush_locked(c, l, 0);
     pthread_mutex_unlock(&l->batch_lock);
   }
+}
+
+uint64_t pn__batch_drop_all(pn__credit *c) {
+  for (uint32_t i = 0; i < c->lanes; i++) {
+    pn__lane_credit *l = &c->lane[i];
+    pthread_mutex_lock(&l->batch_lock);
+    if (l->batch) {
+      atomic_fetch_add_explicit(&c->unsent, l->batch_count,
+                                memory_order_relaxed);
+      pn_packet_release(l->batch);
+      l->batch = NULL;
+      l->batch_used = l->batch_count = 0;
+    }
+    pthread_mutex_unlock(&l->batch_lock);
+  }
+  return atomic_exchange(&c->unsent, 0);
 }

@@ -59,9 +59,13 @@ void pn__credit_release(pn__credit *c) {
 }
 
 void pn__credit_start(pn__credit *c, uint64_t peer_window) {
-  c->peer_window = peer_window ? peer_window : UINT64_MAX;
+  /* Sent against at most this node's own window, whatever the other end
+   * grants: the host's max_queued is sized from it. */
+  uint64_t w = peer_window < c->window ? peer_window : c->window;
+  c->peer_window = w;
+  c->peer_excess = peer_window - w;
   for (uint32_t i = 0; i < c->lanes; i++) {
-    atomic_store(&c->lane[i].limit, peer_window ? peer_window : UINT64_MAX);
+    atomic_store(&c->lane[i].limit, w);
   }
 }
 
@@ -163,29 +167,43 @@ void pn__credit_consumed(pn__credit *c, uint32_t lane, uint64_t cost) {
 }
 
 void pn__credit_grant_due(pn__credit *c) {
-  /* Cleared first: what is consumed after our reads asks again. */
-  atomic_store(&c->grant_due, false);
-  uint64_t limits[PN_NODE_LANES_MAX];
+  /* Cleared first, with an exchange: it reads the flag a consumer set
+   * last, so that consumer's addition to `consumed` is seen below; what
+   * is consumed after our reads asks again. */
+  (void)atomic_exchange(&c->grant_due, false);
+  uint64_t consumed[PN_NODE_LANES_MAX], limits[PN_NODE_LANES_MAX];
   bool any = false;
   for (uint32_t i = 0; i < c->lanes; i++) {
     pn__lane_credit *l = &c->lane[i];
-    uint64_t consumed =
-        atomic_load_explicit(&l->consumed, memory_order_relaxed);
-    if (consumed > atomic_load_explicit(&l->granted, memory_order_relaxed)) {
-      atomic_store_explicit(&l->granted, consumed, memory_order_relaxed);
-      any = true;
-    }
-    limits[i] =
-        atomic_load_explicit(&l->granted, memory_order_relaxed) + c->window;
+    uint64_t granted = atomic_load_explicit(&l->granted, memory_order_relaxed);
+    consumed[i] = atomic_load_explicit(&l->consumed, memory_order_relaxed);
+    any |= consumed[i] > granted;
+    consumed[i] = consumed[i] > granted ? consumed[i] : granted;
+    limits[i] = consumed[i] + c->window;
   }
-  if (any && c->link) { /* none: the link is gone, the grant with it */
-    Peernet__Node__V1__Credit cr = PEERNET__NODE__V1__CREDIT__INIT;
-    cr.n_limits = c->lanes;
-    cr.limits = limits;
-    Peernet__Node__V1__Control ctl = PEERNET__NODE__V1__CONTROL__INIT;
-    ctl.body_case = PEERNET__NODE__V1__CONTROL__BODY_CREDIT;
-    ctl.credit = &cr;
-    pn__link_send_control(c->link, &ctl);
+  if (!any) {
+    return;
+  }
+  if (!c->link) { /* gone, and what it owed with it */
+    for (uint32_t i = 0; i < c->lanes; i++) {
+      atomic_store_explicit(&c->lane[i].granted, consumed[i],
+                            memory_order_relaxed);
+    }
+    return;
+  }
+  Peernet__Node__V1__Credit cr = PEERNET__NODE__V1__CREDIT__INIT;
+  cr.n_limits = c->lanes;
+  cr.limits = limits;
+  Peernet__Node__V1__Control ctl = PEERNET__NODE__V1__CONTROL__INIT;
+  ctl.body_case = PEERNET__NODE__V1__CONTROL__BODY_CREDIT;
+  ctl.credit = &cr;
+  /* Granted only once sent: a Credit the link refused is sent again (on
+   * PN_MSG_PEER_WRITABLE, or the node's next round), never lost. */
+  if (pn__link_send_control(c->link, &ctl) == PN_OK) {
+    for (uint32_t i = 0; i < c->lanes; i++) {
+      atomic_store_explicit(&c->lane[i].granted, consumed[i],
+                            memory_order_relaxed);
+    }
   }
 }
 
@@ -193,8 +211,11 @@ void pn__credit_heard(pn__credit *c, const Peernet__Node__V1__Credit *cr) {
   size_t n = cr->n_limits < c->lanes ? cr->n_limits : c->lanes;
   for (size_t i = 0; i < n; i++) {
     pn__lane_credit *l = &c->lane[i];
-    if (cr->limits[i] > atomic_load_explicit(&l->limit, memory_order_relaxed)) {
-      atomic_store(&l->limit, cr->limits[i]); /* seq_cst: see mute */
+    uint64_t limit = cr->limits[i] > c->peer_excess
+                         ? cr->limits[i] - c->peer_excess
+                         : 0; /* as if its window were ours */
+    if (limit > atomic_load_explicit(&l->limit, memory_order_relaxed)) {
+      atomic_store(&l->limit, limit); /* seq_cst: see mute */
     }
   }
   pn__gate_open(&c->gate);

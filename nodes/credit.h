@@ -59,10 +59,11 @@ typedef struct pn__lane_credit {
   /* The lane's open Batch (batch.c): envelopes accepted, not yet handed
    * to the link. */
   _Alignas(64) pthread_mutex_t batch_lock;
-  pn_packet *batch;    /* NULL: none open */
-  uint32_t batch_used; /* bytes of it written */
-  uint32_t batch_cap;  /* bytes it has room for */
-  bool batch_queued;   /* a run's end will flush it (a credit held) */
+  pn_packet *batch;     /* NULL: none open */
+  uint32_t batch_used;  /* bytes of it written */
+  uint32_t batch_cap;   /* bytes it has room for */
+  uint32_t batch_count; /* envelopes in it */
+  bool batch_queued;    /* a run's end will flush it (a credit held) */
   struct pn__credit *owner;
   uint32_t index; /* its lane: index + 1 */
 } pn__lane_credit;
@@ -70,13 +71,16 @@ typedef struct pn__lane_credit {
 typedef struct pn__credit {
   _Atomic uint32_t refs;
   pn_runtime *rt;
-  pn_peer *peer;          /* the link's, held (batches are sent on it) */
-  _Atomic bool grant_due; /* a PN__NODE_CREDIT is on its way to the actor */
-  pn_actor *node_actor;   /* held: told when a grant is due */
-  struct pn__link *link;  /* NULL once the link is gone (node actor) */
-  uint64_t window;        /* this node's window per lane */
-  uint64_t peer_window;   /* the other end's (UINT64_MAX: unlimited) */
-  pn__gate gate;          /* actors muted on this link's lanes */
+  pn_peer *peer;           /* the link's, held (batches are sent on it) */
+  _Atomic bool grant_due;  /* a PN__NODE_CREDIT is on its way to the actor */
+  pn_actor *node_actor;    /* held: told when a grant is due */
+  struct pn__link *link;   /* NULL once the link is gone (node actor) */
+  uint64_t window;         /* this node's window per lane */
+  uint64_t peer_window;    /* what this node sends against: the other
+                              end's window, at most this one's */
+  uint64_t peer_excess;    /* the other end's window beyond that */
+  pn__gate gate;           /* actors muted on this link's lanes */
+  _Atomic uint64_t unsent; /* envelopes dropped before they left (batch.c) */
   uint32_t lanes;
   pn__lane_credit lane[]; /* index 0: lane 1 */
 } pn__credit;
@@ -87,8 +91,8 @@ pn__credit *pn__credit_new(pn_actor *node_actor, struct pn__link *link,
 void pn__credit_hold(pn__credit *c);
 void pn__credit_release(pn__credit *c); /* any thread */
 
-/* The other end's Hello: its window (0: it grants none, no limit). Node
- * actor, before anything is sent on the link's lanes. */
+/* The other end's Hello: its window (this node sends against at most its
+ * own). Node actor, before anything is sent on the link's lanes. */
 void pn__credit_start(pn__credit *c, uint64_t peer_window);
 
 /* Sending `cost` on lane (1-based), from any thread under the node's read
@@ -109,9 +113,11 @@ bool pn__credit_received(pn__credit *c, uint32_t lane, uint64_t cost);
  * is asked of the node actor once one is due. */
 void pn__credit_consumed(pn__credit *c, uint32_t lane, uint64_t cost);
 
-/* Node actor: PN__NODE_CREDIT (its payload: the pn__credit, held for it)
- * grants every lane that is due; a Credit heard raises the limits and
- * releases the muted senders; a link gone releases them too. */
+/* Node actor: PN__NODE_CREDIT (its payload: the pn__credit, held for it),
+ * the node's periodic round and PN_MSG_PEER_WRITABLE grant every lane
+ * that has consumed anything since its last grant; a Credit heard raises
+ * the limits and releases the muted senders; a link gone releases them
+ * too. */
 struct Peernet__Node__V1__Credit;
 void pn__credit_grant_due(pn__credit *c);
 void pn__credit_heard(pn__credit *c,
@@ -133,7 +139,11 @@ void pn__credit_link_gone(pn__credit *c);
  * happen first or at once (nothing of e is kept then). */
 pn_err pn__batch_add(pn__credit *c, uint32_t lane, const pn__envelope *e,
                      bool actor);
-/* Hands every lane's open Batch to the link (node actor: writable). */
+/* Hands every lane's open Batch to the link (node actor: writable, or
+ * leaving). */
 void pn__batch_flush_all(pn__credit *c);
+/* The link is gone: drops every open Batch and returns the envelopes
+ * dropped unsent since the last call (node actor). */
+uint64_t pn__batch_drop_all(pn__credit *c);
 
 #endif

@@ -65,6 +65,10 @@ static void node_leave(pn_node *n, pn_actor *self) {
     return;
   }
   for (size_t i = 0; i < n->nlinks; i++) {
+    /* What senders left in Batches goes first, then the link drains. */
+    if (n->links[i]->credit) {
+      pn__batch_flush_all(n->links[i]->credit);
+    }
     (void)pn_peer_disconnect_later(n->links[i]->peer, PN_NODE_REASON_LEFT,
                                    n->detect_us);
   }
@@ -492,6 +496,7 @@ pn_err pn_node_stats_get(const pn_node *node, pn_node_stats *out) {
   out->dropped_no_actor = atomic_load(&n->dropped_no_actor);
   out->dropped_stale = atomic_load(&n->dropped_stale);
   out->dropped_bad = atomic_load(&n->dropped_bad);
+  out->dropped_unsent = atomic_load(&n->dropped_unsent);
   out->joins = atomic_load(&n->joins);
   out->leaves = atomic_load(&n->leaves);
   out->senders_muted = atomic_load(&n->senders_muted);

@@ -22,11 +22,19 @@
 #include "peernet/stats.h"
 #include "runtime/registry.h"
 
-#define PN__NODE_VERSION 1u
+#define PN__NODE_VERSION                                                       \
+  2u /* 2: lanes carry Batches, Hello has lane_window                          \
+      */
 /* The largest payload: a link's max_message (4 MiB) less the envelope's
  * own fields. */
 #define PN__NODE_PAYLOAD_MAX ((4u << 20) - 64u)
 #define PN__NODE_SUBSCRIBERS 16u
+
+/* A lane message held until its link's Hello (link.c). */
+typedef struct pn__early {
+  pn_packet *pkt; /* held */
+  uint32_t channel;
+} pn__early;
 
 /* One PeerNet peer between this node and another (or a seed whose name is
  * not known yet). The peer's user pointer. */
@@ -39,6 +47,15 @@ typedef struct pn__link {
   bool seed;                 /* to a seed address */
   bool connected;
   struct pn__credit *credit; /* its lanes' flow control (credit.h), held */
+  bool replaced; /* was a member's link, and another took its place: what
+                    still comes on it while it closes is not a breach */
+  /* Lane messages that came before the Hello (lane 0 is another channel:
+   * after a loss its Hello may come after data sent behind it), held
+   * until it comes; at most early_max bytes (what the lanes' credit lets
+   * a sender have out), or the link breaks the protocol. */
+  struct pn__early *early;
+  size_t nearly, early_cap;
+  uint64_t early_bytes;
 } pn__link;
 
 /* Another node this one knows: linked (link set, up) or only heard of
@@ -95,7 +112,8 @@ struct pn_node {
   struct pn__node_closer *closer; /* a thread waiting in pn_node_close */
   _Atomic bool closing;
   _Atomic uint64_t sent_local, sent_remote, delivered, dropped_no_actor,
-      dropped_stale, dropped_bad, joins, leaves, senders_muted, sends_refused;
+      dropped_stale, dropped_bad, dropped_unsent, joins, leaves, senders_muted,
+      sends_refused;
 };
 
 /* The node actor's own messages (below PN_MSG_TYPE_RESERVED, as timers
@@ -120,8 +138,8 @@ size_t pn__node_snap_fill(pn_node *n, pn_local_node_info *o,
  * link's lane 0 (one that cannot be sent is settled when the link goes
  * down). */
 struct Peernet__Node__V1__Control;
-void pn__link_send_control(pn__link *l,
-                           const struct Peernet__Node__V1__Control *c);
+pn_err pn__link_send_control(pn__link *l,
+                             const struct Peernet__Node__V1__Control *c);
 void pn__link_connect(pn_node *n, const pn_addr *to, bool seed);
 void pn__link_event(pn_node *n, const pn_msg *msg);
 void pn__links_close(pn_node *n);

@@ -174,9 +174,8 @@ static bool deliver(pn_node *n, uint64_t to, uint32_t type, void *data,
   pn_err err =
       a ? pn_send_buf(a, type, size ? data : NULL, size, delivery_free, d)
         : PN_ECLOSED;
-  if (err == PN_ECLOSED && a) {
-    unexport(n, to); /* stopped: gone for good */
-  }
+  /* Not unexported here, on any thread: the node actor alone removes
+   * records (deliver_one keeps one across a Batch). */
   pn_actor_release(a);
   if (err != PN_OK) {
     atomic_fetch_add(&n->dropped_no_actor, 1);

@@ -357,6 +357,8 @@ typedef struct pn_node_stats {
                                 referenced */
   uint64_t dropped_stale;    /* naming an earlier incarnation of this node */
   uint64_t dropped_bad;      /* malformed envelopes or control messages */
+  uint64_t dropped_unsent;   /* queued on a link that went down (or out of
+                                memory) before they left */
   uint64_t joins, leaves;    /* node up and down events */
   uint64_t senders_muted;    /* actors muted for a lane's credit */
   uint64_t sends_refused;    /* PN_EAGAIN for a lane's credit */

@@ -234,9 +234,12 @@ static void three_nodes_mesh_and_message(void **state) {
     pn_node_event de;
     PN_ASSERT_OK(pn_msg_node_event(m, &de));
     if (pn_msg_type(m) != PN_MSG_NODE_DOWN || strcmp(de.name, "beta") != 0) {
-      fail_msg("%s: %s %s (%s)", i ? "gamma" : "alpha",
+      fail_msg("%s: %s %s (%s, %#x; alpha dropped_bad %" PRIu64
+               ", gamma %" PRIu64 ")",
+               i ? "gamma" : "alpha",
                pn_msg_type(m) == PN_MSG_NODE_UP ? "up" : "down", de.name,
-               pn_reason_name(de.reason));
+               pn_reason_name(de.reason), de.reason, node_stats(a).dropped_bad,
+               node_stats(c).dropped_bad);
     }
     pn_inbox_release(ev[i], m);
   }
