@@ -84,18 +84,7 @@ static void links_remove(pn_node *n, pn__link *l) {
   }
 }
 
-static void early_free(pn__link *l) {
-  for (size_t i = 0; i < l->nearly; i++) {
-    pn_packet_release(l->early[i].pkt);
-  }
-  free(l->early);
-  l->early = NULL;
-  l->nearly = l->early_cap = 0;
-  l->early_bytes = 0;
-}
-
 static void link_free(pn_node *n, pn__link *l) {
-  early_free(l);
   if (l->credit) {
     atomic_fetch_add(&n->dropped_unsent, pn__batch_drop_all(l->credit));
     pn__credit_link_gone(l->credit);
@@ -261,12 +250,6 @@ static void members_remove(pn_node *n, pn__member *m) {
 }
 
 static void bad_link(pn_node *n, pn__link *l) {
-  if (l->replaced) {
-    /* Closing already (another link took its place): what still comes on
-     * it, sent before the other end settled on the same link, is no
-     * breach. */
-    return;
-  }
   atomic_fetch_add(&n->dropped_bad, 1);
   (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_BAD);
 }
@@ -274,48 +257,6 @@ static void bad_link(pn_node *n, pn__link *l) {
 /* The node that dialled a link. */
 static uint64_t dialler(const pn_node *n, const pn__link *l, uint64_t other) {
   return l->initiated ? n->id : other;
-}
-
-/* A lane message before the link's Hello: held for it, within what the
- * lanes' credit lets a sender have out. */
-static void hold_early(pn_node *n, pn__link *l, const pn_peer_event *ev) {
-  uint64_t max =
-      (uint64_t)l->credit->lanes * (2 * l->credit->window + PN__CREDIT_LARGEST);
-  /* Only what reads as a Batch: anything else breaks the protocol now. */
-  const uint8_t *cur = ev->data, *end = cur + ev->len;
-  pn__envelope env;
-  bool ok = true;
-  while (pn__batch_next(&cur, end, &env, &ok)) {
-  }
-  pn__early *v =
-      !ok || ev->channel > l->credit->lanes || l->early_bytes + ev->len > max
-          ? NULL
-          : pn__node_grow(l->early, &l->early_cap, l->nearly, sizeof *v);
-  if (!v) {
-    bad_link(n, l);
-    return;
-  }
-  l->early = v;
-  pn_packet_hold(ev->packet);
-  l->early[l->nearly++] = (pn__early){ev->packet, ev->channel};
-  l->early_bytes += ev->len;
-}
-
-/* The Hello came: what was held for it, in the order it came. */
-static void deliver_early(pn_node *n, pn__link *l) {
-  for (size_t i = 0; i < l->nearly && l->member; i++) {
-    pn_packet *pkt = l->early[i].pkt;
-    pn_peer_event ev = {.peer = l->peer,
-                        .channel = l->early[i].channel,
-                        .packet = pkt,
-                        .data = pn_packet_data(pkt),
-                        .len = pn_packet_len(pkt)};
-    if (!pn__ref_deliver(n, l, &ev)) {
-      bad_link(n, l);
-      break;
-    }
-  }
-  early_free(l);
 }
 
 static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
@@ -344,7 +285,6 @@ static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
     gone_addr = m->addr;
     pn__credit_link_gone(m->link->credit); /* its muted senders go on */
     m->link->member = NULL;
-    m->link->replaced = true;
     m->link = NULL;
     m->up = false;
   }
@@ -353,9 +293,6 @@ static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
     uint64_t keep = n->id < id ? n->id : id;
     bool take = dialler(n, l, id) == keep && dialler(n, m->link, id) != keep;
     pn__link *drop = take ? m->link : l;
-    /* The other end may not have settled yet, and send on the one that
-     * goes: no breach. */
-    drop->replaced = true;
     if (take) {
       pn__credit_link_gone(m->link->credit);
       m->link->member = NULL;
@@ -364,9 +301,6 @@ static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
     }
     pthread_rwlock_unlock(&n->lock);
     (void)pn_peer_disconnect(drop->peer, PN__NODE_REASON_DUPLICATE);
-    if (take) {
-      deliver_early(n, l);
-    }
     return;
   }
   if (!m) {
@@ -401,7 +335,6 @@ static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
       send_members(n, o->link, m, NULL);
     }
   }
-  deliver_early(n, l);
 }
 
 static void on_members(pn_node *n, pn__link *l, const Members *mb) {
@@ -579,8 +512,8 @@ void pn__link_event(pn_node *n, const pn_msg *msg) {
       if (!pn__ref_deliver(n, l, &ev)) {
         bad_link(n, l);
       }
-    } else if (!l->member && !l->replaced) {
-      hold_early(n, l, &ev); /* before its Hello */
+    } else {
+      bad_link(n, l); /* data before its Hello */
     }
     return;
   case PN_MSG_PEER_DISCONNECTED:

@@ -30,12 +30,6 @@
 #define PN__NODE_PAYLOAD_MAX ((4u << 20) - 64u)
 #define PN__NODE_SUBSCRIBERS 16u
 
-/* A lane message held until its link's Hello (link.c). */
-typedef struct pn__early {
-  pn_packet *pkt; /* held */
-  uint32_t channel;
-} pn__early;
-
 /* One PeerNet peer between this node and another (or a seed whose name is
  * not known yet). The peer's user pointer. */
 typedef struct pn__link {
@@ -47,15 +41,6 @@ typedef struct pn__link {
   bool seed;                 /* to a seed address */
   bool connected;
   struct pn__credit *credit; /* its lanes' flow control (credit.h), held */
-  bool replaced; /* was a member's link, and another took its place: what
-                    still comes on it while it closes is not a breach */
-  /* Lane messages that came before the Hello (lane 0 is another channel:
-   * after a loss its Hello may come after data sent behind it), held
-   * until it comes; at most early_max bytes (what the lanes' credit lets
-   * a sender have out), or the link breaks the protocol. */
-  struct pn__early *early;
-  size_t nearly, early_cap;
-  uint64_t early_bytes;
 } pn__link;
 
 /* Another node this one knows: linked (link set, up) or only heard of
