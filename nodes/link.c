@@ -2,13 +2,17 @@
  *
  * A link starts as a PeerNet peer (to a seed, to a member heard of, or
  * accepted). Once connected, each end sends Hello on lane 0; the Hello
- * names the node, and the link becomes that member's. Each end then sends
- * the other its members, and tells its other links of the newcomer: a
- * node connects to every member it hears of whose id is above its own (the
- * other, hearing of it, waits), so the cluster becomes a full mesh with
- * one link per pair. Two links between one pair (both ends dialled at
- * once, or through a seed) are settled the same way at both ends: the
- * link dialled by the node with the smaller id stays.
+ * names the node. Of the two, the one with the smaller id is the
+ * arbiter: on the other's Hello it takes the link (sends Accept) unless
+ * that node's run is linked already, and then it closes the new one; the
+ * other end takes a link only on its Accept. So duplicate links (both
+ * dialled at once, or one through a seed) are settled by one node alone,
+ * whatever order the Hellos came in, and nothing but Hello is sent on a
+ * link before both ends have it. Each end then sends the other its
+ * members, and tells its other links of the newcomer: a node connects to
+ * every member it hears of whose id is above its own (the other, hearing
+ * of it, waits), so the cluster becomes a full mesh with one link per
+ * pair.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -28,6 +32,7 @@
 
 typedef Peernet__Node__V1__Control Control;
 typedef Peernet__Node__V1__Hello Hello;
+typedef Peernet__Node__V1__Accept Accept;
 typedef Peernet__Node__V1__Members Members;
 typedef Peernet__Node__V1__Member Member;
 
@@ -84,7 +89,18 @@ static void links_remove(pn_node *n, pn__link *l) {
   }
 }
 
+static void early_free(pn__link *l) {
+  for (size_t i = 0; i < l->nearly; i++) {
+    pn_packet_release(l->early[i].pkt);
+  }
+  free(l->early);
+  l->early = NULL;
+  l->nearly = l->early_cap = 0;
+  l->early_bytes = 0;
+}
+
 static void link_free(pn_node *n, pn__link *l) {
+  early_free(l);
   if (l->credit) {
     atomic_fetch_add(&n->dropped_unsent, pn__batch_drop_all(l->credit));
     pn__credit_link_gone(l->credit);
@@ -249,80 +265,128 @@ static void members_remove(pn_node *n, pn__member *m) {
   }
 }
 
+/* This node closes l: what still comes on it is ignored. */
+static void close_link(pn__link *l, uint32_t reason) {
+  l->closing = true;
+  (void)pn_peer_disconnect(l->peer, reason);
+}
+
 static void bad_link(pn_node *n, pn__link *l) {
-  atomic_fetch_add(&n->dropped_bad, 1);
-  (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_BAD);
+  if (!l->closing) {
+    atomic_fetch_add(&n->dropped_bad, 1);
+    close_link(l, PN__NODE_REASON_BAD);
+  }
 }
 
-/* The node that dialled a link. */
-static uint64_t dialler(const pn_node *n, const pn__link *l, uint64_t other) {
-  return l->initiated ? n->id : other;
+/* A member's link is gone (or let go): what waited on it fails, and
+ * subscribers hear it is down. Node actor, the member's link detached. */
+static void member_down(pn_node *n, const pn__member *m, uint32_t reason) {
+  pn__lookups_fail(n, m->id, PN_EUNREACHABLE);
+  pn__monitors_gone(n, m->id);
+  pn__node_tell(n, PN_MSG_NODE_DOWN, m->name,
+                &(pn_ref){.node = m->id, .incarnation = m->incarnation},
+                &m->addr, reason);
 }
 
-static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
-  if (l->member || !l->credit || h->version < PN__NODE_VERSION ||
-      h->lane_window < PN__CREDIT_WINDOW_MIN ||
-      h->lane_window > PN_NODE_LANE_WINDOW_MAX || !h->name ||
-      !pn__node_name_ok(h->name) || !h->incarnation ||
-      pn_peer_channel_count(l->peer) < 2) {
+/* A lane message on a link not taken yet: held for the arbiter's Accept,
+ * within what the lanes' credit lets a sender have out. Only the arbiter
+ * sends on a link before this end took it (it took it first). */
+static void hold_early(pn_node *n, pn__link *l, const pn_peer_event *ev) {
+  uint64_t max =
+      (uint64_t)l->credit->lanes * (2 * l->credit->window + PN__CREDIT_LARGEST);
+  /* Only what reads as a Batch: anything else breaks the protocol now. */
+  const uint8_t *cur = ev->data, *end = cur + ev->len;
+  pn__envelope env;
+  bool ok = true;
+  while (pn__batch_next(&cur, end, &env, &ok)) {
+  }
+  bool arbiter_sent = !l->other_id || l->other_id < n->id;
+  pn__early *v =
+      !ok || !arbiter_sent || ev->channel > l->credit->lanes ||
+              l->early_bytes + ev->len > max
+          ? NULL
+          : pn__node_grow(l->early, &l->early_cap, l->nearly, sizeof *v);
+  if (!v) {
     bad_link(n, l);
     return;
   }
-  uint64_t id = pn__node_id_of(h->name);
-  if (id == n->id) {
-    (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_SELF);
-    return;
+  l->early = v;
+  pn_packet_hold(ev->packet);
+  l->early[l->nearly++] = (pn__early){ev->packet, ev->channel};
+  l->early_bytes += ev->len;
+}
+
+/* The link was taken: what was held for it, in the order it came. */
+static void deliver_early(pn_node *n, pn__link *l) {
+  for (size_t i = 0; i < l->nearly && l->member; i++) {
+    pn_packet *pkt = l->early[i].pkt;
+    pn_peer_event ev = {.peer = l->peer,
+                        .channel = l->early[i].channel,
+                        .packet = pkt,
+                        .data = pn_packet_data(pkt),
+                        .len = pn_packet_len(pkt)};
+    if (!pn__ref_deliver(n, l, &ev)) {
+      bad_link(n, l);
+      break;
+    }
   }
+  early_free(l);
+}
+
+/* l becomes the link to the node whose Hello it carried: the arbiter
+ * takes it on that Hello (and says so with Accept), the other end on the
+ * Accept. A run of that node linked still on another link is down first:
+ * a new incarnation means the old run is gone, and the arbiter takes a
+ * new link of the same run only once it let the old one go. */
+static void take(pn_node *n, pn__link *l, bool arbiter) {
   /* Before any send can find the link (the member below). */
-  pn__credit_start(l->credit, h->lane_window);
+  pn__credit_start(l->credit, l->other_window);
   pthread_rwlock_wrlock(&n->lock);
-  pn__member *m = pn__member_find(n, id);
-  pn_ref gone = {0};
-  pn_addr gone_addr = {0};
-  if (m && m->incarnation != h->incarnation && m->up) {
-    /* It restarted: the old run is down, its link is left to time out. */
-    gone = (pn_ref){.node = m->id, .incarnation = m->incarnation};
-    gone_addr = m->addr;
-    pn__credit_link_gone(m->link->credit); /* its muted senders go on */
-    m->link->member = NULL;
+  pn__member *m = pn__member_find(n, l->other_id);
+  pn__link *old = NULL;
+  if (m && m->up) {
+    old = m->link;
+    pn__credit_link_gone(old->credit); /* its muted senders go on */
+    old->member = NULL;
     m->link = NULL;
     m->up = false;
-  }
-  if (m && m->up && m->link != l) {
-    /* Two links to one node: the one the smaller id dialled stays. */
-    uint64_t keep = n->id < id ? n->id : id;
-    bool take = dialler(n, l, id) == keep && dialler(n, m->link, id) != keep;
-    pn__link *drop = take ? m->link : l;
-    if (take) {
-      pn__credit_link_gone(m->link->credit);
-      m->link->member = NULL;
-      m->link = l;
-      l->member = m;
-    }
-    pthread_rwlock_unlock(&n->lock);
-    (void)pn_peer_disconnect(drop->peer, PN__NODE_REASON_DUPLICATE);
-    return;
   }
   if (!m) {
     m = pn__calloc(1, sizeof *m);
     if (!m || !members_add(n, m)) {
       pthread_rwlock_unlock(&n->lock);
       free(m);
-      (void)pn_peer_disconnect(l->peer, PN__NODE_REASON_BAD);
+      close_link(l, PN__NODE_REASON_BAD);
       return;
     }
-    memcpy(m->name, h->name, strlen(h->name)); /* length checked */
-    m->id = id;
+    memcpy(m->name, l->other_name, sizeof m->name);
+    m->id = l->other_id;
   }
-  m->incarnation = h->incarnation;
+  pthread_rwlock_unlock(&n->lock);
+  if (old) {
+    bool restarted = m->incarnation != l->other_incarnation;
+    member_down(n, m,
+                restarted ? PN_REASON_TIMEOUT : PN__NODE_REASON_DUPLICATE);
+    close_link(old, PN__NODE_REASON_DUPLICATE);
+  }
+  pthread_rwlock_wrlock(&n->lock);
+  m->incarnation = l->other_incarnation;
   m->addr = l->addr;
   m->link = l;
   m->up = true;
   l->member = m;
   pthread_rwlock_unlock(&n->lock);
-  if (gone.node) {
-    pn__node_tell(n, PN_MSG_NODE_DOWN, m->name, &gone, &gone_addr,
-                  PN_REASON_TIMEOUT);
+  if (arbiter) {
+    Accept a = PEERNET__NODE__V1__ACCEPT__INIT;
+    Control c = PEERNET__NODE__V1__CONTROL__INIT;
+    c.body_case = PEERNET__NODE__V1__CONTROL__BODY_ACCEPT;
+    c.accept = &a;
+    if (pn__link_send_control(l, &c) != PN_OK) {
+      /* The other end would wait for it: the link goes (its DOWN, from
+       * on_down, says so). */
+      close_link(l, PN__NODE_REASON_BAD);
+      return;
+    }
   }
   pn__node_tell(n, PN_MSG_NODE_UP, m->name,
                 &(pn_ref){.node = m->id, .incarnation = m->incarnation},
@@ -335,6 +399,52 @@ static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
       send_members(n, o->link, m, NULL);
     }
   }
+  deliver_early(n, l);
+}
+
+static void on_hello(pn_node *n, pn__link *l, const Hello *h) {
+  if (l->other_id || !l->credit || h->version < PN__NODE_VERSION ||
+      h->lane_window < PN__CREDIT_WINDOW_MIN ||
+      h->lane_window > PN_NODE_LANE_WINDOW_MAX || !h->name ||
+      !pn__node_name_ok(h->name) || !h->incarnation ||
+      pn_peer_channel_count(l->peer) < 2) {
+    bad_link(n, l);
+    return;
+  }
+  uint64_t id = pn__node_id_of(h->name);
+  if (id == n->id) {
+    close_link(l, PN__NODE_REASON_SELF);
+    return;
+  }
+  l->other_id = id;
+  l->other_incarnation = h->incarnation;
+  l->other_window = h->lane_window;
+  memset(l->other_name, 0, sizeof l->other_name);
+  memcpy(l->other_name, h->name, strlen(h->name)); /* length checked */
+  if (id < n->id) {
+    return; /* the other end decides: its Accept, or it closes the link */
+  }
+  /* This node is the arbiter: one link per run of that node, the first.
+   * The other end sends on a link only once this one took it. */
+  if (l->nearly) {
+    bad_link(n, l);
+    return;
+  }
+  const pn__member *m = pn__member_find(n, id);
+  if (m && m->up && m->incarnation == h->incarnation) {
+    close_link(l, PN__NODE_REASON_DUPLICATE);
+    return;
+  }
+  take(n, l, true);
+}
+
+static void on_accept(pn_node *n, pn__link *l) {
+  /* Only from the arbiter, once, after its Hello. */
+  if (!l->other_id || l->other_id > n->id || l->member) {
+    bad_link(n, l);
+    return;
+  }
+  take(n, l, false);
 }
 
 static void on_members(pn_node *n, pn__link *l, const Members *mb) {
@@ -366,6 +476,9 @@ static void on_members(pn_node *n, pn__link *l, const Members *mb) {
 }
 
 static void on_control(pn_node *n, pn__link *l, const pn_peer_event *ev) {
+  if (l->closing) {
+    return; /* sent before the other end heard it goes */
+  }
   Control *c = peernet__node__v1__control__unpack(NULL, ev->len, ev->data);
   if (!c) {
     bad_link(n, l);
@@ -374,6 +487,9 @@ static void on_control(pn_node *n, pn__link *l, const pn_peer_event *ev) {
   switch (c->body_case) {
   case PEERNET__NODE__V1__CONTROL__BODY_HELLO:
     on_hello(n, l, c->hello);
+    break;
+  case PEERNET__NODE__V1__CONTROL__BODY_ACCEPT:
+    on_accept(n, l);
     break;
   case PEERNET__NODE__V1__CONTROL__BODY_MEMBERS:
     on_members(n, l, c->members);
@@ -451,13 +567,7 @@ static void on_down(pn_node *n, pn__link *l, uint32_t reason) {
     pthread_rwlock_wrlock(&n->lock);
     members_remove(n, m);
     pthread_rwlock_unlock(&n->lock);
-    pn__lookups_fail(n, m->id, PN_EUNREACHABLE);
-    pn__monitors_gone(n, m->id);
-    if (m->up) {
-      pn__node_tell(n, PN_MSG_NODE_DOWN, m->name,
-                    &(pn_ref){.node = m->id, .incarnation = m->incarnation},
-                    &m->addr, reason);
-    }
+    member_down(n, m, reason);
     free(m);
   }
   link_free(n, l);
@@ -471,7 +581,11 @@ void pn__link_event(pn_node *n, const pn_msg *msg) {
   if (pn_msg_peer_event(msg, &ev) != PN_OK) {
     return;
   }
-  pn__link *l = ev.user;
+  /* An event carries the user pointer as it was when the peer made it:
+   * an accepted peer's first packets may be made before this actor's
+   * CONNECTED handler set it (and are handled after it: one peer's
+   * events keep their order). */
+  pn__link *l = ev.user ? ev.user : pn_peer_user(ev.peer);
   switch (pn_msg_type(msg)) {
   case PN_MSG_PEER_CONNECTED:
     if (atomic_load(&n->closing)) {
@@ -512,8 +626,8 @@ void pn__link_event(pn_node *n, const pn_msg *msg) {
       if (!pn__ref_deliver(n, l, &ev)) {
         bad_link(n, l);
       }
-    } else {
-      bad_link(n, l); /* data before its Hello */
+    } else if (!l->closing) {
+      hold_early(n, l, &ev); /* before the arbiter's Accept */
     }
     return;
   case PN_MSG_PEER_DISCONNECTED:

@@ -22,24 +22,38 @@
 #include "peernet/stats.h"
 #include "runtime/registry.h"
 
-#define PN__NODE_VERSION                                                       \
-  2u /* 2: lanes carry Batches, Hello has lane_window                          \
-      */
+/* 2: lanes carry Batches, Hello has lane_window; 3: the arbiter (the
+ * smaller id) takes a link with Accept. */
+#define PN__NODE_VERSION 3u
 /* The largest payload: a link's max_message (4 MiB) less the envelope's
  * own fields. */
 #define PN__NODE_PAYLOAD_MAX ((4u << 20) - 64u)
 #define PN__NODE_SUBSCRIBERS 16u
 
+/* A lane message that came before its link was taken (link.c). */
+typedef struct pn__early {
+  pn_packet *pkt; /* held */
+  uint32_t channel;
+} pn__early;
+
 /* One PeerNet peer between this node and another (or a seed whose name is
  * not known yet). The peer's user pointer. */
 typedef struct pn__link {
   pn_peer *peer;             /* held */
-  struct pn__member *member; /* once its Hello came, while it is the
-                                member's link */
+  struct pn__member *member; /* once taken, while it is the member's link */
   pn_addr addr;              /* where the other end is */
   bool initiated;            /* this node connected */
   bool seed;                 /* to a seed address */
   bool connected;
+  bool closing; /* this node closes it: what still comes is ignored */
+  /* The other end's Hello (other_id 0: not heard yet). */
+  uint64_t other_id, other_incarnation, other_window;
+  char other_name[PN_NODE_NAME_MAX + 1];
+  /* Lane messages from the arbiter before its Accept (link.c), held
+   * within what the lanes' credit lets it have out. */
+  pn__early *early;
+  size_t nearly, early_cap;
+  uint64_t early_bytes;
   struct pn__credit *credit; /* its lanes' flow control (credit.h), held */
 } pn__link;
 

@@ -322,7 +322,10 @@ typedef struct pn_node_event {
 } pn_node_event;
 
 /* Sends `to` PN_MSG_NODE_UP for every node linked now and later, and
- * PN_MSG_NODE_DOWN when one goes. Errors: PN_EINVAL (NULL), PN_ERANGE (16
+ * PN_MSG_NODE_DOWN when one goes. A node's UP says that node can send to
+ * the other; the other end's UP may come a moment later (one end of a
+ * pair takes the link first), so wait for the UP of the node that sends
+ * (before it, a send gets PN_ENOENT). Errors: PN_EINVAL (NULL), PN_ERANGE (16
  * subscribers already), PN_ECLOSED, PN_ENOMEM. */
 PN_API pn_err pn_node_subscribe(pn_node *node, pn_actor *to);
 

@@ -18,6 +18,7 @@
 #include "peernet/inbox.h"
 #include "peernet/node.h"
 #include "peernet/stats.h"
+#include "nodes/envelope.h"    /* a Batch, written by hand */
 #include "nodes/node.h"        /* a node's host, to silence it */
 #include "peernet_node.pb-c.h" /* a protobuf-c type to send */
 #include "tests/net/net_harness.h"
@@ -67,6 +68,18 @@ static void expect_ups(pn_actor *inbox, int ups) {
     assert_true(ev.node.node && ev.node.incarnation && !ev.node.actor);
     pn_inbox_release(inbox, m);
   }
+}
+
+/* Waits until a and b both have their link up: one end (the arbiter)
+ * takes a link before the other, so a node's own UP, not the other's,
+ * says it can send. */
+static void wait_linked(pn_runtime *rt, pn_node *a, pn_node *b) {
+  pn_actor *in = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "linked", &in));
+  PN_ASSERT_OK(pn_node_subscribe(a, in));
+  PN_ASSERT_OK(pn_node_subscribe(b, in));
+  expect_ups(in, 2);
+  PN_ASSERT_OK(pn_inbox_close(in));
 }
 
 /* An actor that answers every message to `reply` (the sender's reference
@@ -272,6 +285,59 @@ static pn_node_result lookup_result(pn_actor *inbox) {
   return r;
 }
 
+/* Nodes that dial each other at once keep one link a pair: in each round
+ * five nodes open one after another, each with every earlier one as a
+ * seed, so a newcomer dials them all while the ones that hear of it from
+ * others dial it too. Every node sees the other four up once and nothing
+ * down, nothing is counted as a breach, and each host ends with four
+ * peers. Rounds use other names, so other nodes are arbiters. */
+enum { MESH_NODES = 5, MESH_ROUNDS = 4 };
+
+static void nodes_that_dial_each_other_keep_one_link(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  for (int r = 0; r < MESH_ROUNDS; r++) {
+    pn_node *nodes[MESH_NODES];
+    pn_actor *ev[MESH_NODES];
+    pn_addr addrs[MESH_NODES];
+    for (int i = 0; i < MESH_NODES; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "round%d-node%d", r, i);
+      pn_node_config cfg = PN_NODE_CONFIG_INIT;
+      cfg.name = name;
+      cfg.seeds = addrs;
+      cfg.seed_count = (uint32_t)i;
+      PN_ASSERT_OK(pn_node_open(rt, &cfg, &nodes[i]));
+      PN_ASSERT_OK(pn_node_addr(nodes[i], &addrs[i]));
+      PN_ASSERT_OK(pn_inbox_open(rt, "node-events", &ev[i]));
+      PN_ASSERT_OK(pn_node_subscribe(nodes[i], ev[i]));
+    }
+    for (int i = 0; i < MESH_NODES; i++) {
+      expect_ups(ev[i], MESH_NODES - 1);
+    }
+    for (int i = 0; i < MESH_NODES; i++) {
+      pn_host_stats hs = {0};
+      for (uint64_t t0 = net_now_ms(); net_now_ms() - t0 < NET_WAIT_MS;) {
+        PN_ASSERT_OK(pn_host_stats_get(nodes[i]->host, &hs));
+        if (hs.peers == MESH_NODES - 1) {
+          break;
+        }
+        sched_yield(); /* a duplicate link still closing */
+      }
+      assert_int_equal(hs.peers, MESH_NODES - 1);
+      assert_int_equal(node_stats(nodes[i]).dropped_bad, 0);
+      pn_msg *m = NULL;
+      assert_int_equal(pn_inbox_receive(ev[i], 0, &m), PN_ETIMEDOUT);
+    }
+    for (int i = MESH_NODES - 1; i >= 0; i--) {
+      pn_node_close(nodes[i]);
+      PN_ASSERT_OK(pn_inbox_close(ev[i]));
+    }
+  }
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  pn_test_runtime_end(rt);
+}
+
 /* Names: registered on one node, looked up from it and from another
  * ("alpha/echo"), answered with the reference that reaches the actor;
  * unknown names, unknown nodes and a node that left get clear errors. */
@@ -285,6 +351,7 @@ static void names_and_lookups(void **state) {
   pn_node *b = open_node(rt, "beta", a, NULL);
   PN_ASSERT_OK(pn_node_subscribe(b, ev));
   expect_ups(ev, 1);
+  wait_linked(rt, a, b);
   echo e = {.node = a};
   PN_ASSERT_OK(pn_node_ref(b, got, &e.reply));
   pn_actor *ea = pn_test_spawn(rt, "echo", echo_handler, &e, -1);
@@ -530,6 +597,7 @@ static void two_nodes_open(two_nodes *t, const char *in_name) {
   t->b = open_node(t->rt, "beta", t->a, NULL);
   PN_ASSERT_OK(pn_node_subscribe(t->a, t->ev));
   expect_ups(t->ev, 1);
+  wait_linked(t->rt, t->a, t->b);
 }
 
 /* Closes both nodes and the runtime; proves nothing leaked. */
@@ -1014,6 +1082,7 @@ static void remote_sends_in_traces(void **state) {
   pn_node *b = open_node(rt, "beta", a, NULL);
   PN_ASSERT_OK(pn_node_subscribe(a, ev));
   expect_ups(ev, 1);
+  wait_linked(rt, a, b);
   echo e = {.node = a};
   PN_ASSERT_OK(pn_node_ref(b, got, &e.reply));
   pn_actor *ea = pn_test_spawn(rt, "echo", echo_handler, &e, -1);
@@ -1071,16 +1140,87 @@ static void cluster_key_keeps_others_out(void **state) {
   pn_test_runtime_end(rt);
 }
 
-/* A PeerNet client that is not a node: garbage on lane 0, and an
- * envelope before any Hello, are counted and cost it its link. */
+/* A PeerNet client that is not a node, or one that breaks the link
+ * protocol: garbage on lane 0 or on a lane, an Accept before any Hello,
+ * an Accept from the end that is not the arbiter, a second Hello. Each is
+ * counted and costs it its link. */
+enum {
+  BREAK_JUNK0,
+  BREAK_JUNK1,
+  BREAK_EARLY_ACCEPT,
+  BREAK_FOLLOWER_ACCEPT,
+  BREAK_HELLO_TWICE,
+  BREAK_ROUNDS
+};
+
+static void send_control(pn_peer *p, const Peernet__Node__V1__Control *c) {
+  uint8_t buf[256];
+  size_t len = peernet__node__v1__control__get_packed_size(c);
+  assert_true(len <= sizeof buf);
+  peernet__node__v1__control__pack(c, buf);
+  PN_ASSERT_OK(pn_channel_send(pn_peer_channel(p, 0), buf, len, NULL));
+}
+
+/* A Hello from `name`, as a node of this version would send it. */
+static void send_hello(pn_peer *p, const char *name) {
+  Peernet__Node__V1__Hello h = PEERNET__NODE__V1__HELLO__INIT;
+  h.version = PN__NODE_VERSION;
+  h.name = (char *)name;
+  h.incarnation = 77;
+  h.lanes = 8;
+  h.lane_window = 1u << 20;
+  Peernet__Node__V1__Control c = PEERNET__NODE__V1__CONTROL__INIT;
+  c.body_case = PEERNET__NODE__V1__CONTROL__BODY_HELLO;
+  c.hello = &h;
+  send_control(p, &c);
+}
+
+static void send_accept(pn_peer *p) {
+  Peernet__Node__V1__Accept a = PEERNET__NODE__V1__ACCEPT__INIT;
+  Peernet__Node__V1__Control c = PEERNET__NODE__V1__CONTROL__INIT;
+  c.body_case = PEERNET__NODE__V1__CONTROL__BODY_ACCEPT;
+  c.accept = &a;
+  send_control(p, &c);
+}
+
+static void break_protocol(pn_peer *p, int how, uint64_t node_id) {
+  static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
+  char name[32];
+  switch (how) {
+  case BREAK_JUNK0:
+  case BREAK_JUNK1:
+    PN_ASSERT_OK(pn_channel_send(pn_peer_channel(p, how == BREAK_JUNK1), junk,
+                                 sizeof junk, NULL));
+    break;
+  case BREAK_EARLY_ACCEPT:
+    send_accept(p);
+    break;
+  case BREAK_FOLLOWER_ACCEPT:
+    /* A name whose id is above the node's: the node is the arbiter. */
+    for (int i = 0;; i++) {
+      snprintf(name, sizeof name, "follower%d", i);
+      if (pn__node_id_of(name) > node_id) {
+        break;
+      }
+    }
+    send_hello(p, name);
+    send_accept(p);
+    break;
+  default:
+    send_hello(p, "twice");
+    send_hello(p, "twice");
+    break;
+  }
+}
+
 static void protocol_breakers_dropped(void **state) {
   (void)state;
   pn_runtime *rt = net_runtime();
   pn_node *a = open_node(rt, "alpha", NULL, NULL);
   pn_addr to;
   PN_ASSERT_OK(pn_node_addr(a, &to));
-  net_app app[2];
-  for (int round = 0; round < 2; round++) {
+  net_app app[BREAK_ROUNDS];
+  for (int round = 0; round < BREAK_ROUNDS; round++) {
     net_app_init(&app[round], 4);
     pn_test_latch connected, gone;
     pn_test_latch_init(&connected, 1);
@@ -1092,9 +1232,7 @@ static void protocol_breakers_dropped(void **state) {
     pn_host *h = net_host(rt, NULL, NULL, NULL);
     pn_peer *p = net_connect(h, &to, owner, 9, NULL, 0);
     assert_true(pn_test_latch_wait(&connected, NET_WAIT_MS));
-    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
-    PN_ASSERT_OK(pn_channel_send(pn_peer_channel(p, round ? 1 : 0), junk,
-                                 sizeof junk, NULL));
+    break_protocol(p, round, pn_node_self(a).node);
     assert_true(pn_test_latch_wait(&gone, NET_WAIT_MS));
     assert_int_equal(node_stats(a).dropped_bad, (uint64_t)round + 1);
     pn_peer_release(p);
@@ -1108,14 +1246,86 @@ static void protocol_breakers_dropped(void **state) {
     pn_test_latch_fini(&connected);
     pn_test_latch_fini(&gone);
   }
+  /* The breakers' links are gone, and the member one was taken for. */
+  for (uint64_t t0 = net_now_ms();
+       node_stats(a).nodes && net_now_ms() - t0 < NET_WAIT_MS;) {
+    sched_yield();
+  }
   assert_int_equal(node_stats(a).nodes, 0);
   pn_node_close(a);
   PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
-  pn_peer_release(app[0].peer);
-  pn_peer_release(app[1].peer);
+  for (int round = 0; round < BREAK_ROUNDS; round++) {
+    pn_peer_release(app[round].peer);
+  }
   pn_test_runtime_end(rt);
-  net_app_fini(&app[0]);
-  net_app_fini(&app[1]);
+  for (int round = 0; round < BREAK_ROUNDS; round++) {
+    net_app_fini(&app[round]);
+  }
+}
+
+/* A Batch from the arbiter that overtakes its Hello and Accept (lane 0
+ * is a channel of its own) is held, and delivered once the Accept came:
+ * a client named so that it is the arbiter sends a message to an actor
+ * on alpha on lane 1 first, then Hello and Accept on lane 0. */
+static void arbiters_batch_before_its_accept_is_held(void **state) {
+  (void)state;
+  pn_runtime *rt = net_runtime();
+  pn_node *a = open_node(rt, "alpha", NULL, NULL);
+  pn_actor *got = NULL;
+  PN_ASSERT_OK(pn_inbox_open(rt, "got", &got));
+  pn_ref to;
+  PN_ASSERT_OK(pn_node_ref(a, got, &to));
+  pn_addr addr;
+  PN_ASSERT_OK(pn_node_addr(a, &addr));
+  net_app app;
+  net_app_init(&app, 4);
+  pn_actor *owner = pn_test_spawn(rt, "arbiter", net_app_handler, &app, -1);
+  pn_host *h = net_host(rt, NULL, NULL, NULL);
+  pn_test_latch connected;
+  pn_test_latch_init(&connected, 1);
+  app.on_connect = &connected;
+  pn_peer *p = net_connect(h, &addr, owner, 9, NULL, 0);
+  assert_true(pn_test_latch_wait(&connected, NET_WAIT_MS));
+  char name[32];
+  for (int i = 0;; i++) {
+    snprintf(name, sizeof name, "arbiter%d", i);
+    if (pn__node_id_of(name) < to.node) {
+      break;
+    }
+  }
+  uint32_t v = 1234;
+  pn__envelope e = {.to_actor = to.actor,
+                    .to_incarnation = to.incarnation,
+                    .type = MSG,
+                    .payload = (const uint8_t *)&v,
+                    .len = sizeof v};
+  uint8_t batch[64];
+  assert_true(pn__batch_entry_size(&e) <= sizeof batch);
+  size_t len = (size_t)(pn__batch_put(batch, &e) - batch);
+  PN_ASSERT_OK(pn_channel_send(pn_peer_channel(p, 1), batch, len, NULL));
+  send_hello(p, name);
+  send_accept(p);
+  pn_msg *m = next(got);
+  assert_int_equal(pn_msg_type(m), MSG);
+  assert_int_equal(pn_msg_size(m), sizeof v);
+  assert_memory_equal(pn_msg_data(m), &v, sizeof v);
+  pn_inbox_release(got, m);
+  assert_int_equal(node_stats(a).dropped_bad, 0);
+  assert_int_equal(node_stats(a).nodes, 1);
+  pthread_mutex_lock(&app.lock);
+  app.on_connect = NULL;
+  pthread_mutex_unlock(&app.lock);
+  pn_peer_release(p);
+  pn_host_close(h);
+  PN_ASSERT_OK(pn_actor_stop(owner));
+  pn_actor_release(owner);
+  pn_test_latch_fini(&connected);
+  pn_node_close(a);
+  PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
+  PN_ASSERT_OK(pn_inbox_close(got));
+  pn_peer_release(app.peer);
+  pn_test_runtime_end(rt);
+  net_app_fini(&app);
 }
 
 /* Bad arguments change nothing and say why. */
@@ -1160,6 +1370,7 @@ static void bad_arguments(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(three_nodes_mesh_and_message),
+      cmocka_unit_test(nodes_that_dial_each_other_keep_one_link),
       cmocka_unit_test(names_and_lookups),
       cmocka_unit_test(spawn_on_another_node),
       cmocka_unit_test(leaving_delivers_what_was_sent),
@@ -1172,6 +1383,7 @@ int main(void) {
       cmocka_unit_test(remote_sends_in_traces),
       cmocka_unit_test(cluster_key_keeps_others_out),
       cmocka_unit_test(protocol_breakers_dropped),
+      cmocka_unit_test(arbiters_batch_before_its_accept_is_held),
       cmocka_unit_test(bad_arguments),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
