@@ -18,6 +18,7 @@
 #include "peernet/inbox.h"
 #include "peernet/net.h"
 #include "peernet/node.h"
+#include "peernet/sim.h"
 #include "peernet/runtime.h"
 #include "peernet/socket.h"
 #include "peernet/stats.h"

@@ -18,6 +18,9 @@
  *   peernet-bench remote-pingpong [--n ROUND_TRIPS] [--size BYTES]
  *   peernet-bench remote-flood    [--n MSGS] [--size BYTES]
  *   (remote-node --port P: the other node those two start)
+ *   peernet-bench phold [--lps-per-worker N] [--remote F] [--lookahead L]
+ *                       [--mean M] [--start-events K] [--end T]
+ *                       [--workers W] [--processes P] [--seed S]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +39,7 @@
 #include "tests/bench/bench_peers.h"
 #include "tests/bench/bench_remote.h"
 #include "tests/bench/bench_rtt.h"
+#include "tests/bench/bench_sim.h"
 #include "tests/bench/bench_throughput.h"
 #include "tests/bench/bench_udp.h"
 #include "tests/support/rss.h"
@@ -390,7 +394,7 @@ static void usage(FILE *f) {
              "       [--rate REQUESTS_PER_S] [--limit HANDSHAKES_PER_S]\n"
              "subcommands: actor-pingpong actor-fanin actor-spawn "
              "actor-memory udp-echo udp-flood rtt throughput compression peers "
-             "handshakes flood remote-pingpong remote-flood "
+             "handshakes flood remote-pingpong remote-flood phold "
              "enet-rtt raw-rtt enet-throughput\n"
              "kinds (rtt, throughput): unreliable reliable ordered unsequenced "
              "reliable-unordered\n");
@@ -419,6 +423,9 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
     usage(stdout);
     return 0;
+  }
+  if (strcmp(cmd, "phold") == 0) { /* options of its own */
+    return bench_phold(argc - 2, argv + 2);
   }
   options o = {
       .n = 0, .workers = 0, .stats = true, .kind = PN_CHANNEL_RELIABLE};

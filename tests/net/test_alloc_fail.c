@@ -93,8 +93,8 @@ static void expect_ok_or(pn_err got, pn_err also, const char *what,
     fail_msg("life %" PRIu64 ": %s returned %s", n, what, pn_err_name(got));
   }
   if (got == PN_ENOMEM && !pn__alloc_failed()) {
-    fail_msg("life %" PRIu64 ": %s returned PN_ENOMEM with memory to spare",
-             what, n);
+    fail_msg("life %" PRIu64 ": %s returned PN_ENOMEM with memory to spare", n,
+             what);
   }
 }
 
