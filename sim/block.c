@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "peernet/node.h"
 #include "runtime/alloc.h"
 #include "sim/sim.h"
 
@@ -96,6 +97,30 @@ static void *lp_state(pn__sim_block *b, uint64_t local) {
 static void free_buf(void *data, void *ctx) {
   (void)ctx;
   free(data);
+}
+
+/* A message to block `to`: its actor here, or through the node when the
+ * block lives in another process (the node copies the bytes). buf is
+ * malloc'd and given over whatever the result. */
+static pn_err send_owned(const pn__sim_run *run, uint32_t to, uint32_t type,
+                         void *buf, size_t len) {
+  if (run->actors[to]) {
+    pn_err err = pn_send_buf(run->actors[to], type, buf, len, free_buf, NULL);
+    if (err != PN_OK) {
+      free(buf);
+    }
+    return err;
+  }
+  pn_err err = pn_node_send(run->node, &run->refs[to], type, buf, len);
+  free(buf);
+  return err;
+}
+
+static pn_err send_copy(const pn__sim_run *run, uint32_t to, uint32_t type,
+                        const void *data, size_t len) {
+  return run->actors[to]
+             ? pn_send(run->actors[to], type, data, len)
+             : pn_node_send(run->node, &run->refs[to], type, data, len);
 }
 
 /* --- receiving ----------------------------------------------------------- */
@@ -170,8 +195,50 @@ static void count_done(pn__sim_block *b, const pn__sim_done *d,
     b->done_min = d->min;
   }
   for (uint32_t i = 0; i < d->count; i++) {
-    b->expect[to[i]]++;
+    b->expect[to[2 * i]] += to[2 * i + 1];
   }
+}
+
+/* Another process's node takes at most PN__SIM_CHUNK bytes a message:
+ * the buffer goes in pieces, each with the window. Returns the messages
+ * sent (0: none could be; the buffer is given over either way). */
+#define PN__SIM_CHUNK (1u << 20)
+static uint32_t send_events(pn__sim_block *b, uint32_t to, pn__sim_out *o) {
+  const pn__sim_run *run = b->run;
+  memcpy(o->bytes, &b->window, sizeof b->window);
+  if (run->actors[to] || o->len <= PN__SIM_CHUNK) {
+    return send_owned(run, to, PN__SIM_EVENTS, o->bytes, o->len) == PN_OK;
+  }
+  uint32_t sent = 0;
+  size_t at = sizeof b->window;
+  while (at < o->len) {
+    size_t end = at;
+    while (end < o->len) {
+      pn__sim_wire w;
+      memcpy(&w, o->bytes + end, sizeof w);
+      size_t rec = sizeof w + ((w.len + 7u) & ~7u);
+      if (end > at && end + rec - at > PN__SIM_CHUNK) {
+        break;
+      }
+      end += rec;
+    }
+    uint8_t *piece = malloc(sizeof b->window + (end - at));
+    if (!piece) {
+      free(o->bytes);
+      return 0;
+    }
+    memcpy(piece, &b->window, sizeof b->window);
+    memcpy(piece + sizeof b->window, o->bytes + at, end - at);
+    if (send_owned(run, to, PN__SIM_EVENTS, piece,
+                   sizeof b->window + (end - at)) != PN_OK) {
+      free(o->bytes);
+      return 0;
+    }
+    sent++;
+    at = end;
+  }
+  free(o->bytes);
+  return sent;
 }
 
 /* The window is done: each other block gets what this one scheduled for
@@ -180,21 +247,23 @@ static void count_done(pn__sim_block *b, const pn__sim_done *d,
  * the run (with the error), none waits for what will not come. */
 static void end_window(pn__sim_block *b) {
   pn__sim_run *run = b->run;
-  pn__sim_done *d = malloc(sizeof *d + run->blocks * sizeof(uint32_t));
-  uint32_t *dests = d ? (uint32_t *)(d + 1) : NULL;
+  pn__sim_done *d = malloc(sizeof *d + 2 * run->blocks * sizeof(uint32_t));
+  uint32_t *dests = d ? (uint32_t *)(d + 1) : NULL; /* (block, messages) */
   uint32_t count = 0;
   for (uint32_t i = 0; i < run->blocks; i++) {
     pn__sim_out *o = &b->out[i];
     if (!o->len) {
       continue;
     }
-    memcpy(o->bytes, &b->window, sizeof b->window);
-    if (!d || pn_send_buf(run->actors[i], PN__SIM_EVENTS, o->bytes, o->len,
-                          free_buf, NULL) != PN_OK) {
-      b->part.err = PN_ENOMEM;
+    uint32_t sent = d ? send_events(b, i, o) : 0;
+    if (!d) {
       free(o->bytes);
+    } else if (!sent) {
+      b->part.err = PN_EUNREACHABLE;
     } else {
-      dests[count++] = i;
+      dests[2 * count] = i;
+      dests[2 * count + 1] = sent;
+      count++;
     }
     *o = (pn__sim_out){0};
   }
@@ -215,18 +284,16 @@ static void end_window(pn__sim_block *b) {
   }
   if (d) {
     *d = head;
-    if (pn_send_buf(run->actors[0], PN__SIM_DONE, d,
-                    sizeof *d + count * sizeof *dests, free_buf,
-                    NULL) == PN_OK) {
+    if (send_owned(run, 0, PN__SIM_DONE, d,
+                   sizeof *d + 2 * count * sizeof *dests) == PN_OK) {
       return;
     }
-    free(d);
   }
-  /* Out of memory: a DONE of the header alone, copied, says so. */
-  b->part.err = PN_ENOMEM;
+  /* A DONE of the header alone, copied, says the block failed. */
+  b->part.err = d ? PN_EUNREACHABLE : PN_ENOMEM;
   head.failed = 1;
   head.count = 0;
-  (void)pn_send(run->actors[0], PN__SIM_DONE, &head, sizeof head);
+  (void)send_copy(run, 0, PN__SIM_DONE, &head, sizeof head);
 }
 
 static void finish(pn__sim_block *b) {
@@ -252,7 +319,14 @@ static void finish(pn__sim_block *b) {
   }
   b->part.digest = digest;
   b->part.end_ns = now_ns();
+  /* To every process of the run: each adds the same results up. */
   (void)pn_send(run->inbox, PN__SIM_RESULT, &b->part, sizeof b->part);
+  for (uint32_t p = 0; run->node && p < run->nprocs; p++) {
+    if (p != run->rank) {
+      (void)pn_node_send(run->node, &run->inbox_refs[p], PN__SIM_RESULT,
+                         &b->part, sizeof b->part);
+    }
+  }
 }
 
 /* The global bound after this window is t: the next window, or the end. */
@@ -303,7 +377,7 @@ static void coordinate(pn__sim_block *b) {
                        .min = b->done_min,
                        .count = b->expect[i],
                        .failed = b->done_failed};
-    if (pn_send(run->actors[i], PN__SIM_GO, &go, sizeof go) != PN_OK) {
+    if (send_copy(run, i, PN__SIM_GO, &go, sizeof go) != PN_OK) {
       b->part.err = PN_ENOMEM; /* that block waits: the caller sees it stop */
     }
     b->expect[i] = 0;

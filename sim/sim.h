@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "peernet/node.h"
 #include "peernet/sim.h"
 
 /* Messages (below PN_MSG_TYPE_RESERVED). */
@@ -101,12 +102,27 @@ typedef struct pn__sim_run {
   uint32_t *lp_block;           /* [lp_count]: the LP's block */
   uint32_t *lp_local;           /* [lp_count]: its index there */
   pn_actor *inbox;              /* the caller's: RESULTs */
+  /* Across processes: this process's place among them, and where the
+   * other processes' blocks (actors[b] NULL) and inboxes are. */
+  struct pn_node *node;
+  uint32_t rank, nprocs;
+  pn_ref *refs;       /* [blocks] */
+  pn_ref *inbox_refs; /* [nprocs] */
+  uint64_t *monitors; /* [blocks]: of the other processes' blocks */
+  uint32_t registered;
+  bool inbox_registered;
 } pn__sim_run;
+
+/* join.c, on pn_sim_run's thread: names registered, the other processes'
+ * blocks and inboxes found and monitored (PN_OK), or why not; and undone. */
+pn_err pn__sim_join(pn__sim_run *run);
+void pn__sim_leave(pn__sim_run *run);
 
 /* DONE: a block finished window `window`; nothing it holds or sent is
  * earlier than `min` (INFINITY: nothing); it sent EVENTS to `count`
- * blocks, whose indices follow. GO: the least of the window's mins, and
- * how many EVENTS of the window the receiver gets (`count`). */
+ * blocks: (index, messages) pairs of uint32 follow. GO: the least of the
+ * window's mins, and how many EVENTS of the window the receiver gets (`count`).
+ */
 typedef struct pn__sim_done {
   uint64_t window;
   double min;

@@ -46,6 +46,8 @@
 #include "peernet/export.h"
 #include "peernet/runtime.h"
 
+struct pn_node;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -104,6 +106,18 @@ typedef struct pn_sim_config {
                          PN_SIM_EVENT_MAX */
   pn_sim_map_fn map;  /* NULL: LPs in contiguous runs, block by block */
   void *map_ctx;
+  /* Across processes (NULL node: this runtime alone). Every process of
+   * the run calls pn_sim_run with its own node and the same config: the
+   * same `nodes` (names, in the same order; its own among them), run
+   * name and model parameters, and (blocks 0) the same worker count.
+   * Block b lives on nodes[b % node_count]; blocks find each other by
+   * names registered on their nodes, and a run whose config differs
+   * anywhere finds none (PN_ETIMEDOUT). */
+  struct pn_node *node;
+  const char *const *nodes;
+  uint32_t node_count;
+  const char *run_name;     /* letters, digits, '.', '-', '_'; 1..24 */
+  uint64_t join_timeout_ms; /* for every process to come; 0 = 30 s */
 } pn_sim_config;
 
 #define PN_SIM_CONFIG_INIT                                                     \
@@ -121,15 +135,20 @@ typedef struct pn_sim_result {
   double end_time;           /* the last event's timestamp */
 } pn_sim_result;
 
-/* Runs a model to its end on rt's workers and fills *out. Blocks the
- * caller until then. The model's user pointer and the map context are the
- * caller's, used only during the call. Errors, with *out untouched and
- * nothing left running: PN_EINVAL (NULL, small sizes, no event handler,
- * lp_count 0 or above 2^32, lookahead or end_time not > 0 or not finite,
- * tick not > 0 in time-stepped mode, event_max above PN_SIM_EVENT_MAX,
- * blocks above lp_count, a map giving a block out of range, called from a
- * handler), PN_ECLOSED (runtime shutting down), PN_ENOMEM. Any thread but
- * a worker's. */
+/* Runs a model to its end on rt's workers (and, with cfg->node, with
+ * the other processes of the run) and fills *out: every process gets the
+ * same result. Blocks the caller until then. The model's user pointer
+ * and the map context are the caller's, used only during the call.
+ * Errors, with *out untouched and nothing left running: PN_EINVAL (NULL,
+ * small sizes, no event handler, lp_count 0 or above 2^32, lookahead or
+ * end_time not > 0 or not finite, tick not > 0 in time-stepped mode,
+ * event_max above PN_SIM_EVENT_MAX, blocks above lp_count, a map giving a
+ * block out of range, called from a handler; across processes: no nodes,
+ * this node not among them, a bad run name), PN_ETIMEDOUT (the other
+ * processes did not all come within join_timeout_ms), PN_EUNREACHABLE
+ * (a node of the run was lost, or its process failed, mid-run: every
+ * other process ends its run with it, none hangs), PN_ECLOSED (runtime or
+ * node closing), PN_ENOMEM. Any thread but a worker's. */
 PN_API pn_err pn_sim_run(pn_runtime *rt, const pn_sim_model *model,
                          const pn_sim_config *cfg, pn_sim_result *out);
 

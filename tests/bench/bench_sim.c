@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "peernet/peernet.h"
 
@@ -23,6 +25,11 @@ typedef struct phold_params {
   uint64_t lps_per_worker, start_events, seed;
   double remote, lookahead, mean, end;
   uint32_t workers, processes, blocks;
+  /* Across processes: this one's rank (0: the one that prints), and the
+   * first one's port, that the others join through (internal options the
+   * first gives the others it starts). */
+  uint32_t rank;
+  uint64_t seed_port;
 } phold_params;
 
 static void phold_init(pn_sim_ctx *ctx, void *state, void *user) {
@@ -94,6 +101,12 @@ static bool parse(int argc, char **argv, phold_params *p) {
     } else if (strcmp(k, "--processes") == 0) {
       ok = parse_u64(v, &u) && u >= 1 && u <= 64;
       p->processes = (uint32_t)u;
+    } else if (strcmp(k, "--rank") == 0) {
+      ok = parse_u64(v, &u) && u < 64;
+      p->rank = (uint32_t)u;
+    } else if (strcmp(k, "--seed-port") == 0) {
+      ok = parse_u64(v, &p->seed_port) && p->seed_port > 0 &&
+           p->seed_port < 65536;
     } else {
       ok = false;
     }
@@ -109,6 +122,44 @@ static bool parse(int argc, char **argv, phold_params *p) {
   return true;
 }
 
+/* The other processes of a run, started with this one's options and
+ * their rank; they print nothing. */
+static pid_t start_rank(char **argv, int argc, uint32_t rank, uint16_t port) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    char rank_s[16], port_s[16];
+    snprintf(rank_s, sizeof rank_s, "%u", rank);
+    snprintf(port_s, sizeof port_s, "%u", (unsigned)port);
+    char **args = calloc((size_t)argc + 8, sizeof *args);
+    if (!args) {
+      _exit(127);
+    }
+    int k = 0;
+    args[k++] = (char *)"/proc/self/exe";
+    args[k++] = (char *)"phold";
+    for (int i = 0; i < argc; i++) {
+      args[k++] = argv[i];
+    }
+    args[k++] = (char *)"--rank";
+    args[k++] = rank_s;
+    args[k++] = (char *)"--seed-port";
+    args[k++] = port_s;
+    execv("/proc/self/exe", args);
+    _exit(127);
+  }
+  return pid;
+}
+
+static const char *const *node_names(uint32_t n) {
+  static char names[64][16];
+  static const char *ptrs[64];
+  for (uint32_t i = 0; i < n; i++) {
+    snprintf(names[i], sizeof names[i], "phold-%u", i);
+    ptrs[i] = names[i];
+  }
+  return ptrs;
+}
+
 int bench_phold(int argc, char **argv) {
   phold_params p = {.lps_per_worker = 1024,
                     .start_events = 1,
@@ -122,8 +173,8 @@ int bench_phold(int argc, char **argv) {
   if (!parse(argc, argv, &p)) {
     return 2;
   }
-  if (p.processes != 1) {
-    fprintf(stderr, "phold: --processes above 1 is not there yet\n");
+  if (p.rank >= p.processes || (p.rank && !p.seed_port)) {
+    fprintf(stderr, "phold: --rank needs --seed-port and --processes\n");
     return 2;
   }
   pn_runtime_config rc = PN_RUNTIME_CONFIG_INIT;
@@ -145,13 +196,54 @@ int bench_phold(int argc, char **argv) {
   c.seed = p.seed;
   c.blocks = p.blocks;
   c.event_max = 8;
+  pn_node *node = NULL;
+  pid_t children[64] = {0};
+  if (p.processes > 1) {
+    const char *const *names = node_names(p.processes);
+    pn_node_config nc = PN_NODE_CONFIG_INIT;
+    nc.name = names[p.rank];
+    pn_addr seed = {0};
+    if (p.rank) {
+      char text[32];
+      snprintf(text, sizeof text, "127.0.0.1:%u", (unsigned)p.seed_port);
+      (void)pn_addr_parse(text, &seed);
+      nc.seeds = &seed;
+      nc.seed_count = 1;
+    }
+    pn_addr me;
+    err = pn_node_open(rt, &nc, &node);
+    if (err == PN_OK && !p.rank && pn_node_addr(node, &me) == PN_OK) {
+      for (uint32_t r = 1; r < p.processes; r++) {
+        children[r] = start_rank(argv, argc, r, me.port);
+      }
+    }
+    c.node = node;
+    c.nodes = names;
+    c.node_count = p.processes;
+    c.run_name = "phold";
+  }
   pn_sim_result r;
-  err = pn_sim_run(rt, &m, &c, &r);
+  if (err == PN_OK) {
+    err = pn_sim_run(rt, &m, &c, &r);
+  }
+  pn_node_close(node);
   (void)pn_runtime_shutdown(rt, UINT64_MAX);
   (void)pn_runtime_destroy(rt);
-  if (err != PN_OK) {
-    fprintf(stderr, "phold: %s\n", pn_err_name(err));
+  int failed_children = 0;
+  for (uint32_t i = 1; i < p.processes && !p.rank; i++) {
+    int status = 0;
+    if (children[i] <= 0 || waitpid(children[i], &status, 0) < 0 ||
+        !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      failed_children++;
+    }
+  }
+  if (err != PN_OK || failed_children) {
+    fprintf(stderr, "phold: %s%s\n", pn_err_name(err),
+            failed_children ? " (another process failed)" : "");
     return 1;
+  }
+  if (p.rank) {
+    return 0;
   }
   double run_s = (double)r.run_ns / 1e9;
   printf("{\"bench\":\"phold\",\"workers\":%u,\"processes\":%u,"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# PHOLD on PeerNet's simulation engine (peernet-bench phold, 1 and 2
-# workers) side by side with ROSS (https://github.com/ROSS-org/ROSS, Time
+# PHOLD on PeerNet's simulation engine (peernet-bench phold: 1 worker, 2
+# workers, and 2 processes of 1 worker over nodes on loopback) side by side with ROSS (https://github.com/ROSS-org/ROSS, Time
 # Warp over MPI), the discrete-event simulation anchor: the phold model with 1024 LPs per
 # PE, lookahead 1, one start event per LP, end time 2000, on 1 PE
 # (sequential and optimistic) and 2 PEs (conservative and optimistic),
@@ -93,12 +93,13 @@ pn=$pn_build/tests/bench/peernet-bench
 pn_mean=$(python3 -c "import sys; print(float(sys.argv[1]) - 1)" "$mean")
 configs=("1 1" "1 3" "2 2" "2 3")  # PEs, --synch
 for ((r = 1; r <= rounds; r++)); do
-  for w in 1 2; do
+  for wp in "1 1" "2 1" "1 2"; do  # workers, processes
     [ -n "$pn" ] || break
-    "$pn" phold --workers "$w" --lps-per-worker $nlp --remote "$remote" \
-      --lookahead $lookahead --mean "$pn_mean" --start-events 1 --end $end \
-      2>/dev/null >>"$out/peernet.jsonl" ||
-      echo "peernet phold workers=$w round $r failed" >&2
+    read -r w procs <<<"$wp"
+    "$pn" phold --workers "$w" --processes "$procs" --lps-per-worker $nlp \
+      --remote "$remote" --lookahead $lookahead --mean "$pn_mean" \
+      --start-events 1 --end $end 2>/dev/null >>"$out/peernet.jsonl" ||
+      echo "peernet phold workers=$w processes=$procs round $r failed" >&2
   done
   for c in "${configs[@]}"; do
     read -r pes synch <<<"$c"
@@ -153,21 +154,23 @@ pn = {}
 try:
     for line in open(f"{out}/peernet.jsonl"):
         d = json.loads(line)
-        pn.setdefault(d["workers"], []).append(d)
+        pn.setdefault((d["workers"], d["processes"]), []).append(d)
 except OSError:
     pass
-for w, rows in sorted(pn.items()):
+for (w, procs), rows in sorted(pn.items()):
     rate = statistics.median(d["events_per_s"] for d in rows)
     print(json.dumps({"bench": "phold", "impl": "peernet", "workers": w,
-                      "lps_per_worker": int(nlp), "remote": remote,
-                      "lookahead": lookahead, "mean": mean - lookahead,
-                      "end": int(end), "events": rows[0]["events"],
+                      "processes": procs, "lps_per_worker": int(nlp),
+                      "remote": remote, "lookahead": lookahead,
+                      "mean": mean - lookahead, "end": int(end),
+                      "events": rows[0]["events"],
                       "digest": rows[0]["digest"],
                       "events_per_s": round(rate, 1), "rounds": len(rows),
                       "events_per_s_all": [d["events_per_s"] for d in rows]},
                      separators=(",", ":")), flush=True)
-    if best.get(w):
-        print(f"# PeerNet {w} worker(s) {rate / 1e6:.2f} M events/s, ROSS "
-              f"best on {w} PE(s) {best[w] / 1e6:.2f} M: {rate / best[w]:.2f}x",
-              flush=True)
+    pes = w * procs
+    if best.get(pes):
+        print(f"# PeerNet {w} worker(s) x {procs} process(es) "
+              f"{rate / 1e6:.2f} M events/s, ROSS best on {pes} PE(s) "
+              f"{best[pes] / 1e6:.2f} M: {rate / best[pes]:.2f}x", flush=True)
 PY

@@ -11,85 +11,8 @@
 #include <string.h>
 
 #include "peernet/peernet.h"
+#include "tests/sim/token_model.h"
 #include "tests/support/test_support.h"
-
-/* A model with state and bytes: each LP holds a running hash and a count;
- * an event carries a hop count and a value; handling one folds the value
- * into the LP's state and sends the event on (to a random LP a third of
- * the time), with a fresh value, until its hops run out; each LP also
- * adds what it saw to the run's sums at the end. Any difference in the
- * order of handling changes the digest. */
-typedef struct token {
-  uint32_t hops;
-  uint32_t pad;
-  uint64_t value;
-} token;
-
-typedef struct lp_state {
-  uint64_t hash;
-  uint64_t seen;
-  double last;
-} lp_state;
-
-typedef struct model_ctx {
-  uint32_t hops;
-  /* misuse checks, LP 0 in init (and in finish) */
-  bool misuse;
-  pn_err got[8];
-} model_ctx;
-
-static void token_init(pn_sim_ctx *ctx, void *state, void *user) {
-  (void)state;
-  model_ctx *mc = user;
-  token t = {.hops = mc->hops, .value = pn_sim_random(ctx)};
-  PN_ASSERT_OK(pn_sim_schedule(
-      ctx, pn_sim_lp(ctx), 1.0 + pn_sim_exponential(ctx, 2.0), &t, sizeof t));
-  if (mc->misuse && pn_sim_lp(ctx) == 0) {
-    uint8_t big[128] = {0};
-    mc->got[0] = pn_sim_schedule(ctx, 0, 0.5, &t, sizeof t); /* < lookahead */
-    mc->got[1] = pn_sim_schedule(ctx, pn_sim_lp_count(ctx), 1.0, &t, sizeof t);
-    mc->got[2] = pn_sim_schedule(ctx, 0, 1.0, big, sizeof big); /* > max */
-    mc->got[3] = pn_sim_schedule(ctx, 0, NAN, &t, sizeof t);
-    mc->got[4] = pn_sim_schedule(ctx, 0, INFINITY, &t, sizeof t);
-    mc->got[5] = pn_sim_schedule(ctx, 0, 1.0, NULL, 4);
-    mc->got[6] = pn_sim_add(ctx, PN_SIM_SUMS, 1);
-  }
-}
-
-static void token_event(pn_sim_ctx *ctx, void *state, const void *data,
-                        size_t len, void *user) {
-  (void)user;
-  lp_state *s = state;
-  token t;
-  assert_int_equal(len, sizeof t);
-  memcpy(&t, data, sizeof t);
-  assert_true(pn_sim_now(ctx) >= s->last); /* timestamp order */
-  s->last = pn_sim_now(ctx);
-  s->hash = (s->hash ^ t.value) * 0x100000001B3ull + pn_sim_lp(ctx);
-  s->seen++;
-  if (t.hops-- == 0) {
-    return;
-  }
-  t.value = pn_sim_random(ctx);
-  uint64_t to = pn_sim_lp(ctx);
-  if (pn_sim_below(ctx, 3) == 0) {
-    to = pn_sim_below(ctx, pn_sim_lp_count(ctx));
-  }
-  /* Ties on purpose: a delay of exactly the lookahead, often. */
-  double delay = pn_sim_below(ctx, 2) ? 1.0 : 1.0 + pn_sim_uniform(ctx);
-  PN_ASSERT_OK(pn_sim_schedule(ctx, to, delay, &t, sizeof t));
-}
-
-static void token_finish(pn_sim_ctx *ctx, void *state, void *user) {
-  model_ctx *mc = user;
-  lp_state *s = state;
-  PN_ASSERT_OK(pn_sim_add(ctx, 0, (int64_t)s->seen));
-  PN_ASSERT_OK(pn_sim_add(ctx, 1, (int64_t)(s->hash & 0xFFFF)));
-  if (mc->misuse && pn_sim_lp(ctx) == 0) {
-    token t = {0};
-    mc->got[7] = pn_sim_schedule(ctx, 0, 1.0, &t, sizeof t);
-  }
-}
 
 static uint32_t round_robin(uint64_t lp, uint32_t blocks, void *ctx) {
   (void)ctx;
@@ -98,22 +21,14 @@ static uint32_t round_robin(uint64_t lp, uint32_t blocks, void *ctx) {
 
 static pn_sim_result run_tokens(uint32_t workers, uint32_t blocks,
                                 pn_sim_map_fn map, uint64_t seed,
-                                model_ctx *mc) {
+                                token_model *tm) {
   pn_runtime *rt = pn_test_runtime(workers);
-  pn_sim_model m = PN_SIM_MODEL_INIT;
-  m.lp_state_size = sizeof(lp_state);
-  m.init = token_init;
-  m.event = token_event;
-  m.finish = token_finish;
-  m.user = mc;
-  pn_sim_config c = PN_SIM_CONFIG_INIT;
-  c.lp_count = 500;
-  c.lookahead = 1.0;
-  c.end_time = 300.0;
+  pn_sim_model m;
+  pn_sim_config c;
+  token_model_setup(tm, &m, &c);
   c.seed = seed;
   c.blocks = blocks;
   c.map = map;
-  c.event_max = sizeof(token);
   pn_sim_result r;
   PN_ASSERT_OK(pn_sim_run(rt, &m, &c, &r));
   PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
@@ -124,7 +39,7 @@ static pn_sim_result run_tokens(uint32_t workers, uint32_t blocks,
 static void same_results_whatever_the_workers_and_blocks(void **state) {
   (void)state;
   uint64_t seed = pn_test_seed();
-  model_ctx mc = {.hops = 1000};
+  token_model mc = {.hops = 1000};
   pn_sim_result base = run_tokens(1, 1, NULL, seed, &mc);
   fprintf(stderr, "# %llu events, %llu windows, digest %016llx\n",
           (unsigned long long)base.events, (unsigned long long)base.windows,
@@ -156,8 +71,8 @@ static void same_results_whatever_the_workers_and_blocks(void **state) {
 static void misuse_from_handlers(void **state) {
   (void)state;
   uint64_t seed = pn_test_seed();
-  model_ctx plain = {.hops = 50};
-  model_ctx bad = {.hops = 50, .misuse = true};
+  token_model plain = {.hops = 50};
+  token_model bad = {.hops = 50, .misuse = true};
   pn_sim_result a = run_tokens(2, 2, NULL, seed, &plain);
   pn_sim_result b = run_tokens(2, 2, NULL, seed, &bad);
   assert_int_equal(bad.got[0], PN_EINVAL);
