@@ -141,6 +141,10 @@ demo)
   configure_build build/release -DCMAKE_BUILD_TYPE=Release
   log "demo: a cluster of three processes on loopback"
   build/release/examples/peernet-cluster/peernet-cluster
+  log "demo: an epidemic simulated across three processes on loopback"
+  mkdir -p build/release/epidemic
+  build/release/examples/peernet-epidemic/peernet-epidemic --processes 3 \
+    --out build/release/epidemic
   ;;
 test)
   start=$(date +%s)

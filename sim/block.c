@@ -191,6 +191,11 @@ static void count_done(pn__sim_block *b, const pn__sim_done *d,
                        const uint32_t *to) {
   b->done_count++;
   b->done_failed |= d->failed;
+  b->done_events += d->events;
+  for (uint32_t i = 0; i < PN_SIM_SUMS; i++) {
+    b->done_series[i] =
+        (int64_t)((uint64_t)b->done_series[i] + (uint64_t)d->series[i]);
+  }
   if (d->min < b->done_min) {
     b->done_min = d->min;
   }
@@ -271,7 +276,10 @@ static void end_window(pn__sim_block *b) {
   pn__sim_done head = {.window = b->window,
                        .min = top ? top->ts : INFINITY,
                        .count = count,
-                       .failed = b->part.err != PN_OK};
+                       .failed = b->part.err != PN_OK,
+                       .events = b->part.events};
+  memcpy(head.series, b->series, sizeof head.series);
+  memset(b->series, 0, sizeof b->series);
   if (b->sent_min < head.min) {
     head.min = b->sent_min;
   }
@@ -356,6 +364,7 @@ static void next_window(pn__sim_block *b, double t, bool failed) {
   if (end > run->cfg.end_time) {
     end = run->cfg.end_time;
   }
+  b->window_start = start;
   if (stepped && run->model.tick) {
     run_ticks(b, start);
   }
@@ -382,9 +391,24 @@ static void coordinate(pn__sim_block *b) {
     }
     b->expect[i] = 0;
   }
+  if (run->cfg.progress) {
+    /* To every process's caller, this one's included. */
+    pn_sim_progress pr = {
+        .window = b->window, .time = b->window_start, .events = b->done_events};
+    memcpy(pr.series, b->done_series, sizeof pr.series);
+    (void)pn_send(run->inbox, PN__SIM_PROGRESS, &pr, sizeof pr);
+    for (uint32_t p = 0; run->node && p < run->nprocs; p++) {
+      if (p != run->rank) {
+        (void)pn_node_send(run->node, &run->inbox_refs[p], PN__SIM_PROGRESS,
+                           &pr, sizeof pr);
+      }
+    }
+  }
   b->done_count = 0;
   b->done_failed = 0;
   b->done_min = INFINITY;
+  b->done_events = 0;
+  memset(b->done_series, 0, sizeof b->done_series);
 }
 
 /* Leaves the window once its GO and the EVENTS that GO counts are in. */

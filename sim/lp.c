@@ -61,6 +61,15 @@ double pn_sim_exponential(pn_sim_ctx *ctx, double mean) {
   return -mean * log(1.0 - pn_sim_uniform(ctx));
 }
 
+pn_err pn_sim_record(pn_sim_ctx *ctx, uint32_t slot, int64_t v) {
+  if (!ctx || slot >= PN_SIM_SUMS || ctx->phase == PN__SIM_PHASE_FINISH) {
+    return PN_EINVAL;
+  }
+  uint64_t s = (uint64_t)ctx->b->series[slot] + (uint64_t)v;
+  memcpy(&ctx->b->series[slot], &s, sizeof s);
+  return PN_OK;
+}
+
 pn_err pn_sim_add(pn_sim_ctx *ctx, uint32_t slot, int64_t v) {
   if (!ctx || slot >= PN_SIM_SUMS) {
     return PN_EINVAL;

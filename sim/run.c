@@ -216,6 +216,13 @@ static pn_err collect(pn__sim_run *run, pn_sim_result *r) {
       if (p.err != PN_OK) {
         block_err = p.err;
       }
+    } else if (pn_msg_type(m) == PN__SIM_PROGRESS &&
+               pn_msg_size(m) == sizeof(pn_sim_progress)) {
+      if (run->cfg.progress) {
+        pn_sim_progress pr;
+        memcpy(&pr, pn_msg_data(m), sizeof pr);
+        run->cfg.progress(&pr, run->cfg.progress_ctx);
+      }
     } else if (pn_msg_down(m, &d) == PN_OK &&
                (d.node == 0 || d.reason != PN_DOWN_NORMAL)) {
       pn_inbox_release(run->inbox, m);

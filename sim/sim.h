@@ -20,11 +20,12 @@
 #include "peernet/sim.h"
 
 /* Messages (below PN_MSG_TYPE_RESERVED). */
-#define PN__SIM_START 0x53490001u  /* run.c -> block: init, window 0 */
-#define PN__SIM_EVENTS 0x53490002u /* block -> block: a pn__sim_out buffer */
-#define PN__SIM_DONE 0x53490003u   /* block -> block 0: pn__sim_done */
-#define PN__SIM_RESULT 0x53490004u /* block -> caller: pn__sim_partial */
-#define PN__SIM_GO 0x53490005u     /* block 0 -> block: pn__sim_done */
+#define PN__SIM_START 0x53490001u    /* run.c -> block: init, window 0 */
+#define PN__SIM_EVENTS 0x53490002u   /* block -> block: a pn__sim_out buffer */
+#define PN__SIM_DONE 0x53490003u     /* block -> block 0: pn__sim_done */
+#define PN__SIM_RESULT 0x53490004u   /* block -> caller: pn__sim_partial */
+#define PN__SIM_GO 0x53490005u       /* block 0 -> block: pn__sim_done */
+#define PN__SIM_PROGRESS 0x53490006u /* block 0 -> caller: pn_sim_progress */
 
 /* An event's place in the total order. */
 typedef struct pn__sim_key {
@@ -128,6 +129,8 @@ typedef struct pn__sim_done {
   double min;
   uint32_t count;
   uint32_t failed; /* DONE: this block failed; GO: one did: the run ends */
+  uint64_t events; /* DONE: the block's events handled so far */
+  int64_t series[PN_SIM_SUMS]; /* DONE: recorded in the window */
 } pn__sim_done;
 
 /* A block's share of the result. */
@@ -181,6 +184,10 @@ typedef struct pn__sim_block {
   uint32_t done_count;
   uint32_t done_failed;
   double done_min;
+  uint64_t done_events;
+  int64_t done_series[PN_SIM_SUMS];
+  double window_start;         /* this window's start (its tick's) */
+  int64_t series[PN_SIM_SUMS]; /* recorded in this window */
   uint32_t *expect; /* [blocks]: EVENTS each block gets of the window */
   pn__sim_partial part;
 } pn__sim_block;

@@ -91,6 +91,20 @@ typedef struct pn_sim_model {
 #define PN_SIM_MODEL_INIT                                                      \
   { .size = sizeof(pn_sim_model) }
 
+/* A window's end, told to pn_sim_run's caller (progress below): what
+ * the run has done so far and what the window's handlers recorded with
+ * pn_sim_record (time-stepped: one tick's worth, so a time series). */
+typedef struct pn_sim_progress {
+  uint64_t window;             /* 0: the init handlers */
+  double time;                 /* the window's start (its tick's) */
+  uint64_t events;             /* handled so far, every block */
+  int64_t series[PN_SIM_SUMS]; /* recorded in the window, every block */
+} pn_sim_progress;
+
+/* Called on pn_sim_run's thread, window by window, in order; p is valid
+ * for the call. */
+typedef void (*pn_sim_progress_fn)(const pn_sim_progress *p, void *ctx);
+
 typedef struct pn_sim_config {
   size_t size;        /* sizeof(pn_sim_config) */
   uint64_t lp_count;  /* LPs, at least 1 */
@@ -118,6 +132,10 @@ typedef struct pn_sim_config {
   uint32_t node_count;
   const char *run_name;     /* letters, digits, '.', '-', '_'; 1..24 */
   uint64_t join_timeout_ms; /* for every process to come; 0 = 30 s */
+  /* NULL: none. Across processes, the process of nodes[0] (which holds
+   * block 0) tells every process that gives one. */
+  pn_sim_progress_fn progress;
+  void *progress_ctx;
 } pn_sim_config;
 
 #define PN_SIM_CONFIG_INIT                                                     \
@@ -175,6 +193,12 @@ PN_API uint64_t pn_sim_random(pn_sim_ctx *ctx);
 PN_API double pn_sim_uniform(pn_sim_ctx *ctx);
 PN_API uint64_t pn_sim_below(pn_sim_ctx *ctx, uint64_t n);
 PN_API double pn_sim_exponential(pn_sim_ctx *ctx, double mean);
+
+/* Adds v to the current window's series `slot` (< PN_SIM_SUMS), which
+ * pn_sim_progress reports once every block has ended the window: a time
+ * series of the model's own counts. Errors: PN_EINVAL (NULL, slot out of
+ * range, from a finish handler). */
+PN_API pn_err pn_sim_record(pn_sim_ctx *ctx, uint32_t slot, int64_t v);
 
 /* Adds v to the run's sum `slot` (< PN_SIM_SUMS), from any handler:
  * integer sums, so their order never shows. Errors: PN_EINVAL (NULL,

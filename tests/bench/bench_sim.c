@@ -151,7 +151,7 @@ static pid_t start_rank(char **argv, int argc, uint32_t rank, uint16_t port) {
 }
 
 static const char *const *node_names(uint32_t n) {
-  static char names[64][16];
+  static char names[64][24];
   static const char *ptrs[64];
   for (uint32_t i = 0; i < n; i++) {
     snprintf(names[i], sizeof names[i], "phold-%u", i);

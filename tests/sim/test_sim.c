@@ -211,6 +211,7 @@ static void stepped_tick(pn_sim_ctx *ctx, void *state, void *user) {
   assert_true(s->ticks == 0 || now == s->last_tick + 0.5);
   s->last_tick = now;
   s->ticks++;
+  PN_ASSERT_OK(pn_sim_record(ctx, 0, 1));
   if (pn_sim_below(ctx, 4) == 0) {
     uint64_t to = pn_sim_below(ctx, pn_sim_lp_count(ctx));
     PN_ASSERT_OK(pn_sim_schedule(ctx, to, 0.5, NULL, 0));
@@ -229,6 +230,7 @@ static void stepped_event(pn_sim_ctx *ctx, void *state, const void *data,
   assert_true(pn_sim_now(ctx) >= s->last_tick &&
               pn_sim_now(ctx) < s->last_tick + 0.5);
   s->events++;
+  PN_ASSERT_OK(pn_sim_record(ctx, 1, 1));
 }
 
 static void stepped_finish(pn_sim_ctx *ctx, void *state, void *user) {
@@ -236,9 +238,30 @@ static void stepped_finish(pn_sim_ctx *ctx, void *state, void *user) {
   stepped_state *s = state;
   PN_ASSERT_OK(pn_sim_add(ctx, 0, (int64_t)s->ticks));
   PN_ASSERT_OK(pn_sim_add(ctx, 1, (int64_t)s->events));
+  assert_int_equal(pn_sim_record(ctx, 0, 1), PN_EINVAL); /* the run ended */
 }
 
-static pn_sim_result run_stepped(uint32_t workers, uint64_t seed) {
+/* What the progress function saw, window by window. */
+enum { STEPPED_WINDOWS = 101 }; /* init, then 100 ticks */
+typedef struct series {
+  uint32_t count;
+  double time[STEPPED_WINDOWS];
+  int64_t ticks[STEPPED_WINDOWS], events[STEPPED_WINDOWS];
+  uint64_t total[STEPPED_WINDOWS];
+} series;
+
+static void on_progress(const pn_sim_progress *p, void *ctx) {
+  series *s = ctx;
+  assert_true(s->count < STEPPED_WINDOWS);
+  assert_int_equal(p->window, s->count); /* in order, none missed */
+  s->time[s->count] = p->time;
+  s->ticks[s->count] = p->series[0];
+  s->events[s->count] = p->series[1];
+  s->total[s->count] = p->events;
+  s->count++;
+}
+
+static pn_sim_result run_stepped(uint32_t workers, uint64_t seed, series *out) {
   pn_runtime *rt = pn_test_runtime(workers);
   pn_sim_model m = PN_SIM_MODEL_INIT;
   m.lp_state_size = sizeof(stepped_state);
@@ -251,6 +274,8 @@ static pn_sim_result run_stepped(uint32_t workers, uint64_t seed) {
   c.lp_count = 300;
   c.end_time = 50.0;
   c.seed = seed;
+  c.progress = on_progress;
+  c.progress_ctx = out;
   pn_sim_result r;
   PN_ASSERT_OK(pn_sim_run(rt, &m, &c, &r));
   PN_ASSERT_OK(pn_runtime_shutdown(rt, UINT64_MAX));
@@ -261,14 +286,28 @@ static pn_sim_result run_stepped(uint32_t workers, uint64_t seed) {
 static void time_stepped_visits_every_tick(void **state) {
   (void)state;
   uint64_t seed = pn_test_seed();
-  pn_sim_result one = run_stepped(1, seed);
+  series s1 = {0}, s2 = {0};
+  pn_sim_result one = run_stepped(1, seed, &s1);
   assert_int_equal(one.windows, 100);       /* 50 / 0.5 */
   assert_int_equal(one.sums[0], 300 * 100); /* every LP, every tick */
   assert_int_equal(one.sums[1], (int64_t)one.events);
   assert_true(one.events > 300 * 100 / 8);
-  pn_sim_result two = run_stepped(2, seed);
+  pn_sim_result two = run_stepped(2, seed, &s2);
   assert_int_equal(two.digest, one.digest);
   assert_memory_equal(two.sums, one.sums, sizeof one.sums);
+  /* The progress function: every window, its tick's time, each LP's
+   * tick recorded once a tick, the events adding up; the same series on
+   * two workers. */
+  assert_int_equal(s1.count, STEPPED_WINDOWS);
+  int64_t events = 0;
+  for (uint32_t w = 1; w < STEPPED_WINDOWS; w++) {
+    assert_true(s1.time[w] == (w - 1) * 0.5);
+    assert_int_equal(s1.ticks[w], 300);
+    events += s1.events[w];
+    assert_int_equal(s1.total[w], (uint64_t)events);
+  }
+  assert_int_equal(events, (int64_t)one.events);
+  assert_memory_equal(&s1, &s2, sizeof s1);
 }
 
 /* The random draws keep to their ranges, and the streams differ by LP. */
