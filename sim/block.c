@@ -57,8 +57,9 @@ pn__sim_block *pn__sim_block_new(pn__sim_run *run, uint32_t index,
   b->handled = calloc(n, sizeof *b->handled);
   b->out = calloc(run->blocks, sizeof *b->out);
   b->expect = index ? NULL : calloc(run->blocks, sizeof *b->expect);
+  b->done_want = index ? NULL : calloc(run->nprocs, sizeof *b->done_want);
   if (!b->lps || !b->states || !b->rng || !b->seq || !b->handled || !b->out ||
-      (!index && !b->expect)) {
+      (!index && (!b->expect || !b->done_want))) {
     pn__sim_block_free(b);
     return NULL;
   }
@@ -80,7 +81,13 @@ void pn__sim_block_free(pn__sim_block *b) {
     free(b->out[i].bytes);
   }
   free(b->out);
+  for (size_t i = b->pend_at; i < b->npend; i++) {
+    free(b->pend[i].bytes);
+  }
+  free(b->pend);
+  free(b->done_msg);
   free(b->expect);
+  free(b->done_want);
   pn__sim_queue_fini(&b->queue);
   free(b->lps);
   free(b->states);
@@ -123,23 +130,51 @@ static pn_err send_copy(const pn__sim_run *run, uint32_t to, uint32_t type,
              : pn_node_send(run->node, &run->refs[to], type, data, len);
 }
 
+/* A message that had to go did not: the block stops with the failure
+ * reason, which ends the run here (its DOWN in pn_sim_run's inbox) and in
+ * every other process (their monitors of it), so none waits for it. */
+static void fail_stop(pn__sim_block *b) {
+  if (b->part.err == PN_OK) {
+    b->part.err = PN_EUNREACHABLE;
+  }
+  (void)pn_actor_stop_reason(pn_self(), PN__SIM_DOWN_FAILED);
+}
+
 /* --- receiving ----------------------------------------------------------- */
 
+/* Another block's events for this one. From another process, they are
+ * checked before they are used: a malformed one (short, an LP that is
+ * not this block's, bytes past event_max or past the message) fails the
+ * run, and nothing of it is kept past the check. */
 static void take_events(pn__sim_block *b, const uint8_t *p, size_t len) {
   const pn__sim_run *run = b->run;
   uint64_t window;
+  if (len < sizeof window) {
+    b->part.err = PN_EINVAL;
+    return;
+  }
   memcpy(&window, p, sizeof window);
   b->received[window & 1]++;
   const uint8_t *end = p + len;
   p += sizeof window;
-  while (p + sizeof(pn__sim_wire) <= end) {
+  while ((size_t)(end - p) >= sizeof(pn__sim_wire)) {
     pn__sim_wire w;
     memcpy(&w, p, sizeof w);
+    size_t rec = sizeof w + ((w.len + 7u) & ~7u);
+    if (w.to >= run->cfg.lp_count || run->lp_block[w.to] != b->index ||
+        w.len > run->cfg.event_max || rec > (size_t)(end - p) ||
+        !(w.key.ts >= 0)) {
+      b->part.err = PN_EINVAL;
+      return;
+    }
     if (!pn__sim_queue_push(&b->queue, &w.key, run->lp_local[w.to],
                             p + sizeof w, w.len)) {
       b->part.err = PN_ENOMEM;
     }
-    p += sizeof w + ((w.len + 7u) & ~7u);
+    p += rec;
+  }
+  if (p != end) {
+    b->part.err = PN_EINVAL;
   }
 }
 
@@ -185,12 +220,14 @@ static void run_ticks(pn__sim_block *b, double at) {
   }
 }
 
-/* Block 0 counts a DONE: its bound, the EVENTS each block gets, and
- * whether the block failed. */
+/* Block 0 counts a DONE: its bound, the EVENTS each block gets, whether
+ * the block failed, and whether its process wants progress. */
 static void count_done(pn__sim_block *b, const pn__sim_done *d,
                        const uint32_t *to) {
+  const pn__sim_run *run = b->run;
   b->done_count++;
   b->done_failed |= d->failed;
+  b->done_want[d->from % run->nprocs] |= d->want_progress != 0;
   b->done_events += d->events;
   for (uint32_t i = 0; i < PN_SIM_SUMS; i++) {
     b->done_series[i] =
@@ -204,17 +241,71 @@ static void count_done(pn__sim_block *b, const pn__sim_done *d,
   }
 }
 
-/* Another process's node takes at most PN__SIM_CHUNK bytes a message:
- * the buffer goes in pieces, each with the window. Returns the messages
- * sent (0: none could be; the buffer is given over either way). */
-#define PN__SIM_CHUNK (1u << 20)
-static uint32_t send_events(pn__sim_block *b, uint32_t to, pn__sim_out *o) {
+/* A DONE from another block (block 0 only): checked before it counts. */
+static void take_done(pn__sim_block *b, const uint8_t *p, size_t len) {
+  pn__sim_done d;
+  if (b->index || len < sizeof d) {
+    b->part.err = PN_EINVAL;
+    b->done_failed = 1;
+    return;
+  }
+  memcpy(&d, p, sizeof d);
+  size_t pairs = (len - sizeof d) / (2 * sizeof(uint32_t));
+  uint32_t *to = pairs ? malloc(pairs * 2 * sizeof *to) : NULL;
+  if (pairs && !to) {
+    b->part.err = PN_ENOMEM;
+    d.failed = 1;
+    d.count = 0;
+  } else if (pairs) {
+    memcpy(to, p + sizeof d, pairs * 2 * sizeof *to);
+  }
+  /* Its window is block 0's, or the next: the others may leave on their
+   * GO before block 0 has its own (a message too). */
+  bool ok = d.count <= pairs && d.window - b->window <= 1 &&
+            d.from < b->run->blocks && d.from != 0;
+  for (uint32_t i = 0; ok && i < d.count; i++) {
+    ok = to[2 * i] < b->run->blocks;
+  }
+  if (!ok) {
+    b->part.err = PN_EINVAL;
+    d.failed = 1;
+    d.count = 0;
+    d.from = 1;
+    d.want_progress = 0;
+  }
+  count_done(b, &d, to);
+  free(to);
+}
+
+/* To another process, a buffer goes in pieces of at most PN__SIM_CHUNK
+ * bytes, each with the window (a node link's credit is counted in
+ * messages' bytes: a piece fits any lane window). Adds them to the
+ * pieces waiting to go and returns how many, 0 when out of memory (the
+ * buffer is given over either way). */
+#define PN__SIM_CHUNK (32u << 10)
+static bool pend_add(pn__sim_block *b, uint32_t to, uint8_t *bytes,
+                     size_t len) {
+  if (b->npend == b->pend_cap) {
+    size_t cap = b->pend_cap ? 2 * b->pend_cap : 16;
+    pn__sim_piece *v = realloc(b->pend, cap * sizeof *v);
+    if (!v) {
+      free(bytes);
+      return false;
+    }
+    b->pend = v;
+    b->pend_cap = cap;
+  }
+  b->pend[b->npend++] = (pn__sim_piece){bytes, len, to};
+  return true;
+}
+
+static uint32_t split_events(pn__sim_block *b, uint32_t to, pn__sim_out *o) {
   const pn__sim_run *run = b->run;
   memcpy(o->bytes, &b->window, sizeof b->window);
   if (run->actors[to] || o->len <= PN__SIM_CHUNK) {
-    return send_owned(run, to, PN__SIM_EVENTS, o->bytes, o->len) == PN_OK;
+    return pend_add(b, to, o->bytes, o->len);
   }
-  uint32_t sent = 0;
+  uint32_t pieces = 0;
   size_t at = sizeof b->window;
   while (at < o->len) {
     size_t end = at;
@@ -234,74 +325,108 @@ static uint32_t send_events(pn__sim_block *b, uint32_t to, pn__sim_out *o) {
     }
     memcpy(piece, &b->window, sizeof b->window);
     memcpy(piece + sizeof b->window, o->bytes + at, end - at);
-    if (send_owned(run, to, PN__SIM_EVENTS, piece,
-                   sizeof b->window + (end - at)) != PN_OK) {
+    if (!pend_add(b, to, piece, sizeof b->window + (end - at))) {
       free(o->bytes);
       return 0;
     }
-    sent++;
+    pieces++;
     at = end;
   }
   free(o->bytes);
-  return sent;
+  return pieces;
+}
+
+/* Sends the pieces waiting to go, then the DONE. A link out of credit
+ * refuses a piece (PN_EAGAIN): the block, muted by then, goes on when a
+ * FLUSH to itself comes, once the other end has taken what it had. */
+static void flush(pn__sim_block *b) {
+  pn__sim_run *run = b->run;
+  while (b->pend_at < b->npend) {
+    pn__sim_piece *p = &b->pend[b->pend_at];
+    pn_err err;
+    if (run->actors[p->to]) {
+      err = pn_send_buf(run->actors[p->to], PN__SIM_EVENTS, p->bytes, p->len,
+                        free_buf, NULL);
+      if (err != PN_OK) {
+        free(p->bytes);
+      }
+    } else {
+      err = pn_node_send(run->node, &run->refs[p->to], PN__SIM_EVENTS, p->bytes,
+                         p->len);
+      if (err == PN_EAGAIN) {
+        if (pn_send(run->actors[b->index], PN__SIM_FLUSH, NULL, 0) != PN_OK) {
+          fail_stop(b);
+        }
+        return;
+      }
+      free(p->bytes);
+    }
+    if (err != PN_OK) {
+      b->part.err = PN_EUNREACHABLE;
+      b->done_msg->failed = 1;
+    }
+    b->pend_at++;
+  }
+  b->npend = b->pend_at = 0;
+  pn__sim_done *d = b->done_msg;
+  size_t size = b->done_size;
+  b->done_msg = NULL;
+  b->waiting = true;
+  if (!b->index) {
+    count_done(b, d, (const uint32_t *)(d + 1));
+    free(d);
+  } else if (send_owned(run, 0, PN__SIM_DONE, d, size) != PN_OK) {
+    fail_stop(b);
+  }
 }
 
 /* The window is done: each other block gets what this one scheduled for
  * it (tagged with the window), then block 0 its DONE. A block that could
  * not keep or send an event says so in its DONE: every block then ends
- * the run (with the error), none waits for what will not come. */
+ * the run (with the error), none waits for what will not come; one that
+ * cannot even say so stops (fail_stop). */
 static void end_window(pn__sim_block *b) {
   pn__sim_run *run = b->run;
   pn__sim_done *d = malloc(sizeof *d + 2 * run->blocks * sizeof(uint32_t));
-  uint32_t *dests = d ? (uint32_t *)(d + 1) : NULL; /* (block, messages) */
+  if (!d) {
+    b->part.err = PN_ENOMEM;
+    fail_stop(b);
+    return;
+  }
+  uint32_t *dests = (uint32_t *)(d + 1); /* (block, messages) */
   uint32_t count = 0;
   for (uint32_t i = 0; i < run->blocks; i++) {
     pn__sim_out *o = &b->out[i];
     if (!o->len) {
       continue;
     }
-    uint32_t sent = d ? send_events(b, i, o) : 0;
-    if (!d) {
-      free(o->bytes);
-    } else if (!sent) {
-      b->part.err = PN_EUNREACHABLE;
+    uint32_t pieces = split_events(b, i, o);
+    if (!pieces) {
+      b->part.err = PN_ENOMEM;
     } else {
       dests[2 * count] = i;
-      dests[2 * count + 1] = sent;
+      dests[2 * count + 1] = pieces;
       count++;
     }
     *o = (pn__sim_out){0};
   }
   const pn__sim_key *top = pn__sim_queue_top(&b->queue);
-  pn__sim_done head = {.window = b->window,
-                       .min = top ? top->ts : INFINITY,
-                       .count = count,
-                       .failed = b->part.err != PN_OK,
-                       .events = b->part.events};
-  memcpy(head.series, b->series, sizeof head.series);
+  *d = (pn__sim_done){.window = b->window,
+                      .min = top ? top->ts : INFINITY,
+                      .count = count,
+                      .want_progress = run->cfg.progress != NULL,
+                      .from = b->index,
+                      .events = b->part.events};
+  memcpy(d->series, b->series, sizeof d->series);
   memset(b->series, 0, sizeof b->series);
-  if (b->sent_min < head.min) {
-    head.min = b->sent_min;
+  if (b->sent_min < d->min) {
+    d->min = b->sent_min;
   }
   b->sent_min = INFINITY;
-  b->waiting = true;
-  if (!b->index) {
-    count_done(b, &head, dests);
-    free(d);
-    return;
-  }
-  if (d) {
-    *d = head;
-    if (send_owned(run, 0, PN__SIM_DONE, d,
-                   sizeof *d + 2 * count * sizeof *dests) == PN_OK) {
-      return;
-    }
-  }
-  /* A DONE of the header alone, copied, says the block failed. */
-  b->part.err = d ? PN_EUNREACHABLE : PN_ENOMEM;
-  head.failed = 1;
-  head.count = 0;
-  (void)send_copy(run, 0, PN__SIM_DONE, &head, sizeof head);
+  d->failed = b->part.err != PN_OK;
+  b->done_msg = d;
+  b->done_size = sizeof *d + 2 * count * sizeof *dests;
+  flush(b);
 }
 
 static void finish(pn__sim_block *b) {
@@ -328,12 +453,16 @@ static void finish(pn__sim_block *b) {
   b->part.digest = digest;
   b->part.end_ns = now_ns();
   /* To every process of the run: each adds the same results up. */
-  (void)pn_send(run->inbox, PN__SIM_RESULT, &b->part, sizeof b->part);
+  bool sent =
+      pn_send(run->inbox, PN__SIM_RESULT, &b->part, sizeof b->part) == PN_OK;
   for (uint32_t p = 0; run->node && p < run->nprocs; p++) {
     if (p != run->rank) {
-      (void)pn_node_send(run->node, &run->inbox_refs[p], PN__SIM_RESULT,
-                         &b->part, sizeof b->part);
+      sent &= pn_node_send(run->node, &run->inbox_refs[p], PN__SIM_RESULT,
+                           &b->part, sizeof b->part) == PN_OK;
     }
+  }
+  if (!sent) {
+    fail_stop(b);
   }
 }
 
@@ -347,11 +476,15 @@ static void next_window(pn__sim_block *b, double t, bool failed) {
   double start = t, end;
   bool stepped = run->cfg.sync == PN_SIM_TIME_STEPPED;
   if (stepped) {
-    /* Every tick when a tick handler wants them; otherwise the tick that
-     * holds the next event. */
-    double k =
-        run->model.tick ? (double)(b->window - 1) : floor(t / run->lookahead);
-    start = run->model.tick || isfinite(t) ? k * run->lookahead : INFINITY;
+    /* Every tick when a tick handler wants them (each starting where the
+     * last ended); otherwise the tick that holds the next event. */
+    if (run->model.tick) {
+      start = b->window_end;
+    } else {
+      start =
+          isfinite(t) ? floor(t / run->lookahead) * run->lookahead : INFINITY;
+      start = start > b->window_end ? start : b->window_end;
+    }
     end = start + run->lookahead;
   } else {
     end = t + run->lookahead;
@@ -365,6 +498,7 @@ static void next_window(pn__sim_block *b, double t, bool failed) {
     end = run->cfg.end_time;
   }
   b->window_start = start;
+  b->window_end = end;
   if (stepped && run->model.tick) {
     run_ticks(b, start);
   }
@@ -387,21 +521,25 @@ static void coordinate(pn__sim_block *b) {
                        .count = b->expect[i],
                        .failed = b->done_failed};
     if (send_copy(run, i, PN__SIM_GO, &go, sizeof go) != PN_OK) {
-      b->part.err = PN_ENOMEM; /* that block waits: the caller sees it stop */
+      fail_stop(b); /* that block would wait for it */
     }
     b->expect[i] = 0;
   }
-  if (run->cfg.progress) {
-    /* To every process's caller, this one's included. */
-    pn_sim_progress pr = {
-        .window = b->window, .time = b->window_start, .events = b->done_events};
-    memcpy(pr.series, b->done_series, sizeof pr.series);
-    (void)pn_send(run->inbox, PN__SIM_PROGRESS, &pr, sizeof pr);
-    for (uint32_t p = 0; run->node && p < run->nprocs; p++) {
-      if (p != run->rank) {
-        (void)pn_node_send(run->node, &run->inbox_refs[p], PN__SIM_PROGRESS,
-                           &pr, sizeof pr);
-      }
+  /* To the caller of every process that wants it, this one's too. */
+  pn_sim_progress pr = {
+      .window = b->window, .time = b->window_start, .events = b->done_events};
+  memcpy(pr.series, b->done_series, sizeof pr.series);
+  for (uint32_t p = 0; p < run->nprocs; p++) {
+    if (!b->done_want[p]) {
+      continue;
+    }
+    b->done_want[p] = false;
+    pn_err err = p == run->rank
+                     ? pn_send(run->inbox, PN__SIM_PROGRESS, &pr, sizeof pr)
+                     : pn_node_send(run->node, &run->inbox_refs[p],
+                                    PN__SIM_PROGRESS, &pr, sizeof pr);
+    if (err != PN_OK) {
+      fail_stop(b); /* a window missing from its series: the run fails */
     }
   }
   b->done_count = 0;
@@ -414,7 +552,9 @@ static void coordinate(pn__sim_block *b) {
 /* Leaves the window once its GO and the EVENTS that GO counts are in. */
 static void try_leave(pn__sim_block *b) {
   uint32_t par = (uint32_t)(b->window & 1);
-  if (!b->waiting || !b->have_go || b->received[par] != b->go_expect) {
+  /* A failed run ends at once: its counts may never add up. */
+  if (!b->waiting || !b->have_go ||
+      (!b->go_failed && b->received[par] != b->go_expect)) {
     return;
   }
   b->received[par] = 0;
@@ -425,9 +565,11 @@ static void try_leave(pn__sim_block *b) {
 void pn__sim_block_handler(pn_actor *self, void *state, const pn_msg *msg) {
   (void)self;
   pn__sim_block *b = state;
-  pn__sim_run *run = b->run;
+  /* Only the run's own messages touch the block: a stop (the block may be
+   * gone already when it never started) does not. */
   switch (pn_msg_type(msg)) {
   case PN__SIM_START: {
+    pn__sim_run *run = b->run;
     b->part.start_ns = now_ns();
     pn_sim_ctx ctx = {.b = b, .now = 0.0, .phase = PN__SIM_PHASE_INIT};
     for (uint64_t i = 0; run->model.init && i < b->nlps; i++) {
@@ -440,16 +582,21 @@ void pn__sim_block_handler(pn_actor *self, void *state, const pn_msg *msg) {
   case PN__SIM_EVENTS:
     take_events(b, pn_msg_data(msg), pn_msg_size(msg));
     break;
-  case PN__SIM_DONE: { /* block 0 */
-    pn__sim_done d;
-    memcpy(&d, pn_msg_data(msg), sizeof d);
-    count_done(
-        b, &d,
-        (const uint32_t *)((const uint8_t *)pn_msg_data(msg) + sizeof d));
+  case PN__SIM_DONE:
+    take_done(b, pn_msg_data(msg), pn_msg_size(msg));
     break;
-  }
+  case PN__SIM_FLUSH:
+    if (b->done_msg) {
+      flush(b);
+    }
+    break;
   case PN__SIM_GO: {
     pn__sim_done go;
+    if (pn_msg_size(msg) != sizeof go) {
+      b->part.err = PN_EINVAL;
+      fail_stop(b);
+      return;
+    }
     memcpy(&go, pn_msg_data(msg), sizeof go);
     b->have_go = true;
     b->go_min = go.min;

@@ -80,7 +80,12 @@ static pn_err resolve(pn__sim_run *run, uint32_t proc, const char *name,
       }
       bool mine = pn_msg_type(m) == PN_MSG_NODE_LOOKUP &&
                   pn_msg_node_result(m, &r) == PN_OK && r.tag == tag;
+      /* A DOWN now: a process found and monitored before has gone. */
+      bool down = pn_msg_type(m) == PN_MSG_DOWN;
       pn_inbox_release(run->inbox, m); /* nothing else comes before START */
+      if (down) {
+        return PN_EUNREACHABLE;
+      }
       if (mine) {
         break;
       }
@@ -106,7 +111,8 @@ pn_err pn__sim_join(pn__sim_run *run) {
   char name[PN_NODE_NAME_MAX + 1];
   uint64_t timeout =
       run->cfg.join_timeout_ms ? run->cfg.join_timeout_ms : 30000u;
-  uint64_t deadline = now_ms() + timeout;
+  uint64_t now = now_ms();
+  uint64_t deadline = timeout < UINT64_MAX - now ? now + timeout : UINT64_MAX;
   for (uint32_t b = 0; b < run->blocks; b++) {
     if (run->actors[b]) {
       block_name(run, b, name, sizeof name);

@@ -11,9 +11,10 @@
 #include "runtime/alloc.h"
 #include "sim/sim.h"
 
-static bool run_name_ok(const char *name) {
-  size_t len = name ? strnlen(name, 25) : 0;
-  if (len == 0 || len > 24) {
+/* 1..max bytes of letters, digits, '.', '-' and '_'. */
+static bool name_ok(const char *name, size_t max) {
+  size_t len = name ? strnlen(name, max + 1) : 0;
+  if (len == 0 || len > max) {
     return false;
   }
   for (size_t i = 0; i < len; i++) {
@@ -30,11 +31,24 @@ static bool run_name_ok(const char *name) {
 static uint32_t rank_of(const pn_sim_config *c) {
   const char *me = pn_node_name(c->node);
   for (uint32_t i = 0; i < c->node_count; i++) {
-    if (c->nodes[i] && strcmp(c->nodes[i], me) == 0) {
+    if (strcmp(c->nodes[i], me) == 0) {
       return i;
     }
   }
   return c->node_count;
+}
+
+/* Every node named, validly: nodes[i] is looked up as a path. */
+static bool nodes_ok(const pn_sim_config *c) {
+  if (!c->nodes || c->node_count == 0 || c->node_count > 1024) {
+    return false;
+  }
+  for (uint32_t i = 0; i < c->node_count; i++) {
+    if (!name_ok(c->nodes[i], PN_NODE_NAME_MAX)) {
+      return false;
+    }
+  }
+  return rank_of(c) < c->node_count;
 }
 
 static bool config_ok(const pn_sim_model *m, const pn_sim_config *c) {
@@ -51,8 +65,7 @@ static bool config_ok(const pn_sim_model *m, const pn_sim_config *c) {
              !isfinite(c->lookahead) || m->tick) {
     return false;
   }
-  if (c->node && (!c->nodes || c->node_count == 0 || c->node_count > 1024 ||
-                  !run_name_ok(c->run_name) || rank_of(c) == c->node_count)) {
+  if (c->node && (!nodes_ok(c) || !name_ok(c->run_name, 24))) {
     return false;
   }
   return c->blocks <= c->lp_count;
@@ -156,8 +169,8 @@ static void stop_blocks(pn__sim_run *run, bool failed) {
   uint32_t spawned = 0;
   for (uint32_t b = 0; b < run->blocks; b++) {
     if (run->block[b] && run->actors[b]) {
-      (void)(failed ? pn_actor_stop_reason(run->actors[b], PN_DOWN_APP + 1)
-                    : pn_actor_stop(run->actors[b]));
+      (void)pn_actor_stop_reason(
+          run->actors[b], failed ? PN__SIM_DOWN_FAILED : PN__SIM_DOWN_FINISHED);
       spawned++;
     }
   }
@@ -224,9 +237,14 @@ static pn_err collect(pn__sim_run *run, pn_sim_result *r) {
         run->cfg.progress(&pr, run->cfg.progress_ctx);
       }
     } else if (pn_msg_down(m, &d) == PN_OK &&
-               (d.node == 0 || d.reason != PN_DOWN_NORMAL)) {
+               (d.node == 0 || d.reason != PN__SIM_DOWN_FINISHED)) {
+      /* A block here stopped before the end: it failed (a message it had
+       * to send did not go), or the runtime is shutting down. One
+       * elsewhere stopped for anything but the run's end: its process
+       * failed, or its node was lost. */
       pn_inbox_release(run->inbox, m);
-      return d.node == 0 ? PN_ECLOSED : PN_EUNREACHABLE;
+      return d.node == 0 && d.reason != PN__SIM_DOWN_FAILED ? PN_ECLOSED
+                                                            : PN_EUNREACHABLE;
     }
     pn_inbox_release(run->inbox, m);
   }

@@ -25,7 +25,14 @@
 #define PN__SIM_DONE 0x53490003u     /* block -> block 0: pn__sim_done */
 #define PN__SIM_RESULT 0x53490004u   /* block -> caller: pn__sim_partial */
 #define PN__SIM_GO 0x53490005u       /* block 0 -> block: pn__sim_done */
+#define PN__SIM_FLUSH 0x53490007u    /* block -> itself: send what waits */
 #define PN__SIM_PROGRESS 0x53490006u /* block 0 -> caller: pn_sim_progress */
+
+/* Why a block stopped, as other processes' monitors read it: the run's
+ * end, or its failure (any other reason, PN_DOWN_NORMAL included: a
+ * runtime shutting down, a node lost, is a failure too). */
+#define PN__SIM_DOWN_FINISHED (PN_DOWN_APP + 2u)
+#define PN__SIM_DOWN_FAILED (PN_DOWN_APP + 1u)
 
 /* An event's place in the total order. */
 typedef struct pn__sim_key {
@@ -124,12 +131,21 @@ void pn__sim_leave(pn__sim_run *run);
  * blocks: (index, messages) pairs of uint32 follow. GO: the least of the
  * window's mins, and how many EVENTS of the window the receiver gets (`count`).
  */
+typedef struct pn__sim_piece {
+  uint8_t *bytes; /* owned */
+  size_t len;
+  uint32_t to;
+} pn__sim_piece;
+
 typedef struct pn__sim_done {
   uint64_t window;
   double min;
   uint32_t count;
   uint32_t failed; /* DONE: this block failed; GO: one did: the run ends */
-  uint64_t events; /* DONE: the block's events handled so far */
+  uint32_t want_progress;      /* DONE: this block's process has a progress
+                                  function */
+  uint32_t from;               /* DONE: the block that sent it */
+  uint64_t events;             /* DONE: the block's events handled so far */
   int64_t series[PN_SIM_SUMS]; /* DONE: recorded in the window */
 } pn__sim_done;
 
@@ -170,9 +186,15 @@ typedef struct pn__sim_block {
   uint64_t *handled; /* events each LP handled */
   pn__sim_queue queue;
   pn__sim_out *out; /* [blocks] */
-  double sent_min;  /* the earliest event sent this window */
-  uint64_t window;  /* the window it is in, or waits to leave */
-  bool waiting;     /* its window done, DONE sent */
+  /* The window's EVENTS not sent yet (a link out of credit), and the
+   * DONE that goes once they are out. */
+  struct pn__sim_piece *pend;
+  size_t npend, pend_cap, pend_at;
+  struct pn__sim_done *done_msg;
+  size_t done_size;
+  double sent_min; /* the earliest event sent this window */
+  uint64_t window; /* the window it is in, or waits to leave */
+  bool waiting;    /* its window done, DONE sent */
   /* The GO that lets it leave: the bound, and how many EVENTS of the
    * window it must have taken in first. */
   bool have_go;
@@ -183,10 +205,12 @@ typedef struct pn__sim_block {
   /* Block 0 only: the window's DONEs, its own included. */
   uint32_t done_count;
   uint32_t done_failed;
+  bool *done_want; /* [nprocs]: the processes that want progress */
   double done_min;
   uint64_t done_events;
   int64_t done_series[PN_SIM_SUMS];
   double window_start;         /* this window's start (its tick's) */
+  double window_end;           /* and its end: nothing scheduled earlier */
   int64_t series[PN_SIM_SUMS]; /* recorded in this window */
   uint32_t *expect; /* [blocks]: EVENTS each block gets of the window */
   pn__sim_partial part;

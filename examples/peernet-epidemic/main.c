@@ -321,28 +321,31 @@ static bool parse(int argc, char **argv, options *o) {
          (o->rank == 0) == (o->join_port == 0);
 }
 
-/* The other processes: this program again, with their rank. */
+/* The other processes: this program again, with their rank. All it
+ * needs is made before the fork: a child of a threaded process may not
+ * allocate. */
 static pid_t start_rank(int argc, char **argv, uint32_t rank, uint16_t port) {
+  char rank_s[16], port_s[16];
+  snprintf(rank_s, sizeof rank_s, "%u", rank);
+  snprintf(port_s, sizeof port_s, "%u", (unsigned)port);
+  char **args = calloc((size_t)argc + 5, sizeof *args);
+  if (!args) {
+    return -1;
+  }
+  int k = 0;
+  for (int i = 0; i < argc; i++) {
+    args[k++] = argv[i];
+  }
+  args[k++] = (char *)"--rank";
+  args[k++] = rank_s;
+  args[k++] = (char *)"--join";
+  args[k++] = port_s;
   pid_t pid = fork();
   if (pid == 0) {
-    char rank_s[16], port_s[16];
-    snprintf(rank_s, sizeof rank_s, "%u", rank);
-    snprintf(port_s, sizeof port_s, "%u", (unsigned)port);
-    char **args = calloc((size_t)argc + 5, sizeof *args);
-    if (!args) {
-      _exit(127);
-    }
-    int k = 0;
-    for (int i = 0; i < argc; i++) {
-      args[k++] = argv[i];
-    }
-    args[k++] = (char *)"--rank";
-    args[k++] = rank_s;
-    args[k++] = (char *)"--join";
-    args[k++] = port_s;
     execv("/proc/self/exe", args);
     _exit(127);
   }
+  free(args);
   return pid;
 }
 

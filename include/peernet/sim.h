@@ -127,10 +127,16 @@ typedef struct pn_sim_config {
    * Block b lives on nodes[b % node_count]; blocks find each other by
    * names registered on their nodes, and a run whose config differs
    * anywhere finds none (PN_ETIMEDOUT). */
+  /* Known defect: two blocks in two processes that each schedule more
+   * than two lane windows of events (2 MiB by default) for the other in
+   * one window stall the run (each waits for the other's credit). */
   struct pn_node *node;
   const char *const *nodes;
   uint32_t node_count;
-  const char *run_name;     /* letters, digits, '.', '-', '_'; 1..24 */
+  const char *run_name;     /* letters, digits, '.', '-', '_'; 1..24;
+                               another for a run that may overlap this
+                               one on the same nodes (one started again
+                               before every process returned from it) */
   uint64_t join_timeout_ms; /* for every process to come; 0 = 30 s */
   /* NULL: none. Across processes, the process of nodes[0] (which holds
    * block 0) tells every process that gives one. */
@@ -158,15 +164,16 @@ typedef struct pn_sim_result {
  * same result. Blocks the caller until then. The model's user pointer
  * and the map context are the caller's, used only during the call.
  * Errors, with *out untouched and nothing left running: PN_EINVAL (NULL,
- * small sizes, no event handler, lp_count 0 or above 2^32, lookahead or
+ * small sizes, no event handler, lp_count 0 or 2^32 or more, lookahead or
  * end_time not > 0 or not finite, tick not > 0 in time-stepped mode,
  * event_max above PN_SIM_EVENT_MAX, blocks above lp_count, a map giving a
  * block out of range, called from a handler; across processes: no nodes,
- * this node not among them, a bad run name), PN_ETIMEDOUT (the other
- * processes did not all come within join_timeout_ms), PN_EUNREACHABLE
- * (a node of the run was lost, or its process failed, mid-run: every
- * other process ends its run with it, none hangs), PN_ECLOSED (runtime or
- * node closing), PN_ENOMEM. Any thread but a worker's. */
+ * a bad node name, this node not among them, a bad run name; or another
+ * process sent what this one cannot read: their maps differ), PN_ETIMEDOUT (the
+ * other processes did not all come within join_timeout_ms), PN_EUNREACHABLE (a
+ * node of the run was lost, or its process failed, mid-run: every other process
+ * ends its run with it, none hangs), PN_ECLOSED (runtime or node closing),
+ * PN_ENOMEM. Any thread but a worker's. */
 PN_API pn_err pn_sim_run(pn_runtime *rt, const pn_sim_model *model,
                          const pn_sim_config *cfg, pn_sim_result *out);
 

@@ -123,30 +123,32 @@ static bool parse(int argc, char **argv, phold_params *p) {
 }
 
 /* The other processes of a run, started with this one's options and
- * their rank; they print nothing. */
+ * their rank; they print nothing. Everything the child needs is made
+ * before the fork: a child of a threaded process may not allocate. */
 static pid_t start_rank(char **argv, int argc, uint32_t rank, uint16_t port) {
+  char rank_s[16], port_s[16];
+  snprintf(rank_s, sizeof rank_s, "%u", rank);
+  snprintf(port_s, sizeof port_s, "%u", (unsigned)port);
+  char **args = calloc((size_t)argc + 8, sizeof *args);
+  if (!args) {
+    return -1;
+  }
+  int k = 0;
+  args[k++] = (char *)"/proc/self/exe";
+  args[k++] = (char *)"phold";
+  for (int i = 0; i < argc; i++) {
+    args[k++] = argv[i];
+  }
+  args[k++] = (char *)"--rank";
+  args[k++] = rank_s;
+  args[k++] = (char *)"--seed-port";
+  args[k++] = port_s;
   pid_t pid = fork();
   if (pid == 0) {
-    char rank_s[16], port_s[16];
-    snprintf(rank_s, sizeof rank_s, "%u", rank);
-    snprintf(port_s, sizeof port_s, "%u", (unsigned)port);
-    char **args = calloc((size_t)argc + 8, sizeof *args);
-    if (!args) {
-      _exit(127);
-    }
-    int k = 0;
-    args[k++] = (char *)"/proc/self/exe";
-    args[k++] = (char *)"phold";
-    for (int i = 0; i < argc; i++) {
-      args[k++] = argv[i];
-    }
-    args[k++] = (char *)"--rank";
-    args[k++] = rank_s;
-    args[k++] = (char *)"--seed-port";
-    args[k++] = port_s;
     execv("/proc/self/exe", args);
     _exit(127);
   }
+  free(args);
   return pid;
 }
 

@@ -58,6 +58,7 @@ static void procs_open(sim_proc *procs, uint32_t n, uint64_t detect_us) {
 
 typedef struct run_params {
   uint32_t nodes, blocks;
+  uint32_t hops; /* 0: 1000 */
   uint64_t seed, join_timeout_ms;
   const char *name;
   double end_time; /* 0: the model's */
@@ -65,7 +66,7 @@ typedef struct run_params {
 
 /* Starts procs[i]'s run on its own thread. */
 static void proc_start(sim_proc *p, const run_params *rp) {
-  p->tm.hops = 1000;
+  p->tm.hops = rp->hops ? rp->hops : 1000;
   p->tm.mark = 20.0;
   token_model_setup(&p->tm, &p->m, &p->c);
   p->c.seed = rp->seed;
@@ -166,7 +167,8 @@ static void a_node_lost_mid_run_ends_it_everywhere(void **state) {
                    .seed = pn_test_seed(),
                    .join_timeout_ms = NET_WAIT_MS,
                    .name = "lost",
-                   .end_time = 1e9};
+                   .end_time = 1e9,
+                   .hops = UINT32_MAX}; /* it runs until a node is lost */
   procs_start(procs, &rp);
   uint64_t t0 = net_now_ms();
   while (!atomic_load(&procs[0].tm.marked) && net_now_ms() - t0 < NET_WAIT_MS) {
@@ -210,6 +212,68 @@ static void differing_configs_never_join(void **state) {
   procs_close(procs, 2);
 }
 
+/* A window whose events for another process's block are more than the
+ * link's credit lets a block have out (two lane windows, 2 MiB by
+ * default) goes in pieces as the other end takes them: the first node's
+ * LPs each send a 4 KiB event to an LP of the second in their init, 2.4
+ * MB one way, and the run ends with every event handled. (Both ways at
+ * once is a known defect: each block is muted until the other takes
+ * what it sent, and a muted block takes nothing.) */
+static void big_init(pn_sim_ctx *ctx, void *state, void *user) {
+  (void)state;
+  (void)user;
+  static const uint8_t bytes[4000];
+  uint64_t n = pn_sim_lp_count(ctx), lp = pn_sim_lp(ctx);
+  (void)pn_sim_schedule(ctx, lp < n / 2 ? lp + n / 2 : lp, 1.0, bytes,
+                        sizeof bytes);
+}
+
+static void big_event(pn_sim_ctx *ctx, void *state, const void *data,
+                      size_t len, void *user) {
+  (void)ctx;
+  (void)state;
+  (void)data;
+  (void)len;
+  (void)user;
+}
+
+static void *big_main(void *arg) {
+  sim_proc *p = arg;
+  p->m = (pn_sim_model)PN_SIM_MODEL_INIT;
+  p->m.init = big_init;
+  p->m.event = big_event;
+  p->c.lp_count = 1200;
+  p->c.lookahead = 1.0;
+  p->c.end_time = 10.0;
+  p->c.event_max = 4000;
+  p->c.blocks = 2;
+  p->c.nodes = names;
+  p->c.node_count = 2;
+  p->c.run_name = "big";
+  p->c.join_timeout_ms = NET_WAIT_MS;
+  p->c.node = p->node;
+  p->err = pn_sim_run(p->rt, &p->m, &p->c, &p->r);
+  return NULL;
+}
+
+static void a_window_past_the_credit_waits_for_it(void **state) {
+  (void)state;
+  sim_proc procs[2];
+  memset(procs, 0, sizeof procs);
+  procs_open(procs, 2, 0);
+  for (int i = 0; i < 2; i++) {
+    procs[i].c = (pn_sim_config)PN_SIM_CONFIG_INIT;
+    assert_int_equal(
+        pthread_create(&procs[i].thread, NULL, big_main, &procs[i]), 0);
+  }
+  procs_join(procs, 2);
+  for (int i = 0; i < 2; i++) {
+    PN_ASSERT_OK(procs[i].err);
+    assert_int_equal(procs[i].r.events, 1200);
+  }
+  procs_close(procs, 2);
+}
+
 static void bad_node_configs_refused(void **state) {
   (void)state;
   sim_proc procs[1];
@@ -231,6 +295,12 @@ static void bad_node_configs_refused(void **state) {
   PN_ASSERT_ERR(PN_EINVAL, pn_sim_run(procs[0].rt, &m, &c, &r));
   c = ok, c.nodes = names + 1, c.node_count = 2; /* not among them */
   PN_ASSERT_ERR(PN_EINVAL, pn_sim_run(procs[0].rt, &m, &c, &r));
+  const char *const holes[] = {"sim-a", NULL};
+  c = ok, c.nodes = holes;
+  PN_ASSERT_ERR(PN_EINVAL, pn_sim_run(procs[0].rt, &m, &c, &r));
+  const char *const bad[] = {"sim-a", "no/slash"};
+  c = ok, c.nodes = bad;
+  PN_ASSERT_ERR(PN_EINVAL, pn_sim_run(procs[0].rt, &m, &c, &r));
   c = ok, c.run_name = NULL;
   PN_ASSERT_ERR(PN_EINVAL, pn_sim_run(procs[0].rt, &m, &c, &r));
   c = ok, c.run_name = "no/slash";
@@ -248,6 +318,7 @@ int main(void) {
       cmocka_unit_test(two_nodes_same_digest_as_one_process),
       cmocka_unit_test(a_node_lost_mid_run_ends_it_everywhere),
       cmocka_unit_test(differing_configs_never_join),
+      cmocka_unit_test(a_window_past_the_credit_waits_for_it),
       cmocka_unit_test(bad_node_configs_refused),
   };
   return net_run_groups(tests, sizeof tests / sizeof tests[0]);
